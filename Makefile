@@ -1,0 +1,38 @@
+# The two commands of the README: `make koji` (bring up the main profile)
+# and `make test` (the whole test suite). Everything else is set-up.
+PYTHON ?= python3
+VENV := .venv
+PROFILE ?= profiles/koji.cfg
+PIP := $(VENV)/bin/pip
+
+.PHONY: koji up test quick-test clean
+
+koji: up
+
+# Bring up a profile (default: the Koji system).
+up: bin/buildout
+	bin/buildout -c $(PROFILE)
+
+# The whole suite against the real engine; `make quick-test` skips the slow end-to-end runs.
+test: bin/test
+	bin/test $(TEST_ARGS)
+
+quick-test: bin/test
+	bin/test -m "not slow" $(TEST_ARGS)
+
+$(VENV)/.installed: setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q 'zc.buildout==6.0.1' 'zc.recipe.egg==6.0.0' -e '.[test]'
+	touch $@
+
+bin/buildout: $(VENV)/.installed
+	$(VENV)/bin/buildout -q bootstrap
+	touch $@
+
+bin/test: bin/buildout buildout.cfg setup.py
+	bin/buildout -q
+	touch $@
+
+clean:
+	rm -rf $(VENV) bin parts develop-eggs eggs .installed.cfg

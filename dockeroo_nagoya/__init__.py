@@ -1,0 +1,1 @@
+"""zc.buildout recipes that build and run systems of Docker containers."""

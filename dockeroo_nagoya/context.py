@@ -1,0 +1,82 @@
+"""What a build depends on, as one digest: context files, Dockerfile, base images.
+
+The digest covers what the engine would see: the files of the build context
+that ``.dockerignore`` lets through (the SDK's own matcher), by sorted path,
+with their content, executable bit and link targets, never their mtimes.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import stat
+
+from docker.utils.build import exclude_paths
+
+FROM_RE = re.compile(r'^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?', re.I | re.M)
+ARG_RE = re.compile(r'^\s*ARG\s+([A-Za-z_][A-Za-z0-9_]*)(?:=(\S*))?', re.I)
+VAR_RE = re.compile(r'\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)')
+
+
+def dockerignore_patterns(source: str) -> list[str]:
+    """The patterns of ``.dockerignore``, read as the SDK reads them."""
+    path = os.path.join(source, '.dockerignore')
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding='utf-8') as handle:
+        return [line.strip() for line in handle.read().splitlines()
+                if line.strip() and not line.strip().startswith('#')]
+
+
+def context_digest(source: str, dockerfile: str) -> str:
+    """sha256 over the build context as the engine would receive it."""
+    digest = hashlib.sha256()
+    included = exclude_paths(source, dockerignore_patterns(source), dockerfile=dockerfile)
+    for relative in sorted(included):
+        path = os.path.join(source, relative)
+        info = os.lstat(path)
+        if stat.S_ISLNK(info.st_mode):
+            entry = b'L' + os.readlink(path).encode()
+        elif stat.S_ISDIR(info.st_mode):
+            entry = b'D'
+        else:
+            executable = b'x' if info.st_mode & 0o111 else b'-'
+            entry = b'F' + executable + _file_sha256(path)
+        digest.update(relative.encode() + b'\0' + entry + b'\n')
+    return digest.hexdigest()
+
+
+def _file_sha256(path: str) -> bytes:
+    sha = hashlib.sha256()
+    with open(path, 'rb') as handle:
+        for block in iter(lambda: handle.read(1 << 20), b''):
+            sha.update(block)
+    return sha.hexdigest().encode()
+
+
+def base_images(dockerfile_text: str, build_args: dict[str, str]) -> list[str]:
+    """The images a Dockerfile starts from (not ``scratch``, not earlier stages)."""
+    args: dict[str, str] = {}
+    for line in dockerfile_text.splitlines():
+        if re.match(r'^\s*FROM\s', line, re.I):
+            break
+        match = ARG_RE.match(line)
+        if match:
+            args[match.group(1)] = match.group(2) or ''
+    args.update(build_args)
+
+    def expand(value: str) -> str:
+        def one(match: re.Match[str]) -> str:
+            key = match.group(1) or match.group(3)
+            return args.get(key) or (match.group(2) or '')
+        return VAR_RE.sub(one, value)
+
+    stages: set[str] = set()
+    bases: list[str] = []
+    for match in FROM_RE.finditer(dockerfile_text):
+        image = expand(match.group(1))
+        if image.lower() != 'scratch' and image.lower() not in stages and image not in bases:
+            bases.append(image)
+        if match.group(2):
+            stages.add(match.group(2).lower())
+    return bases

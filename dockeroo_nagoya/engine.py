@@ -1,0 +1,225 @@
+"""The one place that talks to the Docker engine.
+
+It connects (host, TLS, timeout, Docker context), labels what this buildout
+owns, keeps one labelled listing per kind of object for the whole run (so a
+no-op rerun costs one request per kind, not one per part), and turns engine
+errors into one-line ``UserError`` messages.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+from typing import Any, Iterator
+
+import docker
+import docker.errors
+import requests.exceptions
+import zc.buildout
+
+LABEL = 'io.dockeroo-nagoya'
+LABEL_BUILDOUT = f'{LABEL}.buildout'
+LABEL_PART = f'{LABEL}.part'
+LABEL_IDENTITY = f'{LABEL}.identity'
+LABEL_RECIPE = f'{LABEL}.recipe'
+LABEL_HELPER = f'{LABEL}.helper'
+
+KINDS = ('containers', 'images', 'volumes', 'networks')
+
+log = logging.getLogger('dockeroo_nagoya')
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineConfig:
+    """Where the engine is and how to reach it; hashable so clients are shared."""
+
+    host: str | None = None
+    tls_verify: bool = False
+    cert_path: str | None = None
+    timeout: int = 120
+    context: str | None = None
+
+    def describe(self) -> str:
+        """The address in the user's words, for error messages."""
+        if self.context:
+            return f'Docker context {self.context!r}'
+        return self.host or os.environ.get('DOCKER_HOST') or 'unix:///var/run/docker.sock'
+
+
+def owner_labels(directory: str, part: str, identity: str, recipe: str) -> dict[str, str]:
+    """The labels that make an object ours: buildout directory, part, identity hash."""
+    return {
+        LABEL_BUILDOUT: directory,
+        LABEL_PART: part,
+        LABEL_IDENTITY: identity,
+        LABEL_RECIPE: recipe,
+    }
+
+
+def identity_hash(value: Any) -> str:
+    """A stable short hash of any JSON-able value (sorted keys)."""
+    blob = json.dumps(value, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:32]
+
+
+class EngineError(zc.buildout.UserError):
+    """An engine failure, already phrased for the user."""
+
+
+def _user_message(exc: BaseException) -> str:
+    if isinstance(exc, docker.errors.APIError):
+        text = exc.explanation or str(exc)
+        if isinstance(text, bytes):
+            text = text.decode('utf-8', 'replace')
+        return str(text).strip()
+    return str(exc).strip()
+
+
+@contextlib.contextmanager
+def engine_errors(part: str, config: EngineConfig | None = None,
+                  action: str = '') -> Iterator[None]:
+    """Map what the SDK raises to one ``UserError`` line naming the part."""
+    where = f' ({action})' if action else ''
+    try:
+        yield
+    except zc.buildout.UserError:
+        raise
+    except (requests.exceptions.ConnectionError, ConnectionError) as exc:
+        address = config.describe() if config else 'the Docker engine'
+        raise EngineError(
+            f'{part}: no Docker engine answers at {address}{where}: start dockerd '
+            f'(Debian: apt-get install docker.io) or set docker-host') from exc
+    except requests.exceptions.Timeout as exc:
+        raise EngineError(f'{part}: the Docker engine did not answer in time{where}: '
+                          f'raise the timeout option') from exc
+    except docker.errors.DockerException as exc:
+        text = _user_message(exc)
+        if 'Error while fetching server API version' in text:
+            address = config.describe() if config else 'the Docker engine'
+            raise EngineError(
+                f'{part}: no Docker engine answers at {address}: start dockerd '
+                f'(Debian: apt-get install docker.io) or set docker-host') from exc
+        raise EngineError(f'{part}: Docker engine error{where}: {text}') from exc
+
+
+class Engine:
+    """A client plus the per-run caches of what this buildout owns."""
+
+    def __init__(self, config: EngineConfig, client: docker.DockerClient) -> None:
+        self.config = config
+        self.client = client
+        self.api: docker.APIClient = client.api
+        self._owned: dict[tuple[str, str], list[dict[str, Any]]] = {}
+
+    # -- owned objects, one labelled list per kind and buildout --------------
+    def owned(self, kind: str, directory: str) -> list[dict[str, Any]]:
+        """Every object of ``kind`` labelled with ``directory``, listed once per run."""
+        key = (kind, directory)
+        if key not in self._owned:
+            flt = {'label': f'{LABEL_BUILDOUT}={directory}'}
+            if kind == 'containers':
+                found = self.api.containers(all=True, filters=flt)
+            elif kind == 'images':
+                found = self.api.images(filters=flt)
+            elif kind == 'volumes':
+                found = self.api.volumes(filters=flt).get('Volumes') or []
+            elif kind == 'networks':
+                found = self.api.networks(filters=flt)
+            else:
+                raise ValueError(kind)
+            self._owned[key] = found
+        return self._owned[key]
+
+    def forget(self, kind: str | None = None) -> None:
+        """Drop the cached listings after a change, so the next look is fresh."""
+        if kind is None:
+            self._owned.clear()
+        else:
+            for key in [k for k in self._owned if k[0] == kind]:
+                del self._owned[key]
+
+    def part_objects(self, kind: str, directory: str, part: str) -> list[dict[str, Any]]:
+        """The objects of one part, from the shared listing."""
+        return [obj for obj in self.owned(kind, directory)
+                if labels_of(obj).get(LABEL_PART) == part]
+
+    # -- single objects ---------------------------------------------------------
+    def inspect(self, kind: str, name: str) -> dict[str, Any] | None:
+        """Inspect by name or id; ``None`` when it does not exist."""
+        getter = {
+            'containers': self.api.inspect_container,
+            'images': self.api.inspect_image,
+            'volumes': self.api.inspect_volume,
+            'networks': self.api.inspect_network,
+        }[kind]
+        try:
+            return getter(name)
+        except docker.errors.NotFound:
+            return None
+
+    def image_id(self, reference: str) -> str | None:
+        """The id of a local image, or ``None``."""
+        found = self.inspect('images', reference)
+        return found['Id'] if found else None
+
+
+def labels_of(obj: dict[str, Any]) -> dict[str, str]:
+    """Labels of a listed or inspected object, whatever its kind."""
+    labels = obj.get('Labels')
+    if labels is None:
+        labels = (obj.get('Config') or {}).get('Labels')
+    return labels or {}
+
+
+def owner_of(obj: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(buildout directory, part) an object is labelled with."""
+    labels = labels_of(obj)
+    return labels.get(LABEL_BUILDOUT), labels.get(LABEL_PART)
+
+
+_ENGINES: dict[EngineConfig, Engine] = {}
+
+
+def connect(config: EngineConfig, part: str) -> Engine:
+    """One shared client per engine configuration for the whole buildout run."""
+    engine = _ENGINES.get(config)
+    if engine is not None:
+        return engine
+    with engine_errors(part, config, 'connecting'):
+        kwargs: dict[str, Any] = {'timeout': config.timeout}
+        if config.context:
+            ctx = docker.ContextAPI.get_context(config.context)
+            if ctx is None:
+                raise zc.buildout.UserError(
+                    f'{part}: option machine-name: no Docker context named '
+                    f'{config.context!r} (docker context ls lists them)')
+            kwargs['base_url'] = ctx.Host
+            tls = ctx.TLSConfig
+            if tls:
+                kwargs['tls'] = tls
+            client = docker.DockerClient(**kwargs)
+        elif config.host or config.tls_verify or config.cert_path:
+            env = dict(os.environ)
+            if config.host:
+                env['DOCKER_HOST'] = config.host
+            if config.tls_verify:
+                env['DOCKER_TLS_VERIFY'] = '1'
+            if config.cert_path:
+                env['DOCKER_CERT_PATH'] = config.cert_path
+            client = docker.from_env(environment=env, timeout=config.timeout)
+        else:
+            client = docker.from_env(timeout=config.timeout)
+    engine = Engine(config, client)
+    _ENGINES[config] = engine
+    return engine
+
+
+def reset_connections() -> None:
+    """Forget every client (tests and long-lived processes)."""
+    for engine in _ENGINES.values():
+        with contextlib.suppress(OSError, docker.errors.DockerException):
+            engine.client.close()
+    _ENGINES.clear()

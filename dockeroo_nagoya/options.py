@@ -1,0 +1,248 @@
+"""Parsing of option values into Python values.
+
+Every recipe declares its options as a table of :class:`Option`; the table
+drives parsing, defaults and which values make up an object's identity. A
+parser raises :class:`Invalid` with what it expected; :func:`parse_options`
+turns that into one ``UserError`` line naming the part and the option.
+"""
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import re
+from typing import Any, Callable, Mapping
+
+import zc.buildout
+
+TRUE = frozenset({'true', 'yes', 'on', '1'})
+FALSE = frozenset({'false', 'no', 'off', '0'})
+
+NAME_RE = re.compile(r'^[a-zA-Z0-9][a-zA-Z0-9_.-]*$')
+IMAGE_RE = re.compile(
+    r'^(?:(?P<registry>[a-zA-Z0-9.-]+(?::[0-9]+)?)/)?'
+    r'(?P<path>[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)'
+    r'(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?'
+    r'(?:@(?P<digest>sha256:[a-f0-9]{64}))?$')
+KEY_RE = re.compile(r'^[A-Za-z_][A-Za-z0-9_.\-/]*$')
+SIZE_RE = re.compile(r'^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$', re.I)
+DURATION_PART_RE = re.compile(r'(\d+(?:\.\d+)?)(ms|s|m|h)')
+UNITS = {'': 1, 'k': 1024, 'm': 1024 ** 2, 'g': 1024 ** 3, 't': 1024 ** 4}
+SECONDS = {'ms': 0.001, 's': 1, 'm': 60, 'h': 3600}
+
+
+class Invalid(ValueError):
+    """A value that does not parse; the message says what was expected."""
+
+
+Parser = Callable[[str], Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """One option of a recipe: how to parse it and whether it is identity."""
+
+    name: str
+    parse: Parser = lambda raw: raw.strip()  # noqa: E731 - a default parser
+    default: str | None = None
+    required: bool = False
+    identity: bool = True
+
+
+def parse_options(part: str, options: Mapping[str, str],
+                  table: tuple[Option, ...]) -> dict[str, Any]:
+    """Parse every declared option; one ``UserError`` for the first bad one."""
+    values: dict[str, Any] = {}
+    for option in table:
+        raw = options.get(option.name)
+        if raw is None or (not raw.strip() and option.required):
+            if option.required:
+                raise zc.buildout.UserError(
+                    f'{part}: option {option.name} is required but missing')
+            raw = option.default
+        if raw is None:
+            values[option.name] = None
+            continue
+        try:
+            values[option.name] = option.parse(raw)
+        except Invalid as exc:
+            raise invalid(part, option.name, str(exc), raw) from None
+    return values
+
+
+def invalid(part: str, option: str, expected: str, raw: str | None = None) -> zc.buildout.UserError:
+    """The one-line error for a bad value."""
+    got = '' if raw is None else f', got {short(raw)!r}'
+    return zc.buildout.UserError(f'{part}: option {option}: expected {expected}{got}')
+
+
+def short(raw: str, limit: int = 80) -> str:
+    """A value cut to a readable length for an error line."""
+    raw = raw.strip()
+    return raw if len(raw) <= limit else raw[:limit] + '...'
+
+
+# -- scalar parsers ---------------------------------------------------------
+def text(raw: str) -> str:
+    return raw.strip()
+
+
+def boolean(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in TRUE:
+        return True
+    if value in FALSE:
+        return False
+    raise Invalid('a boolean (true/false, yes/no, on/off, 1/0)')
+
+
+def integer(minimum: int | None = None, maximum: int | None = None) -> Parser:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise Invalid(_range_text('an integer', minimum, maximum)) from None
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            raise Invalid(_range_text('an integer', minimum, maximum))
+        return value
+    return parse
+
+
+def _range_text(what: str, minimum: int | None, maximum: int | None) -> str:
+    if minimum is not None and maximum is not None:
+        return f'{what} from {minimum} to {maximum}'
+    if minimum is not None:
+        return f'{what} of at least {minimum}'
+    return what
+
+
+def port(raw: str) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise Invalid('a port number from 1 to 65535') from None
+    if not 1 <= value <= 65535:
+        raise Invalid('a port number from 1 to 65535')
+    return value
+
+
+def size(raw: str) -> int:
+    """Bytes from ``512``, ``64k``, ``10M``, ``2GiB``."""
+    match = SIZE_RE.match(raw.strip())
+    if not match:
+        raise Invalid('a size such as 512, 64k, 10M or 2G')
+    number, unit = match.groups()
+    return int(float(number) * UNITS[unit.lower()])
+
+
+def duration(raw: str) -> float:
+    """Seconds from ``30``, ``30s``, ``500ms``, ``1m30s``, ``2h``."""
+    value = raw.strip().lower()
+    try:
+        seconds = float(value)
+    except ValueError:
+        pos, seconds = 0, 0.0
+        for match in DURATION_PART_RE.finditer(value):
+            if match.start() != pos:
+                break
+            seconds += float(match.group(1)) * SECONDS[match.group(2)]
+            pos = match.end()
+        if pos != len(value) or not value:
+            raise Invalid('a duration such as 30, 30s, 500ms, 1m30s or 2h') from None
+    if seconds < 0:
+        raise Invalid('a duration that is not negative')
+    return seconds
+
+
+def name(raw: str) -> str:
+    """A name the engine accepts for a container, volume or network."""
+    value = raw.strip()
+    if not NAME_RE.match(value):
+        raise Invalid('a name of letters, digits, "_", "." and "-", starting with a letter or digit')
+    return value
+
+
+def image_reference(raw: str) -> str:
+    value = raw.strip()
+    if not IMAGE_RE.match(value):
+        raise Invalid('an image reference such as name, name:tag, registry:5000/name:tag '
+                      'or name@sha256:DIGEST (lower case)')
+    return value
+
+
+def network_address(raw: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        return ipaddress.ip_network(raw.strip(), strict=True)
+    except ValueError:
+        raise Invalid('a subnet in CIDR form such as 172.28.0.0/16') from None
+
+
+def ip_address(raw: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    try:
+        return ipaddress.ip_address(raw.strip())
+    except ValueError:
+        raise Invalid('an IP address such as 172.28.0.1') from None
+
+
+def existing_directory(raw: str) -> str:
+    path = os.path.abspath(os.path.expanduser(raw.strip()))
+    if not os.path.isdir(path):
+        raise Invalid('an existing directory')
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise Invalid('a directory this user can read')
+    return path
+
+
+def existing_file(raw: str) -> str:
+    path = os.path.abspath(os.path.expanduser(raw.strip()))
+    if not os.path.isfile(path):
+        raise Invalid('an existing file')
+    if not os.access(path, os.R_OK):
+        raise Invalid('a file this user can read')
+    return path
+
+
+def path(raw: str) -> str:
+    return os.path.abspath(os.path.expanduser(raw.strip()))
+
+
+# -- multi-line parsers -----------------------------------------------------
+def lines(raw: str) -> list[str]:
+    """Non-empty, stripped lines; ``#`` starts a comment line."""
+    return [line.strip() for line in raw.splitlines()
+            if line.strip() and not line.strip().startswith('#')]
+
+
+def words(raw: str) -> list[str]:
+    """Whitespace-separated words over all lines."""
+    return raw.split()
+
+
+def key_values(raw: str) -> dict[str, str]:
+    """``KEY=VALUE`` lines (also ``KEY: VALUE``) into an ordered dict."""
+    result: dict[str, str] = {}
+    for line in lines(raw):
+        key, sep, value = line.partition('=')
+        if not sep:
+            raise Invalid('KEY=VALUE lines')
+        key = key.strip()
+        if not KEY_RE.match(key):
+            raise Invalid('KEY=VALUE lines with keys of letters, digits, "_", ".", "-" or "/"')
+        result[key] = value.strip()
+    return result
+
+
+def each(parse: Parser) -> Parser:
+    """Apply a single-value parser to every line."""
+    def parse_lines(raw: str) -> list[Any]:
+        return [parse(line) for line in lines(raw)]
+    return parse_lines
+
+
+def one_of(*choices: str) -> Parser:
+    def parse(raw: str) -> str:
+        value = raw.strip()
+        if value not in choices:
+            raise Invalid('one of ' + ', '.join(choices))
+        return value
+    return parse

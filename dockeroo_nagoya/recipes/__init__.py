@@ -1,0 +1,1 @@
+"""One module per recipe; each declares its options and does its one job."""

@@ -1,0 +1,147 @@
+"""``docker.pull``: an image from a registry, fetched only when it changed.
+
+With buildout's ``-N`` (newest off) a present image is never fetched again;
+otherwise the registry's digest is compared with the local one and the image
+pulled only when they differ. Credentials are taken by reference and handed
+to the SDK in memory.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping
+
+import docker.errors
+import zc.buildout
+
+from .. import options as opt
+from ..engine import Engine, engine_errors
+from ..progress import follow_layers
+from ..recipe import Recipe, uninstaller
+from ..secrets import registry_auth
+
+
+def split_reference(reference: str) -> tuple[str, str]:
+    """(repository, tag or digest) of a reference; a missing tag is ``latest``."""
+    if '@' in reference:
+        repository, digest = reference.split('@', 1)
+        return repository, digest
+    last = reference.rsplit('/', 1)[-1]
+    if ':' in last:
+        repository, tag = reference.rsplit(':', 1)
+        return repository, tag
+    return reference, 'latest'
+
+
+class PullRecipe(Recipe):
+    """An image pulled from a registry."""
+
+    recipe = 'docker.pull'
+    kind = 'images'
+    table = (
+        opt.Option('image', opt.image_reference),
+        opt.Option('name', opt.image_reference, identity=False),
+        opt.Option('tag', opt.text),
+        opt.Option('digest', opt.text),
+        opt.Option('registry', opt.text),
+        opt.Option('platform', opt.text),
+        opt.Option('username', opt.text, identity=False),
+        opt.Option('password-env', opt.text, identity=False),
+        opt.Option('password-file', opt.text, identity=False),
+        opt.Option('keep', opt.boolean, default='true', identity=False),
+    )
+
+    def configure(self) -> None:
+        values = self.values
+        # dockeroo names the image with ``name``; ``image`` wins, the part name is the last resort.
+        reference = values['image'] or values['name']
+        if reference is None:
+            try:
+                reference = opt.image_reference(self.name)
+            except opt.Invalid as exc:
+                raise opt.invalid(self.name, 'image', str(exc), self.name) from None
+        if values['registry']:
+            reference = f"{values['registry'].rstrip('/')}/{reference}"
+        if values['tag'] and values['digest']:
+            raise opt.invalid(self.name, 'digest', 'either tag or digest, not both', values['digest'])
+        if values['tag']:
+            reference = f"{reference}:{values['tag']}"
+        if values['digest']:
+            if not values['digest'].startswith('sha256:') or len(values['digest']) != 71:
+                raise opt.invalid(self.name, 'digest', 'sha256: followed by 64 hex digits',
+                                  values['digest'])
+            reference = f"{reference}@{values['digest']}"
+        try:
+            opt.image_reference(reference)
+        except opt.Invalid as exc:
+            raise opt.invalid(self.name, 'image', str(exc), reference) from None
+        self.repository, self.tag = split_reference(reference)
+        self.reference = reference if ('@' in reference or self.tag != 'latest'
+                                       or reference.endswith(':latest')) \
+            else f'{reference}:latest'
+        self.auth = registry_auth(self.name, self.options)
+        self.options['name'] = self.reference
+        self.options['image'] = self.reference
+        with engine_errors(self.name, self.engine_config, 'looking up the image'):
+            local = self.engine.inspect('images', self.reference)
+        self.options['image-id'] = local['Id'] if local else ''
+
+    def apply(self, fresh: bool) -> list[str]:
+        local = self.engine.inspect('images', self.reference)
+        if local is not None:
+            pinned = '@' in self.reference
+            if pinned or not self.newest():
+                return []
+            remote = self._remote_digest()
+            if remote is None or f'{self.repository}@{remote}' in (local.get('RepoDigests') or []):
+                self.log.debug('%s is up to date', self.reference)
+                return []
+            self.log.info('pulling %s: the registry has a new digest %s', self.reference, remote)
+        else:
+            self.log.info('pulling %s', self.reference)
+        self._pull()
+        return []
+
+    def _remote_digest(self) -> str | None:
+        """The registry's digest for the reference, or ``None`` when it can't be asked."""
+        try:
+            answer = self.engine.api.inspect_distribution(self.reference, auth_config=self.auth)
+        except docker.errors.APIError as exc:
+            self.log.warning('could not ask the registry about %s (%s); keeping the local image',
+                             self.reference, (exc.explanation or str(exc)).strip())
+            return None
+        return answer['Descriptor']['digest']
+
+    def _pull(self) -> None:
+        stream = self.engine.api.pull(self.repository, tag=self.tag, stream=True, decode=True,
+                                      auth_config=self.auth, platform=self.values['platform'])
+        follow_layers(self.name, f'pull of {self.reference}', stream, self.log)
+        image = self.engine.inspect('images', self.reference)
+        if image is None:
+            raise zc.buildout.UserError(f'{self.name}: the pull of {self.reference} ended '
+                                        f'without an image')
+        self.log.info('pulled %s (%s)', self.reference, image['Id'][:19])
+
+    @classmethod
+    def teardown(cls, engine: Engine, directory: str, part: str,
+                 options: Mapping[str, str], log: logging.Logger) -> None:
+        try:
+            keep = opt.boolean(options.get('keep', 'true'))
+        except opt.Invalid:
+            keep = True
+        reference = options.get('name')
+        if keep or not reference:
+            return
+        try:
+            engine.api.remove_image(reference)
+            log.info('removed image %s (keep = false)', reference)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            log.warning('image %s not removed: %s', reference, _explain(exc))
+
+
+def _explain(exc: docker.errors.APIError) -> Any:
+    return (exc.explanation or str(exc)).strip() if isinstance(exc.explanation, str) else str(exc)
+
+
+uninstall = uninstaller(PullRecipe)

@@ -1,0 +1,151 @@
+"""``docker.volume``: a named volume whose data is never lost silently.
+
+A reinstall adopts the existing volume. When the options really need a new
+volume (driver, driver options, labels are fixed at creation), the content
+is archived into the backup directory, the volume made anew and the content
+put back. Removing the part keeps the volume unless ``keep = false``; then
+its content is archived first.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Mapping
+
+import zc.buildout
+
+from .. import options as opt
+from .. import volumedata
+from ..engine import Engine, labels_of
+from ..recipe import Recipe, uninstaller
+
+
+def backup_directory(directory: str, options: Mapping[str, str]) -> str:
+    raw = options.get('backup-directory') or os.path.join(directory, 'var', 'backups')
+    return os.path.join(directory, os.path.expanduser(raw.strip()))
+
+
+class VolumeRecipe(Recipe):
+    """A named Docker volume."""
+
+    recipe = 'docker.volume'
+    kind = 'volumes'
+    table = (
+        opt.Option('name', opt.name),
+        opt.Option('driver', opt.text, default='local'),
+        opt.Option('driver-opts', opt.key_values, default=''),
+        opt.Option('labels', opt.key_values, default=''),
+        opt.Option('keep', opt.boolean, default='true', identity=False),
+        opt.Option('restore-from', opt.existing_file, identity=False),
+        opt.Option('backup-directory', opt.path, identity=False),
+    )
+
+    def configure(self) -> None:
+        self.name_from_part()
+        self.backups = backup_directory(self.directory, self.options)
+
+    def identity_values(self) -> dict[str, Any]:
+        values = super().identity_values()
+        values.pop('name')
+        return values
+
+    def apply(self, fresh: bool) -> list[str]:
+        name = self.values['name']
+        identity = self.identity()
+        current = next((v for v in self.engine.owned('volumes', self.directory)
+                        if v['Name'] == name), None)
+        if current is None:
+            current = self.engine.inspect('volumes', name)
+            if current is not None:
+                self.check_ours(current, 'volume', name)
+        if current is None:
+            self.log.info('creating volume %s', name)
+            self._create(identity)
+            if self.values['restore-from']:
+                self.log.info('seeding volume %s from %s', name, self.values['restore-from'])
+                volumedata.restore(self.engine, name, self.values['restore-from'])
+        elif self.identity_of(current) != identity:
+            self._recreate(current, identity)
+        if fresh:
+            self._settle_stale(name)
+        self.engine.forget('volumes')
+        return []
+
+    def _create(self, identity: str) -> None:
+        self.engine.api.create_volume(
+            name=self.values['name'], driver=self.values['driver'],
+            driver_opts=self.values['driver-opts'] or None,
+            labels=self.labels(identity, self.values['labels']))
+
+    def _recreate(self, current: dict[str, Any], identity: str) -> None:
+        """New driver or labels need a new volume: carry the content over."""
+        name = self.values['name']
+        changed = _changes(current, self.values)
+        self.log.info('recreating volume %s (%s): archiving its content first', name,
+                      changed or 'its identity changed')
+        path, _ = volumedata.backup(self.engine, name, self.backups)
+        self.log.info('content of %s archived in %s', name, path)
+        try:
+            self.engine.api.remove_volume(name)
+        except Exception:
+            self.log.error('volume %s could not be removed; its archive is %s', name, path)
+            raise
+        self._create(identity)
+        volumedata.restore(self.engine, name, path)
+        self.log.info('content of %s restored into the new volume', name)
+
+    def _settle_stale(self, name: str) -> None:
+        """A renamed volume of this part: copy its data over, then honour keep."""
+        for stale in self.engine.part_objects('volumes', self.directory, self.name):
+            if stale['Name'] == name:
+                continue
+            if volumedata.is_empty(self.engine, name):
+                self.log.info('copying the content of %s (the old name of this part\'s volume) '
+                              'into %s', stale['Name'], name)
+                volumedata.copy_volume(self.engine, stale['Name'], name)
+            _remove(self.engine, stale['Name'], self.values['keep'], self.backups, self.log)
+
+    @classmethod
+    def teardown(cls, engine: Engine, directory: str, part: str,
+                 options: Mapping[str, str], log: logging.Logger) -> None:
+        try:
+            keep = opt.boolean(options.get('keep', 'true'))
+        except opt.Invalid:
+            keep = True
+        backups = backup_directory(directory, options)
+        for volume in engine.part_objects('volumes', directory, part):
+            _remove(engine, volume['Name'], keep, backups, log)
+
+
+def _changes(current: dict[str, Any], values: dict[str, Any]) -> str:
+    """Say which fixed property forces a new volume."""
+    said = []
+    if current.get('Driver') != values['driver']:
+        said.append('driver changed')
+    if (current.get('Options') or {}) != (values['driver-opts'] or {}):
+        said.append('driver-opts changed')
+    user = {k: v for k, v in labels_of(current).items() if not k.startswith('io.dockeroo-nagoya.')}
+    if user != values['labels']:
+        said.append('labels changed')
+    return ', '.join(said)
+
+
+def _remove(engine: Engine, name: str, keep: bool, backups: str, log: logging.Logger) -> None:
+    """Remove a volume of ours, never without an archive of its content."""
+    if keep:
+        log.info('keeping volume %s (keep = true); its data stays', name)
+        return
+    users = engine.api.containers(all=True, filters={'volume': name})
+    if users:
+        names = ', '.join(c['Names'][0].lstrip('/') for c in users)
+        raise zc.buildout.UserError(
+            f'volume {name} is still used by the containers {names}: remove them first')
+    path, _ = volumedata.backup(engine, name, backups)
+    log.info('archived volume %s into %s (keep = false)', name, path)
+    engine.api.remove_volume(name)
+    log.info('removed volume %s', name)
+
+
+uninstall = uninstaller(VolumeRecipe)
+
+__all__ = ['VolumeRecipe', 'uninstall']

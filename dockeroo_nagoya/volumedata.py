@@ -1,0 +1,194 @@
+"""Moving the content of volumes in and out, with no image to pull.
+
+The engine's archive API reads and writes a volume through a container that
+mounts it, and that container never has to run: so a helper image with
+nothing in it (imported from an in-memory tarball) is enough, and no
+registry is needed. Archives keep owners, modes and links; their members are
+relative to the volume's root.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime
+import hashlib
+import io
+import os
+import tarfile
+from typing import IO, Any, Iterable, Iterator
+
+import docker.errors
+
+from .engine import LABEL_HELPER, Engine
+
+HELPER_IMAGE = 'dockeroo-nagoya/helper:empty'
+MOUNT = '/volume'
+
+
+def helper_image(engine: Engine) -> str:
+    """An empty image for never-started helper containers (made once per engine)."""
+    if engine.image_id(HELPER_IMAGE) is None:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode='w') as tar:
+            info = tarfile.TarInfo('.dockeroo-nagoya-helper')
+            tar.addfile(info, io.BytesIO(b''))
+        repository, tag = HELPER_IMAGE.split(':')
+        engine.api.import_image_from_data(
+            buf.getvalue(), repository=repository, tag=tag,
+            changes=[f'LABEL {LABEL_HELPER}=1', 'CMD ["/none"]'])
+    return HELPER_IMAGE
+
+
+@contextlib.contextmanager
+def mounted(engine: Engine, volume: str, read_only: bool = False) -> Iterator[str]:
+    """A stopped helper container with ``volume`` at :data:`MOUNT`; removed after."""
+    image = helper_image(engine)
+    host_config = engine.api.create_host_config(
+        binds={volume: {'bind': MOUNT, 'mode': 'ro' if read_only else 'rw'}})
+    container = engine.api.create_container(
+        image, command=['/none'], host_config=host_config,
+        labels={LABEL_HELPER: '1'})['Id']
+    try:
+        yield container
+    finally:
+        with contextlib.suppress(docker.errors.NotFound):
+            engine.api.remove_container(container, force=True)
+
+
+class _ChunkReader(io.RawIOBase):
+    """A file object over the engine's chunk iterator, for streaming tarfile."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._buffer = b''
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: Any) -> int:
+        while not self._buffer:
+            try:
+                self._buffer = next(self._chunks)
+            except StopIteration:
+                return 0
+        size = min(len(target), len(self._buffer))
+        target[:size] = self._buffer[:size]
+        self._buffer = self._buffer[size:]
+        return size
+
+
+class _HashingWriter(io.RawIOBase):
+    """Writes to a file and hashes what passes."""
+
+    def __init__(self, target: IO[bytes]) -> None:
+        self._target = target
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        data = bytes(data)
+        self._target.write(data)
+        self.sha256.update(data)
+        self.size += len(data)
+        return len(data)
+
+
+def _relative_members(chunks: Iterable[bytes]) -> Iterator[tuple[tarfile.TarInfo, IO[bytes] | None]]:
+    """Members of an archive of ``/volume``, renamed relative to the volume's root."""
+    prefix = os.path.basename(MOUNT)
+    with tarfile.open(fileobj=io.BufferedReader(_ChunkReader(chunks)), mode='r|') as tar:
+        for member in tar:
+            head, _, rest = member.name.partition('/')
+            if head != prefix:
+                continue
+            member.name = rest or '.'
+            yield member, tar.extractfile(member) if member.isfile() else None
+
+
+def write_archive(engine: Engine, volume: str, target: IO[bytes]) -> tuple[int, str, int]:
+    """Write the content of ``volume`` as a tar to ``target``: (bytes, sha256, members)."""
+    writer = _HashingWriter(target)
+    count = 0
+    with mounted(engine, volume, read_only=True) as container:
+        chunks, _ = engine.api.get_archive(container, MOUNT)
+        with tarfile.open(fileobj=writer, mode='w|', format=tarfile.PAX_FORMAT) as out:
+            for member, data in _relative_members(chunks):
+                out.addfile(member, data)
+                count += 1
+    return writer.size, writer.sha256.hexdigest(), count
+
+
+def backup(engine: Engine, volume: str, directory: str) -> tuple[str, str]:
+    """Archive a volume into ``directory`` (mode 0600): (path, sha256)."""
+    os.makedirs(directory, exist_ok=True)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')
+    path = os.path.join(directory, f'{volume}-{stamp}.tar')
+    fd = os.open(path + '.part', os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, 'wb') as target:
+        _, digest, _ = write_archive(engine, volume, target)
+    os.replace(path + '.part', path)
+    with open(path + '.sha256', 'w', encoding='ascii') as sums:
+        sums.write(f'{digest}  {os.path.basename(path)}\n')
+    return path, digest
+
+
+def restore(engine: Engine, volume: str, archive: str) -> None:
+    """Unpack an archive made by :func:`backup` into ``volume``."""
+    expected = _recorded_digest(archive)
+    if expected is not None and file_digest(archive) != expected:
+        raise ValueError(f'{archive} does not match its recorded sha256 checksum')
+    with mounted(engine, volume) as container, open(archive, 'rb') as data:
+        engine.api.put_archive(container, MOUNT, data)
+
+
+def copy_volume(engine: Engine, source: str, target: str) -> None:
+    """Copy every file of one volume into another, owners and modes kept."""
+    buf = io.BytesIO()
+    write_archive(engine, source, buf)
+    buf.seek(0)
+    with mounted(engine, target) as container:
+        engine.api.put_archive(container, MOUNT, buf)
+
+
+def is_empty(engine: Engine, volume: str) -> bool:
+    """True when the volume holds nothing but its root directory."""
+    with mounted(engine, volume, read_only=True) as container:
+        chunks, _ = engine.api.get_archive(container, MOUNT)
+        for member, _ in _relative_members(chunks):
+            if member.name != '.':
+                return False
+    return True
+
+
+def content_digest(engine: Engine, volume: str) -> str:
+    """A checksum of a volume's files: names, types, owners, modes, links, bytes."""
+    digest = hashlib.sha256()
+    entries: list[tuple[str, bytes]] = []
+    with mounted(engine, volume, read_only=True) as container:
+        chunks, _ = engine.api.get_archive(container, MOUNT)
+        for member, data in _relative_members(chunks):
+            body = hashlib.sha256(data.read()).hexdigest() if data else ''
+            line = (f'{member.type!r} {member.uid}:{member.gid} {member.mode:o} '
+                    f'{member.linkname} {body}')
+            entries.append((member.name, line.encode()))
+    for name, line in sorted(entries):
+        digest.update(name.encode() + b'\0' + line + b'\n')
+    return digest.hexdigest()
+
+
+def file_digest(path: str) -> str:
+    sha = hashlib.sha256()
+    with open(path, 'rb') as data:
+        for block in iter(lambda: data.read(1 << 20), b''):
+            sha.update(block)
+    return sha.hexdigest()
+
+
+def _recorded_digest(archive: str) -> str | None:
+    try:
+        with open(archive + '.sha256', encoding='ascii') as sums:
+            return sums.read().split()[0]
+    except (OSError, IndexError):
+        return None

@@ -1,0 +1,45 @@
+"""dockeroo_nagoya: zc.buildout recipes that build and run systems of Docker containers."""
+from setuptools import find_packages, setup
+
+RECIPES = {
+    'docker.volume': 'volume:VolumeRecipe',
+    'docker.network': 'network:NetworkRecipe',
+    'docker.pull': 'pull:PullRecipe',
+    'docker.build': 'build:BuildRecipe',
+}
+
+
+def entry_points() -> dict[str, list[str]]:
+    """One install and one uninstall entry point per recipe (and alias)."""
+    install, uninstall = [], []
+    for name, target in sorted(RECIPES.items()):
+        module, cls = target.split(':')
+        install.append(f'{name} = dockeroo_nagoya.recipes.{module}:{cls}')
+        uninstall.append(f'{name} = dockeroo_nagoya.recipes.{module}:uninstall')
+    return {'zc.buildout': install, 'zc.buildout.uninstall': uninstall}
+
+
+with open('README.rst', encoding='utf-8') as readme:
+    LONG_DESCRIPTION = readme.read()
+
+setup(
+    name='dockeroo_nagoya',
+    version='0.1.0.dev0',
+    description=__doc__,
+    long_description=LONG_DESCRIPTION,
+    long_description_content_type='text/x-rst',
+    license='Apache-2.0',
+    packages=find_packages(include=['dockeroo_nagoya', 'dockeroo_nagoya.*']),
+    python_requires='>=3.11',
+    install_requires=[
+        'zc.buildout==6.0.1',
+        'docker>=7,<8',
+        'toposort>=1.10',
+    ],
+    extras_require={'test': ['pytest>=8', 'zc.recipe.egg==6.0.0']},
+    entry_points=entry_points(),
+    classifiers=[
+        'Framework :: Buildout :: Recipe',
+        'Programming Language :: Python :: 3.11',
+    ],
+)

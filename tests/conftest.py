@@ -1,0 +1,245 @@
+"""Fixtures for tests against a real engine and real ``bin/buildout`` runs.
+
+Every buildout runs in its own temporary directory; whatever carries that
+directory's ownership label is removed after the test, even when it fails.
+Base images are made locally (no registry is reachable): a busybox image
+from Debian's static busybox, and a Debian image from debootstrap that is
+cached between runs.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import docker
+import docker.errors
+import pytest
+
+PROJECT = Path(__file__).resolve().parent.parent
+BUILDOUT = PROJECT / 'bin' / 'buildout'
+LABEL_BUILDOUT = 'io.dockeroo-nagoya.buildout'
+TEST_LABEL = 'io.dockeroo-nagoya.test'
+BUSYBOX = 'dn-test/busybox:latest'
+DEBIAN = 'dn-test/debian:bookworm'
+HELPER = 'dockeroo-nagoya/helper:empty'
+
+
+@pytest.fixture(scope='session')
+def client() -> Iterator[docker.DockerClient]:
+    try:
+        client = docker.from_env(timeout=300)
+        client.ping()
+    except docker.errors.DockerException as exc:
+        pytest.exit(f'no Docker engine answers ({exc}); start dockerd first', returncode=3)
+    helper_before = _exists(client, HELPER)
+    yield client
+    if not helper_before and not os.environ.get('DN_KEEP_IMAGES'):
+        with contextlib.suppress(docker.errors.APIError):
+            client.images.remove(HELPER)
+    client.close()
+
+
+def _exists(client: docker.DockerClient, reference: str) -> bool:
+    try:
+        client.images.get(reference)
+        return True
+    except docker.errors.ImageNotFound:
+        return False
+
+
+@pytest.fixture(scope='session')
+def busybox(client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A tiny image: FROM scratch plus Debian's static busybox (under a second)."""
+    made = not _exists(client, BUSYBOX)
+    if made:
+        build_busybox(client, tmp_path_factory.mktemp('busybox'), BUSYBOX)
+    yield BUSYBOX
+    if made and not os.environ.get('DN_KEEP_IMAGES'):
+        with contextlib.suppress(docker.errors.APIError):
+            client.images.remove(BUSYBOX, force=True)
+
+
+def build_busybox(client: docker.DockerClient, context: Path, tag: str) -> str:
+    binary = shutil.which('busybox') or '/bin/busybox'
+    shutil.copy(binary, context / 'busybox')
+    (context / 'Dockerfile').write_text(textwrap.dedent('''\
+        FROM scratch
+        COPY busybox /bin/busybox
+        RUN ["/bin/busybox", "--install", "-s", "/bin"]
+        RUN mkdir -p /tmp /etc /var /root /data && chmod 1777 /tmp \\
+            && echo 'root:x:0:0:root:/root:/bin/sh' > /etc/passwd \\
+            && echo 'root:x:0:' > /etc/group
+        ENV PATH=/bin
+        LABEL io.dockeroo-nagoya.test=1
+        CMD ["sh"]
+        '''))
+    image, _ = client.images.build(path=str(context), tag=tag, rm=True)
+    return image.id
+
+
+@pytest.fixture(scope='session')
+def debian(client: docker.DockerClient) -> str:
+    """A Debian bookworm minbase image from debootstrap, cached between runs."""
+    if _exists(client, DEBIAN):
+        return DEBIAN
+    if not shutil.which('debootstrap'):
+        pytest.skip('debootstrap is not installed (apt-get install debootstrap)')
+    root = Path(tempfile.mkdtemp(prefix='dn-debian-'))
+    try:
+        mirror = os.environ.get('DN_DEBIAN_MIRROR', 'http://deb.debian.org/debian')
+        subprocess.run(['debootstrap', '--variant=minbase', 'bookworm', str(root), mirror],
+                       check=True, stdout=subprocess.DEVNULL)
+        tar = subprocess.Popen(['tar', '-C', str(root), '-c', '.'], stdout=subprocess.PIPE)
+        assert tar.stdout is not None
+        client.api.import_image_from_stream(tar.stdout, repository=DEBIAN.split(':')[0],
+                                            tag='bookworm', changes=[f'LABEL {TEST_LABEL}=1'])
+        tar.wait()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return DEBIAN
+
+
+class Buildout:
+    """A buildout in a temporary directory, run with the project's bin/buildout."""
+
+    def __init__(self, directory: Path, client: docker.DockerClient) -> None:
+        self.directory = directory
+        self.client = client
+        self.prefix = 'dnt-' + uuid.uuid4().hex[:8]
+
+    def write(self, config: str, name: str = 'buildout.cfg') -> Path:
+        path = self.directory / name
+        path.write_text(textwrap.dedent(config).lstrip())
+        return path
+
+    def run(self, *args: str, check: bool = True, env: dict[str, str] | None = None,
+            config: str = 'buildout.cfg') -> subprocess.CompletedProcess[str]:
+        """Run bin/buildout; offline and with newest off unless args say otherwise."""
+        command = [str(BUILDOUT), '-c', config, *args]
+        result = subprocess.run(command, cwd=self.directory, capture_output=True, text=True,
+                                env={**os.environ, **(env or {})}, timeout=900)
+        if check and result.returncode != 0:
+            raise AssertionError(f'buildout failed ({result.returncode}):\n'
+                                 f'{result.stdout}\n{result.stderr}')
+        return result
+
+    def fail(self, *args: str, env: dict[str, str] | None = None) -> str:
+        """Run bin/buildout expecting failure; return the output."""
+        result = self.run(*args, check=False, env=env)
+        assert result.returncode != 0, f'buildout should have failed:\n{result.stdout}{result.stderr}'
+        return result.stdout + result.stderr
+
+    @property
+    def label(self) -> str:
+        return f'{LABEL_BUILDOUT}={os.path.realpath(self.directory)}'
+
+    def owned(self, kind: str) -> list:
+        flt = {'label': self.label}
+        if kind == 'containers':
+            return self.client.containers.list(all=True, filters=flt)
+        return getattr(self.client, kind).list(filters=flt)
+
+    def cleanup(self) -> None:
+        for container in self.owned('containers'):
+            with contextlib.suppress(docker.errors.APIError):
+                container.remove(force=True, v=False)
+        for image in self.owned('images'):
+            for tag in image.tags or [image.id]:
+                with contextlib.suppress(docker.errors.APIError):
+                    self.client.images.remove(tag, force=True)
+        for network in self.owned('networks'):
+            with contextlib.suppress(docker.errors.APIError):
+                network.remove()
+        for volume in self.owned('volumes'):
+            with contextlib.suppress(docker.errors.APIError):
+                volume.remove(force=True)
+        for volume in self.client.volumes.list(filters={'name': self.prefix}):
+            with contextlib.suppress(docker.errors.APIError):
+                volume.remove(force=True)
+        for network in self.client.networks.list(names=[self.prefix]):
+            with contextlib.suppress(docker.errors.APIError):
+                network.remove()
+
+
+@pytest.fixture
+def buildout(client: docker.DockerClient, tmp_path: Path) -> Iterator[Buildout]:
+    directory = tmp_path / 'buildout'
+    directory.mkdir()
+    made = Buildout(directory, client)
+    try:
+        yield made
+    finally:
+        made.cleanup()
+
+
+@pytest.fixture
+def make_buildout(client: docker.DockerClient, tmp_path: Path) -> Iterator:
+    """More than one buildout in a test."""
+    made: list[Buildout] = []
+
+    def make(name: str) -> Buildout:
+        directory = tmp_path / name
+        directory.mkdir()
+        made.append(Buildout(directory, client))
+        return made[-1]
+
+    try:
+        yield make
+    finally:
+        for one in made:
+            one.cleanup()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope='session')
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Debian's docker-registry on 127.0.0.1 (insecure-allowed for loopback)."""
+    binary = shutil.which('docker-registry')
+    if not binary:
+        pytest.skip('docker-registry is not installed (apt-get install docker-registry)')
+    root = tmp_path_factory.mktemp('registry')
+    port = free_port()
+    config = root / 'config.yml'
+    config.write_text(textwrap.dedent(f'''\
+        version: 0.1
+        log:
+          level: error
+        storage:
+          filesystem:
+            rootdirectory: {root}/data
+          delete:
+            enabled: true
+        http:
+          addr: 127.0.0.1:{port}
+        '''))
+    process = subprocess.Popen([binary, 'serve', str(config)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(('127.0.0.1', port), 0.2):
+                break
+            time.sleep(0.05)
+        yield f'127.0.0.1:{port}'
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def python() -> str:
+    return sys.executable

@@ -1,0 +1,72 @@
+"""Small helpers the tests share: object ids, volume content, forced reinstalls."""
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import tarfile
+
+import docker
+
+HELPER = 'dockeroo-nagoya/helper:empty'
+
+
+def ids(client: docker.DockerClient, b) -> dict[str, str]:
+    """kind:name -> id of everything the buildout owns."""
+    found = {}
+    for container in b.owned('containers'):
+        found[f'container:{container.name}'] = container.id
+    for image in b.owned('images'):
+        for tag in image.tags or ['<none>']:
+            found[f'image:{tag}'] = image.id
+    for network in b.owned('networks'):
+        found[f'network:{network.name}'] = network.id
+    for volume in b.owned('volumes'):
+        found[f'volume:{volume.name}'] = volume.attrs['CreatedAt']
+    return found
+
+
+def _mounted(client: docker.DockerClient, volume: str):
+    if not client.images.list(name=HELPER):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode='w') as tar:
+            tar.addfile(tarfile.TarInfo('.x'), io.BytesIO(b''))
+        client.api.import_image_from_data(buf.getvalue(), repository=HELPER.split(':')[0], tag='empty')
+    return client.containers.create(HELPER, command=['/none'], volumes={volume: {'bind': '/v', 'mode': 'rw'}})
+
+
+def write_volume_file(client: docker.DockerClient, volume: str, name: str, data: bytes,
+                      uid: int = 1234, mode: int = 0o640) -> None:
+    container = _mounted(client, volume)
+    try:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode='w') as tar:
+            info = tarfile.TarInfo(name)
+            info.size, info.uid, info.gid, info.mode = len(data), uid, uid, mode
+            tar.addfile(info, io.BytesIO(data))
+        container.put_archive('/v', buf.getvalue())
+    finally:
+        container.remove(force=True)
+
+
+def volume_digest(client: docker.DockerClient, volume: str) -> str:
+    """Names, owners, modes and bytes of every file in the volume."""
+    container = _mounted(client, volume)
+    try:
+        chunks, _ = container.get_archive('/v')
+        data = b''.join(chunks)
+    finally:
+        container.remove(force=True)
+    digest = hashlib.sha256()
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        for member in sorted(tar.getmembers(), key=lambda m: m.name):
+            body = tar.extractfile(member).read() if member.isfile() else b''
+            digest.update(f'{member.name} {member.uid} {member.gid} {member.mode:o} '.encode() + body)
+    return digest.hexdigest()
+
+
+def force_reinstall(b) -> None:
+    """Make buildout believe every recipe changed, as a package upgrade does."""
+    path = b.directory / '.installed.cfg'
+    text = path.read_text()
+    path.write_text(re.sub(r'__buildout_signature__ = .*', '__buildout_signature__ = changed', text))
