@@ -95,8 +95,7 @@ class NetworkRecipe(Recipe):
 
     def _recreate(self, network_id: str, identity: str) -> None:
         name = self.values['name']
-        details = self.engine.api.inspect_network(network_id)
-        attached = details.get('Containers') or {}
+        attached = attached_containers(self.engine, name)
         aliases: dict[str, list[str]] = {}
         for container_id in attached:
             container = self.engine.api.inspect_container(container_id)
@@ -133,14 +132,19 @@ def _remove(engine: Engine, network: Mapping[str, Any], keep: bool, log: logging
     if keep:
         log.info('keeping network %s (keep = true)', name)
         return
-    details = engine.api.inspect_network(network['Id'])
-    users = [c.get('Name', cid[:12]) for cid, c in (details.get('Containers') or {}).items()]
+    users = [c['Names'][0].lstrip('/') for c in
+             engine.api.containers(all=True, filters={'network': name})]
     if users:
         raise zc.buildout.UserError(
             f'network {name} is still used by the containers {", ".join(sorted(users))}: '
             f'remove or disconnect them first')
     engine.api.remove_network(network['Id'])
     log.info('removed network %s', name)
+
+
+def attached_containers(engine: Engine, name: str) -> list[str]:
+    """Ids of every container on the network, running or not (the filter wants the name)."""
+    return [c['Id'] for c in engine.api.containers(all=True, filters={'network': name})]
 
 
 uninstall = uninstaller(NetworkRecipe)

@@ -112,9 +112,10 @@ class PullRecipe(Recipe):
         return answer['Descriptor']['digest']
 
     def _pull(self) -> None:
-        stream = self.engine.api.pull(self.repository, tag=self.tag, stream=True, decode=True,
-                                      auth_config=self.auth, platform=self.values['platform'])
-        follow_layers(self.name, f'pull of {self.reference}', stream, self.log)
+        with engine_errors(self.name, self.engine_config, f'pulling {self.reference}'):
+            stream = self.engine.api.pull(self.repository, tag=self.tag, stream=True, decode=True,
+                                          auth_config=self.auth, platform=self.values['platform'])
+            follow_layers(self.name, f'pull of {self.reference}', stream, self.log)
         image = self.engine.inspect('images', self.reference)
         if image is None:
             raise zc.buildout.UserError(f'{self.name}: the pull of {self.reference} ended '

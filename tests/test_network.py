@@ -1,0 +1,67 @@
+"""docker.network: options, recreation with our containers, refusal with foreign ones."""
+from __future__ import annotations
+
+import pytest
+
+from helpers import ids
+
+
+def network_cfg(b, extra: str = '', parts: str = 'net') -> str:
+    return f'''
+        [buildout]
+        parts = {parts}
+
+        [net]
+        recipe = dockeroo_nagoya:docker.network
+        name = {b.prefix}-net
+        subnet = 172.31.250.0/24
+        gateway = 172.31.250.1
+        ip-range = 172.31.250.128/25
+        internal = true
+        {extra}
+        '''
+
+
+def test_network_options_reach_the_engine_and_rerun_is_a_no_op(buildout, client):
+    b = buildout
+    b.write(network_cfg(b, 'labels = role=backend'))
+    b.run('-N')
+    network = client.networks.get(f'{b.prefix}-net')
+    config = network.attrs['IPAM']['Config'][0]
+    assert config['Subnet'] == '172.31.250.0/24'
+    assert config['Gateway'] == '172.31.250.1'
+    assert config['IPRange'] == '172.31.250.128/25'
+    assert network.attrs['Internal'] is True
+    assert network.attrs['Labels']['role'] == 'backend'
+    first = ids(client, b)
+    b.run('-N')
+    assert ids(client, b) == first
+
+
+def test_changed_network_is_recreated_and_foreign_users_block_removal(buildout, client, busybox):
+    b = buildout
+    b.write(network_cfg(b))
+    b.run('-N')
+    first = ids(client, b)[f'network:{b.prefix}-net']
+    b.write(network_cfg(b, 'labels = v=2'))
+    assert 'recreating network' in b.run('-N').stdout
+    assert ids(client, b)[f'network:{b.prefix}-net'] != first
+
+    foreign = client.containers.create(busybox, 'sleep 60', network=f'{b.prefix}-net')
+    try:
+        b.write(network_cfg(b, 'labels = v=3'))
+        out = b.fail('-N')
+        assert 'of another owner uses it' in out and 'Traceback' not in out
+    finally:
+        foreign.remove(force=True)
+    b.write(network_cfg(b, 'labels = v=2'))
+    b.run('-N')
+    foreign = client.containers.create(busybox, 'sleep 60', network=f'{b.prefix}-net')
+    try:
+        b.write(network_cfg(b, 'labels = v=2', parts=''))
+        out = b.fail('-N')
+        assert 'is still used by the containers' in out and 'Traceback' not in out
+    finally:
+        foreign.remove(force=True)
+    b.run('-N')
+    assert not client.networks.list(names=[f'{b.prefix}-net'])

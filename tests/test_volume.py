@@ -1,0 +1,111 @@
+"""docker.volume: adoption, carried-over content, archives before removal."""
+from __future__ import annotations
+
+import pytest
+
+from helpers import ids, volume_digest, write_volume_file
+
+
+def volume_cfg(b, extra: str = '', parts: str = 'data') -> str:
+    return f'''
+        [buildout]
+        parts = {parts}
+
+        [data]
+        recipe = dockeroo_nagoya:docker.volume
+        name = {b.prefix}-data
+        {extra}
+        '''
+
+
+def test_volume_is_created_once_and_exposes_its_name(buildout, client):
+    b = buildout
+    b.write(volume_cfg(b) + '''
+        [show]
+        recipe = dockeroo_nagoya:docker.volume
+        name = ${data:name}-copy
+        ''')
+    b.write(volume_cfg(b, parts='data show') + f'''
+        [show]
+        recipe = dockeroo_nagoya:docker.volume
+        name = ${{data:name}}-copy
+        ''')
+    b.run('-N')
+    first = ids(client, b)
+    assert set(first) == {f'volume:{b.prefix}-data', f'volume:{b.prefix}-data-copy'}
+    b.run('-N')
+    assert ids(client, b) == first
+
+
+def test_label_change_makes_a_new_volume_and_carries_the_content_over(buildout, client):
+    b = buildout
+    b.write(volume_cfg(b, 'labels = tier=one'))
+    b.run('-N')
+    write_volume_file(client, f'{b.prefix}-data', 'db/state', b'\x00precious\xff' * 1000, uid=999, mode=0o600)
+    before = volume_digest(client, f'{b.prefix}-data')
+    b.write(volume_cfg(b, 'labels = tier=two'))
+    out = b.run('-N').stdout
+    assert 'recreating volume' in out and 'labels changed' in out
+    assert client.volumes.get(f'{b.prefix}-data').attrs['Labels']['tier'] == 'two'
+    assert volume_digest(client, f'{b.prefix}-data') == before
+    assert list((b.directory / 'var' / 'backups').glob('*.tar')), 'the carried content is archived too'
+
+
+def test_removed_part_keeps_its_volume_by_default(buildout, client):
+    b = buildout
+    b.write(volume_cfg(b))
+    b.run('-N')
+    b.write(volume_cfg(b, parts=''))
+    out = b.run('-N').stdout
+    assert 'keeping volume' in out
+    assert client.volumes.get(f'{b.prefix}-data')
+
+
+def test_keep_false_archives_before_removing_and_restore_from_seeds(buildout, client):
+    b = buildout
+    b.write(volume_cfg(b, 'keep = false'))
+    b.run('-N')
+    write_volume_file(client, f'{b.prefix}-data', 'a.txt', b'hello', uid=33, mode=0o751)
+    before = volume_digest(client, f'{b.prefix}-data')
+    b.write(volume_cfg(b, parts=''))
+    b.run('-N')
+    assert not client.volumes.list(filters={'name': f'{b.prefix}-data'})
+    [archive] = (b.directory / 'var' / 'backups').glob('*.tar')
+    assert oct(archive.stat().st_mode & 0o777) == '0o600'
+    b.write(volume_cfg(b, f'restore-from = {archive}'))
+    b.run('-N')
+    assert volume_digest(client, f'{b.prefix}-data') == before
+
+
+def test_renamed_volume_gets_the_old_content(buildout, client):
+    b = buildout
+    b.write(volume_cfg(b))
+    b.run('-N')
+    write_volume_file(client, f'{b.prefix}-data', 'x', b'x' * 10)
+    before = volume_digest(client, f'{b.prefix}-data')
+    b.write(volume_cfg(b).replace(f'{b.prefix}-data', f'{b.prefix}-renamed'))
+    out = b.run('-N').stdout
+    assert 'copying the content' in out
+    assert volume_digest(client, f'{b.prefix}-renamed') == before
+    assert client.volumes.get(f'{b.prefix}-data'), 'keep = true leaves the old volume'
+
+
+def test_foreign_volume_with_the_same_name_is_not_touched(buildout, client):
+    b = buildout
+    foreign = client.volumes.create(f'{b.prefix}-data')
+    try:
+        b.write(volume_cfg(b))
+        out = b.fail('-N')
+        assert f"data: volume '{b.prefix}-data' already exists and was not made by this buildout" in out
+        assert 'Traceback' not in out
+    finally:
+        foreign.remove()
+
+
+def test_two_buildouts_with_the_same_part_names_do_not_share(make_buildout, client):
+    one, two = make_buildout('one'), make_buildout('two')
+    one.write(volume_cfg(one))
+    two.write(volume_cfg(one))  # the same volume name
+    one.run('-N')
+    out = two.fail('-N')
+    assert 'belongs to the buildout in' in out
