@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Mapping, MutableMapping
 import zc.buildout
 
 from . import options as opt
+from . import runlock
 from .engine import (Engine, EngineConfig, connect, engine_errors, identity_hash,
                      labels_of, owner_labels, LABEL_BUILDOUT, LABEL_IDENTITY, LABEL_PART)
 
@@ -81,6 +82,7 @@ class Recipe:
         self.options = options
         self.log = logging.getLogger(name)
         self.directory = os.path.realpath(buildout['buildout']['directory'])
+        runlock.hold(self.directory, name)
         for key in PLAIN_SECRETS:
             if key in options:
                 raise zc.buildout.UserError(

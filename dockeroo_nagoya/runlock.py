@@ -1,0 +1,36 @@
+"""One buildout run per directory at a time.
+
+Buildout reads ``.installed.cfg`` before any recipe is made, so a second run
+that waited for the first would act on a stale record of what is installed.
+It stops instead, with a message saying who holds the directory.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+
+import zc.buildout
+
+LOCK_NAME = '.dockeroo-nagoya.lock'
+
+#: directory -> open lock file, held until the process ends.
+_HELD: dict[str, int] = {}
+
+
+def hold(directory: str, part: str) -> None:
+    """Take the directory's lock for the rest of this process, or stop."""
+    if directory in _HELD:
+        return
+    path = os.path.join(directory, LOCK_NAME)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 64, 0).decode('ascii', 'replace').strip() or 'unknown'
+        os.close(fd)
+        raise zc.buildout.UserError(
+            f'{part}: another buildout run (pid {holder}) is working in {directory}; '
+            f'run again when it has finished') from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    _HELD[directory] = fd
