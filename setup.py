@@ -6,6 +6,9 @@ RECIPES = {
     'docker.network': 'network:NetworkRecipe',
     'docker.pull': 'pull:PullRecipe',
     'docker.build': 'build:BuildRecipe',
+    'docker.service': 'service:ServiceRecipe',
+    'docker.run': 'run:RunRecipe',
+    'docker.copy': 'copy:CopyRecipe',
 }
 
 
