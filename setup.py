@@ -7,8 +7,15 @@ RECIPES = {
     'docker.pull': 'pull:PullRecipe',
     'docker.build': 'build:BuildRecipe',
     'docker.service': 'service:ServiceRecipe',
+    'docker.push': 'push:PushRecipe',
     'docker.run': 'run:RunRecipe',
     'docker.copy': 'copy:CopyRecipe',
+    'docker.bootstrap': 'bootstrap:BootstrapRecipe',
+    'docker.gentoo-bootstrap': 'bootstrap:BootstrapRecipe',
+    'docker.assemble': 'assemble:AssembleRecipe',
+    'docker.gentoo-build': 'assemble:AssembleRecipe',
+    'docker.diskimage': 'diskimage:DiskImageRecipe',
+    'docker.gentoo-diskimage': 'diskimage:DiskImageRecipe',
 }
 
 
@@ -39,7 +46,7 @@ setup(
         'docker>=7,<8',
         'toposort>=1.10',
     ],
-    extras_require={'test': ['pytest>=8', 'zc.recipe.egg==6.0.0']},
+    extras_require={'test': ['pytest>=8', 'zc.recipe.egg==6.0.0', 'bcrypt']},
     entry_points=entry_points(),
     classifiers=[
         'Framework :: Buildout :: Recipe',

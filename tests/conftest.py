@@ -206,15 +206,34 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+REGISTRY_USER = 'dn-pusher'
+REGISTRY_PASSWORD = 'registry-pw-4f1c9e77b2'
+
+
 @pytest.fixture(scope='session')
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Debian's docker-registry on 127.0.0.1 (insecure-allowed for loopback)."""
+    yield from _serve_registry(tmp_path_factory.mktemp('registry'), auth=False)
+
+
+@pytest.fixture(scope='session')
+def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A registry that wants REGISTRY_USER / REGISTRY_PASSWORD (htpasswd, bcrypt)."""
+    yield from _serve_registry(tmp_path_factory.mktemp('auth-registry'), auth=True)
+
+
+def _serve_registry(root: Path, auth: bool) -> Iterator[str]:
     binary = shutil.which('docker-registry')
     if not binary:
         pytest.skip('docker-registry is not installed (apt-get install docker-registry)')
-    root = tmp_path_factory.mktemp('registry')
     port = free_port()
     config = root / 'config.yml'
+    auth_block = ''
+    if auth:
+        import bcrypt
+        hashed = bcrypt.hashpw(REGISTRY_PASSWORD.encode(), bcrypt.gensalt(rounds=5)).decode()
+        (root / 'htpasswd').write_text(f'{REGISTRY_USER}:{hashed}\n')
+        auth_block = f'auth:\n  htpasswd:\n    realm: test\n    path: {root}/htpasswd\n'
     config.write_text(textwrap.dedent(f'''\
         version: 0.1
         log:
@@ -226,7 +245,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             enabled: true
         http:
           addr: 127.0.0.1:{port}
-        '''))
+        ''') + auth_block)
     process = subprocess.Popen([binary, 'serve', str(config)], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     try:

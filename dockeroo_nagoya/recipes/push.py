@@ -1,0 +1,100 @@
+"""``docker.push``: push an image under one or more tags, again only when it changed.
+
+Credentials are taken by reference and handed to the SDK in memory for the
+push alone: no docker config file is written at all (stricter than a
+temporary one), so no password reaches a file, the log, a label or the
+engine's history. What was pushed is recorded per reference (image id) in
+the part's directory, so a rerun with the same image pushes nothing.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Mapping
+
+import zc.buildout
+
+from .. import options as opt
+from ..engine import Engine
+from ..progress import follow_layers
+from ..recipe import Recipe, uninstaller
+from ..secrets import registry_auth
+from .pull import split_reference
+
+
+def target_lines(raw: str) -> list[str]:
+    references = []
+    for line in opt.lines(raw):
+        references.extend(opt.image_reference(word) for word in line.split())
+    if not references:
+        raise opt.Invalid('one or more image references')
+    return references
+
+
+class PushRecipe(Recipe):
+    """An image pushed to a registry."""
+
+    recipe = 'docker.push'
+    kind = 'images'
+    table = (
+        opt.Option('image', opt.image_reference),
+        opt.Option('name', opt.image_reference, identity=False),
+        opt.Option('tags', target_lines),
+        opt.Option('registry', opt.text),
+        opt.Option('username', opt.text, identity=False),
+        opt.Option('password-env', opt.text, identity=False),
+        opt.Option('password-file', opt.text, identity=False),
+    )
+
+    def configure(self) -> None:
+        source = self.values['image'] or self.values['name']
+        if source is None:
+            raise opt.invalid(self.name, 'image', 'the local image to push')
+        self.source = source
+        targets = self.values['tags'] or [source]
+        registry = (self.values['registry'] or '').rstrip('/')
+        self.targets = [f'{registry}/{t}' if registry and not t.startswith(registry + '/') else t
+                        for t in targets]
+        self.auth = registry_auth(self.name, self.options)
+        self.state = os.path.join(self.buildout['buildout']['parts-directory'], self.name,
+                                  'pushed.json')
+        self.options['pushed'] = ' '.join(self.targets)
+
+    def apply(self, fresh: bool) -> list[str]:
+        image = self.engine.inspect('images', self.source)
+        if image is None:
+            raise zc.buildout.UserError(f'{self.name}: option image: no local image {self.source!r}')
+        pushed = self._read_state()
+        for target in self.targets:
+            if pushed.get(target) == image['Id']:
+                continue
+            repository, tag = split_reference(target)
+            self.engine.api.tag(image['Id'], repository, tag)
+            self.log.info('pushing %s (%s)', target, image['Id'][:19])
+            stream = self.engine.api.push(repository, tag=tag, stream=True, decode=True,
+                                          auth_config=self.auth)
+            follow_layers(self.name, f'push of {target}', stream, self.log)
+            pushed[target] = image['Id']
+            self._write_state(pushed)
+        return [os.path.dirname(self.state)]
+
+    def _read_state(self) -> dict[str, str]:
+        try:
+            with open(self.state, encoding='utf-8') as handle:
+                return json.load(handle)
+        except (OSError, ValueError):
+            return {}
+
+    def _write_state(self, pushed: dict[str, str]) -> None:
+        os.makedirs(os.path.dirname(self.state), exist_ok=True)
+        with open(self.state, 'w', encoding='utf-8') as handle:
+            json.dump(pushed, handle, indent=1, sort_keys=True)
+
+    @classmethod
+    def teardown(cls, engine: Engine, directory: str, part: str,
+                 options: Mapping[str, str], log: logging.Logger) -> None:
+        """A push is not undone: the registry keeps what it received."""
+
+
+uninstall = uninstaller(PushRecipe)
