@@ -116,6 +116,8 @@ class Buildout:
         self.directory = directory
         self.client = client
         self.prefix = 'dnt-' + uuid.uuid4().hex[:8]
+        # A /24 of its own, so that buildouts running at the same time never overlap.
+        self.subnet_base = f'172.{30 + int(self.prefix[4:6], 16) % 2}.{int(self.prefix[6:8], 16)}'
 
     def write(self, config: str, name: str = 'buildout.cfg') -> Path:
         path = self.directory / name

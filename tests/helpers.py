@@ -22,7 +22,9 @@ def ids(client: docker.DockerClient, b) -> dict[str, str]:
     for network in b.owned('networks'):
         found[f'network:{network.name}'] = network.id
     for volume in b.owned('volumes'):
-        found[f'volume:{volume.name}'] = volume.attrs['CreatedAt']
+        # Volumes have no id, and the engine's CreatedAt follows the data's mtime:
+        # the identity label says whether it is the same volume definition.
+        found[f'volume:{volume.name}'] = volume.attrs['Labels'].get('io.dockeroo-nagoya.identity')
     return found
 
 

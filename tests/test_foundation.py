@@ -23,7 +23,7 @@ def config(b, busybox: str, parts: str = 'data net base app') -> str:
         [net]
         recipe = dockeroo_nagoya:docker.network
         name = {b.prefix}-net
-        subnet = 172.31.240.0/24
+        subnet = {b.subnet_base}.0/24
 
         [base]
         recipe = dockeroo_nagoya:docker.pull
@@ -53,9 +53,10 @@ def test_install_rerun_rebuild_reinstall_and_remove(buildout, busybox, client):
     before = volume_digest(client, f'{b.prefix}-data')
 
     # A no-op rerun touches nothing.
-    out = b.run('-N').stdout + ''
+    out = b.run('-N').stdout
     assert ids(client, b) == first
     assert 'building' not in out and 'creating' not in out
+    assert volume_digest(client, f'{b.prefix}-data') == before
 
     # A file .dockerignore excludes changes nothing; a context file rebuilds.
     (b.directory / 'app' / 'notes.log').write_text('still ignored\n')

@@ -14,9 +14,9 @@ def network_cfg(b, extra: str = '', parts: str = 'net') -> str:
         [net]
         recipe = dockeroo_nagoya:docker.network
         name = {b.prefix}-net
-        subnet = 172.31.250.0/24
-        gateway = 172.31.250.1
-        ip-range = 172.31.250.128/25
+        subnet = {b.subnet_base}.0/24
+        gateway = {b.subnet_base}.1
+        ip-range = {b.subnet_base}.128/25
         internal = true
         {extra}
         '''
@@ -28,9 +28,9 @@ def test_network_options_reach_the_engine_and_rerun_is_a_no_op(buildout, client)
     b.run('-N')
     network = client.networks.get(f'{b.prefix}-net')
     config = network.attrs['IPAM']['Config'][0]
-    assert config['Subnet'] == '172.31.250.0/24'
-    assert config['Gateway'] == '172.31.250.1'
-    assert config['IPRange'] == '172.31.250.128/25'
+    assert config['Subnet'] == f'{b.subnet_base}.0/24'
+    assert config['Gateway'] == f'{b.subnet_base}.1'
+    assert config['IPRange'] == f'{b.subnet_base}.128/25'
     assert network.attrs['Internal'] is True
     assert network.attrs['Labels']['role'] == 'backend'
     first = ids(client, b)

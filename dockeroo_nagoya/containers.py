@@ -1,0 +1,855 @@
+"""Containers: options to a spec, a spec to an identity, an identity to a plan, a plan to acts.
+
+Shared by every recipe that runs containers (``docker.run`` has one per
+part; a system recipe has many). The steps, as docker compose does them:
+
+1. :data:`TABLE` parses one container's options; :meth:`ContainerSpec.from_values`
+   checks how they go together.
+2. :meth:`Runner.identity` hashes the options that need a new container,
+   plus what they point at, read now: the image's id (a rebuilt image makes a
+   new identity), the content of ``env-file`` (never stored, only hashed)
+   and of ``layout``. The hash is the ``io.dockeroo-nagoya.identity`` label;
+   a short hash per option goes in ``io.dockeroo-nagoya.inputs`` so that a
+   recreate can say which option changed.
+3. :func:`plan` compares that with the container found in the buildout's one
+   labelled listing (no request per container on a rerun) and decides:
+   keep, create, recreate or start, with the reason it logs.
+4. :meth:`Runner.converge` acts: create (callbacks, layout), start, then a
+   job is waited for, a service is gated (:mod:`.probes`) and its script run.
+
+Jobs (``job = true``) keep their exited container as the record that they
+ran: exit code 0 with an unchanged identity means done, so a rerun does not
+run the job again, and ``docker logs`` still shows what it did. Removing
+that container (by hand or with ``docker container prune``) runs the job
+again, as does any other exit code.
+
+A new container whose setup fails (layout, start, script or a callback) is
+removed again, so the next run starts clean; one that fails a readiness gate
+is kept for inspection and gated again on the next run. Named and anonymous
+volumes are never removed; a recreated container gets its predecessor's
+anonymous volumes back at the same paths.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import logging
+import math
+import os
+import re
+import shlex
+import sys
+import time
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+import docker.errors
+import docker.models.containers
+import requests.exceptions
+import zc.buildout
+
+from . import copying
+from . import options as opt
+from . import probes
+from .engine import LABEL, LABEL_IDENTITY, Engine, identity_hash, labels_of, owner_of
+
+if TYPE_CHECKING:
+    from .recipe import Recipe
+
+#: Short hashes per input, as images made by this package record theirs.
+LABEL_INPUTS = f'{LABEL}.inputs'
+
+EVENTS = ('pre-create', 'post-create', 'pre-start', 'post-start',
+          'pre-stop', 'post-stop', 'pre-remove', 'post-remove')
+
+#: nagoya toji's spellings, taken when the dockeroo name is not given.
+TOJI_ALIASES = {
+    'working_dir': 'working-dir',
+    'volumes_from': 'volumes-from',
+    'envs': 'env',
+    'add_capabilities': 'cap-add',
+    'drop_capabilities': 'cap-drop',
+}
+
+DEFAULT_NETWORKS = ('bridge', 'host', 'none', 'default')
+RESTART_RE = re.compile(r'^(no|always|unless-stopped|on-failure)(?::(\d+))?$')
+CAPABILITY_RE = re.compile(r'^(?:CAP_)?[A-Z_]+$|^ALL$')
+EXITED_RE = re.compile(r'^Exited \((-?\d+)\)')
+HEX64_RE = re.compile(r'^[0-9a-f]{64}$')
+JOB_WAIT_CHUNK = 30.0
+
+
+# -- parsers for one line or value ------------------------------------------
+def command_line(raw: str) -> list[str] | None:
+    """A command as a shell would split it (quotes, no expansion)."""
+    try:
+        words = shlex.split(raw)
+    except ValueError as exc:
+        raise opt.Invalid(f'a command with balanced quotes ({exc})') from None
+    return words or None
+
+
+def port_line(raw: str) -> dict[str, Any]:
+    """``[IP:][HOST:]CONTAINER[/tcp|udp|sctp]``, as ``docker run -p`` takes it."""
+    expected = 'ports lines [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp|sctp] with ports from 1 to 65535'
+    text = raw.strip()
+    text, _, proto = text.partition('/')
+    proto = proto or 'tcp'
+    if proto not in ('tcp', 'udp', 'sctp'):
+        raise opt.Invalid(expected)
+    ip = ''
+    if text.startswith('['):
+        ip, sep, text = text[1:].partition(']:')
+        if not sep:
+            raise opt.Invalid(expected)
+    fields = text.split(':')
+    if len(fields) == 3 and not ip:
+        ip = fields.pop(0)
+    if len(fields) not in (1, 2):
+        raise opt.Invalid(expected)
+    if ip:
+        try:
+            opt.ip_address(ip)
+        except opt.Invalid:
+            raise opt.Invalid(expected) from None
+    host = fields[0] if len(fields) == 2 else ''
+    try:
+        container = opt.port(fields[-1])
+        host_port = opt.port(host) if host else None
+    except opt.Invalid:
+        raise opt.Invalid(expected) from None
+    return {'container': f'{container}/{proto}', 'ip': ip, 'host': host_port}
+
+
+def volume_line(raw: str) -> dict[str, Any]:
+    """``SOURCE:/PATH[:MODE]`` (a volume name or host path) or ``/PATH`` (anonymous)."""
+    expected = ('volumes lines SOURCE:/CONTAINER/PATH[:ro|rw] (SOURCE a volume name or a host '
+                'path starting with /, ./ or ~/) or /CONTAINER/PATH')
+    fields = raw.strip().split(':')
+    if len(fields) == 1:
+        source, target, mode = None, fields[0], 'rw'
+    elif len(fields) in (2, 3):
+        source, target = fields[0], fields[1]
+        mode = fields[2] if len(fields) == 3 else 'rw'
+    else:
+        raise opt.Invalid(expected)
+    if not target.startswith('/'):
+        raise opt.Invalid(expected)
+    flags = mode.split(',')
+    if not all(flag in ('ro', 'rw', 'z', 'Z', 'nocopy') for flag in flags) or \
+            ('ro' in flags and 'rw' in flags):
+        raise opt.Invalid(expected)
+    if source is not None:
+        is_path = source.startswith(('/', './', '../', '~')) or source in ('.', '..')
+        if not is_path and not opt.NAME_RE.match(source):
+            raise opt.Invalid(expected)
+    return {'source': source, 'target': target, 'mode': mode}
+
+
+def volumes_from_line(raw: str) -> str:
+    """``CONTAINER[:ro|rw]`` (nagoya writes the mode, dockeroo leaves it out)."""
+    name, _, mode = raw.strip().partition(':')
+    if not opt.NAME_RE.match(name) or mode not in ('', 'ro', 'rw'):
+        raise opt.Invalid('volumes-from lines CONTAINER[:ro|rw]')
+    return f'{name}:{mode or "rw"}'
+
+
+def link_line(raw: str) -> list[str]:
+    """``CONTAINER[:ALIAS]``."""
+    name, _, alias = raw.strip().partition(':')
+    if not opt.NAME_RE.match(name) or (alias and not opt.NAME_RE.match(alias)):
+        raise opt.Invalid('links lines CONTAINER[:ALIAS]')
+    return [name, alias or name]
+
+
+def restart_policy(raw: str) -> dict[str, Any]:
+    """``no``, ``always``, ``unless-stopped`` or ``on-failure[:RETRIES]``."""
+    match = RESTART_RE.match(raw.strip())
+    if not match or (match.group(2) and match.group(1) != 'on-failure'):
+        raise opt.Invalid('no, always, unless-stopped or on-failure[:RETRIES]')
+    return {'Name': match.group(1), 'MaximumRetryCount': int(match.group(2) or 0)}
+
+
+def capabilities(raw: str) -> list[str]:
+    words = raw.split()
+    for word in words:
+        if not CAPABILITY_RE.match(word):
+            raise opt.Invalid('capability names such as NET_ADMIN or SYS_PTRACE')
+    return words
+
+
+def callback_line(raw: str) -> tuple[str, str]:
+    """``EVENT = module:function``; toji's ``pre_start:module.function`` too."""
+    text = raw.strip()
+    if '=' in text:
+        event, _, target = text.partition('=')
+    else:
+        event, _, target = text.partition(':')
+        module, _, function = target.strip().rpartition('.')
+        target = f'{module}:{function}' if module else target
+    event, target = event.strip().replace('_', '-'), target.strip()
+    module, _, function = target.partition(':')
+    if event not in EVENTS or not module or not function.isidentifier() or \
+            not all(part.isidentifier() for part in module.split('.')):
+        raise opt.Invalid(f'callbacks lines EVENT = module:function with EVENT one of '
+                          f'{", ".join(EVENTS)}')
+    return event, target
+
+
+def healthcheck_test(raw: str) -> list[str]:
+    """A shell command for the engine's healthcheck, or ``none`` to turn the image's off."""
+    text = raw.strip()
+    if not text:
+        raise opt.Invalid('a shell command, or none')
+    return ['NONE'] if text.lower() == 'none' else ['CMD-SHELL', text]
+
+
+TABLE: tuple[opt.Option, ...] = (
+    opt.Option('name', opt.name, identity=False),
+    opt.Option('image', opt.image_reference, required=True),
+    opt.Option('command', command_line),
+    opt.Option('entrypoint', command_line),
+    opt.Option('env', opt.key_values, default=''),
+    opt.Option('env-file', opt.path, identity=False),  # its content is hashed instead
+    opt.Option('ports', opt.each(port_line), default=''),
+    opt.Option('volumes', opt.each(volume_line), default=''),
+    opt.Option('volumes-from', opt.each(volumes_from_line), default=''),
+    opt.Option('links', opt.each(link_line), default=''),
+    opt.Option('networks', opt.each(opt.name), default=''),
+    opt.Option('network-aliases', opt.each(opt.name), default=''),
+    opt.Option('hostname', opt.text),
+    opt.Option('user', opt.text),
+    opt.Option('working-dir', opt.text),
+    opt.Option('tty', opt.boolean, default='false'),
+    opt.Option('init', opt.boolean, default='false'),
+    opt.Option('privileged', opt.boolean, default='false'),
+    opt.Option('cap-add', capabilities, default=''),
+    opt.Option('cap-drop', capabilities, default=''),
+    opt.Option('labels', opt.key_values, default=''),
+    opt.Option('healthcheck', healthcheck_test),
+    opt.Option('healthcheck-interval', opt.duration, default='1s'),
+    opt.Option('healthcheck-timeout', opt.duration, default='10s'),
+    opt.Option('healthcheck-retries', opt.integer(1), default='3'),
+    opt.Option('healthcheck-start-period', opt.duration, default='0'),
+    opt.Option('layout', opt.existing_directory, identity=False),  # its content is hashed
+    opt.Option('script', opt.text),
+    opt.Option('script-shell', opt.text, default='/bin/sh'),
+    opt.Option('script-user', opt.text),
+    opt.Option('job', opt.boolean, default='false'),
+    opt.Option('start', opt.boolean, default='true', identity=False),
+    opt.Option('restart', restart_policy, identity=False),
+    opt.Option('stop-timeout', opt.duration, default='10', identity=False),
+    opt.Option('wait-for', probes.parse_gates, default='', identity=False),
+    opt.Option('wait-timeout', opt.duration, identity=False),
+    opt.Option('callbacks', opt.each(callback_line), default='', identity=False),
+    opt.Option('keep', opt.boolean, default='false', identity=False),
+)
+
+#: How long gates may take together when wait-timeout is not set.
+DEFAULT_WAIT_TIMEOUT = 120.0
+
+
+def take_toji_aliases(options: Any) -> None:
+    """Copy toji's underscored option names to ours, so its configurations read as they are."""
+    for alias, name in TOJI_ALIASES.items():
+        if alias in options and name not in options:
+            options[name] = options[alias]
+
+
+# -- the spec -------------------------------------------------------------------
+@dataclasses.dataclass
+class ContainerSpec:
+    """One container's parsed options, checked together, plus the layout's digest."""
+
+    part: str
+    name: str
+    directory: str
+    values: dict[str, Any]
+    layout_digest: str | None = None
+
+    @classmethod
+    def from_values(cls, part: str, name: str, values: dict[str, Any],
+                    directory: str) -> ContainerSpec:
+        spec = cls(part, name, directory, values)
+        spec.check()
+        if values['layout']:
+            try:
+                spec.layout_digest = copying.digest(copying.layout_members(values['layout']))
+            except OSError as exc:
+                raise opt.invalid(part, 'layout', f'a directory this user can read all of '
+                                  f'({exc.strerror}: {exc.filename})', values['layout']) from None
+        return spec
+
+    def check(self) -> None:
+        """Options that do not go together, said as one line each."""
+        values, part = self.values, self.part
+        if values['job']:
+            for option in ('wait-for', 'script'):
+                if values[option]:
+                    raise opt.invalid(part, option, 'nothing for a job (job = true runs the '
+                                      'container to completion; gates and scripts are for services)',
+                                      self.raw(option))
+            if not values['start']:
+                raise opt.invalid(part, 'start', 'true for a job (job = true starts it to run it)',
+                                  'false')
+            restart = values['restart']
+            if restart and restart['Name'] != 'no':
+                raise opt.invalid(part, 'restart', 'no for a job (job = true)', self.raw('restart'))
+        if values['script'] and not values['start']:
+            raise opt.invalid(part, 'script', 'start = true (a script runs in the started '
+                              'container)', values['script'])
+        networks = values['networks']
+        if len(networks) > 1 and any(n in ('host', 'none') for n in networks):
+            raise opt.invalid(part, 'networks', 'host or none alone, not with other networks',
+                              ' '.join(networks))
+        if values['network-aliases'] and not self.user_networks:
+            raise opt.invalid(part, 'network-aliases', 'a user-defined network in networks '
+                              '(the default bridge has no aliases)', ' '.join(values['network-aliases']))
+        if values['wait-for'] and values['wait-timeout'] == 0:
+            raise opt.invalid(part, 'wait-timeout', 'a duration above 0', '0')
+
+    def raw(self, option: str) -> str:
+        value = self.values.get(option)
+        if isinstance(value, list):
+            return ' '.join(getattr(v, 'text', str(v)) for v in value)
+        return str(value)
+
+    @property
+    def user_networks(self) -> list[str]:
+        return [n for n in self.values['networks'] if n not in DEFAULT_NETWORKS]
+
+    @property
+    def job(self) -> bool:
+        return bool(self.values['job'])
+
+    @property
+    def stop_timeout(self) -> int:
+        return int(math.ceil(self.values['stop-timeout']))
+
+    def callbacks(self) -> Callbacks:
+        return Callbacks(self.part, self.directory, self.values['callbacks'])
+
+    def binds(self) -> list[dict[str, Any]]:
+        """Named volumes and host paths (made absolute against the buildout)."""
+        found = []
+        for volume in self.values['volumes']:
+            source = volume['source']
+            if source is None:
+                continue
+            if source.startswith(('.', '~')):
+                source = os.path.normpath(os.path.join(self.directory, os.path.expanduser(source)))
+            found.append({**volume, 'source': source})
+        return found
+
+    def identity_values(self, image_id: str, env_file_digest: str | None) -> dict[str, Any]:
+        """What a new container is needed for, with what it points at resolved now."""
+        values = {o.name: self.values[o.name] for o in TABLE if o.identity}
+        values.pop('name', None)
+        if not values['healthcheck']:
+            for key in ('healthcheck-interval', 'healthcheck-timeout', 'healthcheck-retries',
+                        'healthcheck-start-period'):
+                values.pop(key)
+        values['image-id'] = image_id
+        values['env-file'] = env_file_digest
+        values['layout'] = self.layout_digest
+        return {key: value for key, value in values.items() if value not in (None, '', [], {})}
+
+
+# -- identity and plan ---------------------------------------------------------------
+def option_hashes(values: Mapping[str, Any]) -> dict[str, str]:
+    """A short hash per identity option, to say later which one changed."""
+    return {key: identity_hash(value)[:8] for key, value in sorted(values.items())}
+
+
+def encode_hashes(hashes: Mapping[str, str]) -> str:
+    return json.dumps(dict(hashes), sort_keys=True, separators=(',', ':'))
+
+
+def decode_hashes(text: str | None) -> dict[str, str] | None:
+    try:
+        found = json.loads(text or '')
+    except ValueError:
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def what_changed(current: Mapping[str, Any], hashes: Mapping[str, str]) -> str:
+    """``env changed``, ``image rebuilt``…, from the per-option label."""
+    before = decode_hashes(labels_of(dict(current)).get(LABEL_INPUTS))
+    if before is None:
+        return 'its identity changed'
+    changed = sorted(key for key in set(before) | set(hashes) if before.get(key) != hashes.get(key))
+    if changed == ['image-id']:
+        return 'its image changed (rebuilt or pulled anew)'
+    changed = [key for key in changed if key != 'image-id' or 'image' not in changed]
+    return ', '.join(f'{key} changed' for key in changed) or 'its identity changed'
+
+
+def exit_code(current: Mapping[str, Any]) -> int | None:
+    """The exit code of a listed container, from its status text."""
+    match = EXITED_RE.match(current.get('Status') or '')
+    return int(match.group(1)) if match else None
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What to do with one container, and why (for the log)."""
+
+    action: str  # keep, create, recreate, start
+    reason: str
+    current: Mapping[str, Any] | None = None
+
+
+def plan(spec: ContainerSpec, current: Mapping[str, Any] | None, identity: str,
+         hashes: Mapping[str, str], expected: bool) -> Plan:
+    """Decide before acting: ``expected`` says the container was installed before."""
+    if current is None:
+        return Plan('create', 'it was removed' if expected else '')
+    if labels_of(dict(current)).get(LABEL_IDENTITY) != identity:
+        return Plan('recreate', what_changed(current, hashes), current)
+    state = current.get('State')
+    if spec.job:
+        code = exit_code(current)
+        if state == 'exited' and code == 0:
+            return Plan('keep', 'the job already ran', current)
+        if state == 'exited':
+            return Plan('recreate', f'its last run exited with {code}', current)
+        return Plan('recreate', f'its last run did not finish (it is {state})', current)
+    if state in ('running', 'paused', 'restarting') or not spec.values['start']:
+        return Plan('keep', 'it is up to date', current)
+    if state == 'exited':
+        return Plan('start', f'it was stopped (exited with {exit_code(current)})', current)
+    if state == 'created':
+        return Plan('start', 'it was created but not started', current)
+    return Plan('recreate', f'it is {state}', current)
+
+
+# -- callbacks -------------------------------------------------------------------
+class CallbackFailed(zc.buildout.UserError):
+    """A user's callback raised; the message names it."""
+
+
+class Callbacks:
+    """nagoya's callbacks: ``EVENT = module:function``, called with the container.
+
+    The buildout directory is importable. The function gets the SDK's
+    container object (``docker.models.containers.Container``); for
+    ``pre-create`` that object has no id yet, only ``Name`` and ``Config``.
+    """
+
+    def __init__(self, part: str, directory: str, lines: list[tuple[str, str]]) -> None:
+        self.part = part
+        self.directory = directory
+        self.lines = lines
+
+    def __bool__(self) -> bool:
+        return bool(self.lines)
+
+    def wanted(self, event: str) -> bool:
+        return any(line_event == event for line_event, _ in self.lines)
+
+    def fire(self, event: str, container: Callable[[], docker.models.containers.Container]) -> None:
+        """Call the event's functions in order; ``container`` makes the object when needed."""
+        targets = [target for line_event, target in self.lines if line_event == event]
+        if not targets:
+            return
+        model = container()
+        for target in targets:
+            function = self._resolve(event, target)
+            try:
+                function(model)
+            except Exception as exc:  # noqa: BLE001 - user code: any failure fails the part
+                raise CallbackFailed(
+                    f'{self.part}: callback {event} = {target} failed on {model.name}: '
+                    f'{type(exc).__name__}: {exc}') from exc
+
+    def _resolve(self, event: str, target: str) -> Callable[[Any], Any]:
+        module_name, _, function_name = target.partition(':')
+        if self.directory not in sys.path:
+            sys.path.insert(0, self.directory)
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:  # noqa: BLE001 - import runs user code
+            raise CallbackFailed(f'{self.part}: option callbacks: {event} = {target}: cannot '
+                                 f'import {module_name} ({type(exc).__name__}: {exc})') from exc
+        function = getattr(module, function_name, None)
+        if not callable(function):
+            raise CallbackFailed(f'{self.part}: option callbacks: {event} = {target}: '
+                                 f'{module_name} has no function {function_name}')
+        return function
+
+
+# -- acting on one container -----------------------------------------------------------
+class JobFailed(zc.buildout.UserError):
+    """A job exited with another code than 0, or did not finish in time."""
+
+
+class Runner:
+    """Brings one container of a recipe to its spec (one runner per container)."""
+
+    def __init__(self, recipe: Recipe, spec: ContainerSpec) -> None:
+        self.recipe = recipe
+        self.engine: Engine = recipe.engine
+        self.spec = spec
+        self.log: logging.Logger = recipe.log
+        self.callbacks = spec.callbacks()
+        self.env: dict[str, str] = {}
+
+    # -- finding and identity -----------------------------------------------------
+    def find(self) -> dict[str, Any] | None:
+        """The container of this name from the shared listing; refuse one of another owner."""
+        name = self.spec.name
+        for listed in self.engine.owned('containers', self.recipe.directory):
+            if f'/{name}' in (listed.get('Names') or []):
+                _, part = owner_of(listed)
+                if part != self.spec.part:
+                    raise zc.buildout.UserError(
+                        f'{self.spec.part}: container {name} belongs to part {part} of this '
+                        f'buildout: give one of them another name')
+                return listed
+        found = self.engine.inspect('containers', name)
+        if found is not None:
+            self.recipe.check_ours(found, 'container', name)
+        return None
+
+    def identity(self) -> tuple[str, dict[str, str]]:
+        """(identity hash, per-option hashes), with the image and env-file read now."""
+        spec = self.spec
+        image = self.engine.inspect('images', spec.values['image'])
+        if image is None:
+            raise zc.buildout.UserError(
+                f'{spec.part}: option image: no image {spec.values["image"]} on the Docker '
+                f'engine: build it with a docker.build part or fetch it with a docker.pull part')
+        env_file_digest = None
+        if spec.values['env-file']:
+            file_env = read_env_file(spec.part, spec.values['env-file'])
+            env_file_digest = identity_hash(file_env)
+            self.env = {**file_env, **spec.values['env']}
+        else:
+            self.env = dict(spec.values['env'])
+        values = spec.identity_values(image['Id'], env_file_digest)
+        return identity_hash(values), option_hashes(values)
+
+    def labels(self, identity: str, hashes: Mapping[str, str]) -> dict[str, str]:
+        user = {**self.spec.values['labels'], LABEL_INPUTS: encode_hashes(hashes)}
+        return self.recipe.labels(identity, user)
+
+    # -- the plan, carried out ------------------------------------------------------
+    def converge(self, fresh: bool) -> str:
+        """Make the container match the spec; return its id.
+
+        ``fresh`` is an install (first, or after a change or a failure): then a
+        kept container also gets its in-place changes and its gates checked.
+        """
+        current = self.find()
+        identity, hashes = self.identity()
+        step = plan(self.spec, current, identity, hashes,
+                    expected=self.recipe.installed_before(fresh))
+        name = self.spec.name
+        if step.action == 'keep':
+            assert current is not None
+            self.log.debug('%s: %s', name, step.reason)
+            if fresh:
+                self._update_in_place(current['Id'])
+                if current.get('State') == 'running' and self.spec.values['wait-for']:
+                    self._wait_ready(current['Id'])
+            return current['Id']
+        if step.action == 'start':
+            assert current is not None
+            self.log.info('starting %s: %s', name, step.reason)
+            self._bring_up(current['Id'], new=False)
+            return current['Id']
+        inherited: list[str] = []
+        if step.action == 'recreate':
+            assert current is not None
+            self.log.info('recreating %s: %s', name, step.reason)
+            inherited = self._anonymous_volumes(current['Id'])
+            self.remove(current['Id'])
+        else:
+            self.log.info('creating %s%s', f'{name} again: ' if step.reason else name, step.reason)
+        container = self._create(self.labels(identity, hashes), inherited)
+        self._bring_up(container, new=True)
+        return container
+
+    def _create(self, labels: dict[str, str], inherited: list[str]) -> str:
+        kwargs = create_arguments(self.engine, self.spec, self.env, labels, inherited)
+        self.callbacks.fire('pre-create', lambda: self._planned_model(kwargs))
+        container = self.engine.api.create_container(**kwargs)['Id']
+        self.engine.forget('containers')
+        try:
+            for network in self.spec.user_networks[1:]:
+                self.engine.api.connect_container_to_network(
+                    container, network, aliases=self.spec.values['network-aliases'] or None)
+            self.callbacks.fire('post-create', lambda: self._model(container))
+        except Exception:
+            self._discard(container)
+            raise
+        return container
+
+    def _bring_up(self, container: str, new: bool) -> None:
+        """Layout, start, then wait for a job or gate a service and run its script."""
+        spec = self.spec
+        try:
+            if new and spec.values['layout']:
+                members = copying.layout_members(spec.values['layout'])
+                copying.write_container(self.engine, container, members)
+            if not spec.values['start']:
+                return
+            self.callbacks.fire('pre-start', lambda: self._model(container))
+            self.engine.api.start(container)
+            self.engine.forget('containers')
+            if spec.job:
+                self._await_job(container)
+            else:
+                self._wait_ready(container)
+                if new and spec.values['script']:
+                    self._run_script(container)
+            self.callbacks.fire('post-start', lambda: self._model(container))
+        except (probes.NotReady, JobFailed):
+            raise
+        except Exception:
+            if new:
+                self._discard(container)
+            raise
+
+    def _wait_ready(self, container: str) -> None:
+        gates = self.spec.values['wait-for']
+        if gates:
+            timeout = self.spec.values['wait-timeout'] or DEFAULT_WAIT_TIMEOUT
+            probes.wait_until_ready(self.engine, container, self.spec.name, gates, timeout,
+                                    self.spec.part, self.log)
+
+    def _await_job(self, container: str) -> None:
+        """Wait for the job to exit; fail with its code and log tail unless it is 0."""
+        spec = self.spec
+        self.log.info('running job %s', spec.name)
+        started = time.monotonic()
+        limit = spec.values['wait-timeout']
+        while True:
+            chunk = JOB_WAIT_CHUNK if limit is None else \
+                max(0.1, min(JOB_WAIT_CHUNK, started + limit - time.monotonic()))
+            try:
+                code = self.engine.api.wait(container, timeout=chunk)['StatusCode']
+                break
+            except requests.exceptions.ConnectionError:
+                # The SDK reports a wait that outlasted its timeout this way; a gone
+                # engine fails the inspect below with its own message.
+                self.engine.api.inspect_container(container)
+            if limit is not None and time.monotonic() - started >= limit:
+                self.stop(container)
+                raise JobFailed(f'{spec.part}: job {spec.name} did not finish within '
+                                f'{limit:g}s (wait-timeout); it was stopped'
+                                f'{probes.log_tail(self.engine, container, spec.name)}')
+        if code != 0:
+            raise JobFailed(f'{spec.part}: job {spec.name} exited with code {code}'
+                            f'{probes.log_tail(self.engine, container, spec.name)}')
+        self.log.info('job %s done in %.1fs', spec.name, time.monotonic() - started)
+
+    def _run_script(self, container: str) -> None:
+        spec = self.spec
+        self.log.info('running the script of %s', spec.name)
+        command = [spec.values['script-shell'], '-c', spec.values['script']]
+        code, output = probes.run_in(self.engine, container, command, spec.values['script-user'])
+        for line in output.splitlines():
+            self.log.debug('%s script: %s', spec.name, line)
+        if code != 0:
+            tail = '\n'.join(f'  {line}' for line in output.rstrip().splitlines()[-probes.LOG_TAIL:])
+            raise zc.buildout.UserError(
+                f'{spec.part}: option script: exited with code {code} in {spec.name}'
+                + (f'; its output:\n{tail}' if tail else ''))
+
+    def _update_in_place(self, container: str) -> None:
+        """Options the engine changes on a live container (the restart policy)."""
+        wanted = self.spec.values['restart'] or {'Name': 'no', 'MaximumRetryCount': 0}
+        details = self.engine.api.inspect_container(container)
+        current = (details.get('HostConfig') or {}).get('RestartPolicy') or {}
+        if (current.get('Name') or 'no') != wanted['Name'] or \
+                int(current.get('MaximumRetryCount') or 0) != wanted['MaximumRetryCount']:
+            self.log.info('updating %s in place: restart changed', self.spec.name)
+            self.engine.api.update_container(container, restart_policy=wanted)
+
+    def _anonymous_volumes(self, container: str) -> list[str]:
+        """The old container's anonymous volumes, to mount at the same paths in the new one."""
+        details = self.engine.inspect('containers', container) or {}
+        taken = {bind['target'] for bind in self.spec.binds()}
+        return [f'{mount["Name"]}:{mount["Destination"]}'
+                for mount in details.get('Mounts') or []
+                if mount.get('Type') == 'volume' and HEX64_RE.match(mount.get('Name') or '')
+                and mount['Destination'] not in taken]
+
+    # -- stopping and removing --------------------------------------------------------
+    def stop(self, container: str) -> None:
+        stop(self.engine, container, self.spec.stop_timeout, self.callbacks)
+
+    def remove(self, container: str) -> None:
+        remove(self.engine, container, self.spec.stop_timeout, self.callbacks)
+
+    def _discard(self, container: str) -> None:
+        """Remove a container whose setup failed, without callbacks (its setup never finished)."""
+        self.log.info('removing %s again: its setup failed', self.spec.name)
+        try:
+            self.engine.api.remove_container(container, force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            self.log.warning('could not remove %s: %s', self.spec.name, exc.explanation or exc)
+        self.engine.forget('containers')
+
+    def remove_stale(self) -> None:
+        """Containers of this part under another name (the name option changed)."""
+        for stale in self.engine.part_objects('containers', self.recipe.directory, self.spec.part):
+            if f'/{self.spec.name}' not in (stale.get('Names') or []):
+                self.log.info('removing %s: the part now names its container %s',
+                              stale['Names'][0].lstrip('/'), self.spec.name)
+                self.remove(stale['Id'])
+
+    # -- objects for callbacks ------------------------------------------------------
+    def _model(self, container: str) -> docker.models.containers.Container:
+        return self.engine.client.containers.get(container)
+
+    def _planned_model(self, kwargs: dict[str, Any]) -> docker.models.containers.Container:
+        attrs = {'Id': None, 'Name': f'/{self.spec.name}',
+                 'Config': {k: v for k, v in kwargs.items() if k != 'host_config'}}
+        return docker.models.containers.Container(attrs=attrs, client=self.engine.client,
+                                                  collection=self.engine.client.containers)
+
+
+# -- module-level acts (also for the uninstall hook, which has no recipe) -----------------
+def stop(engine: Engine, container: str, timeout: int, callbacks: Callbacks) -> None:
+    """Stop a running container, honouring its stop-timeout, with the stop callbacks."""
+    details = engine.inspect('containers', container)
+    if details is None or not details['State'].get('Running'):
+        return
+    callbacks.fire('pre-stop', lambda: engine.client.containers.get(container))
+    engine.api.stop(container, timeout=timeout)
+    callbacks.fire('post-stop', lambda: engine.client.containers.get(container))
+
+
+def remove(engine: Engine, container: str, timeout: int, callbacks: Callbacks) -> None:
+    """Stop and remove a container; its volumes stay (named ones, anonymous ones too)."""
+    stop(engine, container, timeout, callbacks)
+    model: list[docker.models.containers.Container] = []
+
+    def fetched() -> docker.models.containers.Container:
+        if not model:
+            model.append(engine.client.containers.get(container))
+        return model[0]
+
+    callbacks.fire('pre-remove', fetched)
+    if callbacks.wanted('post-remove'):
+        fetched()
+    try:
+        engine.api.remove_container(container, v=False, force=True)
+    except docker.errors.NotFound:
+        pass
+    engine.forget('containers')
+    callbacks.fire('post-remove', fetched)
+
+
+def teardown(engine: Engine, directory: str, part: str, options: Mapping[str, str],
+             log: logging.Logger) -> None:
+    """Remove the containers of a part that is gone (unless ``keep``), with its callbacks."""
+    try:
+        values = opt.parse_options(part, options, tuple(
+            o for o in TABLE if o.name in ('keep', 'stop-timeout', 'callbacks')))
+    except zc.buildout.UserError as exc:
+        log.warning('%s; removing its containers with the defaults', exc)
+        values = {'keep': False, 'stop-timeout': 10, 'callbacks': []}
+    callbacks = Callbacks(part, directory, values['callbacks'])
+    for container in engine.part_objects('containers', directory, part):
+        name = container['Names'][0].lstrip('/')
+        if values['keep']:
+            log.info('keeping container %s (keep = true)', name)
+            continue
+        remove(engine, container['Id'], int(math.ceil(values['stop-timeout'])), callbacks)
+        log.info('removed container %s', name)
+
+
+# -- the engine's arguments --------------------------------------------------------------
+def create_arguments(engine: Engine, spec: ContainerSpec, env: Mapping[str, str],
+                     labels: Mapping[str, str], inherited: list[str]) -> dict[str, Any]:
+    """``create_container`` keyword arguments for a spec."""
+    values = spec.values
+    api = engine.api
+    binds = [f'{b["source"]}:{b["target"]}:{b["mode"]}' for b in spec.binds()] + inherited
+    inherited_paths = {entry.split(':', 1)[1] for entry in inherited}
+    anonymous = [v['target'] for v in values['volumes']
+                 if v['source'] is None and v['target'] not in inherited_paths]
+    port_bindings: dict[str, list[tuple[str, int | None]]] = {}
+    for port in values['ports']:
+        port_bindings.setdefault(port['container'], []).append((port['ip'], port['host']))
+    networks = values['networks']
+    host_config = api.create_host_config(
+        binds=binds or None,
+        port_bindings=port_bindings or None,
+        links=[tuple(link) for link in values['links']] or None,
+        volumes_from=values['volumes-from'] or None,
+        restart_policy=values['restart'],
+        cap_add=values['cap-add'] or None,
+        cap_drop=values['cap-drop'] or None,
+        privileged=values['privileged'],
+        init=values['init'] or None,
+        network_mode=networks[0] if networks else None,
+    )
+    networking_config = None
+    if spec.user_networks and networks[0] == spec.user_networks[0]:
+        networking_config = api.create_networking_config({
+            networks[0]: api.create_endpoint_config(aliases=values['network-aliases'] or None)})
+    healthcheck = None
+    if values['healthcheck']:
+        healthcheck = {'test': values['healthcheck']}
+        if values['healthcheck'] != ['NONE']:
+            healthcheck.update(
+                interval=_nanoseconds(values['healthcheck-interval']),
+                timeout=_nanoseconds(values['healthcheck-timeout']),
+                retries=values['healthcheck-retries'],
+                start_period=_nanoseconds(values['healthcheck-start-period']))
+    return {
+        'image': values['image'],
+        'name': spec.name,
+        'command': values['command'],
+        'entrypoint': values['entrypoint'],
+        'environment': dict(env) or None,
+        'ports': [tuple(p.split('/')) for p in port_bindings] or None,
+        'volumes': [b.split(':')[1] for b in binds] + anonymous or None,
+        'hostname': values['hostname'],
+        'user': values['user'],
+        'working_dir': values['working-dir'],
+        'tty': values['tty'],
+        'labels': dict(labels),
+        'healthcheck': healthcheck,
+        'host_config': host_config,
+        'networking_config': networking_config,
+    }
+
+
+def _nanoseconds(seconds: float) -> int:
+    return int(seconds * 1_000_000_000)
+
+
+def read_env_file(part: str, path: str) -> dict[str, str]:
+    """``KEY=VALUE`` lines as ``docker run --env-file`` reads them; a bare KEY comes from our environment."""
+    try:
+        with open(path, encoding='utf-8') as handle:
+            text = handle.read()
+    except OSError as exc:
+        raise opt.invalid(part, 'env-file', f'a readable file ({exc.strerror})', path) from None
+    env: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith('#'):
+            continue
+        key, sep, value = line.partition('=')
+        key = key.strip()
+        if not opt.KEY_RE.match(key):
+            # The line is not shown: it may hold a secret.
+            raise opt.invalid(part, 'env-file', f'KEY=VALUE lines (line {number} of {path} is not one)')
+        if sep:
+            env[key] = value
+        elif key in os.environ:
+            env[key] = os.environ[key]
+    return env
+
+
+__all__ = ['TABLE', 'ContainerSpec', 'Runner', 'Plan', 'plan', 'teardown', 'stop', 'remove',
+           'Callbacks', 'CallbackFailed', 'JobFailed', 'take_toji_aliases', 'read_env_file']

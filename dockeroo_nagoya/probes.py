@@ -1,0 +1,307 @@
+"""Readiness gates: wait until a container does what the next part needs.
+
+A part's ``wait-for`` option holds one gate per line; the container is ready
+when every gate has passed, in order, within ``wait-timeout`` (for all of
+them together). The kinds of gate:
+
+``tcp:PORT``
+    A TCP connection to PORT on the container's address is accepted.
+``http://[HOST]:PORT/PATH [STATUS [REGEX]]`` (also ``https://``)
+    A GET answers with STATUS (``200``, or a class such as ``2xx``; default
+    ``2xx``) and, when REGEX is given (the rest of the line), a body in which
+    it is found. An empty HOST (``http://:8080/``) or the container's own
+    name means the container's address. HTTPS certificates are not checked
+    (services inside a system commonly use their own CA), and no proxy is used.
+``exec:COMMAND``
+    COMMAND (split like a shell would, run without one) exits 0 inside the
+    container.
+``log:REGEX``
+    REGEX is found in the container's output (stdout and stderr).
+``healthy``
+    The engine's healthcheck reports ``healthy``.
+
+``tcp`` and ``http`` gates connect from the buildout's host to the
+container's address on its first network, which works on a local Linux
+engine; for a remote engine use ``exec:`` gates.
+
+Gates are polled from about 100 ms on, backing off to half a second, so a
+system comes up as fast as its services do. A container that stops while
+its gates are polled fails at once, with its exit code and last log lines.
+The functions take an engine and a container id, not a recipe, so several
+containers can be brought up in parallel threads.
+"""
+from __future__ import annotations
+
+import dataclasses
+import http.client
+import logging
+import re
+import shlex
+import socket
+import ssl
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any, Callable
+
+import docker.errors
+import requests.exceptions
+import zc.buildout
+
+from .engine import Engine
+from .options import Invalid, lines
+
+FIRST_DELAY = 0.1
+MAX_DELAY = 0.5
+BACKOFF = 1.5
+LOG_TAIL = 20
+STATUS_RE = re.compile(r'^[1-5](?:[0-9]{2}|xx)$')
+KINDS = 'tcp:PORT, http://…, https://…, exec:COMMAND, log:REGEX or healthy'
+
+
+class NotReady(zc.buildout.UserError):
+    """A gate did not pass in time, or the container stopped while waiting."""
+
+
+class Hopeless(Exception):
+    """A gate that cannot pass however long one waits (said in the message)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Gate:
+    """One readiness gate, parsed; ``text`` is the line as the user wrote it."""
+
+    kind: str
+    text: str
+    port: int | None = None
+    url: str | None = None
+    status: str = '2xx'
+    pattern: str | None = None
+    command: tuple[str, ...] = ()
+
+
+def parse_gate(line: str) -> Gate:
+    """One ``wait-for`` line; raises :class:`Invalid` saying what is expected."""
+    text = line.strip()
+    kind, _, rest = text.partition(':')
+    kind = kind.lower()
+    if kind == 'tcp':
+        try:
+            port = int(rest.strip())
+        except ValueError:
+            raise Invalid('tcp:PORT with a port number from 1 to 65535') from None
+        if not 1 <= port <= 65535:
+            raise Invalid('tcp:PORT with a port number from 1 to 65535')
+        return Gate('tcp', text, port=port)
+    if kind in ('http', 'https'):
+        return _parse_http(text)
+    if kind == 'exec':
+        try:
+            command = tuple(shlex.split(rest))
+        except ValueError as exc:
+            raise Invalid(f'exec:COMMAND with balanced quotes ({exc})') from None
+        if not command:
+            raise Invalid('exec:COMMAND with a command')
+        return Gate('exec', text, command=command)
+    if kind == 'log':
+        return Gate('log', text, pattern=_regex(rest.strip(), text))
+    if text.lower() == 'healthy':
+        return Gate('healthy', text)
+    raise Invalid(f'wait-for lines {KINDS} (not {kind!r})')
+
+
+def _parse_http(text: str) -> Gate:
+    url, _, rest = text.partition(' ')
+    parsed = urllib.parse.urlsplit(url)
+    try:
+        port = parsed.port
+    except ValueError:
+        raise Invalid('a URL with a port number from 1 to 65535') from None
+    if port == 0:
+        raise Invalid('a URL with a port number from 1 to 65535')
+    status, pattern = '2xx', None
+    rest = rest.strip()
+    if rest:
+        status, _, regex = rest.partition(' ')
+        if not STATUS_RE.match(status):
+            raise Invalid('URL [STATUS [REGEX]] with a STATUS such as 200 or 2xx')
+        pattern = _regex(regex.strip(), text) if regex.strip() else None
+    return Gate('http', text, url=url, status=status, pattern=pattern)
+
+
+def _regex(pattern: str, text: str) -> str:
+    if not pattern:
+        raise Invalid(f'a regular expression after {text!r}')
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise Invalid(f'a valid regular expression ({exc})') from None
+    return pattern
+
+
+def parse_gates(raw: str) -> list[Gate]:
+    """The ``wait-for`` option: one gate per line."""
+    return [parse_gate(line) for line in lines(raw)]
+
+
+# -- waiting ------------------------------------------------------------------
+def wait_until_ready(engine: Engine, container: str, name: str, gates: list[Gate],
+                     timeout: float, part: str, log: logging.Logger) -> None:
+    """Poll every gate in order until all pass; raise :class:`NotReady` otherwise."""
+    started = time.monotonic()
+    deadline = started + timeout
+    for gate in gates:
+        check = CHECKS[gate.kind]
+        delay = FIRST_DELAY
+        why = 'not checked yet'
+        while True:
+            state = engine.api.inspect_container(container)
+            if not state['State'].get('Running'):
+                raise NotReady(
+                    f'{part}: container {name} exited with code {state["State"].get("ExitCode")} '
+                    f'while waiting for {gate.text}{log_tail(engine, container, name)}')
+            try:
+                passed, why = check(engine, container, state, gate, deadline)
+            except Hopeless as exc:
+                raise NotReady(f'{part}: option wait-for: {gate.text}: {exc}') from None
+            if passed:
+                log.info('%s: %s passed after %.1fs', name, gate.text, time.monotonic() - started)
+                break
+            if time.monotonic() + delay > deadline:
+                raise NotReady(
+                    f'{part}: option wait-for: {gate.text} did not pass within {timeout:g}s '
+                    f'({why}){log_tail(engine, container, name)}')
+            time.sleep(delay)
+            delay = min(delay * BACKOFF, MAX_DELAY)
+
+
+def log_tail(engine: Engine, container: str, name: str, lines_: int = LOG_TAIL) -> str:
+    """The container's last log lines, as an indented block for an error message."""
+    try:
+        raw = engine.api.logs(container, stdout=True, stderr=True, tail=lines_)
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        return f'\n(no log of {name}: {exc})'
+    text = raw.decode('utf-8', 'replace').rstrip() if isinstance(raw, bytes) else str(raw)
+    if not text:
+        return f'\n({name} wrote nothing to its log)'
+    return f'\nlast log lines of {name}:\n' + '\n'.join(f'  {line}' for line in text.splitlines())
+
+
+def container_address(state: dict[str, Any]) -> str | None:
+    """The address the host reaches the container on: its first network's IP."""
+    if (state.get('HostConfig') or {}).get('NetworkMode') == 'host':
+        return '127.0.0.1'
+    settings = state.get('NetworkSettings') or {}
+    for network in (settings.get('Networks') or {}).values():
+        if network.get('IPAddress'):
+            return network['IPAddress']
+    return settings.get('IPAddress') or None
+
+
+Check = Callable[[Engine, str, dict[str, Any], Gate, float], tuple[bool, str]]
+
+
+def _remaining(deadline: float, cap: float) -> float:
+    return max(0.05, min(cap, deadline - time.monotonic()))
+
+
+def _check_tcp(engine: Engine, container: str, state: dict[str, Any], gate: Gate,
+               deadline: float) -> tuple[bool, str]:
+    address = container_address(state)
+    if address is None:
+        return False, 'the container has no IP address'
+    try:
+        with socket.create_connection((address, gate.port or 0), _remaining(deadline, 1.0)):
+            return True, ''
+    except OSError as exc:
+        return False, f'{address}:{gate.port}: {exc.strerror or exc}'
+
+
+def _check_http(engine: Engine, container: str, state: dict[str, Any], gate: Gate,
+                deadline: float) -> tuple[bool, str]:
+    assert gate.url is not None
+    parsed = urllib.parse.urlsplit(gate.url)
+    host = parsed.hostname
+    if not host or host == state.get('Name', '').lstrip('/'):
+        address = container_address(state)
+        if address is None:
+            return False, 'the container has no IP address'
+        netloc = f'[{address}]' if ':' in address else address
+        if parsed.port:
+            netloc += f':{parsed.port}'
+        url = urllib.parse.urlunsplit(parsed._replace(netloc=netloc))
+    else:
+        url = gate.url
+    opener = urllib.request.build_opener(
+        urllib.request.ProxyHandler({}),
+        urllib.request.HTTPSHandler(context=ssl._create_unverified_context()))  # noqa: S323
+    try:
+        with opener.open(url, timeout=_remaining(deadline, 2.0)) as answer:
+            status, body = answer.status, answer.read(1 << 20)
+    except urllib.error.HTTPError as exc:
+        status, body = exc.code, exc.read(1 << 20)
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        reason = getattr(exc, 'reason', exc)
+        return False, f'{url}: {reason}'
+    if not _status_matches(status, gate.status):
+        return False, f'{url} answered {status}, not {gate.status}'
+    if gate.pattern and not re.search(gate.pattern, body.decode('utf-8', 'replace'), re.M):
+        return False, f'{url} answered {status} without {gate.pattern!r} in its body'
+    return True, ''
+
+
+def _status_matches(status: int, expected: str) -> bool:
+    if expected.endswith('xx'):
+        return str(status)[0] == expected[0]
+    return str(status) == expected
+
+
+def _check_exec(engine: Engine, container: str, state: dict[str, Any], gate: Gate,
+                deadline: float) -> tuple[bool, str]:
+    code, output = run_in(engine, container, list(gate.command))
+    if code == 0:
+        return True, ''
+    last = output.strip().splitlines()[-1:] or ['no output']
+    return False, f'exit code {code}: {last[0]}'
+
+
+def _check_log(engine: Engine, container: str, state: dict[str, Any], gate: Gate,
+               deadline: float) -> tuple[bool, str]:
+    assert gate.pattern is not None
+    raw = engine.api.logs(container, stdout=True, stderr=True)
+    text = raw.decode('utf-8', 'replace') if isinstance(raw, bytes) else str(raw)
+    if re.search(gate.pattern, text, re.M):
+        return True, ''
+    return False, f'{gate.pattern!r} not in the log yet'
+
+
+def _check_healthy(engine: Engine, container: str, state: dict[str, Any], gate: Gate,
+                   deadline: float) -> tuple[bool, str]:
+    health = state['State'].get('Health')
+    if not health:
+        raise Hopeless('the container has no healthcheck: set the healthcheck option')
+    status = health.get('Status')
+    if status == 'healthy':
+        return True, ''
+    return False, f'health is {status}'
+
+
+CHECKS: dict[str, Check] = {
+    'tcp': _check_tcp,
+    'http': _check_http,
+    'exec': _check_exec,
+    'log': _check_log,
+    'healthy': _check_healthy,
+}
+
+
+def run_in(engine: Engine, container: str, command: list[str],
+           user: str | None = None) -> tuple[int, str]:
+    """Run a command in a running container: (exit code, combined output)."""
+    exec_id = engine.api.exec_create(container, command, stdout=True, stderr=True,
+                                     user=user or '')['Id']
+    output = engine.api.exec_start(exec_id)
+    code = engine.api.exec_inspect(exec_id).get('ExitCode')
+    text = output.decode('utf-8', 'replace') if isinstance(output, bytes) else str(output)
+    return (code if code is not None else -1), text

@@ -1,0 +1,96 @@
+"""``docker.copy``: files between containers, or between a container and the host.
+
+dockeroo's options: ``container-from``, ``container-to`` and ``paths`` (see
+:mod:`dockeroo_nagoya.copying` for their syntax). Leaving out one of the two
+containers makes that side the host. Owners and modes are kept. A copy is
+redone only when its source's content changed (or its target container is a
+new one). What was copied is recorded in ``location`` (dockeroo's option,
+``parts/PART`` by default); the record outlives a reinstall (a package
+upgrade reinstalls every part, and must not copy everything again) and goes
+when the part is removed. Removing the part copies nothing back.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from typing import Any, Mapping
+
+import zc.buildout
+
+from .. import copying
+from .. import options as opt
+from ..engine import Engine
+from ..recipe import Recipe, uninstaller
+
+RECORD = 'copied.json'
+
+
+class CopyRecipe(Recipe):
+    """Copies of paths, done again when their source changes."""
+
+    recipe = 'docker.copy'
+    kind = 'containers'
+    table = (
+        opt.Option('container-from', opt.name),
+        opt.Option('container-to', opt.name),
+        opt.Option('paths', opt.text, required=True),
+    )
+
+    def configure(self) -> None:
+        source, target = self.values['container-from'], self.values['container-to']
+        if not source and not target:
+            raise opt.invalid(self.name, 'container-from', 'container-from, container-to or both '
+                              '(a side without a container is the host)')
+        try:
+            self.copies = copying.parse_paths(self.values['paths'], host_source=not source,
+                                              host_target=not target, base=self.directory)
+        except opt.Invalid as exc:
+            raise opt.invalid(self.name, 'paths', str(exc), self.values['paths']) from None
+        self.location = os.path.join(self.directory, self.options.get('location') or os.path.join(
+            self.buildout['buildout']['parts-directory'], self.name))
+        self.options['location'] = self.location
+
+    def apply(self, fresh: bool) -> list[str]:
+        record_path = os.path.join(self.location, RECORD)
+        done: dict[str, Any] = {}
+        if os.path.exists(record_path):
+            with open(record_path, encoding='utf-8') as handle:
+                done = json.load(handle)
+        source = self._container('container-from')
+        target = self._container('container-to')
+        try:
+            record = copying.copy_paths(self.engine, self.copies, source, target, done, self.log)
+        except copying.CopyError as exc:
+            raise zc.buildout.UserError(f'{self.name}: option paths: {exc}') from None
+        os.makedirs(self.location, exist_ok=True)
+        with open(record_path, 'w', encoding='utf-8') as handle:
+            json.dump(record, handle, indent=1, sort_keys=True)
+        return []
+
+    def _container(self, option: str) -> str | None:
+        name = self.values[option]
+        if not name:
+            return None
+        found = self.engine.inspect('containers', name)
+        if found is None:
+            raise zc.buildout.UserError(f'{self.name}: option {option}: no container {name} '
+                                        f'on the Docker engine')
+        return found['Id']
+
+    @classmethod
+    def teardown(cls, engine: Engine, directory: str, part: str,
+                 options: Mapping[str, str], log: logging.Logger) -> None:
+        location = options.get('location')
+        if location:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(location, RECORD))
+            with contextlib.suppress(OSError):
+                os.rmdir(location)  # only when nothing else is in it
+        log.debug('%s: the copies stay where they went', part)
+
+
+uninstall = uninstaller(CopyRecipe)
+
+__all__ = ['CopyRecipe', 'uninstall']
