@@ -8,6 +8,7 @@ RECIPES = {
     'docker.build': 'build:BuildRecipe',
     'docker.service': 'service:ServiceRecipe',
     'docker.push': 'push:PushRecipe',
+    'docker.command': 'command:CommandRecipe',
     'docker.run': 'run:RunRecipe',
     'docker.copy': 'copy:CopyRecipe',
     'docker.bootstrap': 'bootstrap:BootstrapRecipe',

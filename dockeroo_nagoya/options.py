@@ -47,6 +47,8 @@ class Option:
     default: str | None = None
     required: bool = False
     identity: bool = True
+    #: Older names accepted for the option (dockeroo's), e.g. ``build-script`` for ``script``.
+    aliases: tuple[str, ...] = ()
 
 
 def parse_options(part: str, options: Mapping[str, str],
@@ -55,6 +57,12 @@ def parse_options(part: str, options: Mapping[str, str],
     values: dict[str, Any] = {}
     for option in table:
         raw = options.get(option.name)
+        for alias in option.aliases:
+            if options.get(alias) is not None:
+                if raw is not None:
+                    raise zc.buildout.UserError(
+                        f'{part}: option {alias} is the old name of {option.name}: give only one')
+                raw = options[alias]
         if raw is None or (not raw.strip() and option.required):
             if option.required:
                 raise zc.buildout.UserError(

@@ -10,16 +10,19 @@ change, and cleans up stale objects of the same part by their labels.
 """
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
-from typing import Any, ClassVar, Mapping, MutableMapping
+from typing import Any, Callable, ClassVar, Mapping, MutableMapping
 
+import docker.errors
 import zc.buildout
 
 from . import options as opt
 from . import runlock
 from .engine import (Engine, EngineConfig, connect, engine_errors, identity_hash,
-                     labels_of, owner_labels, LABEL_BUILDOUT, LABEL_IDENTITY, LABEL_PART)
+                     labels_of, owner_labels, LABEL, LABEL_BUILDOUT, LABEL_IDENTITY, LABEL_PART)
 
 #: Options every recipe takes: where the engine is.
 ENGINE_OPTIONS = ('docker-host', 'docker-tls-verify', 'docker-cert-path', 'timeout', 'machine-name')
@@ -33,6 +36,10 @@ PLAIN_SECRETS = ('password', 'token', 'secret', 'private-key', 'auth')
 
 #: (buildout directory, part) -> recipe, for every part configured in this run.
 CONFIGURED: dict[tuple[str, str], str] = {}
+
+#: (buildout directory, part) of the parts buildout reinstalls in this run (their
+#: uninstall hook was deferred): they were installed before, as updated parts were.
+REINSTALLING: set[tuple[str, str]] = set()
 
 
 def engine_config(part: str, options: Mapping[str, str],
@@ -167,6 +174,10 @@ class Recipe:
     def identity_of(obj: Mapping[str, Any]) -> str | None:
         return labels_of(dict(obj)).get(LABEL_IDENTITY)
 
+    def installed_before(self, fresh: bool) -> bool:
+        """Whether the part was installed by an earlier run (so a missing object was removed)."""
+        return not fresh or (self.directory, self.name) in REINSTALLING
+
     def newest(self) -> bool:
         """Buildout's newest mode (off with -N)."""
         return self.buildout['buildout'].get('newest', 'true') == 'true'
@@ -186,6 +197,7 @@ class Recipe:
         directory = os.path.realpath(os.getcwd())
         log = logging.getLogger(name)
         if CONFIGURED.get((directory, name)) == cls.recipe:
+            REINSTALLING.add((directory, name))
             log.debug('%s is being reinstalled: its install adopts what exists', name)
             return
         config = engine_config(name, options)
@@ -203,4 +215,139 @@ def uninstaller(cls: type[Recipe]):
     return uninstall
 
 
-__all__ = ['Recipe', 'uninstaller', 'engine_config', 'CONFIGURED']
+#: A short hash per input of a made image, so a rebuild can say what changed.
+LABEL_INPUTS = f'{LABEL}.inputs'
+
+
+class ImageRecipe(Recipe):
+    """A recipe whose product is one tagged image, made again exactly when its inputs change.
+
+    ``configure`` calls :meth:`image_from_options`; ``apply`` gets the
+    identity and labels from :meth:`image_identity` and hands a function that
+    makes an untagged image to :meth:`make_image`, which skips it when the
+    tagged image already has that identity, removes whatever the part left
+    unfinished when it fails, and tags and tidies up when it succeeds.
+    """
+
+    kind = 'images'
+    image: str
+
+    def image_from_options(self) -> str:
+        """``name`` (the part name by default) with ``tag`` (``latest``), as ``${part:image}``."""
+        given = (self.options.get('name') or '').strip()
+        raw = given or self.name
+        try:
+            reference = opt.image_reference(raw)
+        except opt.Invalid as exc:
+            hint = '' if given else ' (the part name is not one: set name)'
+            raise opt.invalid(self.name, 'name', f'{exc}{hint}', raw) from None
+        if '@' in reference:
+            raise opt.invalid(self.name, 'name', 'a name to tag, not a digest', raw)
+        tag = (self.options.get('tag') or '').strip()
+        tagged = ':' in reference.rsplit('/', 1)[-1]
+        if tag and tagged:
+            raise opt.invalid(self.name, 'tag', 'a tag in name or in tag, not in both', tag)
+        if not tagged:
+            reference += f':{tag or "latest"}'
+        self.image = self.options['image'] = reference
+        return reference
+
+    def image_identity(self, **extra: Any) -> tuple[str, dict[str, str]]:
+        """The identity of the image to make and the labels that record it."""
+        inputs = {**self.identity_values(), **extra}
+        identity = self.identity(**extra)
+        labels = self.labels(identity)
+        labels[LABEL_INPUTS] = json.dumps(
+            {key: identity_hash(value)[:8] for key, value in inputs.items()},
+            sort_keys=True, separators=(',', ':'))
+        return identity, labels
+
+    def make_image(self, identity: str, labels: Mapping[str, str], fresh: bool,
+                   build: Callable[[], str]) -> bool:
+        """Make the image with ``build`` unless it is current; True when it was made."""
+        current = self.engine.inspect('images', self.image)
+        if current is not None:
+            self.check_ours(current, 'image', self.image)
+            if self.identity_of(current) == identity:
+                if fresh:
+                    self._remove_stale(current['Id'])
+                return False
+            self.log.info('rebuilding %s: %s', self.image, _why(current, labels))
+        else:
+            self.log.info('building %s', self.image)
+        try:
+            image_id = build()
+        except BaseException:
+            self.engine.forget()
+            self._remove_unfinished()
+            raise
+        repository, tag = self.image.rsplit(':', 1)
+        self.engine.api.tag(image_id, repository, tag, force=True)
+        self.log.info('built %s (%s)', self.image, image_id[:19])
+        if current is not None and current['Id'] != image_id:
+            _remove_image(self.engine, current['Id'], self.log, quiet=True)
+        self.engine.forget()
+        if fresh:
+            self._remove_stale(image_id)
+        return True
+
+    def _remove_unfinished(self) -> None:
+        """Untagged images of this part: what a failed build left."""
+        for image in self.engine.api.images(filters={'dangling': True, 'label': [
+                f'{LABEL_BUILDOUT}={self.directory}', f'{LABEL_PART}={self.name}']}):
+            _remove_image(self.engine, image['Id'], self.log, quiet=True)
+
+    def _remove_stale(self, keep_id: str) -> None:
+        """Images this part made under an earlier name."""
+        if opt.boolean(self.options.get('keep', 'false') or 'false'):
+            return
+        for image in self.engine.part_objects('images', self.directory, self.name):
+            if image['Id'] != keep_id:
+                for tag in image.get('RepoTags') or [image['Id']]:
+                    _remove_image(self.engine, tag, self.log)
+
+    @classmethod
+    def teardown(cls, engine: Engine, directory: str, part: str,
+                 options: Mapping[str, str], log: logging.Logger) -> None:
+        for container in engine.part_objects('containers', directory, part):
+            with contextlib.suppress(docker.errors.NotFound):
+                engine.api.remove_container(container['Id'], force=True)
+        try:
+            keep = opt.boolean(options.get('keep', 'false') or 'false')
+        except opt.Invalid:
+            keep = False
+        if keep:
+            log.info('keeping image %s (keep = true)', options.get('image'))
+            return
+        for image in engine.part_objects('images', directory, part):
+            for tag in image.get('RepoTags') or [image['Id']]:
+                _remove_image(engine, tag, log)
+
+
+def _why(current: Mapping[str, Any], labels: Mapping[str, str]) -> str:
+    """Which inputs differ from the ones the current image was made from."""
+    found = labels_of(dict(current))
+    if found.get(LABEL_PART) != labels.get(LABEL_PART):
+        return f'it was made by part {found.get(LABEL_PART)}'
+    try:
+        before = json.loads(found.get(LABEL_INPUTS) or '{}')
+        now = json.loads(labels.get(LABEL_INPUTS) or '{}')
+    except ValueError:
+        return 'its inputs changed'
+    changed = sorted(key for key in set(before) | set(now) if before.get(key) != now.get(key))
+    return (', '.join(changed) + ' changed') if changed else 'its inputs changed'
+
+
+def _remove_image(engine: Engine, reference: str, log: logging.Logger, quiet: bool = False) -> None:
+    try:
+        engine.api.remove_image(reference)
+        log.info('removed image %s', reference if not reference.startswith('sha256:')
+                 else reference[:19])
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as exc:
+        (log.debug if quiet else log.warning)('image %s kept: %s', reference[:40],
+                                              exc.explanation or exc)
+
+
+__all__ = ['Recipe', 'ImageRecipe', 'uninstaller', 'engine_config', 'CONFIGURED']

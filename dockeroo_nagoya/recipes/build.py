@@ -97,6 +97,8 @@ class BuildRecipe(Recipe):
         else:
             self.log.info('building %s', self.image)
         image_id = self._build(identity)
+        # Saved with the part, so the next run's __init__ finds the same value.
+        self.options['image-id'] = image_id
         if current is not None and current['Id'] != image_id:
             self._remove_unused(current['Id'])
         if fresh:

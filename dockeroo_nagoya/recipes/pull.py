@@ -121,6 +121,8 @@ class PullRecipe(Recipe):
             raise zc.buildout.UserError(f'{self.name}: the pull of {self.reference} ended '
                                         f'without an image')
         self.log.info('pulled %s (%s)', self.reference, image['Id'][:19])
+        # Saved with the part, so the next run's __init__ finds the same value.
+        self.options['image-id'] = image['Id']
 
     @classmethod
     def teardown(cls, engine: Engine, directory: str, part: str,

@@ -26,6 +26,13 @@ Options (dockeroo's names; nagoya's jobs, gates and callbacks):
 - Without a new container: ``restart`` (changed in place), ``start``
   (``false`` only creates), ``stop-timeout`` (10s), ``callbacks``
   (``EVENT = module:function`` lines), ``keep`` (leave it when the part goes).
+- ``depends``: lines naming what this container comes after, usually
+  ``${other-part:name}``: the reference is what makes buildout install that
+  part first (nothing else is done with it).
+- ``replicas = N``: N containers ``NAME-1`` ... ``NAME-N`` from one part (as
+  compose's scale), ``{index}`` in any option replaced by each one's number;
+  ``${part:names}`` lists them. Raising N adds containers and touches none of
+  the others; lowering it removes the highest.
 
 nagoya's toji spellings ``working_dir``, ``volumes_from``, ``envs``,
 ``add_capabilities`` and ``drop_capabilities`` are read too. How the
@@ -39,6 +46,7 @@ import logging
 from typing import Any, Mapping, MutableMapping
 
 from .. import containers
+from .. import options as opt
 from ..engine import Engine
 from ..recipe import Recipe, uninstaller
 
@@ -48,7 +56,11 @@ class RunRecipe(Recipe):
 
     recipe = 'docker.run'
     kind = 'containers'
-    table = containers.TABLE
+    table = containers.TABLE + (
+        opt.Option('replicas', opt.integer(1), identity=False),
+        # Names of parts this one comes after: a reference is all buildout needs to order them.
+        opt.Option('depends', opt.words, default='', identity=False),
+    )
 
     def __init__(self, buildout: Mapping[str, Mapping[str, str]], name: str,
                  options: MutableMapping[str, str]) -> None:
@@ -56,14 +68,38 @@ class RunRecipe(Recipe):
         super().__init__(buildout, name, options)
 
     def configure(self) -> None:
-        self.spec = containers.ContainerSpec.from_values(
-            self.name, self.name_from_part(), self.values, self.directory)
+        name = self.name_from_part()
+        replicas = self.values['replicas']
+        if replicas is None:
+            self.specs = [containers.ContainerSpec.from_values(
+                self.name, name, self.values, self.directory)]
+            self.options['names'] = name
+            return
+        self.specs = []
+        for index in range(1, replicas + 1):
+            # Each replica's options with {index} replaced, parsed like the part's own.
+            raw = {o.name: self.options[o.name].replace('{index}', str(index))
+                   for o in self.table if o.name in self.options}
+            values = opt.parse_options(self.name, raw, self.table)
+            self.specs.append(containers.ContainerSpec.from_values(
+                self.name, f'{name}-{index}', values, self.directory))
+        self.options['names'] = ' '.join(spec.name for spec in self.specs)
 
     def apply(self, fresh: bool) -> list[str]:
-        runner = containers.Runner(self, self.spec)
-        runner.converge(fresh)
-        if fresh:
-            runner.remove_stale()
+        runners = [containers.Runner(self, spec) for spec in self.specs]
+        for runner in runners:
+            runner.converge(fresh)
+        if not fresh:
+            return []
+        if self.values['replicas'] is None:
+            runners[0].remove_stale()
+            return []
+        wanted = {f'/{spec.name}' for spec in self.specs}
+        for stale in self.engine.part_objects('containers', self.directory, self.name):
+            if not wanted & set(stale.get('Names') or []):
+                self.log.info('removing %s: replicas is now %d',
+                              stale['Names'][0].lstrip('/'), len(self.specs))
+                runners[0].remove(stale['Id'])
         return []
 
     @classmethod
