@@ -1,0 +1,150 @@
+"""``docker.diskimage`` (dockeroo's ``docker.gentoo-diskimage``): a disk image file from an image.
+
+A throwaway builder container from ``build-image`` runs ``prepare-script``;
+the whole filesystem of ``base-image`` is unpacked into ``build-root``
+inside it; ``build-script`` makes ``image-file`` (for instance with
+``mke2fs -d``, which needs no loop device and no privileges), and that file
+is copied to the part's ``location``. ``privileged = true`` gives the
+builder loop devices and mounts for scripts that want them. The file is made
+again only when the id of either image, a script or another option changes;
+its identity is kept next to it.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import posixpath
+import tarfile
+from typing import Any, Mapping
+
+import zc.buildout
+
+from .. import archives
+from .. import options as opt
+from ..engine import Engine, identity_hash
+from ..recipe import Recipe, uninstaller
+from ..throwaway import Throwaway, script_text
+
+
+class DiskImageRecipe(Recipe):
+    """A file made in a builder from an image's filesystem."""
+
+    recipe = 'docker.diskimage'
+    kind = 'files'
+    table = (
+        opt.Option('build-image', opt.image_reference, required=True),
+        opt.Option('base-image', opt.image_reference, required=True),
+        opt.Option('build-root', opt.text, required=True),
+        opt.Option('image-file', opt.text, required=True),
+        opt.Option('prepare-script', script_text),
+        opt.Option('build-script', script_text),
+        opt.Option('build-script-shell', opt.text, default='/bin/sh'),
+        opt.Option('build-script-user', opt.text),
+        opt.Option('build-volumes-from', opt.words, default=''),
+        opt.Option('privileged', opt.boolean, default='false'),
+        opt.Option('location', opt.path, identity=False),
+    )
+
+    def configure(self) -> None:
+        values = self.values
+        for option in ('build-root', 'image-file'):
+            path = values[option]
+            if not path.startswith('/') or posixpath.normpath(path) == '/':
+                raise opt.invalid(self.name, option, 'an absolute path below / in the builder', path)
+        parts = self.buildout['buildout'].get('parts-directory') or \
+            os.path.join(self.directory, 'parts')
+        self.location = values['location'] or os.path.join(parts, self.name)
+        self.path = os.path.join(self.location, posixpath.basename(values['image-file']))
+        self.options['location'] = self.location
+        self.options['path'] = self.path
+
+    def apply(self, fresh: bool) -> list[str]:
+        inputs = {'build-image': self.image_id('build-image'),
+                  'base-image': self.image_id('base-image')}
+        identity = self.identity(**inputs)
+        record = os.path.join(self.location, '.dockeroo-nagoya.json')
+        before = _read_record(record)
+        if before.get('identity') == identity and os.path.isfile(self.path):
+            return [self.location]
+        if os.path.isfile(self.path):
+            changed = sorted(k for k, v in {**self.identity_values(), **inputs}.items()
+                             if before.get('inputs', {}).get(k) != _digest(v))
+            self.log.info('making %s again: %s changed', self.path, ', '.join(changed) or 'its inputs')
+        else:
+            self.log.info('making %s', self.path)
+        os.makedirs(self.location, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(record)
+        size = self.build(self.labels(identity))
+        with open(record, 'w', encoding='utf-8') as out:
+            json.dump({'identity': identity, 'inputs': {
+                k: _digest(v) for k, v in {**self.identity_values(), **inputs}.items()}}, out)
+        self.log.info('made %s (%d bytes)', self.path, size)
+        return [self.location]
+
+    def image_id(self, option: str) -> str:
+        found = self.engine.image_id(self.values[option])
+        if found is None:
+            raise zc.buildout.UserError(
+                f'{self.name}: option {option}: image {self.values[option]} does not exist')
+        return found
+
+    def build(self, labels: dict[str, str]) -> int:
+        values = self.values
+        root = values['build-root'].rstrip('/')
+        env = {'BUILD_ROOT': root, 'IMAGE_FILE': values['image-file']}
+        with Throwaway(self.engine, values['build-image'], self.name, labels, what='builder',
+                       volumes_from=values['build-volumes-from'],
+                       privileged=values['privileged'], log=self.log) as builder:
+            self.run(builder, 'prepare-script', env)
+            with Throwaway(self.engine, values['base-image'], self.name, labels,
+                           what='base image container', log=self.log) as base:
+                self.log.info('unpacking the filesystem of %s into %s', values['base-image'], root)
+
+                def fill(tar: tarfile.TarFile) -> None:
+                    archives.add_stream(tar, base.export(), prefix=root,
+                                        skip=archives.ENGINE_FILES)
+
+                builder.put('/', archives.tar_stream(fill))
+            self.run(builder, 'build-script', env)
+            try:
+                chunks, _ = builder.get(values['image-file'])
+                return archives.extract_file(chunks, self.path)
+            except FileNotFoundError:
+                raise zc.buildout.UserError(
+                    f'{self.name}: option image-file: the scripts did not make '
+                    f'{values["image-file"]} in the builder') from None
+            except archives.ArchiveError as exc:
+                raise zc.buildout.UserError(f'{self.name}: option image-file: {exc}') from None
+
+    def run(self, builder: Throwaway, option: str, env: dict[str, str]) -> None:
+        if self.values[option]:
+            builder.run(option, self.values[option], shell=self.values['build-script-shell'],
+                        user=self.values['build-script-user'], env=env)
+
+    @classmethod
+    def teardown(cls, engine: Engine, directory: str, part: str,
+                 options: Mapping[str, str], log: logging.Logger) -> None:
+        """Buildout removes the location; throwaway containers a crash left go here."""
+        for container in engine.part_objects('containers', directory, part):
+            engine.api.remove_container(container['Id'], force=True)
+
+
+def _digest(value: Any) -> str:
+    return identity_hash(value)[:12]
+
+
+def _read_record(path: str) -> dict[str, Any]:
+    try:
+        with open(path, encoding='utf-8') as handle:
+            found = json.load(handle)
+        return found if isinstance(found, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+uninstall = uninstaller(DiskImageRecipe)
+
+__all__ = ['DiskImageRecipe', 'uninstall']
