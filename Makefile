@@ -4,6 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 PROFILE ?= profiles/koji.cfg
 PIP := $(VENV)/bin/pip
+# An image with Koji's server code (the README's "Koji image contract");
+# empty: the profile builds one from Fedora's packages.
+KOJI_IMAGE ?=
+BUILDOUT_ARGS ?= $(if $(KOJI_IMAGE),koji:image=$(KOJI_IMAGE))
 
 .PHONY: koji up test quick-test clean
 
@@ -11,7 +15,7 @@ koji: up
 
 # Bring up a profile (default: the Koji system).
 up: bin/buildout
-	bin/buildout -c $(PROFILE)
+	bin/buildout -c $(PROFILE) $(BUILDOUT_ARGS)
 
 # The whole suite against the real engine; `make quick-test` skips the slow end-to-end runs.
 test: bin/test
