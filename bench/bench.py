@@ -1,0 +1,238 @@
+"""Benchmark: dockeroo_nagoya against docker-compose on the same systems.
+
+For N containers (busybox ``sleep 3600``, each with a named volume, all on
+one network) in a dependency chain and in a fan-out, it measures cold
+bring-up, a no-op rerun, a rerun after one container's option changed, and
+teardown, for:
+
+- ``compose``: Debian's docker-compose (``up -d``, ``up -d``, ``up -d``, ``down``);
+- ``system``: one ``docker.system`` part (plus the network and volume parts);
+- ``parts``: one ``docker.run`` part per container (plus the same).
+
+Buildout is run the way a user runs it: this package installed into a
+virtualenv of its own (not a develop egg), ``bin/buildout -N``. Engine API
+requests of each no-op rerun are counted through a proxy on a unix socket.
+
+    .venv/bin/python bench/bench.py                 # N = 5 20 100, 3 rounds
+    .venv/bin/python bench/bench.py --sizes 20 --rounds 5 --tools compose system
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import docker
+
+HERE = Path(__file__).resolve().parent
+PROJECT = HERE.parent
+sys.path.insert(0, str(HERE))
+from countproxy import CountingProxy  # noqa: E402
+
+IMAGE = 'dn-bench/busybox:latest'
+VENV = PROJECT / '.bench-venv'
+PROXY = '/tmp/dn-bench-engine.sock'
+
+
+def ensure_image(client: docker.DockerClient) -> None:
+    """The same local busybox image for every tool (FROM scratch + static busybox)."""
+    try:
+        client.images.get(IMAGE)
+        return
+    except docker.errors.ImageNotFound:
+        pass
+    context = Path(tempfile.mkdtemp())
+    shutil.copy(shutil.which('busybox') or '/bin/busybox', context / 'busybox')
+    (context / 'Dockerfile').write_text(
+        'FROM scratch\nCOPY busybox /bin/busybox\n'
+        'RUN ["/bin/busybox", "--install", "-s", "/bin"]\nENV PATH=/bin\n')
+    client.images.build(path=str(context), tag=IMAGE, rm=True)
+    shutil.rmtree(context)
+
+
+def ensure_venv() -> Path:
+    """A virtualenv with this package installed as a user installs it (no develop egg)."""
+    buildout = VENV / 'bin' / 'buildout'
+    stamp = VENV / '.installed-from'
+    source = str(max((p.stat().st_mtime for p in (PROJECT / 'dockeroo_nagoya').rglob('*.py'))))
+    if buildout.exists() and stamp.exists() and stamp.read_text() == source:
+        return buildout
+    subprocess.run([sys.executable, '-m', 'venv', '--clear', str(VENV)], check=True)
+    pip = [str(VENV / 'bin' / 'pip'), 'install', '-q']
+    subprocess.run(pip + ['zc.buildout==6.0.1', str(PROJECT)], check=True)
+    stamp.write_text(source)
+    return buildout
+
+
+def depends(shape: str, index: int) -> list[int]:
+    if index == 0:
+        return []
+    return [index - 1] if shape == 'chain' else [0]
+
+
+# -- the systems ----------------------------------------------------------------------------
+def compose_file(n: int, shape: str, changed: bool) -> str:
+    services = {}
+    for i in range(n):
+        service = {'image': IMAGE, 'command': 'sleep 3600', 'networks': ['net'],
+                   'volumes': [f'vol{i}:/data'],
+                   'environment': {'ROLE': 'changed' if changed and i == n - 1 else 'bench'}}
+        if depends(shape, i):
+            service['depends_on'] = [f'c{j}' for j in depends(shape, i)]
+        services[f'c{i}'] = service
+    return json.dumps({'version': '2.4', 'services': services, 'networks': {'net': {}},
+                       'volumes': {f'vol{i}': {} for i in range(n)}}, indent=1)
+
+
+def buildout_config(n: int, shape: str, tool: str, changed: bool, prefix: str,
+                    parts: bool = True) -> str:
+    lines = ['[buildout]', 'parts =']
+    resources = [f'vol{i}' for i in range(n)] + ['net']
+    members = [f'c{i}' for i in range(n)]
+    if parts:
+        lines += [f'    {p}' for p in resources + (['system'] if tool == 'system' else members)]
+    lines += ['', '[net]', 'recipe = dockeroo_nagoya:docker.network', f'name = {prefix}-net']
+    for i in range(n):
+        lines += ['', f'[vol{i}]', 'recipe = dockeroo_nagoya:docker.volume',
+                  f'name = {prefix}-vol{i}', 'keep = true']
+    if tool == 'system':
+        lines += ['', '[system]', 'recipe = dockeroo_nagoya:docker.system',
+                  'containers = ' + ' '.join(members)]
+    for i in range(n):
+        lines += ['', f'[c{i}]']
+        if tool == 'parts':
+            lines.append('recipe = dockeroo_nagoya:docker.run')
+        lines += [f'name = {prefix}-c{i}', f'image = {IMAGE}', 'command = sleep 3600',
+                  'networks = ${net:name}', f'volumes = ${{vol{i}:name}}:/data',
+                  f"env = ROLE={'changed' if changed and i == n - 1 else 'bench'}"]
+        after = depends(shape, i)
+        if after:
+            refs = ' '.join(f'${{c{j}:name}}' if tool == 'parts' else f'c{j}' for j in after)
+            lines.append(f'depends = {refs}')
+    return '\n'.join(lines) + '\n'
+
+
+# -- runs --------------------------------------------------------------------------------------
+def timed(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
+    started = time.monotonic()
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True,
+                            env={**os.environ, **(env or {})})
+    elapsed = time.monotonic() - started
+    if result.returncode != 0:
+        raise SystemExit(f'{" ".join(command)} failed:\n{result.stdout}\n{result.stderr}')
+    return elapsed
+
+
+def run_compose(n: int, shape: str, proxy: CountingProxy, workdir: Path) -> dict[str, object]:
+    project = f'dnbench{n}{shape}'
+    file = workdir / 'docker-compose.json'
+    base = ['docker-compose', '-p', project, '-f', str(file)]
+    env = {'DOCKER_HOST': f'unix://{PROXY}', 'COMPOSE_HTTP_TIMEOUT': '300'}
+    file.write_text(compose_file(n, shape, False))
+    cold = timed(base + ['up', '-d'], workdir, env)
+    proxy.reset()
+    noop = timed(base + ['up', '-d'], workdir, env)
+    requests = proxy.total()
+    file.write_text(compose_file(n, shape, True))
+    change = timed(base + ['up', '-d'], workdir, env)
+    down = timed(base + ['down'], workdir, env)
+    for volume in docker.from_env().volumes.list(filters={'name': project}):
+        volume.remove()
+    return {'cold': cold, 'noop': noop, 'change': change, 'teardown': down, 'requests': requests}
+
+
+def run_buildout(n: int, shape: str, tool: str, proxy: CountingProxy, workdir: Path,
+                 buildout: Path) -> dict[str, object]:
+    prefix = f'dnbench{n}{shape}{tool}'
+    config = workdir / 'buildout.cfg'
+    env = {'DOCKER_HOST': f'unix://{PROXY}'}
+    command = [str(buildout), '-N', '-q', '-c', str(config)]
+    config.write_text(buildout_config(n, shape, tool, False, prefix))
+    cold = timed(command, workdir, env)
+    proxy.reset()
+    noop = timed(command, workdir, env)
+    requests = proxy.total()
+    config.write_text(buildout_config(n, shape, tool, True, prefix))
+    change = timed(command, workdir, env)
+    config.write_text(buildout_config(n, shape, tool, True, prefix, parts=False))
+    down = timed(command, workdir, env)
+    client = docker.from_env()
+    for volume in client.volumes.list(filters={'name': prefix}):
+        volume.remove()
+    for leftover in ('.installed.cfg',):
+        (workdir / leftover).unlink(missing_ok=True)
+    return {'cold': cold, 'noop': noop, 'change': change, 'teardown': down, 'requests': requests}
+
+
+def summary(values: list[float]) -> str:
+    if len(values) == 1:
+        return f'{values[0]:.2f}'
+    return f'{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})'
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--sizes', type=int, nargs='+', default=[5, 20, 100])
+    parser.add_argument('--shapes', nargs='+', default=['chain', 'fanout'])
+    parser.add_argument('--tools', nargs='+', default=['compose', 'system', 'parts'])
+    parser.add_argument('--rounds', type=int, default=3)
+    parser.add_argument('--json', help='also write the raw figures here')
+    args = parser.parse_args()
+
+    client = docker.from_env()
+    ensure_image(client)
+    buildout = ensure_venv()
+    results: dict[str, list[dict[str, object]]] = {}
+    with CountingProxy(PROXY) as proxy:
+        for n in args.sizes:
+            for shape in args.shapes:
+                for tool in args.tools:
+                    key = f'{n} {shape} {tool}'
+                    for _ in range(args.rounds):
+                        workdir = Path(tempfile.mkdtemp(prefix='dn-bench-'))
+                        try:
+                            if tool == 'compose':
+                                figures = run_compose(n, shape, proxy, workdir)
+                            else:
+                                figures = run_buildout(n, shape, tool, proxy, workdir, buildout)
+                        finally:
+                            shutil.rmtree(workdir, ignore_errors=True)
+                        results.setdefault(key, []).append(figures)
+                        print(key, json.dumps(figures, default=lambda v: round(v, 3)), flush=True)
+    print()
+    print(f'Machine: {platform.platform()}, {os.cpu_count()} cores, '
+          f'engine {client.version()["Version"]}, '
+          f'{subprocess.run(["docker-compose", "version", "--short"], capture_output=True, text=True).stdout.strip()} compose')
+    print(f'{args.rounds} rounds; seconds as median (min-max); ratio = median / compose median\n')
+    header = f'{"N":>4} {"shape":7} {"tool":8} {"cold up":>20} {"no-op rerun":>20} ' \
+             f'{"one change":>20} {"teardown":>20} {"requests":>9}'
+    print(header)
+    print('-' * len(header))
+    for key, rounds in results.items():
+        n, shape, tool = key.split()
+        reference = results.get(f'{n} {shape} compose')
+        cells = []
+        for metric in ('cold', 'noop', 'change', 'teardown'):
+            values = [float(r[metric]) for r in rounds]  # type: ignore[arg-type]
+            cell = summary(values) if len(values) > 1 else f'{values[0]:.2f}'
+            if reference and tool != 'compose':
+                base = statistics.median(float(r[metric]) for r in reference)  # type: ignore[arg-type]
+                cell = f'{statistics.median(values):.2f} x{statistics.median(values) / base:.2f}'
+            cells.append(cell)
+        requests = statistics.median(int(r['requests']) for r in rounds)  # type: ignore[arg-type]
+        print(f'{n:>4} {shape:7} {tool:8} ' + ' '.join(f'{c:>20}' for c in cells) + f' {requests:>9.0f}')
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+
+
+if __name__ == '__main__':
+    main()
