@@ -17,6 +17,7 @@ RECIPES = {
     'docker.gentoo-build': 'assemble:AssembleRecipe',
     'docker.diskimage': 'diskimage:DiskImageRecipe',
     'docker.gentoo-diskimage': 'diskimage:DiskImageRecipe',
+    'docker.system': 'system:SystemRecipe',
 }
 
 

@@ -485,15 +485,23 @@ class JobFailed(zc.buildout.UserError):
 
 
 class Runner:
-    """Brings one container of a recipe to its spec (one runner per container)."""
+    """Brings one container of a recipe to its spec (one runner per container).
 
-    def __init__(self, recipe: Recipe, spec: ContainerSpec) -> None:
+    A recipe with several containers (a system) gives each runner the engine
+    of the thread it runs in and the labels that say which member it is;
+    ``spec.part`` is then the name errors use (``system: member db``), while
+    the ownership labels keep the recipe's part.
+    """
+
+    def __init__(self, recipe: Recipe, spec: ContainerSpec, engine: Engine | None = None,
+                 labels: Mapping[str, str] | None = None) -> None:
         self.recipe = recipe
-        self.engine: Engine = recipe.engine
+        self.engine: Engine = engine or recipe.engine
         self.spec = spec
         self.log: logging.Logger = recipe.log
         self.callbacks = spec.callbacks()
         self.env: dict[str, str] = {}
+        self.extra_labels: dict[str, str] = dict(labels or {})
 
     # -- finding and identity -----------------------------------------------------
     def find(self) -> dict[str, Any] | None:
@@ -502,7 +510,7 @@ class Runner:
         for listed in self.engine.owned('containers', self.recipe.directory):
             if f'/{name}' in (listed.get('Names') or []):
                 _, part = owner_of(listed)
-                if part != self.spec.part:
+                if part != self.recipe.name:
                     raise zc.buildout.UserError(
                         f'{self.spec.part}: container {name} belongs to part {part} of this '
                         f'buildout: give one of them another name')
@@ -512,8 +520,12 @@ class Runner:
             self.recipe.check_ours(found, 'container', name)
         return None
 
-    def identity(self) -> tuple[str, dict[str, str]]:
-        """(identity hash, per-option hashes), with the image and env-file read now."""
+    def identity(self, extra: Mapping[str, Any] | None = None) -> tuple[str, dict[str, str]]:
+        """(identity hash, per-option hashes), with the image and env-file read now.
+
+        ``extra`` adds what else needs a new container (a system adds the ids
+        of the members this one links to or takes volumes from).
+        """
         spec = self.spec
         image = self.engine.inspect('images', spec.values['image'])
         if image is None:
@@ -528,23 +540,28 @@ class Runner:
         else:
             self.env = dict(spec.values['env'])
         values = spec.identity_values(image['Id'], env_file_digest)
+        values.update({key: value for key, value in (extra or {}).items() if value})
         return identity_hash(values), option_hashes(values)
 
     def labels(self, identity: str, hashes: Mapping[str, str]) -> dict[str, str]:
         user = {**self.spec.values['labels'], LABEL_INPUTS: encode_hashes(hashes)}
-        return self.recipe.labels(identity, user)
+        return {**self.recipe.labels(identity, user), **self.extra_labels}
 
     # -- the plan, carried out ------------------------------------------------------
-    def converge(self, fresh: bool) -> str:
+    def converge(self, fresh: bool, expected: bool | None = None,
+                 extra_identity: Mapping[str, Any] | None = None) -> str:
         """Make the container match the spec; return its id.
 
         ``fresh`` is an install (first, or after a change or a failure): then a
         kept container also gets its in-place changes and its gates checked.
+        ``expected`` says the container was installed before (by default: the
+        part was); ``extra_identity`` goes to :meth:`identity`.
         """
         current = self.find()
-        identity, hashes = self.identity()
-        step = plan(self.spec, current, identity, hashes,
-                    expected=self.recipe.installed_before(fresh))
+        identity, hashes = self.identity(extra_identity)
+        if expected is None:
+            expected = self.recipe.installed_before(fresh)
+        step = plan(self.spec, current, identity, hashes, expected=expected)
         name = self.spec.name
         if step.action == 'keep':
             assert current is not None
@@ -697,7 +714,7 @@ class Runner:
 
     def remove_stale(self) -> None:
         """Containers of this part under another name (the name option changed)."""
-        for stale in self.engine.part_objects('containers', self.recipe.directory, self.spec.part):
+        for stale in self.engine.part_objects('containers', self.recipe.directory, self.recipe.name):
             if f'/{self.spec.name}' not in (stale.get('Names') or []):
                 self.log.info('removing %s: the part now names its container %s',
                               stale['Names'][0].lstrip('/'), self.spec.name)

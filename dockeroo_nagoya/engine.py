@@ -141,6 +141,22 @@ class Engine:
             for key in [k for k in self._owned if k[0] == kind]:
                 del self._owned[key]
 
+    def fork(self, part: str) -> Engine:
+        """An engine with a client of its own for another thread, starting from this one's listings.
+
+        The SDK's client (a requests session) is not made to be shared between
+        threads, and each thread's changes should only drop its own caches.
+        Close it with :meth:`close` when the thread is done.
+        """
+        engine = Engine(self.config, new_client(self.config, part, self.api.api_version))
+        engine._owned = {key: list(found) for key, found in self._owned.items()}
+        return engine
+
+    def close(self) -> None:
+        """Close the client of a forked engine (the shared ones stay open for the run)."""
+        with contextlib.suppress(OSError, docker.errors.DockerException):
+            self.client.close()
+
     def part_objects(self, kind: str, directory: str, part: str) -> list[dict[str, Any]]:
         """The objects of one part, from the shared listing."""
         return [obj for obj in self.owned(kind, directory)
@@ -188,8 +204,17 @@ def connect(config: EngineConfig, part: str) -> Engine:
     engine = _ENGINES.get(config)
     if engine is not None:
         return engine
+    engine = Engine(config, new_client(config, part))
+    _ENGINES[config] = engine
+    return engine
+
+
+def new_client(config: EngineConfig, part: str, version: str | None = None) -> docker.DockerClient:
+    """A client of its own (``version`` known saves the request that asks the engine)."""
     with engine_errors(part, config, 'connecting'):
         kwargs: dict[str, Any] = {'timeout': config.timeout}
+        if version:
+            kwargs['version'] = version
         if config.context:
             ctx = docker.ContextAPI.get_context(config.context)
             if ctx is None:
@@ -200,8 +225,8 @@ def connect(config: EngineConfig, part: str) -> Engine:
             tls = ctx.TLSConfig
             if tls:
                 kwargs['tls'] = tls
-            client = docker.DockerClient(**kwargs)
-        elif config.host or config.tls_verify or config.cert_path:
+            return docker.DockerClient(**kwargs)
+        if config.host or config.tls_verify or config.cert_path:
             env = dict(os.environ)
             if config.host:
                 env['DOCKER_HOST'] = config.host
@@ -209,12 +234,8 @@ def connect(config: EngineConfig, part: str) -> Engine:
                 env['DOCKER_TLS_VERIFY'] = '1'
             if config.cert_path:
                 env['DOCKER_CERT_PATH'] = config.cert_path
-            client = docker.from_env(environment=env, timeout=config.timeout)
-        else:
-            client = docker.from_env(timeout=config.timeout)
-    engine = Engine(config, client)
-    _ENGINES[config] = engine
-    return engine
+            return docker.from_env(environment=env, **kwargs)
+        return docker.from_env(**kwargs)
 
 
 def reset_connections() -> None:

@@ -9,6 +9,7 @@ relative to the volume's root.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import hashlib
 import io
@@ -95,6 +96,51 @@ class _HashingWriter(io.RawIOBase):
         return len(data)
 
 
+class _HashingReader(io.RawIOBase):
+    """Reads a member's data and hashes what passes (for the content digest)."""
+
+    def __init__(self, source: IO[bytes]) -> None:
+        self._source = source
+        self.sha256 = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._source.read(size)
+        self.sha256.update(data)
+        return data
+
+
+class _ContentDigest:
+    """The order-free checksum of a volume's files that :func:`content_digest` returns."""
+
+    def __init__(self) -> None:
+        self._entries: list[tuple[str, bytes]] = []
+
+    def add(self, member: tarfile.TarInfo, body: str) -> None:
+        line = (f'{member.type!r} {member.uid}:{member.gid} {member.mode:o} '
+                f'{member.linkname} {body}')
+        self._entries.append((member.name, line.encode()))
+
+    def hexdigest(self) -> str:
+        digest = hashlib.sha256()
+        for name, line in sorted(self._entries):
+            digest.update(name.encode() + b'\0' + line + b'\n')
+        return digest.hexdigest()
+
+
+@dataclasses.dataclass(frozen=True)
+class Archived:
+    """What :func:`archive_to` wrote: the archive's size and sha256, the volume's content digest."""
+
+    path: str
+    size: int
+    sha256: str
+    content: str
+    members: int
+
+
 def _relative_members(chunks: Iterable[bytes]) -> Iterator[tuple[tarfile.TarInfo, IO[bytes] | None]]:
     """Members of an archive of ``/volume``, renamed relative to the volume's root."""
     prefix = os.path.basename(MOUNT)
@@ -118,6 +164,34 @@ def write_archive(engine: Engine, volume: str, target: IO[bytes]) -> tuple[int, 
                 out.addfile(member, data)
                 count += 1
     return writer.size, writer.sha256.hexdigest(), count
+
+
+def archive_to(engine: Engine, volume: str, path: str) -> Archived:
+    """Archive a volume to ``path`` (mode 0600, written whole or not at all) in one pass.
+
+    The content digest is the one :func:`content_digest` computes, so a
+    restore can be checked against it without reading the archive again.
+    """
+    fd = os.open(path + '.part', os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    content = _ContentDigest()
+    count = 0
+    try:
+        with os.fdopen(fd, 'wb') as target:
+            writer = _HashingWriter(target)
+            with mounted(engine, volume, read_only=True) as container:
+                chunks, _ = engine.api.get_archive(container, MOUNT)
+                with tarfile.open(fileobj=writer, mode='w|', format=tarfile.PAX_FORMAT) as out:
+                    for member, data in _relative_members(chunks):
+                        reader = _HashingReader(data) if data is not None else None
+                        out.addfile(member, reader)
+                        content.add(member, reader.sha256.hexdigest() if reader else '')
+                        count += 1
+        os.replace(path + '.part', path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(path + '.part')
+        raise
+    return Archived(path, writer.size, writer.sha256.hexdigest(), content.hexdigest(), count)
 
 
 def backup(engine: Engine, volume: str, directory: str) -> tuple[str, str]:
@@ -164,18 +238,12 @@ def is_empty(engine: Engine, volume: str) -> bool:
 
 def content_digest(engine: Engine, volume: str) -> str:
     """A checksum of a volume's files: names, types, owners, modes, links, bytes."""
-    digest = hashlib.sha256()
-    entries: list[tuple[str, bytes]] = []
+    content = _ContentDigest()
     with mounted(engine, volume, read_only=True) as container:
         chunks, _ = engine.api.get_archive(container, MOUNT)
         for member, data in _relative_members(chunks):
-            body = hashlib.sha256(data.read()).hexdigest() if data else ''
-            line = (f'{member.type!r} {member.uid}:{member.gid} {member.mode:o} '
-                    f'{member.linkname} {body}')
-            entries.append((member.name, line.encode()))
-    for name, line in sorted(entries):
-        digest.update(name.encode() + b'\0' + line + b'\n')
-    return digest.hexdigest()
+            content.add(member, hashlib.sha256(data.read()).hexdigest() if data else '')
+    return content.hexdigest()
 
 
 def file_digest(path: str) -> str:

@@ -1,0 +1,725 @@
+"""The control script of a ``docker.system`` part: ``bin/<part> COMMAND``.
+
+docker_meta gave every unit of nagoya commands to start, stop, back up and
+restore it; this is that, for a system described by its part in
+``parts/<part>/system.json`` (written at every buildout run; names, order,
+gates and volumes, never an environment value).
+
+Commands act in dependency order, members that do not depend on each other
+at the same time: ``start`` (and its gates), ``stop`` (dependents first,
+each with its stop-timeout), ``restart``, ``status``, ``logs``, ``exec``,
+``backup``, ``restore``, ``remove`` (containers) and ``purge`` (containers,
+volumes and the images this buildout built for them).
+
+Exit codes a shell script can rely on: 0 done, 1 failed (one line on stderr
+says why), 2 usage error (also: ``purge`` with no terminal to ask on and no
+``--yes``), 3 ``status`` found a container not running or not healthy. The
+command of ``exec`` passes its own exit code through.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import datetime
+import importlib
+import json
+import logging
+import math
+import os
+import sys
+import threading
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+import docker.errors
+import zc.buildout
+
+from . import containers, probes, scheduling, volumedata
+from .engine import Engine, EngineConfig, connect, engine_errors
+
+OK, FAILED, USAGE, NOT_UP = 0, 1, 2, 3
+
+#: Modules the control script imports, to find the directories it needs on sys.path.
+NEEDED_MODULES = ('dockeroo_nagoya', 'docker', 'requests', 'urllib3', 'idna', 'certifi',
+                  'charset_normalizer', 'zc.buildout', 'setuptools', 'pip')
+
+MANIFEST = 'manifest.json'
+
+log = logging.getLogger('dockeroo_nagoya.control')
+
+
+class ControlError(Exception):
+    """A failure said in one line; ``code`` is the exit code."""
+
+    def __init__(self, message: str, code: int = FAILED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# -- the script -----------------------------------------------------------------------------
+def importable_paths(modules: Iterable[str] = NEEDED_MODULES) -> list[str]:
+    """The directories this process imports the needed modules from, in sys.path order."""
+    found: list[str] = []
+    for name in modules:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        origin = getattr(module, '__file__', None)
+        if not origin:
+            continue
+        root = os.path.dirname(os.path.abspath(origin))
+        depth = name.count('.') + (1 if os.path.basename(origin) == '__init__.py' else 0)
+        for _ in range(depth):
+            root = os.path.dirname(root)
+        if root not in found:
+            found.append(root)
+    ordered = list(dict.fromkeys(p for p in sys.path if p in found))
+    return ordered + [p for p in found if p not in ordered]
+
+
+def script_text(python: str, description: str, part: str) -> str:
+    """``bin/<part>``: the buildout's Python, the package's directories, then :func:`main`."""
+    paths = ''.join(f'    {path!r},\n' for path in importable_paths())
+    return (f'#!{python}\n'
+            f'"""Control script of the docker.system part {part} (made by buildout: '
+            f'bin/{part} --help)."""\n'
+            f'import sys\n'
+            f'sys.path[0:0] = [\n{paths}]\n\n'
+            f'from dockeroo_nagoya import control\n\n'
+            f"if __name__ == '__main__':\n"
+            f'    sys.exit(control.main({description!r}, sys.argv[1:], prog={part!r}))\n')
+
+
+# -- the described system -------------------------------------------------------------------
+@dataclasses.dataclass
+class Member:
+    """One member as the description records it."""
+
+    section: str
+    container: str
+    image: str
+    after: list[str]
+    linked: list[str]
+    job: bool
+    start: bool
+    stop_timeout: int
+    wait_for: list[str]
+    wait_timeout: float | None
+    callbacks: list[tuple[str, str]]
+    volumes: list[dict[str, str]]
+    keep: bool = False
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Member:
+        return cls(section=data['section'], container=data['container'], image=data['image'],
+                   after=list(data.get('after') or []), linked=list(data.get('linked') or []),
+                   job=bool(data.get('job')), start=bool(data.get('start', True)),
+                   stop_timeout=int(math.ceil(data.get('stop-timeout', 10))),
+                   wait_for=list(data.get('wait-for') or []),
+                   wait_timeout=data.get('wait-timeout'),
+                   callbacks=[(e, t) for e, t in data.get('callbacks') or []],
+                   volumes=list(data.get('volumes') or []), keep=bool(data.get('keep')))
+
+
+class System:
+    """A system as its part described it, and what the commands do to it."""
+
+    def __init__(self, description: Mapping[str, Any]) -> None:
+        self.part: str = description['part']
+        self.directory: str = description['directory']
+        self.config = EngineConfig(**description['engine'])
+        self.backups: str = description['backup-directory']
+        self.members = {m['section']: Member.from_dict(m) for m in description['members']}
+        self.volumes: list[str] = list(description.get('volumes') or [])
+        self._engine: Engine | None = None
+        self._print = threading.Lock()
+
+    @classmethod
+    def load(cls, path: str) -> System:
+        try:
+            with open(path, encoding='utf-8') as handle:
+                return cls(json.load(handle))
+        except OSError as exc:
+            raise ControlError(f'cannot read the description of the system {path} '
+                               f'({exc.strerror}): run bin/buildout') from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ControlError(f'the description of the system {path} is damaged ({exc}): '
+                               f'run bin/buildout') from None
+
+    # -- looking ----------------------------------------------------------------------
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = connect(self.config, self.part)
+        return self._engine
+
+    def graph(self, sections: Iterable[str] | None = None) -> dict[str, set[str]]:
+        wanted = set(self.members if sections is None else sections)
+        return {s: {a for a in self.members[s].after if a in wanted} for s in self.members
+                if s in wanted}
+
+    def member(self, reference: str) -> Member:
+        """A member by section or container name."""
+        for member in self.members.values():
+            if reference in (member.container, member.section):
+                return member
+        raise ControlError(f'{self.part}: no member {reference} (members: '
+                           f'{", ".join(m.container for m in self.members.values())})', USAGE)
+
+    def inspect(self, member: Member, engine: Engine | None = None) -> dict[str, Any] | None:
+        return (engine or self.engine).inspect('containers', member.container)
+
+    def display(self, member: Member) -> str:
+        return f'{self.part}: member {member.section}'
+
+    def callbacks(self, member: Member) -> containers.Callbacks:
+        return containers.Callbacks(self.display(member), self.directory, member.callbacks)
+
+    def say(self, text: str) -> None:
+        """One line on stdout, whole even when threads print at the same time."""
+        with self._print:
+            print(text, flush=True)
+
+    def in_order(self, sections: Iterable[str] | None, work: Callable[[Member, Engine], None],
+                 backwards: bool = False) -> None:
+        """``work`` on each member after (or, ``backwards``, before) those it depends on."""
+        graph = self.graph(sections)
+        if backwards:
+            graph = scheduling.reverse(graph)
+
+        def one(section: str) -> None:
+            member = self.members[section]
+            engine = self.engine.fork(self.part)
+            try:
+                with engine_errors(self.display(member), self.config):
+                    work(member, engine)
+            finally:
+                engine.close()
+
+        with engine_errors(self.part, self.config):
+            self.engine.api.ping()
+        scheduling.run_or_raise(graph, one, log)
+
+    # -- acting on containers -------------------------------------------------------------
+    def start(self, sections: Iterable[str] | None = None) -> None:
+        def start_one(member: Member, engine: Engine) -> None:
+            if member.job or not member.start:
+                return
+            details = self.inspect(member, engine)
+            if details is None:
+                raise ControlError(f'{self.display(member)}: container {member.container} does '
+                                   f'not exist: run bin/buildout to create it')
+            state = details['State']
+            if state.get('Paused'):
+                engine.api.unpause(member.container)
+                self.say(f'resumed {member.container}')
+            elif not state.get('Running'):
+                callbacks = self.callbacks(member)
+                callbacks.fire('pre-start', lambda: engine.client.containers.get(member.container))
+                engine.api.start(member.container)
+                self.say(f'started {member.container}')
+                self._gate(member, engine)
+                callbacks.fire('post-start', lambda: engine.client.containers.get(member.container))
+
+        self.in_order(sections, start_one)
+
+    def _gate(self, member: Member, engine: Engine) -> None:
+        if not member.wait_for:
+            return
+        gates = probes.parse_gates('\n'.join(member.wait_for))
+        timeout = member.wait_timeout or containers.DEFAULT_WAIT_TIMEOUT
+        probes.wait_until_ready(engine, member.container, member.container, gates, timeout,
+                                self.display(member), log)
+
+    def stop(self, sections: Iterable[str] | None = None) -> list[str]:
+        """Stop the running members, dependents first; return the sections it stopped."""
+        stopped: list[str] = []
+
+        def stop_one(member: Member, engine: Engine) -> None:
+            details = self.inspect(member, engine)
+            if details is None or not details['State'].get('Running'):
+                return
+            containers.stop(engine, member.container, member.stop_timeout, self.callbacks(member))
+            stopped.append(member.section)
+            self.say(f'stopped {member.container}')
+
+        self.in_order(sections, stop_one, backwards=True)
+        return stopped
+
+    def remove(self) -> None:
+        def remove_one(member: Member, engine: Engine) -> None:
+            details = self.inspect(member, engine)
+            if details is None:
+                return
+            containers.remove(engine, details['Id'], member.stop_timeout, self.callbacks(member))
+            self.say(f'removed {member.container}')
+
+        self.in_order(None, remove_one, backwards=True)
+
+    # -- volumes ----------------------------------------------------------------------------
+    def users(self, volume: str, writers_only: bool = False) -> list[Member]:
+        """Members whose running container mounts ``volume`` (read-write ones if asked)."""
+        found = []
+        for member in self.members.values():
+            details = self.inspect(member)
+            if details is None or not details['State'].get('Running'):
+                continue
+            for mount in details.get('Mounts') or []:
+                if mount.get('Type') == 'volume' and mount.get('Name') == volume and \
+                        (mount.get('RW') or not writers_only):
+                    found.append(member)
+                    break
+        return found
+
+    @contextlib.contextmanager
+    def held(self, volume: str) -> Iterator[None]:
+        """Pause the members that write to ``volume`` (stop them where pausing fails)."""
+        paused: list[Member] = []
+        stopped: list[Member] = []
+        try:
+            for member in self.users(volume, writers_only=True):
+                try:
+                    self.engine.api.pause(member.container)
+                    paused.append(member)
+                    self.say(f'paused {member.container} while archiving volume {volume}')
+                except docker.errors.APIError as exc:
+                    log.debug('pausing %s failed: %s', member.container, exc)
+                    containers.stop(self.engine, member.container, member.stop_timeout,
+                                    self.callbacks(member))
+                    stopped.append(member)
+                    self.say(f'stopped {member.container} while archiving volume {volume} '
+                             f'(it cannot be paused)')
+            yield
+        finally:
+            for member in paused:
+                self.engine.api.unpause(member.container)
+                self.say(f'resumed {member.container}')
+            if stopped:
+                self.start(m.section for m in stopped)
+
+    def backup(self, target: str | None) -> str:
+        """Every named volume into ``target`` as tar archives, with a manifest."""
+        if target is None:
+            target = os.path.join(self.backups, _now().strftime('%Y%m%dT%H%M%SZ'))
+            candidate, count = target, 1
+            while os.path.exists(candidate):    # two backups in one second
+                candidate, count = f'{target}.{count}', count + 1
+            target = candidate
+        target = os.path.abspath(target)
+        if os.path.exists(os.path.join(target, MANIFEST)):
+            raise ControlError(f'{self.part}: {target} already holds a backup: give another '
+                               f'directory')
+        with engine_errors(self.part, self.config):
+            missing = [v for v in self.volumes if self.engine.inspect('volumes', v) is None]
+            if missing:
+                raise ControlError(f'{self.part}: volume {", ".join(missing)} does not exist: '
+                                   f'run bin/buildout (nothing was backed up)')
+            os.makedirs(target, mode=0o700, exist_ok=True)
+            entries = []
+            for volume in self.volumes:
+                with self.held(volume):
+                    archived = volumedata.archive_to(self.engine, volume,
+                                                     os.path.join(target, f'{volume}.tar'))
+                entries.append({'volume': volume, 'archive': os.path.basename(archived.path),
+                                'size': archived.size, 'sha256': archived.sha256,
+                                'content': archived.content, 'members': archived.members,
+                                'time': _now().isoformat()})
+                self.say(f'backed up volume {volume} ({archived.size} bytes, sha256 '
+                         f'{archived.sha256[:12]})')
+        manifest = {'format': 1, 'part': self.part, 'directory': self.directory,
+                    'created': _now().isoformat(), 'volumes': entries}
+        _write_json(os.path.join(target, MANIFEST), manifest)
+        self.say(f'backup of {len(entries)} volumes in {target}')
+        return target
+
+    def latest_backup(self) -> str:
+        try:
+            found = sorted(entry for entry in os.listdir(self.backups)
+                           if os.path.isfile(os.path.join(self.backups, entry, MANIFEST)))
+        except FileNotFoundError:
+            found = []
+        if not found:
+            raise ControlError(f'{self.part}: no backup in {self.backups}: give the directory '
+                               f'of one')
+        return os.path.join(self.backups, found[-1])
+
+    def restore(self, source: str | None, force: bool) -> None:
+        """Check every archive, then put the volumes back with their users stopped."""
+        source = os.path.abspath(source) if source else self.latest_backup()
+        entries = self._verified(source)
+        with engine_errors(self.part, self.config):
+            full = []
+            for entry in entries:
+                volume = entry['volume']
+                if self.engine.inspect('volumes', volume) is not None and \
+                        not volumedata.is_empty(self.engine, volume):
+                    full.append(volume)
+            if full and not force:
+                raise ControlError(f'{self.part}: volume {", ".join(full)} is not empty: '
+                                   f'restore --force writes the backup over it (nothing was '
+                                   f'restored)')
+            users = {m.section for e in entries for m in self.users(e['volume'])}
+            stopped = self.stop(users) if users else []
+            try:
+                for entry in entries:
+                    self._restore_volume(source, entry)
+            finally:
+                if stopped:
+                    self.start(stopped)
+        self.say(f'restored {len(entries)} volumes from {source}')
+
+    def _verified(self, source: str) -> list[dict[str, Any]]:
+        """The manifest's entries, once every archive matches its size and checksum."""
+        try:
+            with open(os.path.join(source, MANIFEST), encoding='utf-8') as handle:
+                manifest = json.load(handle)
+            entries = list(manifest['volumes'])
+            for entry in entries:
+                entry['volume'], entry['archive'], entry['sha256']  # noqa: B018 - all present
+        except OSError as exc:
+            raise ControlError(f'{self.part}: cannot read {os.path.join(source, MANIFEST)} '
+                               f'({exc.strerror})') from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ControlError(f'{self.part}: {os.path.join(source, MANIFEST)} is not a '
+                               f'backup manifest ({exc})') from None
+        for entry in entries:
+            path = os.path.join(source, os.path.basename(entry['archive']))
+            try:
+                digest = volumedata.file_digest(path)
+                size = os.path.getsize(path)
+            except OSError as exc:
+                raise ControlError(f'{self.part}: cannot read {path} ({exc.strerror}): nothing '
+                                   f'was restored') from None
+            if digest != entry['sha256'] or size != entry.get('size', size):
+                raise ControlError(f'{self.part}: {path} does not match its checksum in '
+                                   f'{MANIFEST}: nothing was restored')
+            entry['path'] = path
+        self.say(f'checked {len(entries)} archives in {source}')
+        return entries
+
+    def _restore_volume(self, source: str, entry: Mapping[str, Any]) -> None:
+        volume = entry['volume']
+        if self.engine.inspect('volumes', volume) is None:
+            self.engine.api.create_volume(name=volume)
+            self.say(f'created volume {volume}')
+        volumedata.restore(self.engine, volume, entry['path'])
+        if entry.get('content') and volumedata.content_digest(self.engine, volume) != entry['content']:
+            raise ControlError(f'{self.part}: volume {volume} does not hold what {entry["path"]} '
+                               f'held after the restore (content checksum differs)')
+        self.say(f'restored volume {volume}')
+
+    # -- purge ----------------------------------------------------------------------------
+    def built_images(self) -> list[str]:
+        """The members' images that this buildout made (its docker.build parts)."""
+        found = []
+        for image in sorted({m.image for m in self.members.values()}):
+            details = self.engine.inspect('images', image)
+            labels = ((details or {}).get('Config') or {}).get('Labels') or {}
+            if labels.get('io.dockeroo-nagoya.buildout') == self.directory:
+                found.append(image)
+        return found
+
+    def purge(self, images: list[str]) -> list[str]:
+        """Remove containers, volumes and images; return what could not be removed."""
+        self.remove()
+        problems = []
+        for volume in self.volumes:
+            try:
+                self.engine.api.remove_volume(volume)
+                self.say(f'removed volume {volume}')
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as exc:
+                problems.append(f'volume {volume}: {_explain(exc)}')
+        for image in images:
+            try:
+                self.engine.api.remove_image(image)
+                self.say(f'removed image {image}')
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as exc:
+                problems.append(f'image {image}: {_explain(exc)}')
+        return problems
+
+    # -- reading ------------------------------------------------------------------------------
+    def status_rows(self) -> tuple[list[list[str]], bool]:
+        """The status table's rows, and whether every member is as it should be."""
+        rows, healthy = [], True
+        for member in self.members.values():
+            details = self.inspect(member)
+            if details is None:
+                rows.append([member.container, 'missing', '-', member.image, '-'])
+                healthy = False
+                continue
+            state = details['State']
+            status = state.get('Status') or '?'
+            health = (state.get('Health') or {}).get('Status') or '-'
+            if status == 'exited':
+                status = f'exited ({state.get("ExitCode")})'
+            uptime = _uptime(state.get('StartedAt')) if state.get('Running') else '-'
+            if member.job:
+                fine = state.get('Status') == 'exited' and state.get('ExitCode') == 0
+            elif not member.start:
+                fine = True
+            else:
+                fine = state.get('Running') and not state.get('Paused') and \
+                    health in ('-', 'healthy')
+            healthy = healthy and bool(fine)
+            rows.append([member.container, status, health, member.image, uptime])
+        return rows, healthy
+
+
+# -- commands ---------------------------------------------------------------------------------
+def cmd_start(system: System, args: argparse.Namespace) -> int:
+    system.start()
+    return OK
+
+
+def cmd_stop(system: System, args: argparse.Namespace) -> int:
+    system.stop()
+    return OK
+
+
+def cmd_restart(system: System, args: argparse.Namespace) -> int:
+    system.stop()
+    system.start()
+    return OK
+
+
+def cmd_status(system: System, args: argparse.Namespace) -> int:
+    with engine_errors(system.part, system.config):
+        rows, healthy = system.status_rows()
+    table = [['CONTAINER', 'STATE', 'HEALTH', 'IMAGE', 'UPTIME'], *rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for row in table:
+        print('  '.join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    return OK if healthy else NOT_UP
+
+
+def cmd_logs(system: System, args: argparse.Namespace) -> int:
+    tail: Any = args.tail if args.tail is not None else 'all'
+    out = sys.stdout.buffer
+    with engine_errors(system.part, system.config):
+        if args.name:
+            member = system.member(args.name)
+            if system.inspect(member) is None:
+                raise ControlError(f'{system.part}: container {member.container} does not exist')
+            if args.follow:
+                for chunk in system.engine.api.logs(member.container, stream=True, follow=True,
+                                                    tail=tail):
+                    out.write(chunk)
+                    out.flush()
+            else:
+                out.write(system.engine.api.logs(member.container, tail=tail))
+            return OK
+        if args.follow:
+            raise ControlError(f'{system.part}: logs --follow needs a NAME', USAGE)
+        for member in system.members.values():
+            if system.inspect(member) is None:
+                continue
+            text = system.engine.api.logs(member.container, tail=tail)
+            for line in text.splitlines(keepends=True):
+                out.write(member.container.encode() + b' | ' + line)
+            if text and not text.endswith(b'\n'):
+                out.write(b'\n')
+    out.flush()
+    return OK
+
+
+def cmd_exec(system: System, args: argparse.Namespace) -> int:
+    member = system.member(args.name)
+    if not args.command:
+        raise ControlError(f'{system.part}: exec needs a command after the NAME', USAGE)
+    with engine_errors(system.part, system.config):
+        details = system.inspect(member)
+        if details is None or not details['State'].get('Running'):
+            raise ControlError(f'{system.part}: container {member.container} is not running')
+        api = system.engine.api
+        exec_id = api.exec_create(member.container, args.command, stdout=True, stderr=True,
+                                  user=args.user or '', workdir=args.workdir)['Id']
+        for out, err in api.exec_start(exec_id, stream=True, demux=True):
+            for data, stream in ((out, sys.stdout), (err, sys.stderr)):
+                if data:
+                    stream.buffer.write(data)
+                    stream.buffer.flush()
+        code = api.exec_inspect(exec_id).get('ExitCode')
+    return code if code is not None else FAILED
+
+
+def cmd_backup(system: System, args: argparse.Namespace) -> int:
+    system.backup(args.directory)
+    return OK
+
+
+def cmd_restore(system: System, args: argparse.Namespace) -> int:
+    system.restore(args.directory, args.force)
+    return OK
+
+
+def cmd_remove(system: System, args: argparse.Namespace) -> int:
+    system.remove()
+    return OK
+
+
+def cmd_purge(system: System, args: argparse.Namespace) -> int:
+    with engine_errors(system.part, system.config):
+        images = system.built_images()
+    what = ', '.join(
+        [f'containers {" ".join(m.container for m in system.members.values())}'] +
+        ([f'volumes {" ".join(system.volumes)}'] if system.volumes else []) +
+        ([f'images {" ".join(images)}'] if images else []))
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise ControlError(f'{system.part}: purge removes {what}; with no terminal to ask '
+                               f'on, give --yes', USAGE)
+        answer = input(f'purge removes {what}; the data in those volumes is lost. '
+                       f'Type yes to go on: ')
+        if answer.strip().lower() != 'yes':
+            raise ControlError(f'{system.part}: purge cancelled, nothing removed')
+    problems = system.purge(images)
+    if problems:
+        raise ControlError(f'{system.part}: purge left {"; ".join(problems)}')
+    return OK
+
+
+def parser_for(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog, description=f'Control the containers of the system {prog}, in dependency '
+        f'order. Exit codes: 0 done, 1 failed, 2 usage error, 3 status not all up.')
+    parser.add_argument('-q', '--quiet', action='store_true', help='print only errors')
+    commands = parser.add_subparsers(dest='command', metavar='COMMAND', required=True)
+
+    def command(name: str, function: Callable[[System, argparse.Namespace], int],
+                text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=text, description=text)
+        sub.set_defaults(function=function)
+        return sub
+
+    command('start', cmd_start, 'start the stopped members in dependency order and wait for '
+            'their gates')
+    command('stop', cmd_stop, 'stop the members, dependents first, each with its stop-timeout')
+    command('restart', cmd_restart, 'stop, then start')
+    command('status', cmd_status, 'a table of container, state, health, image and uptime; '
+            'exit code 3 when a member is not running, or not healthy')
+    logs = command('logs', cmd_logs, 'the log of one member, or of all of them with the '
+                   'container name before each line')
+    logs.add_argument('name', nargs='?', metavar='NAME', help='member (section or container name)')
+    logs.add_argument('-n', '--tail', type=_count, metavar='N', help='only the last N lines')
+    logs.add_argument('-f', '--follow', action='store_true', help='keep printing (NAME only)')
+    run = command('exec', cmd_exec, 'run a command in a running member; exits with its code')
+    run.add_argument('-u', '--user', help='user to run it as')
+    run.add_argument('-w', '--workdir', help='directory to run it in')
+    run.add_argument('name', metavar='NAME', help='member (section or container name)')
+    run.add_argument('command', nargs=argparse.REMAINDER, metavar='CMD', help='command and '
+                     'arguments')
+    backup = command('backup', cmd_backup, 'archive every named volume with a manifest; the '
+                     'members that write to a volume are paused during its copy')
+    backup.add_argument('directory', nargs='?', metavar='DIR',
+                        help='where to write (default: a new directory under the part\'s '
+                        'backup-directory)')
+    restore = command('restore', cmd_restore, 'check every archive against the manifest, then '
+                      'put the volumes back with the members that use them stopped')
+    restore.add_argument('directory', nargs='?', metavar='DIR',
+                         help='a backup (default: the newest in the backup-directory)')
+    restore.add_argument('--force', action='store_true',
+                         help='write over volumes that are not empty (files not in the backup '
+                         'stay)')
+    command('remove', cmd_remove, 'remove the containers (volumes and images stay)')
+    purge = command('purge', cmd_purge, 'remove the containers, the named volumes and the '
+                    'images this buildout built for them; asks first')
+    purge.add_argument('-y', '--yes', action='store_true', help='do not ask')
+    return parser
+
+
+def main(description: str, argv: list[str], prog: str = 'system') -> int:
+    """Run one command; return the exit code."""
+    args = parser_for(prog).parse_args(argv)
+    _log_to_terminal(logging.WARNING if args.quiet else logging.INFO)
+    try:
+        system = System.load(description)
+        if args.quiet:
+            system.say = lambda text: None  # type: ignore[method-assign]
+        return args.function(system, args)
+    except ControlError as exc:
+        _error(prog, str(exc))
+        return exc.code
+    except zc.buildout.UserError as exc:
+        _error(prog, str(exc))
+        return FAILED
+    except KeyboardInterrupt:
+        _error(prog, 'interrupted')
+        return 130
+
+
+# -- small pieces -----------------------------------------------------------------------------
+def _error(prog: str, message: str) -> None:
+    """The first line of a message (a log tail is for the buildout's output)."""
+    first = message.strip().splitlines()[0] if message.strip() else 'failed'
+    first = first.removeprefix(f'{prog}: ')
+    print(f'{prog}: error: {first}', file=sys.stderr, flush=True)
+
+
+def _log_to_terminal(level: int) -> None:
+    """Progress (gates that passed) on stdout, warnings on stderr."""
+    root = logging.getLogger()
+    root.setLevel(level)
+    out = logging.StreamHandler(sys.stdout)
+    out.addFilter(lambda record: record.levelno < logging.WARNING)
+    err = logging.StreamHandler(sys.stderr)
+    err.setLevel(logging.WARNING)
+    for handler in (out, err):
+        handler.setFormatter(logging.Formatter('%(message)s'))
+        root.addHandler(handler)
+
+
+def _count(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'a number of lines, not {raw!r}') from None
+    if value < 0:
+        raise argparse.ArgumentTypeError('a number of lines of at least 0')
+    return value
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def _uptime(started: str | None) -> str:
+    """``3s``, ``4m05s``, ``2h10m``, ``3d04h`` since the engine's StartedAt."""
+    if not started:
+        return '-'
+    try:
+        when = datetime.datetime.fromisoformat(started[:26].rstrip('Z') + '+00:00'
+                                               if '.' in started else started.replace('Z', '+00:00'))
+    except ValueError:
+        return '?'
+    seconds = max(0, int((_now() - when).total_seconds()))
+    minutes, second = divmod(seconds, 60)
+    hours, minute = divmod(minutes, 60)
+    days, hour = divmod(hours, 24)
+    if days:
+        return f'{days}d{hour:02d}h'
+    if hours:
+        return f'{hours}h{minute:02d}m'
+    if minutes:
+        return f'{minutes}m{second:02d}s'
+    return f'{second}s'
+
+
+def _explain(exc: docker.errors.APIError) -> str:
+    text = exc.explanation or str(exc)
+    return (text.decode('utf-8', 'replace') if isinstance(text, bytes) else str(text)).strip()
+
+
+def _write_json(path: str, data: Any) -> None:
+    temporary = path + '.part'
+    with open(temporary, 'w', encoding='utf-8') as out:
+        json.dump(data, out, indent=2, sort_keys=True)
+        out.write('\n')
+    os.replace(temporary, path)
+
+
+__all__ = ['main', 'script_text', 'importable_paths', 'System', 'ControlError']

@@ -1,0 +1,355 @@
+"""``docker.system``: many containers as one part, brought up in parallel in dependency order.
+
+``containers`` names buildout sections; each holds docker.run's options
+(toji's spellings too), so a toji INI translates section by section. A
+member's container is named after its section unless it sets ``name``.
+A member comes up after the members it ``links`` to, takes ``volumes-from``
+or names in ``depends`` (by section or container name); members that do not
+depend on each other are created, started and gated at the same time, each
+as soon as what it needs is up. A container is recreated exactly when
+docker.run would recreate it, or when a member it links to or takes volumes
+from was recreated (after that member). A member taken out of
+``containers`` is removed on the next run; removing the part removes every
+container, dependents first, and never a volume.
+
+The part also writes ``bin/<part>``, a control script (start, stop,
+restart, status, logs, exec, backup, restore, remove, purge; see
+:mod:`dockeroo_nagoya.control`), and its description in
+``parts/<part>/system.json``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import sys
+import time
+from typing import Any, Mapping
+
+import zc.buildout
+
+from .. import containers, control, scheduling
+from .. import options as opt
+from ..engine import LABEL, Engine, engine_errors, identity_hash
+from ..recipe import Recipe, uninstaller
+
+#: Which member of its system a container is (the part label says which system).
+LABEL_MEMBER = f'{LABEL}.member'
+
+#: A member's options: docker.run's, plus the members it must come up after.
+MEMBER_TABLE = containers.TABLE + (opt.Option('depends', opt.words, default='', identity=False),)
+
+#: The identity key that makes a container new when a member it links to is new.
+LINKED = 'linked containers'
+
+DESCRIPTION = 'system.json'
+
+#: (buildout directory, part) -> the options a reinstalled system had, from the uninstall hook.
+PREVIOUS: dict[tuple[str, str], dict[str, str]] = {}
+
+
+@dataclasses.dataclass
+class Member:
+    """One container of the system and what it comes up after."""
+
+    section: str
+    spec: containers.ContainerSpec
+    after: set[str] = dataclasses.field(default_factory=set)    # sections it waits for
+    linked: set[str] = dataclasses.field(default_factory=set)   # sections it is recreated with
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def named_volumes(self) -> list[dict[str, str]]:
+        """Its ``volumes`` lines whose source is a volume name (not a host path)."""
+        return [{'volume': v['source'], 'target': v['target'], 'mode': v['mode']}
+                for v in self.spec.values['volumes']
+                if v['source'] and not v['source'].startswith(('/', '.', '~'))]
+
+    def summary(self) -> dict[str, Any]:
+        """What removing it needs later, when only the part's recorded options are left."""
+        values = self.spec.values
+        return {'section': self.section, 'container': self.name, 'after': sorted(self.after),
+                'stop-timeout': self.spec.stop_timeout, 'keep': values['keep'],
+                'callbacks': [list(line) for line in values['callbacks']]}
+
+
+class SystemRecipe(Recipe):
+    """A system of containers (toji's unit) as one part."""
+
+    recipe = 'docker.system'
+    kind = 'containers'
+    table = (
+        opt.Option('containers', opt.words, required=True),
+        opt.Option('backup-directory', opt.path, identity=False),
+    )
+
+    # -- configuration -----------------------------------------------------------------
+    def configure(self) -> None:
+        sections = self.values['containers']
+        seen: set[str] = set()
+        for section in sections:
+            if section in seen:
+                raise opt.invalid(self.name, 'containers', 'each section once',
+                                  f'{section} twice')
+            seen.add(section)
+        self.members: dict[str, Member] = {}
+        by_container: dict[str, str] = {}
+        for section in sections:
+            member = self._member(section)
+            other = by_container.get(member.name)
+            if other is not None:
+                raise zc.buildout.UserError(
+                    f'{self.name}: members {other} and {section} both name their container '
+                    f'{member.name}: set name in one of them')
+            by_container[member.name] = section
+            self.members[section] = member
+        self._resolve(by_container)
+        graph = self.graph()
+        cycle = scheduling.find_cycle(graph)
+        if cycle:
+            raise zc.buildout.UserError(
+                f'{self.name}: option containers: dependency cycle {" -> ".join(cycle)} '
+                f'(from links, volumes-from and depends): break it')
+        self.order = [section for level in scheduling.levels(graph) for section in level]
+        self.backups = self.values['backup-directory'] or os.path.join(
+            self.directory, 'var', 'backups', self.name)
+        # Written into the part so buildout sees a member's change, and so the uninstall
+        # hook can remove the containers in order with their stop-timeouts.
+        self.options['members'] = json.dumps(
+            [self.members[s].summary() for s in self.order], separators=(',', ':'))
+        self.options['members-signature'] = identity_hash(
+            {s: m.spec.values for s, m in self.members.items()})
+
+    def _member(self, section: str) -> Member:
+        display = f'{self.name}: member {section}'
+        try:
+            raw = dict(self.buildout[section])
+        except KeyError:
+            raise opt.invalid(self.name, 'containers', 'names of sections of this buildout',
+                              f'{section} (there is no [{section}])') from None
+        if raw.get('recipe'):
+            raise zc.buildout.UserError(
+                f'{self.name}: option containers: section [{section}] has a recipe; a member '
+                f'section holds docker.run\'s options only (remove its recipe line)')
+        containers.take_toji_aliases(raw)
+        values = opt.parse_options(display, raw, MEMBER_TABLE)
+        if values['name'] is None:
+            try:
+                values['name'] = opt.name(section)
+            except opt.Invalid as exc:
+                raise opt.invalid(display, 'name', f'{exc} (the section name is not one: '
+                                  f'set name)', section) from None
+        spec = containers.ContainerSpec.from_values(display, values['name'], values,
+                                                    self.directory)
+        return Member(section, spec)
+
+    def _resolve(self, by_container: Mapping[str, str]) -> None:
+        """Turn references to members into sections (order) and container names (engine)."""
+        def member_of(reference: str) -> str | None:
+            return by_container.get(reference) or (reference if reference in self.members else None)
+
+        for section, member in self.members.items():
+            values = member.spec.values
+            for link in values['links']:
+                target = member_of(link[0])
+                if target:
+                    link[0] = self.members[target].name
+                    member.after.add(target)
+                    member.linked.add(target)
+            resolved = []
+            for line in values['volumes-from']:
+                source, _, mode = line.rpartition(':')
+                target = member_of(source)
+                if target:
+                    source = self.members[target].name
+                    member.after.add(target)
+                    member.linked.add(target)
+                resolved.append(f'{source}:{mode}')
+            values['volumes-from'] = resolved
+            for reference in values['depends']:
+                target = member_of(reference)
+                if target is None:
+                    raise opt.invalid(
+                        f'{self.name}: member {section}', 'depends',
+                        f'members of this system ({", ".join(self.members)})', reference)
+                member.after.add(target)
+
+    def graph(self) -> dict[str, set[str]]:
+        """section -> the sections it comes up after."""
+        return {section: set(member.after) for section, member in self.members.items()}
+
+    # -- install and update --------------------------------------------------------------
+    def apply(self, fresh: bool) -> list[str]:
+        previous = PREVIOUS.pop((self.directory, self.name), None)
+        if fresh and previous is not None:
+            installed = {m['container'] for m in _recorded_members(previous, self.log)}
+        elif fresh:
+            installed = set()
+        else:
+            installed = {m.name for m in self.members.values()}
+        self.engine.owned('containers', self.directory)   # one listing, shared by the threads
+        self._remove_departed(previous)
+        self._bring_up(fresh, installed)
+        self.engine.forget()
+        return self._write_control()
+
+    def _remove_departed(self, previous: Mapping[str, str] | None) -> None:
+        """Containers of members no longer in ``containers`` (dependents first)."""
+        names = {m.name for m in self.members.values()}
+        departed = [c for c in self.engine.part_objects('containers', self.directory, self.name)
+                    if _name(c) not in names]
+        if not departed:
+            return
+        recorded = {m['container']: m for m in _recorded_members(previous or {}, self.log)}
+        remove_in_order(self.engine, self.directory, self.name, departed, recorded, self.log,
+                        why='it is no longer in containers', keep=False)
+
+    def _bring_up(self, fresh: bool, installed: set[str]) -> None:
+        ids: dict[str, str] = {}
+        started = time.monotonic()
+
+        def converge(section: str) -> str:
+            member = self.members[section]
+            display = member.spec.part
+            engine = self.engine.fork(display)
+            try:
+                with engine_errors(display, self.engine_config):
+                    runner = containers.Runner(self, member.spec, engine=engine,
+                                               labels={LABEL_MEMBER: section})
+                    linked = {self.members[s].name: ids[s] for s in sorted(member.linked)}
+                    ids[section] = runner.converge(fresh, expected=member.name in installed,
+                                                   extra_identity={LINKED: linked})
+            finally:
+                engine.close()
+            return ids[section]
+
+        scheduling.run_or_raise(self.graph(), converge, self.log)
+        chain = len(scheduling.levels(self.graph()))
+        self.log.info('%d containers of %s up in %.1fs (longest dependency chain: %d)',
+                      len(self.members), self.name, time.monotonic() - started, chain)
+
+    def _write_control(self) -> list[str]:
+        """``bin/<part>`` and ``parts/<part>/system.json``, made anew at every run."""
+        parts = os.path.join(self.buildout['buildout']['parts-directory'], self.name)
+        bin_directory = self.buildout['buildout']['bin-directory']
+        os.makedirs(parts, exist_ok=True)
+        os.makedirs(bin_directory, exist_ok=True)
+        description = os.path.join(parts, DESCRIPTION)
+        _write(description, json.dumps(self.description(), indent=2, sort_keys=True) + '\n', 0o644)
+        script = os.path.join(bin_directory, self.name)
+        _write(script, control.script_text(sys.executable, description, self.name), 0o755)
+        return [script, parts]
+
+    def description(self) -> dict[str, Any]:
+        """What the control script needs: no option values beyond names (env never)."""
+        members = []
+        for section in self.order:
+            member = self.members[section]
+            values = member.spec.values
+            members.append({
+                'section': section, 'container': member.name, 'image': values['image'],
+                'after': sorted(member.after), 'linked': sorted(member.linked),
+                'job': values['job'], 'start': values['start'],
+                'stop-timeout': member.spec.stop_timeout,
+                'wait-for': [gate.text for gate in values['wait-for']],
+                'wait-timeout': values['wait-timeout'],
+                'callbacks': [list(line) for line in values['callbacks']],
+                'volumes': member.named_volumes,
+            })
+        volumes = sorted({v['volume'] for m in self.members.values() for v in m.named_volumes})
+        return {
+            'format': 1, 'part': self.name, 'directory': self.directory,
+            'engine': dataclasses.asdict(self.engine_config),
+            'backup-directory': self.backups,
+            'levels': scheduling.levels(self.graph()),
+            'members': members, 'volumes': volumes,
+        }
+
+    # -- removal ------------------------------------------------------------------------
+    @classmethod
+    def uninstall(cls, name: str, options: Mapping[str, str]) -> None:
+        """Remember what was installed: a reinstall removes departed members with it."""
+        PREVIOUS[(os.path.realpath(os.getcwd()), name)] = dict(options)
+        super().uninstall(name, options)
+
+    @classmethod
+    def teardown(cls, engine: Engine, directory: str, part: str,
+                 options: Mapping[str, str], log: logging.Logger) -> None:
+        found = engine.part_objects('containers', directory, part)
+        recorded = {m['container']: m for m in _recorded_members(options, log)}
+        remove_in_order(engine, directory, part, found, recorded, log,
+                        why='its part was removed', keep=True)
+
+
+# -- removing in order (departed members, the whole part) ------------------------------
+def remove_in_order(engine: Engine, directory: str, part: str, found: list[dict[str, Any]],
+                    recorded: Mapping[str, Mapping[str, Any]], log: logging.Logger,
+                    why: str, keep: bool) -> None:
+    """Stop and remove containers, dependents first, independent ones at the same time."""
+    by_name = {_name(c): c for c in found}
+    graph = {name: {dep for dep in _after_names(recorded.get(name), recorded) if dep in by_name}
+             for name in by_name}
+
+    def remove(name: str) -> None:
+        member = recorded.get(name) or {}
+        if keep and member.get('keep'):
+            log.info('keeping container %s (keep = true)', name)
+            return
+        callbacks = containers.Callbacks(f'{part}: member {member.get("section", name)}',
+                                         directory, [tuple(line) for line in
+                                                     member.get('callbacks') or []])
+        forked = engine.fork(part)
+        try:
+            with engine_errors(part, engine.config):
+                containers.remove(forked, by_name[name]['Id'],
+                                  int(math.ceil(member.get('stop-timeout', 10))), callbacks)
+        finally:
+            forked.close()
+        log.info('removed container %s: %s', name, why)
+
+    scheduling.run_or_raise(scheduling.reverse(graph), remove, log)
+    engine.forget('containers')
+
+
+def _after_names(member: Mapping[str, Any] | None,
+                 recorded: Mapping[str, Mapping[str, Any]]) -> set[str]:
+    """The container names a recorded member comes up after."""
+    if not member:
+        return set()
+    sections = {m['section']: name for name, m in recorded.items()}
+    return {sections[s] for s in member.get('after') or () if s in sections}
+
+
+def _recorded_members(options: Mapping[str, str], log: logging.Logger) -> list[dict[str, Any]]:
+    try:
+        found = json.loads(options.get('members') or '[]')
+    except ValueError:
+        log.warning('the recorded members of the part cannot be read; removing with defaults')
+        return []
+    return [m for m in found if isinstance(m, dict) and 'container' in m] \
+        if isinstance(found, list) else []
+
+
+def _name(container: Mapping[str, Any]) -> str:
+    """A listed container's own name (a linked one is also listed as ``/linker/alias``)."""
+    names = container.get('Names') or ['/?']
+    return next((n for n in names if n.count('/') == 1), names[0]).lstrip('/')
+
+
+def _write(path: str, text: str, mode: int) -> None:
+    """Write whole or not at all (the control script may be running)."""
+    temporary = f'{path}.{os.getpid()}.tmp'
+    with open(temporary, 'w', encoding='utf-8') as out:
+        out.write(text)
+    os.chmod(temporary, mode)
+    os.replace(temporary, path)
+
+
+uninstall = uninstaller(SystemRecipe)
+
+__all__ = ['SystemRecipe', 'uninstall', 'LABEL_MEMBER', 'remove_in_order']
