@@ -18,6 +18,10 @@ RECIPES = {
     'docker.diskimage': 'diskimage:DiskImageRecipe',
     'docker.gentoo-diskimage': 'diskimage:DiskImageRecipe',
     'docker.system': 'system:SystemRecipe',
+    'docker.commit': 'commit:CommitRecipe',
+    'docker.persist': 'persist:PersistRecipe',
+    'docker.image': 'image:ImageFromOptionsRecipe',
+    'docker.temporary': 'temporary:TemporaryRecipe',
 }
 
 

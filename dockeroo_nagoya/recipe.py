@@ -20,9 +20,10 @@ import docker.errors
 import zc.buildout
 
 from . import options as opt
-from . import runlock
+from . import orphans, runlock
 from .engine import (Engine, EngineConfig, connect, engine_errors, identity_hash,
                      labels_of, owner_labels, LABEL, LABEL_BUILDOUT, LABEL_IDENTITY, LABEL_PART)
+from .throwaway import ScriptFailed, Throwaway
 
 #: Options every recipe takes: where the engine is.
 ENGINE_OPTIONS = ('docker-host', 'docker-tls-verify', 'docker-cert-path', 'timeout', 'machine-name')
@@ -108,6 +109,7 @@ class Recipe:
         self._engine: Engine | None = None
         self.configure()
         CONFIGURED[(self.directory, name)] = self.recipe
+        orphans.note(self.directory, name, buildout['buildout'])
 
     # -- hooks for subclasses -----------------------------------------------
     def configure(self) -> None:
@@ -185,10 +187,12 @@ class Recipe:
     # -- buildout's entry points ------------------------------------------------
     def install(self) -> list[str]:
         with engine_errors(self.name, self.engine_config):
+            orphans.sweep_once(self.engine, self.directory)
             return list(self.apply(fresh=True))
 
     def update(self) -> list[str]:
         with engine_errors(self.name, self.engine_config):
+            orphans.sweep_once(self.engine, self.directory)
             return list(self.apply(fresh=False))
 
     @classmethod
@@ -203,7 +207,9 @@ class Recipe:
         config = engine_config(name, options)
         with engine_errors(name, config):
             engine = connect(config, name)
+            orphans.sweep_once(engine, directory)
             cls.teardown(engine, directory, name, options, log)
+            orphans.released(engine, directory, name)
             engine.forget()
 
 
@@ -218,6 +224,21 @@ def uninstaller(cls: type[Recipe]):
 #: A short hash per input of a made image, so a rebuild can say what changed.
 LABEL_INPUTS = f'{LABEL}.inputs'
 
+#: What a candidate image is tagged as while its ``test`` runs: ``NAME:TAG-candidate``.
+CANDIDATE_SUFFIX = '-candidate'
+
+
+def test_commands(raw: str) -> tuple[str, ...]:
+    """``test``: one shell command a line, run in order; the first that fails stops."""
+    return tuple(opt.lines(raw))
+
+
+#: The options of an image's self-check; an image recipe adds them to its table.
+CANDIDATE_OPTIONS = (
+    opt.Option('test', test_commands, default='', identity=False),
+    opt.Option('test-shell', opt.text, default='/bin/sh', identity=False),
+)
+
 
 class ImageRecipe(Recipe):
     """A recipe whose product is one tagged image, made again exactly when its inputs change.
@@ -227,10 +248,21 @@ class ImageRecipe(Recipe):
     makes an untagged image to :meth:`make_image`, which skips it when the
     tagged image already has that identity, removes whatever the part left
     unfinished when it fails, and tags and tidies up when it succeeds.
+
+    With :data:`CANDIDATE_OPTIONS` in the table, a ``test`` makes the new
+    image a candidate first (makina-states' candidate, docker_meta's tested
+    updates): it is tagged ``NAME:TAG-candidate``, each test command runs in
+    a throwaway container of it, and only when all pass does ``NAME:TAG``
+    move to it. When one fails, ``NAME:TAG`` stays on the previous image (so
+    containers made from it run on, untouched), the candidate keeps its tag
+    for inspection until the next run, and buildout stops with the test's
+    last output lines.
     """
 
     kind = 'images'
     image: str
+    #: The id ``image`` points at after :meth:`make_image`.
+    image_id: str | None = None
 
     def image_from_options(self) -> str:
         """``name`` (the part name by default) with ``tag`` (``latest``), as ``${part:image}``."""
@@ -252,6 +284,16 @@ class ImageRecipe(Recipe):
         self.image = self.options['image'] = reference
         return reference
 
+    def record_image_id(self) -> None:
+        """``${part:image-id}``: the id the image has now, found again by the next run's ``__init__``.
+
+        ``apply`` sets it to the id it made, so the next run's configuration
+        equals the recorded one and buildout does not reinstall the part.
+        """
+        with engine_errors(self.name, self.engine_config, 'looking up the image'):
+            current = self.engine.inspect('images', self.image)
+        self.options['image-id'] = current['Id'] if current and self.is_ours(current) else ''
+
     def image_identity(self, **extra: Any) -> tuple[str, dict[str, str]]:
         """The identity of the image to make and the labels that record it."""
         inputs = {**self.identity_values(), **extra}
@@ -264,11 +306,15 @@ class ImageRecipe(Recipe):
 
     def make_image(self, identity: str, labels: Mapping[str, str], fresh: bool,
                    build: Callable[[], str]) -> bool:
-        """Make the image with ``build`` unless it is current; True when it was made."""
+        """Make the image with ``build`` unless it is current; True when it was made.
+
+        ``self.image_id`` is the id the tag points at afterwards.
+        """
         current = self.engine.inspect('images', self.image)
         if current is not None:
             self.check_ours(current, 'image', self.image)
             if self.identity_of(current) == identity:
+                self.image_id = current['Id']
                 if fresh:
                     self._remove_stale(current['Id'])
                 return False
@@ -277,19 +323,56 @@ class ImageRecipe(Recipe):
             self.log.info('building %s', self.image)
         try:
             image_id = build()
+            tests = self.values.get('test')
+            if tests:
+                self._self_check(image_id, tests, labels)
         except BaseException:
             self.engine.forget()
             self._remove_unfinished()
             raise
         repository, tag = self.image.rsplit(':', 1)
         self.engine.api.tag(image_id, repository, tag, force=True)
+        self.image_id = image_id
         self.log.info('built %s (%s)', self.image, image_id[:19])
+        if self.values.get('test'):
+            _remove_image(self.engine, self.candidate, self.log, quiet=True)
         if current is not None and current['Id'] != image_id:
             _remove_image(self.engine, current['Id'], self.log, quiet=True)
         self.engine.forget()
         if fresh:
             self._remove_stale(image_id)
         return True
+
+    @property
+    def candidate(self) -> str:
+        """``NAME:TAG-candidate``: where a new image waits while its tests run."""
+        repository, tag = self.image.rsplit(':', 1)
+        return f'{repository}:{tag[:128 - len(CANDIDATE_SUFFIX)]}{CANDIDATE_SUFFIX}'
+
+    def _self_check(self, image_id: str, tests: tuple[str, ...], labels: Mapping[str, str]) -> None:
+        """Tag the new image as the candidate and run each test command in a container of it."""
+        repository, tag = self.candidate.rsplit(':', 1)
+        before = self.engine.image_id(self.candidate)
+        self.engine.api.tag(image_id, repository, tag, force=True)
+        if before and before != image_id:
+            _remove_image(self.engine, before, self.log, quiet=True)  # an earlier failed candidate
+        self.log.info('testing the candidate %s (%s)', self.candidate, image_id[:19])
+        with Throwaway(self.engine, image_id, self.name, labels, what='test container',
+                       shell=self.values.get('test-shell') or '/bin/sh', log=self.log) as box:
+            for number, command in enumerate(tests, 1):
+                what = f'test {number}' if len(tests) > 1 else 'test'
+                try:
+                    box.run(what, command)
+                except ScriptFailed as exc:
+                    said = ' | '.join(' '.join(line.split()) for line in exc.tail[-3:])
+                    kept = (f'{self.image} stays on the previous image' if self.engine.image_id(
+                        self.image) else f'{self.image} was not tagged')
+                    raise zc.buildout.UserError(
+                        f'{self.name}: {what} failed (exit code {exc.code}): {opt.short(command, 60)}'
+                        f'{": " + said if said else ""}; {kept}, the new image is kept as '
+                        f'{self.candidate} for inspection') from None
+        self.log.info('the candidate %s passed %d test%s', self.candidate, len(tests),
+                      '' if len(tests) == 1 else 's')
 
     def _remove_unfinished(self) -> None:
         """Untagged images of this part: what a failed build left."""
@@ -335,7 +418,9 @@ def _why(current: Mapping[str, Any], labels: Mapping[str, str]) -> str:
     except ValueError:
         return 'its inputs changed'
     changed = sorted(key for key in set(before) | set(now) if before.get(key) != now.get(key))
-    return (', '.join(changed) + ' changed') if changed else 'its inputs changed'
+    if not changed:
+        return 'its inputs changed'
+    return 'its inputs changed (' + ', '.join(f'{key} changed' for key in changed) + ')'
 
 
 def _remove_image(engine: Engine, reference: str, log: logging.Logger, quiet: bool = False) -> None:
@@ -350,4 +435,5 @@ def _remove_image(engine: Engine, reference: str, log: logging.Logger, quiet: bo
                                               exc.explanation or exc)
 
 
-__all__ = ['Recipe', 'ImageRecipe', 'uninstaller', 'engine_config', 'CONFIGURED']
+__all__ = ['Recipe', 'ImageRecipe', 'uninstaller', 'engine_config', 'CONFIGURED',
+           'CANDIDATE_OPTIONS']

@@ -11,6 +11,12 @@ KeyboardInterrupt). Its name has the :data:`PREFIX` and a random part, so it
 never clashes with a container somebody runs, and it carries the part's
 ownership labels, so a crash leaves something the part can find and remove.
 
+With ``own_command`` the container runs its image's own command instead
+(a database a build talks to, a volume container that fills its volumes):
+:meth:`Throwaway.start` starts it, :meth:`Throwaway.wait` waits for it to
+end, and a commit stops it gracefully first. ``links`` link it to other
+containers by name (legacy links, on the default bridge, as nagoya did).
+
 :meth:`Throwaway.commit` makes an image from the container with the image
 configuration (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, WORKDIR, VOLUME)
 of the image it came from plus :class:`ImageConfig`; the shell that kept the
@@ -182,12 +188,23 @@ def scratch_image(engine: Engine) -> str:
 
 
 # -- the container -------------------------------------------------------------
+class ScriptFailed(zc.buildout.UserError):
+    """A script or command that exited non-zero; carries its exit code and last output lines."""
+
+    def __init__(self, message: str, code: int | None, tail: list[str]) -> None:
+        super().__init__(message)
+        self.code = code
+        self.tail = tail
+
+
 class Throwaway:
     """A container for the length of a ``with`` block; see the module's docstring."""
 
     def __init__(self, engine: Engine, image: str, part: str, labels: Mapping[str, str], *,
                  what: str = 'container', shell: str = '/bin/sh', binds: Iterable[str] = (),
                  volumes_from: Iterable[str] = (), privileged: bool = False,
+                 links: Iterable[tuple[str, str]] = (), own_command: bool = False,
+                 env: Mapping[str, str] | None = None,
                  log: logging.Logger | None = None) -> None:
         self.engine = engine
         self.api = engine.api
@@ -199,6 +216,9 @@ class Throwaway:
         self.binds = list(binds)
         self.volumes_from = list(volumes_from)
         self.privileged = privileged
+        self.links = list(links)
+        self.own_command = own_command
+        self.env = dict(env or {})
         self.log = log or logging.getLogger(part)
         self.id: str | None = None
         self.name = PREFIX + re.sub(r'[^a-zA-Z0-9_.-]', '_', part) + '-' + uuid.uuid4().hex[:10]
@@ -207,11 +227,13 @@ class Throwaway:
     def __enter__(self) -> Throwaway:
         host_config = self.api.create_host_config(
             binds=self.binds or None, volumes_from=self.volumes_from or None,
-            privileged=self.privileged)
+            privileged=self.privileged, links=self.links or None)
+        keep_alive: dict[str, Any] = {} if self.own_command else {
+            'entrypoint': [self.shell], 'command': [], 'stdin_open': True}
         try:
             created = self.api.create_container(
-                self.image, name=self.name, entrypoint=[self.shell], command=[],
-                stdin_open=True, labels=self.labels, host_config=host_config)
+                self.image, name=self.name, labels=self.labels, host_config=host_config,
+                environment=self.env or None, **keep_alive)
         except docker.errors.ImageNotFound:
             raise zc.buildout.UserError(
                 f'{self.part}: image {self.image} for the {self.what} does not exist') from None
@@ -264,10 +286,35 @@ class Throwaway:
                 f'{text}{hint}') from None
         self.started = True
 
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait for a container that runs its own command to end; raise on a non-zero exit."""
+        self.start()
+        self.log.info('waiting for the %s (%s) to finish', self.what, _short(self.image))
+        code = self.api.wait(self._id, timeout=timeout).get('StatusCode')
+        if code != 0:
+            logs = self.api.logs(self._id, stdout=True, stderr=True, tail=TAIL_LINES)
+            tail = [line for line in logs.decode('utf-8', 'replace').splitlines() if line.strip()]
+            if tail:
+                self.log.error('last output of the %s:\n%s', self.what,
+                               '\n'.join('  ' + line for line in tail))
+            last = f': {tail[-1].strip()}' if tail else ''
+            raise ScriptFailed(f'{self.part}: the {self.what} ({_short(self.image)}) exited with '
+                               f'code {code}{_one_line(last)}', code, tail)
+
+    def stop(self, timeout: int = 10) -> None:
+        """Stop the container (SIGTERM, then SIGKILL after ``timeout``), if it runs."""
+        if self.started:
+            with contextlib.suppress(docker.errors.APIError):
+                self.api.stop(self._id, timeout=timeout)
+            self.api.wait(self._id, timeout=None)
+
     def run(self, what: str, script: str | None = None, *, command: list[str] | None = None,
             args: Iterable[str] = (), shell: str | None = None, user: str | None = None,
-            env: Mapping[str, str] | None = None, workdir: str | None = None) -> None:
-        """Run a script (with ``shell``) or a command; raise on a non-zero exit."""
+            env: Mapping[str, str] | None = None, workdir: str | None = None) -> list[str]:
+        """Run a script (with ``shell``) or a command; its last output lines.
+
+        Raises :class:`ScriptFailed` on a non-zero exit.
+        """
         self.start()
         shell = shell or self.shell
         if command is None:
@@ -291,9 +338,10 @@ class Throwaway:
                 self.log.error('last output of %s:\n%s', what,
                                '\n'.join('  ' + line for line in tail))
             last = f': {tail[-1].strip()}' if tail else ''
-            raise zc.buildout.UserError(
+            raise ScriptFailed(
                 f'{self.part}: {what} exited with code {code} in the {self.what} '
-                f'({_short(self.image)}){_one_line(last)}')
+                f'({_short(self.image)}){_one_line(last)}', code, list(tail))
+        return list(tail)
 
     def _output(self, raw: bytes, what: str, tail: collections.deque[str]) -> None:
         line = raw.decode('utf-8', 'replace').rstrip('\r')
@@ -303,7 +351,9 @@ class Throwaway:
 
     def commit(self, config: ImageConfig, owner_labels: Mapping[str, str]) -> str:
         """An untagged image of the container: its image's config, then ``config``."""
-        if self.started:
+        if self.started and self.own_command:
+            self.stop()
+        elif self.started:
             with contextlib.suppress(docker.errors.APIError):
                 self.api.kill(self._id)
             self.api.wait(self._id, timeout=None)

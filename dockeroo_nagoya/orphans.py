@@ -1,0 +1,270 @@
+"""Objects of this buildout that no part accounts for any more, cleaned once per run.
+
+Buildout forgets a part whose install or update failed: it is dropped from
+``.installed.cfg``. Its objects stay, labelled with the buildout and the
+part, so the next install adopts them. But when the part then leaves the
+configuration, buildout has nothing to uninstall, the uninstall hook never
+runs, and those objects belong to nobody. A process killed in the middle of
+a run leaves throwaway containers, volume helpers and images that were never
+tagged the same way.
+
+So once per run and engine, before the first part is installed, updated or
+uninstalled (all of the run's configuration has been read and checked by
+then, and :mod:`.runlock` keeps any other run of the directory out), this
+module removes:
+
+- containers, images and networks labelled with this buildout whose part is
+  neither in ``.installed.cfg`` nor configured in this run;
+- throwaway containers of this buildout (their ``with`` block is over: no
+  run of the directory is under way);
+- untagged images labelled with this buildout (a build, import or commit
+  that was never tagged); one that a container still uses stays;
+- volume helper containers that mount a volume of this buildout.
+
+Volumes are never removed: an orphan volume is reported, with the command
+that removes it, because data is never destroyed silently. Objects a part's
+uninstall hook left on purpose (``keep = true``) are recorded by id in
+:data:`KEPT_NAME` when the part goes, and left alone.
+"""
+from __future__ import annotations
+
+import configparser
+import dataclasses
+import json
+import logging
+import os
+from typing import Any, Iterable, Mapping
+
+import docker.errors
+
+from .engine import (LABEL_BUILDOUT, LABEL_HELPER, LABEL_PART, Engine, EngineConfig,
+                     labels_of)
+from .throwaway import PREFIX as THROWAWAY_PREFIX
+
+#: Ids (volume names) of the objects parts kept when they were removed, per kind.
+KEPT_NAME = '.dockeroo-nagoya.kept.json'
+
+log = logging.getLogger('dockeroo_nagoya')
+
+
+@dataclasses.dataclass
+class Run:
+    """What this run knows about a buildout directory: its record and its parts."""
+
+    installed: str
+    configured: set[str] = dataclasses.field(default_factory=set)
+
+
+#: buildout directory -> what the recipes' constructors saw of it in this run.
+RUNS: dict[str, Run] = {}
+
+#: (engine, buildout directory) already swept in this run.
+SWEPT: set[tuple[EngineConfig, str]] = set()
+
+
+def note(directory: str, part: str, buildout: Mapping[str, str]) -> None:
+    """Called by every recipe's constructor: the part and the buildout's ``parts`` are configured."""
+    run = RUNS.get(directory)
+    if run is None:
+        installed = buildout.get('installed') or '.installed.cfg'
+        run = RUNS[directory] = Run(os.path.join(directory, installed))
+        run.configured.update((buildout.get('parts') or '').split())
+    run.configured.add(part)
+
+
+def installed_parts(path: str) -> set[str]:
+    """The parts ``.installed.cfg`` lists (buildout appends ``[buildout]``; the last wins)."""
+    parser = configparser.RawConfigParser(strict=False, interpolation=None)
+    try:
+        with open(path, encoding='utf-8') as handle:
+            parser.read_file(handle)
+    except FileNotFoundError:
+        return set()
+    except (OSError, configparser.Error) as exc:
+        raise OrphanCheckImpossible(f'{path} cannot be read ({exc})') from None
+    if not parser.has_section('buildout'):
+        return set()
+    return set((parser.get('buildout', 'parts', fallback='') or '').split())
+
+
+class OrphanCheckImpossible(Exception):
+    """The record of installed parts cannot be read: then nothing is removed."""
+
+
+def sweep_once(engine: Engine, directory: str) -> None:
+    """Sweep this buildout's orphans on this engine, the first time a part acts in this run."""
+    key = (engine.config, directory)
+    if key in SWEPT:
+        return
+    SWEPT.add(key)
+    run = RUNS.get(directory)
+    if run is None:
+        # No part of ours is configured (a run that only uninstalls): the record is
+        # the default one, and without it nothing can be told apart.
+        run = Run(os.path.join(directory, '.installed.cfg'))
+        if not os.path.exists(run.installed):
+            return
+    try:
+        known = installed_parts(run.installed) | run.configured
+    except OrphanCheckImpossible as exc:
+        log.warning('not looking for orphans: %s', exc)
+        return
+    kept = read_kept(directory)
+    swept = Sweep(engine, directory, known, kept)
+    swept.containers()
+    swept.images()
+    swept.networks()
+    swept.volumes()
+    engine.forget()
+
+
+class Sweep:
+    """One pass over the objects of one buildout on one engine."""
+
+    def __init__(self, engine: Engine, directory: str, known: set[str],
+                 kept: Mapping[str, list[str]]) -> None:
+        self.engine = engine
+        self.api = engine.api
+        self.directory = directory
+        self.known = known
+        self.kept = {kind: set(ids) for kind, ids in kept.items()}
+
+    def orphan(self, kind: str, obj: Mapping[str, Any], key: str) -> str | None:
+        """The part of an object nobody accounts for, else ``None``."""
+        part = labels_of(dict(obj)).get(LABEL_PART) or '?'
+        if part in self.known or key in self.kept.get(kind, ()):
+            return None
+        return part
+
+    def containers(self) -> None:
+        for container in self.engine.owned('containers', self.directory):
+            name = _container_name(container)
+            part = self.orphan('containers', container, container['Id'])
+            if name.startswith(THROWAWAY_PREFIX):
+                why = 'a throwaway container an interrupted run left'
+            elif part is not None:
+                why = f'its part {part} is neither installed nor configured'
+            else:
+                continue
+            self._remove_container(container['Id'], name, why)
+        owned = {v['Name'] for v in self.engine.owned('volumes', self.directory)}
+        if not owned:
+            return
+        for helper in self.api.containers(all=True, filters={'label': LABEL_HELPER}):
+            if helper.get('State') != 'created' or labels_of(helper).get(LABEL_BUILDOUT):
+                continue  # helpers are never started, and never labelled with a buildout
+            mounted = {m.get('Name') for m in helper.get('Mounts') or []}
+            if mounted & owned:
+                self._remove_container(helper['Id'], _container_name(helper),
+                                       f'a helper an interrupted run left on the volume '
+                                       f'{", ".join(sorted(mounted & owned))}')
+
+    def _remove_container(self, container: str, name: str, why: str) -> None:
+        try:
+            self.api.remove_container(container, force=True, v=False)
+            log.info('removed container %s: %s', name, why)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            log.warning('container %s (%s) not removed: %s', name, why, _explain(exc))
+
+    def images(self) -> None:
+        self.engine.forget('containers')
+        for image in self.engine.owned('images', self.directory):
+            tags = [t for t in image.get('RepoTags') or [] if t != '<none>:<none>']
+            part = self.orphan('images', image, image['Id'])
+            if part is not None:
+                why = f'its part {part} is neither installed nor configured'
+            elif not tags:
+                why = 'an image an interrupted run never tagged'
+            else:
+                continue
+            for reference in tags or [image['Id']]:
+                try:
+                    self.api.remove_image(reference)
+                    log.info('removed image %s: %s', _short(reference), why)
+                except docker.errors.NotFound:
+                    pass
+                except docker.errors.APIError as exc:
+                    # An old image a container still runs on is in use, not orphaned.
+                    (log.debug if exc.status_code == 409 else log.warning)(
+                        'image %s (%s) not removed: %s', _short(reference), why, _explain(exc))
+
+    def networks(self) -> None:
+        for network in self.engine.owned('networks', self.directory):
+            part = self.orphan('networks', network, network['Id'])
+            if part is None:
+                continue
+            why = f'its part {part} is neither installed nor configured'
+            users = self.api.containers(all=True, filters={'network': network['Name']})
+            if users:
+                names = ', '.join(sorted(_container_name(c) for c in users))
+                log.warning('network %s (%s) not removed: the containers %s use it',
+                            network['Name'], why, names)
+                continue
+            try:
+                self.api.remove_network(network['Id'])
+                log.info('removed network %s: %s', network['Name'], why)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as exc:
+                log.warning('network %s (%s) not removed: %s', network['Name'], why, _explain(exc))
+
+    def volumes(self) -> None:
+        for volume in self.engine.owned('volumes', self.directory):
+            part = self.orphan('volumes', volume, volume['Name'])
+            if part is not None:
+                log.warning('volume %s belongs to part %s, which is neither installed nor '
+                            'configured; its data is kept: remove it with docker volume rm %s '
+                            'when it is not needed, or configure the part again',
+                            volume['Name'], part, volume['Name'])
+
+
+# -- what removed parts kept on purpose ------------------------------------------------
+def read_kept(directory: str) -> dict[str, list[str]]:
+    try:
+        with open(os.path.join(directory, KEPT_NAME), encoding='utf-8') as handle:
+            found = json.load(handle)
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        log.warning('%s cannot be read (%s): objects kept by removed parts may be reported',
+                    KEPT_NAME, exc)
+        return {}
+    return {kind: list(ids) for kind, ids in found.items() if isinstance(ids, list)} \
+        if isinstance(found, dict) else {}
+
+
+def released(engine: Engine, directory: str, part: str) -> None:
+    """After a part's uninstall hook: whatever of it is left was kept on purpose; record it."""
+    engine.forget()
+    left = {kind: [obj['Name'] if kind == 'volumes' else obj['Id']
+                   for obj in engine.part_objects(kind, directory, part)]
+            for kind in ('containers', 'images', 'networks', 'volumes')}
+    if not any(left.values()):
+        return
+    kept = read_kept(directory)
+    for kind, ids in left.items():
+        kept[kind] = sorted(set(kept.get(kind, [])) | set(ids))
+    path = os.path.join(directory, KEPT_NAME)
+    temporary = f'{path}.{os.getpid()}.tmp'
+    with open(temporary, 'w', encoding='utf-8') as out:
+        json.dump(kept, out, indent=1, sort_keys=True)
+    os.replace(temporary, path)
+
+
+def _container_name(container: Mapping[str, Any]) -> str:
+    names: Iterable[str] = container.get('Names') or [container.get('Name') or container['Id']]
+    return next((n for n in names if n.count('/') <= 1), next(iter(names))).lstrip('/')
+
+
+def _short(reference: str) -> str:
+    return reference[:19] if reference.startswith('sha256:') else reference
+
+
+def _explain(exc: docker.errors.APIError) -> str:
+    text = exc.explanation or str(exc)
+    return (text.decode('utf-8', 'replace') if isinstance(text, bytes) else str(text)).strip()
+
+
+__all__ = ['note', 'sweep_once', 'released', 'installed_parts', 'KEPT_NAME']

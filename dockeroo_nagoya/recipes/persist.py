@@ -1,0 +1,51 @@
+"""``docker.persist`` (nagoya's persist): a container saved as an image, its volumes included.
+
+``docker commit`` leaves a container's volumes out; a persist puts their
+content into the new image at the volume paths, owners and modes kept, so
+a new container from the image starts with that data (at a ``VOLUME`` path
+the new container's volume is initialised from it). It takes
+``docker.commit``'s options, plus:
+
+- ``paths``: the container paths of the volumes to include; by default
+  every volume the container mounts (named or anonymous, not bind mounts;
+  name a bind mount's path here to include it).
+
+It is redone when the container is another one or was reconfigured (as
+for a commit), when an option changed, or when the content of one of the
+volumes changed (a digest of names, owners, modes and bytes, read on
+every run).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .. import options as opt
+from .. import snapshots
+from ..recipe import uninstaller
+from ..throwaway import container_paths
+from .commit import COMMIT_TABLE, CommitRecipe
+
+
+class PersistRecipe(CommitRecipe):
+    """An image of a container and of the content of its volumes."""
+
+    recipe = 'docker.persist'
+    table = COMMIT_TABLE + (opt.Option('paths', container_paths, default=''),)
+
+    def source_identity(self, container: dict[str, Any]) -> dict[str, Any]:
+        self.mounts = snapshots.volume_mounts(self.name, container, list(self.values['paths']))
+        return {**super().source_identity(container),
+                'volumes': snapshots.volumes_digest(self.engine, self.mounts)}
+
+    def build(self, container: dict[str, Any], labels: dict[str, str]) -> str:
+        committed = super().build(container, labels)
+        if not self.mounts:
+            self.log.warning('container %s has no volumes: its image is a plain commit',
+                             container['Name'].lstrip('/'))
+        return snapshots.with_volumes(self.engine, self.name, committed, container['Id'],
+                                      self.mounts, labels, self.log)
+
+
+uninstall = uninstaller(PersistRecipe)
+
+__all__ = ['PersistRecipe', 'uninstall']

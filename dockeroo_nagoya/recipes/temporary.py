@@ -1,0 +1,285 @@
+"""``docker.temporary`` (nagoya moromi's container systems): throwaway containers, saved as images.
+
+One part brings up a short-lived system, runs its commands in it and
+saves the containers it chooses as images. Say a database image and a
+setup step that loads a schema into it: the database's state is saved as
+an image of its own, and nothing keeps running.
+
+- ``from`` (required): the image of the root container, where the commands
+  run. ``libs`` (resource lines, ``HOSTPATH in /DIR`` or ``HOSTPATH at
+  /PATH``) are copied into it, then the ``entrypoint`` resource (copied in
+  executable) runs in its own directory, then ``script`` (with
+  ``script-shell``, ``/bin/sh``; ``-e`` stops it at the first failing
+  command). One of them is needed. ``env`` (moromi's ``envs``) is the
+  root's environment.
+- ``links``: one container a line that the root links to, running its image's own command:
+  ``IMAGE alias HOST [then] discard``, ``... commit to IMAGE2`` or
+  ``... persist to IMAGE2``.
+- ``volumes-from`` (moromi's ``volumes_from``): one container a line whose
+  volumes the root mounts read-write; it runs its image's command to the
+  end first (if the image has one): ``IMAGE [then] discard`` or
+  ``IMAGE [then] persist to IMAGE2`` (or ``commit to``).
+- ``commit = true`` saves the root itself as ``name`` (the part name) and
+  ``tag``, with the base image's configuration changed by ``command``,
+  ``env``, ``expose``, ``labels``, ``user``, ``working-dir``.
+- ``stop-timeout`` (10s): how long linked containers get to stop cleanly
+  before they are saved.
+
+``commit to`` is ``docker commit``; ``persist to`` also puts the content of
+the container's volumes into the image (see :mod:`dockeroo_nagoya.snapshots`).
+The containers are named ``dockeroo-nagoya-tmp-PART-RANDOM`` and labelled
+as the part's, so they never clash with a container somebody runs; they
+are removed (with their anonymous volumes) when the part is done, whether
+it succeeded or not. The images are made untagged and tagged together at
+the end: when a step fails, the images of the previous run keep their tags
+and the new ones are removed. ``${part:images}`` lists the images made.
+The whole system runs again when an option, a resource's content or one of
+the images used changes.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import re
+
+import docker.errors
+import zc.buildout
+
+from .. import options as opt
+from .. import resources, snapshots
+from ..engine import identity_hash
+from ..recipe import ImageRecipe, _remove_image, uninstaller
+from ..throwaway import (ImageConfig, Throwaway, command_line, image_config, ports,
+                         script_text)
+
+SAVE_RE = re.compile(
+    r'^(?P<image>\S+)(?:\s+alias\s+(?P<alias>\S+))?\s+(?:then\s+)?'
+    r'(?:(?P<discard>discard)|(?P<action>commit|persist)\s+to\s+(?P<target>\S+))$')
+LINK_EXPECTED = ('IMAGE alias HOST [then] discard, IMAGE alias HOST [then] commit to IMAGE '
+                 'or IMAGE alias HOST [then] persist to IMAGE lines')
+VOLUME_EXPECTED = ('IMAGE [then] discard, IMAGE [then] persist to IMAGE or IMAGE [then] '
+                   'commit to IMAGE lines')
+
+
+@dataclasses.dataclass(frozen=True)
+class Member:
+    """One throwaway container besides the root: its image, alias and what becomes of it."""
+
+    image: str
+    alias: str | None
+    action: str          # 'discard', 'commit' or 'persist'
+    target: str | None   # NAME:TAG of the image it is saved as
+
+
+def tagged(reference: str) -> str:
+    """An image name to tag, with ``:latest`` when it has no tag."""
+    reference = opt.image_reference(reference)
+    if '@' in reference:
+        raise opt.Invalid('image names to tag, not digests')
+    return reference if ':' in reference.rsplit('/', 1)[-1] else reference + ':latest'
+
+
+def members(linked: bool) -> opt.Parser:
+    """Parser of ``links`` (``linked``: an alias is needed) or ``volumes-from`` lines."""
+    expected = LINK_EXPECTED if linked else VOLUME_EXPECTED
+
+    def parse(raw: str) -> list[Member]:
+        found = []
+        for line in opt.lines(raw):
+            match = SAVE_RE.match(line)
+            if not match or bool(match.group('alias')) != linked:
+                raise opt.Invalid(expected)
+            try:
+                image = opt.image_reference(match.group('image'))
+                target = tagged(match.group('target')) if match.group('target') else None
+            except opt.Invalid as exc:
+                raise opt.Invalid(f'{expected} ({exc}, in {line!r})') from None
+            found.append(Member(image, match.group('alias'),
+                                match.group('action') or 'discard', target))
+        return found
+    return parse
+
+
+class TemporaryRecipe(ImageRecipe):
+    """Throwaway containers that run commands and are saved as images (moromi's systems)."""
+
+    recipe = 'docker.temporary'
+    table = (
+        opt.Option('from', opt.image_reference, required=True),
+        opt.Option('name', opt.text, identity=False),
+        opt.Option('tag', opt.text, identity=False),
+        opt.Option('libs', opt.text, default='', identity=False),
+        opt.Option('entrypoint', opt.text, default='', identity=False),
+        opt.Option('script', script_text),
+        opt.Option('script-shell', opt.text, default='/bin/sh'),
+        opt.Option('links', members(linked=True), default=''),
+        opt.Option('volumes-from', members(linked=False), default='', aliases=('volumes_from',)),
+        opt.Option('commit', opt.boolean, default='false'),
+        opt.Option('command', command_line),
+        opt.Option('env', opt.key_values, default='', aliases=('envs',)),
+        opt.Option('expose', ports, default=''),
+        opt.Option('labels', opt.key_values, default=''),
+        opt.Option('user', opt.text),
+        opt.Option('working-dir', opt.text),
+        opt.Option('stop-timeout', opt.duration, default='10s', identity=False),
+        opt.Option('keep', opt.boolean, default='false', identity=False),
+    )
+
+    def configure(self) -> None:
+        values = self.values
+        for option in ('libs', 'entrypoint'):
+            raw = values[option]
+            try:
+                values[option] = resources.parse(self.directory, single=option == 'entrypoint')(raw)
+            except opt.Invalid as exc:
+                raise opt.invalid(self.name, option, str(exc), raw) from None
+        if not values['entrypoint'] and not values['script']:
+            raise opt.invalid(self.name, 'script', 'the commands to run in the root container '
+                              '(script, or an entrypoint resource line)')
+        self.members = [*values['volumes-from'], *values['links']]
+        outputs = [m.target for m in self.members if m.target]
+        if values['commit']:
+            outputs.insert(0, self.image_from_options())
+        if len(set(outputs)) != len(outputs):
+            raise opt.invalid(self.name, 'links', 'a different image for each container saved',
+                              ' '.join(outputs))
+        self.outputs = outputs
+        self.resource_digests = {option: [[r.target, resources.digest(r)] for r in values[option]]
+                                 for option in ('libs', 'entrypoint')}
+        # In the options, so that buildout reinstalls the part when a file changes.
+        self.options['input-digest'] = identity_hash(self.resource_digests)
+        self.options['images'] = ' '.join(outputs)
+
+    # -- deciding -------------------------------------------------------------------
+    def apply(self, fresh: bool) -> list[str]:
+        self.remove_leftovers()
+        used = {'from': self.values['from'], **{f'member {i}': m.image
+                                                for i, m in enumerate(self.members)}}
+        ids = {}
+        for what, reference in used.items():
+            found = self.engine.image_id(reference)
+            if found is None:
+                option = 'from' if what == 'from' else 'links or volumes-from'
+                raise zc.buildout.UserError(
+                    f'{self.name}: option {option}: image {reference} does not exist (make it with '
+                    f'a docker.pull, docker.build or docker.image part)')
+            ids[what] = found
+        identity, labels = self.image_identity(resources=self.resource_digests, images=ids)
+        current = {ref: self.engine.inspect('images', ref) for ref in self.outputs}
+        for reference, image in current.items():
+            if image is not None:
+                self.check_ours(image, 'image', reference)
+        if all(image and self.identity_of(image) == identity for image in current.values()):
+            if fresh:
+                self.remove_stale_outputs({image['Id'] for image in current.values() if image})
+            return []
+        self.log.info('running the temporary system of %s', self.name)
+        made: dict[str, str] = {}
+        try:
+            self.run_system(labels, made)
+        except BaseException:
+            for image_id in reversed(list(made.values())):
+                _remove_image(self.engine, image_id, self.log, quiet=True)
+            self.engine.forget()
+            self._remove_unfinished()
+            raise
+        for reference, image_id in made.items():
+            repository, tag = reference.rsplit(':', 1)
+            self.engine.api.tag(image_id, repository, tag, force=True)
+            self.log.info('saved %s (%s)', reference, image_id[:19])
+        for reference, image in current.items():
+            if image is not None and image['Id'] != made.get(reference):
+                _remove_image(self.engine, image['Id'], self.log, quiet=True)
+        self.engine.forget()
+        if fresh:
+            self.remove_stale_outputs(set(made.values()))
+        return []
+
+    def remove_leftovers(self) -> None:
+        """Throwaway containers of this part that a killed run left behind."""
+        for container in self.engine.part_objects('containers', self.directory, self.name):
+            with contextlib.suppress(docker.errors.NotFound):
+                self.engine.api.remove_container(container['Id'], force=True, v=True)
+                self.log.info('removed the leftover container %s', container['Names'][0][1:])
+        self.engine.forget('containers')
+
+    def remove_stale_outputs(self, keep: set[str]) -> None:
+        """Images this part saved before under names it no longer saves."""
+        if self.values['keep']:
+            return
+        for image in self.engine.part_objects('images', self.directory, self.name):
+            if image['Id'] not in keep:
+                for reference in image.get('RepoTags') or [image['Id']]:
+                    _remove_image(self.engine, reference, self.log)
+
+    # -- acting -----------------------------------------------------------------------
+    def run_system(self, labels: dict[str, str], made: dict[str, str]) -> None:
+        """Bring the containers up, run the root's commands, save; remove every container."""
+        values = self.values
+        with contextlib.ExitStack() as stack:
+            volume_boxes = []
+            for member in values['volumes-from']:
+                box = stack.enter_context(self.throwaway(member, labels))
+                config = (self.engine.inspect('images', member.image) or {}).get('Config') or {}
+                if config.get('Cmd') or config.get('Entrypoint'):
+                    box.wait()
+                volume_boxes.append((member, box))
+            link_boxes = []
+            for member in values['links']:
+                box = stack.enter_context(self.throwaway(member, labels))
+                self.log.info('starting the linked container %s (%s) as %s', member.alias,
+                              member.image, box.name)
+                box.start()
+                link_boxes.append((member, box))
+            root = stack.enter_context(Throwaway(
+                self.engine, values['from'], self.name, labels, what='root container',
+                shell=values['script-shell'], env=values['env'],
+                links=[(box.name, member.alias or '') for member, box in link_boxes],
+                volumes_from=[f'{box.name}:rw' for _, box in volume_boxes], log=self.log))
+            if values['libs']:
+                root.put('/', resources.container_tar(values['libs']))
+            if values['entrypoint']:
+                root.put('/', resources.container_tar(values['entrypoint'], executable=True))
+            for resource in values['entrypoint']:
+                root.run('entrypoint', command=[resource.target],
+                         workdir=resource.target.rsplit('/', 1)[0] or '/')
+            if values['script']:
+                root.run('script', values['script'])
+            timeout = int(math.ceil(values['stop-timeout']))
+            for _, box in link_boxes:
+                box.stop(timeout)
+            if values['commit']:
+                self.log.info('committing the root container to %s', self.image)
+                made[self.image] = root.commit(self.root_config(), labels)
+            for member, box in [*volume_boxes, *link_boxes]:
+                if member.target:
+                    made[member.target] = self.save(member, box, labels)
+
+    def throwaway(self, member: Member, labels: dict[str, str]) -> Throwaway:
+        what = f'linked container {member.alias}' if member.alias else 'volume container'
+        return Throwaway(self.engine, member.image, self.name, labels, what=what,
+                         own_command=True, log=self.log)
+
+    def save(self, member: Member, box: Throwaway, labels: dict[str, str]) -> str:
+        """Commit or persist one container; an untagged image."""
+        self.log.info('%s the %s (%s) to %s', 'persisting' if member.action == 'persist'
+                      else 'committing', box.what, member.image, member.target)
+        container = self.engine.inspect('containers', box.id or '')
+        assert container is not None
+        image_id = snapshots.commit(self.engine, container['Id'], ImageConfig(), labels,
+                                    pause=False)
+        if member.action == 'persist':
+            mounts = snapshots.volume_mounts(self.name, container, None)
+            image_id = snapshots.with_volumes(self.engine, self.name, image_id, container['Id'],
+                                              mounts, labels, self.log)
+        return image_id
+
+    def root_config(self) -> ImageConfig:
+        """The root's image configuration: its base image's, changed by the options."""
+        return image_config({**self.values, 'entrypoint': None, 'volumes': ()})
+
+
+uninstall = uninstaller(TemporaryRecipe)
+
+__all__ = ['TemporaryRecipe', 'uninstall']

@@ -1,0 +1,108 @@
+"""docker.temporary (nagoya moromi's systems): throwaway linked containers, saved as images."""
+from __future__ import annotations
+
+import pytest
+
+from helpers import ids
+
+DB = '''#!/bin/sh
+# A toy database: appends what each connection sends to a file in its volume.
+mkdir -p /var/lib/db
+trap 'exit 0' TERM
+while :; do nc -l -p 5000 >> /var/lib/db/rows & wait $!; done
+'''
+
+LOAD = '''
+    for i in $(seq 100); do echo row-one | nc db 5000 && break; sleep 0.1; done
+    echo "report of $STAGE" > /files/report.txt
+    chown 999:999 /files/report.txt
+    chmod 0640 /files/report.txt
+    echo done > /root-done.txt
+'''
+
+
+def config(b, busybox: str, script: str = LOAD) -> str:
+    script = '\n            '.join(line.strip() for line in script.strip().splitlines())
+    return f'''
+        [buildout]
+        parts = db-image files-image sys
+
+        [db-image]
+        recipe = dockeroo_nagoya:docker.image
+        from = {busybox}
+        name = {b.prefix}/db
+        entrypoint = db.sh at /usr/local/bin/db
+        volumes = /var/lib/db
+
+        [files-image]
+        recipe = dockeroo_nagoya:docker.image
+        from = {busybox}
+        name = {b.prefix}/files
+        volumes = /files
+
+        [sys]
+        recipe = dockeroo_nagoya:docker.temporary
+        from = {busybox}
+        name = {b.prefix}/root
+        commit = true
+        command = cat /root-done.txt
+        envs = STAGE=load
+        links = ${{db-image:image}} alias db then persist to {b.prefix}/db-loaded
+        volumes_from = ${{files-image:image}} persist to {b.prefix}/files-filled
+        stop-timeout = 2
+        script =
+            {script}
+        '''
+
+
+def made(client, b) -> dict[str, str]:
+    return {key: value for key, value in ids(client, b).items() if key.startswith('image:')}
+
+
+@pytest.mark.slow
+def test_linked_system_is_saved_to_images_and_leaves_no_container_also_when_it_fails(
+        buildout, busybox, client):
+    b = buildout
+    (b.directory / 'db.sh').write_text(DB)
+    b.write(config(b, busybox))
+    b.run('-N')
+    assert b.owned('containers') == []
+    assert client.containers.run(f'{b.prefix}/root', remove=True) == b'done\n'
+    rows = client.containers.run(f'{b.prefix}/db-loaded', entrypoint=['cat', '/var/lib/db/rows'],
+                                 remove=True)
+    assert rows == b'row-one\n'
+    report = client.containers.run(f'{b.prefix}/files-filled', [
+        'sh', '-c', 'stat -c "%u %a" /files/report.txt; cat /files/report.txt'], remove=True)
+    assert report == b'999 640\nreport of load\n'
+    first = made(client, b)
+    assert set(first) == {f'image:{b.prefix}/{name}:latest' for name in
+                          ('db', 'files', 'root', 'db-loaded', 'files-filled')}
+
+    # A rerun runs nothing.
+    out = b.run('-N')
+    assert made(client, b) == first
+    assert 'temporary system' not in out.stdout + out.stderr
+
+    # A step that fails halfway: one clear error, no container, no new image, old images kept.
+    b.write(config(b, busybox, LOAD + '    echo halfway; exit 3\n'))
+    out = b.fail('-N')
+    errors = [line for line in out.splitlines() if line.startswith('Error:')]
+    assert len(errors) == 1 and 'sys: script exited with code 3 in the root container' in errors[0]
+    assert 'halfway' in out and 'Traceback' not in out
+    assert b.owned('containers') == []
+    assert made(client, b) == first
+    assert client.images.list(filters={'dangling': True, 'label': b.label}) == []
+
+    # Removing the part removes the images it saved.
+    b.write(config(b, busybox).replace('parts = db-image files-image sys', 'parts = db-image files-image'))
+    b.run('-N')
+    assert set(made(client, b)) == {f'image:{b.prefix}/db:latest', f'image:{b.prefix}/files:latest'}
+
+
+def test_bad_link_line_is_one_clear_error(buildout, busybox):
+    b = buildout
+    (b.directory / 'db.sh').write_text(DB)
+    b.write(config(b, busybox).replace('alias db then persist to', 'as db keep'))
+    out = b.fail('-N')
+    assert 'Traceback' not in out
+    assert 'sys: option links: expected IMAGE alias HOST [then] discard' in out
