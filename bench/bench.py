@@ -1,7 +1,8 @@
 """Benchmark: dockeroo_nagoya against docker-compose on the same systems.
 
-For N containers (busybox ``sleep 3600``, each with a named volume, all on
-one network) in a dependency chain and in a fan-out, it measures cold
+For N containers (busybox ``sleep 3600`` under the engine's init, so that a
+stop takes what the service takes, not the grace period; each with a named
+volume, all on one network) in a dependency chain and in a fan-out, it measures cold
 bring-up, a no-op rerun, a rerun after one container's option changed, and
 teardown, for:
 
@@ -80,10 +81,15 @@ def depends(shape: str, index: int) -> list[int]:
 
 
 # -- the systems ----------------------------------------------------------------------------
+#: True: the containers run under the engine's init and stop on SIGTERM (like most
+#: services); False (--stubborn): sleep is PID 1, ignores SIGTERM and waits out its grace period.
+GRACEFUL = True
+
+
 def compose_file(n: int, shape: str, changed: bool) -> str:
     services = {}
     for i in range(n):
-        service = {'image': IMAGE, 'command': 'sleep 3600', 'networks': ['net'],
+        service = {'image': IMAGE, 'command': 'sleep 3600', 'init': GRACEFUL, 'networks': ['net'],
                    'volumes': [f'vol{i}:/data'],
                    'environment': {'ROLE': 'changed' if changed and i == n - 1 else 'bench'}}
         if depends(shape, i):
@@ -112,6 +118,7 @@ def buildout_config(n: int, shape: str, tool: str, changed: bool, prefix: str,
         if tool == 'parts':
             lines.append('recipe = dockeroo_nagoya:docker.run')
         lines += [f'name = {prefix}-c{i}', f'image = {IMAGE}', 'command = sleep 3600',
+                  f'init = {str(GRACEFUL).lower()}',
                   'networks = ${net:name}', f'volumes = ${{vol{i}:name}}:/data',
                   f"env = ROLE={'changed' if changed and i == n - 1 else 'bench'}"]
         after = depends(shape, i)
@@ -186,7 +193,11 @@ def main() -> None:
     parser.add_argument('--tools', nargs='+', default=['compose', 'system', 'parts'])
     parser.add_argument('--rounds', type=int, default=3)
     parser.add_argument('--json', help='also write the raw figures here')
+    parser.add_argument('--stubborn', action='store_true',
+                        help='containers that ignore SIGTERM and wait out the 10 s grace period')
     args = parser.parse_args()
+    global GRACEFUL
+    GRACEFUL = not args.stubborn
 
     client = docker.from_env()
     ensure_image(client)
@@ -212,7 +223,8 @@ def main() -> None:
     print(f'Machine: {platform.platform()}, {os.cpu_count()} cores, '
           f'engine {client.version()["Version"]}, '
           f'{subprocess.run(["docker-compose", "version", "--short"], capture_output=True, text=True).stdout.strip()} compose')
-    print(f'{args.rounds} rounds; seconds as median (min-max); ratio = median / compose median\n')
+    print(f'{args.rounds} rounds; seconds as median (min-max); ratio = median / compose median; '
+          f'{"graceful (init, stop on SIGTERM)" if GRACEFUL else "stubborn (SIGTERM ignored)"}\n')
     header = f'{"N":>4} {"shape":7} {"tool":8} {"cold up":>20} {"no-op rerun":>20} ' \
              f'{"one change":>20} {"teardown":>20} {"requests":>9}'
     print(header)

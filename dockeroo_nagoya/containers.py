@@ -25,7 +25,10 @@ again, as does any other exit code.
 
 A new container whose setup fails (layout, start, script or a callback) is
 removed again, so the next run starts clean; one that fails a readiness gate
-is kept for inspection and gated again on the next run. Named and anonymous
+is kept for inspection and gated again on the next run. A run killed half-way
+is finished by the next: a container never started is made anew, as is one
+with a script when the run that made it did not finish (the script runs once
+its gates passed), and a job still running is waited for. Named and anonymous
 volumes are never removed; a recreated container gets its predecessor's
 anonymous volumes back at the same paths.
 """
@@ -414,7 +417,14 @@ def plan(spec: ContainerSpec, current: Mapping[str, Any] | None, identity: str,
             return Plan('keep', 'the job already ran', current)
         if state == 'exited':
             return Plan('recreate', f'its last run exited with {code}', current)
+        if state == 'running':  # an interrupted run started it: wait for it, never run it twice
+            return Plan('start', 'its run is still going: waiting for it', current)
         return Plan('recreate', f'its last run did not finish (it is {state})', current)
+    if state == 'created' and spec.values['start']:  # its layout or start was interrupted
+        return Plan('recreate', 'its setup did not finish (it was never started)', current)
+    if spec.values['script'] and not expected:  # the run that made it did not record it
+        return Plan('recreate', 'its script may not have run (the run that made it did not '
+                    'finish)', current)
     if state in ('running', 'paused', 'restarting') or not spec.values['start']:
         return Plan('keep', 'it is up to date', current)
     if state == 'exited':
@@ -527,8 +537,8 @@ class Runner:
         of the members this one links to or takes volumes from).
         """
         spec = self.spec
-        image = self.engine.inspect('images', spec.values['image'])
-        if image is None:
+        image_id = self.engine.image_id(spec.values['image'])
+        if image_id is None:
             raise zc.buildout.UserError(
                 f'{spec.part}: option image: no image {spec.values["image"]} on the Docker '
                 f'engine: build it with a docker.build part or fetch it with a docker.pull part')
@@ -539,7 +549,7 @@ class Runner:
             self.env = {**file_env, **spec.values['env']}
         else:
             self.env = dict(spec.values['env'])
-        values = spec.identity_values(image['Id'], env_file_digest)
+        values = spec.identity_values(image_id, env_file_digest)
         values.update({key: value for key, value in (extra or {}).items() if value})
         return identity_hash(values), option_hashes(values)
 

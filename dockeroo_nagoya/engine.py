@@ -113,6 +113,7 @@ class Engine:
         self.client = client
         self.api: docker.APIClient = client.api
         self._owned: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self._image_ids: dict[str, str] | None = None
 
     # -- owned objects, one labelled list per kind and buildout --------------
     def owned(self, kind: str, directory: str) -> list[dict[str, Any]]:
@@ -140,6 +141,8 @@ class Engine:
         else:
             for key in [k for k in self._owned if k[0] == kind]:
                 del self._owned[key]
+        if kind in (None, 'images'):
+            self._image_ids = None
 
     def fork(self, part: str) -> Engine:
         """An engine with a client of its own for another thread, starting from this one's listings.
@@ -150,6 +153,7 @@ class Engine:
         """
         engine = Engine(self.config, new_client(self.config, part, self.api.api_version))
         engine._owned = {key: list(found) for key, found in self._owned.items()}
+        engine._image_ids = dict(self._image_ids) if self._image_ids is not None else None
         return engine
 
     def close(self) -> None:
@@ -177,9 +181,24 @@ class Engine:
             return None
 
     def image_id(self, reference: str) -> str | None:
-        """The id of a local image, or ``None``."""
-        found = self.inspect('images', reference)
-        return found['Id'] if found else None
+        """The id of a local image, or ``None``.
+
+        Tags and digests come from one listing of the engine's images per run
+        (shared by every part), so a rerun does not ask once per container;
+        anything else (an id, a short name the engine completes) is inspected.
+        """
+        if self._image_ids is None:
+            self._image_ids = {}
+            for image in self.api.images():
+                for reference_of in (image.get('RepoTags') or []) + (image.get('RepoDigests') or []):
+                    self._image_ids[reference_of] = image['Id']
+        last = reference.rsplit('/', 1)[-1]
+        key = reference if (':' in last or '@' in reference) else f'{reference}:latest'
+        found = self._image_ids.get(key)
+        if found is not None:
+            return found
+        inspected = self.inspect('images', reference)
+        return inspected['Id'] if inspected else None
 
 
 def labels_of(obj: dict[str, Any]) -> dict[str, str]:

@@ -210,7 +210,8 @@ class Recipe:
             orphans.sweep_once(engine, directory)
             cls.teardown(engine, directory, name, options, log)
             orphans.released(engine, directory, name)
-            engine.forget()
+            # Only what this kind of part changes: the next part's teardown reuses the rest.
+            engine.forget(cls.kind)
 
 
 def uninstaller(cls: type[Recipe]):

@@ -336,3 +336,43 @@ def test_cycles_are_found_and_named():
     assert scheduling.find_cycle({'a': {'b'}, 'b': {'c'}, 'c': set()}) is None
     assert scheduling.find_cycle({'a': {'b'}, 'b': {'c'}, 'c': {'a'}}) == ['a', 'b', 'c', 'a']
     assert scheduling.find_cycle({'a': {'outside'}, 'b': {'b'}}) == ['b', 'b']
+
+
+def test_a_member_that_ignores_sigterm_does_not_hold_up_the_whole_teardown(buildout, busybox):
+    """Dependents first, but one waiting out its stop-timeout holds back the next only briefly."""
+    import time
+    from dockeroo_nagoya.recipes.system import STOP_ORDER_WINDOW
+    b = buildout
+    b.write(f'''
+        [buildout]
+        parts = sys
+
+        [sys]
+        recipe = dockeroo_nagoya:docker.system
+        containers = a b c
+
+        [a]
+        name = {b.prefix}-a
+        image = {busybox}
+        command = sleep 3600
+        stop-timeout = 5
+
+        [b]
+        <= a
+        name = {b.prefix}-b
+        depends = a
+
+        [c]
+        <= a
+        name = {b.prefix}-c
+        depends = b
+        ''')
+    b.run('-N')
+    b.write('[buildout]\nparts =\n')
+    started = time.monotonic()
+    out = b.run('-N').stdout
+    took = time.monotonic() - started
+    assert not b.owned('containers')
+    assert 'still stopping' in out
+    # In strict turn it takes three stop-timeouts (15 s); with the window about 5 + 2 x window.
+    assert took < 5 + 2 * STOP_ORDER_WINDOW + 3, took

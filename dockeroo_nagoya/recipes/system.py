@@ -19,6 +19,7 @@ restart, status, logs, exec, backup, restore, remove, purge; see
 """
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import json
 import logging
@@ -34,6 +35,11 @@ from .. import containers, control, scheduling
 from .. import options as opt
 from ..engine import LABEL, Engine, engine_errors, identity_hash
 from ..recipe import Recipe, uninstaller
+
+#: How long a member that is stopping holds back the stop of what it depends on. Members
+#: that stop on SIGTERM are gone well within it, so they go strictly dependents first; one
+#: that waits out a long stop-timeout does not make the whole chain wait in turn.
+STOP_ORDER_WINDOW = 2.0
 
 #: Which member of its system a container is (the part label says which system).
 LABEL_MEMBER = f'{LABEL}.member'
@@ -129,7 +135,9 @@ class SystemRecipe(Recipe):
         display = f'{self.name}: member {section}'
         try:
             raw = dict(self.buildout[section])
-        except KeyError:
+        except KeyError as exc:
+            if exc.args and exc.args[0] != section:
+                raise  # a reference inside the member names what is missing: buildout says which
             raise opt.invalid(self.name, 'containers', 'names of sections of this buildout',
                               f'{section} (there is no [{section}])') from None
         if raw.get('recipe'):
@@ -312,7 +320,21 @@ def remove_in_order(engine: Engine, directory: str, part: str, found: list[dict[
             forked.close()
         log.info('removed container %s: %s', name, why)
 
-    scheduling.run_or_raise(scheduling.reverse(graph), remove, log)
+    def remove_in_turn(name: str) -> None:
+        """What ``name`` depends on is stopped when it has gone, or has had its window."""
+        future = background.submit(remove, name)
+        stopping.append(future)
+        try:
+            future.result(timeout=STOP_ORDER_WINDOW)
+        except concurrent.futures.TimeoutError:
+            log.info('%s is still stopping after %gs; stopping what it depends on meanwhile',
+                     name, STOP_ORDER_WINDOW)
+
+    stopping: list[concurrent.futures.Future[None]] = []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(by_name))) as background:
+        scheduling.run_or_raise(scheduling.reverse(graph), remove_in_turn, log)
+        for future in stopping:
+            future.result()
     engine.forget('containers')
 
 
