@@ -17,7 +17,9 @@ koji: up
 up: bin/buildout
 	bin/buildout -c $(PROFILE) $(BUILDOUT_ARGS)
 
-# The whole suite against the real engine; `make quick-test` skips the slow end-to-end runs.
+# The whole suite against the real engine, two test processes at a time (a file stays in
+# one process); `make quick-test` skips the slow end-to-end runs.
+TEST_ARGS ?= -n 2 --dist loadfile
 test: bin/test
 	bin/test $(TEST_ARGS)
 

@@ -52,7 +52,7 @@ setup(
         'docker>=7,<8',
         'toposort>=1.10',
     ],
-    extras_require={'test': ['pytest>=8', 'zc.recipe.egg==6.0.0', 'bcrypt']},
+    extras_require={'test': ['pytest>=8', 'pytest-xdist>=3', 'zc.recipe.egg==6.0.0', 'bcrypt']},
     entry_points=entry_points(),
     classifiers=[
         'Framework :: Buildout :: Recipe',

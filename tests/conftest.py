@@ -9,6 +9,7 @@ cached between runs.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import socket
@@ -34,6 +35,53 @@ DEBIAN = 'dn-test/debian:bookworm'
 HELPER = 'dockeroo-nagoya/helper:empty'
 
 
+#: Images the suite makes for itself and removes at the very end (the Debian one is a cache).
+SHARED_IMAGES = (BUSYBOX, HELPER, 'dockeroo-nagoya/helper:scratch')
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    """True in a pytest-xdist worker: shared images are the controller's to remove."""
+    return hasattr(config, 'workerinput')
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if _is_worker(session.config):
+        return
+    try:
+        client = docker.from_env()
+        session.config.stash[_BEFORE] = {r for r in SHARED_IMAGES if _exists(client, r)}
+    except docker.errors.DockerException:
+        pass
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove the shared images the run made, once every worker is done."""
+    if _is_worker(session.config) or os.environ.get('DN_KEEP_IMAGES'):
+        return
+    before = session.config.stash.get(_BEFORE, None)
+    if before is None:
+        return
+    client = docker.from_env()
+    for reference in SHARED_IMAGES:
+        if reference not in before:
+            with contextlib.suppress(docker.errors.APIError):
+                client.images.remove(reference, force=True)
+
+
+_BEFORE = pytest.StashKey[set]()
+
+
+@contextlib.contextmanager
+def shared_lock(name: str) -> Iterator[None]:
+    """One maker at a time for what test processes share (images), across xdist workers."""
+    with open(os.path.join(tempfile.gettempdir(), f'dn-test-{name}.lock'), 'w') as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope='session')
 def client() -> Iterator[docker.DockerClient]:
     try:
@@ -41,11 +89,7 @@ def client() -> Iterator[docker.DockerClient]:
         client.ping()
     except docker.errors.DockerException as exc:
         pytest.exit(f'no Docker engine answers ({exc}); start dockerd first', returncode=3)
-    helper_before = _exists(client, HELPER)
     yield client
-    if not helper_before and not os.environ.get('DN_KEEP_IMAGES'):
-        with contextlib.suppress(docker.errors.APIError):
-            client.images.remove(HELPER)
     client.close()
 
 
@@ -58,15 +102,12 @@ def _exists(client: docker.DockerClient, reference: str) -> bool:
 
 
 @pytest.fixture(scope='session')
-def busybox(client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def busybox(client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A tiny image: FROM scratch plus Debian's static busybox (under a second)."""
-    made = not _exists(client, BUSYBOX)
-    if made:
-        build_busybox(client, tmp_path_factory.mktemp('busybox'), BUSYBOX)
-    yield BUSYBOX
-    if made and not os.environ.get('DN_KEEP_IMAGES'):
-        with contextlib.suppress(docker.errors.APIError):
-            client.images.remove(BUSYBOX, force=True)
+    with shared_lock('busybox'):
+        if not _exists(client, BUSYBOX):
+            build_busybox(client, tmp_path_factory.mktemp('busybox'), BUSYBOX)
+    return BUSYBOX
 
 
 def build_busybox(client: docker.DockerClient, context: Path, tag: str) -> str:
@@ -90,6 +131,11 @@ def build_busybox(client: docker.DockerClient, context: Path, tag: str) -> str:
 @pytest.fixture(scope='session')
 def debian(client: docker.DockerClient) -> str:
     """A Debian bookworm minbase image from debootstrap, cached between runs."""
+    with shared_lock('debian'):
+        return _make_debian(client)
+
+
+def _make_debian(client: docker.DockerClient) -> str:
     if _exists(client, DEBIAN):
         return DEBIAN
     if not shutil.which('debootstrap'):

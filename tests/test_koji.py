@@ -18,7 +18,7 @@ from pathlib import Path
 import docker.errors
 import pytest
 
-from conftest import PROJECT, TEST_LABEL, free_port
+from conftest import PROJECT, TEST_LABEL, free_port, shared_lock
 
 SUPPORT = 'dn-test/koji-support:latest'
 KOJI_IMAGE = os.environ.get('DN_KOJI_IMAGE', '')
@@ -29,11 +29,12 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope='session')
 def koji_support(client, debian) -> str:
     """The profile's support image (Debian + PostgreSQL + OpenSSL), cached like the Debian one."""
-    try:
-        client.images.get(SUPPORT)
-    except docker.errors.ImageNotFound:
-        client.images.build(path=str(PROJECT / 'profiles' / 'koji' / 'support'), tag=SUPPORT,
-                            buildargs={'BASE': debian}, labels={TEST_LABEL: '1'}, rm=True)
+    with shared_lock('koji-support'):
+        try:
+            client.images.get(SUPPORT)
+        except docker.errors.ImageNotFound:
+            client.images.build(path=str(PROJECT / 'profiles' / 'koji' / 'support'), tag=SUPPORT,
+                                buildargs={'BASE': debian}, labels={TEST_LABEL: '1'}, rm=True)
     return SUPPORT
 
 
