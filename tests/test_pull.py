@@ -46,7 +46,7 @@ def test_pull_fetches_only_when_the_registry_digest_changed(buildout, client, bu
         # A new image under the same tag: -N keeps the old one, newest mode fetches it.
         (tmp_path / 'ctx').mkdir()
         (tmp_path / 'ctx' / 'Dockerfile').write_text(f'FROM {busybox}\nRUN echo two > /two\n')
-        second, _ = client.images.build(path=str(tmp_path / 'ctx'), tag=f'{b.prefix}-two:latest')
+        second, _ = client.images.build(path=str(tmp_path / 'ctx'), tag=f'{b.prefix}-two:latest', rm=True)
         second.tag(repository, 'v1')
         for line in client.images.push(repository, 'v1', stream=True, decode=True):
             assert 'error' not in line, line

@@ -78,7 +78,7 @@ def test_replicas_scale_roll_and_go(buildout, client, busybox, swarm, tmp_path):
         # A new image rolls the update onto every task.
         (tmp_path / 'v2').mkdir()
         (tmp_path / 'v2' / 'Dockerfile').write_text(f'FROM {busybox}\nRUN echo 2 > /version\n')
-        client.images.build(path=str(tmp_path / 'v2'), tag=f'{b.prefix}-v2:latest')
+        client.images.build(path=str(tmp_path / 'v2'), tag=f'{b.prefix}-v2:latest', rm=True)
         b.write(service_cfg(b, f'{b.prefix}-v2:latest', 2, secret_file))
         out += b.run('-N').stdout
         rolled = running_tasks(client, name)
