@@ -398,7 +398,7 @@ def exit_code(current: Mapping[str, Any]) -> int | None:
 class Plan:
     """What to do with one container, and why (for the log)."""
 
-    action: str  # keep, create, recreate, start
+    action: str  # keep, create, recreate, start, wait (for a job still running)
     reason: str
     current: Mapping[str, Any] | None = None
 
@@ -418,7 +418,7 @@ def plan(spec: ContainerSpec, current: Mapping[str, Any] | None, identity: str,
         if state == 'exited':
             return Plan('recreate', f'its last run exited with {code}', current)
         if state == 'running':  # an interrupted run started it: wait for it, never run it twice
-            return Plan('start', 'its run is still going: waiting for it', current)
+            return Plan('wait', 'its run is still going', current)
         return Plan('recreate', f'its last run did not finish (it is {state})', current)
     if state == 'created' and spec.values['start']:  # its layout or start was interrupted
         return Plan('recreate', 'its setup did not finish (it was never started)', current)
@@ -585,6 +585,11 @@ class Runner:
             assert current is not None
             self.log.info('starting %s: %s', name, step.reason)
             self._bring_up(current['Id'], new=False)
+            return current['Id']
+        if step.action == 'wait':  # never started again: it may end while we look
+            assert current is not None
+            self.log.info('waiting for job %s: %s', name, step.reason)
+            self._await_job(current['Id'])
             return current['Id']
         inherited: list[str] = []
         if step.action == 'recreate':

@@ -190,15 +190,41 @@ def write_host(members: list[Member], target: str) -> None:
             member.name = base + member.name[len(relative):]
             extracted.append(member)
         try:
-            tar.extractall(parent, members=extracted, numeric_owner=True, filter=_keep_modes)
+            tar.extractall(parent, members=extracted, numeric_owner=True, filter=_within(target))
         except (tarfile.TarError, OSError) as exc:
             raise CopyError(f'{target}: {exc}') from None
 
 
-def _keep_modes(member: tarfile.TarInfo, destination: str) -> tarfile.TarInfo:
-    """tarfile's ``tar`` filter (no escapes), but with the modes kept (except set-id bits)."""
-    checked = tarfile.tar_filter(member, destination)
-    return checked.replace(mode=member.mode & 0o1777, deep=False)
+def _within(target: str):
+    """A tarfile filter that writes nothing outside ``target``, modes kept (but set-id bits).
+
+    tarfile's own ``tar`` filter would only keep members inside the directory
+    extracted into (the target's parent), and it resolves a link that is
+    already there even for a member that replaces that link. Here a member is
+    refused when what it writes resolves, through links on the host, outside
+    the target; a link member replaces a link and is checked by its directory.
+    """
+    root = os.path.realpath(target)
+
+    def inside(path: str) -> bool:
+        return path == root or path.startswith(root + os.sep)
+
+    def check(member: tarfile.TarInfo, destination: str) -> tarfile.TarInfo:
+        name = member.name
+        if name.startswith('/') or '..' in name.split('/'):
+            raise tarfile.AbsolutePathError(member)
+        full = os.path.join(destination, name)
+        if member.issym() or member.islnk():
+            where = os.path.join(os.path.realpath(os.path.dirname(full)), os.path.basename(full))
+        else:
+            where = os.path.realpath(full)
+        if not inside(where):
+            raise tarfile.OutsideDestinationError(member, where)
+        if member.islnk() and not inside(os.path.realpath(os.path.join(destination, member.linkname))):
+            raise tarfile.LinkOutsideDestinationError(member, member.linkname)
+        return member.replace(mode=member.mode & 0o1777, deep=False)
+
+    return check
 
 
 def layout_members(directory: str) -> list[Member]:

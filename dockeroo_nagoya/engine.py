@@ -20,6 +20,8 @@ import docker.errors
 import requests.exceptions
 import zc.buildout
 
+from .tls import client as tls_client, handshake_failed
+
 LABEL = 'io.dockeroo-nagoya'
 LABEL_BUILDOUT = f'{LABEL}.buildout'
 LABEL_PART = f'{LABEL}.part'
@@ -87,6 +89,8 @@ def engine_errors(part: str, config: EngineConfig | None = None,
         yield
     except zc.buildout.UserError:
         raise
+    except requests.exceptions.SSLError as exc:
+        raise EngineError(handshake_failed(part, _address(config), exc, where)) from exc
     except (requests.exceptions.ConnectionError, ConnectionError) as exc:
         address = config.describe() if config else 'the Docker engine'
         raise EngineError(
@@ -98,11 +102,17 @@ def engine_errors(part: str, config: EngineConfig | None = None,
     except docker.errors.DockerException as exc:
         text = _user_message(exc)
         if 'Error while fetching server API version' in text:
+            if isinstance(exc.__cause__, requests.exceptions.SSLError):
+                raise EngineError(handshake_failed(part, _address(config), exc, where)) from exc
             address = config.describe() if config else 'the Docker engine'
             raise EngineError(
                 f'{part}: no Docker engine answers at {address}: start dockerd '
                 f'(Debian: apt-get install docker.io) or set docker-host') from exc
         raise EngineError(f'{part}: Docker engine error{where}: {text}') from exc
+
+
+def _address(config: EngineConfig | None) -> str:
+    return config.describe() if config else 'the Docker engine'
 
 
 class Engine:
@@ -244,7 +254,7 @@ def new_client(config: EngineConfig, part: str, version: str | None = None) -> d
             tls = ctx.TLSConfig
             if tls:
                 kwargs['tls'] = tls
-            return docker.DockerClient(**kwargs)
+            return tls_client(docker.DockerClient, **kwargs)
         if config.host or config.tls_verify or config.cert_path:
             env = dict(os.environ)
             if config.host:
@@ -253,8 +263,8 @@ def new_client(config: EngineConfig, part: str, version: str | None = None) -> d
                 env['DOCKER_TLS_VERIFY'] = '1'
             if config.cert_path:
                 env['DOCKER_CERT_PATH'] = config.cert_path
-            return docker.from_env(environment=env, **kwargs)
-        return docker.from_env(**kwargs)
+            return tls_client(docker.from_env, environment=env, **kwargs)
+        return tls_client(docker.from_env, **kwargs)
 
 
 def reset_connections() -> None:

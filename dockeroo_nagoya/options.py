@@ -163,10 +163,16 @@ def duration(raw: str) -> float:
 
 
 def name(raw: str) -> str:
-    """A name the engine accepts for a container, volume or network."""
+    """A name the engine accepts for a container, volume or network.
+
+    The engine wants at least two characters for containers and volumes, and
+    a volume's name is a directory's name (255 bytes at most); checked here so
+    that it is a configuration error, found before anything is torn down.
+    """
     value = raw.strip()
-    if not NAME_RE.match(value):
-        raise Invalid('a name of letters, digits, "_", "." and "-", starting with a letter or digit')
+    if not NAME_RE.match(value) or not 2 <= len(value.encode()) <= 255:
+        raise Invalid('a name of letters, digits, "_", "." and "-", starting with a letter or '
+                      'digit, 2 to 255 characters long')
     return value
 
 

@@ -37,6 +37,7 @@ from typing import Any, Iterable, Mapping
 
 import docker.errors
 
+from . import runlock
 from .engine import (LABEL_BUILDOUT, LABEL_HELPER, LABEL_PART, Engine, EngineConfig,
                      labels_of)
 from .throwaway import PREFIX as THROWAWAY_PREFIX
@@ -94,8 +95,8 @@ class OrphanCheckImpossible(Exception):
 def sweep_once(engine: Engine, directory: str) -> None:
     """Sweep this buildout's orphans on this engine, the first time a part acts in this run."""
     key = (engine.config, directory)
-    if key in SWEPT:
-        return
+    if key in SWEPT or not runlock.held(directory):
+        return  # without the lock, a throwaway container may be another run's, still at work
     SWEPT.add(key)
     run = RUNS.get(directory)
     if run is None:

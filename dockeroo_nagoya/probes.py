@@ -32,6 +32,7 @@ containers can be brought up in parallel threads.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import http.client
 import logging
@@ -56,6 +57,11 @@ FIRST_DELAY = 0.1
 MAX_DELAY = 0.5
 BACKOFF = 1.5
 LOG_TAIL = 20
+#: Characters of one output line shown in an error or the log; a program may print
+#: megabytes in one line, and the error must stay one readable message.
+LINE_LIMIT = 400
+#: Lines of a command's output kept (the last ones), each at most LINE_LIMIT long.
+KEPT_LINES = 1000
 STATUS_RE = re.compile(r'^[1-5](?:[0-9]{2}|xx)$')
 KINDS = 'tcp:PORT, http://…, https://…, exec:COMMAND, log:REGEX or healthy'
 
@@ -185,7 +191,57 @@ def log_tail(engine: Engine, container: str, name: str, lines_: int = LOG_TAIL) 
     text = raw.decode('utf-8', 'replace').rstrip() if isinstance(raw, bytes) else str(raw)
     if not text:
         return f'\n({name} wrote nothing to its log)'
-    return f'\nlast log lines of {name}:\n' + '\n'.join(f'  {line}' for line in text.splitlines())
+    return f'\nlast log lines of {name}:\n' + '\n'.join(f'  {bounded(line)}'
+                                                       for line in text.splitlines()[-lines_:])
+
+
+def bounded(line: str, limit: int = LINE_LIMIT) -> str:
+    """A line cut to ``limit`` characters, saying how many were left out."""
+    if len(line) <= limit:
+        return line
+    return f'{line[:limit]}... [{len(line) - limit} more characters]'
+
+
+class BoundedLines:
+    """Output read chunk by chunk into lines in bounded memory.
+
+    Only the last :data:`KEPT_LINES` lines are kept, each cut to
+    :data:`LINE_LIMIT` characters (with the count of what was cut), and a
+    line without end is not gathered beyond that: a command that prints
+    gigabytes on one line costs no more than one that prints a word.
+    """
+
+    def __init__(self, keep: int = KEPT_LINES, limit: int = LINE_LIMIT) -> None:
+        self.lines: collections.deque[str] = collections.deque(maxlen=keep)
+        self.limit = limit
+        self._pending = ''
+        self._dropped = 0
+
+    def feed(self, chunk: bytes | str) -> None:
+        text = chunk.decode('utf-8', 'replace') if isinstance(chunk, bytes) else chunk
+        *complete, rest = (self._pending + text).split('\n')
+        for number, line in enumerate(complete):
+            dropped = self._dropped if number == 0 else 0
+            self._add(line, dropped)
+        if complete:
+            self._dropped = 0
+        if len(rest) > self.limit:
+            self._dropped += len(rest) - self.limit
+            rest = rest[:self.limit]
+        self._pending = rest
+
+    def _add(self, line: str, dropped: int) -> None:
+        line = line.rstrip('\r')
+        if dropped or len(line) > self.limit:
+            line = f'{line[:self.limit]}... [{dropped + max(0, len(line) - self.limit)} more characters]'
+        self.lines.append(line)
+
+    def close(self) -> str:
+        """Everything kept, as text."""
+        if self._pending or self._dropped:
+            self._add(self._pending, self._dropped)
+            self._pending, self._dropped = '', 0
+        return '\n'.join(self.lines)
 
 
 def container_address(state: dict[str, Any]) -> str | None:
@@ -298,10 +354,11 @@ CHECKS: dict[str, Check] = {
 
 def run_in(engine: Engine, container: str, command: list[str],
            user: str | None = None) -> tuple[int, str]:
-    """Run a command in a running container: (exit code, combined output)."""
+    """Run a command in a running container: (exit code, its output, bounded: :class:`BoundedLines`)."""
     exec_id = engine.api.exec_create(container, command, stdout=True, stderr=True,
                                      user=user or '')['Id']
-    output = engine.api.exec_start(exec_id)
+    output = BoundedLines()
+    for chunk in engine.api.exec_start(exec_id, stream=True):
+        output.feed(chunk)
     code = engine.api.exec_inspect(exec_id).get('ExitCode')
-    text = output.decode('utf-8', 'replace') if isinstance(output, bytes) else str(output)
-    return (code if code is not None else -1), text
+    return (code if code is not None else -1), output.close()

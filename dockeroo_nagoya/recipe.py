@@ -63,9 +63,11 @@ def engine_config(part: str, options: Mapping[str, str],
     except opt.Invalid as exc:
         raise opt.invalid(part, 'timeout', 'a number of seconds of at least 1', get('timeout')) from None
     cert_path = get('docker-cert-path')
-    if cert_path and not os.path.isdir(os.path.expanduser(cert_path)):
-        raise opt.invalid(part, 'docker-cert-path', 'a directory holding ca.pem, cert.pem and key.pem',
-                          cert_path)
+    missing = [name for name in ('ca.pem', 'cert.pem', 'key.pem')[0 if tls else 1:] if cert_path
+               and not os.path.isfile(os.path.join(os.path.expanduser(cert_path), name))]
+    if cert_path and (not os.path.isdir(os.path.expanduser(cert_path)) or missing):
+        raise opt.invalid(part, 'docker-cert-path', 'a directory holding ca.pem, cert.pem and key.pem'
+                          + (f' ({", ".join(missing)} missing)' if missing else ''), cert_path)
     return EngineConfig(host=get('docker-host'), tls_verify=tls,
                         cert_path=cert_path and os.path.expanduser(cert_path),
                         timeout=timeout, context=get('machine-name'))
@@ -200,6 +202,7 @@ class Recipe:
         """Buildout's uninstall hook: act only when the part is really gone."""
         directory = os.path.realpath(os.getcwd())
         log = logging.getLogger(name)
+        runlock.hold(directory, name)  # a run that only uninstalls must not interleave either
         if CONFIGURED.get((directory, name)) == cls.recipe:
             REINSTALLING.add((directory, name))
             log.debug('%s is being reinstalled: its install adopts what exists', name)

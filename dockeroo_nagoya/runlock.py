@@ -34,3 +34,8 @@ def hold(directory: str, part: str) -> None:
     os.ftruncate(fd, 0)
     os.pwrite(fd, str(os.getpid()).encode(), 0)
     _HELD[directory] = fd
+
+
+def held(directory: str) -> bool:
+    """Whether this process holds the directory's lock (what is done there is its own)."""
+    return directory in _HELD

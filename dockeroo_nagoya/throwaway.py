@@ -44,6 +44,7 @@ import zc.buildout
 
 from . import options as opt
 from .engine import LABEL, Engine
+from .probes import bounded
 
 PREFIX = 'dockeroo-nagoya-tmp-'
 SCRATCH_IMAGE = 'dockeroo-nagoya/helper:scratch'
@@ -293,7 +294,8 @@ class Throwaway:
         code = self.api.wait(self._id, timeout=timeout).get('StatusCode')
         if code != 0:
             logs = self.api.logs(self._id, stdout=True, stderr=True, tail=TAIL_LINES)
-            tail = [line for line in logs.decode('utf-8', 'replace').splitlines() if line.strip()]
+            tail = [bounded(line) for line in logs.decode('utf-8', 'replace').splitlines()
+                    if line.strip()]
             if tail:
                 self.log.error('last output of the %s:\n%s', self.what,
                                '\n'.join('  ' + line for line in tail))
@@ -344,7 +346,7 @@ class Throwaway:
         return list(tail)
 
     def _output(self, raw: bytes, what: str, tail: collections.deque[str]) -> None:
-        line = raw.decode('utf-8', 'replace').rstrip('\r')
+        line = bounded(raw.decode('utf-8', 'replace').rstrip('\r'))
         if line.strip():
             tail.append(line)
             self.log.debug('%s | %s', what, line)

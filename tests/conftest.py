@@ -44,6 +44,13 @@ def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, 'workerinput')
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # The counts of injected faults, bad inputs and searched places (tests/faults/harness.py),
+    # gathered from the xdist workers and printed at the end of the session.
+    from faults.harness import tally
+    tally(config)
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     if _is_worker(session.config):
         return

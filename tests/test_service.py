@@ -6,6 +6,8 @@ import contextlib
 import docker.errors
 import pytest
 
+from conftest import shared_lock
+
 pytestmark = pytest.mark.slow
 
 SECRET = 'swarm-secret-d8e7c6b5a4'
@@ -13,14 +15,16 @@ SECRET = 'swarm-secret-d8e7c6b5a4'
 
 @pytest.fixture
 def swarm(client):
-    made = client.info()['Swarm']['LocalNodeState'] != 'active'
-    if made:
-        client.swarm.init(advertise_addr='127.0.0.1', listen_addr='127.0.0.1:2377')
-    try:
-        yield
-    finally:
+    # One test process at a time makes and leaves the Swarm (test_secrets uses one too).
+    with shared_lock('swarm'):
+        made = client.info()['Swarm']['LocalNodeState'] != 'active'
         if made:
-            client.swarm.leave(force=True)
+            client.swarm.init(advertise_addr='127.0.0.1', listen_addr='127.0.0.1:2377')
+        try:
+            yield
+        finally:
+            if made:
+                client.swarm.leave(force=True)
 
 
 def service_cfg(b, image: str, replicas: int, secret_file) -> str:

@@ -3,12 +3,19 @@
 Networks are fixed at creation, so a changed option means a new network; our
 own containers attached to it are disconnected and connected again (with
 their aliases). A foreign container on it stops the change with a clear error.
+Until they are connected again, the containers and their aliases are written
+down (``var/reconnect/NAME.json``), so that a run interrupted in between is
+finished by the next one instead of leaving them off the network.
 """
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import os
 from typing import Any, Mapping
 
+import docker.errors
 import docker.types
 import zc.buildout
 
@@ -66,11 +73,14 @@ class NetworkRecipe(Recipe):
             current = self.engine.inspect('networks', name)
             if current is not None:
                 self.check_ours(current, 'network', name)
+        pending = self._pending_reconnect()
         if current is None:
             self.log.info('creating network %s', name)
             self._create(identity)
         elif self.identity_of(current) != identity:
-            self._recreate(current['Id'], identity)
+            self._recreate(current['Id'], identity, pending)
+        if pending:
+            self._reconnect(pending, 'finishing an interrupted recreate')
         if fresh:
             for stale in self.engine.part_objects('networks', self.directory, self.name):
                 if stale['Name'] != name:
@@ -93,10 +103,11 @@ class NetworkRecipe(Recipe):
             enable_ipv6=values['ipv6'], labels=self.labels(identity, values['labels']),
             check_duplicate=True)
 
-    def _recreate(self, network_id: str, identity: str) -> None:
+    def _recreate(self, network_id: str, identity: str,
+                  pending: dict[str, list[str]] | None = None) -> None:
         name = self.values['name']
         attached = attached_containers(self.engine, name)
-        aliases: dict[str, list[str]] = {}
+        aliases: dict[str, list[str]] = dict(pending or {})
         for container_id in attached:
             container = self.engine.api.inspect_container(container_id)
             if labels_of(container).get(LABEL_BUILDOUT) != self.directory:
@@ -109,12 +120,56 @@ class NetworkRecipe(Recipe):
             aliases[container_id] = [a for a in endpoint.get('Aliases') or [] if a != short]
         self.log.info('recreating network %s: its options changed%s', name,
                       f' (reconnecting {len(attached)} containers)' if attached else '')
+        self._write_reconnect(aliases)
         for container_id in attached:
             self.engine.api.disconnect_container_from_network(container_id, network_id, force=True)
         self.engine.api.remove_network(network_id)
         self._create(identity)
+        self._reconnect(aliases)
+        if pending is not None:
+            pending.clear()
+
+    # -- containers to connect again, written down while they are off the network ----------
+    @property
+    def reconnect_file(self) -> str:
+        return os.path.join(self.directory, 'var', 'reconnect', f'{self.values["name"]}.json')
+
+    def _pending_reconnect(self) -> dict[str, list[str]]:
+        try:
+            with open(self.reconnect_file, encoding='utf-8') as handle:
+                found = json.load(handle)
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            self.log.warning('%s cannot be read (%s): containers left off network %s by an '
+                             'interrupted run must be connected by hand', self.reconnect_file,
+                             exc, self.values['name'])
+            return {}
+        return {str(k): list(v) for k, v in found.items()} if isinstance(found, dict) else {}
+
+    def _write_reconnect(self, aliases: Mapping[str, list[str]]) -> None:
+        os.makedirs(os.path.dirname(self.reconnect_file), exist_ok=True)
+        temporary = f'{self.reconnect_file}.{os.getpid()}.tmp'
+        with open(temporary, 'w', encoding='utf-8') as out:
+            json.dump(dict(aliases), out, indent=1, sort_keys=True)
+        os.replace(temporary, self.reconnect_file)
+
+    def _reconnect(self, aliases: Mapping[str, list[str]], why: str = '') -> None:
+        """Connect the containers again (those still there and not on it yet), then forget them."""
+        name = self.values['name']
+        on_it = set(attached_containers(self.engine, name))
         for container_id, names in aliases.items():
-            self.engine.api.connect_container_to_network(container_id, name, aliases=names or None)
+            if container_id in on_it:
+                continue
+            try:
+                self.engine.api.connect_container_to_network(container_id, name,
+                                                             aliases=names or None)
+            except docker.errors.NotFound:
+                continue  # removed meanwhile: nothing to connect
+            if why:
+                self.log.info('%s: connected %s to network %s again', why, container_id[:12], name)
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self.reconnect_file)
 
     @classmethod
     def teardown(cls, engine: Engine, directory: str, part: str,

@@ -5,15 +5,23 @@ volume (driver, driver options, labels are fixed at creation), the content
 is archived into the backup directory, the volume made anew and the content
 put back. Removing the part keeps the volume unless ``keep = false``; then
 its content is archived first.
+
+Making a volume anew is safe against an interrupted run: once the content
+is archived, a marker in the backup directory names the archive until the
+content is back, so a run killed between removing the old volume and
+restoring into the new one is finished by the next run (which restores
+from the archive) instead of leaving an empty volume.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from typing import Any, Mapping
 
 import zc.buildout
 
+from .. import archives
 from .. import options as opt
 from .. import volumedata
 from ..engine import Engine, labels_of
@@ -52,6 +60,7 @@ class VolumeRecipe(Recipe):
     def apply(self, fresh: bool) -> list[str]:
         name = self.values['name']
         identity = self.identity()
+        pending = self._pending_restore()
         current = next((v for v in self.engine.owned('volumes', self.directory)
                         if v['Name'] == name), None)
         if current is None:
@@ -59,17 +68,33 @@ class VolumeRecipe(Recipe):
             if current is not None:
                 self.check_ours(current, 'volume', name)
         if current is None:
+            if pending is None and self.values['restore-from']:
+                self._check_archive(self.values['restore-from'])
             self.log.info('creating volume %s', name)
             self._create(identity)
-            if self.values['restore-from']:
+            if pending is not None:
+                self._finish_restore(pending, created=True)
+            elif self.values['restore-from']:
                 self.log.info('seeding volume %s from %s', name, self.values['restore-from'])
                 volumedata.restore(self.engine, name, self.values['restore-from'])
-        elif self.identity_of(current) != identity:
-            self._recreate(current, identity)
+        else:
+            if pending is not None:
+                # First the content back, so that a new recreate archives all of it.
+                self._finish_restore(pending, created=False)
+            if self.identity_of(current) != identity:
+                self._recreate(current, identity)
         if fresh:
             self._settle_stale(name)
         self.engine.forget('volumes')
         return []
+
+    def _check_archive(self, path: str) -> None:
+        """Refuse an archive whose members would land outside the volume, before making it."""
+        try:
+            archives.check(path)
+        except archives.ArchiveError as exc:
+            raise opt.invalid(self.name, 'restore-from', f'an archive of a volume ({exc})',
+                              path) from None
 
     def _create(self, identity: str) -> None:
         self.engine.api.create_volume(
@@ -85,14 +110,49 @@ class VolumeRecipe(Recipe):
                       changed or 'its identity changed')
         path, _ = volumedata.backup(self.engine, name, self.backups)
         self.log.info('content of %s archived in %s', name, path)
+        marker = self._marker()
+        with open(marker, 'w', encoding='utf-8') as out:
+            out.write(path + '\n')
         try:
             self.engine.api.remove_volume(name)
         except Exception:
             self.log.error('volume %s could not be removed; its archive is %s', name, path)
+            os.remove(marker)
             raise
         self._create(identity)
         volumedata.restore(self.engine, name, path)
+        os.remove(marker)
         self.log.info('content of %s restored into the new volume', name)
+
+    def _marker(self) -> str:
+        """The file that names the archive of a volume being made anew, until it is restored."""
+        os.makedirs(self.backups, exist_ok=True)
+        return os.path.join(self.backups, f'.{self.values["name"]}.restore')
+
+    def _pending_restore(self) -> str | None:
+        """The archive an interrupted recreate left to restore, if any."""
+        marker = os.path.join(self.backups, f'.{self.values["name"]}.restore')
+        try:
+            with open(marker, encoding='utf-8') as handle:
+                archive = handle.read().strip()
+        except FileNotFoundError:
+            return None
+        if not os.path.isfile(archive):
+            raise zc.buildout.UserError(
+                f'{self.name}: volume {self.values["name"]} was being made anew when a run was '
+                f'interrupted, and its archive {archive} is gone: restore the content by hand, '
+                f'then remove {marker}')
+        return archive
+
+    def _finish_restore(self, archive: str, created: bool) -> None:
+        """Put back the content an interrupted recreate archived (again: restoring is idempotent)."""
+        name = self.values['name']
+        self.log.info('finishing an interrupted recreate of volume %s: restoring its content '
+                      'from %s', name, archive)
+        volumedata.restore(self.engine, name, archive)
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self._marker())
+        self.log.info('content of %s restored%s', name, ' into the new volume' if created else '')
 
     def _settle_stale(self, name: str) -> None:
         """A renamed volume of this part: copy its data over, then honour keep."""

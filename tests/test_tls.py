@@ -1,0 +1,187 @@
+"""A TLS-protected engine: ``docker-host`` with ``docker-tls-verify`` works, a wrong certificate is one clear line.
+
+The engine of the tests listens on a unix socket only, so the test puts a
+TLS-terminating proxy in front of it: Python's ``ssl`` on 127.0.0.1,
+requiring a client certificate from its own throwaway CA (made with the
+``openssl`` command), forwarding the bytes to ``/var/run/docker.sock``.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import textwrap
+import threading
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from faults.harness import assert_one_error
+
+pytestmark = pytest.mark.skipif(not shutil.which('openssl'), reason='needs the openssl command')
+
+ENGINE_SOCKET = '/var/run/docker.sock'
+
+
+def openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(['openssl', *args], cwd=cwd, check=True, capture_output=True)
+
+
+def make_ca(directory: Path, name: str) -> None:
+    openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+            '-keyout', f'{name}-key.pem', '-out', f'{name}.pem', '-days', '1',
+            '-subj', f'/CN=dn-test {name}', cwd=directory)
+
+
+def issue(directory: Path, ca: str, name: str, extensions: str) -> None:
+    """``name.pem`` and ``name-key.pem``, signed by ``ca``."""
+    (directory / f'{name}.ext').write_text(extensions + '\n')
+    openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+            '-keyout', f'{name}-key.pem', '-out', f'{name}.csr', '-subj', f'/CN={name}',
+            cwd=directory)
+    openssl('x509', '-req', '-in', f'{name}.csr', '-CA', f'{ca}.pem', '-CAkey', f'{ca}-key.pem',
+            '-CAcreateserial', '-out', f'{name}.pem', '-days', '1', '-extfile', f'{name}.ext',
+            cwd=directory)
+
+
+def client_directory(pki: Path, name: str, ca: str, cert: str) -> Path:
+    """A docker-cert-path: ca.pem (the CA the server is checked against), cert.pem, key.pem."""
+    target = pki / name
+    target.mkdir()
+    shutil.copy(pki / f'{ca}.pem', target / 'ca.pem')
+    shutil.copy(pki / f'{cert}.pem', target / 'cert.pem')
+    shutil.copy(pki / f'{cert}-key.pem', target / 'key.pem')
+    (target / 'key.pem').chmod(0o600)
+    return target
+
+
+@pytest.fixture(scope='module')
+def pki(tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp('pki')
+    make_ca(directory, 'ca')
+    make_ca(directory, 'rogue-ca')
+    issue(directory, 'ca', 'server', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth')
+    issue(directory, 'ca', 'client', 'extendedKeyUsage=clientAuth')
+    issue(directory, 'rogue-ca', 'rogue-client', 'extendedKeyUsage=clientAuth')
+    issue(directory, 'rogue-ca', 'rogue-server',
+          'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth')
+    return directory
+
+
+class TLSProxy:
+    """TLS with client certificates on 127.0.0.1:port, forwarding to the engine's unix socket."""
+
+    def __init__(self, pki: Path, server: str = 'server') -> None:
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(pki / f'{server}.pem', pki / f'{server}-key.pem')
+        self.context.load_verify_locations(pki / 'ca.pem')
+        self.context.verify_mode = ssl.CERT_REQUIRED
+        self.listener = socket.create_server(('127.0.0.1', 0))
+        self.port = self.listener.getsockname()[1]
+        self.refused = 0
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.closed:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
+
+    def _serve(self, connection: socket.socket) -> None:
+        try:
+            secure = self.context.wrap_socket(connection, server_side=True)
+        except (ssl.SSLError, OSError):
+            self.refused += 1
+            connection.close()
+            return
+        engine = socket.socket(socket.AF_UNIX)
+        engine.connect(ENGINE_SOCKET)
+        threading.Thread(target=self._pump, args=(engine, secure), daemon=True).start()
+        self._pump(secure, engine)
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.closed = True
+        self.listener.close()
+
+
+@pytest.fixture
+def proxy(pki) -> Iterator[TLSProxy]:
+    served = TLSProxy(pki)
+    try:
+        yield served
+    finally:
+        served.close()
+
+
+def volume_config(b, port: int, cert_path: Path | str) -> str:
+    return textwrap.dedent(f'''
+        [buildout]
+        parts = data
+
+        [data]
+        recipe = dockeroo_nagoya:docker.volume
+        name = {b.prefix}-data
+        docker-host = tcp://127.0.0.1:{port}
+        docker-tls-verify = true
+        docker-cert-path = {cert_path}
+        ''').lstrip()
+
+
+def test_a_tls_engine_with_the_right_certificates_works(buildout, client, pki, proxy):
+    """Also with REQUESTS_CA_BUNDLE set (requests would let it replace ca.pem)."""
+    b = buildout
+    bundle = os.environ.get('REQUESTS_CA_BUNDLE') or str(pki / 'rogue-ca.pem')
+    b.write(volume_config(b, proxy.port, client_directory(pki, 'good', 'ca', 'client')))
+    b.run('-N', env={'REQUESTS_CA_BUNDLE': bundle, 'CURL_CA_BUNDLE': bundle})
+    assert client.volumes.get(f'{b.prefix}-data')
+    installed = (b.directory / '.installed.cfg').read_text()
+    assert f'docker-host = tcp://127.0.0.1:{proxy.port}' in installed
+    assert 'docker-tls-verify = true' in installed
+    b.run('-N')
+    # Removing the part reaches the same engine, the same way.
+    b.write(volume_config(b, proxy.port, pki / 'good').replace('parts = data', 'parts ='))
+    b.run('-N')
+
+
+@pytest.mark.parametrize('certificates, said', [
+    (('ca', 'rogue-client'), 'the TLS handshake with tcp://127.0.0.1:{port} failed'),
+    (('rogue-ca', 'client'), 'the TLS handshake with tcp://127.0.0.1:{port} failed'),
+    (None, 'option docker-cert-path:'),
+], ids=['client-certificate-of-another-ca', 'server-not-trusted', 'cert-path-missing-files'])
+def test_a_wrong_certificate_is_one_clear_line(buildout, client, pki, proxy, certificates, said):
+    b = buildout
+    if certificates is None:
+        cert_path = pki / 'incomplete'
+        cert_path.mkdir(exist_ok=True)
+        shutil.copy(pki / 'ca.pem', cert_path / 'ca.pem')
+    else:
+        ca, cert = certificates
+        cert_path = client_directory(pki, f'{ca}-{cert}', ca, cert)
+    b.write(volume_config(b, proxy.port, cert_path))
+    line = assert_one_error(b.fail('-N'))
+    assert line.startswith('Error: data: '), line
+    assert said.format(port=proxy.port) in line, line
+    assert 'no Docker engine answers' not in line, 'a refused certificate is not a missing engine'
+    assert not client.volumes.list(filters={'name': f'{b.prefix}-data'})
