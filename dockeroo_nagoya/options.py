@@ -260,3 +260,15 @@ def one_of(*choices: str) -> Parser:
             raise Invalid('one of ' + ', '.join(choices))
         return value
     return parse
+
+
+def saved_flag(options: Mapping[str, str], key: str, default: bool) -> bool:
+    """A boolean from a removed part's saved options; its default when unreadable.
+
+    Uninstall hooks read what ``.installed.cfg`` kept; a value that no longer
+    parses must not stop a removal, so the recipe's default stands in.
+    """
+    try:
+        return boolean(options.get(key) or str(default))
+    except Invalid:
+        return default

@@ -174,6 +174,17 @@ class Recipe:
             f'{self.name}: {what} {object_name!r} already exists and was not made by this buildout '
             f'(it has no {LABEL_BUILDOUT} label); remove it or choose another name')
 
+    def find_named(self, kind: str, name: str, what: str) -> dict[str, Any] | None:
+        """The object called ``name``: from the run's shared listing when it is ours,
+        else inspected, and refused when it belongs to someone else."""
+        current = next((o for o in self.engine.owned(kind, self.directory)
+                        if o.get('Name') == name), None)
+        if current is None:
+            current = self.engine.inspect(kind, name)
+            if current is not None:
+                self.check_ours(current, what, name)
+        return current
+
     @staticmethod
     def identity_of(obj: Mapping[str, Any]) -> str | None:
         return labels_of(dict(obj)).get(LABEL_IDENTITY)
@@ -399,10 +410,7 @@ class ImageRecipe(Recipe):
         for container in engine.part_objects('containers', directory, part):
             with contextlib.suppress(docker.errors.NotFound):
                 engine.api.remove_container(container['Id'], force=True)
-        try:
-            keep = opt.boolean(options.get('keep', 'false') or 'false')
-        except opt.Invalid:
-            keep = False
+        keep = opt.saved_flag(options, 'keep', False)
         if keep:
             log.info('keeping image %s (keep = true)', options.get('image'))
             return

@@ -19,6 +19,7 @@ from typing import IO, Any, Iterable, Iterator
 
 import docker.errors
 
+from .archives import ChunkReader
 from .engine import LABEL_HELPER, Engine
 
 HELPER_IMAGE = 'dockeroo-nagoya/helper:empty'
@@ -53,28 +54,6 @@ def mounted(engine: Engine, volume: str, read_only: bool = False) -> Iterator[st
     finally:
         with contextlib.suppress(docker.errors.NotFound):
             engine.api.remove_container(container, force=True)
-
-
-class _ChunkReader(io.RawIOBase):
-    """A file object over the engine's chunk iterator, for streaming tarfile."""
-
-    def __init__(self, chunks: Iterable[bytes]) -> None:
-        self._chunks = iter(chunks)
-        self._buffer = b''
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, target: Any) -> int:
-        while not self._buffer:
-            try:
-                self._buffer = next(self._chunks)
-            except StopIteration:
-                return 0
-        size = min(len(target), len(self._buffer))
-        target[:size] = self._buffer[:size]
-        self._buffer = self._buffer[size:]
-        return size
 
 
 class _HashingWriter(io.RawIOBase):
@@ -144,7 +123,7 @@ class Archived:
 def _relative_members(chunks: Iterable[bytes]) -> Iterator[tuple[tarfile.TarInfo, IO[bytes] | None]]:
     """Members of an archive of ``/volume``, renamed relative to the volume's root."""
     prefix = os.path.basename(MOUNT)
-    with tarfile.open(fileobj=io.BufferedReader(_ChunkReader(chunks)), mode='r|') as tar:
+    with tarfile.open(fileobj=io.BufferedReader(ChunkReader(chunks)), mode='r|') as tar:
         for member in tar:
             head, _, rest = member.name.partition('/')
             if head != prefix:

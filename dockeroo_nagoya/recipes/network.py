@@ -67,12 +67,7 @@ class NetworkRecipe(Recipe):
     def apply(self, fresh: bool) -> list[str]:
         name = self.values['name']
         identity = self.identity()
-        current = next((n for n in self.engine.owned('networks', self.directory)
-                        if n['Name'] == name), None)
-        if current is None:
-            current = self.engine.inspect('networks', name)
-            if current is not None:
-                self.check_ours(current, 'network', name)
+        current = self.find_named('networks', name, 'network')
         pending = self._pending_reconnect()
         if current is None:
             self.log.info('creating network %s', name)
@@ -174,10 +169,7 @@ class NetworkRecipe(Recipe):
     @classmethod
     def teardown(cls, engine: Engine, directory: str, part: str,
                  options: Mapping[str, str], log: logging.Logger) -> None:
-        try:
-            keep = opt.boolean(options.get('keep', 'false'))
-        except opt.Invalid:
-            keep = False
+        keep = opt.saved_flag(options, 'keep', False)
         for network in engine.part_objects('networks', directory, part):
             _remove(engine, network, keep, log)
 

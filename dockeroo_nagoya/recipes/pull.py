@@ -127,10 +127,7 @@ class PullRecipe(Recipe):
     @classmethod
     def teardown(cls, engine: Engine, directory: str, part: str,
                  options: Mapping[str, str], log: logging.Logger) -> None:
-        try:
-            keep = opt.boolean(options.get('keep', 'true'))
-        except opt.Invalid:
-            keep = True
+        keep = opt.saved_flag(options, 'keep', True)
         reference = options.get('name')
         if keep or not reference:
             return

@@ -61,12 +61,7 @@ class VolumeRecipe(Recipe):
         name = self.values['name']
         identity = self.identity()
         pending = self._pending_restore()
-        current = next((v for v in self.engine.owned('volumes', self.directory)
-                        if v['Name'] == name), None)
-        if current is None:
-            current = self.engine.inspect('volumes', name)
-            if current is not None:
-                self.check_ours(current, 'volume', name)
+        current = self.find_named('volumes', name, 'volume')
         if current is None:
             if pending is None and self.values['restore-from']:
                 self._check_archive(self.values['restore-from'])
@@ -168,10 +163,7 @@ class VolumeRecipe(Recipe):
     @classmethod
     def teardown(cls, engine: Engine, directory: str, part: str,
                  options: Mapping[str, str], log: logging.Logger) -> None:
-        try:
-            keep = opt.boolean(options.get('keep', 'true'))
-        except opt.Invalid:
-            keep = True
+        keep = opt.saved_flag(options, 'keep', True)
         backups = backup_directory(directory, options)
         for volume in engine.part_objects('volumes', directory, part):
             _remove(engine, volume['Name'], keep, backups, log)
