@@ -24,6 +24,7 @@ import tarfile
 from typing import Callable
 
 from . import options as opt
+from .context import file_sha256
 
 LINE_RE = re.compile(r'^(?P<source>.+?)\s+(?:in\s+(?P<dir>\S.*)|at\s+(?P<path>\S.*))$')
 EXPECTED = 'HOSTPATH in /CONTAINER/DIR or HOSTPATH at /CONTAINER/PATH lines'
@@ -79,7 +80,7 @@ def digest(resource: Resource) -> str:
         if stat.S_ISLNK(info.st_mode):
             body = 'L' + os.readlink(path)
         elif stat.S_ISREG(info.st_mode):
-            body = 'F' + _file_sha256(path)
+            body = 'F' + file_sha256(path)
         else:
             body = 'D'
         sha.update(f'{name}\0{stat.S_IMODE(info.st_mode):o} {body}\n'.encode(
@@ -123,12 +124,6 @@ def _entries(source: str) -> list[tuple[str, str]]:
     return found
 
 
-def _file_sha256(path: str) -> str:
-    sha = hashlib.sha256()
-    with open(path, 'rb') as data:
-        for block in iter(lambda: data.read(1 << 20), b''):
-            sha.update(block)
-    return sha.hexdigest()
 
 
 __all__ = ['Resource', 'parse', 'digest', 'add', 'container_tar', 'EXPECTED']

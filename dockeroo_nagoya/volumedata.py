@@ -20,6 +20,7 @@ from typing import IO, Any, Iterable, Iterator
 import docker.errors
 
 from .archives import ChunkReader
+from .context import file_sha256
 from .engine import LABEL_HELPER, Engine
 
 HELPER_IMAGE = 'dockeroo-nagoya/helper:empty'
@@ -225,12 +226,7 @@ def content_digest(engine: Engine, volume: str) -> str:
     return content.hexdigest()
 
 
-def file_digest(path: str) -> str:
-    sha = hashlib.sha256()
-    with open(path, 'rb') as data:
-        for block in iter(lambda: data.read(1 << 20), b''):
-            sha.update(block)
-    return sha.hexdigest()
+file_digest = file_sha256
 
 
 def _recorded_digest(archive: str) -> str | None:
