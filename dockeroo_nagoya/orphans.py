@@ -116,7 +116,8 @@ def sweep_once(engine: Engine, directory: str) -> None:
     swept.images()
     swept.networks()
     swept.volumes()
-    engine.forget()
+    if swept.changed:
+        engine.forget()
 
 
 class Sweep:
@@ -129,6 +130,8 @@ class Sweep:
         self.directory = directory
         self.known = known
         self.kept = {kind: set(ids) for kind, ids in kept.items()}
+        #: Whether anything was removed: only then are the run's shared listings stale.
+        self.changed = False
 
     def orphan(self, kind: str, obj: Mapping[str, Any], key: str) -> str | None:
         """The part of an object nobody accounts for, else ``None``."""
@@ -163,6 +166,7 @@ class Sweep:
     def _remove_container(self, container: str, name: str, why: str) -> None:
         try:
             self.api.remove_container(container, force=True, v=False)
+            self.changed = True
             log.info('removed container %s: %s', name, why)
         except docker.errors.NotFound:
             pass
@@ -170,7 +174,8 @@ class Sweep:
             log.warning('container %s (%s) not removed: %s', name, why, _explain(exc))
 
     def images(self) -> None:
-        self.engine.forget('containers')
+        if self.changed:
+            self.engine.forget('containers')
         for image in self.engine.owned('images', self.directory):
             tags = [t for t in image.get('RepoTags') or [] if t != '<none>:<none>']
             part = self.orphan('images', image, image['Id'])
@@ -183,6 +188,7 @@ class Sweep:
             for reference in tags or [image['Id']]:
                 try:
                     self.api.remove_image(reference)
+                    self.changed = True
                     log.info('removed image %s: %s', _short(reference), why)
                 except docker.errors.NotFound:
                     pass
@@ -205,6 +211,7 @@ class Sweep:
                 continue
             try:
                 self.api.remove_network(network['Id'])
+                self.changed = True
                 log.info('removed network %s: %s', network['Name'], why)
             except docker.errors.NotFound:
                 pass
