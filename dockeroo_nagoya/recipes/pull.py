@@ -82,8 +82,8 @@ class PullRecipe(Recipe):
         self.options['name'] = self.reference
         self.options['image'] = self.reference
         with engine_errors(self.name, self.engine_config, 'looking up the image'):
-            local = self.engine.inspect('images', self.reference)
-        self.options['image-id'] = local['Id'] if local else ''
+            # From the run's one listing of images, shared with every other part.
+            self.options['image-id'] = self.engine.image_id(self.reference) or ''
 
     def apply(self, fresh: bool) -> list[str]:
         local = self.engine.inspect('images', self.reference)
