@@ -47,10 +47,10 @@ setup(
     license='Apache-2.0',
     packages=find_packages(include=['dockeroo_nagoya', 'dockeroo_nagoya.*']),
     python_requires='>=3.11',
+    # zc.buildout runs the recipes, so it is not required here: every requirement is
+    # resolved again for each part of every run (see bench/), and pip would pin it.
     install_requires=[
-        'zc.buildout==6.0.1',
         'docker>=7,<8',
-        'toposort>=1.10',
     ],
     extras_require={'test': ['pytest>=8', 'pytest-xdist>=3', 'zc.recipe.egg==6.0.0', 'bcrypt']},
     entry_points=entry_points(),

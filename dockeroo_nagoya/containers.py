@@ -34,6 +34,7 @@ anonymous volumes back at the same paths.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import json
@@ -53,7 +54,7 @@ import zc.buildout
 
 from . import copying
 from . import options as opt
-from . import probes
+from . import probes, stopsignal
 from .engine import LABEL, LABEL_IDENTITY, Engine, identity_hash, labels_of, owner_of
 
 if TYPE_CHECKING:
@@ -80,6 +81,8 @@ CAPABILITY_RE = re.compile(r'^(?:CAP_)?[A-Z_]+$|^ALL$')
 EXITED_RE = re.compile(r'^Exited \((-?\d+)\)')
 HEX64_RE = re.compile(r'^[0-9a-f]{64}$')
 JOB_WAIT_CHUNK = 30.0
+
+log = logging.getLogger('dockeroo_nagoya')
 
 
 # -- parsers for one line or value ------------------------------------------
@@ -753,6 +756,12 @@ def stop(engine: Engine, container: str, timeout: int, callbacks: Callbacks) -> 
     if details is None or not details['State'].get('Running'):
         return
     callbacks.fire('pre-stop', lambda: engine.client.containers.get(container))
+    unseen = stopsignal.ignored(details) if timeout > 0 else None
+    if unseen:
+        # The grace period would end the same way, only later: see stopsignal.
+        log.info('%s: its main process ignores %s: stopping it at once, not after '
+                 'stop-timeout (%ds)', details.get('Name', container).lstrip('/'), unseen, timeout)
+        timeout = 0
     engine.api.stop(container, timeout=timeout)
     callbacks.fire('post-stop', lambda: engine.client.containers.get(container))
 
@@ -776,6 +785,19 @@ def remove(engine: Engine, container: str, timeout: int, callbacks: Callbacks) -
         pass
     engine.forget('containers')
     callbacks.fire('post-remove', fetched)
+
+
+def comes_after(options: Mapping[str, str]) -> frozenset[str]:
+    """The container names a part's recorded options say it comes after (unreadable lines
+    name nothing: they were checked when the part was installed)."""
+    found: set[str] = set(opt.words(options.get('depends') or ''))
+    for option, parse in (('links', link_line), ('volumes-from', volumes_from_line)):
+        for line in (options.get(option) or '').splitlines():
+            with contextlib.suppress(opt.Invalid):
+                if line.strip():
+                    found.add(parse(line.strip())[0] if option == 'links'
+                              else parse(line.strip()).split(':')[0])
+    return frozenset(found)
 
 
 def teardown(engine: Engine, directory: str, part: str, options: Mapping[str, str],

@@ -267,6 +267,12 @@ def new_client(config: EngineConfig, part: str, version: str | None = None) -> d
         return tls_client(docker.from_env, **kwargs)
 
 
+def forget_everywhere(kind: str) -> None:
+    """Drop a kind's listings of every shared engine (other threads changed it)."""
+    for engine in _ENGINES.values():
+        engine.forget(kind)
+
+
 def reset_connections() -> None:
     """Forget every client (tests and long-lived processes)."""
     for engine in _ENGINES.values():

@@ -33,6 +33,7 @@ import dataclasses
 import json
 import logging
 import os
+import threading
 from typing import Any, Iterable, Mapping
 
 import docker.errors
@@ -46,6 +47,8 @@ from .throwaway import PREFIX as THROWAWAY_PREFIX
 KEPT_NAME = '.dockeroo-nagoya.kept.json'
 
 log = logging.getLogger('dockeroo_nagoya')
+
+_KEPT_LOCK = threading.Lock()
 
 
 @dataclasses.dataclass
@@ -243,22 +246,28 @@ def read_kept(directory: str) -> dict[str, list[str]]:
         if isinstance(found, dict) else {}
 
 
-def released(engine: Engine, directory: str, part: str) -> None:
-    """After a part's uninstall hook: whatever of it is left was kept on purpose; record it."""
-    engine.forget()
+def released(engine: Engine, directory: str, part: str,
+             kinds: Iterable[str] = ('containers', 'images', 'networks', 'volumes')) -> None:
+    """After a part's uninstall hook: whatever of it is left was kept on purpose; record it.
+
+    ``kinds``: what the part can have made (each is listed afresh).
+    """
+    for kind in kinds:
+        engine.forget(kind)
     left = {kind: [obj['Name'] if kind == 'volumes' else obj['Id']
                    for obj in engine.part_objects(kind, directory, part)]
-            for kind in ('containers', 'images', 'networks', 'volumes')}
+            for kind in kinds}
     if not any(left.values()):
         return
-    kept = read_kept(directory)
-    for kind, ids in left.items():
-        kept[kind] = sorted(set(kept.get(kind, [])) | set(ids))
-    path = os.path.join(directory, KEPT_NAME)
-    temporary = f'{path}.{os.getpid()}.tmp'
-    with open(temporary, 'w', encoding='utf-8') as out:
-        json.dump(kept, out, indent=1, sort_keys=True)
-    os.replace(temporary, path)
+    with _KEPT_LOCK:  # parts are removed in parallel threads (see removals)
+        kept = read_kept(directory)
+        for kind, ids in left.items():
+            kept[kind] = sorted(set(kept.get(kind, [])) | set(ids))
+        path = os.path.join(directory, KEPT_NAME)
+        temporary = f'{path}.{os.getpid()}.{threading.get_ident()}.tmp'
+        with open(temporary, 'w', encoding='utf-8') as out:
+            json.dump(kept, out, indent=1, sort_keys=True)
+        os.replace(temporary, path)
 
 
 def _container_name(container: Mapping[str, Any]) -> str:

@@ -20,7 +20,7 @@ import docker.errors
 import zc.buildout
 
 from . import options as opt
-from . import orphans, runlock
+from . import orphans, removals, runlock
 from .engine import (Engine, EngineConfig, connect, engine_errors, identity_hash,
                      labels_of, owner_labels, LABEL, LABEL_BUILDOUT, LABEL_IDENTITY, LABEL_PART)
 from .throwaway import ScriptFailed, Throwaway
@@ -199,11 +199,13 @@ class Recipe:
 
     # -- buildout's entry points ------------------------------------------------
     def install(self) -> list[str]:
+        removals.finish()
         with engine_errors(self.name, self.engine_config):
             orphans.sweep_once(self.engine, self.directory)
             return list(self.apply(fresh=True))
 
     def update(self) -> list[str]:
+        removals.finish()
         with engine_errors(self.name, self.engine_config):
             orphans.sweep_once(self.engine, self.directory)
             return list(self.apply(fresh=False))
@@ -219,13 +221,44 @@ class Recipe:
             log.debug('%s is being reinstalled: its install adopts what exists', name)
             return
         config = engine_config(name, options)
+        order = cls.removal_order(options)
+        if order is None:
+            removals.finish()
         with engine_errors(name, config):
             engine = connect(config, name)
             orphans.sweep_once(engine, directory)
+            if order is not None:
+                cls._remove_in_background(engine, directory, name, options, order)
+                return
             cls.teardown(engine, directory, name, options, log)
             orphans.released(engine, directory, name)
             # Only what this kind of part changes: the next part's teardown reuses the rest.
             engine.forget(cls.kind)
+
+    @classmethod
+    def removal_order(cls, options: Mapping[str, str]
+                      ) -> tuple[frozenset[str], frozenset[str]] | None:
+        """(container names, names they come after) when the teardown may run in the
+        background (see :mod:`.removals`); ``None`` to tear down before the hook returns."""
+        return None
+
+    @classmethod
+    def _remove_in_background(cls, engine: Engine, directory: str, name: str,
+                              options: Mapping[str, str],
+                              order: tuple[frozenset[str], frozenset[str]]) -> None:
+        engine.part_objects(cls.kind, directory, name)  # listed now, shared with the thread
+        log = logging.getLogger(name)
+        saved = dict(options)
+
+        def work() -> None:
+            forked = engine.fork(name)
+            try:
+                with engine_errors(name, engine.config):
+                    cls.teardown(forked, directory, name, saved, log)
+                    orphans.released(forked, directory, name, kinds=(cls.kind,))
+            finally:
+                forked.close()
+        removals.submit(name, *order, work)
 
 
 def uninstaller(cls: type[Recipe]):

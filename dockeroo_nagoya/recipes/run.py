@@ -107,6 +107,13 @@ class RunRecipe(Recipe):
                  options: Mapping[str, Any], log: logging.Logger) -> None:
         containers.teardown(engine, directory, part, options, log)
 
+    @classmethod
+    def removal_order(cls, options: Mapping[str, str]
+                      ) -> tuple[frozenset[str], frozenset[str]]:
+        """Removed in the background, after the removed parts that come after it."""
+        names = (options.get('names') or options.get('name') or '').split()
+        return frozenset(names), containers.comes_after(options)
+
 
 uninstall = uninstaller(RunRecipe)
 

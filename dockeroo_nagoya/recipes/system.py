@@ -19,7 +19,6 @@ restart, status, logs, exec, backup, restore, remove, purge; see
 """
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import json
 import logging
@@ -35,11 +34,6 @@ from .. import containers, control, scheduling
 from .. import options as opt
 from ..engine import LABEL, Engine, engine_errors, identity_hash
 from ..recipe import Recipe, uninstaller
-
-#: How long a member that is stopping holds back the stop of what it depends on. Members
-#: that stop on SIGTERM are gone well within it, so they go strictly dependents first; one
-#: that waits out a long stop-timeout does not make the whole chain wait in turn.
-STOP_ORDER_WINDOW = 2.0
 
 #: Which member of its system a container is (the part label says which system).
 LABEL_MEMBER = f'{LABEL}.member'
@@ -200,7 +194,10 @@ class SystemRecipe(Recipe):
             installed = set()
         else:
             installed = {m.name for m in self.members.values()}
-        self.engine.owned('containers', self.directory)   # one listing, shared by the threads
+        # One listing of containers and one of images, copied to every member's thread.
+        self.engine.owned('containers', self.directory)
+        for member in self.members.values():
+            self.engine.image_id(member.spec.values['image'])
         self._remove_departed(previous)
         self._bring_up(fresh, installed)
         self.engine.forget()
@@ -320,21 +317,7 @@ def remove_in_order(engine: Engine, directory: str, part: str, found: list[dict[
             forked.close()
         log.info('removed container %s: %s', name, why)
 
-    def remove_in_turn(name: str) -> None:
-        """What ``name`` depends on is stopped when it has gone, or has had its window."""
-        future = background.submit(remove, name)
-        stopping.append(future)
-        try:
-            future.result(timeout=STOP_ORDER_WINDOW)
-        except concurrent.futures.TimeoutError:
-            log.info('%s is still stopping after %gs; stopping what it depends on meanwhile',
-                     name, STOP_ORDER_WINDOW)
-
-    stopping: list[concurrent.futures.Future[None]] = []
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(by_name))) as background:
-        scheduling.run_or_raise(scheduling.reverse(graph), remove_in_turn, log)
-        for future in stopping:
-            future.result()
+    scheduling.run_or_raise(scheduling.reverse(graph), remove, log)
     engine.forget('containers')
 
 

@@ -1,0 +1,117 @@
+"""Removing the containers of removed parts in the background, dependents first.
+
+Buildout calls the uninstall hooks of removed parts one after the other, in
+the reverse of the order it installed them in, so dependents come first.
+Stopping each part's containers before its hook returns would make tearing
+down N services take the sum of N stops. A ``docker.run`` part's hook hands
+its removal to :func:`submit` instead and returns; the removal starts as soon
+as the pending removals of the containers that come after it (``depends``,
+``links``, ``volumes-from``) are done. Independent containers so stop at the
+same time, and no container stops before the ones that depend on it.
+
+Everything pending is finished before anything else acts on the engine, and
+its first failure is raised there: in the uninstall hook of any other recipe
+(a volume or network needs its containers gone), before any install or update,
+and when the process ends. Buildout has by then dropped the parts from
+``.installed.cfg``; a container whose removal failed is the next run's orphan.
+"""
+from __future__ import annotations
+
+import atexit
+import concurrent.futures
+import dataclasses
+import logging
+import os
+import sys
+import threading
+from typing import Callable
+
+import zc.buildout
+
+from .engine import forget_everywhere
+
+log = logging.getLogger('dockeroo_nagoya')
+
+#: Removals at the same time at most (each with its own engine connection).
+WORKERS = 16
+
+
+@dataclasses.dataclass
+class Removal:
+    part: str
+    names: frozenset[str]     # the part's containers
+    after: frozenset[str]     # the containers they come after
+    future: concurrent.futures.Future[None]
+
+
+_LOCK = threading.Lock()
+_PENDING: list[Removal] = []
+_POOL: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+class DependentNotRemoved(zc.buildout.UserError):
+    """A container was left because one that depends on it could not be removed."""
+
+
+def submit(part: str, names: frozenset[str], after: frozenset[str],
+           work: Callable[[], None]) -> None:
+    """Run ``work`` once every pending removal of a container that comes after ``names`` is done.
+
+    The dependents were submitted earlier (buildout removes them first) and the
+    pool takes work in order, so a removal only ever waits for started ones.
+    """
+    global _POOL
+    with _LOCK:
+        if _POOL is None:
+            _POOL = concurrent.futures.ThreadPoolExecutor(
+                max_workers=WORKERS, thread_name_prefix='dockeroo-nagoya-removal')
+            atexit.register(_at_exit)
+        dependents = [r for r in _PENDING if r.after & names]
+        future = _POOL.submit(_after, part, dependents, work)
+        _PENDING.append(Removal(part, names, after, future))
+
+
+def _after(part: str, dependents: list[Removal], work: Callable[[], None]) -> None:
+    concurrent.futures.wait([r.future for r in dependents])
+    failed = [r.part for r in dependents if r.future.exception() is not None]
+    if failed:
+        raise DependentNotRemoved(
+            f'{part}: its containers were left running because {", ".join(failed)} (which '
+            f'depends on them) could not be removed; the next run with a part of this '
+            f'package removes them')
+    work()
+
+
+def pending() -> bool:
+    with _LOCK:
+        return bool(_PENDING)
+
+
+def finish() -> None:
+    """Wait for every pending removal; raise the first failure (the others are logged)."""
+    with _LOCK:
+        waiting = list(_PENDING)
+        _PENDING.clear()
+    if not waiting:
+        return
+    concurrent.futures.wait([r.future for r in waiting])
+    forget_everywhere('containers')
+    failures = [r.future.exception() for r in waiting if r.future.exception() is not None]
+    for later in failures[1:]:
+        log.error('%s', later)
+    if failures:
+        raise failures[0]  # type: ignore[misc]
+
+
+def _at_exit() -> None:
+    """A run that only removes parts ends here: report a failure as buildout would."""
+    try:
+        finish()
+    except Exception as exc:  # the process is ending: say it, and fail the run
+        sys.stdout.flush()
+        sys.stderr.write(f'While:\n  Removing the containers of removed parts.\nError: {exc}\n')
+        sys.stderr.flush()
+        os._exit(1)
+
+
+__all__ = ['submit', 'finish', 'pending', 'DependentNotRemoved']

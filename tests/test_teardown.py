@@ -1,0 +1,211 @@
+"""Tearing containers down: dependents first, independent ones together, no grace period
+spent waiting for a signal that cannot arrive.
+
+The engine's own events say what happened to each container and when
+(``kill`` with the signal sent, ``die`` with the exit code), so these tests
+check order and overlap from them, not from how long a run took.
+"""
+from __future__ import annotations
+
+import time
+
+import docker
+import pytest
+
+from dockeroo_nagoya import stopsignal
+from faults.harness import fault_env
+
+#: A service that takes a second to shut down after SIGTERM, then exits 0.
+SLOW_STOP = "sh -c 'trap \"sleep 1; exit 0\" TERM; while true; do sleep 0.2; done'"
+
+
+def events(client: docker.DockerClient, b, since: float) -> list[tuple[str, str, dict]]:
+    """(action, container name, attributes) of the buildout's containers since ``since``."""
+    found = client.events(since=int(since) - 1, until=int(time.time()) + 1, decode=True,
+                          filters={'type': 'container', 'label': b.label})
+    return [(e['Action'], e['Actor']['Attributes'].get('name', ''), e['Actor']['Attributes'])
+            for e in found]
+
+
+def first(log: list, action: str, name: str, **attributes: str) -> int:
+    """Position of the first matching event (a stop is a TERM kill, a die, then stop)."""
+    for index, (act, who, attrs) in enumerate(log):
+        if act == action and who == name and all(attrs.get(k) == v for k, v in attributes.items()):
+            return index
+    raise AssertionError(f'no {action} {attributes} event of {name} in {log}')
+
+
+def test_stop_signal_seen_or_not(client, busybox):
+    """Read from /proc on this host: who would never see the stop signal."""
+    cases = {
+        'sleep': dict(command='sleep 3600'),                         # PID 1, no handler
+        'init': dict(command='sleep 3600', init=True),               # docker-init waits for it
+        'trap': dict(command=['sh', '-c', 'trap "exit 0" TERM; while true; do sleep 1; done']),
+        'ignores': dict(command=['sh', '-c', 'trap "" TERM; sleep 3600 & wait']),
+        'host-pid': dict(command='sleep 3600', pid_mode='host'),     # not a namespace's init
+        'usr1': dict(command='sleep 3600', stop_signal='SIGUSR1'),
+    }
+    made = {}
+    try:
+        for key, kwargs in cases.items():
+            made[key] = client.containers.run(busybox, detach=True, **kwargs)
+        time.sleep(0.5)
+        seen = {key: stopsignal.ignored(client.api.inspect_container(c.id))
+                for key, c in made.items()}
+    finally:
+        for container in made.values():
+            container.remove(force=True)
+    assert seen == {'sleep': 'SIGTERM', 'init': None, 'trap': None, 'ignores': 'SIGTERM',
+                    'host-pid': None, 'usr1': 'SIGUSR1'}
+    assert stopsignal.signal_number('TERM') == stopsignal.signal_number('15') == 15
+    assert stopsignal.signal_number('SIGNOPE') is None
+    assert stopsignal.ignored({'Id': 'x', 'State': {'Running': False, 'Pid': 0}}) is None
+
+
+def test_separate_parts_stop_dependents_first_and_independent_ones_together(buildout, client,
+                                                                            busybox):
+    """d -> b -> a and c -> a as docker.run parts: d and c stop at the same time, a last."""
+    b = buildout
+    parts = {'a': '', 'b': '${a:name}', 'c': '${a:name}', 'd': '${b:name}'}
+    config = ['[buildout]', 'parts = a b c d', '']
+    for part, after in parts.items():
+        config += [f'[{part}]', 'recipe = dockeroo_nagoya:docker.run', f'name = {b.prefix}-{part}',
+                   f'image = {busybox}', f'command = {SLOW_STOP}']
+        config += [f'depends = {after}', ''] if after else ['']
+    b.write('\n'.join(config))
+    b.run('-N')
+    b.write('[buildout]\nparts =\n')
+    since = time.time()
+    b.run('-N')
+    assert not b.owned('containers')
+    log = events(client, b, since)
+    name = {part: f'{b.prefix}-{part}' for part in parts}
+    # Nothing is signalled before every container that depends on it has died.
+    assert first(log, 'die', name['d']) < first(log, 'kill', name['b'])
+    for dependent in ('b', 'c'):
+        assert first(log, 'die', name[dependent]) < first(log, 'kill', name['a'])
+    # d and c come after no removed container: both were signalled before either died.
+    assert max(first(log, 'kill', name['d']), first(log, 'kill', name['c'])) < \
+        min(first(log, 'die', name['d']), first(log, 'die', name['c']))
+    # Each had its handler run (exit 0), none was killed for taking its second.
+    for part in parts:
+        assert log[first(log, 'die', name[part])][2].get('exitCode') == '0', log
+
+
+def test_a_system_member_that_ignores_sigterm_is_not_waited_for(buildout, client, busybox):
+    """sleep as PID 1 never sees SIGTERM: the 30 s stop-timeout is not waited out, order kept."""
+    b = buildout
+    b.write(f'''
+        [buildout]
+        parts = sys
+
+        [sys]
+        recipe = dockeroo_nagoya:docker.system
+        containers = a b c
+
+        [a]
+        name = {b.prefix}-a
+        image = {busybox}
+        command = sleep 3600
+        stop-timeout = 30
+
+        [b]
+        <= a
+        name = {b.prefix}-b
+        depends = a
+
+        [c]
+        <= a
+        name = {b.prefix}-c
+        command = {SLOW_STOP}
+        depends = b
+        ''')
+    b.run('-N')
+    b.write('[buildout]\nparts =\n')
+    since = time.time()
+    out = b.run('-N').stdout
+    assert not b.owned('containers')
+    for member in ('a', 'b'):
+        assert f'{b.prefix}-{member}: its main process ignores SIGTERM: stopping it at once' in out
+    assert f'{b.prefix}-c: its main process' not in out
+    log = events(client, b, since)
+    a, bb, c = (f'{b.prefix}-{m}' for m in 'abc')
+    assert first(log, 'die', c) < first(log, 'kill', bb)
+    assert first(log, 'die', bb) < first(log, 'kill', a)
+    assert log[first(log, 'die', c)][2]['exitCode'] == '0'          # its handler ran
+    for name in (a, bb):
+        assert log[first(log, 'die', name)][2]['exitCode'] == '137'  # killed, as at the timeout
+        # SIGKILL right after SIGTERM, not 30 s later
+        term, kill = first(log, 'kill', name, signal='15'), first(log, 'kill', name, signal='9')
+        assert term < kill < first(log, 'die', name)
+
+
+def test_a_failed_background_removal_fails_the_run_and_the_next_run_removes_it(
+        buildout, tmp_path, busybox):
+    """The engine refuses one removal: the run ends in one error line; a rerun cleans up."""
+    b = buildout
+    b.write(f'''
+        [buildout]
+        parts = a b
+
+        [a]
+        recipe = dockeroo_nagoya:docker.run
+        name = {b.prefix}-a
+        image = {busybox}
+        command = sleep 3600
+        init = true
+
+        [b]
+        <= a
+        name = {b.prefix}-b
+        depends = ${{a:name}}
+        ''')
+    b.run('-N')
+    b.write('[buildout]\nparts =\n')
+    rule = 'DELETE /containers/[^/]+$#1:error'
+    result = b.run('-N', check=False, env=fault_env(rule, tmp_path / 'fault.log'))
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert 'Traceback' not in output
+    errors = [line for line in output.splitlines() if line.startswith('Error:')]
+    assert len(errors) == 1 and errors[0].startswith(f'Error: b: '), output
+    assert 'a: its containers were left running because b' in output
+    left = {c.name for c in b.owned('containers')}
+    assert left == {f'{b.prefix}-a', f'{b.prefix}-b'} or left == {f'{b.prefix}-a'}, left
+    b.write(f'''
+        [buildout]
+        parts = net
+
+        [net]
+        recipe = dockeroo_nagoya:docker.network
+        name = {b.prefix}-net
+        ''')
+    b.run('-N')   # a part of ours acts: the orphans of the removed parts go
+    assert not b.owned('containers')
+
+
+@pytest.mark.parametrize('keep', ['true', 'false'])
+def test_a_removed_part_with_a_volume_part_after_it(buildout, client, busybox, keep):
+    """The volume's removal waits for the container that uses it (a background removal)."""
+    b = buildout
+    b.write(f'''
+        [buildout]
+        parts = data app
+
+        [data]
+        recipe = dockeroo_nagoya:docker.volume
+        name = {b.prefix}-data
+        keep = {keep}
+
+        [app]
+        recipe = dockeroo_nagoya:docker.run
+        name = {b.prefix}-app
+        image = {busybox}
+        command = {SLOW_STOP}
+        volumes = ${{data:name}}:/data
+        ''')
+    b.run('-N')
+    b.write('[buildout]\nparts =\n')
+    b.run('-N')
+    assert not b.owned('containers')
+    assert bool(client.volumes.list(filters={'name': f'{b.prefix}-data'})) == (keep == 'true')
