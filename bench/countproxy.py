@@ -12,6 +12,7 @@ import os
 import re
 import socket
 import threading
+import time
 
 REQUEST_LINE = re.compile(rb'(?:^|\r\n)(GET|POST|PUT|DELETE|HEAD) (/[^ ?\r\n]*)[^ \r\n]* HTTP/1\.[01]\r\n')
 
@@ -23,6 +24,8 @@ class CountingProxy:
         self.listen = listen
         self.target = target
         self.counts: collections.Counter[str] = collections.Counter()
+        #: (monotonic time, method, path) of every request, for timelines.
+        self.trace: list[tuple[float, str, str]] = []
         self._lock = threading.Lock()
         self._server: socket.socket | None = None
 
@@ -44,6 +47,7 @@ class CountingProxy:
     def reset(self) -> None:
         with self._lock:
             self.counts.clear()
+            self.trace.clear()
 
     def total(self) -> int:
         with self._lock:
@@ -70,13 +74,15 @@ class CountingProxy:
                     break
                 if count:
                     window = tail + data
-                    found = [(m.group(1).decode(), _kind(m.group(2).decode()))
+                    found = [(m.group(1).decode(), m.group(2).decode())
                              for m in REQUEST_LINE.finditer(window)
                              if m.end() > len(tail)]
                     if found:
+                        now = time.monotonic()
                         with self._lock:
                             for method, path in found:
-                                self.counts[f'{method} {path}'] += 1
+                                self.counts[f'{method} {_kind(path)}'] += 1
+                                self.trace.append((now, method, path))
                     tail = window[-256:]
                 sink.sendall(data)
         except OSError:

@@ -515,6 +515,8 @@ class Runner:
         self.callbacks = spec.callbacks()
         self.env: dict[str, str] = {}
         self.extra_labels: dict[str, str] = dict(labels or {})
+        #: A new container made by :meth:`create_ahead`, still to be brought up.
+        self.ahead: str | None = None
 
     # -- finding and identity -----------------------------------------------------
     def find(self) -> dict[str, Any] | None:
@@ -570,6 +572,10 @@ class Runner:
         ``expected`` says the container was installed before (by default: the
         part was); ``extra_identity`` goes to :meth:`identity`.
         """
+        if self.ahead is not None:
+            container, self.ahead = self.ahead, None
+            self._bring_up(container, new=True)
+            return container
         current = self.find()
         identity, hashes = self.identity(extra_identity)
         if expected is None:
@@ -605,6 +611,29 @@ class Runner:
         container = self._create(self.labels(identity, hashes), inherited)
         self._bring_up(container, new=True)
         return container
+
+    def create_ahead(self, expected: bool, extra_identity: Mapping[str, Any] | None = None) -> None:
+        """Create a container that does not exist yet before its turn to start.
+
+        Creating needs nothing else to be up (starting does): a system creates
+        its new members at the same time, and each member's turn is then only
+        its start. Members with create callbacks are created in their turn.
+        """
+        if self.callbacks.wanted('pre-create') or self.callbacks.wanted('post-create'):
+            return
+        if self.find() is not None:
+            return
+        identity, hashes = self.identity(extra_identity)
+        step = plan(self.spec, None, identity, hashes, expected=expected)
+        self.log.info('creating %s%s', f'{self.spec.name} again: ' if step.reason
+                      else self.spec.name, step.reason)
+        self.ahead = self._create(self.labels(identity, hashes), [])
+
+    def discard_ahead(self) -> None:
+        """A container made ahead whose turn never came (something before it failed)."""
+        if self.ahead is not None:
+            container, self.ahead = self.ahead, None
+            self._discard(container)
 
     def _create(self, labels: dict[str, str], inherited: list[str]) -> str:
         kwargs = create_arguments(self.engine, self.spec, self.env, labels, inherited)

@@ -84,6 +84,9 @@ class Recipe:
     recipe: ClassVar[str]
     kind: ClassVar[str]
     table: ClassVar[tuple[opt.Option, ...]] = ()
+    #: Kinds of engine objects a part of this recipe labels as its own (what is left of
+    #: them after its teardown was kept on purpose). Every kind unless a recipe says.
+    owns: ClassVar[tuple[str, ...]] = ('containers', 'images', 'networks', 'volumes')
 
     def __init__(self, buildout: Mapping[str, Mapping[str, str]], name: str,
                  options: MutableMapping[str, str]) -> None:
@@ -231,9 +234,8 @@ class Recipe:
                 cls._remove_in_background(engine, directory, name, options, order)
                 return
             cls.teardown(engine, directory, name, options, log)
-            orphans.released(engine, directory, name)
-            # Only what this kind of part changes: the next part's teardown reuses the rest.
-            engine.forget(cls.kind)
+            # Lists afresh only what this kind of part changes: the next part reuses it.
+            orphans.released(engine, directory, name, kinds=cls.owns)
 
     @classmethod
     def removal_order(cls, options: Mapping[str, str]
@@ -255,7 +257,7 @@ class Recipe:
             try:
                 with engine_errors(name, engine.config):
                     cls.teardown(forked, directory, name, saved, log)
-                    orphans.released(forked, directory, name, kinds=(cls.kind,))
+                    orphans.released(forked, directory, name, kinds=cls.owns)
             finally:
                 forked.close()
         removals.submit(name, *order, work)

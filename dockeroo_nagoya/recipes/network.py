@@ -29,6 +29,7 @@ class NetworkRecipe(Recipe):
 
     recipe = 'docker.network'
     kind = 'networks'
+    owns = ('networks',)
     table = (
         opt.Option('name', opt.name),
         opt.Option('driver', opt.text, default='bridge'),

@@ -56,6 +56,7 @@ class RunRecipe(Recipe):
 
     recipe = 'docker.run'
     kind = 'containers'
+    owns = ('containers',)
     table = containers.TABLE + (
         opt.Option('replicas', opt.integer(1), identity=False),
         # Names of parts this one comes after: a reference is all buildout needs to order them.

@@ -19,6 +19,7 @@ restart, status, logs, exec, backup, restore, remove, purge; see
 """
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import json
 import logging
@@ -34,6 +35,9 @@ from .. import containers, control, scheduling
 from .. import options as opt
 from ..engine import LABEL, Engine, engine_errors, identity_hash
 from ..recipe import Recipe, uninstaller
+
+#: Threads that create new members ahead of their turn (creating is quick; starting is not).
+AHEAD_WORKERS = 4
 
 #: Which member of its system a container is (the part label says which system).
 LABEL_MEMBER = f'{LABEL}.member'
@@ -83,6 +87,7 @@ class SystemRecipe(Recipe):
 
     recipe = 'docker.system'
     kind = 'containers'
+    owns = ('containers',)
     table = (
         opt.Option('containers', opt.words, required=True),
         opt.Option('backup-directory', opt.path, identity=False),
@@ -215,26 +220,49 @@ class SystemRecipe(Recipe):
                         why='it is no longer in containers', keep=False)
 
     def _bring_up(self, fresh: bool, installed: set[str]) -> None:
+        """Each member in its turn (after what it depends on); new ones are created ahead."""
         ids: dict[str, str] = {}
         started = time.monotonic()
+        runners: dict[str, containers.Runner] = {}
+        for section, member in self.members.items():
+            runners[section] = containers.Runner(
+                self, member.spec, engine=self.engine.fork(member.spec.part),
+                labels={LABEL_MEMBER: section})
+
+        def create_ahead(section: str) -> None:
+            member = self.members[section]
+            with engine_errors(member.spec.part, self.engine_config):
+                runners[section].create_ahead(expected=member.name in installed)
 
         def converge(section: str) -> str:
             member = self.members[section]
-            display = member.spec.part
-            engine = self.engine.fork(display)
-            try:
-                with engine_errors(display, self.engine_config):
-                    runner = containers.Runner(self, member.spec, engine=engine,
-                                               labels={LABEL_MEMBER: section})
-                    linked = {self.members[s].name: ids[s] for s in sorted(member.linked)}
-                    ids[section] = runner.converge(fresh, expected=member.name in installed,
-                                                   extra_identity={LINKED: linked})
-            finally:
-                engine.close()
+            if section in ahead:
+                ahead.pop(section).result()
+            with engine_errors(member.spec.part, self.engine_config):
+                linked = {self.members[s].name: ids[s] for s in sorted(member.linked)}
+                ids[section] = runners[section].converge(
+                    fresh, expected=member.name in installed, extra_identity={LINKED: linked})
             return ids[section]
 
-        scheduling.run_or_raise(self.graph(), converge, self.log)
-        chain = len(scheduling.levels(self.graph()))
+        graph = self.graph()
+        # Members that link to no other member (their identity is known now) and that
+        # wait for one: the first ones start at once anyway.
+        early = [s for s, m in self.members.items() if graph[s] and not m.linked]
+        try:
+            with concurrent.futures.ThreadPoolExecutor(
+                    max_workers=AHEAD_WORKERS, thread_name_prefix='dockeroo-nagoya-ahead') as pool:
+                ahead = {section: pool.submit(create_ahead, section) for section in early}
+                try:
+                    scheduling.run_or_raise(graph, converge, self.log)
+                except BaseException:
+                    concurrent.futures.wait(list(ahead.values()))
+                    for runner in runners.values():
+                        runner.discard_ahead()
+                    raise
+        finally:
+            for runner in runners.values():
+                runner.engine.close()
+        chain = len(scheduling.levels(graph))
         self.log.info('%d containers of %s up in %.1fs (longest dependency chain: %d)',
                       len(self.members), self.name, time.monotonic() - started, chain)
 

@@ -38,6 +38,7 @@ class VolumeRecipe(Recipe):
 
     recipe = 'docker.volume'
     kind = 'volumes'
+    owns = ('volumes',)
     table = (
         opt.Option('name', opt.name),
         opt.Option('driver', opt.text, default='local'),

@@ -1,0 +1,55 @@
+"""A no-op rerun asks the engine a fixed handful of things, however many parts there are.
+
+Requests are counted through bench/countproxy.py (a unix-socket proxy in front
+of the engine): one labelled listing per kind of object, shared by every part
+of the run, and nothing per container or per option.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'bench'))
+from countproxy import CountingProxy  # noqa: E402
+
+#: version, one listing each of containers, images, networks and volumes, and the
+#: orphan sweep's own container and image listings.
+MOST = 8
+
+
+def config(b, busybox: str, n: int, tool: str) -> str:
+    lines = ['[buildout]', 'parts = net ' + ' '.join(f'v{i}' for i in range(n)) +
+             (' sys' if tool == 'system' else ' ' + ' '.join(f'c{i}' for i in range(n))), '',
+             '[net]', 'recipe = dockeroo_nagoya:docker.network', f'name = {b.prefix}-net', '']
+    for i in range(n):
+        lines += [f'[v{i}]', 'recipe = dockeroo_nagoya:docker.volume', f'name = {b.prefix}-v{i}', '']
+    if tool == 'system':
+        lines += ['[sys]', 'recipe = dockeroo_nagoya:docker.system',
+                  'containers = ' + ' '.join(f'c{i}' for i in range(n)), '']
+    for i in range(n):
+        lines += [f'[c{i}]'] + (['recipe = dockeroo_nagoya:docker.run'] if tool == 'parts' else [])
+        lines += [f'name = {b.prefix}-c{i}', f'image = {busybox}', 'command = sleep 3600',
+                  'init = true', 'networks = ${net:name}', f'volumes = ${{v{i}:name}}:/data']
+        if i:
+            lines.append(f'depends = ' + ('${c0:name}' if tool == 'parts' else 'c0'))
+        lines.append('')
+    return '\n'.join(lines)
+
+
+@pytest.mark.parametrize('tool', ['parts', 'system'])
+def test_noop_rerun_requests_do_not_grow_with_the_number_of_containers(
+        make_buildout, busybox, tmp_path, tool):
+    counts = {}
+    for n in (2, 6):
+        b = make_buildout(f'{tool}{n}')
+        b.write(config(b, busybox, n, tool))
+        b.run('-N')
+        socket = str(tmp_path / f'engine-{n}.sock')
+        with CountingProxy(socket) as proxy:
+            b.run('-N', env={'DOCKER_HOST': f'unix://{socket}'})
+            counts[n] = dict(proxy.counts)
+        assert not [k for k in counts[n] if not k.startswith('GET ')], counts[n]  # looks only
+    assert counts[2] == counts[6], counts
+    assert sum(counts[6].values()) <= MOST, counts
