@@ -28,7 +28,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
@@ -129,10 +128,21 @@ def buildout_config(n: int, shape: str, tool: str, changed: bool, prefix: str,
 
 
 # -- runs --------------------------------------------------------------------------------------
+class Hung(Exception):
+    """A command that did not finish within the bench's limit."""
+
+
+#: Seconds any one command may take (an N = 100 ``up -d`` takes about 40).
+LIMIT = 300
+
+
 def timed(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
     started = time.monotonic()
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True,
-                            env={**os.environ, **(env or {})})
+    try:
+        result = subprocess.run(command, cwd=cwd, capture_output=True, text=True,
+                                env={**os.environ, **(env or {})}, timeout=LIMIT)
+    except subprocess.TimeoutExpired:
+        raise Hung(f'{" ".join(command[:4])} ... did not finish in {LIMIT}s') from None
     elapsed = time.monotonic() - started
     if result.returncode != 0:
         raise SystemExit(f'{" ".join(command)} failed:\n{result.stdout}\n{result.stderr}')
@@ -143,17 +153,29 @@ def run_compose(n: int, shape: str, proxy: CountingProxy, workdir: Path) -> dict
     project = f'dnbench{n}{shape}'
     file = workdir / 'docker-compose.json'
     base = ['docker-compose', '-p', project, '-f', str(file)]
-    env = {'DOCKER_HOST': f'unix://{PROXY}', 'COMPOSE_HTTP_TIMEOUT': '300'}
+    # compose 1.29 nests its parallel work under one semaphore (COMPOSE_PARALLEL_LIMIT, 64):
+    # with more services than that it can deadlock, every slot held by a service waiting
+    # for a slot for its container (seen at N = 100 in a fan-out). Enough slots avoid it.
+    env = {'DOCKER_HOST': f'unix://{PROXY}', 'COMPOSE_HTTP_TIMEOUT': '300',
+           'COMPOSE_PARALLEL_LIMIT': str(max(64, 4 * n))}
     file.write_text(compose_file(n, shape, False))
-    cold = timed(base + ['up', '-d'], workdir, env)
-    proxy.reset()
-    noop = timed(base + ['up', '-d'], workdir, env)
-    requests = proxy.total()
-    file.write_text(compose_file(n, shape, True))
-    change = timed(base + ['up', '-d'], workdir, env)
-    down = timed(base + ['down'], workdir, env)
-    for volume in docker.from_env().volumes.list(filters={'name': project}):
-        volume.remove()
+    try:
+        cold = timed(base + ['up', '-d'], workdir, env)
+        proxy.reset()
+        noop = timed(base + ['up', '-d'], workdir, env)
+        requests = proxy.total()
+        file.write_text(compose_file(n, shape, True))
+        change = timed(base + ['up', '-d'], workdir, env)
+        down = timed(base + ['down'], workdir, env)
+    finally:
+        client = docker.from_env()
+        for container in client.containers.list(
+                all=True, filters={'label': f'com.docker.compose.project={project}'}):
+            container.remove(force=True)
+        for network in client.networks.list(names=[f'{project}_net']):
+            network.remove()
+        for volume in client.volumes.list(filters={'name': project}):
+            volume.remove()
     return {'cold': cold, 'noop': noop, 'change': change, 'teardown': down, 'requests': requests}
 
 
@@ -164,17 +186,23 @@ def run_buildout(n: int, shape: str, tool: str, proxy: CountingProxy, workdir: P
     env = {'DOCKER_HOST': f'unix://{PROXY}'}
     command = [str(buildout), '-N', '-q', '-c', str(config)]
     config.write_text(buildout_config(n, shape, tool, False, prefix))
-    cold = timed(command, workdir, env)
-    proxy.reset()
-    noop = timed(command, workdir, env)
-    requests = proxy.total()
-    config.write_text(buildout_config(n, shape, tool, True, prefix))
-    change = timed(command, workdir, env)
-    config.write_text(buildout_config(n, shape, tool, True, prefix, parts=False))
-    down = timed(command, workdir, env)
-    client = docker.from_env()
-    for volume in client.volumes.list(filters={'name': prefix}):
-        volume.remove()
+    try:
+        cold = timed(command, workdir, env)
+        proxy.reset()
+        noop = timed(command, workdir, env)
+        requests = proxy.total()
+        config.write_text(buildout_config(n, shape, tool, True, prefix))
+        change = timed(command, workdir, env)
+        config.write_text(buildout_config(n, shape, tool, True, prefix, parts=False))
+        down = timed(command, workdir, env)
+    finally:
+        client = docker.from_env()
+        for container in client.containers.list(all=True, filters={'name': prefix}):
+            container.remove(force=True)
+        for network in client.networks.list(names=[f'{prefix}-net']):
+            network.remove()
+        for volume in client.volumes.list(filters={'name': prefix}):
+            volume.remove()
     for leftover in ('.installed.cfg',):
         (workdir / leftover).unlink(missing_ok=True)
     return {'cold': cold, 'noop': noop, 'change': change, 'teardown': down, 'requests': requests}
@@ -186,45 +214,8 @@ def summary(values: list[float]) -> str:
     return f'{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})'
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--sizes', type=int, nargs='+', default=[5, 20, 100])
-    parser.add_argument('--shapes', nargs='+', default=['chain', 'fanout'])
-    parser.add_argument('--tools', nargs='+', default=['compose', 'system', 'parts'])
-    parser.add_argument('--rounds', type=int, default=3)
-    parser.add_argument('--json', help='also write the raw figures here')
-    parser.add_argument('--stubborn', action='store_true',
-                        help='containers that ignore SIGTERM and wait out the 10 s grace period')
-    args = parser.parse_args()
-    global GRACEFUL
-    GRACEFUL = not args.stubborn
-
-    client = docker.from_env()
-    ensure_image(client)
-    buildout = ensure_venv()
-    results: dict[str, list[dict[str, object]]] = {}
-    with CountingProxy(PROXY) as proxy:
-        for n in args.sizes:
-            for shape in args.shapes:
-                for tool in args.tools:
-                    key = f'{n} {shape} {tool}'
-                    for _ in range(args.rounds):
-                        workdir = Path(tempfile.mkdtemp(prefix='dn-bench-'))
-                        try:
-                            if tool == 'compose':
-                                figures = run_compose(n, shape, proxy, workdir)
-                            else:
-                                figures = run_buildout(n, shape, tool, proxy, workdir, buildout)
-                        finally:
-                            shutil.rmtree(workdir, ignore_errors=True)
-                        results.setdefault(key, []).append(figures)
-                        print(key, json.dumps(figures, default=lambda v: round(v, 3)), flush=True)
-    print()
-    print(f'Machine: {platform.platform()}, {os.cpu_count()} cores, '
-          f'engine {client.version()["Version"]}, '
-          f'{subprocess.run(["docker-compose", "version", "--short"], capture_output=True, text=True).stdout.strip()} compose')
-    print(f'{args.rounds} rounds; seconds as median (min-max); ratio = median / compose median; '
-          f'{"graceful (init, stop on SIGTERM)" if GRACEFUL else "stubborn (SIGTERM ignored)"}\n')
+def print_table(results: dict[str, list[dict[str, object]]]) -> None:
+    """One row per size, shape and tool: medians, spread or ratio to compose, requests."""
     header = f'{"N":>4} {"shape":7} {"tool":8} {"cold up":>20} {"no-op rerun":>20} ' \
              f'{"one change":>20} {"teardown":>20} {"requests":>9}'
     print(header)
@@ -235,13 +226,80 @@ def main() -> None:
         cells = []
         for metric in ('cold', 'noop', 'change', 'teardown'):
             values = [float(r[metric]) for r in rounds]  # type: ignore[arg-type]
-            cell = summary(values) if len(values) > 1 else f'{values[0]:.2f}'
+            cell = summary(values)
             if reference and tool != 'compose':
                 base = statistics.median(float(r[metric]) for r in reference)  # type: ignore[arg-type]
                 cell = f'{statistics.median(values):.2f} x{statistics.median(values) / base:.2f}'
             cells.append(cell)
         requests = statistics.median(int(r['requests']) for r in rounds)  # type: ignore[arg-type]
         print(f'{n:>4} {shape:7} {tool:8} ' + ' '.join(f'{c:>20}' for c in cells) + f' {requests:>9.0f}')
+
+
+def read_log(path: str) -> dict[str, list[dict[str, object]]]:
+    """The figures of an earlier run from its output (``N shape tool {json}`` lines)."""
+    results: dict[str, list[dict[str, object]]] = {}
+    for line in Path(path).read_text().splitlines():
+        words = line.split(' ', 3)
+        if len(words) == 4 and words[0].isdigit() and words[3].startswith('{'):
+            results.setdefault(' '.join(words[:3]), []).append(json.loads(words[3]))
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--sizes', type=int, nargs='+', default=[5, 20, 100])
+    parser.add_argument('--shapes', nargs='+', default=['chain', 'fanout'])
+    parser.add_argument('--tools', nargs='+', default=['compose', 'system', 'parts'])
+    parser.add_argument('--rounds', type=int, default=3)
+    parser.add_argument('--json', help='also write the raw figures here')
+    parser.add_argument('--stubborn', action='store_true',
+                        help='containers that ignore SIGTERM and wait out the 10 s grace period')
+    parser.add_argument('--table-from', metavar='OUTPUT',
+                        help='print the table of an earlier run from its output, and stop')
+    args = parser.parse_args()
+    if args.table_from:
+        print_table(read_log(args.table_from))
+        return
+    global GRACEFUL
+    GRACEFUL = not args.stubborn
+
+    client = docker.from_env()
+    ensure_image(client)
+    buildout = ensure_venv()
+    results: dict[str, list[dict[str, object]]] = {}
+    hung: dict[str, int] = {}
+    with CountingProxy(PROXY) as proxy:
+        for n in args.sizes:
+            for shape in args.shapes:
+                # Rounds interleave the tools, so a noisy minute hits each of them alike.
+                for _, tool in ((r, t) for r in range(args.rounds) for t in args.tools):
+                    key = f'{n} {shape} {tool}'
+                    for attempt in range(3):
+                        workdir = Path(tempfile.mkdtemp(prefix='dn-bench-'))
+                        try:
+                            if tool == 'compose':
+                                figures = run_compose(n, shape, proxy, workdir)
+                            else:
+                                figures = run_buildout(n, shape, tool, proxy, workdir, buildout)
+                            break
+                        except Hung as exc:  # said, counted, and the round run again
+                            print(f'{key} HUNG: {exc}', flush=True)
+                            hung[key] = hung.get(key, 0) + 1
+                        finally:
+                            shutil.rmtree(workdir, ignore_errors=True)
+                    else:
+                        raise SystemExit(f'{key} hung three times')
+                    results.setdefault(key, []).append(figures)
+                    print(key, json.dumps(figures, default=lambda v: round(v, 3)), flush=True)
+    print()
+    print(f'Machine: {platform.platform()}, {os.cpu_count()} cores, '
+          f'engine {client.version()["Version"]}, '
+          f'{subprocess.run(["docker-compose", "version", "--short"], capture_output=True, text=True).stdout.strip()} compose')
+    print(f'{args.rounds} rounds; seconds as median (min-max); ratio = median / compose median; '
+          f'{"graceful (init, stop on SIGTERM)" if GRACEFUL else "stubborn (SIGTERM ignored)"}\n')
+    print_table(results)
+    for key, times in hung.items():
+        print(f'{key}: hung {times} time(s) and was run again')
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
 

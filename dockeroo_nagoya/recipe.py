@@ -60,7 +60,7 @@ def engine_config(part: str, options: Mapping[str, str],
         raise opt.invalid(part, 'docker-tls-verify', str(exc), get('docker-tls-verify')) from None
     try:
         timeout = opt.integer(1)(get('timeout') or '120')
-    except opt.Invalid as exc:
+    except opt.Invalid:
         raise opt.invalid(part, 'timeout', 'a number of seconds of at least 1', get('timeout')) from None
     cert_path = get('docker-cert-path')
     missing = [name for name in ('ca.pem', 'cert.pem', 'key.pem')[0 if tls else 1:] if cert_path

@@ -1,8 +1,6 @@
 """docker.network: options, recreation with our containers, refusal with foreign ones."""
 from __future__ import annotations
 
-import pytest
-
 from helpers import ids
 
 
@@ -65,3 +63,26 @@ def test_changed_network_is_recreated_and_foreign_users_block_removal(buildout, 
         foreign.remove(force=True)
     b.run('-N')
     assert not client.networks.list(names=[f'{b.prefix}-net'])
+
+
+def test_stale_endpoints_of_removed_containers_are_waited_out(buildout, client, busybox,
+                                                              tmp_path):
+    """A loaded engine may count removed containers' endpoints for a moment: retried, not failed."""
+    from faults.harness import fault_env
+    b = buildout
+    b.write(network_cfg(b, parts='net app') + f'''
+        [app]
+        recipe = dockeroo_nagoya:docker.run
+        name = {b.prefix}-app
+        image = {busybox}
+        command = sleep 3600
+        init = true
+        networks = ${{net:name}}
+        ''')
+    b.run('-N')
+    b.write('[buildout]\nparts =\n')
+    log = tmp_path / 'fault.log'
+    result = b.run('-N', env=fault_env('DELETE /networks/[^/]+$#1:endpoints', log))
+    assert log.read_text().count('\n') == 1                # the engine's answer came once
+    assert 'still counts endpoints of removed containers' in result.stdout + result.stderr
+    assert not b.owned('networks') and not b.owned('containers')

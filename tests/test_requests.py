@@ -33,7 +33,7 @@ def config(b, busybox: str, n: int, tool: str) -> str:
         lines += [f'name = {b.prefix}-c{i}', f'image = {busybox}', 'command = sleep 3600',
                   'init = true', 'networks = ${net:name}', f'volumes = ${{v{i}:name}}:/data']
         if i:
-            lines.append(f'depends = ' + ('${c0:name}' if tool == 'parts' else 'c0'))
+            lines.append('depends = ' + ('${c0:name}' if tool == 'parts' else 'c0'))
         lines.append('')
     return '\n'.join(lines)
 

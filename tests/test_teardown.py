@@ -168,7 +168,7 @@ def test_a_failed_background_removal_fails_the_run_and_the_next_run_removes_it(
     assert result.returncode == 1, output
     assert 'Traceback' not in output
     errors = [line for line in output.splitlines() if line.startswith('Error:')]
-    assert len(errors) == 1 and errors[0].startswith(f'Error: b: '), output
+    assert len(errors) == 1 and errors[0].startswith('Error: b: '), output
     assert 'a: its containers were left running because b' in output
     left = {c.name for c in b.owned('containers')}
     assert left == {f'{b.prefix}-a', f'{b.prefix}-b'} or left == {f'{b.prefix}-a'}, left

@@ -1,8 +1,6 @@
 """docker.volume: adoption, carried-over content, archives before removal."""
 from __future__ import annotations
 
-import pytest
-
 from helpers import ids, volume_digest, write_volume_file
 
 
@@ -20,15 +18,10 @@ def volume_cfg(b, extra: str = '', parts: str = 'data') -> str:
 
 def test_volume_is_created_once_and_exposes_its_name(buildout, client):
     b = buildout
-    b.write(volume_cfg(b) + '''
+    b.write(volume_cfg(b, parts='data show') + '''
         [show]
         recipe = dockeroo_nagoya:docker.volume
         name = ${data:name}-copy
-        ''')
-    b.write(volume_cfg(b, parts='data show') + f'''
-        [show]
-        recipe = dockeroo_nagoya:docker.volume
-        name = ${{data:name}}-copy
         ''')
     b.run('-N')
     first = ids(client, b)

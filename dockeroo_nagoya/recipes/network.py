@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import time
 from typing import Any, Mapping
 
 import docker.errors
@@ -22,6 +23,9 @@ import zc.buildout
 from .. import options as opt
 from ..engine import Engine, labels_of, LABEL_BUILDOUT
 from ..recipe import Recipe, uninstaller
+
+#: Seconds a removal waits for the engine to forget the endpoints of removed containers.
+STALE_ENDPOINTS_WAIT = 10.0
 
 
 class NetworkRecipe(Recipe):
@@ -119,7 +123,7 @@ class NetworkRecipe(Recipe):
         self._write_reconnect(aliases)
         for container_id in attached:
             self.engine.api.disconnect_container_from_network(container_id, network_id, force=True)
-        self.engine.api.remove_network(network_id)
+        _remove_network(self.engine, network_id, name, self.log)
         self._create(identity)
         self._reconnect(aliases)
         if pending is not None:
@@ -186,8 +190,35 @@ def _remove(engine: Engine, network: Mapping[str, Any], keep: bool, log: logging
         raise zc.buildout.UserError(
             f'network {name} is still used by the containers {", ".join(sorted(users))}: '
             f'remove or disconnect them first')
-    engine.api.remove_network(network['Id'])
+    _remove_network(engine, network['Id'], name, log)
     log.info('removed network %s', name)
+
+
+def _remove_network(engine: Engine, network_id: str, name: str, log: logging.Logger) -> None:
+    """Remove a network no container uses, waiting out the engine's stale endpoints.
+
+    Right after many of its containers were removed at once, a loaded engine may
+    still count their endpoints ("has active endpoints") for a moment. No
+    container is on it any more (looked up just before), so the endpoints left
+    are disconnected by force and the removal is tried again, for a few seconds.
+    """
+    deadline = time.monotonic() + STALE_ENDPOINTS_WAIT
+    delay = 0.1
+    while True:
+        try:
+            engine.api.remove_network(network_id)
+            return
+        except docker.errors.APIError as exc:
+            if 'active endpoints' not in str(exc.explanation or exc) or \
+                    time.monotonic() >= deadline:
+                raise
+        log.info('network %s: the engine still counts endpoints of removed containers; '
+                 'disconnecting them and trying again', name)
+        for endpoint in ((engine.inspect('networks', network_id) or {}).get('Containers') or {}):
+            with contextlib.suppress(docker.errors.APIError):
+                engine.api.disconnect_container_from_network(endpoint, network_id, force=True)
+        time.sleep(delay)
+        delay = min(1.0, delay * 2)
 
 
 def attached_containers(engine: Engine, name: str) -> list[str]:

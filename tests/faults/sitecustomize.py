@@ -16,6 +16,8 @@ N
     Which matching call (1 = the first, the default).
 ACTION
     ``error``: raise the SDK's ``APIError`` (a 500) instead of sending;
+    ``endpoints``: answer as a loaded engine sometimes does when a network's
+    last containers were removed a moment ago (a 403, "has active endpoints");
     ``lost``: send, then raise a lost connection (the engine did it, the
     answer never came); ``kill``: SIGKILL the process instead of sending;
     ``killafter``: send, then SIGKILL (between two engine calls).
@@ -41,7 +43,7 @@ from typing import Any, Callable, Iterable, Iterator
 CHUNK = 64 * 1024
 VERSION_RE = re.compile(r'^/v\d+\.\d+')
 RULE_RE = re.compile(r'^\s*(?P<method>[A-Z]+|\*)\s+(?P<path>\S+?)(?:#(?P<nth>\d+))?'
-                     r':(?P<action>error|lost|kill|killafter)(?:@(?P<up>up)?(?P<at>\d+))?\s*$')
+                     r':(?P<action>error|endpoints|lost|kill|killafter)(?:@(?P<up>up)?(?P<at>\d+))?\s*$')
 
 
 class Rule:
@@ -100,6 +102,20 @@ def _api_error(rule: Rule, path: str) -> Exception:
                                   explanation=f'injected fault ({rule.text})')
 
 
+def _endpoints(rule: Rule, path: str) -> Exception:
+    import docker.errors
+    import requests
+
+    text = (f'error while removing network: network {path.rsplit("/", 1)[-1]} has active '
+            f'endpoints (injected: {rule.text})')
+    response = requests.models.Response()
+    response.status_code = 403
+    response._content = ('{"message": "%s"}' % text).encode()
+    response.url = path
+    return docker.errors.APIError(f'403 Client Error: Forbidden ("{text}")', response=response,
+                                  explanation=text)
+
+
 def _lost(rule: Rule) -> Exception:
     import requests.exceptions
     return requests.exceptions.ConnectionError(
@@ -113,6 +129,8 @@ def _fire(rule: Rule, path: str, where: str) -> None:
         _die()
     if rule.action == 'lost':
         raise _lost(rule)
+    if rule.action == 'endpoints':
+        raise _endpoints(rule, path)
     raise _api_error(rule, path)
 
 
@@ -191,7 +209,7 @@ def _wrap(method: str, send: Callable[..., Any]) -> Callable[..., Any]:
             response = send(self, url, *args, **kwargs)
             _watch_stream(rule, path, response)
             return response
-        if rule.action in ('error', 'kill'):
+        if rule.action in ('error', 'endpoints', 'kill'):
             _fire(rule, path, f'{method} {path} before sending')
         response = send(self, url, *args, **kwargs)
         _fire(rule, path, f'{method} {path} after sending')
