@@ -818,14 +818,24 @@ def remove(engine: Engine, container: str, timeout: int, callbacks: Callbacks) -
 
 def comes_after(options: Mapping[str, str]) -> frozenset[str]:
     """The container names a part's recorded options say it comes after (unreadable lines
-    name nothing: they were checked when the part was installed)."""
-    found: set[str] = set(opt.words(options.get('depends') or ''))
-    for option, parse in (('links', link_line), ('volumes-from', volumes_from_line)):
-        for line in (options.get(option) or '').splitlines():
-            with contextlib.suppress(opt.Invalid):
-                if line.strip():
-                    found.add(parse(line.strip())[0] if option == 'links'
-                              else parse(line.strip()).split(':')[0])
+    name nothing: they were checked when the part was installed); ``{index}`` stands for
+    each replica's number."""
+    try:
+        replicas = int(options.get('replicas') or 0)
+    except ValueError:
+        replicas = 0
+    found: set[str] = set()
+    for index in range(1, replicas + 1) if replicas else (None,):
+        def value(option: str) -> str:
+            raw = options.get(option) or ''
+            return raw if index is None else raw.replace('{index}', str(index))
+        found.update(opt.words(value('depends')))
+        for option, parse in (('links', link_line), ('volumes-from', volumes_from_line)):
+            for line in value(option).splitlines():
+                with contextlib.suppress(opt.Invalid):
+                    if line.strip():
+                        found.add(parse(line.strip())[0] if option == 'links'
+                                  else parse(line.strip()).split(':')[0])
     return frozenset(found)
 
 

@@ -202,13 +202,13 @@ class Recipe:
 
     # -- buildout's entry points ------------------------------------------------
     def install(self) -> list[str]:
-        removals.finish()
+        removals.finish(raising=False)
         with engine_errors(self.name, self.engine_config):
             orphans.sweep_once(self.engine, self.directory)
             return list(self.apply(fresh=True))
 
     def update(self) -> list[str]:
-        removals.finish()
+        removals.finish(raising=False)
         with engine_errors(self.name, self.engine_config):
             orphans.sweep_once(self.engine, self.directory)
             return list(self.apply(fresh=False))
@@ -249,11 +249,11 @@ class Recipe:
                               options: Mapping[str, str],
                               order: tuple[frozenset[str], frozenset[str]]) -> None:
         engine.part_objects(cls.kind, directory, name)  # listed now, shared with the thread
+        forked = engine.fork(name)   # here: the shared listings change under this thread
         log = logging.getLogger(name)
         saved = dict(options)
 
         def work() -> None:
-            forked = engine.fork(name)
             try:
                 with engine_errors(name, engine.config):
                     cls.teardown(forked, directory, name, saved, log)

@@ -87,16 +87,30 @@ def pending() -> bool:
         return bool(_PENDING)
 
 
-def finish() -> None:
-    """Wait for every pending removal; raise the first failure (the others are logged)."""
+#: Failures :func:`finish` was asked not to raise: the end of the run reports them.
+_FAILED: list[BaseException] = []
+
+
+def finish(raising: bool = True) -> None:
+    """Wait for every pending removal; raise the first failure (the others are logged).
+
+    ``raising=False`` (before an install or update) logs them and leaves them to the end
+    of the run: raised there, buildout would count them against the part it is installing.
+    """
     with _LOCK:
         waiting = list(_PENDING)
         _PENDING.clear()
-    if not waiting:
-        return
-    concurrent.futures.wait([r.future for r in waiting])
-    forget_everywhere('containers')
+    if waiting:
+        concurrent.futures.wait([r.future for r in waiting])
+        forget_everywhere('containers')
     failures = [r.future.exception() for r in waiting if r.future.exception() is not None]
+    if not raising:
+        for failure in failures:
+            log.error('%s', failure)
+        _FAILED.extend(f for f in failures if f is not None)
+        return
+    failures = [*_FAILED, *failures]
+    _FAILED.clear()
     for later in failures[1:]:
         log.error('%s', later)
     if failures:

@@ -209,9 +209,13 @@ def _remove_network(engine: Engine, network_id: str, name: str, log: logging.Log
             engine.api.remove_network(network_id)
             return
         except docker.errors.APIError as exc:
-            if 'active endpoints' not in str(exc.explanation or exc) or \
-                    time.monotonic() >= deadline:
+            if 'active endpoints' not in str(exc.explanation or exc):
                 raise
+            if time.monotonic() >= deadline:
+                raise zc.buildout.UserError(
+                    f'{log.name}: network {name}: the Docker engine still counts active endpoints on it, '
+                    f'but no container uses it (an engine bug, moby/moby#17217); restarting '
+                    f'dockerd clears it, then run buildout again') from None
         log.info('network %s: the engine still counts endpoints of removed containers; '
                  'disconnecting them and trying again', name)
         for endpoint in ((engine.inspect('networks', network_id) or {}).get('Containers') or {}):

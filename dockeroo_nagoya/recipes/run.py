@@ -24,7 +24,8 @@ Options (dockeroo's names; nagoya's jobs, gates and callbacks):
 - ``wait-for`` and ``wait-timeout`` (120s): readiness gates, see
   :mod:`dockeroo_nagoya.probes`.
 - Without a new container: ``restart`` (changed in place), ``start``
-  (``false`` only creates), ``stop-timeout`` (10s), ``callbacks``
+  (``false`` only creates), ``stop-timeout`` (10s; not waited out for a
+  PID 1 that never sees the stop signal, see :mod:`..stopsignal`), ``callbacks``
   (``EVENT = module:function`` lines), ``keep`` (leave it when the part goes).
 - ``depends``: lines naming what this container comes after, usually
   ``${other-part:name}``: the reference is what makes buildout install that
@@ -38,7 +39,9 @@ nagoya's toji spellings ``working_dir``, ``volumes_from``, ``envs``,
 ``add_capabilities`` and ``drop_capabilities`` are read too. How the
 container is planned and brought up is in :mod:`dockeroo_nagoya.containers`.
 ``${part:name}`` is the container's name, for parts that link to it or
-reach it on a network.
+reach it on a network. Removing the part stops and removes its container in
+the background, after the removed parts that depend on it
+(:mod:`..removals`).
 """
 from __future__ import annotations
 
@@ -110,8 +113,11 @@ class RunRecipe(Recipe):
 
     @classmethod
     def removal_order(cls, options: Mapping[str, str]
-                      ) -> tuple[frozenset[str], frozenset[str]]:
-        """Removed in the background, after the removed parts that come after it."""
+                      ) -> tuple[frozenset[str], frozenset[str]] | None:
+        """Removed in the background, after the removed parts that come after it; a kept
+        part stops nothing and is recorded as kept before the hook returns."""
+        if opt.saved_flag(options, 'keep', False):
+            return None
         names = (options.get('names') or options.get('name') or '').split()
         return frozenset(names), containers.comes_after(options)
 

@@ -204,6 +204,7 @@ class SystemRecipe(Recipe):
         for member in self.members.values():
             self.engine.image_id(member.spec.values['image'])
         self._remove_departed(previous)
+        self.engine.owned('containers', self.directory)   # again, if a departure changed it
         self._bring_up(fresh, installed)
         self.engine.forget()
         return self._write_control()
