@@ -35,6 +35,41 @@ def first(log: list, action: str, name: str, **attributes: str) -> int:
     raise AssertionError(f'no {action} {attributes} event of {name} in {log}')
 
 
+def a_and_b(b, busybox: str, keep_a: bool = False) -> str:
+    """Two docker.run parts, b after a."""
+    return f'''
+        [buildout]
+        parts = a b
+
+        [a]
+        recipe = dockeroo_nagoya:docker.run
+        name = {b.prefix}-a
+        image = {busybox}
+        command = sleep 3600
+        init = true
+        keep = {str(keep_a).lower()}
+
+        [b]
+        <= a
+        name = {b.prefix}-b
+        keep = false
+        depends = ${{a:name}}
+        '''
+
+
+def run_with_one_part_of_ours(b) -> None:
+    """A run where some part of this package acts: the orphan sweep happens in it."""
+    b.write(f'''
+        [buildout]
+        parts = net
+
+        [net]
+        recipe = dockeroo_nagoya:docker.network
+        name = {b.prefix}-net
+        ''')
+    b.run('-N')
+
+
 def test_stop_signal_seen_or_not(client, busybox):
     """Read from /proc on this host: who would never see the stop signal."""
     cases = {
@@ -144,22 +179,7 @@ def test_a_failed_background_removal_fails_the_run_and_the_next_run_removes_it(
         buildout, tmp_path, busybox):
     """The engine refuses one removal: the run ends in one error line; a rerun cleans up."""
     b = buildout
-    b.write(f'''
-        [buildout]
-        parts = a b
-
-        [a]
-        recipe = dockeroo_nagoya:docker.run
-        name = {b.prefix}-a
-        image = {busybox}
-        command = sleep 3600
-        init = true
-
-        [b]
-        <= a
-        name = {b.prefix}-b
-        depends = ${{a:name}}
-        ''')
+    b.write(a_and_b(b, busybox))
     b.run('-N')
     b.write('[buildout]\nparts =\n')
     rule = 'DELETE /containers/[^/]+$#1:error'
@@ -172,15 +192,7 @@ def test_a_failed_background_removal_fails_the_run_and_the_next_run_removes_it(
     assert 'a: its containers were left running because b' in output
     left = {c.name for c in b.owned('containers')}
     assert left == {f'{b.prefix}-a', f'{b.prefix}-b'} or left == {f'{b.prefix}-a'}, left
-    b.write(f'''
-        [buildout]
-        parts = net
-
-        [net]
-        recipe = dockeroo_nagoya:docker.network
-        name = {b.prefix}-net
-        ''')
-    b.run('-N')   # a part of ours acts: the orphans of the removed parts go
+    run_with_one_part_of_ours(b)   # the orphans of the removed parts go
     assert not b.owned('containers')
 
 
@@ -209,3 +221,16 @@ def test_a_removed_part_with_a_volume_part_after_it(buildout, client, busybox, k
     b.run('-N')
     assert not b.owned('containers')
     assert bool(client.volumes.list(filters={'name': f'{b.prefix}-data'})) == (keep == 'true')
+
+
+def test_a_kept_container_stays_kept_when_a_dependent_removal_fails(buildout, tmp_path, busybox):
+    """keep = true is recorded in the hook itself: no later failure turns it into an orphan."""
+    b = buildout
+    b.write(a_and_b(b, busybox, keep_a=True))
+    b.run('-N')
+    b.write('[buildout]\nparts =\n')
+    result = b.run('-N', check=False,
+                   env=fault_env('DELETE /containers/[^/]+$#1:error', tmp_path / 'fault.log'))
+    assert result.returncode == 1, result.stdout + result.stderr
+    run_with_one_part_of_ours(b)   # the sweep removes b's orphan, leaves the kept a
+    assert {c.name: c.status for c in b.owned('containers')} == {f'{b.prefix}-a': 'running'}
