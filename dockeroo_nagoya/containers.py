@@ -795,6 +795,52 @@ def stop(engine: Engine, container: str, timeout: int, callbacks: Callbacks) -> 
     callbacks.fire('post-stop', lambda: engine.client.containers.get(container))
 
 
+def end_processes(engine: Engine, container: str, timeout: int, callbacks: Callbacks) -> bool:
+    """End a container's processes as ``stop`` would; return once its PID 1 has exited.
+
+    The engine's own clean-up after an exit (the task, the mounts, the network
+    endpoint) takes most of a ``docker stop``; what depends on the container
+    needs only its processes gone. So a teardown in dependency order calls this,
+    lets the next container go, and leaves :func:`remove` (which then waits for
+    the engine) to run alongside. ``False`` when it did nothing: the engine is
+    not on this host, the container is not running, or stop callbacks want to
+    see a whole stop.
+    """
+    if callbacks.wanted('pre-stop') or callbacks.wanted('post-stop'):
+        return False
+    details = engine.inspect('containers', container)
+    if details is None:
+        return False
+    fd = stopsignal.watch(details)
+    if fd is None:
+        return False
+    name = details.get('Name', container).lstrip('/')
+    try:
+        policy = ((details.get('HostConfig') or {}).get('RestartPolicy') or {}).get('Name')
+        if policy and policy != 'no':  # else the engine would start it again after the signal
+            engine.api.update_container(container, restart_policy={'Name': 'no'})
+        unseen = stopsignal.ignored(details) if timeout > 0 else None
+        if unseen:
+            log.info('%s: its main process ignores %s: stopping it at once, not after '
+                     'stop-timeout (%ds)', name, unseen, timeout)
+        if timeout > 0 and not unseen:
+            _kill(engine, container, (details.get('Config') or {}).get('StopSignal') or 'SIGTERM')
+            if stopsignal.exited(fd, timeout):
+                return True
+        _kill(engine, container, 'SIGKILL')
+        return stopsignal.exited(fd, 60)
+    finally:
+        os.close(fd)
+
+
+def _kill(engine: Engine, container: str, signal_name: str) -> None:
+    try:
+        engine.api.kill(container, signal=signal_name)
+    except docker.errors.APIError as exc:
+        if exc.status_code not in (404, 409):  # gone, or not running any more: done
+            raise
+
+
 def remove(engine: Engine, container: str, timeout: int, callbacks: Callbacks) -> None:
     """Stop and remove a container; its volumes stay (named ones, anonymous ones too)."""
     stop(engine, container, timeout, callbacks)
@@ -840,8 +886,13 @@ def comes_after(options: Mapping[str, str]) -> frozenset[str]:
 
 
 def teardown(engine: Engine, directory: str, part: str, options: Mapping[str, str],
-             log: logging.Logger) -> None:
-    """Remove the containers of a part that is gone (unless ``keep``), with its callbacks."""
+             log: logging.Logger,
+             defer: Callable[[Callable[[], None]], None] | None = None) -> None:
+    """Remove the containers of a part that is gone (unless ``keep``), with its callbacks.
+
+    With ``defer``, it returns once the containers' processes have ended
+    (:func:`end_processes`) and hands the rest of each removal to ``defer``.
+    """
     try:
         values = opt.parse_options(part, options, tuple(
             o for o in TABLE if o.name in ('keep', 'stop-timeout', 'callbacks')))
@@ -854,8 +905,16 @@ def teardown(engine: Engine, directory: str, part: str, options: Mapping[str, st
         if values['keep']:
             log.info('keeping container %s (keep = true)', name)
             continue
-        remove(engine, container['Id'], int(math.ceil(values['stop-timeout'])), callbacks)
-        log.info('removed container %s', name)
+        timeout = int(math.ceil(values['stop-timeout']))
+
+        def finish(container_id: str = container['Id'], name: str = name) -> None:
+            remove(engine, container_id, timeout, callbacks)
+            log.info('removed container %s', name)
+
+        if defer is not None and end_processes(engine, container['Id'], timeout, callbacks):
+            defer(finish)
+        else:
+            finish()
 
 
 # -- the engine's arguments --------------------------------------------------------------

@@ -253,10 +253,24 @@ class Recipe:
         log = logging.getLogger(name)
         saved = dict(options)
 
-        def work() -> None:
+        later: list[Callable[[], None]] = []
+
+        def work() -> Callable[[], None]:
+            """Until the processes ended (what depends on them waits for that much)."""
             try:
                 with engine_errors(name, engine.config):
-                    cls.teardown(forked, directory, name, saved, log)
+                    cls.teardown(forked, directory, name, saved, log, defer=later.append)
+            except BaseException:
+                forked.close()
+                raise
+            return rest
+
+        def rest() -> None:
+            """The engine's clean-up, alongside the next removals."""
+            try:
+                with engine_errors(name, engine.config):
+                    for step in later:
+                        step()
                     orphans.released(forked, directory, name, kinds=cls.owns)
             finally:
                 forked.close()

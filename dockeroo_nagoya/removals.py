@@ -41,7 +41,10 @@ class Removal:
     part: str
     names: frozenset[str]     # the part's containers
     after: frozenset[str]     # the containers they come after
-    future: concurrent.futures.Future[None]
+    #: Done when the processes have ended: what they come after may stop then.
+    ended: concurrent.futures.Future[None]
+    #: Done when the engine has cleaned up too.
+    future: concurrent.futures.Future[None] | None = None
 
 
 _LOCK = threading.Lock()
@@ -54,11 +57,13 @@ class DependentNotRemoved(zc.buildout.UserError):
 
 
 def submit(part: str, names: frozenset[str], after: frozenset[str],
-           work: Callable[[], None]) -> None:
+           work: Callable[[], Callable[[], None] | None]) -> None:
     """Run ``work`` once every pending removal of a container that comes after ``names`` is done.
 
     The dependents were submitted earlier (buildout removes them first) and the
     pool takes work in order, so a removal only ever waits for started ones.
+    ``work`` may return the rest of the removal (the engine's clean-up once the
+    processes ended): it runs on its own, and nothing waits for it but the end.
     """
     global _POOL
     with _LOCK:
@@ -67,19 +72,33 @@ def submit(part: str, names: frozenset[str], after: frozenset[str],
                 max_workers=WORKERS, thread_name_prefix='dockeroo-nagoya-removal')
             atexit.register(_at_exit)
         dependents = [r for r in _PENDING if r.after & names]
-        future = _POOL.submit(_after, part, dependents, work)
-        _PENDING.append(Removal(part, names, after, future))
+        removal = Removal(part, names, after, concurrent.futures.Future())
+        removal.future = _POOL.submit(_after, removal, dependents, work)
+        _PENDING.append(removal)
 
 
-def _after(part: str, dependents: list[Removal], work: Callable[[], None]) -> None:
-    concurrent.futures.wait([r.future for r in dependents])
-    failed = [r.part for r in dependents if r.future.exception() is not None]
-    if failed:
-        raise DependentNotRemoved(
-            f'{part}: its containers were left running because {", ".join(failed)} (which '
-            f'depends on them) could not be removed; the next run with a part of this '
-            f'package removes them')
-    work()
+def _after(removal: Removal, dependents: list[Removal],
+           work: Callable[[], Callable[[], None] | None]) -> None:
+    """Wait for the dependents' processes to end, end ours, then let the engine clean up.
+
+    Waiting only for ``ended`` of earlier removals, which have their worker
+    already, a removal never waits for one that cannot start.
+    """
+    concurrent.futures.wait([r.ended for r in dependents])
+    failed = [r.part for r in dependents if r.ended.exception() is not None]
+    try:
+        if failed:
+            raise DependentNotRemoved(
+                f'{removal.part}: its containers were left running because '
+                f'{", ".join(failed)} (which depends on them) could not be removed; the next '
+                f'run with a part of this package removes them')
+        rest = work()
+    except BaseException as exc:
+        removal.ended.set_exception(exc)
+        raise
+    removal.ended.set_result(None)
+    if rest is not None:
+        rest()
 
 
 def pending() -> bool:
@@ -98,12 +117,12 @@ def finish(raising: bool = True) -> None:
     of the run: raised there, buildout would count them against the part it is installing.
     """
     with _LOCK:
-        waiting = list(_PENDING)
+        waiting = [r.future for r in _PENDING if r.future is not None]
         _PENDING.clear()
     if waiting:
-        concurrent.futures.wait([r.future for r in waiting])
+        concurrent.futures.wait(waiting)
         forget_everywhere('containers')
-    failures = [r.future.exception() for r in waiting if r.future.exception() is not None]
+    failures = [f.exception() for f in waiting if f.exception() is not None]
     if not raising:
         for failure in failures:
             log.error('%s', failure)

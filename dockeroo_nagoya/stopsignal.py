@@ -16,6 +16,7 @@ waits) answers *no*, and the stop takes its full ``stop-timeout`` as usual.
 from __future__ import annotations
 
 import os
+import select
 import signal
 from typing import Any, Mapping
 
@@ -80,4 +81,42 @@ def ignored(details: Mapping[str, Any]) -> str | None:
         return name
 
 
-__all__ = ['ignored', 'signal_number']
+def watch(details: Mapping[str, Any]) -> int | None:
+    """A pidfd of a running container's PID 1 on this host, or ``None``.
+
+    The fd pins the process, so the cgroup is checked after opening it: a PID
+    the kernel reused for something else is never watched. Readable when the
+    process has exited (:func:`exited`).
+    """
+    state = details.get('State') or {}
+    pid = state.get('Pid')
+    if not pid or not state.get('Running') or not hasattr(os, 'pidfd_open'):
+        return None
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:
+        return None
+    try:
+        with open(os.path.join(PROC, str(pid), 'cgroup'), encoding='ascii',
+                  errors='replace') as handle:
+            if details.get('Id', '') in handle.read():
+                with open(os.path.join(PROC, str(pid), 'status'), encoding='ascii',
+                          errors='replace') as status:
+                    # Its own PID namespace: when PID 1 ends, the kernel ends the rest.
+                    if [line for line in status if line.startswith('NSpid:')
+                            and line.split()[-1] == '1']:
+                        return fd
+    except OSError:
+        pass
+    os.close(fd)
+    return None
+
+
+def exited(fd: int, timeout: float) -> bool:
+    """Whether the watched process ended within ``timeout`` seconds."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(max(0, int(timeout * 1000))))
+
+
+__all__ = ['ignored', 'signal_number', 'watch', 'exited']

@@ -18,18 +18,32 @@ from faults.harness import fault_env
 #: A service that takes a second to shut down after SIGTERM, then exits 0.
 SLOW_STOP = "sh -c 'trap \"sleep 1; exit 0\" TERM; while true; do sleep 0.2; done'"
 
+#: The same, writing the host's uptime when SIGTERM came and when it ended into /out:
+#: the order of processes ending is what dependents-first means (the engine's die event
+#: comes later, after its clean-up).
+STAMPED_STOP = """#!/bin/sh
+stamp() { cut -d' ' -f1 /proc/uptime > /out/$NAME.$1; }
+trap 'stamp term; sleep 1; stamp done; exit 0' TERM
+while true; do sleep 0.2; done
+"""
+
+
+def stamps(directory, names) -> dict[str, dict[str, float]]:
+    return {n: {k: float((directory / f'{n}.{k}').read_text()) for k in ('term', 'done')}
+            for n in names}
+
 
 def events(client: docker.DockerClient, b, since: float) -> list[tuple[str, str, dict]]:
     """(action, container name, attributes) of the buildout's containers since ``since``."""
     found = client.events(since=int(since) - 1, until=int(time.time()) + 1, decode=True,
                           filters={'type': 'container', 'label': b.label})
-    return [(e['Action'], e['Actor']['Attributes'].get('name', ''), e['Actor']['Attributes'])
-            for e in found]
+    return [(e['Action'], e['Actor']['Attributes'].get('name', ''), e['Actor']['Attributes'],
+             e['timeNano'] / 1e9) for e in found]
 
 
 def first(log: list, action: str, name: str, **attributes: str) -> int:
     """Position of the first matching event (a stop is a TERM kill, a die, then stop)."""
-    for index, (act, who, attrs) in enumerate(log):
+    for index, (act, who, attrs, _) in enumerate(log):
         if act == action and who == name and all(attrs.get(k) == v for k, v in attributes.items()):
             return index
     raise AssertionError(f'no {action} {attributes} event of {name} in {log}')
@@ -98,14 +112,18 @@ def test_stop_signal_seen_or_not(client, busybox):
 
 
 def test_separate_parts_stop_dependents_first_and_independent_ones_together(buildout, client,
-                                                                            busybox):
+                                                                            busybox, tmp_path):
     """d -> b -> a and c -> a as docker.run parts: d and c stop at the same time, a last."""
     b = buildout
+    out = tmp_path / 'out'
+    out.mkdir()
+    (out / 'stop.sh').write_text(STAMPED_STOP)
     parts = {'a': '', 'b': '${a:name}', 'c': '${a:name}', 'd': '${b:name}'}
     config = ['[buildout]', 'parts = a b c d', '']
     for part, after in parts.items():
         config += [f'[{part}]', 'recipe = dockeroo_nagoya:docker.run', f'name = {b.prefix}-{part}',
-                   f'image = {busybox}', f'command = {SLOW_STOP}']
+                   f'image = {busybox}', 'command = sh /out/stop.sh', f'env = NAME={part}',
+                   f'volumes = {out}:/out']
         config += [f'depends = {after}', ''] if after else ['']
     b.write('\n'.join(config))
     b.run('-N')
@@ -113,23 +131,26 @@ def test_separate_parts_stop_dependents_first_and_independent_ones_together(buil
     since = time.time()
     b.run('-N')
     assert not b.owned('containers')
-    log = events(client, b, since)
-    name = {part: f'{b.prefix}-{part}' for part in parts}
-    # Nothing is signalled before every container that depends on it has died.
-    assert first(log, 'die', name['d']) < first(log, 'kill', name['b'])
+    at = stamps(out, parts)
+    # Nothing got its SIGTERM before everything that depends on it had ended.
+    assert at['d']['done'] <= at['b']['term']
     for dependent in ('b', 'c'):
-        assert first(log, 'die', name[dependent]) < first(log, 'kill', name['a'])
-    # d and c come after no removed container: both were signalled before either died.
-    assert max(first(log, 'kill', name['d']), first(log, 'kill', name['c'])) < \
-        min(first(log, 'die', name['d']), first(log, 'die', name['c']))
+        assert at[dependent]['done'] <= at['a']['term']
+    # d and c come after no removed container: both had SIGTERM before either ended.
+    assert max(at['d']['term'], at['c']['term']) < min(at['d']['done'], at['c']['done'])
     # Each had its handler run (exit 0), none was killed for taking its second.
+    log = events(client, b, since)
     for part in parts:
-        assert log[first(log, 'die', name[part])][2].get('exitCode') == '0', log
+        assert log[first(log, 'die', f'{b.prefix}-{part}')][2].get('exitCode') == '0', log
 
 
-def test_a_system_member_that_ignores_sigterm_is_not_waited_for(buildout, client, busybox):
+def test_a_system_member_that_ignores_sigterm_is_not_waited_for(buildout, client, busybox,
+                                                                tmp_path):
     """sleep as PID 1 never sees SIGTERM: the 30 s stop-timeout is not waited out, order kept."""
     b = buildout
+    out = tmp_path / 'out'
+    out.mkdir()
+    (out / 'stop.sh').write_text(STAMPED_STOP)
     b.write(f'''
         [buildout]
         parts = sys
@@ -152,27 +173,32 @@ def test_a_system_member_that_ignores_sigterm_is_not_waited_for(buildout, client
         [c]
         <= a
         name = {b.prefix}-c
-        command = {SLOW_STOP}
+        command = sh /out/stop.sh
+        env = NAME=c
+        volumes = {out}:/out
         depends = b
         ''')
     b.run('-N')
     b.write('[buildout]\nparts =\n')
     since = time.time()
-    out = b.run('-N').stdout
+    text = b.run('-N').stdout
     assert not b.owned('containers')
     for member in ('a', 'b'):
-        assert f'{b.prefix}-{member}: its main process ignores SIGTERM: stopping it at once' in out
-    assert f'{b.prefix}-c: its main process' not in out
+        assert f'{b.prefix}-{member}: its main process ignores SIGTERM: stopping it at once' in text
+    assert f'{b.prefix}-c: its main process' not in text
     log = events(client, b, since)
     a, bb, c = (f'{b.prefix}-{m}' for m in 'abc')
-    assert first(log, 'die', c) < first(log, 'kill', bb)
-    assert first(log, 'die', bb) < first(log, 'kill', a)
     assert log[first(log, 'die', c)][2]['exitCode'] == '0'          # its handler ran
+    assert first(log, 'kill', c, signal='15') < first(log, 'kill', bb) < first(log, 'kill', a)
     for name in (a, bb):
         assert log[first(log, 'die', name)][2]['exitCode'] == '137'  # killed, as at the timeout
-        # SIGKILL right after SIGTERM, not 30 s later
-        term, kill = first(log, 'kill', name, signal='15'), first(log, 'kill', name, signal='9')
-        assert term < kill < first(log, 'die', name)
+        assert [e for e in log if e[0] == 'kill' and e[1] == name] == \
+            [log[first(log, 'kill', name, signal='9')]]              # SIGKILL only, at once
+    # c took its second to end before b was killed (both on the host's wall clock; the
+    # uptime stamps have 10 ms steps).
+    with open('/proc/uptime', encoding='ascii') as uptime:
+        booted = time.time() - float(uptime.read().split()[0])
+    assert booted + stamps(out, ['c'])['c']['done'] <= log[first(log, 'kill', bb)][3] + 0.05
 
 
 def test_a_failed_background_removal_fails_the_run_and_the_next_run_removes_it(
@@ -182,7 +208,7 @@ def test_a_failed_background_removal_fails_the_run_and_the_next_run_removes_it(
     b.write(a_and_b(b, busybox))
     b.run('-N')
     b.write('[buildout]\nparts =\n')
-    rule = 'DELETE /containers/[^/]+$#1:error'
+    rule = 'POST /containers/[^/]+/kill#1:error'   # b's processes cannot be ended
     result = b.run('-N', check=False, env=fault_env(rule, tmp_path / 'fault.log'))
     output = result.stdout + result.stderr
     assert result.returncode == 1, output

@@ -46,7 +46,7 @@ the background, after the removed parts that depend on it
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping, MutableMapping
+from typing import Any, Callable, Mapping, MutableMapping
 
 from .. import containers
 from .. import options as opt
@@ -108,8 +108,9 @@ class RunRecipe(Recipe):
 
     @classmethod
     def teardown(cls, engine: Engine, directory: str, part: str,
-                 options: Mapping[str, Any], log: logging.Logger) -> None:
-        containers.teardown(engine, directory, part, options, log)
+                 options: Mapping[str, Any], log: logging.Logger,
+                 defer: Callable[[Callable[[], None]], None] | None = None) -> None:
+        containers.teardown(engine, directory, part, options, log, defer)
 
     @classmethod
     def removal_order(cls, options: Mapping[str, str]

@@ -330,6 +330,7 @@ def remove_in_order(engine: Engine, directory: str, part: str, found: list[dict[
              for name in by_name}
 
     def remove(name: str) -> None:
+        """Until its processes ended; the engine's clean-up goes on alongside the next ones."""
         member = recorded.get(name) or {}
         if keep and member.get('keep'):
             log.info('keeping container %s (keep = true)', name)
@@ -337,17 +338,40 @@ def remove_in_order(engine: Engine, directory: str, part: str, found: list[dict[
         callbacks = containers.Callbacks(f'{part}: member {member.get("section", name)}',
                                          directory, [tuple(line) for line in
                                                      member.get('callbacks') or []])
+        container = by_name[name]['Id']
+        timeout = int(math.ceil(member.get('stop-timeout', 10)))
         forked = engine.fork(part)
+
+        def finish() -> None:
+            try:
+                with engine_errors(part, engine.config):
+                    containers.remove(forked, container, timeout, callbacks)
+            finally:
+                forked.close()
+            log.info('removed container %s: %s', name, why)
+
         try:
             with engine_errors(part, engine.config):
-                containers.remove(forked, by_name[name]['Id'],
-                                  int(math.ceil(member.get('stop-timeout', 10))), callbacks)
-        finally:
+                ended = containers.end_processes(forked, container, timeout, callbacks)
+        except BaseException:
             forked.close()
-        log.info('removed container %s: %s', name, why)
+            raise
+        if ended:
+            cleaning.append(cleanup.submit(finish))
+        else:
+            finish()
 
-    scheduling.run_or_raise(scheduling.reverse(graph), remove, log)
-    engine.forget('containers')
+    cleaning: list[concurrent.futures.Future[None]] = []
+    with concurrent.futures.ThreadPoolExecutor(
+            max_workers=scheduling.MAX_WORKERS, thread_name_prefix='dockeroo-nagoya-cleanup') \
+            as cleanup:
+        try:
+            scheduling.run_or_raise(scheduling.reverse(graph), remove, log)
+        finally:
+            concurrent.futures.wait(cleaning)
+            engine.forget('containers')
+    for future in cleaning:
+        future.result()
 
 
 def _after_names(member: Mapping[str, Any] | None,
