@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import time
 from typing import Any, Mapping
 
@@ -99,6 +100,7 @@ class ServiceRecipe(Recipe):
         spec_id = self.identity(image=image_id)
         current = self._find(name)
         replicas = self.values['replicas']
+        rolled = False
         if current is None:
             self.log.info('creating service %s with %d replicas', name, replicas)
             self._create(identity, spec_id)
@@ -109,11 +111,12 @@ class ServiceRecipe(Recipe):
                 self.log.info('updating service %s: its configuration or image changed '
                               '(rolling, %d at a time)', name, self.values['update-parallelism'])
                 self._update(current, identity, spec_id)
+                rolled = True
             elif _replicas(current) != replicas:
                 self.log.info('scaling service %s from %d to %d replicas', name,
                               _replicas(current), replicas)
                 self._scale(current, replicas)
-        self._wait_running(name, replicas)
+        self._wait_running(name, replicas, rolled)
         self._remove_unused_secrets(name)
         return []
 
@@ -188,9 +191,15 @@ class ServiceRecipe(Recipe):
             update_config=spec.get('UpdateConfig'), endpoint_spec=spec.get('EndpointSpec'),
             rollback_config=spec.get('RollbackConfig'))
 
-    def _wait_running(self, name: str, replicas: int) -> None:
-        """Until ``replicas`` tasks of the current spec run, or the wait-timeout."""
-        deadline = time.monotonic() + self.values['wait-timeout']
+    def _wait_running(self, name: str, replicas: int, rolled: bool = False) -> None:
+        """Until ``replicas`` tasks of the current spec run, or the wait-timeout.
+
+        After an update (``rolled``) the old tasks still run until the Swarm
+        starts the roll, and the update status is still the last roll's: so the
+        roll that counts is one that started after the service was updated.
+        """
+        started = time.monotonic()
+        deadline = started + self.values['wait-timeout']
         delay = 0.1
         while True:
             service = self._find(name)
@@ -198,7 +207,11 @@ class ServiceRecipe(Recipe):
             tasks = self.engine.api.tasks(filters={'service': service['ID'],
                                                    'desired-state': 'running'})
             running = [t for t in tasks if t['Status']['State'] == 'running']
-            update = (service.get('UpdateStatus') or {}).get('State')
+            status = service.get('UpdateStatus') or {}
+            update = status.get('State')
+            if rolled and _instant(status.get('StartedAt')) < _instant(service.get('UpdatedAt')) \
+                    and time.monotonic() < started + ROLL_START_GRACE:
+                update = 'not started'  # (a change that restarts no task starts no roll)
             if len(running) == replicas and len(tasks) == replicas and update in (None, 'completed'):
                 self.log.info('service %s: %d of %d replicas running', name, len(running), replicas)
                 return
@@ -247,6 +260,18 @@ def _part_secrets(engine: Engine, directory: str, part: str) -> list[dict[str, A
     found = engine.api.secrets(filters={'label': f'io.dockeroo-nagoya.part={part}'})
     return [s for s in found
             if (s['Spec'].get('Labels') or {}).get('io.dockeroo-nagoya.buildout') == directory]
+
+
+#: Seconds an update waits for its roll to start before taking it that none is needed.
+ROLL_START_GRACE = 3.0
+
+
+def _instant(stamp: str | None) -> tuple[str, str]:
+    """A Swarm time stamp (RFC 3339, nanoseconds with trailing zeros cut) made comparable."""
+    match = re.match(r'^([0-9T:-]+)(?:\.(\d+))?', stamp or '')
+    if not match:
+        return ('', '')
+    return (match.group(1), (match.group(2) or '').ljust(9, '0'))
 
 
 def _wait_gone(engine: Engine, service_id: str, timeout: float = 60) -> None:
