@@ -607,7 +607,7 @@ class Runner:
             inherited = self._anonymous_volumes(current['Id'])
             self.remove(current['Id'])
         else:
-            self.log.info('creating %s%s', f'{name} again: ' if step.reason else name, step.reason)
+            self._say_creating(step)
         container = self._create(self.labels(identity, hashes), inherited)
         self._bring_up(container, new=True)
         return container
@@ -624,10 +624,12 @@ class Runner:
         if self.find() is not None:
             return
         identity, hashes = self.identity(extra_identity)
-        step = plan(self.spec, None, identity, hashes, expected=expected)
-        self.log.info('creating %s%s', f'{self.spec.name} again: ' if step.reason
-                      else self.spec.name, step.reason)
+        self._say_creating(plan(self.spec, None, identity, hashes, expected=expected))
         self.ahead = self._create(self.labels(identity, hashes), [])
+
+    def _say_creating(self, step: Plan) -> None:
+        name = self.spec.name
+        self.log.info('creating %s%s', f'{name} again: ' if step.reason else name, step.reason)
 
     def discard_ahead(self) -> None:
         """A container made ahead whose turn never came (something before it failed)."""
@@ -785,13 +787,7 @@ def stop(engine: Engine, container: str, timeout: int, callbacks: Callbacks) -> 
     if details is None or not details['State'].get('Running'):
         return
     callbacks.fire('pre-stop', lambda: engine.client.containers.get(container))
-    unseen = stopsignal.ignored(details) if timeout > 0 else None
-    if unseen:
-        # The grace period would end the same way, only later: see stopsignal.
-        log.info('%s: its main process ignores %s: stopping it at once, not after '
-                 'stop-timeout (%ds)', details.get('Name', container).lstrip('/'), unseen, timeout)
-        timeout = 0
-    engine.api.stop(container, timeout=timeout)
+    engine.api.stop(container, timeout=_grace(details, timeout))
     callbacks.fire('post-stop', lambda: engine.client.containers.get(container))
 
 
@@ -814,16 +810,12 @@ def end_processes(engine: Engine, container: str, timeout: int, callbacks: Callb
     fd = stopsignal.watch(details)
     if fd is None:
         return False
-    name = details.get('Name', container).lstrip('/')
     try:
         policy = ((details.get('HostConfig') or {}).get('RestartPolicy') or {}).get('Name')
         if policy and policy != 'no':  # else the engine would start it again after the signal
             engine.api.update_container(container, restart_policy={'Name': 'no'})
-        unseen = stopsignal.ignored(details) if timeout > 0 else None
-        if unseen:
-            log.info('%s: its main process ignores %s: stopping it at once, not after '
-                     'stop-timeout (%ds)', name, unseen, timeout)
-        if timeout > 0 and not unseen:
+        timeout = _grace(details, timeout)
+        if timeout > 0:
             _kill(engine, container, (details.get('Config') or {}).get('StopSignal') or 'SIGTERM')
             if stopsignal.exited(fd, timeout):
                 return True
@@ -831,6 +823,18 @@ def end_processes(engine: Engine, container: str, timeout: int, callbacks: Callb
         return stopsignal.exited(fd, 60)
     finally:
         os.close(fd)
+
+
+def _grace(details: Mapping[str, Any], timeout: int) -> int:
+    """The stop-timeout to give: none when PID 1 can never see the stop signal (the
+    grace period would end in the same SIGKILL, only later: see stopsignal)."""
+    unseen = stopsignal.ignored(details) if timeout > 0 else None
+    if not unseen:
+        return timeout
+    log.info('%s: its main process ignores %s: stopping it at once, not after '
+             'stop-timeout (%ds)', str(details.get('Name') or details.get('Id')).lstrip('/'),
+             unseen, timeout)
+    return 0
 
 
 def _kill(engine: Engine, container: str, signal_name: str) -> None:

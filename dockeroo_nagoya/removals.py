@@ -101,11 +101,6 @@ def _after(removal: Removal, dependents: list[Removal],
         rest()
 
 
-def pending() -> bool:
-    with _LOCK:
-        return bool(_PENDING)
-
-
 #: Failures :func:`finish` was asked not to raise: the end of the run reports them.
 _FAILED: list[BaseException] = []
 
@@ -147,4 +142,4 @@ def _at_exit() -> None:
         os._exit(1)
 
 
-__all__ = ['submit', 'finish', 'pending', 'DependentNotRemoved']
+__all__ = ['submit', 'finish', 'DependentNotRemoved']

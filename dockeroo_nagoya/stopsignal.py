@@ -45,23 +45,40 @@ def _mask(status: Mapping[str, str], key: str) -> int:
     return int(status.get(key, '0'), 16)
 
 
-def ignored(details: Mapping[str, Any]) -> str | None:
-    """The stop signal's name when an inspected, running container's PID 1 will never see it."""
+def _own_status(details: Mapping[str, Any]) -> dict[str, str] | None:
+    """``/proc/PID/status`` of a running container's PID 1, when that process is on this
+    host and is that container's (its cgroup names the container); else ``None``."""
     state = details.get('State') or {}
     pid = state.get('Pid')
-    name = ((details.get('Config') or {}).get('StopSignal') or 'SIGTERM')
-    number = signal_number(name)
-    if not pid or not state.get('Running') or number is None or number >= 64:
+    if not pid or not state.get('Running'):
         return None
     base = os.path.join(PROC, str(pid))
     try:
         with open(os.path.join(base, 'cgroup'), encoding='ascii', errors='replace') as handle:
             if details.get('Id', '') not in handle.read():
                 return None  # not this host's engine, or not that container's process
-        status = _status(os.path.join(base, 'status'))
-        bit = 1 << (number - 1)
-        if _mask(status, 'SigCgt') & bit:
-            return None
+        return _status(os.path.join(base, 'status'))
+    except (OSError, ValueError):
+        return None
+
+
+def _namespaced_init(status: Mapping[str, str]) -> bool:
+    """PID 1 of its own PID namespace (when it ends, the kernel ends the rest)."""
+    return status.get('NSpid', '').split()[-1:] == ['1']
+
+
+def ignored(details: Mapping[str, Any]) -> str | None:
+    """The stop signal's name when an inspected, running container's PID 1 will never see it."""
+    name = ((details.get('Config') or {}).get('StopSignal') or 'SIGTERM')
+    number = signal_number(name)
+    status = _own_status(details)
+    if status is None or number is None or not 0 < number < 64:
+        return None
+    bit = 1 << (number - 1)
+    if _mask(status, 'SigCgt') & bit:
+        return None
+    base = os.path.join(PROC, str(details['State']['Pid']))
+    try:
         for task in os.listdir(os.path.join(base, 'task')):
             task_dir = os.path.join(base, 'task', task)
             with open(os.path.join(task_dir, 'wchan'), encoding='ascii', errors='replace') as handle:
@@ -72,8 +89,7 @@ def ignored(details: Mapping[str, Any]) -> str | None:
                 return None  # held for later (signalfd, sigwait)
     except (OSError, ValueError):
         return None
-    namespaced_init = status.get('NSpid', '').split()[-1:] == ['1']
-    if not (_mask(status, 'SigIgn') & bit or namespaced_init):
+    if not (_mask(status, 'SigIgn') & bit or _namespaced_init(status)):
         return None
     try:
         return signal.Signals(number).name
@@ -84,30 +100,21 @@ def ignored(details: Mapping[str, Any]) -> str | None:
 def watch(details: Mapping[str, Any]) -> int | None:
     """A pidfd of a running container's PID 1 on this host, or ``None``.
 
-    The fd pins the process, so the cgroup is checked after opening it: a PID
-    the kernel reused for something else is never watched. Readable when the
-    process has exited (:func:`exited`).
+    The fd pins the process, so the process is checked after opening it: a PID
+    the kernel reused for something else is never watched. Only a PID
+    namespace's init is watched: its end is the end of every process in it.
+    Readable when the process has exited (:func:`exited`).
     """
-    state = details.get('State') or {}
-    pid = state.get('Pid')
-    if not pid or not state.get('Running') or not hasattr(os, 'pidfd_open'):
+    pid = (details.get('State') or {}).get('Pid')
+    if not pid or not hasattr(os, 'pidfd_open'):
         return None
     try:
         fd = os.pidfd_open(pid)
     except OSError:
         return None
-    try:
-        with open(os.path.join(PROC, str(pid), 'cgroup'), encoding='ascii',
-                  errors='replace') as handle:
-            if details.get('Id', '') in handle.read():
-                with open(os.path.join(PROC, str(pid), 'status'), encoding='ascii',
-                          errors='replace') as status:
-                    # Its own PID namespace: when PID 1 ends, the kernel ends the rest.
-                    if [line for line in status if line.startswith('NSpid:')
-                            and line.split()[-1] == '1']:
-                        return fd
-    except OSError:
-        pass
+    status = _own_status(details)
+    if status is not None and _namespaced_init(status):
+        return fd
     os.close(fd)
     return None
 
