@@ -341,3 +341,45 @@ def test_cycles_are_found_and_named():
     assert scheduling.find_cycle({'a': {'b'}, 'b': {'c'}, 'c': set()}) is None
     assert scheduling.find_cycle({'a': {'b'}, 'b': {'c'}, 'c': {'a'}}) == ['a', 'b', 'c', 'a']
     assert scheduling.find_cycle({'a': {'outside'}, 'b': {'b'}}) == ['b', 'b']
+
+
+def test_members_created_ahead_are_removed_when_an_earlier_member_fails(buildout, client,
+                                                                       busybox):
+    """b and c wait for a: created while a starts, and removed again when a's gate fails."""
+    import time as clock
+    b = buildout
+    b.write(f'''
+        [buildout]
+        parts = sys
+
+        [sys]
+        recipe = dockeroo_nagoya:docker.system
+        containers = a b c
+
+        [a]
+        name = {b.prefix}-a
+        image = {busybox}
+        command = sleep 3600
+        init = true
+        wait-for = exec:false
+        wait-timeout = 1
+
+        [b]
+        name = {b.prefix}-b
+        image = {busybox}
+        command = sleep 3600
+        init = true
+        depends = a
+
+        [c]
+        <= b
+        name = {b.prefix}-c
+        ''')
+    since = clock.time()
+    out = b.fail('-N')
+    assert 'wait-for' in out
+    created = {e['Actor']['Attributes']['name'] for e in client.events(
+        since=int(since) - 1, until=int(clock.time()) + 1, decode=True,
+        filters={'type': 'container', 'event': 'create', 'label': b.label})}
+    assert {f'{b.prefix}-b', f'{b.prefix}-c'} <= created, created   # made ahead of their turn
+    assert {c.name for c in b.owned('containers')} <= {f'{b.prefix}-a'}  # and gone again
