@@ -50,6 +50,17 @@ class Removal:
 _LOCK = threading.Lock()
 _PENDING: list[Removal] = []
 _POOL: concurrent.futures.ThreadPoolExecutor | None = None
+#: Work for the end of the run, after every removal (see :func:`at_end`).
+_AT_END: list[Callable[[], None]] = []
+_REGISTERED = False
+
+
+def _register() -> None:
+    """The exit hook, once (under ``_LOCK``)."""
+    global _REGISTERED
+    if not _REGISTERED:
+        atexit.register(_at_exit)
+        _REGISTERED = True
 
 
 class DependentNotRemoved(zc.buildout.UserError):
@@ -70,7 +81,7 @@ def submit(part: str, names: frozenset[str], after: frozenset[str],
         if _POOL is None:
             _POOL = concurrent.futures.ThreadPoolExecutor(
                 max_workers=WORKERS, thread_name_prefix='dockeroo-nagoya-removal')
-            atexit.register(_at_exit)
+            _register()
         dependents = [r for r in _PENDING if r.after & names]
         removal = Removal(part, names, after, concurrent.futures.Future())
         removal.future = _POOL.submit(_after, removal, dependents, work)
@@ -131,10 +142,24 @@ def finish(raising: bool = True) -> None:
         raise failures[0]  # type: ignore[misc]
 
 
+def at_end(work: Callable[[], None]) -> None:
+    """Run ``work`` when the run ends, after every pending removal.
+
+    For what can only go once later parts have been installed: an old network
+    that the containers of reinstalled parts still use until they are replaced.
+    ``work`` reports its own trouble; an exception from it fails the run.
+    """
+    with _LOCK:
+        _register()
+        _AT_END.append(work)
+
+
 def _at_exit() -> None:
     """A run that only removes parts ends here: report a failure as buildout would."""
     try:
         finish()
+        while _AT_END:
+            _AT_END.pop(0)()
     except Exception as exc:  # the process is ending: say it, and fail the run
         sys.stdout.flush()
         sys.stderr.write(f'While:\n  Removing the containers of removed parts.\nError: {exc}\n')
@@ -142,4 +167,4 @@ def _at_exit() -> None:
         os._exit(1)
 
 
-__all__ = ['submit', 'finish', 'DependentNotRemoved']
+__all__ = ['submit', 'finish', 'at_end', 'DependentNotRemoved']

@@ -1,6 +1,8 @@
 """docker.network: options, recreation with our containers, refusal with foreign ones."""
 from __future__ import annotations
 
+import pytest
+
 from helpers import ids
 
 
@@ -86,3 +88,83 @@ def test_stale_endpoints_of_removed_containers_are_waited_out(buildout, client, 
     assert log.read_text().count('\n') == 1                # the engine's answer came once
     assert 'still counts endpoints of removed containers' in result.stdout + result.stderr
     assert not b.owned('networks') and not b.owned('containers')
+
+
+def sleeper(section: str, name: str, image: str, network: str, recipe: bool = True,
+            extra: str = '') -> str:
+    """A ``sleep`` container section on one network."""
+    return f'''
+        [{section}]
+        {'recipe = dockeroo_nagoya:docker.run' if recipe else ''}
+        name = {name}
+        image = {image}
+        command = sleep 3600
+        init = true
+        networks = {network}
+        {extra}
+        '''
+
+
+def renamed_cfg(b, tag: str, system: bool, busybox: str, more: str = '') -> str:
+    """A network and two containers on it; ``tag`` is in every name."""
+    members = ''.join(
+        sleeper(f'{b.prefix}-app-{x}', f'{b.prefix}-{tag}-{x}', busybox, '${net:name}',
+                recipe=not system, extra=after)
+        for x, after in (('a', ''), ('b', f'depends = {b.prefix}-app-a')))
+    if system:
+        parts = 'net system'
+        members += f'''
+        [system]
+        recipe = dockeroo_nagoya:docker.system
+        containers = {b.prefix}-app-a {b.prefix}-app-b
+        '''
+    else:
+        parts = f'net {more} {b.prefix}-app-a {b.prefix}-app-b'
+    return f'''
+        [buildout]
+        parts = {parts}
+
+        [net]
+        recipe = dockeroo_nagoya:docker.network
+        name = {b.prefix}-{tag}-net
+        ''' + members
+
+
+@pytest.mark.parametrize('system', [False, True], ids=['parts', 'system'])
+def test_network_renamed_with_its_containers(buildout, client, busybox, system):
+    """The old network is still used by the old containers while the network part installs:
+    it goes at the end of the run, once their parts replaced them (it used to stop every run)."""
+    b = buildout
+    b.write(renamed_cfg(b, 'one', system, busybox))
+    b.run('-N')
+    old = client.networks.get(f'{b.prefix}-one-net').id
+    b.write(renamed_cfg(b, 'two', system, busybox))
+    result = b.run('-N')
+    assert 'removed network' in result.stdout + result.stderr
+    assert not client.networks.list(ids=[old])
+    names = sorted(c.name for c in client.containers.list(all=True, filters={'name': b.prefix}))
+    assert names == [f'{b.prefix}-two-a', f'{b.prefix}-two-b']
+    for name in names:
+        networks = client.containers.get(name).attrs['NetworkSettings']['Networks']
+        assert list(networks) == [f'{b.prefix}-two-net']
+    before = ids(client, b)
+    b.run('-N')
+    assert ids(client, b) == before
+
+
+def test_old_network_still_used_at_the_end_of_the_run_is_left_with_a_warning(
+        buildout, client, busybox):
+    """A part that names the old network literally keeps it: said, not failed, not removed."""
+    b = buildout
+    b.write(renamed_cfg(b, 'one', False, busybox))
+    b.run('-N')
+    pinned = sleeper('pinned', f'{b.prefix}-pinned', busybox, f'{b.prefix}-one-net')
+    b.write(renamed_cfg(b, 'two', False, busybox, more='pinned') + pinned)
+    result = b.run('-N')
+    assert 'is still used by the containers' in result.stdout + result.stderr
+    assert 'it is left, the next run removes it' in result.stdout + result.stderr
+    assert client.networks.list(names=[f'{b.prefix}-one-net'])
+    assert client.containers.get(f'{b.prefix}-pinned').status == 'running'
+    b.write(renamed_cfg(b, 'two', False, busybox))
+    b.run('-N')
+    assert not client.networks.list(names=[f'{b.prefix}-one-net'])
