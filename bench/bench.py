@@ -8,7 +8,10 @@ teardown, for:
 
 - ``compose``: Debian's docker-compose (``up -d``, ``up -d``, ``up -d``, ``down``);
 - ``system``: one ``docker.system`` part (plus the network and volume parts);
-- ``parts``: one ``docker.run`` part per container (plus the same).
+- ``parts``: one ``docker.run`` part per container (plus the same);
+- ``engine``: no tool, the floor: the same engine work driven straight from
+  this process (no program to start, nothing to read or compare, every
+  container stopped at once whatever depends on it), which no tool can beat.
 
 Buildout is run the way a user runs it: this package installed into a
 virtualenv of its own (not a develop egg), ``bin/buildout -N``. Engine API
@@ -20,6 +23,7 @@ requests of each no-op rerun are counted through a proxy on a unix socket.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
 import os
 import platform
@@ -132,6 +136,10 @@ class Hung(Exception):
     """A command that did not finish within the bench's limit."""
 
 
+class Failed(Exception):
+    """A command that failed (for one, the engine bug that keeps a network's endpoints)."""
+
+
 #: Seconds any one command may take (an N = 100 ``up -d`` takes about 40).
 LIMIT = 300
 
@@ -145,12 +153,33 @@ def timed(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> f
         raise Hung(f'{" ".join(command[:4])} ... did not finish in {LIMIT}s') from None
     elapsed = time.monotonic() - started
     if result.returncode != 0:
-        raise SystemExit(f'{" ".join(command)} failed:\n{result.stdout}\n{result.stderr}')
+        raise Failed(f'{" ".join(command[:4])} ... failed:\n{result.stdout[-2000:]}'
+                     f'\n{result.stderr[-2000:]}')
     return elapsed
 
 
-def run_compose(n: int, shape: str, proxy: CountingProxy, workdir: Path) -> dict[str, object]:
-    project = f'dnbench{n}{shape}'
+def clean_up(containers: dict[str, str], network: str, volumes: str) -> None:
+    """Whatever a round left (it failed or hung): by filter, name and name prefix.
+
+    A network the engine will not remove (moby/moby#17217, see the README) is
+    left with a line, and later rounds use other names (their ``tag``).
+    """
+    client = docker.from_env()
+    for container in client.containers.list(all=True, filters=containers):
+        container.remove(force=True)
+    for found in client.networks.list(names=[network]):
+        try:
+            found.remove()
+        except docker.errors.APIError as exc:
+            print(f'left network {network}: {exc}', flush=True)
+    for volume in client.volumes.list(filters={'name': volumes}):
+        volume.remove()
+    client.close()
+
+
+def run_compose(n: int, shape: str, proxy: CountingProxy, workdir: Path,
+                tag: str = '') -> dict[str, object]:
+    project = f'dnbench{n}{shape}{tag}'
     file = workdir / 'docker-compose.json'
     base = ['docker-compose', '-p', project, '-f', str(file)]
     # compose 1.29 nests its parallel work under one semaphore (COMPOSE_PARALLEL_LIMIT, 64):
@@ -168,20 +197,13 @@ def run_compose(n: int, shape: str, proxy: CountingProxy, workdir: Path) -> dict
         change = timed(base + ['up', '-d'], workdir, env)
         down = timed(base + ['down'], workdir, env)
     finally:
-        client = docker.from_env()
-        for container in client.containers.list(
-                all=True, filters={'label': f'com.docker.compose.project={project}'}):
-            container.remove(force=True)
-        for network in client.networks.list(names=[f'{project}_net']):
-            network.remove()
-        for volume in client.volumes.list(filters={'name': project}):
-            volume.remove()
+        clean_up({'label': f'com.docker.compose.project={project}'}, f'{project}_net', project)
     return {'cold': cold, 'noop': noop, 'change': change, 'teardown': down, 'requests': requests}
 
 
 def run_buildout(n: int, shape: str, tool: str, proxy: CountingProxy, workdir: Path,
-                 buildout: Path) -> dict[str, object]:
-    prefix = f'dnbench{n}{shape}{tool}'
+                 buildout: Path, tag: str = '') -> dict[str, object]:
+    prefix = f'dnbench{n}{shape}{tool}{tag}'
     config = workdir / 'buildout.cfg'
     env = {'DOCKER_HOST': f'unix://{PROXY}'}
     command = [str(buildout), '-N', '-q', '-c', str(config)]
@@ -196,15 +218,74 @@ def run_buildout(n: int, shape: str, tool: str, proxy: CountingProxy, workdir: P
         config.write_text(buildout_config(n, shape, tool, True, prefix, parts=False))
         down = timed(command, workdir, env)
     finally:
-        client = docker.from_env()
-        for container in client.containers.list(all=True, filters={'name': prefix}):
-            container.remove(force=True)
-        for network in client.networks.list(names=[f'{prefix}-net']):
-            network.remove()
-        for volume in client.volumes.list(filters={'name': prefix}):
-            volume.remove()
-    for leftover in ('.installed.cfg',):
-        (workdir / leftover).unlink(missing_ok=True)
+        clean_up({'name': prefix}, f'{prefix}-net', prefix)
+    return {'cold': cold, 'noop': noop, 'change': change, 'teardown': down, 'requests': requests}
+
+
+def run_engine(n: int, shape: str, proxy: CountingProxy, workdir: Path,
+               tag: str = '') -> dict[str, object]:
+    """The engine's own time for what the tools do, with no tool in front of it.
+
+    Cold: the network, the volumes and the containers created at once, then each
+    started as soon as what it depends on started. No-op: one listing of each kind.
+    One change: the last container stopped, removed, created and started again.
+    Teardown: every container stopped at the same time (a tool must stop dependents
+    first, so this is below what any tool can do), removed, and the network removed;
+    the volumes stay, as with ``down`` and ``keep = true``.
+    """
+    prefix = f'dnbench{n}{shape}engine{tag}'
+    api = docker.APIClient(base_url=f'unix://{PROXY}', version='auto', timeout=LIMIT)
+    workers = min(16, n)
+
+    def create(i: int, role: str = 'bench') -> str:
+        host = api.create_host_config(init=GRACEFUL or None, network_mode=f'{prefix}-net',
+                                      binds=[f'{prefix}-vol{i}:/data:rw'])
+        return api.create_container(
+            IMAGE, 'sleep 3600', name=f'{prefix}-c{i}', environment={'ROLE': role},
+            volumes=['/data'], host_config=host, labels={'dn-bench': prefix},
+            networking_config=api.create_networking_config(
+                {f'{prefix}-net': api.create_endpoint_config()}))['Id']
+
+    def stop(container: str) -> None:
+        api.kill(container, signal='SIGTERM' if GRACEFUL else 'SIGKILL')
+        api.wait(container)
+
+    ids: dict[int, str] = {}
+    try:
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            started = time.monotonic()
+            api.create_network(f'{prefix}-net', driver='bridge')
+            list(pool.map(lambda i: api.create_volume(f'{prefix}-vol{i}'), range(n)))
+            ids = dict(zip(range(n), pool.map(create, range(n))))
+            if shape == 'chain':
+                for i in range(n):
+                    api.start(ids[i])
+            else:
+                api.start(ids[0])
+                list(pool.map(api.start, (ids[i] for i in range(1, n))))
+            cold = time.monotonic() - started
+            proxy.reset()
+            started = time.monotonic()
+            api.containers(all=True, filters={'label': f'dn-bench={prefix}'})
+            api.volumes(filters={'name': prefix})
+            api.networks(names=[f'{prefix}-net'])
+            noop = time.monotonic() - started
+            requests = proxy.total()
+            started = time.monotonic()
+            stop(ids[n - 1])
+            api.remove_container(ids[n - 1])
+            ids[n - 1] = create(n - 1, 'changed')
+            api.start(ids[n - 1])
+            change = time.monotonic() - started
+            started = time.monotonic()
+            list(pool.map(stop, ids.values()))
+            list(pool.map(api.remove_container, ids.values()))
+            ids.clear()
+            api.remove_network(f'{prefix}-net')
+            down = time.monotonic() - started
+    finally:
+        api.close()
+        clean_up({'label': f'dn-bench={prefix}'}, f'{prefix}-net', prefix)
     return {'cold': cold, 'noop': noop, 'change': change, 'teardown': down, 'requests': requests}
 
 
@@ -214,8 +295,16 @@ def summary(values: list[float]) -> str:
     return f'{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})'
 
 
+METRICS = ('cold', 'noop', 'change', 'teardown')
+
+
+def median(rounds: list[dict[str, object]], metric: str) -> float:
+    return statistics.median(float(r[metric]) for r in rounds)  # type: ignore[arg-type]
+
+
 def print_table(results: dict[str, list[dict[str, object]]]) -> None:
-    """One row per size, shape and tool: medians, spread or ratio to compose, requests."""
+    """One row per size, shape and tool: medians, spread or ratio to compose, requests;
+    then, when the engine's floor was measured, each tool's own share above it."""
     header = f'{"N":>4} {"shape":7} {"tool":8} {"cold up":>20} {"no-op rerun":>20} ' \
              f'{"one change":>20} {"teardown":>20} {"requests":>9}'
     print(header)
@@ -224,15 +313,35 @@ def print_table(results: dict[str, list[dict[str, object]]]) -> None:
         n, shape, tool = key.split()
         reference = results.get(f'{n} {shape} compose')
         cells = []
-        for metric in ('cold', 'noop', 'change', 'teardown'):
+        for metric in METRICS:
             values = [float(r[metric]) for r in rounds]  # type: ignore[arg-type]
             cell = summary(values)
             if reference and tool != 'compose':
-                base = statistics.median(float(r[metric]) for r in reference)  # type: ignore[arg-type]
+                base = median(reference, metric)
                 cell = f'{statistics.median(values):.2f} x{statistics.median(values) / base:.2f}'
             cells.append(cell)
         requests = statistics.median(int(r['requests']) for r in rounds)  # type: ignore[arg-type]
         print(f'{n:>4} {shape:7} {tool:8} ' + ' '.join(f'{c:>20}' for c in cells) + f' {requests:>9.0f}')
+    above = [(key, rounds) for key, rounds in results.items()
+             if not key.endswith(' engine') and f'{key.rsplit(" ", 1)[0]} engine' in results]
+    if not above:
+        return
+    print('\nSeconds above the engine\'s floor (the tool\'s own share; the ratio is to compose\'s share):')
+    print(header.rsplit(' ', 1)[0].rstrip())
+    print('-' * len(header))
+    for key, rounds in above:
+        n, shape, tool = key.split()
+        floor = results[f'{n} {shape} engine']
+        reference = results.get(f'{n} {shape} compose')
+        cells = []
+        for metric in METRICS:
+            share = median(rounds, metric) - median(floor, metric)
+            cell = f'{share:.2f}'
+            if reference and tool != 'compose':
+                base = median(reference, metric) - median(floor, metric)
+                cell += f' x{share / base:.2f}' if base > 0 else ''
+            cells.append(cell)
+        print(f'{n:>4} {shape:7} {tool:8} ' + ' '.join(f'{c:>20}' for c in cells))
 
 
 def read_log(path: str) -> dict[str, list[dict[str, object]]]:
@@ -249,7 +358,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--sizes', type=int, nargs='+', default=[5, 20, 100])
     parser.add_argument('--shapes', nargs='+', default=['chain', 'fanout'])
-    parser.add_argument('--tools', nargs='+', default=['compose', 'system', 'parts'])
+    parser.add_argument('--tools', nargs='+', default=['compose', 'system', 'parts', 'engine'],
+                        choices=['compose', 'system', 'parts', 'engine'])
     parser.add_argument('--rounds', type=int, default=3)
     parser.add_argument('--json', help='also write the raw figures here')
     parser.add_argument('--stubborn', action='store_true',
@@ -267,7 +377,7 @@ def main() -> None:
     ensure_image(client)
     buildout = ensure_venv()
     results: dict[str, list[dict[str, object]]] = {}
-    hung: dict[str, int] = {}
+    troubles: dict[str, list[str]] = {}
     with CountingProxy(PROXY) as proxy:
         for n in args.sizes:
             for shape in args.shapes:
@@ -276,19 +386,24 @@ def main() -> None:
                     key = f'{n} {shape} {tool}'
                     for attempt in range(3):
                         workdir = Path(tempfile.mkdtemp(prefix='dn-bench-'))
+                        tag = f'a{attempt}' if attempt else ''
                         try:
                             if tool == 'compose':
-                                figures = run_compose(n, shape, proxy, workdir)
+                                figures = run_compose(n, shape, proxy, workdir, tag)
+                            elif tool == 'engine':
+                                figures = run_engine(n, shape, proxy, workdir, tag)
                             else:
-                                figures = run_buildout(n, shape, tool, proxy, workdir, buildout)
+                                figures = run_buildout(n, shape, tool, proxy, workdir, buildout,
+                                                       tag)
                             break
-                        except Hung as exc:  # said, counted, and the round run again
-                            print(f'{key} HUNG: {exc}', flush=True)
-                            hung[key] = hung.get(key, 0) + 1
+                        except (Hung, Failed) as exc:  # said, counted, and the round run again
+                            what = 'HUNG' if isinstance(exc, Hung) else 'FAILED'
+                            print(f'{key} {what}: {exc}', flush=True)
+                            troubles.setdefault(key, []).append(what.lower())
                         finally:
                             shutil.rmtree(workdir, ignore_errors=True)
                     else:
-                        raise SystemExit(f'{key} hung three times')
+                        raise SystemExit(f'{key}: three attempts in a row hung or failed')
                     results.setdefault(key, []).append(figures)
                     print(key, json.dumps(figures, default=lambda v: round(v, 3)), flush=True)
     print()
@@ -298,8 +413,8 @@ def main() -> None:
     print(f'{args.rounds} rounds; seconds as median (min-max); ratio = median / compose median; '
           f'{"graceful (init, stop on SIGTERM)" if GRACEFUL else "stubborn (SIGTERM ignored)"}\n')
     print_table(results)
-    for key, times in hung.items():
-        print(f'{key}: hung {times} time(s) and was run again')
+    for key, what in troubles.items():
+        print(f'{key}: {", ".join(what)}, and was run again each time')
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import importlib
 import json
 import logging
@@ -845,9 +846,15 @@ def _kill(engine: Engine, container: str, signal_name: str) -> None:
             raise
 
 
-def remove(engine: Engine, container: str, timeout: int, callbacks: Callbacks) -> None:
-    """Stop and remove a container; its volumes stay (named ones, anonymous ones too)."""
-    stop(engine, container, timeout, callbacks)
+def remove(engine: Engine, container: str, timeout: int, callbacks: Callbacks,
+           ended: bool = False) -> None:
+    """Stop and remove a container; its volumes stay (named ones, anonymous ones too).
+
+    ``ended``: :func:`end_processes` saw its PID 1 exit, so there is nothing to stop:
+    the removal waits for the engine's clean-up itself.
+    """
+    if not ended:
+        stop(engine, container, timeout, callbacks)
     model: list[docker.models.containers.Container] = []
 
     def fetched() -> docker.models.containers.Container:
@@ -911,12 +918,13 @@ def teardown(engine: Engine, directory: str, part: str, options: Mapping[str, st
             continue
         timeout = int(math.ceil(values['stop-timeout']))
 
-        def finish(container_id: str = container['Id'], name: str = name) -> None:
-            remove(engine, container_id, timeout, callbacks)
+        def finish(container_id: str = container['Id'], name: str = name,
+                   ended: bool = False) -> None:
+            remove(engine, container_id, timeout, callbacks, ended)
             log.info('removed container %s', name)
 
         if defer is not None and end_processes(engine, container['Id'], timeout, callbacks):
-            defer(finish)
+            defer(functools.partial(finish, ended=True))
         else:
             finish()
 

@@ -342,10 +342,10 @@ def remove_in_order(engine: Engine, directory: str, part: str, found: list[dict[
         timeout = int(math.ceil(member.get('stop-timeout', 10)))
         forked = engine.fork(part)
 
-        def finish() -> None:
+        def finish(ended: bool = False) -> None:
             try:
                 with engine_errors(part, engine.config):
-                    containers.remove(forked, container, timeout, callbacks)
+                    containers.remove(forked, container, timeout, callbacks, ended)
             finally:
                 forked.close()
             log.info('removed container %s: %s', name, why)
@@ -357,7 +357,7 @@ def remove_in_order(engine: Engine, directory: str, part: str, found: list[dict[
             forked.close()
             raise
         if ended:
-            cleaning.append(cleanup.submit(finish))
+            cleaning.append(cleanup.submit(finish, True))
         else:
             finish()
 
