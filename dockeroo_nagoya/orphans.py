@@ -247,12 +247,14 @@ def read_kept(directory: str) -> dict[str, list[str]]:
 
 
 def released(engine: Engine, directory: str, part: str,
-             kinds: Iterable[str] = ('containers', 'images', 'networks', 'volumes')) -> None:
+             kinds: Iterable[str] = ('containers', 'images', 'networks', 'volumes'),
+             unchanged: bool = False) -> None:
     """After a part's uninstall hook: whatever of it is left was kept on purpose; record it.
 
-    ``kinds``: what the part can have made (each is listed afresh).
+    ``kinds``: what the part can have made (each is listed afresh, unless the hook
+    removed nothing: ``unchanged``).
     """
-    for kind in kinds:
+    for kind in () if unchanged else kinds:
         engine.forget(kind)
     left = {kind: [obj['Name'] if kind == 'volumes' else obj['Id']
                    for obj in engine.part_objects(kind, directory, part)]

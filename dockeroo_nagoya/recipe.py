@@ -177,6 +177,38 @@ class Recipe:
             f'{self.name}: {what} {object_name!r} already exists and was not made by this buildout '
             f'(it has no {LABEL_BUILDOUT} label); remove it or choose another name')
 
+    def remove_old_name(self, what: str, name: str, remove: Callable[[Engine], None]) -> None:
+        """Remove an object of this part under its old name (its name option changed).
+
+        When the object and the containers using it are renamed together, the old
+        containers still use it now: their parts are installed after this one and
+        replace them then. So if every user is a container of a part of this
+        configuration, ``remove`` runs at the end of the run (a user still left
+        then is warned of; the next run tries again). Any other user is
+        ``remove``'s to refuse, as for a removed part.
+        """
+        users = [labels_of(c) for c in self.engine.api.containers(
+            all=True, filters={'network' if self.kind == 'networks' else 'volume': name})]
+        if not users or not all(labels.get(LABEL_BUILDOUT) == self.directory and
+                                (self.directory, labels.get(LABEL_PART)) in CONFIGURED
+                                for labels in users):
+            remove(self.engine)
+            return
+        self.log.info('%s %s (its old name) is still used by the parts %s; removing it at the '
+                      'end of the run, after they replaced their containers', what, name,
+                      ', '.join(sorted({str(labels.get(LABEL_PART)) for labels in users})))
+        config, log, kind = self.engine_config, self.log, self.kind
+
+        def later() -> None:
+            with engine_errors(log.name, config):
+                engine = connect(config, log.name)
+                engine.forget(kind)
+                try:
+                    remove(engine)
+                except zc.buildout.UserError as exc:  # the parts' installs have said why
+                    log.warning('%s; it is left, the next run removes it', exc)
+        removals.at_end(later)
+
     def find_named(self, kind: str, name: str, what: str) -> dict[str, Any] | None:
         """The object called ``name``: from the run's shared listing when it is ours,
         else inspected, and refused when it belongs to someone else."""
@@ -235,7 +267,14 @@ class Recipe:
                 return
             cls.teardown(engine, directory, name, options, log)
             # Lists afresh only what this kind of part changes: the next part reuses it.
-            orphans.released(engine, directory, name, kinds=cls.owns)
+            orphans.released(engine, directory, name, kinds=cls.owns,
+                             unchanged=cls.keeps_all(options))
+
+    @classmethod
+    def keeps_all(cls, options: Mapping[str, str]) -> bool:
+        """Whether the teardown removes nothing (``keep = true``): the run's listings stay
+        valid (a hundred kept volumes would otherwise be listed a hundred times)."""
+        return False
 
     @classmethod
     def removal_order(cls, options: Mapping[str, str]

@@ -156,13 +156,15 @@ def at_end(work: Callable[[], None]) -> None:
 
 def _at_exit() -> None:
     """A run that only removes parts ends here: report a failure as buildout would."""
+    doing = 'Removing the containers of removed parts.'
     try:
         finish()
+        doing = 'Removing objects under their old names at the end of the run.'
         while _AT_END:
             _AT_END.pop(0)()
     except Exception as exc:  # the process is ending: say it, and fail the run
         sys.stdout.flush()
-        sys.stderr.write(f'While:\n  Removing the containers of removed parts.\nError: {exc}\n')
+        sys.stderr.write(f'While:\n  {doing}\nError: {exc}\n')
         sys.stderr.flush()
         os._exit(1)
 

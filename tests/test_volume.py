@@ -83,6 +83,43 @@ def test_renamed_volume_gets_the_old_content(buildout, client):
     assert client.volumes.get(f'{b.prefix}-data'), 'keep = true leaves the old volume'
 
 
+def test_volume_renamed_with_its_container_goes_at_the_end_of_the_run(buildout, client,
+                                                                      busybox):
+    """keep = false: the old volume is still mounted while the volume part installs; it is
+    archived and removed once the container's part replaced the container (it used to stop
+    every run with "still used")."""
+    b = buildout
+
+    def config(tag: str) -> str:
+        return volume_cfg(b, 'keep = false', parts='data app').replace(
+            f'{b.prefix}-data', f'{b.prefix}-{tag}') + f'''
+        [app]
+        recipe = dockeroo_nagoya:docker.run
+        name = {b.prefix}-app-{tag}
+        image = {busybox}
+        command = sleep 3600
+        init = true
+        volumes = ${{data:name}}:/data
+        '''
+
+    b.write(config('one'))
+    b.run('-N')
+    write_volume_file(client, f'{b.prefix}-one', 'state', b'kept' * 100)
+    before = volume_digest(client, f'{b.prefix}-one')
+    b.write(config('two'))
+    out = b.run('-N').stdout
+    assert 'removing it at the end of the run' in out and 'removed volume' in out
+    assert not client.volumes.list(filters={'name': f'{b.prefix}-one'})
+    [archive] = (b.directory / 'var' / 'backups').glob('*.tar')
+    assert archive.stat().st_size > 0
+    assert volume_digest(client, f'{b.prefix}-two') == before
+    mounts = client.containers.get(f'{b.prefix}-app-two').attrs['Mounts']
+    assert [m['Name'] for m in mounts] == [f'{b.prefix}-two']
+    before = ids(client, b)
+    b.run('-N')
+    assert ids(client, b) == before
+
+
 def test_foreign_volume_with_the_same_name_is_not_touched(buildout, client):
     b = buildout
     foreign = client.volumes.create(f'{b.prefix}-data')

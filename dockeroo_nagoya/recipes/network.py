@@ -21,9 +21,8 @@ import docker.types
 import zc.buildout
 
 from .. import options as opt
-from .. import removals
-from ..engine import Engine, connect, engine_errors, labels_of, LABEL_BUILDOUT, LABEL_PART
-from ..recipe import CONFIGURED, Recipe, uninstaller
+from ..engine import Engine, labels_of, LABEL_BUILDOUT
+from ..recipe import Recipe, uninstaller
 
 #: Seconds a removal waits for the engine to forget the endpoints of removed containers.
 STALE_ENDPOINTS_WAIT = 10.0
@@ -83,44 +82,15 @@ class NetworkRecipe(Recipe):
         if pending:
             self._reconnect(pending, 'finishing an interrupted recreate')
         for stale in self.engine.part_objects('networks', self.directory, self.name):
-            if stale['Name'] != name:
-                self._remove_stale(stale)
+            if stale['Name'] == name:
+                continue
+            if self.values['keep']:
+                self.log.info('keeping network %s (keep = true)', stale['Name'])
+            else:
+                self.remove_old_name('network', stale['Name'],
+                                     lambda engine, stale=stale: _remove(engine, stale, False, self.log))
         self.engine.forget('networks')
         return []
-
-    def _remove_stale(self, network: Mapping[str, Any]) -> None:
-        """The part's network under its old name (the name changed).
-
-        When the network and the containers on it are renamed together, the old
-        containers are still on it now: their parts are installed after this one
-        and replace them then. So if every user is a container of a part of this
-        buildout's configuration, the old network goes at the end of the run (a
-        user still left then is warned of, and the next run tries again); any
-        other user stops the change, as for a removed part.
-        """
-        users = [labels_of(c) for c in
-                 self.engine.api.containers(all=True, filters={'network': network['Name']})]
-        replaced = bool(users) and not self.values['keep'] and all(
-            labels.get(LABEL_BUILDOUT) == self.directory
-            and (self.directory, labels.get(LABEL_PART)) in CONFIGURED for labels in users)
-        if not replaced:
-            _remove(self.engine, network, self.values['keep'], self.log)
-            return
-        waiting = sorted({str(labels.get(LABEL_PART)) for labels in users})
-        self.log.info('network %s (its old name) is still used by the parts %s; removing it '
-                      'at the end of the run, after they replaced their containers',
-                      network['Name'], ', '.join(waiting))
-        config, log = self.engine_config, self.log
-
-        def later() -> None:
-            with engine_errors(log.name, config):
-                engine = connect(config, log.name)
-                engine.forget('networks')
-                try:
-                    _remove(engine, network, False, log)
-                except zc.buildout.UserError as exc:  # the parts' installs have said why
-                    log.warning('%s; it is left, the next run removes it', exc)
-        removals.at_end(later)
 
     def _create(self, identity: str) -> None:
         values = self.values
@@ -204,6 +174,10 @@ class NetworkRecipe(Recipe):
                 self.log.info('%s: connected %s to network %s again', why, container_id[:12], name)
         with contextlib.suppress(FileNotFoundError):
             os.remove(self.reconnect_file)
+
+    @classmethod
+    def keeps_all(cls, options: Mapping[str, str]) -> bool:
+        return opt.saved_flag(options, 'keep', False)
 
     @classmethod
     def teardown(cls, engine: Engine, directory: str, part: str,

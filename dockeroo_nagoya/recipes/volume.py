@@ -63,8 +63,11 @@ class VolumeRecipe(Recipe):
         identity = self.identity()
         pending = self._pending_restore()
         current = self.find_named('volumes', name, 'volume')
+        # An old name that an earlier run could not remove yet (see remove_old_name).
+        retry = not fresh and not self.values['keep'] and any(
+            v['Name'] != name for v in self.engine.part_objects('volumes', self.directory, self.name))
         if current is not None and pending is None and self.identity_of(current) == identity \
-                and not fresh:
+                and not fresh and not retry:
             return []  # the everyday rerun: the run's one listing of volumes stays valid
         if current is None:
             if pending is None and self.values['restore-from']:
@@ -82,7 +85,7 @@ class VolumeRecipe(Recipe):
                 self._finish_restore(pending, created=False)
             if self.identity_of(current) != identity:
                 self._recreate(current, identity)
-        if fresh:
+        if fresh or retry:
             self._settle_stale(name)
         self.engine.forget('volumes')
         return []
@@ -162,7 +165,15 @@ class VolumeRecipe(Recipe):
                 self.log.info('copying the content of %s (the old name of this part\'s volume) '
                               'into %s', stale['Name'], name)
                 volumedata.copy_volume(self.engine, stale['Name'], name)
-            _remove(self.engine, stale['Name'], self.values['keep'], self.backups, self.log)
+            if self.values['keep']:
+                self.log.info('keeping volume %s (keep = true); its data stays', stale['Name'])
+            else:
+                self.remove_old_name('volume', stale['Name'], lambda engine, old=stale['Name']:
+                                     _remove(engine, old, False, self.backups, self.log))
+
+    @classmethod
+    def keeps_all(cls, options: Mapping[str, str]) -> bool:
+        return opt.saved_flag(options, 'keep', True)
 
     @classmethod
     def teardown(cls, engine: Engine, directory: str, part: str,
