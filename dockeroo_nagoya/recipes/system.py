@@ -26,6 +26,7 @@ import logging
 import math
 import os
 import sys
+import threading
 import time
 from typing import Any, Mapping
 
@@ -340,6 +341,7 @@ def remove_in_order(engine: Engine, directory: str, part: str, found: list[dict[
                                                      member.get('callbacks') or []])
         container = by_name[name]['Id']
         timeout = int(math.ceil(member.get('stop-timeout', 10)))
+        in_flight.acquire()
         forked = engine.fork(part)
 
         def finish(ended: bool = False) -> None:
@@ -348,6 +350,7 @@ def remove_in_order(engine: Engine, directory: str, part: str, found: list[dict[
                     containers.remove(forked, container, timeout, callbacks, ended)
             finally:
                 forked.close()
+                in_flight.release()
             log.info('removed container %s: %s', name, why)
 
         try:
@@ -355,6 +358,7 @@ def remove_in_order(engine: Engine, directory: str, part: str, found: list[dict[
                 ended = containers.end_processes(forked, container, timeout, callbacks)
         except BaseException:
             forked.close()
+            in_flight.release()
             raise
         if ended:
             cleaning.append(cleanup.submit(finish, True))
@@ -362,6 +366,9 @@ def remove_in_order(engine: Engine, directory: str, part: str, found: list[dict[
             finish()
 
     cleaning: list[concurrent.futures.Future[None]] = []
+    # Containers stopped and not yet removed, at most: the engine cleans up after an exit
+    # one container at a time on a network, and a burst of exits only slows it down.
+    in_flight = threading.BoundedSemaphore(scheduling.MAX_WORKERS)
     with concurrent.futures.ThreadPoolExecutor(
             max_workers=scheduling.MAX_WORKERS, thread_name_prefix='dockeroo-nagoya-cleanup') \
             as cleanup:
