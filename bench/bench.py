@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 
 import docker
+from requests.exceptions import RequestException
 
 HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parent
@@ -229,9 +230,11 @@ def run_engine(n: int, shape: str, proxy: CountingProxy, workdir: Path,
     Cold: the network, the volumes and the containers created at once, then each
     started as soon as what it depends on started. No-op: one listing of each kind.
     One change: the last container stopped, removed, created and started again.
-    Teardown: every container stopped at the same time (a tool must stop dependents
-    first, so this is below what any tool can do), removed, and the network removed;
-    the volumes stay, as with ``down`` and ``keep = true``.
+    Teardown: every container stopped at the same time and removed as soon as it
+    stopped (a tool must stop dependents first, so this is below what any tool can
+    do), then the network; the volumes stay, as with ``down`` and ``keep = true``.
+    Sixteen requests at a time at most: more does not start containers faster here,
+    and 64 removals at once have set off the engine's stale-endpoint bug.
     """
     prefix = f'dnbench{n}{shape}engine{tag}'
     api = docker.APIClient(base_url=f'unix://{PROXY}', version='auto', timeout=LIMIT)
@@ -250,19 +253,29 @@ def run_engine(n: int, shape: str, proxy: CountingProxy, workdir: Path,
         api.kill(container, signal='SIGTERM' if GRACEFUL else 'SIGKILL')
         api.wait(container)
 
+    def stop_and_remove(container: str) -> None:
+        stop(container)
+        api.remove_container(container)
+
     ids: dict[int, str] = {}
     try:
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:
             started = time.monotonic()
             api.create_network(f'{prefix}-net', driver='bridge')
             list(pool.map(lambda i: api.create_volume(f'{prefix}-vol{i}'), range(n)))
-            ids = dict(zip(range(n), pool.map(create, range(n))))
+            # Each container starts once it is created and what it depends on started.
+            created = {i: pool.submit(create, i) for i in range(n)}
+            ids[0] = created[0].result()
+            api.start(ids[0])
             if shape == 'chain':
-                for i in range(n):
+                for i in range(1, n):
+                    ids[i] = created[i].result()
                     api.start(ids[i])
             else:
-                api.start(ids[0])
-                list(pool.map(api.start, (ids[i] for i in range(1, n))))
+                def start(i: int) -> None:
+                    ids[i] = created[i].result()
+                    api.start(ids[i])
+                list(pool.map(start, range(1, n)))
             cold = time.monotonic() - started
             proxy.reset()
             started = time.monotonic()
@@ -272,17 +285,17 @@ def run_engine(n: int, shape: str, proxy: CountingProxy, workdir: Path,
             noop = time.monotonic() - started
             requests = proxy.total()
             started = time.monotonic()
-            stop(ids[n - 1])
-            api.remove_container(ids[n - 1])
+            stop_and_remove(ids[n - 1])
             ids[n - 1] = create(n - 1, 'changed')
             api.start(ids[n - 1])
             change = time.monotonic() - started
             started = time.monotonic()
-            list(pool.map(stop, ids.values()))
-            list(pool.map(api.remove_container, ids.values()))
+            list(pool.map(stop_and_remove, ids.values()))
             ids.clear()
             api.remove_network(f'{prefix}-net')
             down = time.monotonic() - started
+    except (docker.errors.DockerException, RequestException) as exc:
+        raise Failed(f'the engine: {exc}') from None
     finally:
         api.close()
         clean_up({'label': f'dn-bench={prefix}'}, f'{prefix}-net', prefix)

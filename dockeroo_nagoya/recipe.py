@@ -177,7 +177,21 @@ class Recipe:
             f'{self.name}: {what} {object_name!r} already exists and was not made by this buildout '
             f'(it has no {LABEL_BUILDOUT} label); remove it or choose another name')
 
-    def remove_old_name(self, what: str, name: str, remove: Callable[[Engine], None]) -> None:
+    def users(self, name: str, running: bool = False) -> list[dict[str, Any]]:
+        """The containers using the network or volume ``name`` (of this recipe's kind)."""
+        key = 'network' if self.kind == 'networks' else 'volume'
+        return self.engine.api.containers(all=not running, filters={key: name})
+
+    def replaced_in_this_run(self, container: Mapping[str, Any]) -> bool:
+        """Whether a container belongs to a part of this configuration: that part is
+        installed or updated later in the run and makes it match (replacing it when
+        its options changed)."""
+        labels = labels_of(dict(container))
+        return labels.get(LABEL_BUILDOUT) == self.directory and \
+            (self.directory, labels.get(LABEL_PART)) in CONFIGURED
+
+    def remove_old_name(self, what: str, name: str, remove: Callable[[Engine], None],
+                        strict: bool = True) -> None:
         """Remove an object of this part under its old name (its name option changed).
 
         When the object and the containers using it are renamed together, the old
@@ -185,18 +199,21 @@ class Recipe:
         replace them then. So if every user is a container of a part of this
         configuration, ``remove`` runs at the end of the run (a user still left
         then is warned of; the next run tries again). Any other user is
-        ``remove``'s to refuse, as for a removed part.
+        ``remove``'s to refuse, as for a removed part; ``strict=False`` (a later
+        run trying again) makes that refusal a warning.
         """
-        users = [labels_of(c) for c in self.engine.api.containers(
-            all=True, filters={'network' if self.kind == 'networks' else 'volume': name})]
-        if not users or not all(labels.get(LABEL_BUILDOUT) == self.directory and
-                                (self.directory, labels.get(LABEL_PART)) in CONFIGURED
-                                for labels in users):
-            remove(self.engine)
+        users = self.users(name)
+        if not users or not all(self.replaced_in_this_run(c) for c in users):
+            try:
+                remove(self.engine)
+            except zc.buildout.UserError as exc:
+                if strict:
+                    raise
+                self.log.warning('%s; it is left, the next run tries again', exc)
             return
         self.log.info('%s %s (its old name) is still used by the parts %s; removing it at the '
                       'end of the run, after they replaced their containers', what, name,
-                      ', '.join(sorted({str(labels.get(LABEL_PART)) for labels in users})))
+                      ', '.join(sorted({str(labels_of(c).get(LABEL_PART)) for c in users})))
         config, log, kind = self.engine_config, self.log, self.kind
 
         def later() -> None:
@@ -206,7 +223,7 @@ class Recipe:
                 try:
                     remove(engine)
                 except zc.buildout.UserError as exc:  # the parts' installs have said why
-                    log.warning('%s; it is left, the next run removes it', exc)
+                    log.warning('%s; it is left, the next run tries again', exc)
         removals.at_end(later)
 
     def find_named(self, kind: str, name: str, what: str) -> dict[str, Any] | None:

@@ -87,7 +87,8 @@ def test_volume_renamed_with_its_container_goes_at_the_end_of_the_run(buildout, 
                                                                       busybox):
     """keep = false: the old volume is still mounted while the volume part installs; it is
     archived and removed once the container's part replaced the container (it used to stop
-    every run with "still used")."""
+    every run with "still used"). The old container is stopped before the copy, so what it
+    writes as it stops is carried over too."""
     b = buildout
 
     def config(tag: str) -> str:
@@ -97,22 +98,27 @@ def test_volume_renamed_with_its_container_goes_at_the_end_of_the_run(buildout, 
         recipe = dockeroo_nagoya:docker.run
         name = {b.prefix}-app-{tag}
         image = {busybox}
-        command = sleep 3600
+        command = sh -c "trap 'echo bye > /data/last; exit 0' TERM; while :; do sleep 1; done"
         init = true
         volumes = ${{data:name}}:/data
         '''
 
+    def read(volume: str, path: str) -> bytes:
+        return client.containers.run(busybox, f'cat /v/{path}', remove=True,
+                                     volumes={volume: {'bind': '/v', 'mode': 'ro'}})
+
     b.write(config('one'))
     b.run('-N')
     write_volume_file(client, f'{b.prefix}-one', 'state', b'kept' * 100)
-    before = volume_digest(client, f'{b.prefix}-one')
     b.write(config('two'))
     out = b.run('-N').stdout
     assert 'removing it at the end of the run' in out and 'removed volume' in out
+    assert out.index('stopping') < out.index('copying the content')
     assert not client.volumes.list(filters={'name': f'{b.prefix}-one'})
     [archive] = (b.directory / 'var' / 'backups').glob('*.tar')
     assert archive.stat().st_size > 0
-    assert volume_digest(client, f'{b.prefix}-two') == before
+    assert read(f'{b.prefix}-two', 'state') == b'kept' * 100
+    assert read(f'{b.prefix}-two', 'last') == b'bye\n'   # written as the old one stopped
     mounts = client.containers.get(f'{b.prefix}-app-two').attrs['Mounts']
     assert [m['Name'] for m in mounts] == [f'{b.prefix}-two']
     before = ids(client, b)

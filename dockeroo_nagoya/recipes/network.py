@@ -82,13 +82,14 @@ class NetworkRecipe(Recipe):
         if pending:
             self._reconnect(pending, 'finishing an interrupted recreate')
         for stale in self.engine.part_objects('networks', self.directory, self.name):
-            if stale['Name'] == name:
+            if stale['Name'] == name or (self.values['keep'] and not fresh):
                 continue
             if self.values['keep']:
                 self.log.info('keeping network %s (keep = true)', stale['Name'])
             else:
-                self.remove_old_name('network', stale['Name'],
-                                     lambda engine, stale=stale: _remove(engine, stale, False, self.log))
+                self.remove_old_name(
+                    'network', stale['Name'], strict=fresh,
+                    remove=lambda engine, stale=stale: _remove(engine, stale, False, self.log))
         self.engine.forget('networks')
         return []
 

@@ -341,8 +341,8 @@ def remove_in_order(engine: Engine, directory: str, part: str, found: list[dict[
                                                      member.get('callbacks') or []])
         container = by_name[name]['Id']
         timeout = int(math.ceil(member.get('stop-timeout', 10)))
-        in_flight.acquire()
         forked = engine.fork(part)
+        in_flight.acquire()
 
         def finish(ended: bool = False) -> None:
             try:

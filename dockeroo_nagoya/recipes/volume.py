@@ -21,7 +21,7 @@ from typing import Any, Mapping
 
 import zc.buildout
 
-from .. import archives
+from .. import archives, containers
 from .. import options as opt
 from .. import volumedata
 from ..engine import Engine, labels_of
@@ -86,7 +86,7 @@ class VolumeRecipe(Recipe):
             if self.identity_of(current) != identity:
                 self._recreate(current, identity)
         if fresh or retry:
-            self._settle_stale(name)
+            self._settle_stale(name, fresh)
         self.engine.forget('volumes')
         return []
 
@@ -156,20 +156,33 @@ class VolumeRecipe(Recipe):
             os.remove(self._marker())
         self.log.info('content of %s restored%s', name, ' into the new volume' if created else '')
 
-    def _settle_stale(self, name: str) -> None:
-        """A renamed volume of this part: copy its data over, then honour keep."""
+    def _settle_stale(self, name: str, fresh: bool) -> None:
+        """A renamed volume of this part: copy its data over (on the run that renamed it),
+        then honour keep."""
         for stale in self.engine.part_objects('volumes', self.directory, self.name):
             if stale['Name'] == name:
                 continue
-            if volumedata.is_empty(self.engine, name):
+            if fresh and volumedata.is_empty(self.engine, name):
+                self._stop_replaced_users(stale['Name'])
                 self.log.info('copying the content of %s (the old name of this part\'s volume) '
                               'into %s', stale['Name'], name)
                 volumedata.copy_volume(self.engine, stale['Name'], name)
             if self.values['keep']:
                 self.log.info('keeping volume %s (keep = true); its data stays', stale['Name'])
             else:
-                self.remove_old_name('volume', stale['Name'], lambda engine, old=stale['Name']:
+                self.remove_old_name('volume', stale['Name'], strict=fresh,
+                                     remove=lambda engine, old=stale['Name']:
                                      _remove(engine, old, False, self.backups, self.log))
+
+    def _stop_replaced_users(self, volume: str) -> None:
+        """Stop the running containers on the old volume that their parts replace in this
+        run anyway, so that what they write until then is in the copy too."""
+        for user in self.users(volume, running=True):
+            if self.replaced_in_this_run(user):
+                self.log.info('stopping %s before copying the content of %s: its part '
+                              'replaces it in this run', user['Names'][0].lstrip('/'), volume)
+                containers.stop(self.engine, user['Id'], STOP_TIMEOUT,
+                                containers.Callbacks(self.name, self.directory, []))
 
     @classmethod
     def keeps_all(cls, options: Mapping[str, str]) -> bool:
@@ -212,6 +225,10 @@ def _remove(engine: Engine, name: str, keep: bool, backups: str, log: logging.Lo
     engine.api.remove_volume(name)
     log.info('removed volume %s', name)
 
+
+#: Seconds a container on a renamed volume gets to stop before its content is copied
+#: (none when its main process can never see the signal: see containers.stop).
+STOP_TIMEOUT = 10
 
 uninstall = uninstaller(VolumeRecipe)
 
