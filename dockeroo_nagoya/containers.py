@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import importlib
 import json
 import logging
@@ -846,15 +845,14 @@ def _kill(engine: Engine, container: str, signal_name: str) -> None:
             raise
 
 
-def remove(engine: Engine, container: str, timeout: int, callbacks: Callbacks,
-           ended: bool = False) -> None:
+def remove(engine: Engine, container: str, timeout: int, callbacks: Callbacks) -> None:
     """Stop and remove a container; its volumes stay (named ones, anonymous ones too).
 
-    ``ended``: :func:`end_processes` saw its PID 1 exit, so there is nothing to stop:
-    the removal waits for the engine's clean-up itself.
+    After :func:`end_processes` the stop only waits for the engine to finish its clean-up
+    after the exit: a forced removal racing that clean-up may be what leaves the engine
+    counting endpoints of removed containers (moby/moby#17217), so it is not skipped.
     """
-    if not ended:
-        stop(engine, container, timeout, callbacks)
+    stop(engine, container, timeout, callbacks)
     model: list[docker.models.containers.Container] = []
 
     def fetched() -> docker.models.containers.Container:
@@ -918,13 +916,12 @@ def teardown(engine: Engine, directory: str, part: str, options: Mapping[str, st
             continue
         timeout = int(math.ceil(values['stop-timeout']))
 
-        def finish(container_id: str = container['Id'], name: str = name,
-                   ended: bool = False) -> None:
-            remove(engine, container_id, timeout, callbacks, ended)
+        def finish(container_id: str = container['Id'], name: str = name) -> None:
+            remove(engine, container_id, timeout, callbacks)
             log.info('removed container %s', name)
 
         if defer is not None and end_processes(engine, container['Id'], timeout, callbacks):
-            defer(functools.partial(finish, ended=True))
+            defer(finish)
         else:
             finish()
 

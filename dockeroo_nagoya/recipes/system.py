@@ -344,10 +344,10 @@ def remove_in_order(engine: Engine, directory: str, part: str, found: list[dict[
         forked = engine.fork(part)
         in_flight.acquire()
 
-        def finish(ended: bool = False) -> None:
+        def finish() -> None:
             try:
                 with engine_errors(part, engine.config):
-                    containers.remove(forked, container, timeout, callbacks, ended)
+                    containers.remove(forked, container, timeout, callbacks)
             finally:
                 forked.close()
                 in_flight.release()
@@ -361,7 +361,7 @@ def remove_in_order(engine: Engine, directory: str, part: str, found: list[dict[
             in_flight.release()
             raise
         if ended:
-            cleaning.append(cleanup.submit(finish, True))
+            cleaning.append(cleanup.submit(finish))
         else:
             finish()
 
