@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -89,6 +90,52 @@ def shared_lock(name: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+class Mounts:
+    """Which anonymous volumes each container mounted, from the engine's live events.
+
+    The recipes keep a removed container's anonymous volumes (no data is lost
+    silently), and so does ``containers.run(remove=True)`` in a test; a test's
+    clean-up removes those of its own containers (labelled with its buildout, or
+    named with its prefix), whatever ran alongside. Live, because the engine
+    keeps only its last 256 events for a later look.
+    """
+
+    def __init__(self) -> None:
+        self.volumes: dict[str, set[str]] = {}
+        self.owners: dict[str, tuple[str, str]] = {}
+        self.lock = threading.Lock()
+        self.stream = None
+
+    def follow(self, client: docker.DockerClient) -> None:
+        self.stream = client.api.events(decode=True, filters={'type': ['container', 'volume']})
+        threading.Thread(target=self._read, daemon=True, name='dn-test-mounts').start()
+
+    def _read(self) -> None:
+        with contextlib.suppress(docker.errors.DockerException, OSError, ValueError):
+            for event in self.stream or ():
+                actor = event.get('Actor') or {}
+                attributes = actor.get('Attributes') or {}
+                with self.lock:
+                    if event.get('Type') == 'container' and event.get('Action') == 'create':
+                        self.owners[actor.get('ID', '')] = (
+                            attributes.get(LABEL_BUILDOUT, ''), attributes.get('name', ''))
+                    elif event.get('Type') == 'volume' and event.get('Action') == 'mount':
+                        volume = actor.get('ID', '')
+                        if len(volume) == 64 and volume.isalnum():
+                            self.volumes.setdefault(attributes.get('container', ''), set()).add(volume)
+
+    def anonymous_volumes(self, directory: str, prefix: str) -> set[str]:
+        time.sleep(0.05)  # the last events on their way
+        with self.lock:
+            return {volume for container, found in self.volumes.items()
+                    for volume in found
+                    if self.owners.get(container, ('', ''))[0] == directory
+                    or self.owners.get(container, ('', ''))[1].startswith(prefix)}
+
+
+MOUNTS = Mounts()
+
+
 @pytest.fixture(scope='session')
 def client() -> Iterator[docker.DockerClient]:
     try:
@@ -96,8 +143,11 @@ def client() -> Iterator[docker.DockerClient]:
         client.ping()
     except docker.errors.DockerException as exc:
         pytest.exit(f'no Docker engine answers ({exc}); start dockerd first', returncode=3)
+    watcher = docker.from_env(timeout=None)
+    MOUNTS.follow(watcher)
     yield client
     client.close()
+    watcher.close()
 
 
 def _exists(client: docker.DockerClient, reference: str) -> bool:
@@ -205,9 +255,13 @@ class Buildout:
         return getattr(self.client, kind).list(filters=flt)
 
     def cleanup(self) -> None:
+        anonymous = MOUNTS.anonymous_volumes(os.path.realpath(self.directory), self.prefix)
         for container in self.owned('containers'):
             with contextlib.suppress(docker.errors.APIError):
                 container.remove(force=True, v=False)
+        for volume in anonymous:
+            with contextlib.suppress(docker.errors.APIError):
+                self.client.volumes.get(volume).remove()
         for image in self.owned('images'):
             for tag in image.tags or [image.id]:
                 with contextlib.suppress(docker.errors.APIError):
