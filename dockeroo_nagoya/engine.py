@@ -176,6 +176,12 @@ class Engine:
         return [obj for obj in self.owned(kind, directory)
                 if labels_of(obj).get(LABEL_PART) == part]
 
+    def users(self, kind: str, name: str, running: bool = False) -> list[dict[str, Any]]:
+        """The containers (listed, running ones only if ``running``) that use the network
+        or volume ``name``; ``kind`` is ``networks`` or ``volumes``."""
+        key = {'networks': 'network', 'volumes': 'volume'}[kind]
+        return self.api.containers(all=not running, filters={key: name})
+
     # -- single objects ---------------------------------------------------------
     def inspect(self, kind: str, name: str) -> dict[str, Any] | None:
         """Inspect by name or id; ``None`` when it does not exist."""

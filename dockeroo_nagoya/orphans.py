@@ -206,7 +206,7 @@ class Sweep:
             if part is None:
                 continue
             why = f'its part {part} is neither installed nor configured'
-            users = self.api.containers(all=True, filters={'network': network['Name']})
+            users = self.engine.users('networks', network['Name'])
             if users:
                 names = ', '.join(sorted(_container_name(c) for c in users))
                 log.warning('network %s (%s) not removed: the containers %s use it',

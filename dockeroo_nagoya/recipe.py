@@ -177,11 +177,6 @@ class Recipe:
             f'{self.name}: {what} {object_name!r} already exists and was not made by this buildout '
             f'(it has no {LABEL_BUILDOUT} label); remove it or choose another name')
 
-    def users(self, name: str, running: bool = False) -> list[dict[str, Any]]:
-        """The containers using the network or volume ``name`` (of this recipe's kind)."""
-        key = 'network' if self.kind == 'networks' else 'volume'
-        return self.engine.api.containers(all=not running, filters={key: name})
-
     def replaced_in_this_run(self, container: Mapping[str, Any]) -> bool:
         """Whether a container belongs to a part of this configuration: that part is
         installed or updated later in the run and makes it match (replacing it when
@@ -202,7 +197,7 @@ class Recipe:
         ``remove``'s to refuse, as for a removed part; ``strict=False`` (a later
         run trying again) makes that refusal a warning.
         """
-        users = self.users(name)
+        users = self.engine.users(self.kind, name)
         if not users or not all(self.replaced_in_this_run(c) for c in users):
             try:
                 remove(self.engine)
@@ -287,11 +282,14 @@ class Recipe:
             orphans.released(engine, directory, name, kinds=cls.owns,
                              unchanged=cls.keeps_all(options))
 
+    #: The default of a ``keep`` option that keeps the part's one object on removal.
+    keep_default: ClassVar[bool | None] = None
+
     @classmethod
     def keeps_all(cls, options: Mapping[str, str]) -> bool:
         """Whether the teardown removes nothing (``keep = true``): the run's listings stay
         valid (a hundred kept volumes would otherwise be listed a hundred times)."""
-        return False
+        return cls.keep_default is not None and opt.saved_flag(options, 'keep', cls.keep_default)
 
     @classmethod
     def removal_order(cls, options: Mapping[str, str]

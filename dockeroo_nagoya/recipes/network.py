@@ -34,6 +34,7 @@ class NetworkRecipe(Recipe):
     recipe = 'docker.network'
     kind = 'networks'
     owns = ('networks',)
+    keep_default = False
     table = (
         opt.Option('name', opt.name),
         opt.Option('driver', opt.text, default='bridge'),
@@ -177,13 +178,9 @@ class NetworkRecipe(Recipe):
             os.remove(self.reconnect_file)
 
     @classmethod
-    def keeps_all(cls, options: Mapping[str, str]) -> bool:
-        return opt.saved_flag(options, 'keep', False)
-
-    @classmethod
     def teardown(cls, engine: Engine, directory: str, part: str,
                  options: Mapping[str, str], log: logging.Logger) -> None:
-        keep = opt.saved_flag(options, 'keep', False)
+        keep = opt.saved_flag(options, 'keep', bool(cls.keep_default))
         for network in engine.part_objects('networks', directory, part):
             _remove(engine, network, keep, log)
 
@@ -193,8 +190,7 @@ def _remove(engine: Engine, network: Mapping[str, Any], keep: bool, log: logging
     if keep:
         log.info('keeping network %s (keep = true)', name)
         return
-    users = [c['Names'][0].lstrip('/') for c in
-             engine.api.containers(all=True, filters={'network': name})]
+    users = [c['Names'][0].lstrip('/') for c in engine.users('networks', name)]
     if users:
         raise zc.buildout.UserError(
             f'network {name} is still used by the containers {", ".join(sorted(users))}: '
@@ -236,7 +232,7 @@ def _remove_network(engine: Engine, network_id: str, name: str, log: logging.Log
 
 def attached_containers(engine: Engine, name: str) -> list[str]:
     """Ids of every container on the network, running or not (the filter wants the name)."""
-    return [c['Id'] for c in engine.api.containers(all=True, filters={'network': name})]
+    return [c['Id'] for c in engine.users('networks', name)]
 
 
 uninstall = uninstaller(NetworkRecipe)

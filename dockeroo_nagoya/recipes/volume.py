@@ -39,6 +39,7 @@ class VolumeRecipe(Recipe):
     recipe = 'docker.volume'
     kind = 'volumes'
     owns = ('volumes',)
+    keep_default = True
     table = (
         opt.Option('name', opt.name),
         opt.Option('driver', opt.text, default='local'),
@@ -177,7 +178,7 @@ class VolumeRecipe(Recipe):
     def _stop_replaced_users(self, volume: str) -> None:
         """Stop the running containers on the old volume that their parts replace in this
         run anyway, so that what they write until then is in the copy too."""
-        for user in self.users(volume, running=True):
+        for user in self.engine.users('volumes', volume, running=True):
             if self.replaced_in_this_run(user):
                 self.log.info('stopping %s before copying the content of %s: its part '
                               'replaces it in this run', user['Names'][0].lstrip('/'), volume)
@@ -185,13 +186,9 @@ class VolumeRecipe(Recipe):
                                 containers.Callbacks(self.name, self.directory, []))
 
     @classmethod
-    def keeps_all(cls, options: Mapping[str, str]) -> bool:
-        return opt.saved_flag(options, 'keep', True)
-
-    @classmethod
     def teardown(cls, engine: Engine, directory: str, part: str,
                  options: Mapping[str, str], log: logging.Logger) -> None:
-        keep = opt.saved_flag(options, 'keep', True)
+        keep = opt.saved_flag(options, 'keep', bool(cls.keep_default))
         backups = backup_directory(directory, options)
         for volume in engine.part_objects('volumes', directory, part):
             _remove(engine, volume['Name'], keep, backups, log)
@@ -215,7 +212,7 @@ def _remove(engine: Engine, name: str, keep: bool, backups: str, log: logging.Lo
     if keep:
         log.info('keeping volume %s (keep = true); its data stays', name)
         return
-    users = engine.api.containers(all=True, filters={'volume': name})
+    users = engine.users('volumes', name)
     if users:
         names = ', '.join(c['Names'][0].lstrip('/') for c in users)
         raise zc.buildout.UserError(
