@@ -22,6 +22,13 @@ RECIPES = {
     'docker.persist': 'persist:PersistRecipe',
     'docker.image': 'image:ImageFromOptionsRecipe',
     'docker.temporary': 'temporary:TemporaryRecipe',
+    'docker.control': 'control:ControlRecipe',
+    # The directory of the file that defines a section (a profile's own files).
+    'profile-directory': 'profiledir:ProfileDirectoryRecipe',
+    'docker.save': 'save:SaveRecipe',
+    'docker.load': 'load:LoadRecipe',
+    # dockeroo's docker-machine recipe: stops with one line naming what to use instead.
+    'machine.create': 'retired:MachineCreateRecipe',
 }
 
 

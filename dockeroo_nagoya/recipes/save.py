@@ -1,0 +1,106 @@
+"""``docker.save`` (dockeroo's): an image to a tar file, rewritten only when the image changed.
+
+``name`` (the image, default the part name; ``tag``, default ``latest``),
+``path`` (the file; default ``parts/PART/IMAGE.tar``), ``keep`` (default
+``false``: removing the part removes the file). Whether the file already
+holds the image is read from the file (its manifest names the image's id),
+so a rerun rewrites it exactly when the image is another one or the file is
+gone. The file carries the tag, so ``docker load`` (or a ``docker.load``
+part on another engine) restores it under the same name: images reach
+engines that have no registry.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Mapping
+
+import zc.buildout
+
+from .. import options as opt
+from ..engine import Engine, engine_errors
+from ..imagefiles import image_in_archive, write_atomically
+from ..recipe import ImageRecipe, Recipe, REINSTALLING, uninstaller
+
+#: (buildout directory, part) -> the file a reinstalled part wrote before (its path changed).
+PREVIOUS_PATHS: dict[tuple[str, str], str] = {}
+
+
+class SaveRecipe(Recipe):
+    """An image written to a file with the engine's ``docker save``."""
+
+    recipe = 'docker.save'
+    kind = 'images'
+    owns = ()
+    table = (
+        opt.Option('name', opt.text, identity=False),
+        opt.Option('tag', opt.text, identity=False),
+        opt.Option('path', opt.path, identity=False),
+        opt.Option('keep', opt.boolean, default='false', identity=False),
+    )
+
+    def configure(self) -> None:
+        self.image = ImageRecipe.image_from_options(self)  # type: ignore[arg-type]
+        path = self.values['path']
+        if path is None:
+            parts = self.buildout['buildout'].get('parts-directory') or os.path.join(
+                self.directory, 'parts')
+            path = os.path.join(parts, self.name, self.image.replace('/', '_').replace(':', '_')
+                                + '.tar')
+        if os.path.isdir(path) or path.endswith(os.sep):
+            raise opt.invalid(self.name, 'path', 'the path of a file to write, not a directory',
+                              self.options.get('path'))
+        self.path = self.options['path'] = path
+
+    def apply(self, fresh: bool) -> list[str]:
+        previous = PREVIOUS_PATHS.pop((self.directory, self.name), None)
+        image = self.engine.inspect('images', self.image)
+        if image is None:
+            raise zc.buildout.UserError(
+                f'{self.name}: option name: there is no image {self.image} to save: make it with '
+                f'an earlier part (docker.build, docker.pull, ...) and name it as ${{part:image}}')
+        held = image_in_archive(self.path, self.image) if os.path.isfile(self.path) else None
+        if held is not None and held.image_id == image['Id'] and self.image in held.tags:
+            self.log.debug('%s already holds %s', self.path, self.image)
+        else:
+            why = ('the file was missing' if not os.path.isfile(self.path) else
+                   'the image changed' if held is not None else 'the file held no such image')
+            self.log.info('saving %s (%s) to %s: %s', self.image, image['Id'][:19], self.path, why)
+            with engine_errors(self.name, self.engine_config, f'saving {self.image}'):
+                write_atomically(self.path, self.engine.api.get_image(self.image))
+        if previous and previous != self.path and not self.values['keep']:
+            _remove_file(previous, self.log)
+        return []
+
+    @classmethod
+    def uninstall(cls, name: str, options: Mapping[str, str]) -> None:
+        directory = os.path.realpath(os.getcwd())
+        super().uninstall(name, options)
+        if (directory, name) in REINSTALLING and options.get('path'):
+            PREVIOUS_PATHS[(directory, name)] = options['path']
+
+    @classmethod
+    def teardown(cls, engine: Engine, directory: str, part: str,
+                 options: Mapping[str, str], log: logging.Logger) -> None:
+        path = options.get('path')
+        if not path:
+            return
+        if opt.saved_flag(options, 'keep', False):
+            log.info('keeping %s (keep = true)', path)
+            return
+        _remove_file(path, log)
+
+
+def _remove_file(path: str, log: logging.Logger) -> None:
+    try:
+        os.unlink(path)
+        log.info('removed %s', path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        log.warning('%s not removed: %s', path, exc.strerror)
+
+
+uninstall = uninstaller(SaveRecipe)
+
+__all__ = ['SaveRecipe', 'uninstall']
