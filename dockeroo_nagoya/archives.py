@@ -121,10 +121,11 @@ class Downloads:
         name = posixpath.basename(urllib.parse.urlparse(url).path) or 'download'
         return os.path.join(self.cache, f'{key}-{name}')
 
-    def fetch(self, url: str, sha256: str | None = None) -> str:
-        """The cached file of ``url``, downloaded when missing or not matching ``sha256``."""
+    def fetch(self, url: str, sha256: str | None = None, again: bool = False) -> str:
+        """The cached file of ``url``, downloaded when missing or not matching ``sha256``
+        (or always, ``again``: what a URL names may change, and only the download says)."""
         path = self.cached_path(url)
-        if os.path.exists(path):
+        if os.path.exists(path) and (not again or self.offline):
             if sha256 is None or file_sha256(path) == sha256:
                 return path
             log.info('cached %s does not match its sha256; downloading it again', url)

@@ -73,6 +73,8 @@ TOJI_ALIASES = {
     'envs': 'env',
     'add_capabilities': 'cap-add',
     'drop_capabilities': 'cap-drop',
+    'run_once': 'run-once',
+    'commands': 'command',
 }
 
 DEFAULT_NETWORKS = ('bridge', 'host', 'none', 'default')
@@ -211,7 +213,8 @@ def healthcheck_test(raw: str) -> list[str]:
 
 
 TABLE: tuple[opt.Option, ...] = (
-    opt.Option('name', opt.name, identity=False),
+    # dockeroo's own example names the container with ``container``.
+    opt.Option('name', opt.name, identity=False, aliases=('container',)),
     opt.Option('image', opt.image_reference, required=True),
     opt.Option('command', command_line),
     opt.Option('entrypoint', command_line),
@@ -242,6 +245,8 @@ TABLE: tuple[opt.Option, ...] = (
     opt.Option('script-shell', opt.text, default='/bin/sh'),
     opt.Option('script-user', opt.text),
     opt.Option('job', opt.boolean, default='false'),
+    # toji's run_once: started once; later runs leave it as it is unless it changed.
+    opt.Option('run-once', opt.boolean, default='false', identity=False),
     opt.Option('start', opt.boolean, default='true', identity=False),
     opt.Option('restart', restart_policy, identity=False),
     opt.Option('stop-timeout', opt.duration, default='10', identity=False),
@@ -255,11 +260,20 @@ TABLE: tuple[opt.Option, ...] = (
 DEFAULT_WAIT_TIMEOUT = 120.0
 
 
-def take_toji_aliases(options: Any) -> None:
-    """Copy toji's underscored option names to ours, so its configurations read as they are."""
+def take_toji_aliases(options: Any, part: str = '') -> None:
+    """Copy toji's underscored option names to ours, so its configurations read as they are.
+
+    toji's ``detach = no`` (wait for the container to finish) is ``job = true``.
+    """
     for alias, name in TOJI_ALIASES.items():
         if alias in options and name not in options:
             options[name] = options[alias]
+    if 'detach' in options and 'job' not in options:
+        try:
+            options['job'] = 'false' if opt.boolean(options['detach']) else 'true'
+        except opt.Invalid as exc:
+            raise opt.invalid(part or 'a member', 'detach', f'{exc}: toji\'s detach = no is '
+                              f'job = true', options['detach']) from None
 
 
 # -- the spec -------------------------------------------------------------------
@@ -301,6 +315,10 @@ class ContainerSpec:
             restart = values['restart']
             if restart and restart['Name'] != 'no':
                 raise opt.invalid(part, 'restart', 'no for a job (job = true)', self.raw('restart'))
+        restart = values['restart']
+        if values['run-once'] and restart and restart['Name'] != 'no':
+            raise opt.invalid(part, 'restart', 'no with run-once (run_once: started once, '
+                              'never again)', self.raw('restart'))
         if values['script'] and not values['start']:
             raise opt.invalid(part, 'script', 'start = true (a script runs in the started '
                               'container)', values['script'])
@@ -414,6 +432,8 @@ def plan(spec: ContainerSpec, current: Mapping[str, Any] | None, identity: str,
     if labels_of(dict(current)).get(LABEL_IDENTITY) != identity:
         return Plan('recreate', what_changed(current, hashes), current)
     state = current.get('State')
+    if spec.values['run-once'] and state == 'exited' and not spec.job:
+        return Plan('keep', 'it runs once (run-once): it was started before', current)
     if spec.job:
         code = exit_code(current)
         if state == 'exited' and code == 0:

@@ -109,6 +109,7 @@ class Member:
     callbacks: list[tuple[str, str]]
     volumes: list[dict[str, str]]
     keep: bool = False
+    run_once: bool = False
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Member:
@@ -119,7 +120,8 @@ class Member:
                    wait_for=list(data.get('wait-for') or []),
                    wait_timeout=data.get('wait-timeout'),
                    callbacks=[(e, t) for e, t in data.get('callbacks') or []],
-                   volumes=list(data.get('volumes') or []), keep=bool(data.get('keep')))
+                   volumes=list(data.get('volumes') or []), keep=bool(data.get('keep')),
+                   run_once=bool(data.get('run-once')))
 
 
 class System:
@@ -211,6 +213,8 @@ class System:
                 raise ControlError(f'{self.display(member)}: container {member.container} does '
                                    f'not exist: run bin/buildout to create it')
             state = details['State']
+            if member.run_once and not str(state.get('StartedAt', '')).startswith('0001-'):
+                return  # toji's run_once: started once, never again
             if state.get('Paused'):
                 engine.api.unpause(member.container)
                 self.say(f'resumed {member.container}')

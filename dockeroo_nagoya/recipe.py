@@ -70,7 +70,29 @@ def engine_config(part: str, options: Mapping[str, str],
                           + (f' ({", ".join(missing)} missing)' if missing else ''), cert_path)
     return EngineConfig(host=get('docker-host'), tls_verify=tls,
                         cert_path=cert_path and os.path.expanduser(cert_path),
-                        timeout=timeout, context=get('machine-name'))
+                        timeout=timeout, context=get('machine-name') or machine_from_environment(
+                            part, get('docker-host')))
+
+
+def machine_from_environment(part: str, host: str | None) -> str | None:
+    """dockeroo's default of ``machine-name``: ``DOCKER_MACHINE_NAME``, as a Docker context.
+
+    Only when no ``docker-host`` is configured. docker-machine's environment sets
+    ``DOCKER_HOST`` beside it, so a name that is no context then leaves the engine
+    to ``DOCKER_HOST``; with neither, it is a mistake said in one line.
+    """
+    machine = os.environ.get('DOCKER_MACHINE_NAME', '').strip()
+    if not machine or host:
+        return None
+    with contextlib.suppress(docker.errors.DockerException, OSError, ValueError):
+        if docker.ContextAPI.get_context(machine) is not None:
+            return machine
+    if os.environ.get('DOCKER_HOST'):
+        return None
+    raise zc.buildout.UserError(
+        f'{part}: option machine-name: its default, DOCKER_MACHINE_NAME={machine!r}, names no '
+        f'Docker context (docker context ls lists them): create one, set machine-name or '
+        f'docker-host, or unset DOCKER_MACHINE_NAME')
 
 
 class Recipe:

@@ -46,6 +46,13 @@ class BootstrapRecipe(ImageRecipe):
     )
 
     def configure(self) -> None:
+        made = (self.options.get('image') or '').strip()
+        if made:  # dockeroo's example names the image it makes with image
+            named = (self.options.get('name') or '').strip()
+            if named and named != made:
+                raise opt.invalid(self.name, 'image', f'the image to make, or name, not both '
+                                  f'(name = {named})', made)
+            self.options['name'] = made
         self.image_from_options()
         values = self.values
         try:

@@ -17,6 +17,7 @@ from typing import Any
 import zc.buildout
 
 from .. import options as opt
+from .. import sources
 from ..context import base_images, context_digest
 from ..progress import follow_build
 from ..recipe import CANDIDATE_OPTIONS, ImageRecipe, uninstaller
@@ -31,7 +32,7 @@ class BuildRecipe(ImageRecipe):
     table = (
         opt.Option('name', opt.text),
         opt.Option('tag', opt.text, identity=False),
-        opt.Option('source', opt.existing_directory, required=True),
+        opt.Option('source', sources.source_option, required=True),
         opt.Option('dockerfile', opt.text, default='Dockerfile'),
         opt.Option('build-args', opt.key_values, default=''),
         opt.Option('target', opt.text),
@@ -45,7 +46,9 @@ class BuildRecipe(ImageRecipe):
     def configure(self) -> None:
         # ${part:name} and ${part:image} are both the tagged image, as they always were.
         self.options['name'] = self.image_from_options()
-        source = self.values['source']
+        # A URL (dockeroo's docker build URL) is fetched now: its content is the context.
+        source = self.values['source'] = sources.local_context(
+            self.name, self.values['source'], self.buildout['buildout'], self.directory, self.options)
         dockerfile = os.path.join(source, self.values['dockerfile'])
         try:
             with open(dockerfile, encoding='utf-8') as handle:

@@ -68,7 +68,7 @@ class RunRecipe(Recipe):
 
     def __init__(self, buildout: Mapping[str, Mapping[str, str]], name: str,
                  options: MutableMapping[str, str]) -> None:
-        containers.take_toji_aliases(options)
+        containers.take_toji_aliases(options, name)
         super().__init__(buildout, name, options)
 
     def configure(self) -> None:

@@ -144,7 +144,7 @@ class SystemRecipe(Recipe):
             raise zc.buildout.UserError(
                 f'{self.name}: option containers: section [{section}] has a recipe; a member '
                 f'section holds docker.run\'s options only (remove its recipe line)')
-        containers.take_toji_aliases(raw)
+        containers.take_toji_aliases(raw, display)
         values = opt.parse_options(display, raw, MEMBER_TABLE)
         if values['name'] is None:
             try:
@@ -289,7 +289,7 @@ class SystemRecipe(Recipe):
             members.append({
                 'section': section, 'container': member.name, 'image': values['image'],
                 'after': sorted(member.after), 'linked': sorted(member.linked),
-                'job': values['job'], 'start': values['start'],
+                'job': values['job'], 'start': values['start'], 'run-once': values['run-once'],
                 'stop-timeout': member.spec.stop_timeout,
                 'wait-for': [gate.text for gate in values['wait-for']],
                 'wait-timeout': values['wait-timeout'],
