@@ -34,7 +34,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 import docker.errors
 import zc.buildout
 
-from . import containers, probes, scheduling, volumedata
+from . import containers, logstreams, probes, scheduling, volumedata
+from . import options as opt
 from .engine import Engine, EngineConfig, connect, engine_errors
 
 OK, FAILED, USAGE, NOT_UP = 0, 1, 2, 3
@@ -334,7 +335,7 @@ class System:
         manifest = {'format': 1, 'part': self.part, 'directory': self.directory,
                     'created': _now().isoformat(), 'volumes': entries}
         _write_json(os.path.join(target, MANIFEST), manifest)
-        self.say(f'backup of {len(entries)} volumes in {target}')
+        self.say(f'backup of {plural(len(entries), "volume")} in {target}')
         return target
 
     def latest_backup(self) -> str:
@@ -363,6 +364,8 @@ class System:
                 raise ControlError(f'{self.part}: volume {", ".join(full)} is not empty: '
                                    f'restore --force writes the backup over it (nothing was '
                                    f'restored)')
+            for entry in entries:
+                entry['over'] = entry['volume'] in full   # its other files stay (--force)
             users = {m.section for e in entries for m in self.users(e['volume'])}
             stopped = self.stop(users) if users else []
             try:
@@ -371,7 +374,7 @@ class System:
             finally:
                 if stopped:
                     self.start(stopped)
-        self.say(f'restored {len(entries)} volumes from {source}')
+        self.say(f'restored {plural(len(entries), "volume")} from {source}')
 
     def _verified(self, source: str) -> list[dict[str, Any]]:
         """The manifest's entries, once every archive matches its size and checksum."""
@@ -399,7 +402,7 @@ class System:
                 raise ControlError(f'{self.part}: {path} does not match its checksum in '
                                    f'{MANIFEST}: nothing was restored')
             entry['path'] = path
-        self.say(f'checked {len(entries)} archives in {source}')
+        self.say(f'checked {plural(len(entries), "archive")} in {source}')
         return entries
 
     def _restore_volume(self, source: str, entry: Mapping[str, Any]) -> None:
@@ -408,6 +411,9 @@ class System:
             self.engine.api.create_volume(name=volume)
             self.say(f'created volume {volume}')
         volumedata.restore(self.engine, volume, entry['path'])
+        if entry.get('over'):   # files that are not in the backup were left: no whole-volume check
+            self.say(f'restored volume {volume} over its content (files not in the backup stay)')
+            return
         if entry.get('content') and volumedata.content_digest(self.engine, volume) != entry['content']:
             raise ControlError(f'{self.part}: volume {volume} does not hold what {entry["path"]} '
                                f'held after the restore (content checksum differs)')
@@ -453,7 +459,7 @@ class System:
         for member in self.members.values():
             details = self.inspect(member)
             if details is None:
-                rows.append([member.container, 'missing', '-', member.image, '-'])
+                rows.append([member.container, 'missing', '-', member.image, '-', '-'])
                 healthy = False
                 continue
             state = details['State']
@@ -470,7 +476,8 @@ class System:
                 fine = state.get('Running') and not state.get('Paused') and \
                     health in ('-', 'healthy')
             healthy = healthy and bool(fine)
-            rows.append([member.container, status, health, member.image, uptime])
+            rows.append([member.container, status, health, member.image, uptime,
+                         published_ports(details)])
         return rows, healthy
 
 
@@ -494,7 +501,7 @@ def cmd_restart(system: System, args: argparse.Namespace) -> int:
 def cmd_status(system: System, args: argparse.Namespace) -> int:
     with engine_errors(system.part, system.config):
         rows, healthy = system.status_rows()
-    table = [['CONTAINER', 'STATE', 'HEALTH', 'IMAGE', 'UPTIME'], *rows]
+    table = [['CONTAINER', 'STATE', 'HEALTH', 'IMAGE', 'UPTIME', 'PORTS'], *rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     for row in table:
         print('  '.join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
@@ -511,22 +518,18 @@ def cmd_logs(system: System, args: argparse.Namespace) -> int:
                 raise ControlError(f'{system.part}: container {member.container} does not exist')
             if args.follow:
                 for chunk in system.engine.api.logs(member.container, stream=True, follow=True,
-                                                    tail=tail):
+                                                    tail=tail, since=args.since):
                     out.write(chunk)
                     out.flush()
             else:
-                out.write(system.engine.api.logs(member.container, tail=tail))
+                out.write(system.engine.api.logs(member.container, tail=tail, since=args.since))
             return OK
-        if args.follow:
-            raise ControlError(f'{system.part}: logs --follow needs a NAME', USAGE)
-        for member in system.members.values():
-            if system.inspect(member) is None:
-                continue
-            text = system.engine.api.logs(member.container, tail=tail)
-            for line in text.splitlines(keepends=True):
-                out.write(member.container.encode() + b' | ' + line)
-            if text and not text.endswith(b'\n'):
-                out.write(b'\n')
+        names = [m.container for m in system.members.values() if system.inspect(m) is not None]
+        for container, line in logstreams.interleaved(system.config, names, tail, args.since,
+                                                args.follow):
+            out.write(container.encode() + b' | ' + line)
+            if args.follow:
+                out.flush()
     out.flush()
     return OK
 
@@ -593,10 +596,14 @@ def parser_for(prog: str) -> argparse.ArgumentParser:
         f'order. Exit codes: 0 done, 1 failed, 2 usage error, 3 status not all up.')
     parser.add_argument('-q', '--quiet', action='store_true', help='print only errors')
     commands = parser.add_subparsers(dest='command', metavar='COMMAND', required=True)
+    # The options every command takes, after it as well as before it (bin/sys stop -q).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument('-q', '--quiet', action='store_true', default=argparse.SUPPRESS,
+                        help='print only errors')
 
     def command(name: str, function: Callable[[System, argparse.Namespace], int],
                 text: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=text, description=text)
+        sub = commands.add_parser(name, help=text, description=text, parents=[common])
         sub.set_defaults(function=function)
         return sub
 
@@ -604,13 +611,17 @@ def parser_for(prog: str) -> argparse.ArgumentParser:
             'their gates')
     command('stop', cmd_stop, 'stop the members, dependents first, each with its stop-timeout')
     command('restart', cmd_restart, 'stop, then start')
-    command('status', cmd_status, 'a table of container, state, health, image and uptime; '
+    command('status', cmd_status, 'a table of container, state, health, image, uptime and '
+            'published ports; '
             'exit code 3 when a member is not running, or not healthy')
-    logs = command('logs', cmd_logs, 'the log of one member, or of all of them with the '
-                   'container name before each line')
+    logs = command('logs', cmd_logs, 'the log of one member, or of all of them interleaved '
+                   'by time with the container name before each line')
     logs.add_argument('name', nargs='?', metavar='NAME', help='member (section or container name)')
     logs.add_argument('-n', '--tail', type=_count, metavar='N', help='only the last N lines')
-    logs.add_argument('-f', '--follow', action='store_true', help='keep printing (NAME only)')
+    logs.add_argument('-f', '--follow', action='store_true', help='keep printing new lines')
+    logs.add_argument('--since', type=logs_since, metavar='WHEN',
+                      help='only lines from WHEN on: a duration back from now (10m, 1h30m) or a '
+                      'time (2026-01-31T12:00:00, UTC unless it says)')
     run = command('exec', cmd_exec, 'run a command in a running member; exits with its code')
     run.add_argument('-u', '--user', help='user to run it as')
     run.add_argument('-w', '--workdir', help='directory to run it in')
@@ -675,6 +686,34 @@ def _log_to_terminal(level: int) -> None:
     for handler in (out, err):
         handler.setFormatter(logging.Formatter('%(message)s'))
         root.addHandler(handler)
+
+
+def plural(count: int, word: str) -> str:
+    """``1 volume``, ``2 volumes``."""
+    return f'{count} {word}{"" if count == 1 else "s"}'
+
+
+def published_ports(details: Mapping[str, Any]) -> str:
+    """``127.0.0.1:8080->80/tcp``, as docker ps shows them; ``-`` for none."""
+    found = []
+    for port, bindings in sorted(((details.get('NetworkSettings') or {}).get('Ports') or {}).items()):
+        for binding in bindings or []:
+            found.append(f'{binding.get("HostIp") or "0.0.0.0"}:{binding.get("HostPort")}->{port}')
+    return ', '.join(found) or '-'
+
+
+def logs_since(raw: str) -> datetime.datetime:
+    """``--since``: a duration back from now, or a time (UTC unless it has an offset)."""
+    try:
+        return _now() - datetime.timedelta(seconds=opt.duration(raw))
+    except opt.Invalid:
+        pass
+    try:
+        when = datetime.datetime.fromisoformat(raw.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'a duration such as 10m or a time such as '
+                                         f'2026-01-31T12:00:00, not {raw!r}') from None
+    return when if when.tzinfo else when.replace(tzinfo=datetime.timezone.utc)
 
 
 def _count(raw: str) -> int:

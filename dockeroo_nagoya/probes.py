@@ -5,12 +5,17 @@ when every gate has passed, in order, within ``wait-timeout`` (for all of
 them together). The kinds of gate:
 
 ``tcp:PORT``
-    A TCP connection to PORT on the container's address is accepted.
+    A TCP connection to PORT on the container's address is accepted (the
+    port inside the container, not a published one).
 ``http://[HOST]:PORT/PATH [STATUS [REGEX]]`` (also ``https://``)
     A GET answers with STATUS (``200``, or a class such as ``2xx``; default
     ``2xx``) and, when REGEX is given (the rest of the line), a body in which
-    it is found. An empty HOST (``http://:8080/``) or the container's own
-    name means the container's address. HTTPS certificates are not checked
+    it is found; it may be written between slashes, ``/REGEX/``. The HOST:
+    empty (``http://:8080/``) or the container's own name means the
+    container's address (what the host reaches it on, its port inside the
+    container); any other host is connected to as it is, from the buildout's
+    host: ``localhost`` is the host itself, which reaches the container only
+    through a port it publishes there. HTTPS certificates are not checked
     (services inside a system commonly use their own CA), and no proxy is used.
 ``exec:COMMAND``
     COMMAND (split like a shell would, run without one) exits 0 inside the
@@ -25,7 +30,8 @@ container's address on its first network, which works on a local Linux
 engine; for a remote engine use ``exec:`` gates.
 
 Gates are polled from about 100 ms on, backing off to half a second, so a
-system comes up as fast as its services do. A container that stops while
+system comes up as fast as its services do. A gate still failing says every
+10 s what it tried and what it got. A container that stops while
 its gates are polled fails at once, with its exit code and last log lines.
 The functions take an engine and a container id, not a recipe, so several
 containers can be brought up in parallel threads.
@@ -64,6 +70,8 @@ LINE_LIMIT = 400
 KEPT_LINES = 1000
 STATUS_RE = re.compile(r'^[1-5](?:[0-9]{2}|xx)$')
 KINDS = 'tcp:PORT, http://…, https://…, exec:COMMAND, log:REGEX or healthy'
+#: Seconds between the lines that say a gate is still failing, and why.
+REPORT_EVERY = 10.0
 
 
 class NotReady(zc.buildout.UserError):
@@ -137,6 +145,8 @@ def _parse_http(text: str) -> Gate:
 
 
 def _regex(pattern: str, text: str) -> str:
+    if len(pattern) >= 2 and pattern.startswith('/') and pattern.endswith('/'):
+        pattern = pattern[1:-1]   # the README's /REGEX/ form
     if not pattern:
         raise Invalid(f'a regular expression after {text!r}')
     try:
@@ -161,6 +171,7 @@ def wait_until_ready(engine: Engine, container: str, name: str, gates: list[Gate
         check = CHECKS[gate.kind]
         delay = FIRST_DELAY
         why = 'not checked yet'
+        report = time.monotonic() + REPORT_EVERY
         while True:
             state = engine.api.inspect_container(container)
             if not state['State'].get('Running'):
@@ -174,6 +185,10 @@ def wait_until_ready(engine: Engine, container: str, name: str, gates: list[Gate
             if passed:
                 log.info('%s: %s passed after %.1fs', name, gate.text, time.monotonic() - started)
                 break
+            if time.monotonic() >= report:
+                log.info('%s: still waiting for %s after %.0fs: %s', name, gate.text,
+                         time.monotonic() - started, why)
+                report += REPORT_EVERY
             if time.monotonic() + delay > deadline:
                 raise NotReady(
                     f'{part}: option wait-for: {gate.text} did not pass within {timeout:g}s '
@@ -299,7 +314,12 @@ def _check_http(engine: Engine, container: str, state: dict[str, Any], gate: Gat
         status, body = exc.code, exc.read(1 << 20)
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
         reason = getattr(exc, 'reason', exc)
-        return False, f'{url}: {reason}'
+        hint = ''
+        if host in ('localhost', '127.0.0.1', '::1') and \
+                (state.get('HostConfig') or {}).get('NetworkMode') != 'host':
+            hint = (' (localhost is the buildout\'s host, not the container: leave the host '
+                    'empty, http://:PORT/, for the container\'s address)')
+        return False, f'{url}: {reason}{hint}'
     if not _status_matches(status, gate.status):
         return False, f'{url} answered {status}, not {gate.status}'
     if gate.pattern and not re.search(gate.pattern, body.decode('utf-8', 'replace'), re.M):

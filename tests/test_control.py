@@ -94,7 +94,8 @@ def one_error(result: subprocess.CompletedProcess[str], code: int, *expected: st
 
 def status_table(result: subprocess.CompletedProcess[str]) -> dict[str, list[str]]:
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ['CONTAINER', 'STATE', 'HEALTH', 'IMAGE', 'UPTIME'], result.stdout
+    assert lines[0].split() == ['CONTAINER', 'STATE', 'HEALTH', 'IMAGE', 'UPTIME', 'PORTS'], \
+        result.stdout
     rows = {}
     for line in lines[1:]:
         cells = line.split()

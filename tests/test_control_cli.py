@@ -1,0 +1,113 @@
+"""The control script as a compose user types it: options anywhere, logs by time, ports."""
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+
+from conftest import free_port
+from helpers import write_volume_file
+from test_control import control
+
+pytestmark = pytest.mark.slow
+
+
+def cli_cfg(b, busybox: str, port: int) -> str:
+    # a and b write one line each in turn, so their logs interleave by time.
+    return f'''
+        [buildout]
+        parts = sys
+
+        [sys]
+        recipe = dockeroo_nagoya:docker.system
+        containers = a b
+
+        [a]
+        name = {b.prefix}-a
+        image = {busybox}
+        init = true
+        stop-timeout = 1
+        volumes = {b.prefix}-data:/data
+        ports = 127.0.0.1:{port}:80
+        command = sh -c 'echo a1; sleep 0.6; echo a2; sleep 0.6; echo a3; exec httpd -f -p 80 -h /data'
+
+        [b]
+        name = {b.prefix}-b
+        image = {busybox}
+        init = true
+        stop-timeout = 1
+        command = sh -c 'sleep 0.3; echo b1; sleep 0.6; echo b2; exec sleep 3600'
+        '''
+
+
+@pytest.fixture
+def system(buildout, busybox):
+    b = buildout
+    port = free_port()
+    b.write(cli_cfg(b, busybox, port))
+    b.run('-N')
+    time.sleep(1.8)   # every line written
+    b.port = port
+    return b
+
+
+def test_options_after_the_command_logs_by_time_and_status_ports(system, client):
+    b = system
+    p = b.prefix
+    out = control(b, 'logs')
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [f'{p}-a | a1', f'{p}-b | b1', f'{p}-a | a2',
+                                       f'{p}-b | b2', f'{p}-a | a3'], out.stdout
+    assert control(b, 'logs', '--tail', '1').stdout.splitlines() == [f'{p}-b | b2', f'{p}-a | a3']
+    assert control(b, 'logs', '--since', '1h').stdout.count('\n') == 5
+    assert control(b, 'logs', '--since', '2099-01-01T00:00:00').stdout == ''
+    usage = control(b, 'logs', '--since', 'yesterday')
+    assert usage.returncode == 2 and 'a duration such as 10m' in usage.stderr
+
+    # --follow with no NAME: every member, by time, until interrupted.
+    follow = subprocess.Popen([str(b.directory / 'bin' / 'sys'), 'logs', '--follow', '-n', '1'],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.5)
+        client.containers.get(f'{p}-b').exec_run('sh -c "echo late > /proc/1/fd/1"')
+        time.sleep(1.0)
+    finally:
+        follow.terminate()
+        followed = follow.communicate(timeout=10)[0].splitlines()
+    assert followed == [f'{p}-b | b2', f'{p}-a | a3', f'{p}-b | late'], followed
+
+    status = control(b, 'status')
+    assert status.returncode == 0
+    header, *rows = status.stdout.splitlines()
+    assert header.split()[-1] == 'PORTS'
+    assert any(row.startswith(f'{p}-a') and row.endswith(f'127.0.0.1:{b.port}->80/tcp')
+               for row in rows), status.stdout
+
+    # -q after the command, as before it.
+    for args in (('stop', '-q'), ('-q', 'start'), ('start', '--quiet')):
+        result = control(b, *args)
+        assert result.returncode == 0, (args, result.stderr)
+        assert result.stdout == '', (args, result.stdout)
+    assert control(b, 'status').returncode == 0
+
+
+def test_backup_says_one_volume_and_restore_force_leaves_extra_files(system, client):
+    b = system
+    data = f'{b.prefix}-data'
+    write_volume_file(client, data, 'kept.txt', b'in the backup\n')
+    backup = control(b, 'backup', str(b.directory / 'bk'))
+    assert backup.returncode == 0, backup.stderr
+    assert f'backup of 1 volume in {b.directory / "bk"}' in backup.stdout
+    write_volume_file(client, data, 'extra.txt', b'not in the backup\n')
+    write_volume_file(client, data, 'kept.txt', b'changed since\n')
+    refused = control(b, 'restore', str(b.directory / 'bk'))
+    assert refused.returncode == 1 and 'restore --force' in refused.stderr
+    forced = control(b, 'restore', '--force', str(b.directory / 'bk'))
+    assert forced.returncode == 0, forced.stderr
+    assert 'checked 1 archive' in forced.stdout and 'restored 1 volume from' in forced.stdout
+    assert 'files not in the backup stay' in forced.stdout
+    a = client.containers.get(f'{b.prefix}-a')
+    assert a.status == 'running'
+    assert a.exec_run('cat /data/kept.txt /data/extra.txt').output == \
+        b'in the backup\nnot in the backup\n'
