@@ -114,8 +114,10 @@ def command_line(raw: str) -> tuple[str, ...]:
 def ports(raw: str) -> tuple[str, ...]:
     found = tuple(opt.words(raw))
     for port in found:
-        if not PORT_RE.match(port):
-            raise opt.Invalid('ports such as 80, 8000-8010 or 53/udp')
+        numbers = [int(n) for n in port.split('/')[0].split('-')] if PORT_RE.match(port) else []
+        if not numbers or not all(1 <= n <= 65535 for n in numbers) or numbers != sorted(numbers):
+            raise opt.Invalid('ports such as 80, 8000-8010 or 53/udp (port numbers from 1 to '
+                              '65535, the lower first)')
     return found
 
 
