@@ -46,6 +46,9 @@ NEEDED_MODULES = ('dockeroo_nagoya', 'docker', 'requests', 'urllib3', 'idna', 'c
 
 MANIFEST = 'manifest.json'
 
+#: The description of the members, in ``parts/<part>/``.
+DESCRIPTION = 'control.json'
+
 log = logging.getLogger('dockeroo_nagoya.control')
 
 
@@ -79,17 +82,66 @@ def importable_paths(modules: Iterable[str] = NEEDED_MODULES) -> list[str]:
     return ordered + [p for p in found if p not in ordered]
 
 
-def script_text(python: str, description: str, part: str) -> str:
-    """``bin/<part>``: the buildout's Python, the package's directories, then :func:`main`."""
+def script_text(python: str, description: str, part: str, recipe: str = 'docker.system',
+                script: str | None = None) -> str:
+    """``bin/<script>``: the buildout's Python, the package's directories, then :func:`main`."""
+    script = script or part
     paths = ''.join(f'    {path!r},\n' for path in importable_paths())
     return (f'#!{python}\n'
-            f'"""Control script of the docker.system part {part} (made by buildout: '
-            f'bin/{part} --help)."""\n'
+            f'"""Control script of the {recipe} part {part} (made by buildout: '
+            f'bin/{script} --help)."""\n'
             f'import sys\n'
             f'sys.path[0:0] = [\n{paths}]\n\n'
             f'from dockeroo_nagoya import control\n\n'
             f"if __name__ == '__main__':\n"
-            f'    sys.exit(control.main({description!r}, sys.argv[1:], prog={part!r}))\n')
+            f'    sys.exit(control.main({description!r}, sys.argv[1:], prog={script!r}))\n')
+
+
+def write_control(bin_directory: str, parts_directory: str, part: str, recipe: str,
+                  description: Mapping[str, Any], script: str | None = None,
+                  file_name: str = DESCRIPTION) -> list[str]:
+    """``bin/<script>`` and ``parts/<part>/<file_name>``, each written whole (the script may
+    be running): what a docker.system part and a docker.control part both install."""
+    parts = os.path.join(parts_directory, part)
+    os.makedirs(parts, exist_ok=True)
+    os.makedirs(bin_directory, exist_ok=True)
+    path = os.path.join(parts, file_name)
+    _write_file(path, json.dumps(description, indent=2, sort_keys=True) + '\n', 0o644)
+    target = os.path.join(bin_directory, script or part)
+    _write_file(target, script_text(sys.executable, path, part, recipe, script), 0o755)
+    return [target, parts]
+
+
+def describe(part: str, directory: str, engine: EngineConfig, backups: str,
+             members: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The description the control script reads: members in dependency order, with
+    ``section``, ``container``, ``image``, ``after``, ``linked``, ``job``, ``start``,
+    ``stop-timeout``, ``wait-for``, ``wait-timeout``, ``callbacks`` and ``volumes``
+    (names only: never an option value such as env)."""
+    members = [dict(m) for m in members]
+    graph = {m['section']: {a for a in m['after']} for m in members}
+    volumes = sorted({v['volume'] for m in members for v in m['volumes']})
+    return {'format': 1, 'part': part, 'directory': directory,
+            'engine': dataclasses.asdict(engine), 'backup-directory': backups,
+            'levels': scheduling.levels(graph), 'members': members, 'volumes': volumes}
+
+
+def describe_member(section: str, spec: containers.ContainerSpec, after: Iterable[str],
+                    linked: Iterable[str] = ()) -> dict[str, Any]:
+    """One member's entry in :func:`describe`, from its container's parsed options."""
+    values = spec.values
+    return {
+        'section': section, 'container': spec.name, 'image': values['image'],
+        'after': sorted(after), 'linked': sorted(linked),
+        'job': values['job'], 'start': values['start'], 'run-once': values['run-once'],
+        'stop-timeout': spec.stop_timeout,
+        'wait-for': [gate.text for gate in values['wait-for']],
+        'wait-timeout': values['wait-timeout'],
+        'callbacks': [list(line) for line in values['callbacks']],
+        'volumes': [{'volume': v['source'], 'target': v['target'], 'mode': v['mode']}
+                    for v in values['volumes']
+                    if v['source'] and not v['source'].startswith(('/', '.', '~'))],
+    }
 
 
 # -- the described system -------------------------------------------------------------------
@@ -326,10 +378,13 @@ class System:
                 with self.held(volume):
                     archived = volumedata.archive_to(self.engine, volume,
                                                      os.path.join(target, f'{volume}.tar'))
+                # The labels say which part owns the volume: a restore into a removed
+                # installation gives them back, so that part adopts the volume again.
+                labels = (self.engine.inspect('volumes', volume) or {}).get('Labels') or {}
                 entries.append({'volume': volume, 'archive': os.path.basename(archived.path),
                                 'size': archived.size, 'sha256': archived.sha256,
                                 'content': archived.content, 'members': archived.members,
-                                'time': _now().isoformat()})
+                                'labels': labels, 'time': _now().isoformat()})
                 self.say(f'backed up volume {volume} ({archived.size} bytes, sha256 '
                          f'{archived.sha256[:12]})')
         manifest = {'format': 1, 'part': self.part, 'directory': self.directory,
@@ -408,7 +463,7 @@ class System:
     def _restore_volume(self, source: str, entry: Mapping[str, Any]) -> None:
         volume = entry['volume']
         if self.engine.inspect('volumes', volume) is None:
-            self.engine.api.create_volume(name=volume)
+            self.engine.api.create_volume(name=volume, labels=entry.get('labels') or None)
             self.say(f'created volume {volume}')
         volumedata.restore(self.engine, volume, entry['path'])
         if entry.get('over'):   # files that are not in the backup were left: no whole-volume check
@@ -755,6 +810,15 @@ def _uptime(started: str | None) -> str:
 def _explain(exc: docker.errors.APIError) -> str:
     text = exc.explanation or str(exc)
     return (text.decode('utf-8', 'replace') if isinstance(text, bytes) else str(text)).strip()
+
+
+def _write_file(path: str, text: str, mode: int) -> None:
+    """Write whole or not at all (the control script may be running)."""
+    temporary = f'{path}.{os.getpid()}.tmp'
+    with open(temporary, 'w', encoding='utf-8') as out:
+        out.write(text)
+    os.chmod(temporary, mode)
+    os.replace(temporary, path)
 
 
 def _write_json(path: str, data: Any) -> None:

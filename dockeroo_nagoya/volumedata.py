@@ -193,8 +193,34 @@ def restore(engine: Engine, volume: str, archive: str) -> None:
     expected = _recorded_digest(archive)
     if expected is not None and file_digest(archive) != expected:
         raise ValueError(f'{archive} does not match its recorded sha256 checksum')
-    with mounted(engine, volume) as container, open(archive, 'rb') as data:
-        engine.api.put_archive(container, MOUNT, data)
+    with mounted(engine, volume) as container, open(archive, 'rb') as data, \
+            _under_mount(data) as renamed:
+        # Unpacked into / with the mount's name: the engine sets the owner and mode of an
+        # existing directory an archive names, but not of the directory it unpacks into,
+        # so the volume's root (a database's 0700) comes back only this way.
+        engine.api.put_archive(container, '/', renamed)
+
+
+@contextlib.contextmanager
+def _under_mount(data: IO[bytes]) -> Iterator[IO[bytes]]:
+    """A copy of an archive of a volume's root with its members renamed under the mount."""
+    import tempfile
+    prefix = os.path.basename(MOUNT)
+    with tempfile.TemporaryFile() as out:
+        with tarfile.open(fileobj=data, mode='r|') as tar, \
+                tarfile.open(fileobj=out, mode='w|', format=tarfile.PAX_FORMAT) as renamed:
+            for member in tar:
+                name = member.name.lstrip('/')
+                name = '' if name in ('.', './') else name.removeprefix('./')
+                member.name = f'{prefix}/{name}'.rstrip('/')
+                if member.islnk():
+                    member.linkname = f'{prefix}/{member.linkname.removeprefix("./")}'
+                # A long name is in the member's pax header too, which would win.
+                member.pax_headers = {k: v for k, v in member.pax_headers.items()
+                                      if k not in ('path', 'linkpath')}
+                renamed.addfile(member, tar.extractfile(member) if member.isfile() else None)
+        out.seek(0)
+        yield out
 
 
 def copy_volume(engine: Engine, source: str, target: str) -> None:

@@ -1,17 +1,20 @@
-"""The Koji profile.
+"""The Koji profile, extended from the test's own directory as a user extends it.
 
-What needs no Koji code (credentials, database, order, gates, secrets) is
-tested always, on a locally bootstrapped Debian image. The whole system is
-tested when an image with Koji's server code is named in DN_KOJI_IMAGE (no
-registry reachable here has one; the README says how to make one); without
-it that test says plainly that it was skipped.
+What needs no Koji code (credentials, database, order, gates, secrets, the
+client's files) is tested always, on a locally bootstrapped Debian image.
+The whole system is tested when an image with Koji's server code is named in
+DN_KOJI_IMAGE (no registry reachable here has one: ../shared/kojilab/build.sh
+makes a Fedora-like one from a Koji checkout), with an upgrade when
+DN_KOJI_UPGRADE_IMAGE names a newer Koji; without an image that test says
+plainly that it was skipped.
 """
 from __future__ import annotations
 
 import contextlib
+import json
 import os
-import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -22,6 +25,8 @@ from conftest import PROJECT, TEST_LABEL, free_port, shared_lock
 
 SUPPORT = 'dn-test/koji-support:latest'
 KOJI_IMAGE = os.environ.get('DN_KOJI_IMAGE', '')
+#: A newer Koji image to upgrade to in the whole-system test (e.g. 1.34.3 -> 1.35.3).
+UPGRADE_IMAGE = os.environ.get('DN_KOJI_UPGRADE_IMAGE', '')
 
 pytestmark = pytest.mark.slow
 
@@ -38,14 +43,13 @@ def koji_support(client, debian) -> str:
     return SUPPORT
 
 
-def koji_buildout(b, parts: str, builders: int = 1, port: int | None = None,
+def koji_buildout(b, parts: str | None = None, builders: int = 1, port: int | None = None,
                   extra: str = '') -> None:
-    """The profile copied into the test's buildout, as a user copies it for an installation."""
-    if not (b.directory / 'koji.cfg').exists():
-        shutil.copy(PROJECT / 'profiles' / 'koji.cfg', b.directory / 'koji.cfg')
-        shutil.copytree(PROJECT / 'profiles' / 'koji', b.directory / 'koji')
+    """A buildout in the test's directory extending the profile where it is (nothing copied)."""
+    if not hasattr(b, 'port'):
         b.port = port or free_port()
-    lines = ['[buildout]', 'extends = koji.cfg', f'parts = {parts}', '', '[koji]',
+    lines = ['[buildout]', f'extends = {PROJECT / "profiles" / "koji.cfg"}',
+             *([f'parts = {parts}'] if parts is not None else []), '', '[koji]',
              f'prefix = {b.prefix}', f'hub-port = {b.port}', f'builders = {builders}',
              'stop-timeout = 1', *extra.splitlines()]
     b.write('\n'.join(lines) + '\n')
@@ -62,7 +66,7 @@ def container_ids(b) -> dict[str, tuple[str, str]]:
 
 def test_credentials_and_database_need_no_koji_code(buildout, client, koji_support, debian):
     b = buildout
-    parts = 'koji-network koji-credentials-job koji-database'
+    parts = 'koji-network koji-credentials-job koji-database koji-client'
     # No part here uses the Koji image; naming one keeps buildout from building Fedora's.
     extra = f'image = dn-test/no-koji-code\nsupport-image = {koji_support}\nbase-image = {debian}'
     koji_buildout(b, parts, extra=extra)
@@ -111,64 +115,182 @@ def test_credentials_and_database_need_no_koji_code(buildout, client, koji_suppo
     assert 'kojibuilder2.pem' in in_volume(client, koji_support, credentials, 'ls /etc/pki/koji')
     assert container_ids(b)[f'{b.prefix}-database'] == before[f'{b.prefix}-database']
 
-    # Removing the parts removes the containers and keeps the data.
+    # The host's client profile: the admin's key readable by its owner only.
+    client_dir = b.directory / 'parts' / 'koji-client'
+    assert oct((client_dir / 'kojiadmin.pem').stat().st_mode & 0o777) == '0o600'
+    assert f'https://localhost:{b.port}/kojihub' in (client_dir / 'koji.conf').read_text()
+
+    # Removing the parts removes the containers and the client's files (the private key
+    # too), and keeps the data.
     koji_buildout(b, '', extra=extra)
     b.run('-N')
     assert not b.owned('containers')
+    assert not (client_dir / 'kojiadmin.pem').exists() and not client_dir.exists()
     assert client.volumes.get(f'{b.prefix}-dbdata') and client.volumes.get(credentials)
 
 
-@pytest.mark.skipif(not KOJI_IMAGE, reason='no Koji image: set DN_KOJI_IMAGE to an image with '
-                    "Koji's server code (README: Koji image contract) to run the whole profile")
-def test_whole_koji_system(buildout, client, koji_support, debian):
-    b = buildout
-    parts = ('koji-network koji-credentials-job koji-database koji-schema-job koji-hub '
-             'koji-bootstrap-job kojira koji-builder koji-client koji-cli')
-    extra = f'image = {KOJI_IMAGE}\nsupport-image = {koji_support}\nbase-image = {debian}'
-    koji_buildout(b, parts, extra=extra)
+def timed(what: str, work, *args, **kwargs):
+    """Run ``work`` and print how long it took (the README's figures; run with -s)."""
     started = time.monotonic()
-    b.run('-N')
-    print(f'\nKoji profile up in {time.monotonic() - started:.1f} s')
+    result = work(*args, **kwargs)
+    print(f'\n{what}: {time.monotonic() - started:.1f} s', flush=True)
+    return result
+
+
+def peak_connections(client, database: str, during) -> int:
+    """The most connections to the koji database seen while ``during`` runs."""
+    peak, done = 0, threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            result = client.containers.get(database).exec_run(
+                ['su', 'postgres', '-s', '/bin/sh', '-c',
+                 "psql -tAc \"select count(*) from pg_stat_activity where datname = 'koji'\""])
+            if result.exit_code == 0:
+                peak = max(peak, int(result.output.strip() or 0))
+            time.sleep(0.2)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        during()
+    finally:
+        done.set()
+        sampler.join()
+    return peak
+
+
+@pytest.mark.skipif(not KOJI_IMAGE, reason='no Koji image: set DN_KOJI_IMAGE to an image with '
+                    "Koji's server code (README: Koji image contract; ../shared/kojilab builds "
+                    'one) to run the whole profile')
+def test_whole_koji_system(buildout, client, koji_support, debian, tmp_path):
+    """From nothing to a working Koji and back: rerun, a builder more, an upgrade when
+    DN_KOJI_UPGRADE_IMAGE names a newer Koji, bin/kojictl backup, removal of everything
+    including the volumes, restore."""
+    b = buildout
+    extra = f'image = {KOJI_IMAGE}\nsupport-image = {koji_support}\nbase-image = {debian}'
+    koji_buildout(b, extra=extra)
+    timed('cold bring-up from the images', b.run, '-N')
     koji = str(b.directory / 'bin' / 'koji')
+    kojictl = str(b.directory / 'bin' / 'kojictl')
+
+    def run(command: str, *args: str, timeout: float = 60, check: bool = True
+            ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([command, *args], capture_output=True, text=True, timeout=timeout)
+        assert not check or result.returncode == 0, result.stdout + result.stderr
+        return result
 
     def run_koji(*args: str, timeout: float = 60) -> str:
-        result = subprocess.run([koji, *args], capture_output=True, text=True, timeout=timeout)
-        assert result.returncode == 0, result.stdout + result.stderr
-        return result.stdout
+        return run(koji, *args, timeout=timeout).stdout
+
+    def ready_hosts() -> list[list[str]]:
+        return [line.split()[:3] for line in run_koji('list-hosts', '--quiet').splitlines()]
 
     assert 'kojiadmin' in run_koji('moshimoshi')
-    hosts = run_koji('list-hosts', '--quiet')
-    assert hosts.split()[:3] == ['kojibuilder1', 'Y', 'Y'], hosts
+    assert ready_hosts() == [['kojibuilder1', 'Y', 'Y']]
 
-    # The host's client profile works with the published port.
-    conf = (b.directory / 'parts' / 'koji-client' / 'koji.conf').read_text()
-    assert f'https://localhost:{b.port}/kojihub' in conf
-    assert oct((b.directory / 'parts' / 'koji-client' / 'kojiadmin.pem').stat().st_mode & 0o777) == '0o600'
+    # Only the profile's TLS listener serves Koji: plain HTTP on port 80 has none of it.
+    hub = f'{b.prefix}-hub'
+    probe = client.containers.get(hub).exec_run(
+        ['python3', '-c', 'import urllib.request, urllib.error\n'
+         'for path in ("/kojihub", "/kojifiles/", "/koji/"):\n'
+         '    try: print(path, urllib.request.urlopen("http://127.0.0.1" + path).status)\n'
+         '    except urllib.error.HTTPError as e: print(path, e.code)\n'])
+    assert probe.exit_code == 0 and probe.output.decode().split() == [
+        '/kojihub', '404', '/kojifiles/', '404', '/koji/', '404'], probe.output
+    # httpd's errors go to the container's log, not to Fedora's logs/error_log.
+    assert client.containers.get(hub).exec_run(
+        ['sh', '-c', 'test ! -e /var/log/httpd/error_log']).exit_code == 0
+    assert b'POST /kojihub' in client.containers.get(hub).logs()
 
-    # kojira and a builder make a repository for a new tag (the hub schedules once a minute).
+    # kojira and a builder make a repository for a new tag.
     run_koji('add-tag', '--arches=x86_64', 'dn-smoke-build')
-    run_koji('regen-repo', '--wait', '--timeout=4', 'dn-smoke-build', timeout=300)
-    repo = run_koji('call', '--json-output', 'getRepo', 'dn-smoke-build')
-    assert '"state": 1' in repo, repo
+    timed('first regen-repo', run_koji, 'regen-repo', '--wait', 'dn-smoke-build', timeout=300)
+    assert '"state": 1' in run_koji('call', '--json-output', 'getRepo', 'dn-smoke-build')
 
-    # Rerun: nothing restarts. One more builder: exactly one container, registered.
+    # The hub holds at most hub-processes x hub-threads (4 x 2) database connections,
+    # even under 20 concurrent calls.
+    def burst() -> None:
+        calls = [subprocess.Popen([koji, 'list-tags'], stdout=subprocess.DEVNULL)
+                 for _ in range(20)]
+        assert all(call.wait(timeout=120) == 0 for call in calls)
+
+    peak = peak_connections(client, f'{b.prefix}-database', burst)
+    print(f'\npeak database connections under 20 concurrent calls: {peak}')
+    assert 0 < peak <= 8
+
+    # Rerun: nothing installed again, nothing restarted.
     before = container_ids(b)
-    b.run('-N')
+    out = timed('rerun', b.run, '-N')
+    assert 'Installing' not in out.stdout + out.stderr
     assert container_ids(b) == before
-    koji_buildout(b, parts, builders=2, extra=extra)
-    b.run('-N')
+
+    # One more builder: exactly one container more, registered and ready.
+    koji_buildout(b, builders=2, extra=extra)
+    timed('builders = 2', b.run, '-N')
     after = container_ids(b)
     assert set(after) - set(before) == {f'{b.prefix}-builder-2'}
     assert all(after[name] == before[name] for name in before
                if not name.endswith('-job')), 'running services were not restarted'
-    hosts = run_koji('list-hosts', '--quiet')
-    assert [line.split()[:3] for line in hosts.splitlines()] == [
-        ['kojibuilder1', 'Y', 'Y'], ['kojibuilder2', 'Y', 'Y']], hosts
+    assert ready_hosts() == [['kojibuilder1', 'Y', 'Y'], ['kojibuilder2', 'Y', 'Y']]
 
-    # Removing the parts keeps the database's and the topdir's data.
+    image = KOJI_IMAGE
+    if UPGRADE_IMAGE:
+        # A newer Koji in one run: its schema upgrade scripts, users, hosts and tags kept.
+        run_koji('add-tag', 'dn-before-upgrade')
+        extra_new = extra.replace(f'image = {KOJI_IMAGE}', f'image = {UPGRADE_IMAGE}')
+        koji_buildout(b, builders=2, extra=extra_new)
+        out = timed('upgrade', b.run, '-N')
+        assert 'upgraded the Koji schema' in client.containers.get(
+            f'{b.prefix}-schema-job').logs().decode()
+        version = client.images.get(UPGRADE_IMAGE).labels['org.opencontainers.image.version']
+        assert version in run_koji('call', 'getKojiVersion')
+        assert 'dn-before-upgrade' in run_koji('list-tags').split()
+        assert ready_hosts() == [['kojibuilder1', 'Y', 'Y'], ['kojibuilder2', 'Y', 'Y']]
+        out = b.run('-N')
+        assert 'Installing' not in out.stdout + out.stderr
+        # Back to the older Koji: refused before anything is stopped.
+        upgraded = container_ids(b)
+        koji_buildout(b, builders=2, extra=extra)
+        failed = b.fail('-N')
+        assert 'moving to an older Koji is refused' in failed, failed
+        assert {n: v for n, v in container_ids(b).items() if not n.endswith('-job')} == \
+            {n: v for n, v in upgraded.items() if not n.endswith('-job')}
+        koji_buildout(b, builders=2, extra=extra_new)
+        image = UPGRADE_IMAGE
+        b.run('-N')
+
+    # bin/kojictl: status, then a backup (the database frozen while it is read).
+    status = run(kojictl, 'status')
+    assert f'{b.prefix}-database' in status.stdout and f'{b.prefix}-hub' in status.stdout
+    backup = tmp_path / 'backup'
+    timed('kojictl backup', run, kojictl, 'backup', str(backup), timeout=300)
+    manifest = json.loads((backup / 'manifest.json').read_text())
+    assert sorted(e['volume'] for e in manifest['volumes']) == sorted(
+        f'{b.prefix}-{v}' for v in ('credentials', 'dbdata', 'topdir'))
+
+    # Everything removed, the volumes too; restore into fresh volumes; the tags come back.
+    run(kojictl, 'purge', '--yes', timeout=300)
+    assert not b.owned('containers')
+    assert not client.volumes.list(filters={'name': f'{b.prefix}-'})
+    timed('kojictl restore', run, kojictl, 'restore', str(backup), timeout=300)
+    timed('bring-up on the restored volumes', b.run, '-N')
+    tags = run_koji('list-tags').split()
+    assert 'dn-smoke-build' in tags and (not UPGRADE_IMAGE or 'dn-before-upgrade' in tags)
+    assert ready_hosts() == [['kojibuilder1', 'Y', 'Y'], ['kojibuilder2', 'Y', 'Y']]
+    assert image in run(kojictl, 'status').stdout
+
+    # The database never ran out of connection slots.
+    assert b'remaining connection slots' not in client.containers.get(
+        f'{b.prefix}-database').logs()
+
+    # Removing the parts keeps the database's and the topdir's data, and removes the
+    # client's files with the admin's key.
     koji_buildout(b, '', builders=2, extra=extra)
     b.run('-N')
     assert not b.owned('containers')
+    assert not (b.directory / 'parts' / 'koji-client' / 'kojiadmin.pem').exists()
     listing = client.containers.run(
         koji_support, ['sh', '-c', 'ls /db/PG_VERSION && ls /top/repos'], remove=True,
         volumes={f'{b.prefix}-dbdata': {'bind': '/db', 'mode': 'ro'},
@@ -185,9 +307,11 @@ def _remove_kept_volumes(buildout, client):
             volume.remove(force=True)
 
 
-def test_profile_files_are_where_the_profile_says(tmp_path: Path):
+def test_profile_files_are_found_beside_the_profile(tmp_path: Path):
+    """Every file the profile uses is named from [koji-files], the directory beside
+    koji.cfg, so a buildout anywhere can extend it."""
     config = (PROJECT / 'profiles' / 'koji.cfg').read_text()
-    for relative in ('koji/fedora', 'koji/support', 'koji/support-layout', 'koji/hub',
-                     'koji/tools', 'koji/kojira', 'koji/builder'):
-        assert '${buildout:directory}/' + relative in config
-        assert (PROJECT / 'profiles' / relative).is_dir()
+    assert '${buildout:directory}' not in config
+    for relative in ('fedora', 'support', 'support-layout', 'hub', 'tools', 'kojira', 'builder'):
+        assert '${koji-files:location}/' + relative in config
+        assert (PROJECT / 'profiles' / 'koji' / relative).is_dir()

@@ -7,7 +7,10 @@ redone only when its source's content changed (or its target container is a
 new one). What was copied is recorded in ``location`` (dockeroo's option,
 ``parts/PART`` by default); the record outlives a reinstall (a package
 upgrade reinstalls every part, and must not copy everything again) and goes
-when the part is removed. Removing the part copies nothing back.
+when the part is removed. Removing the part copies nothing back; the copies
+on the host stay, unless ``keep = false``: then they are the part's installed
+files, which buildout removes with the part (and before a reinstall, after
+which they are copied again), so a copied private key does not outlive it.
 """
 from __future__ import annotations
 
@@ -36,6 +39,7 @@ class CopyRecipe(Recipe):
         opt.Option('container-from', opt.name),
         opt.Option('container-to', opt.name),
         opt.Option('paths', opt.text, required=True),
+        opt.Option('keep', opt.boolean, default='true', identity=False),
     )
 
     def configure(self) -> None:
@@ -67,7 +71,9 @@ class CopyRecipe(Recipe):
         os.makedirs(self.location, exist_ok=True)
         with open(record_path, 'w', encoding='utf-8') as handle:
             json.dump(record, handle, indent=1, sort_keys=True)
-        return []
+        if self.values['keep'] or target:
+            return []
+        return [copy.target for copy in self.copies]
 
     def _container(self, option: str) -> str | None:
         name = self.values[option]

@@ -1,0 +1,126 @@
+"""``docker.control``: ``bin/NAME``, one control command for containers of separate parts.
+
+A ``docker.system`` part writes a control script for its members; this
+recipe writes the same script (:mod:`dockeroo_nagoya.control`, one
+implementation) for containers that come from separate ``docker.run``
+parts, such as the Koji profile's ``bin/kojictl``:
+
+- ``parts``: the ``docker.run`` parts, in any order (a replicated part
+  brings each of its containers). Their order is the one buildout
+  follows: a part comes after the parts its ``depends``, ``links`` and
+  ``volumes-from`` name, among those listed.
+- ``script-name`` (default: the part name), ``backup-directory`` (default
+  ``var/backups/PART`` in the buildout).
+
+``bin/NAME status``, ``logs``, ``start``, ``stop``, ``restart``, ``exec``,
+``backup`` (every named volume the containers mount, with a manifest of
+checksums; the containers that write to a volume are paused while it is
+read), ``restore`` (every checksum checked first), ``remove``, ``purge``.
+The part owns no engine object: removing it removes the script only.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Mapping
+
+import zc.buildout
+
+from .. import control, scheduling
+from .. import options as opt
+from ..engine import Engine
+from ..recipe import Recipe, uninstaller
+from .run import RunRecipe
+
+
+class ControlRecipe(Recipe):
+    """The control command of a set of docker.run parts."""
+
+    recipe = 'docker.control'
+    kind = 'containers'
+    owns = ()
+    table = (
+        opt.Option('parts', opt.words, required=True),
+        opt.Option('script-name', opt.name),
+        opt.Option('backup-directory', opt.path, identity=False),
+    )
+
+    def configure(self) -> None:
+        specs: dict[str, list[Any]] = {}    # part -> its containers' specs
+        for part in self.values['parts']:
+            if part in specs:
+                raise opt.invalid(self.name, 'parts', 'each part once', f'{part} twice')
+            try:
+                section = self.buildout[part]
+            except KeyError as exc:
+                if exc.args and exc.args[0] != part:
+                    raise
+                raise opt.invalid(self.name, 'parts', 'names of docker.run parts of this '
+                                  'buildout', f'{part} (there is no [{part}])') from None
+            recipe = getattr(section, 'recipe', None)
+            if not isinstance(recipe, RunRecipe):
+                raise opt.invalid(self.name, 'parts', 'names of docker.run parts',
+                                  f'{part} (recipe {section.get("recipe") or "none"})')
+            specs[part] = recipe.specs
+        # A reference to a part or to one of its containers means all of that part's members.
+        sections = {part: [s.name if len(found) > 1 or recipe_replicated(self.buildout[part])
+                           else part for s in found] for part, found in specs.items()}
+        by_reference: dict[str, list[str]] = {}
+        for part, found in specs.items():
+            by_reference.setdefault(part, []).extend(sections[part])
+            for spec, section in zip(found, sections[part]):
+                by_reference.setdefault(spec.name, []).append(section)
+        members = []
+        for part, found in specs.items():
+            for spec, section in zip(found, sections[part]):
+                after, linked = set(), set()
+                values = spec.values
+                for reference in values.get('depends') or []:
+                    after.update(by_reference.get(reference, []))
+                for link in values['links']:
+                    linked.update(by_reference.get(link[0], []))
+                for line in values['volumes-from']:
+                    linked.update(by_reference.get(line.rpartition(':')[0], []))
+                after |= linked
+                after.discard(section)
+                members.append(control.describe_member(section, spec, after, linked))
+        graph = {m['section']: set(m['after']) for m in members}
+        cycle = scheduling.find_cycle(graph)
+        if cycle:
+            raise zc.buildout.UserError(
+                f'{self.name}: option parts: dependency cycle {" -> ".join(cycle)} (from '
+                f'depends, links and volumes-from): break it')
+        order = [s for level in scheduling.levels(graph) for s in level]
+        by_section = {m['section']: m for m in members}
+        self.members = [by_section[s] for s in order]
+        self.script = self.values['script-name'] or self.name
+        self.backups = self.values['backup-directory'] or os.path.join(
+            self.directory, 'var', 'backups', self.name)
+        # Written into the part so buildout sees what the script acts on.
+        self.options['containers'] = ' '.join(m['container'] for m in self.members)
+
+    def apply(self, fresh: bool) -> list[str]:
+        description = control.describe(self.name, self.directory, self.engine_config,
+                                       self.backups, self.members)
+        return control.write_control(self.buildout['buildout']['bin-directory'],
+                                     self.buildout['buildout']['parts-directory'], self.name,
+                                     self.recipe, description, self.script)
+
+    @classmethod
+    def teardown(cls, engine: Engine, directory: str, part: str,
+                 options: Mapping[str, str], log: logging.Logger) -> None:
+        """The script and description are files buildout removes; nothing on the engine."""
+
+    @classmethod
+    def uninstall(cls, name: str, options: Mapping[str, str]) -> None:
+        """Nothing to do on the engine, so no connection either."""
+
+
+def recipe_replicated(section: Mapping[str, str]) -> bool:
+    """Whether a docker.run part sets ``replicas`` (its containers are NAME-1 ...)."""
+    return bool((section.get('replicas') or '').strip())
+
+
+uninstall = uninstaller(ControlRecipe)
+
+__all__ = ['ControlRecipe', 'uninstall']
