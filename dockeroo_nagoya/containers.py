@@ -52,7 +52,7 @@ import docker.models.containers
 import requests.exceptions
 import zc.buildout
 
-from . import copying
+from . import copying, identities
 from . import options as opt
 from . import probes, stopsignal
 from .engine import LABEL, LABEL_IDENTITY, Engine, identity_hash, labels_of, owner_of
@@ -329,6 +329,8 @@ class ContainerSpec:
         if values['network-aliases'] and not self.user_networks:
             raise opt.invalid(part, 'network-aliases', 'a user-defined network in networks '
                               '(the default bridge has no aliases)', ' '.join(values['network-aliases']))
+        if values['env-file']:
+            read_env_file(part, values['env-file'])  # a bad file is said before anything acts
         if values['wait-for'] and values['wait-timeout'] == 0:
             raise opt.invalid(part, 'wait-timeout', 'a duration above 0', '0')
 
@@ -377,6 +379,25 @@ class ContainerSpec:
         values['env-file'] = env_file_digest
         values['layout'] = self.layout_digest
         return {key: value for key, value in values.items() if value not in (None, '', [], {})}
+
+    def check_image(self, engine: Engine) -> None:
+        """Refuse, before anything acts, an image that is neither on the engine nor made
+        by a part of this buildout (the configuration alone shows it)."""
+        image = self.values['image']
+        if identities.maker_of(self.directory, image) is not None or engine.image_id(image):
+            return
+        raise opt.invalid(self.part, 'image', 'an image on the Docker engine or made by a part '
+                          'of this buildout (docker.build, docker.pull, ...: reference it as '
+                          '${part:image} so that buildout makes it first)', image)
+
+    def configured_identity(self, engine: Engine) -> str:
+        """What the configuration says this container is, before anything acts: its
+        options with its image as :func:`.identities.image_term` sees it (for a part
+        that saves the container as an image, :mod:`.identities`)."""
+        env_file = self.values['env-file']
+        env_file_digest = identity_hash(read_env_file(self.part, env_file)) if env_file else None
+        term = identities.image_term(engine, self.directory, self.values['image'])
+        return identity_hash(self.identity_values(term, env_file_digest))
 
 
 # -- identity and plan ---------------------------------------------------------------
@@ -564,6 +585,12 @@ class Runner:
         spec = self.spec
         image_id = self.engine.image_id(spec.values['image'])
         if image_id is None:
+            maker = identities.maker_of(spec.directory, spec.values['image'])
+            if maker is not None:  # bin/buildout install PART, on a buildout not installed yet
+                raise zc.buildout.UserError(
+                    f'{spec.part}: option image: no image {spec.values["image"]} yet: part '
+                    f'{maker} makes it and is not installed: run bin/buildout (or bin/buildout '
+                    f'install {maker} {spec.part.split(":")[0]})')
             raise zc.buildout.UserError(
                 f'{spec.part}: option image: no image {spec.values["image"]} on the Docker '
                 f'engine: build it with a docker.build part or fetch it with a docker.pull part')
@@ -620,16 +647,69 @@ class Runner:
             self.log.info('waiting for job %s: %s', name, step.reason)
             self._await_job(current['Id'])
             return current['Id']
-        inherited: list[str] = []
         if step.action == 'recreate':
             assert current is not None
             self.log.info('recreating %s: %s', name, step.reason)
-            inherited = self._anonymous_volumes(current['Id'])
-            self.remove(current['Id'])
-        else:
-            self._say_creating(step)
-        container = self._create(self.labels(identity, hashes), inherited)
+            if self.spec.job:  # a job's old container is only the record of its last run
+                inherited = self._anonymous_volumes(current['Id'])
+                self.remove(current['Id'])
+                container = self._create(self.labels(identity, hashes), inherited)
+                self._bring_up(container, new=True)
+                return container
+            return self._replace(current, self.labels(identity, hashes))
+        self._say_creating(step)
+        container = self._create(self.labels(identity, hashes), [])
         self._bring_up(container, new=True)
+        return container
+
+    def _replace(self, current: Mapping[str, Any], labels: dict[str, str]) -> str:
+        """Replace a container so that a refused change never leaves the user without it.
+
+        The new container is created first, under a temporary name: a create the
+        engine refuses (a capability, network or container it does not know)
+        leaves the old one running, untouched. Then the old one is stopped (the
+        two never run at once: they may share host ports, aliases or a
+        database's files), the new one started and gated; only then is the old
+        one removed and the new one given the name. When a step fails, the new
+        container goes and the old one is started again (same id, gates passed),
+        and the error says which option the engine refused when that is known.
+        """
+        spec, old = self.spec, current['Id']
+        was_running = current.get('State') in ('running', 'restarting', 'paused')
+        temporary = next_name(spec.name)
+        leftover = self.engine.inspect('containers', temporary)
+        if leftover is not None and self.recipe.is_ours(leftover):  # an interrupted replacement
+            self._discard(leftover['Id'], quiet=True)
+        inherited = self._anonymous_volumes(old)
+        try:
+            container = self._create(labels, inherited, name=temporary)
+        except docker.errors.APIError as exc:
+            raise refused(spec, exc, 'kept') from None
+        self.stop(old)
+        try:
+            self._bring_up(container, new=True, discard=False)
+        except BaseException as exc:
+            tail = probes.log_tail(self.engine, container, spec.name) \
+                if not isinstance(exc, (probes.NotReady, zc.buildout.UserError)) else ''
+            if 'wrote nothing to its log' in tail or 'no log of' in tail:
+                tail = ''
+            self._discard(container, quiet=True)
+            if was_running:
+                self.log.info('starting the previous %s again: its replacement failed', spec.name)
+                self.engine.api.start(old)
+                self.engine.forget('containers')
+                self._wait_ready(old)
+            if isinstance(exc, docker.errors.APIError):
+                raise refused(spec, exc, 'running again' if was_running else 'kept',
+                              tail) from None
+            if isinstance(exc, zc.buildout.UserError):
+                kept = ('the previous container is running again' if was_running
+                        else 'the previous container is kept')
+                raise type(exc)(f'{exc}\n({kept}; the new one was removed)') from None
+            raise
+        self.remove(old)
+        self.engine.api.rename(container, spec.name)
+        self.engine.forget('containers')
         return container
 
     def create_ahead(self, expected: bool, extra_identity: Mapping[str, Any] | None = None) -> None:
@@ -657,8 +737,10 @@ class Runner:
             container, self.ahead = self.ahead, None
             self._discard(container)
 
-    def _create(self, labels: dict[str, str], inherited: list[str]) -> str:
+    def _create(self, labels: dict[str, str], inherited: list[str], name: str | None = None) -> str:
         kwargs = create_arguments(self.engine, self.spec, self.env, labels, inherited)
+        if name is not None:
+            kwargs['name'] = name
         self.callbacks.fire('pre-create', lambda: self._planned_model(kwargs))
         container = self.engine.api.create_container(**kwargs)['Id']
         self.engine.forget('containers')
@@ -672,8 +754,11 @@ class Runner:
             raise
         return container
 
-    def _bring_up(self, container: str, new: bool) -> None:
-        """Layout, start, then wait for a job or gate a service and run its script."""
+    def _bring_up(self, container: str, new: bool, discard: bool = True) -> None:
+        """Layout, start, then wait for a job or gate a service and run its script.
+
+        A new container whose setup fails is removed again unless ``discard`` is
+        false (the caller does it, with more to undo)."""
         spec = self.spec
         try:
             if new and spec.values['layout']:
@@ -694,7 +779,7 @@ class Runner:
         except (probes.NotReady, JobFailed):
             raise
         except Exception:
-            if new:
+            if new and discard:
                 self._discard(container)
             raise
 
@@ -770,9 +855,10 @@ class Runner:
     def remove(self, container: str) -> None:
         remove(self.engine, container, self.spec.stop_timeout, self.callbacks)
 
-    def _discard(self, container: str) -> None:
+    def _discard(self, container: str, quiet: bool = False) -> None:
         """Remove a container whose setup failed, without callbacks (its setup never finished)."""
-        self.log.info('removing %s again: its setup failed', self.spec.name)
+        if not quiet:
+            self.log.info('removing %s again: its setup failed', self.spec.name)
         try:
             self.engine.api.remove_container(container, force=True)
         except docker.errors.NotFound:
@@ -798,6 +884,36 @@ class Runner:
                  'Config': {k: v for k, v in kwargs.items() if k != 'host_config'}}
         return docker.models.containers.Container(attrs=attrs, client=self.engine.client,
                                                   collection=self.engine.client.containers)
+
+
+# -- replacing ---------------------------------------------------------------------------
+#: What the engine says when it refuses an option, and the option.
+REFUSALS = (
+    (re.compile(r'capabilit', re.I), 'cap-add'),
+    (re.compile(r'network .* not found|no such network', re.I), 'networks'),
+    (re.compile(r'volumes?[ -]from|no such container', re.I), 'volumes-from'),
+    (re.compile(r'could not get container for|link', re.I), 'links'),
+    (re.compile(r'unable to find user|no users found|no matching entries in passwd', re.I), 'user'),
+    (re.compile(r'port is already allocated|address already in use|bind for', re.I), 'ports'),
+    (re.compile(r'invalid mount|bind source path|invalid volume', re.I), 'volumes'),
+    (re.compile(r'executable file not found|no such file or directory', re.I), 'command'),
+)
+
+
+def next_name(name: str) -> str:
+    """The temporary name of a container's replacement until it took over."""
+    return f'{name[:240]}.replacement'
+
+
+def refused(spec: ContainerSpec, exc: docker.errors.APIError, old: str,
+            tail: str = '') -> zc.buildout.UserError:
+    """One line for a change the engine refused, naming the option when it can be told."""
+    said = ' '.join(str(exc.explanation or exc).split())
+    option = next((name for pattern, name in REFUSALS if pattern.search(said)), None)
+    where = f'option {option}: ' if option else ''
+    return zc.buildout.UserError(
+        f'{spec.part}: {where}the engine refused the new container {spec.name}: {said} '
+        f'(the previous container is {old}){tail}')
 
 
 # -- module-level acts (also for the uninstall hook, which has no recipe) -----------------

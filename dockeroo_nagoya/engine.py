@@ -124,6 +124,7 @@ class Engine:
         self.api: docker.APIClient = client.api
         self._owned: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self._image_ids: dict[str, str] | None = None
+        self._images: dict[str, dict[str, Any]] = {}
 
     # -- owned objects, one labelled list per kind and buildout --------------
     def owned(self, kind: str, directory: str) -> list[dict[str, Any]]:
@@ -164,7 +165,18 @@ class Engine:
         engine = Engine(self.config, new_client(self.config, part, self.api.api_version))
         engine._owned = {key: list(found) for key, found in self._owned.items()}
         engine._image_ids = dict(self._image_ids) if self._image_ids is not None else None
+        engine._images = dict(self._images)
         return engine
+
+    @property
+    def daemon(self) -> str:
+        """The daemon's own ID: two spellings of one engine (the default socket and
+        ``unix:///var/run/docker.sock``, or a socket and a TCP address) are one daemon,
+        whose objects one run must sweep and remove once."""
+        found = _DAEMONS.get(self.config)
+        if found is None:
+            found = _DAEMONS[self.config] = str(self.api.info().get('ID') or self.config)
+        return found
 
     def close(self) -> None:
         """Close the client of a forked engine (the shared ones stay open for the run)."""
@@ -203,18 +215,25 @@ class Engine:
         (shared by every part), so a rerun does not ask once per container;
         anything else (an id, a short name the engine completes) is inspected.
         """
+        found = self.listed_image(reference)
+        if found is not None:
+            return found['Id']
+        inspected = self.inspect('images', reference)
+        return inspected['Id'] if inspected else None
+
+    def listed_image(self, reference: str) -> dict[str, Any] | None:
+        """The image a tag or digest names, from the run's one listing of images (its
+        ``Id``, ``RepoDigests`` and ``Labels``), or ``None``."""
         if self._image_ids is None:
-            self._image_ids = {}
+            self._image_ids, self._images = {}, {}
             for image in self.api.images():
+                self._images[image['Id']] = image
                 for reference_of in (image.get('RepoTags') or []) + (image.get('RepoDigests') or []):
                     self._image_ids[reference_of] = image['Id']
         last = reference.rsplit('/', 1)[-1]
         key = reference if (':' in last or '@' in reference) else f'{reference}:latest'
         found = self._image_ids.get(key)
-        if found is not None:
-            return found
-        inspected = self.inspect('images', reference)
-        return inspected['Id'] if inspected else None
+        return self._images.get(found) if found is not None else None
 
 
 def labels_of(obj: dict[str, Any]) -> dict[str, str]:
@@ -232,6 +251,8 @@ def owner_of(obj: dict[str, Any]) -> tuple[str | None, str | None]:
 
 
 _ENGINES: dict[EngineConfig, Engine] = {}
+#: Engine configuration -> the daemon's ID (see :attr:`Engine.daemon`).
+_DAEMONS: dict[EngineConfig, str] = {}
 
 
 def connect(config: EngineConfig, part: str) -> Engine:

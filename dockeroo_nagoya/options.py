@@ -8,6 +8,7 @@ turns that into one ``UserError`` line naming the part and the option.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import ipaddress
 import os
 import re
@@ -76,6 +77,35 @@ def parse_options(part: str, options: Mapping[str, str],
         except Invalid as exc:
             raise invalid(part, option.name, str(exc), raw) from None
     return values
+
+
+#: How alike an unknown option's name must be to a known one to be called a misspelling
+#: (``comand`` / ``command`` is 0.92; ``app-port`` / ``ports`` 0.62 stays silent).
+CLOSE_ENOUGH = 0.8
+
+
+def misspelt(options: Mapping[str, str], known: set[str]) -> list[tuple[str, str]]:
+    """(option, the known name it is close to) for each option of a section that its
+    recipe does not know but that is close to one it knows.
+
+    Buildout's own "unused option" warning is only given on a part's first install and
+    never for a system's member sections, so a typo on an installed part would go
+    unsaid and the option silently unused. An option far from every known name stays
+    silent: buildouts keep their own values in parts, as ``${:variables}``.
+    """
+    found = []
+    for key in options:
+        if key in known or key.startswith('_'):
+            continue
+        close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=CLOSE_ENOUGH)
+        if close:
+            found.append((key, close[0]))
+    return found
+
+
+def known_names(table: tuple[Option, ...]) -> set[str]:
+    """Every name a table takes, old names included."""
+    return {name for option in table for name in (option.name, *option.aliases)}
 
 
 def invalid(part: str, option: str, expected: str, raw: str | None = None) -> zc.buildout.UserError:

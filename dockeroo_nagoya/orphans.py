@@ -38,7 +38,7 @@ from typing import Any, Iterable, Mapping
 
 import docker.errors
 
-from . import runlock
+from . import removals, runlock
 from .engine import (LABEL_BUILDOUT, LABEL_HELPER, LABEL_PART, Engine, EngineConfig,
                      labels_of)
 from .throwaway import PREFIX as THROWAWAY_PREFIX
@@ -97,9 +97,11 @@ class OrphanCheckImpossible(Exception):
 
 def sweep_once(engine: Engine, directory: str) -> None:
     """Sweep this buildout's orphans on this engine, the first time a part acts in this run."""
-    key = (engine.config, directory)
-    if key in SWEPT or not runlock.held(directory):
+    if not runlock.held(directory):
         return  # without the lock, a throwaway container may be another run's, still at work
+    key = (engine.daemon, directory)
+    if key in SWEPT:
+        return
     SWEPT.add(key)
     run = RUNS.get(directory)
     if run is None:
@@ -153,6 +155,8 @@ class Sweep:
                 why = f'its part {part} is neither installed nor configured'
             else:
                 continue
+            if removals.in_hand(name):
+                continue  # its part's own teardown is removing it in this run
             self._remove_container(container['Id'], name, why)
         owned = {v['Name'] for v in self.engine.owned('volumes', self.directory)}
         if not owned:

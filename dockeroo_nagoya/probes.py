@@ -174,14 +174,22 @@ def wait_until_ready(engine: Engine, container: str, name: str, gates: list[Gate
         report = time.monotonic() + REPORT_EVERY
         while True:
             state = engine.api.inspect_container(container)
-            if not state['State'].get('Running'):
+            if not state['State'].get('Running') or state['State'].get('Restarting'):
+                # A crash loop under a restart policy reads as running while the engine
+                # waits to start it again: its own error is in its log, said now.
+                again = ' (the engine is restarting it: restart policy)' \
+                    if state['State'].get('Restarting') else ''
                 raise NotReady(
-                    f'{part}: container {name} exited with code {state["State"].get("ExitCode")} '
-                    f'while waiting for {gate.text}{log_tail(engine, container, name)}')
+                    f'{part}: container {name} exited with code {state["State"].get("ExitCode")}'
+                    f'{again} while waiting for {gate.text}{log_tail(engine, container, name)}')
             try:
                 passed, why = check(engine, container, state, gate, deadline)
             except Hopeless as exc:
                 raise NotReady(f'{part}: option wait-for: {gate.text}: {exc}') from None
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:  # 409: it stopped or is restarting: looked at above
+                    raise
+                passed, why = False, str(exc.explanation or exc)
             if passed:
                 log.info('%s: %s passed after %.1fs', name, gate.text, time.monotonic() - started)
                 break

@@ -7,6 +7,15 @@ would lose what the new install could adopt. So the hook only acts on parts
 that are gone from the configuration; a part that is being reinstalled is
 left to its ``install()``, which adopts what exists, changes what must
 change, and cleans up stale objects of the same part by their labels.
+
+The rule every recipe keeps, held by tests/test_reruns.py over every recipe:
+an option written in ``__init__`` is known before anything acts and is the
+same after acting. zc.buildout 6 records a part's options before it calls
+``install()``, so a value written while acting is never recorded, and a
+value that acting changes makes the next run reinstall the part and every
+part that references it. What a part will make is therefore said as the
+identity of its inputs (:mod:`.identities`), never as an engine id that only
+acting can tell.
 """
 from __future__ import annotations
 
@@ -20,7 +29,7 @@ import docker.errors
 import zc.buildout
 
 from . import options as opt
-from . import orphans, removals, runlock
+from . import identities, orphans, removals, runlock
 from .engine import (Engine, EngineConfig, connect, engine_errors, identity_hash,
                      labels_of, owner_labels, LABEL, LABEL_BUILDOUT, LABEL_IDENTITY, LABEL_PART)
 from .throwaway import ScriptFailed, Throwaway
@@ -117,6 +126,7 @@ class Recipe:
         self.options = options
         self.log = logging.getLogger(name)
         self.directory = os.path.realpath(buildout['buildout']['directory'])
+        given = set(options.keys())
         runlock.hold(self.directory, name)
         for key in PLAIN_SECRETS:
             if key in options:
@@ -134,9 +144,33 @@ class Recipe:
             options['docker-tls-verify'] = 'true'
         self.values: dict[str, Any] = opt.parse_options(name, options, self.table)
         self._engine: Engine | None = None
+        self._written: set[str] = set()
         self.configure()
+        self._written = set(options.keys()) - given
+        self.warn_misspelt(options, self.known_options())
         CONFIGURED[(self.directory, name)] = self.recipe
         orphans.note(self.directory, name, buildout['buildout'])
+
+    #: Options a recipe takes beyond its table (read by hand, or written for later parts).
+    extra_options: ClassVar[tuple[str, ...]] = ()
+
+    def known_options(self) -> set[str]:
+        """Every option name this part knows: its table, the engine's, the secrets' by
+        reference, and what it writes itself (``${part:image}`` and the like)."""
+        return (opt.known_names(self.table) | set(ENGINE_OPTIONS) | set(DOCKEROO_ALIASES.values())
+                | {f'{key}-{way}' for key in PLAIN_SECRETS for way in ('env', 'file')}
+                | set(self.extra_options) | {'recipe'})
+
+    def warn_misspelt(self, options: Mapping[str, str], known: set[str], where: str = '') -> None:
+        """One warning line per option close to a known one (see :func:`.options.misspelt`);
+        options this part wrote itself are known."""
+        for key, close in opt.misspelt(options, known | self.written):
+            self.log.warning('%sunknown option %r (did you mean %r?)', where, key, close)
+
+    @property
+    def written(self) -> set[str]:
+        """What this part wrote into its options in ``__init__`` (``name``, ``image-id``...)."""
+        return self._written
 
     # -- hooks for subclasses -----------------------------------------------
     def configure(self) -> None:
@@ -422,17 +456,21 @@ class ImageRecipe(Recipe):
         if not tagged:
             reference += f':{tag or "latest"}'
         self.image = self.options['image'] = reference
+        if identities.maker_of(self.directory, reference) != self.name:
+            identities.will_make_image(self.directory, reference, None, self.name)
         return reference
 
-    def record_image_id(self) -> None:
-        """``${part:image-id}``: the id the image has now, found again by the next run's ``__init__``.
+    def expose_identity(self, identity: str) -> None:
+        """``${part:image-id}``: the identity of the image's inputs, known before anything acts.
 
-        ``apply`` sets it to the id it made, so the next run's configuration
-        equals the recorded one and buildout does not reinstall the part.
+        Not the engine's id, which a rebuild only knows afterwards: zc.buildout
+        records the options before ``install()``, so a value written then is lost
+        and the next run would see a change (see :mod:`.identities`). The identity
+        changes exactly when the image is made again, which is what a part that
+        references it needs; ``${part:image}`` names the image itself.
         """
-        with engine_errors(self.name, self.engine_config, 'looking up the image'):
-            current = self.engine.inspect('images', self.image)
-        self.options['image-id'] = current['Id'] if current and self.is_ours(current) else ''
+        self.options['image-id'] = identity
+        identities.will_make_image(self.directory, self.image, identity, self.name)
 
     def image_identity(self, **extra: Any) -> tuple[str, dict[str, str]]:
         """The identity of the image to make and the labels that record it."""
@@ -477,11 +515,29 @@ class ImageRecipe(Recipe):
         if self.values.get('test'):
             _remove_image(self.engine, self.candidate, self.log, quiet=True)
         if current is not None and current['Id'] != image_id:
-            _remove_image(self.engine, current['Id'], self.log, quiet=True)
+            self.retire_image(current['Id'])
         self.engine.forget()
         if fresh:
             self._remove_stale(image_id)
         return True
+
+    def retire_image(self, image_id: str) -> None:
+        """Remove the image a new one replaced; while containers still run it (their parts
+        replace them later in the run), at the end of the run, so that no untagged image
+        is left for the next run to sweep."""
+        try:
+            self.engine.api.remove_image(image_id)
+            self.log.info('removed image %s', image_id[:19])
+            return
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:
+                self.log.debug('image %s kept: %s', image_id[:19], exc.explanation or exc)
+                return
+        if not _RETIRING:
+            removals.at_end(_retire_at_end)
+        _RETIRING.append((self.engine_config, self.log, image_id))
 
     @property
     def candidate(self) -> str:
@@ -526,8 +582,9 @@ class ImageRecipe(Recipe):
             return
         for image in self.engine.part_objects('images', self.directory, self.name):
             if image['Id'] != keep_id:
-                for tag in image.get('RepoTags') or [image['Id']]:
-                    _remove_image(self.engine, tag, self.log)
+                for tag in references_of(image):
+                    _remove_image(self.engine, tag, self.log, quiet=True)
+                self.retire_image(image['Id'])  # still run by containers: at the end of the run
 
     @classmethod
     def teardown(cls, engine: Engine, directory: str, part: str,
@@ -540,8 +597,42 @@ class ImageRecipe(Recipe):
             log.info('keeping image %s (keep = true)', options.get('image'))
             return
         for image in engine.part_objects('images', directory, part):
-            for tag in image.get('RepoTags') or [image['Id']]:
+            for tag in references_of(image):
                 _remove_image(engine, tag, log)
+
+
+#: Replaced images still in use when they were replaced: (engine, log, image id).
+_RETIRING: list[tuple[EngineConfig, logging.Logger, str]] = []
+
+
+def _retire_at_end() -> None:
+    """Remove the replaced images, once their containers were replaced: newest first and
+    again while one goes (an image committed from a container of an older one is its child)."""
+    pending = list(reversed(_RETIRING))
+    _RETIRING.clear()
+    while pending:
+        left = []
+        for config, log, image_id in pending:
+            with engine_errors(log.name, config):
+                engine = connect(config, log.name)
+                try:
+                    engine.api.remove_image(image_id)
+                    log.info('removed image %s (replaced)', image_id[:19])
+                except docker.errors.NotFound:
+                    pass
+                except docker.errors.APIError as exc:
+                    left.append((config, log, image_id, exc))
+        if len(left) == len(pending):
+            for _, log, image_id, exc in left:
+                log.debug('image %s kept: %s', image_id[:19], exc.explanation or exc)
+            break
+        pending = [entry[:3] for entry in left]
+
+
+def references_of(image: Mapping[str, Any]) -> list[str]:
+    """The tags of a listed image, or its id when it has none (the engine lists an
+    untagged image as ``<none>:<none>``, which is no reference)."""
+    return [tag for tag in image.get('RepoTags') or [] if tag != '<none>:<none>'] or [image['Id']]
 
 
 def _why(current: Mapping[str, Any], labels: Mapping[str, str]) -> str:

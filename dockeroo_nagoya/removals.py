@@ -67,6 +67,17 @@ class DependentNotRemoved(zc.buildout.UserError):
     """A container was left because one that depends on it could not be removed."""
 
 
+#: Names of the containers whose removal this run has taken in hand (see :func:`in_hand`).
+_IN_HAND: set[str] = set()
+
+
+def in_hand(name: str) -> bool:
+    """Whether this run already removes the container ``name`` (its part's teardown):
+    the orphan sweep leaves it alone, so that one object is removed once."""
+    with _LOCK:
+        return name in _IN_HAND
+
+
 def submit(part: str, names: frozenset[str], after: frozenset[str],
            work: Callable[[], Callable[[], None] | None]) -> None:
     """Run ``work`` once every pending removal of a container that comes after ``names`` is done.
@@ -83,6 +94,7 @@ def submit(part: str, names: frozenset[str], after: frozenset[str],
                 max_workers=WORKERS, thread_name_prefix='dockeroo-nagoya-removal')
             _register()
         dependents = [r for r in _PENDING if r.after & names]
+        _IN_HAND.update(names)
         removal = Removal(part, names, after, concurrent.futures.Future())
         removal.future = _POOL.submit(_after, removal, dependents, work)
         _PENDING.append(removal)

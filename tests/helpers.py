@@ -72,3 +72,40 @@ def force_reinstall(b) -> None:
     path = b.directory / '.installed.cfg'
     text = path.read_text()
     path.write_text(re.sub(r'__buildout_signature__ = .*', '__buildout_signature__ = changed', text))
+
+
+# -- configuration scaffolding --------------------------------------------------------
+def section(section_name: str, recipe: str, **options: str) -> str:
+    """A buildout section; ``options`` with ``_`` for ``-`` (``wait_for`` -> ``wait-for``),
+    multi-line values indented as buildout wants them."""
+    lines = [f'[{section_name}]'] + ([f'recipe = dockeroo_nagoya:{recipe}'] if recipe else [])
+    for key, value in options.items():
+        value = str(value).strip('\n')
+        lines.append(f'{key.replace("_", "-")} = ' + value.replace('\n', '\n    '))
+    return '\n'.join(lines) + '\n'
+
+
+def buildout_config(parts: list[str], *sections: str, head: str = '') -> str:
+    """A whole buildout.cfg: ``[buildout]`` with ``parts``, then the sections."""
+    return '\n'.join([f'[buildout]\nparts = {" ".join(parts)}\n{head}', *sections])
+
+
+def sleeper(section_name: str, image: str, **options: str) -> str:
+    """A docker.run part of a container that sleeps (stops at once: PID 1 ignores SIGTERM)."""
+    return section(section_name, 'docker.run', image=image, command='sleep 3600', **options)
+
+
+def publish(client: docker.DockerClient, image: str, repository: str, tag: str = 'v1') -> str:
+    """Push a local image to a test registry as REPOSITORY:TAG and drop the local tag, so
+    the first run takes it from the registry, as from Docker Hub."""
+    client.images.get(image).tag(repository, tag)
+    for line in client.images.push(repository, tag, stream=True, decode=True):
+        assert 'error' not in line, line
+    client.images.remove(f'{repository}:{tag}')
+    return f'{repository}:{tag}'
+
+
+def actions(output: str) -> list[str]:
+    """Buildout's ``Installing X.``/``Uninstalling X.`` lines of a run."""
+    return [line for line in output.splitlines()
+            if line.startswith(('Installing ', 'Uninstalling '))]

@@ -106,6 +106,15 @@ CASES: list[tuple[str, str, str, str]] = [
     ('push-plain-private-key', 'docker.push', 'image = busybox\nprivate-key = x',
      'bad: option private-key: secrets are taken by reference'),
     ('push-reference', 'docker.push', 'image = ${nope:image}', 'REF bad:image'),
+    # docker.save, docker.load, docker.control, profile-directory, dockeroo's docker-machine
+    ('save-bad-name', 'docker.save', 'name = Upper/Case', 'bad: option name: expected'),
+    ('load-missing-file', 'docker.load', 'path = /nonexistent/image.tar',
+     'bad: option path: expected'),
+    ('control-missing-part', 'docker.control', 'parts = nowhere',
+     'bad: option parts: expected names of docker.run parts'),
+    ('profile-directory-missing', 'profile-directory', 'path = no-such-directory',
+     'bad: option path: a directory beside'),
+    ('machine-create', 'machine.create', 'machine-name = m', 'bad: recipe machine.create is not supported'),
     # docker.run
     ('run-missing-image', 'docker.run', 'command = true', 'bad: option image is required but missing'),
     ('run-name-too-short', 'docker.run', f'image = {BUSYBOX}\nname = x', 'bad: option name: expected'),

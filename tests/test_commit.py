@@ -69,7 +69,7 @@ def test_commit_round_trips_a_container_and_redoes_only_what_changed(buildout, b
     third = ids(client, b)
     assert third[f'container:{b.prefix}-app'] != second[f'container:{b.prefix}-app']
     assert client.containers.run(image, remove=True) == b'made in two\n'
-    assert 'container-id changed' in out.stdout + out.stderr
+    assert 'container changed' in out.stdout + out.stderr
     assert len([i for i in b.owned('images')]) == 1, 'the previous image is gone'
 
 

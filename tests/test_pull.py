@@ -6,6 +6,8 @@ import contextlib
 import docker.errors
 import pytest
 
+from helpers import publish
+
 pytestmark = pytest.mark.slow
 
 
@@ -22,17 +24,10 @@ def pull_cfg(reference: str, extra: str = '') -> str:
         '''
 
 
-def publish(client, registry: str, image: str, repository: str) -> None:
-    client.images.get(image).tag(repository, 'v1')
-    for line in client.images.push(repository, 'v1', stream=True, decode=True):
-        assert 'error' not in line, line
-    client.images.remove(f'{repository}:v1')
-
-
 def test_pull_fetches_only_when_the_registry_digest_changed(buildout, client, busybox, registry, tmp_path):
     b = buildout
     repository = f'{registry}/{b.prefix}/base'
-    publish(client, registry, busybox, repository)
+    publish(client, busybox, repository)
     b.write(pull_cfg(f'{repository}:v1'))
     try:
         out = b.run('-N').stdout

@@ -273,7 +273,8 @@ def test_bad_input_gives_one_clear_error(buildout, busybox, body, expected):
 def test_image_that_does_not_exist_is_named(buildout, busybox):
     b = buildout
     b.write(single_part(b, f'{b.prefix}/nothing:here', ''))
-    line = assert_one_error(b.fail('-N'), f'web: option image: no image {b.prefix}/nothing:here')
+    line = assert_one_error(b.fail('-N'), 'web: option image: expected an image on the Docker engine',
+                            f'{b.prefix}/nothing:here')
     assert 'docker.pull' in line
 
 

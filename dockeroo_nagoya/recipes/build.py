@@ -16,11 +16,15 @@ from typing import Any
 
 import zc.buildout
 
+from .. import identities
 from .. import options as opt
 from .. import sources
 from ..context import base_images, context_digest
-from ..progress import follow_build
+from ..engine import engine_errors
+from ..identities import normalised
+from ..progress import follow_build, follow_layers
 from ..recipe import CANDIDATE_OPTIONS, ImageRecipe, uninstaller
+from .pull import split_reference
 
 BUILT_RE = re.compile(r'Successfully built ([0-9a-f]{12,64})')
 
@@ -64,7 +68,14 @@ class BuildRecipe(ImageRecipe):
         # In the options, so that buildout reinstalls the part when a file changes.
         self.options['context-digest'] = self.digest
         self.bases = base_images(self.dockerfile_text, self.values['build-args'])
-        self.record_image_id()
+        # What each base stands for, known now and unchanged by pulling it (see .identities):
+        # the identity does not depend on whether a base was on the engine before the run.
+        with engine_errors(self.name, self.engine_config, 'looking up the base images'):
+            self.base_terms = {base: identities.image_term(self.engine, self.directory, base)
+                               for base in self.bases}
+        self.identity_now, self.image_labels = self.image_identity(
+            context=self.digest, dockerfile=self.values['dockerfile'], bases=self.base_terms)
+        self.expose_identity(self.identity_now)
 
     def identity_values(self) -> dict[str, Any]:
         values = super().identity_values()
@@ -73,18 +84,33 @@ class BuildRecipe(ImageRecipe):
         return values
 
     def apply(self, fresh: bool) -> list[str]:
-        # The base images' ids are looked up now: they may have just been built.
-        bases = {base: self.engine.image_id(base) or 'absent' for base in self.bases}
-        identity, labels = self.image_identity(
-            context=self.digest, dockerfile=self.values['dockerfile'], bases=bases)
-        self.make_image(identity, labels, fresh, lambda: self.build(labels))
-        # Saved with the part, so the next run's __init__ finds the same value.
-        self.options['image-id'] = self.image_id or ''
+        labels = self.image_labels
+        self.make_image(self.identity_now, labels, fresh, lambda: self.build(labels))
         return []
+
+    def pull_bases(self) -> None:
+        """Pull the bases from elsewhere that are not here, before the build, as the digest
+        the identity names (the build would pull them by tag: the same image)."""
+        for base, term in self.base_terms.items():
+            if term.startswith('made:') or self.engine.image_id(base) is not None:
+                continue
+            if term.startswith('absent:'):
+                raise zc.buildout.UserError(
+                    f'{self.name}: option source: the Dockerfile starts FROM {base}, which is '
+                    f'neither on the engine nor made by a part of this buildout, and no registry '
+                    f'answers for it')
+            repository, tag = split_reference(normalised(base))
+            self.log.info('pulling %s (FROM of the Dockerfile)', base)
+            with engine_errors(self.name, self.engine_config, f'pulling {base}'):
+                stream = self.engine.api.pull(repository, tag=tag, stream=True, decode=True,
+                                              platform=self.values['platform'])
+                follow_layers(self.name, f'pull of {base}', stream, self.log)
+            self.engine.forget('images')
 
     def build(self, labels: dict[str, str]) -> str:
         """An untagged image from the context (``make_image`` tags it once it passed)."""
         values = self.values
+        self.pull_bases()
         stream = self.engine.api.build(
             path=values['source'], dockerfile=values['dockerfile'],
             buildargs=values['build-args'] or None, target=values['target'],

@@ -6,7 +6,7 @@ Options:
   ``${part:name}`` of a ``docker.run`` part, which also makes buildout
   install that part first.
 - ``name`` (the part name) and ``tag`` (``latest``): the image;
-  ``${part:image}`` is ``NAME:TAG`` and ``${part:image-id}`` its id.
+  ``${part:image}`` is ``NAME:TAG`` and ``${part:image-id}`` the identity of its inputs.
 - Changes to the image's configuration, as ``docker commit --change`` makes
   them: ``command``, ``entrypoint`` (a JSON array or a command line), ``env``
   and ``labels`` (``KEY=VALUE`` lines), ``expose``, ``user``,
@@ -17,12 +17,14 @@ Options:
   (see :class:`~dockeroo_nagoya.recipe.ImageRecipe`); ``keep`` leaves the
   image when the part goes.
 
-The commit is redone when the container is another one (its id changed:
-say ``docker.run`` recreated it) or the same container was reconfigured
-(its identity label changed), or when an option changed. Writes into a
-running container that keeps its id and configuration are not looked for
-(that would take a scan of its files on every run): change an option or
-recreate the container to save them.
+The commit is redone when an option changed or the container's
+configuration did: for a container of a part of this buildout, what that
+part configures (its options and image, known before it acts, see
+:mod:`..identities`), so ``${part:image-id}`` is right on the first run; for
+any other container, its id and identity label. Writes into a running
+container, and a container its part made anew with the same configuration,
+are not looked for (that would take a scan of its files on every run):
+change an option to save them.
 """
 from __future__ import annotations
 
@@ -30,9 +32,10 @@ from typing import Any
 
 import zc.buildout
 
+from .. import identities
 from .. import options as opt
 from .. import snapshots
-from ..engine import LABEL_IDENTITY, labels_of
+from ..engine import engine_errors
 from ..recipe import CANDIDATE_OPTIONS, ImageRecipe, uninstaller
 from ..throwaway import image_config, image_config_options
 
@@ -58,7 +61,13 @@ class CommitRecipe(ImageRecipe):
 
     def configure(self) -> None:
         self.image_from_options()
-        self.record_image_id()
+        # The container as its part configures it (or the live one, for a container no
+        # part of this buildout keeps): known now, unchanged when its part makes it.
+        with engine_errors(self.name, self.engine_config, 'looking up the container'):
+            self.container_term = identities.container_term(
+                self.engine, self.directory, self.values['container'])
+        self.identity_now, self.image_labels = self.image_identity(container=self.container_term)
+        self.expose_identity(self.identity_now)
 
     def source(self) -> dict[str, Any]:
         """The container to save, inspected now (it may have just been created)."""
@@ -70,16 +79,17 @@ class CommitRecipe(ImageRecipe):
         return container
 
     def source_identity(self, container: dict[str, Any]) -> dict[str, Any]:
-        """What says the container is another one: its id and its identity label."""
-        return {'container-id': container['Id'],
-                'container-identity': labels_of(container).get(LABEL_IDENTITY) or
-                container.get('Created')}
+        """What is read from the container when the part acts, beyond ``image-id``: none
+        for a commit (a container its part recreates changes ``image-id`` already)."""
+        return {}
 
     def apply(self, fresh: bool) -> list[str]:
         container = self.source()
-        identity, labels = self.image_identity(**self.source_identity(container))
+        identity, labels = self.identity_now, self.image_labels
+        extra = self.source_identity(container)
+        if extra:  # read from the container as the part acts (persist: its volumes' content)
+            identity, labels = self.image_identity(container=self.container_term, **extra)
         self.make_image(identity, labels, fresh, lambda: self.build(container, labels))
-        self.options['image-id'] = self.image_id or ''
         return []
 
     def build(self, container: dict[str, Any], labels: dict[str, str]) -> str:

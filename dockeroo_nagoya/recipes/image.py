@@ -39,9 +39,10 @@ from typing import IO, Any
 
 import zc.buildout
 
+from .. import identities
 from .. import options as opt
 from .. import resources
-from ..engine import identity_hash
+from ..engine import engine_errors, identity_hash
 from ..progress import follow_build
 from ..recipe import CANDIDATE_OPTIONS, ImageRecipe, uninstaller
 from ..throwaway import ImageConfig, command_line, container_paths, ports
@@ -88,7 +89,15 @@ class ImageFromOptionsRecipe(ImageRecipe):
             for option in RESOURCE_OPTIONS}
         # In the options, so that buildout reinstalls the part when a file changes.
         self.options['input-digest'] = identity_hash(self.resource_digests)
-        self.record_image_id()
+        with engine_errors(self.name, self.engine_config, 'looking up the from image'):
+            from_term = identities.image_term(self.engine, self.directory, self.values['from'])
+        if from_term.startswith('absent:'):
+            raise opt.invalid(self.name, 'from', 'an image on the Docker engine or made by a part of '
+                              'this buildout (docker.pull, docker.build or docker.image: reference '
+                              'it as ${part:image})', self.values['from'])
+        self.identity_now, self.image_labels = self.image_identity(
+            resources=self.resource_digests, **{'from-id': from_term})
+        self.expose_identity(self.identity_now)
 
     def apply(self, fresh: bool) -> list[str]:
         base = self.engine.inspect('images', self.values['from'])
@@ -96,10 +105,8 @@ class ImageFromOptionsRecipe(ImageRecipe):
             raise zc.buildout.UserError(
                 f'{self.name}: option from: image {self.values["from"]} does not exist (make it '
                 f'with a docker.pull, docker.build or docker.image part)')
-        identity, labels = self.image_identity(resources=self.resource_digests,
-                                               **{'from-id': base['Id']})
-        self.make_image(identity, labels, fresh, lambda: self.build(base, labels))
-        self.options['image-id'] = self.image_id or ''
+        labels = self.image_labels
+        self.make_image(self.identity_now, labels, fresh, lambda: self.build(base, labels))
         return []
 
     def dockerfile(self, base: dict[str, Any]) -> str:

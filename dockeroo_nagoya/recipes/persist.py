@@ -34,8 +34,7 @@ class PersistRecipe(CommitRecipe):
 
     def source_identity(self, container: dict[str, Any]) -> dict[str, Any]:
         self.mounts = snapshots.volume_mounts(self.name, container, list(self.values['paths']))
-        return {**super().source_identity(container),
-                'volumes': snapshots.volumes_digest(self.engine, self.mounts)}
+        return {'volumes': snapshots.volumes_digest(self.engine, self.mounts)}
 
     def build(self, container: dict[str, Any], labels: dict[str, str]) -> str:
         committed = super().build(container, labels)

@@ -13,11 +13,16 @@ from typing import Any, Mapping
 import docker.errors
 import zc.buildout
 
+from .. import identities
 from .. import options as opt
 from ..engine import Engine, engine_errors
 from ..progress import follow_layers
 from ..recipe import Recipe, uninstaller
 from ..secrets import registry_auth
+
+
+#: The registry was not asked (a pinned digest, or a present image with newest off).
+_UNASKED = object()
 
 
 def split_reference(reference: str) -> tuple[str, str]:
@@ -82,8 +87,29 @@ class PullRecipe(Recipe):
         self.options['name'] = self.reference
         self.options['image'] = self.reference
         with engine_errors(self.name, self.engine_config, 'looking up the image'):
-            # From the run's one listing of images, shared with every other part.
-            self.options['image-id'] = self.engine.image_id(self.reference) or ''
+            self.remote = self._decide_remote()
+            local = self.engine.listed_image(self.reference)
+            # What the image will be once the part acted, known now (see .identities): the
+            # registry's digest when the part would pull, else the local image's.
+            if '@' in self.reference:
+                image_id = self.reference
+            elif self.remote is not None and self.remote is not _UNASKED:
+                image_id = f'{self.repository}@{self.remote}'
+            elif local is not None:
+                image_id = identities.local_term(local, self.reference, self.directory)
+            else:
+                image_id = f'absent:{self.reference}'
+        self.options['image-id'] = image_id
+        identities.will_make_image(self.directory, self.reference, image_id, self.name)
+
+    def _decide_remote(self) -> str | None | object:
+        """The registry's digest when the run would ask it (the image is absent, or
+        buildout's newest mode is on and the reference is a tag), else ``_UNASKED``."""
+        if '@' in self.reference:
+            return _UNASKED
+        if self.engine.listed_image(self.reference) is not None and not self.newest():
+            return _UNASKED
+        return self._remote_digest()
 
     def apply(self, fresh: bool) -> list[str]:
         local = self.engine.inspect('images', self.reference)
@@ -91,7 +117,7 @@ class PullRecipe(Recipe):
             pinned = '@' in self.reference
             if pinned or not self.newest():
                 return []
-            remote = self._remote_digest()
+            remote = self.remote
             if remote is None or f'{self.repository}@{remote}' in (local.get('RepoDigests') or []):
                 self.log.debug('%s is up to date', self.reference)
                 return []
@@ -106,8 +132,9 @@ class PullRecipe(Recipe):
         try:
             answer = self.engine.api.inspect_distribution(self.reference, auth_config=self.auth)
         except docker.errors.APIError as exc:
-            self.log.warning('could not ask the registry about %s (%s); keeping the local image',
-                             self.reference, (exc.explanation or str(exc)).strip())
+            if self.engine.listed_image(self.reference) is not None:
+                self.log.warning('could not ask the registry about %s (%s); keeping the local '
+                                 'image', self.reference, (exc.explanation or str(exc)).strip())
             return None
         return answer['Descriptor']['digest']
 
@@ -121,8 +148,6 @@ class PullRecipe(Recipe):
             raise zc.buildout.UserError(f'{self.name}: the pull of {self.reference} ended '
                                         f'without an image')
         self.log.info('pulled %s (%s)', self.reference, image['Id'][:19])
-        # Saved with the part, so the next run's __init__ finds the same value.
-        self.options['image-id'] = image['Id']
 
     @classmethod
     def teardown(cls, engine: Engine, directory: str, part: str,

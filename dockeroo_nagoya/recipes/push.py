@@ -32,6 +32,13 @@ def target_lines(raw: str) -> list[str]:
     return references
 
 
+def names_registry(reference: str) -> bool:
+    """Whether a reference names its registry (the engine sends one that does not to
+    Docker Hub): a first component with a dot or a port, or ``localhost``."""
+    first, sep, _ = reference.partition('/')
+    return bool(sep) and ('.' in first or ':' in first or first == 'localhost')
+
+
 class PushRecipe(Recipe):
     """An image pushed to a registry."""
 
@@ -52,11 +59,23 @@ class PushRecipe(Recipe):
         if source is None:
             raise opt.invalid(self.name, 'image', 'the local image to push')
         self.source = source
-        targets = self.values['tags'] or [source]
+        if self.values['image'] and self.values['name'] and self.values['tags']:
+            raise opt.invalid(self.name, 'tags', 'either name (dockeroo: the reference pushed) or '
+                              'tags, not both', ' '.join(self.values['tags']))
+        if self.values['image'] and self.values['name']:
+            targets = [self.values['name']]  # dockeroo: image is pushed as name
+        else:
+            targets = self.values['tags'] or [source]
         registry = (self.values['registry'] or '').rstrip('/')
         self.targets = [f'{registry}/{t}' if registry and not t.startswith(registry + '/') else t
                         for t in targets]
         self.auth = registry_auth(self.name, self.options)
+        for target in self.targets:
+            if not names_registry(target):
+                raise opt.invalid(
+                    self.name, 'registry', f'the registry to push {target} to (set registry, or '
+                    f'write it in the reference: HOST[:PORT]/NAME:TAG; docker.io/NAME for Docker '
+                    f'Hub): an image goes only where the configuration says')
         self.state = os.path.join(self.buildout['buildout']['parts-directory'], self.name,
                                   'pushed.json')
         self.options['pushed'] = ' '.join(self.targets)

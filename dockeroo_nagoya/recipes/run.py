@@ -48,9 +48,9 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Mapping, MutableMapping
 
-from .. import containers
+from .. import containers, identities
 from .. import options as opt
-from ..engine import Engine
+from ..engine import Engine, engine_errors
 from ..recipe import Recipe, uninstaller
 
 
@@ -66,6 +66,9 @@ class RunRecipe(Recipe):
         opt.Option('depends', opt.words, default='', identity=False),
     )
 
+    #: toji's spellings, read by take_toji_aliases.
+    extra_options = (*containers.TOJI_ALIASES, 'detach')
+
     def __init__(self, buildout: Mapping[str, Mapping[str, str]], name: str,
                  options: MutableMapping[str, str]) -> None:
         containers.take_toji_aliases(options, name)
@@ -78,6 +81,7 @@ class RunRecipe(Recipe):
             self.specs = [containers.ContainerSpec.from_values(
                 self.name, name, self.values, self.directory)]
             self.options['names'] = name
+            self.configured()
             return
         self.specs = []
         for index in range(1, replicas + 1):
@@ -88,6 +92,16 @@ class RunRecipe(Recipe):
             self.specs.append(containers.ContainerSpec.from_values(
                 self.name, f'{name}-{index}', values, self.directory))
         self.options['names'] = ' '.join(spec.name for spec in self.specs)
+        self.configured()
+
+    def configured(self) -> None:
+        """Each container's image checked, and its configured identity registered for a
+        part that saves it as an image."""
+        with engine_errors(self.name, self.engine_config, 'looking up the image'):
+            self.specs[0].check_image(self.engine)
+        for spec in self.specs:
+            identities.will_run_container(self.directory, spec.name,
+                                          lambda spec=spec: spec.configured_identity(self.engine))
 
     def apply(self, fresh: bool) -> list[str]:
         runners = [containers.Runner(self, spec) for spec in self.specs]

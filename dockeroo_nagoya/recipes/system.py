@@ -25,14 +25,13 @@ import json
 import logging
 import math
 import os
-import sys
 import threading
 import time
 from typing import Any, Mapping
 
 import zc.buildout
 
-from .. import containers, control, scheduling
+from .. import containers, control, identities, scheduling
 from .. import options as opt
 from ..engine import LABEL, Engine, engine_errors, identity_hash
 from ..recipe import Recipe, uninstaller
@@ -67,13 +66,6 @@ class Member:
     @property
     def name(self) -> str:
         return self.spec.name
-
-    @property
-    def named_volumes(self) -> list[dict[str, str]]:
-        """Its ``volumes`` lines whose source is a volume name (not a host path)."""
-        return [{'volume': v['source'], 'target': v['target'], 'mode': v['mode']}
-                for v in self.spec.values['volumes']
-                if v['source'] and not v['source'].startswith(('/', '.', '~'))]
 
     def summary(self) -> dict[str, Any]:
         """What removing it needs later, when only the part's recorded options are left."""
@@ -114,6 +106,12 @@ class SystemRecipe(Recipe):
                     f'{member.name}: set name in one of them')
             by_container[member.name] = section
             self.members[section] = member
+        with engine_errors(self.name, self.engine_config, 'looking up the images'):
+            for member in self.members.values():
+                member.spec.check_image(self.engine)
+                identities.will_run_container(
+                    self.directory, member.name,
+                    lambda spec=member.spec: spec.configured_identity(self.engine))
         self._resolve(by_container)
         graph = self.graph()
         cycle = scheduling.find_cycle(graph)
@@ -145,6 +143,8 @@ class SystemRecipe(Recipe):
                 f'{self.name}: option containers: section [{section}] has a recipe; a member '
                 f'section holds docker.run\'s options only (remove its recipe line)')
         containers.take_toji_aliases(raw, display)
+        self.warn_misspelt(raw, opt.known_names(MEMBER_TABLE) | set(containers.TOJI_ALIASES) | {
+            'detach'}, f'member {section}: ')
         values = opt.parse_options(display, raw, MEMBER_TABLE)
         if values['name'] is None:
             try:
@@ -270,40 +270,17 @@ class SystemRecipe(Recipe):
 
     def _write_control(self) -> list[str]:
         """``bin/<part>`` and ``parts/<part>/system.json``, made anew at every run."""
-        parts = os.path.join(self.buildout['buildout']['parts-directory'], self.name)
-        bin_directory = self.buildout['buildout']['bin-directory']
-        os.makedirs(parts, exist_ok=True)
-        os.makedirs(bin_directory, exist_ok=True)
-        description = os.path.join(parts, DESCRIPTION)
-        _write(description, json.dumps(self.description(), indent=2, sort_keys=True) + '\n', 0o644)
-        script = os.path.join(bin_directory, self.name)
-        _write(script, control.script_text(sys.executable, description, self.name), 0o755)
-        return [script, parts]
+        return control.write_control(self.buildout['buildout']['bin-directory'],
+                                     self.buildout['buildout']['parts-directory'], self.name,
+                                     self.recipe, self.description(), file_name=DESCRIPTION)
 
     def description(self) -> dict[str, Any]:
         """What the control script needs: no option values beyond names (env never)."""
-        members = []
-        for section in self.order:
-            member = self.members[section]
-            values = member.spec.values
-            members.append({
-                'section': section, 'container': member.name, 'image': values['image'],
-                'after': sorted(member.after), 'linked': sorted(member.linked),
-                'job': values['job'], 'start': values['start'], 'run-once': values['run-once'],
-                'stop-timeout': member.spec.stop_timeout,
-                'wait-for': [gate.text for gate in values['wait-for']],
-                'wait-timeout': values['wait-timeout'],
-                'callbacks': [list(line) for line in values['callbacks']],
-                'volumes': member.named_volumes,
-            })
-        volumes = sorted({v['volume'] for m in self.members.values() for v in m.named_volumes})
-        return {
-            'format': 1, 'part': self.name, 'directory': self.directory,
-            'engine': dataclasses.asdict(self.engine_config),
-            'backup-directory': self.backups,
-            'levels': scheduling.levels(self.graph()),
-            'members': members, 'volumes': volumes,
-        }
+        return control.describe(
+            self.name, self.directory, self.engine_config, self.backups,
+            [control.describe_member(section, self.members[section].spec,
+                                     self.members[section].after, self.members[section].linked)
+             for section in self.order])
 
     # -- removal ------------------------------------------------------------------------
     @classmethod
@@ -404,15 +381,6 @@ def _name(container: Mapping[str, Any]) -> str:
     """A listed container's own name (a linked one is also listed as ``/linker/alias``)."""
     names = container.get('Names') or ['/?']
     return next((n for n in names if n.count('/') == 1), names[0]).lstrip('/')
-
-
-def _write(path: str, text: str, mode: int) -> None:
-    """Write whole or not at all (the control script may be running)."""
-    temporary = f'{path}.{os.getpid()}.tmp'
-    with open(temporary, 'w', encoding='utf-8') as out:
-        out.write(text)
-    os.chmod(temporary, mode)
-    os.replace(temporary, path)
 
 
 uninstall = uninstaller(SystemRecipe)

@@ -49,7 +49,8 @@ import zc.buildout
 from .. import options as opt
 from .. import resources, snapshots
 from ..engine import identity_hash
-from ..recipe import ImageRecipe, _remove_image, uninstaller
+from .. import identities
+from ..recipe import ImageRecipe, _remove_image, references_of, uninstaller
 from ..throwaway import (ImageConfig, Throwaway, command_line, image_config, ports,
                          script_text)
 
@@ -145,6 +146,8 @@ class TemporaryRecipe(ImageRecipe):
             raise opt.invalid(self.name, 'links', 'a different image for each container saved',
                               ' '.join(outputs))
         self.outputs = outputs
+        for output in outputs:
+            identities.will_make_image(self.directory, output, None, self.name)
         self.resource_digests = {option: [[r.target, resources.digest(r)] for r in values[option]]
                                  for option in ('libs', 'entrypoint')}
         # In the options, so that buildout reinstalls the part when a file changes.
@@ -210,7 +213,7 @@ class TemporaryRecipe(ImageRecipe):
             return
         for image in self.engine.part_objects('images', self.directory, self.name):
             if image['Id'] not in keep:
-                for reference in image.get('RepoTags') or [image['Id']]:
+                for reference in references_of(image):
                     _remove_image(self.engine, reference, self.log)
 
     # -- acting -----------------------------------------------------------------------

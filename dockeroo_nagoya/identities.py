@@ -1,0 +1,135 @@
+"""What a part's product will be, known in ``__init__``, before anything acts.
+
+zc.buildout 6 records a part's options *before* it calls ``install()``: an
+option a recipe writes while acting is never recorded, so the next run finds
+another value, reinstalls the part and every part that references it. The
+rule every recipe of this package keeps (:class:`~.recipe.Recipe`): an option
+written in ``__init__`` is known before anything acts and is the same after.
+
+So ``${part:image-id}`` is not the engine's id of an image that may not exist
+yet: it is the identity of the image's inputs, the value of its
+``io.dockeroo-nagoya.identity`` label, which changes exactly when the image is
+to be made again. To compute it, a part needs to know what the images and
+containers it starts from stand for:
+
+- made by another part of this buildout: that part's identity, which its own
+  ``__init__`` registered here (buildout initialises a part before the parts
+  that reference it, and the part that makes an image before a build that
+  names it in ``FROM`` when the build references it);
+- from elsewhere: the registry digest (``REPO@sha256:...``, from the local
+  image's ``RepoDigests``, or asked from the registry when the image is not
+  here yet), a form that pulling the image does not change; the local id for
+  an image no registry knows (imported or built by hand).
+
+Nothing here writes to the engine: a plan may call all of it.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+import docker.errors
+
+from .engine import LABEL_BUILDOUT, LABEL_IDENTITY, Engine, labels_of
+
+#: (buildout directory, normalised image reference) -> (identity, part) of the image a part makes.
+_IMAGES: dict[tuple[str, str], tuple[str | None, str]] = {}
+
+#: (buildout directory, container name) -> what the configuration says the container is.
+_CONTAINERS: dict[tuple[str, str], Callable[[], str]] = {}
+
+
+def normalised(reference: str) -> str:
+    """``NAME`` -> ``NAME:latest``; tags and digests as given."""
+    last = reference.rsplit('/', 1)[-1]
+    return reference if (':' in last or '@' in reference) else f'{reference}:latest'
+
+
+def repository_of(reference: str) -> str:
+    """The repository part of a reference (no tag, no digest)."""
+    if '@' in reference:
+        return reference.split('@', 1)[0]
+    last = reference.rsplit('/', 1)[-1]
+    return reference.rsplit(':', 1)[0] if ':' in last else reference
+
+
+def will_make_image(directory: str, reference: str, identity: str | None, part: str) -> None:
+    """The part ``part`` of this run makes ``reference`` with this identity (``None``: a
+    recipe whose identity is only known as it acts; the image is looked up then)."""
+    _IMAGES[(directory, normalised(reference))] = (identity, part)
+
+
+def will_run_container(directory: str, name: str, identity: Callable[[], str]) -> None:
+    """A part of this run keeps the container ``name``; ``identity`` says what it is."""
+    _CONTAINERS[(directory, name)] = identity
+
+
+def made_image(directory: str, reference: str) -> str | None:
+    """The identity of the image a configured part makes under this reference."""
+    found = _IMAGES.get((directory, normalised(reference)))
+    return found[0] if found else None
+
+
+def maker_of(directory: str, reference: str) -> str | None:
+    """The configured part that makes (or pulls) the image ``reference``."""
+    found = _IMAGES.get((directory, normalised(reference)))
+    return found[1] if found else None
+
+
+def local_term(image: Mapping[str, Any], reference: str, directory: str) -> str:
+    """What a local image stands for, in a form that pulling it again does not change."""
+    labels = labels_of(dict(image))
+    if labels.get(LABEL_BUILDOUT) == directory and labels.get(LABEL_IDENTITY):
+        return f'made:{labels[LABEL_IDENTITY]}'
+    repository = repository_of(reference)
+    for digest in image.get('RepoDigests') or []:
+        if digest.split('@', 1)[0] == repository:
+            return f'{repository}@{digest.split("@", 1)[1]}'
+    return image['Id']
+
+
+def remote_digest(engine: Engine, reference: str, auth: Mapping[str, str] | None = None
+                  ) -> str | None:
+    """The registry's digest of a reference (a read), or ``None`` when it cannot say."""
+    try:
+        answer = engine.api.inspect_distribution(normalised(reference), auth_config=auth)
+    except docker.errors.APIError:
+        return None
+    return (answer.get('Descriptor') or {}).get('digest')
+
+
+def image_term(engine: Engine, directory: str, reference: str,
+               auth: Mapping[str, str] | None = None) -> str:
+    """What an image a part starts from stands for, before anything acts.
+
+    An image no part makes and no registry answers for is ``absent:REFERENCE``:
+    acting cannot make it appear (a build that starts from it fails).
+    """
+    made = made_image(directory, reference)
+    if made is not None:
+        return f'made:{made}'
+    if '@' in reference:
+        return reference
+    local = engine.listed_image(normalised(reference))
+    if local is None:
+        inspected = engine.inspect('images', reference)  # an id, or a name the engine completes
+        if inspected is not None:
+            return local_term(inspected, reference, directory)
+        digest = remote_digest(engine, reference, auth)
+        return f'{repository_of(reference)}@{digest}' if digest else f'absent:{reference}'
+    return local_term(local, reference, directory)
+
+
+def container_term(engine: Engine, directory: str, name: str) -> str:
+    """What a container a part saves stands for: the identity its part gives it, else
+    the live container's id and identity label."""
+    configured = _CONTAINERS.get((directory, name))
+    if configured is not None:
+        return f'part:{configured()}'
+    current = engine.inspect('containers', name)
+    if current is None:
+        return f'absent:{name}'
+    return f'{current["Id"]}:{labels_of(current).get(LABEL_IDENTITY) or current.get("Created")}'
+
+
+__all__ = ['normalised', 'repository_of', 'will_make_image', 'will_run_container',
+           'made_image', 'maker_of', 'image_term', 'container_term', 'remote_digest', 'local_term']
