@@ -13,9 +13,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import ssl
 import subprocess
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import docker.errors
@@ -199,6 +201,14 @@ def test_whole_koji_system(buildout, client, koji_support, debian, tmp_path):
          '    except urllib.error.HTTPError as e: print(path, e.code)\n'])
     assert probe.exit_code == 0 and probe.output.decode().split() == [
         '/kojihub', '404', '/kojifiles/', '404', '/koji/', '404'], probe.output
+    # The web and the files answer on the published TLS port, checked against the CA.
+    context = ssl.create_default_context(
+        cafile=str(b.directory / 'parts' / 'koji-client' / 'ca.crt'))
+    for path in ('/koji/', '/kojifiles/'):
+        with urllib.request.urlopen(f'https://localhost:{b.port}{path}', context=context,
+                                    timeout=60) as answer:
+            assert answer.status == 200, path
+
     # httpd's errors go to the container's log, not to Fedora's logs/error_log.
     assert client.containers.get(hub).exec_run(
         ['sh', '-c', 'test ! -e /var/log/httpd/error_log']).exit_code == 0
