@@ -271,9 +271,16 @@ def test_whole_koji_system(buildout, client, koji_support, debian, tmp_path):
         image = UPGRADE_IMAGE
         b.run('-N')
 
-    # bin/kojictl: status, then a backup (the database frozen while it is read).
+    # bin/kojictl: status, logs, a restart in dependency order (gates waited for), then a
+    # backup (the database frozen while it is read).
     status = run(kojictl, 'status')
     assert f'{b.prefix}-database' in status.stdout and f'{b.prefix}-hub' in status.stdout
+    assert f'{b.prefix}-hub' in run(kojictl, 'logs', '--tail', '3').stdout
+    lines = timed('kojictl restart', run, kojictl, 'restart', timeout=300).stdout.splitlines()
+    assert lines.index(f'stopped {b.prefix}-database') > lines.index(f'stopped {b.prefix}-hub')
+    assert lines.index(f'started {b.prefix}-hub') > lines.index(f'started {b.prefix}-database')
+    assert 'kojiadmin' in run_koji('moshimoshi')
+    assert ready_hosts() == [['kojibuilder1', 'Y', 'Y'], ['kojibuilder2', 'Y', 'Y']]
     backup = tmp_path / 'backup'
     timed('kojictl backup', run, kojictl, 'backup', str(backup), timeout=300)
     manifest = json.loads((backup / 'manifest.json').read_text())
