@@ -265,6 +265,9 @@ def test_whole_koji_system(buildout, client, koji_support, debian, tmp_path):
         koji_buildout(b, builders=2, extra=extra)
         failed = b.fail('-N')
         assert 'moving to an older Koji is refused' in failed, failed
+        errors = [line for line in failed.splitlines() if line.startswith('Error:')]
+        assert errors == [f'Error: koji-schema-job: job {b.prefix}-schema-job exited with '
+                          f'code 3'], failed
         assert {n: v for n, v in container_ids(b).items() if not n.endswith('-job')} == \
             {n: v for n, v in upgraded.items() if not n.endswith('-job')}
         koji_buildout(b, builders=2, extra=extra_new)
