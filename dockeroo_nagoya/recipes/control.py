@@ -46,9 +46,11 @@ class ControlRecipe(Recipe):
     )
 
     def configure(self) -> None:
-        specs: dict[str, list[Any]] = {}    # part -> its containers' specs
+        # part -> (section, spec) of each of its containers: the part's name for a single
+        # container, the container's name for each of a replicated part's.
+        found: dict[str, list[tuple[str, Any]]] = {}
         for part in self.values['parts']:
-            if part in specs:
+            if part in found:
                 raise opt.invalid(self.name, 'parts', 'each part once', f'{part} twice')
             try:
                 section = self.buildout[part]
@@ -61,18 +63,17 @@ class ControlRecipe(Recipe):
             if not isinstance(recipe, RunRecipe):
                 raise opt.invalid(self.name, 'parts', 'names of docker.run parts',
                                   f'{part} (recipe {section.get("recipe") or "none"})')
-            specs[part] = recipe.specs
-        # A reference to a part or to one of its containers means all of that part's members.
-        sections = {part: [s.name if len(found) > 1 or recipe_replicated(self.buildout[part])
-                           else part for s in found] for part, found in specs.items()}
+            single = recipe.values['replicas'] is None
+            found[part] = [(part if single else spec.name, spec) for spec in recipe.specs]
+        # A reference to a part, or to one of its containers by name, means those members.
         by_reference: dict[str, list[str]] = {}
-        for part, found in specs.items():
-            by_reference.setdefault(part, []).extend(sections[part])
-            for spec, section in zip(found, sections[part]):
+        for part, members_of_part in found.items():
+            for section, spec in members_of_part:
+                by_reference.setdefault(part, []).append(section)
                 by_reference.setdefault(spec.name, []).append(section)
         members = []
-        for part, found in specs.items():
-            for spec, section in zip(found, sections[part]):
+        for members_of_part in found.values():
+            for section, spec in members_of_part:
                 after, linked = set(), set()
                 values = spec.values
                 for reference in values.get('depends') or []:
@@ -114,11 +115,6 @@ class ControlRecipe(Recipe):
     @classmethod
     def uninstall(cls, name: str, options: Mapping[str, str]) -> None:
         """Nothing to do on the engine, so no connection either."""
-
-
-def recipe_replicated(section: Mapping[str, str]) -> bool:
-    """Whether a docker.run part sets ``replicas`` (its containers are NAME-1 ...)."""
-    return bool((section.get('replicas') or '').strip())
 
 
 uninstall = uninstaller(ControlRecipe)
