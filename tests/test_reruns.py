@@ -185,3 +185,24 @@ def test_install_part_on_a_fresh_directory_names_what_to_install_first(buildout,
     after = ids(client, b)
     assert after[f'container:{b.prefix}-web'] != first[f'container:{b.prefix}-web']
     assert after[f'image:{b.prefix}/img:latest'] == first[f'image:{b.prefix}/img:latest']
+
+
+def test_one_removal_per_container_whatever_spelling_of_the_engine(buildout, client, busybox):
+    """The part removed first stops slowly in the background (its PID 1 takes 2 s after
+    SIGTERM); the next part names the same engine another way, so its uninstall used to
+    sweep with a second key, find the first part's container as an orphan and race the
+    teardown: 'removal of container ... is already in progress'."""
+    b = buildout
+    slow = "sh -c \"trap 'sleep 2; exit 0' TERM; while :; do sleep 0.1; done\""
+    b.write(buildout_config(
+        ['a', 'b'],
+        sleeper('a', busybox, name=f'{b.prefix}-a', docker_host='unix:///var/run/docker.sock'),
+        section('b', 'docker.run', image=busybox, name=f'{b.prefix}-b', command=slow,
+                init='false', stop_timeout='10')))
+    b.run('-N')
+    b.write(buildout_config([]))
+    out = b.run('-N')
+    said = out.stdout + out.stderr
+    assert 'already in progress' not in said and 'neither installed nor configured' not in said, said
+    assert not b.owned('containers')
+    assert actions(b.run('-N').stdout) == []

@@ -145,3 +145,51 @@ def test_two_buildouts_with_the_same_part_names_do_not_share(make_buildout, clie
     one.run('-N')
     out = two.fail('-N')
     assert 'belongs to the buildout in' in out
+
+
+def used_volume_cfg(b, busybox: str, **volume: str) -> str:
+    from helpers import buildout_config, section, sleeper
+    return buildout_config(
+        ['data', 'app'],
+        section('data', 'docker.volume', name=f'{b.prefix}-data', **volume),
+        sleeper('app', busybox, name=f'{b.prefix}-app', volumes='${data:name}:/data'))
+
+
+def test_label_change_of_a_volume_its_own_containers_use_happens_in_one_run(
+        buildout, client, busybox):
+    from helpers import actions
+    b = buildout
+    b.write(used_volume_cfg(b, busybox, labels='tier=one'))
+    b.run('-N')
+    write_volume_file(client, f'{b.prefix}-data', 'state', b'kept across the change')
+    before = volume_digest(client, f'{b.prefix}-data')
+    for _ in range(2):
+        assert actions(b.run('-N').stdout) == []
+    b.write(used_volume_cfg(b, busybox, labels='tier=two'))
+    out = b.run('-N').stdout
+    assert 'recreating volume' in out and 'labels changed' in out, out
+    assert client.volumes.get(f'{b.prefix}-data').attrs['Labels']['tier'] == 'two'
+    assert volume_digest(client, f'{b.prefix}-data') == before
+    app = client.containers.get(f'{b.prefix}-app')
+    assert app.status == 'running'
+    assert app.exec_run('cat /data/state').output == b'kept across the change'
+    assert len(list((b.directory / 'var' / 'backups').glob('*.tar'))) == 1
+    settled = ids(client, b)
+    for _ in range(2):
+        assert actions(b.run('-N').stdout) == []
+        assert ids(client, b) == settled
+    assert len(list((b.directory / 'var' / 'backups').glob('*.tar'))) == 1
+
+
+def test_an_unknown_volume_driver_is_named_and_changes_nothing(buildout, client, busybox):
+    b = buildout
+    b.write(used_volume_cfg(b, busybox))
+    b.run('-N')
+    app = client.containers.get(f'{b.prefix}-app').id
+    b.write(used_volume_cfg(b, busybox, driver='nosuchdriver'))
+    out = b.fail('-N')
+    errors = [line for line in out.splitlines() if line.startswith('Error:')]
+    assert len(errors) == 1 and 'data: option driver: expected a volume driver this engine has' \
+        in errors[0] and 'nosuchdriver' in errors[0], out
+    assert client.containers.get(f'{b.prefix}-app').id == app
+    assert not list((b.directory / 'var' / 'backups').glob('*.tar'))

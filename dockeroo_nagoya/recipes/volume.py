@@ -70,6 +70,8 @@ class VolumeRecipe(Recipe):
         if current is not None and pending is None and self.identity_of(current) == identity \
                 and not fresh and not retry:
             return []  # the everyday rerun: the run's one listing of volumes stays valid
+        if current is None or self.identity_of(current) != identity:
+            self._check_driver()
         if current is None:
             if pending is None and self.values['restore-from']:
                 self._check_archive(self.values['restore-from'])
@@ -105,12 +107,46 @@ class VolumeRecipe(Recipe):
             driver_opts=self.values['driver-opts'] or None,
             labels=self.labels(identity, self.values['labels']))
 
+    def _check_driver(self) -> None:
+        """Name an unknown driver as such, before anything is archived or removed (the
+        engine's own refusal reads like any other)."""
+        driver = self.values['driver']
+        if driver == 'local':
+            return
+        known = ((self.engine.api.info().get('Plugins') or {}).get('Volume') or [])
+        managed = [p.get('Name', '').split(':')[0] for p in self.engine.api.plugins()
+                   if p.get('Enabled')]
+        if driver not in known and driver.split(':')[0] not in managed:
+            raise opt.invalid(self.name, 'driver', 'a volume driver this engine has ('
+                              + ', '.join(sorted(set(known) | set(managed))) + ')', driver)
+
     def _recreate(self, current: dict[str, Any], identity: str) -> None:
-        """New driver or labels need a new volume: carry the content over."""
+        """New driver or labels need a new volume: carry the content over.
+
+        A volume in use cannot be removed, even by stopped containers. When every
+        container using it belongs to a part of this configuration (which makes it
+        again later in this run: it references the volume), those containers are
+        stopped and removed first; any other user refuses the change before
+        anything is archived, so a refused change writes no archive.
+        """
         name = self.values['name']
         changed = _changes(current, self.values)
+        users = self.engine.users('volumes', name)
+        others = [u for u in users if not self.replaced_in_this_run(u)]
+        if others:
+            raise zc.buildout.UserError(
+                f'{self.name}: volume {name} must be made anew ({changed or "its identity changed"})'
+                f' but is used by {", ".join(u["Names"][0].lstrip("/") for u in others)}, which '
+                f'no part of this configuration makes again: remove them first')
         self.log.info('recreating volume %s (%s): archiving its content first', name,
                       changed or 'its identity changed')
+        for user in users:
+            self.log.info('removing container %s (it uses volume %s): its part makes it again '
+                          'in this run', user['Names'][0].lstrip('/'), name)
+            containers.remove(self.engine, user['Id'], STOP_TIMEOUT,
+                              containers.Callbacks(self.name, self.directory, []))
+        if users:
+            self.engine.forget('containers')
         path, _ = volumedata.backup(self.engine, name, self.backups)
         self.log.info('content of %s archived in %s', name, path)
         marker = self._marker()
