@@ -29,7 +29,7 @@ import docker.errors
 import zc.buildout
 
 from . import options as opt
-from . import identities, orphans, removals, runlock
+from . import identities, orphans, removals, runlock, secrets
 from .engine import (Engine, EngineConfig, connect, engine_errors, identity_hash,
                      labels_of, owner_labels, LABEL, LABEL_BUILDOUT, LABEL_IDENTITY, LABEL_PART)
 from .throwaway import ScriptFailed, Throwaway
@@ -130,9 +130,7 @@ class Recipe:
         runlock.hold(self.directory, name)
         for key in PLAIN_SECRETS:
             if key in options:
-                raise zc.buildout.UserError(
-                    f'{name}: option {key}: secrets are taken by reference, never as plain '
-                    f'options: use {key}-env (an environment variable) or {key}-file (a file)')
+                raise self.plain_secret_refused(key)
         self.engine_config = engine_config(name, options, buildout['buildout'])
         for key, value in (('docker-host', self.engine_config.host),
                            ('docker-cert-path', self.engine_config.cert_path),
@@ -154,11 +152,21 @@ class Recipe:
     #: Options a recipe takes beyond its table (read by hand, or written for later parts).
     extra_options: ClassVar[tuple[str, ...]] = ()
 
+    @classmethod
+    def secrets_taken(cls) -> tuple[str, ...]:
+        """The secrets this recipe takes, each by reference (``KEY-env`` or ``KEY-file``)."""
+        names = opt.known_names(cls.table) | set(cls.extra_options)
+        return tuple(key for key in PLAIN_SECRETS if f'{key}-env' in names)
+
+    def plain_secret_refused(self, key: str) -> zc.buildout.UserError:
+        """The refusal of the plain secret ``key``, naming only what this recipe takes."""
+        return secrets.plain_secret_refused(self.name, key, self.recipe, self.secrets_taken(),
+                                            'env-file' in opt.known_names(self.table))
+
     def known_options(self) -> set[str]:
-        """Every option name this part knows: its table, the engine's, the secrets' by
-        reference, and what it writes itself (``${part:image}`` and the like)."""
+        """Every option name this part knows: its table (with the secrets it takes by
+        reference), the engine's, and what it writes itself (``${part:image}`` and the like)."""
         return (opt.known_names(self.table) | set(ENGINE_OPTIONS) | set(DOCKEROO_ALIASES.values())
-                | {f'{key}-{way}' for key in PLAIN_SECRETS for way in ('env', 'file')}
                 | set(self.extra_options) | {'recipe'})
 
     def warn_misspelt(self, options: Mapping[str, str], known: set[str], where: str = '') -> None:

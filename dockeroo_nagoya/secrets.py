@@ -39,6 +39,26 @@ def secret(part: str, options: Mapping[str, str], key: str = 'password') -> str 
     return None
 
 
+def plain_secret_refused(part: str, key: str, recipe: str, taken: tuple[str, ...],
+                         container: bool = False) -> zc.buildout.UserError:
+    """The one line refusing a plain secret option ``key``.
+
+    It names only options the recipe takes (``taken``: the secrets it takes by
+    reference), so following it never leads to an option buildout reports unused.
+    ``container``: the part configures a container, which gets secrets from files.
+    """
+    head = f'{part}: option {key}: secrets are taken by reference, never as plain options'
+    if key in taken:
+        return zc.buildout.UserError(
+            f'{head}: use {key}-env (an environment variable) or {key}-file (a file)')
+    if taken:
+        return zc.buildout.UserError(
+            f'{head}, and {recipe} takes no {key}: it takes '
+            + ', '.join(f'{other}-env or {other}-file' for other in taken))
+    hint = ': a container gets secrets from env-file or from a file in volumes' if container else ''
+    return zc.buildout.UserError(f'{head}, and {recipe} takes no secret{hint}')
+
+
 def registry_auth(part: str, options: Mapping[str, str]) -> dict[str, str] | None:
     """The SDK's ``auth_config`` from ``username`` and a password by reference.
 

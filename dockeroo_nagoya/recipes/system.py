@@ -31,10 +31,10 @@ from typing import Any, Mapping
 
 import zc.buildout
 
-from .. import containers, control, identities, scheduling
+from .. import containers, control, identities, scheduling, secrets
 from .. import options as opt
 from ..engine import LABEL, Engine, engine_errors, identity_hash
-from ..recipe import Recipe, uninstaller
+from ..recipe import PLAIN_SECRETS, Recipe, uninstaller
 
 #: Threads that create new members ahead of their turn (creating is quick; starting is not).
 AHEAD_WORKERS = 4
@@ -143,6 +143,10 @@ class SystemRecipe(Recipe):
                 f'{self.name}: option containers: section [{section}] has a recipe; a member '
                 f'section holds docker.run\'s options only (remove its recipe line)')
         containers.take_toji_aliases(raw, display)
+        for key in PLAIN_SECRETS:
+            if key in raw:
+                raise secrets.plain_secret_refused(display, key, 'a docker.system member', (),
+                                                   container=True)
         self.warn_misspelt(raw, opt.known_names(MEMBER_TABLE) | set(containers.TOJI_ALIASES) | {
             'detach'}, f'member {section}: ')
         values = opt.parse_options(display, raw, MEMBER_TABLE)
