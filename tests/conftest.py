@@ -309,6 +309,21 @@ def make_buildout(client: docker.DockerClient, tmp_path: Path) -> Iterator:
             one.cleanup()
 
 
+@pytest.fixture
+def swarm(client: docker.DockerClient) -> Iterator[None]:
+    """A single-node Swarm on loopback, made for the test and left again; one test
+    process at a time (the engine has one Swarm)."""
+    with shared_lock('swarm'):
+        made = client.info()['Swarm']['LocalNodeState'] != 'active'
+        if made:
+            client.swarm.init(advertise_addr='127.0.0.1', listen_addr='127.0.0.1:2377')
+        try:
+            yield
+        finally:
+            if made:
+                client.swarm.leave(force=True)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(('127.0.0.1', 0))

@@ -206,3 +206,46 @@ def test_one_removal_per_container_whatever_spelling_of_the_engine(buildout, cli
     assert 'already in progress' not in said and 'neither installed nor configured' not in said, said
     assert not b.owned('containers')
     assert actions(b.run('-N').stdout) == []
+
+
+def test_the_other_recipes_from_nothing_then_two_unchanged_reruns(
+        buildout, client, busybox, debian, swarm):
+    """bootstrap, assemble, diskimage, temporary, replicas, copy, command, save and a Swarm
+    service: installed once, then two runs with no Installing or Uninstalling (docker.load
+    reads its file in __init__, so it is tested on a file made beforehand, in test_save_load)."""
+    from test_bootstrap import busybox_tarball
+    from test_diskimage import MKE2FS
+    b = buildout
+    p = b.prefix
+    busybox_tarball(b.directory / 'root.tar', {'etc/release': 'one\n'})
+    (b.directory / 'files').mkdir()
+    (b.directory / 'files' / 'hello.txt').write_text('hello\n')
+    b.write(buildout_config(
+        ['base', 'built', 'disk', 'tmp', 'pool', 'box', 'copy', 'tool', 'save', 'svc'],
+        section('base', 'docker.bootstrap', name=f'{p}/base', archives='root.tar'),
+        section('built', 'docker.assemble', name=f'{p}/built', build_image=busybox,
+                build_script='echo assembled > "$BUILD_ROOT/assembled"'),
+        section('disk', 'docker.diskimage', build_image=debian, base_image='${base:image}',
+                build_root='/mnt/root', image_file='/out/disk.ext4', prepare_script='mkdir -p /out',
+                build_script=MKE2FS),
+        section('tmp', 'docker.temporary', **{'from': busybox}, name=f'{p}/tmp', commit='true',
+                script='echo made > /made'),
+        sleeper('pool', '${tmp:image}', name=f'{p}-pool', replicas='2', env='N={index}'),
+        sleeper('box', busybox, name=f'{p}-box'),
+        section('copy', 'docker.copy', container_to='${box:name}',
+                paths='${buildout:directory}/files/ /srv/files/'),
+        section('tool', 'docker.command', container='${box:name}', command='cat /srv/files/hello.txt'),
+        section('save', 'docker.save', name='${built:image}', path='${buildout:directory}/built.tar'),
+        section('svc', 'docker.service', name=f'{p}-svc', image=busybox, command='sleep 3600',
+                replicas='1')))
+    b.run('-N')
+    made = ids(client, b)
+    assert f'container:{p}-pool-2' in made and (b.directory / 'built.tar').is_file(), made
+    disk = (b.directory / 'parts' / 'disk' / 'disk.ext4').stat()
+    for run in (2, 3):
+        again = b.run('-N')
+        assert actions(again.stdout) == [], f'run {run}:\n{again.stdout}{again.stderr}'
+        assert ids(client, b) == made, f'run {run} changed objects:\n{again.stdout}'
+        assert (b.directory / 'parts' / 'disk' / 'disk.ext4').stat().st_mtime_ns == disk.st_mtime_ns
+    b.write(buildout_config([]))
+    b.run('-N')

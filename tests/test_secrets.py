@@ -187,21 +187,6 @@ def test_no_secret_leaks_from_registry_env_file_volume_and_copied_key(
             client.images.remove(pushed, force=True)
 
 
-@pytest.fixture
-def swarm(client):
-    """A single-node Swarm on loopback, made for the test and left again (as test_service does,
-    under the same lock: one test process at a time)."""
-    with shared_lock('swarm'):
-        made = client.info()['Swarm']['LocalNodeState'] != 'active'
-        if made:
-            client.swarm.init(advertise_addr='127.0.0.1', listen_addr='127.0.0.1:2377')
-        try:
-            yield
-        finally:
-            if made:
-                client.swarm.leave(force=True)
-
-
 def test_swarm_secret_reaches_the_task_and_nothing_else(buildout, client, busybox, swarm,
                                                        tmp_path, request):
     b = buildout

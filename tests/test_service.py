@@ -13,20 +13,6 @@ pytestmark = pytest.mark.slow
 SECRET = 'swarm-secret-d8e7c6b5a4'
 
 
-@pytest.fixture
-def swarm(client):
-    # One test process at a time makes and leaves the Swarm (test_secrets uses one too).
-    with shared_lock('swarm'):
-        made = client.info()['Swarm']['LocalNodeState'] != 'active'
-        if made:
-            client.swarm.init(advertise_addr='127.0.0.1', listen_addr='127.0.0.1:2377')
-        try:
-            yield
-        finally:
-            if made:
-                client.swarm.leave(force=True)
-
-
 def service_cfg(b, image: str, replicas: int, secret_file) -> str:
     return f'''
         [buildout]
@@ -107,11 +93,12 @@ def test_replicas_scale_roll_and_go(buildout, client, busybox, swarm, tmp_path):
 
 
 def test_service_without_a_swarm_is_one_clear_line(buildout, busybox, client, tmp_path):
-    if client.info()['Swarm']['LocalNodeState'] == 'active':
-        pytest.skip('the engine is in a Swarm already')
     b = buildout
     (tmp_path / 'token').write_text('x')
     b.write(service_cfg(b, busybox, 1, tmp_path / 'token'))
-    out = b.fail('-N')
+    with shared_lock('swarm'):  # no other test process makes a Swarm meanwhile
+        if client.info()['Swarm']['LocalNodeState'] == 'active':
+            pytest.skip('the engine is in a Swarm already')
+        out = b.fail('-N')
     assert 'web: the engine at' in out and 'is not a Swarm manager' in out
     assert 'Traceback' not in out
