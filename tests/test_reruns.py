@@ -249,3 +249,27 @@ def test_the_other_recipes_from_nothing_then_two_unchanged_reruns(
         assert (b.directory / 'parts' / 'disk' / 'disk.ext4').stat().st_mtime_ns == disk.st_mtime_ns
     b.write(buildout_config([]))
     b.run('-N')
+
+
+def test_a_refused_change_of_a_system_member_leaves_the_system_running(buildout, client, busybox):
+    b = buildout
+
+    def config(**extra: str) -> str:
+        return buildout_config(
+            ['sys'], section('sys', 'docker.system', containers='db web'),
+            section('db', '', image=busybox, name=f'{b.prefix}-db', command='sleep 3600'),
+            section('web', '', image=busybox, name=f'{b.prefix}-web', command='sleep 3600',
+                    links='db', **extra))
+
+    b.write(config())
+    b.run('-N')
+    before = ids(client, b)
+    b.write(config(cap_add='NET_ADMINN'))
+    out = b.fail('-N')
+    errors = [line for line in out.splitlines() if line.startswith('Error:')]
+    assert len(errors) == 1 and 'option cap-add' in errors[0], out
+    assert ids(client, b) == before
+    assert all(c.status == 'running' for c in b.owned('containers'))
+    b.write(config())
+    b.run('-N')
+    assert ids(client, b) == before
