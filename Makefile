@@ -9,13 +9,18 @@ PIP := $(VENV)/bin/pip
 KOJI_IMAGE ?=
 BUILDOUT_ARGS ?= $(if $(KOJI_IMAGE),koji:image=$(KOJI_IMAGE))
 
-.PHONY: koji up test quick-test clean
+.PHONY: koji up plan test quick-test clean
 
 koji: up
 
 # Bring up a profile (default: the Koji system).
 up: bin/buildout
 	bin/buildout -c $(PROFILE) $(BUILDOUT_ARGS)
+
+# What `make up` would do to the main profile, and why, changing nothing
+# (exit status 2: there are changes).
+plan: bin/buildout
+	$(VENV)/bin/dockeroo-plan -c $(PROFILE) $(BUILDOUT_ARGS)
 
 # The whole suite against the real engine, two test processes at a time (a file stays in
 # one process); `make quick-test` skips the slow end-to-end runs.

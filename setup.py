@@ -39,7 +39,9 @@ def entry_points() -> dict[str, list[str]]:
         module, cls = target.split(':')
         install.append(f'{name} = dockeroo_nagoya.recipes.{module}:{cls}')
         uninstall.append(f'{name} = dockeroo_nagoya.recipes.{module}:uninstall')
-    return {'zc.buildout': install, 'zc.buildout.uninstall': uninstall}
+    return {'zc.buildout': install, 'zc.buildout.uninstall': uninstall,
+            # What a run would do, and why, before anything is done (issue 16).
+            'console_scripts': ['dockeroo-plan = dockeroo_nagoya.plan:entry']}
 
 
 with open('README.rst', encoding='utf-8') as readme:

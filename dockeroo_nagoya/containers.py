@@ -52,9 +52,10 @@ import docker.models.containers
 import requests.exceptions
 import zc.buildout
 
-from . import copying, identities
+from . import copying, decisions, identities
 from . import options as opt
 from . import probes, stopsignal
+from .secrets import write_private
 from .engine import LABEL, LABEL_IDENTITY, Engine, identity_hash, labels_of, owner_of
 
 if TYPE_CHECKING:
@@ -418,16 +419,22 @@ def decode_hashes(text: str | None) -> dict[str, str] | None:
     return found if isinstance(found, dict) else None
 
 
-def what_changed(current: Mapping[str, Any], hashes: Mapping[str, str]) -> str:
-    """``env changed``, ``image rebuilt``…, from the per-option label."""
+def changed_inputs(current: Mapping[str, Any], hashes: Mapping[str, str]) -> list[str] | None:
+    """The identity options whose per-option hash differs from the container's label
+    (``None``: the label cannot say); ``image-id`` only when ``image`` did not change."""
     before = decode_hashes(labels_of(dict(current)).get(LABEL_INPUTS))
     if before is None:
-        return 'its identity changed'
+        return None
     changed = sorted(key for key in set(before) | set(hashes) if before.get(key) != hashes.get(key))
+    return [key for key in changed if key != 'image-id' or 'image' not in changed]
+
+
+def what_changed(current: Mapping[str, Any], hashes: Mapping[str, str]) -> str:
+    """``env changed``, ``image rebuilt``…, from the per-option label."""
+    changed = changed_inputs(current, hashes)
     if changed == ['image-id']:
         return 'its image changed (rebuilt or pulled anew)'
-    changed = [key for key in changed if key != 'image-id' or 'image' not in changed]
-    return ', '.join(f'{key} changed' for key in changed) or 'its identity changed'
+    return ', '.join(f'{key} changed' for key in changed or ()) or 'its identity changed'
 
 
 def exit_code(current: Mapping[str, Any]) -> int | None:
@@ -443,6 +450,11 @@ class Plan:
     action: str  # keep, create, recreate, start, wait (for a job still running)
     reason: str
     current: Mapping[str, Any] | None = None
+    #: The identity and per-option hashes the container is to have (set by Runner.decide).
+    identity: str = ''
+    hashes: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    #: (before, after) of the restart policy when a kept container changes it in place.
+    restart: tuple[str, str] | None = None
 
 
 def plan(spec: ContainerSpec, current: Mapping[str, Any] | None, identity: str,
@@ -623,17 +635,16 @@ class Runner:
             container, self.ahead = self.ahead, None
             self._bring_up(container, new=True)
             return container
-        current = self.find()
-        identity, hashes = self.identity(extra_identity)
-        if expected is None:
-            expected = self.recipe.installed_before(fresh)
-        step = plan(self.spec, current, identity, hashes, expected=expected)
+        step = self.decide(fresh, expected, extra_identity)
+        current, identity, hashes = step.current, step.identity, step.hashes
         name = self.spec.name
         if step.action == 'keep':
             assert current is not None
             self.log.debug('%s: %s', name, step.reason)
-            if fresh:
+            if step.restart is not None:
+                self.log.info('updating %s in place: restart changed', self.spec.name)
                 self._update_in_place(current['Id'])
+            if fresh:
                 if current.get('State') == 'running' and self.spec.values['wait-for']:
                     self._wait_ready(current['Id'])
             return current['Id']
@@ -661,6 +672,50 @@ class Runner:
         container = self._create(self.labels(identity, hashes), [])
         self._bring_up(container, new=True)
         return container
+
+    def decide(self, fresh: bool, expected: bool | None = None,
+               extra_identity: Mapping[str, Any] | None = None) -> Plan:
+        """What :meth:`converge` will do, and why: the one decision for a run and a plan.
+
+        Reads only: the shared listing, the image's id, the env-file, and for a
+        kept container of an install its restart policy."""
+        current = self.find()
+        identity, hashes = self.identity(extra_identity)
+        if expected is None:
+            expected = self.recipe.installed_before(fresh)
+        step = plan(self.spec, current, identity, hashes, expected=expected)
+        restart = None
+        if step.action == 'keep' and fresh and current is not None:
+            restart = self._restart_change(current['Id'])
+        return dataclasses.replace(step, identity=identity, hashes=hashes, restart=restart)
+
+    def change(self, step: Plan) -> decisions.Change:
+        """A decision as data: the action in the plan's words, with its reasons."""
+        current, name = step.current, self.spec.name
+        found = current['Id'] if current is not None else None
+        if step.action == 'keep':
+            if step.restart is not None:
+                return decisions.Change('container', name, 'update', [decisions.Reason.of(
+                    'restart', *step.restart)], found)
+            return decisions.Change('container', name, 'none', [], found)
+        if step.action == 'wait':
+            return decisions.Change('container', name, 'none', [decisions.state(step.reason)], found)
+        reasons: list[decisions.Reason] = []
+        if step.action == 'recreate' and current is not None and \
+                labels_of(dict(current)).get(LABEL_IDENTITY) != step.identity:
+            changed = changed_inputs(current, step.hashes)
+            for key in changed or ():
+                if key == 'image-id':
+                    why = identities.planned_change(self.spec.values['image'])
+                    reasons.append(decisions.Reason('image', follows=why, note=None if why else
+                                                    'rebuilt or pulled anew'))
+                else:
+                    reasons.append(decisions.Reason.of(key))
+            if not reasons:
+                reasons.append(decisions.state(step.reason))
+        elif step.reason:
+            reasons.append(decisions.state(step.reason))
+        return decisions.Change('container', name, step.action, reasons, found)
 
     def _replace(self, current: Mapping[str, Any], labels: dict[str, str]) -> str:
         """Replace a container so that a refused change never leaves the user without it.
@@ -808,13 +863,34 @@ class Runner:
                 self.engine.api.inspect_container(container)
             if limit is not None and time.monotonic() - started >= limit:
                 self.stop(container)
-                raise JobFailed(f'{spec.part}: job {spec.name} did not finish within '
-                                f'{limit:g}s (wait-timeout); it was stopped'
-                                f'{probes.log_tail(self.engine, container, spec.name)}')
+                raise self._job_failed(container, f'did not finish within {limit:g}s '
+                                                  f'(wait-timeout); it was stopped')
         if code != 0:
-            raise JobFailed(f'{spec.part}: job {spec.name} exited with code {code}'
-                            f'{probes.log_tail(self.engine, container, spec.name)}')
+            raise self._job_failed(container, f'exited with code {code}')
         self.log.info('job %s done in %.1fs', spec.name, time.monotonic() - started)
+
+    def _job_failed(self, container: str, what: str) -> JobFailed:
+        """The failure of a job, said with its last log lines; its container removed.
+
+        Buildout forgets a part whose install failed, so nothing would remove the
+        container once the part leaves the configuration (when no other part of
+        the buildout is left, no code of this package runs at all). Its whole log
+        is kept in ``var/log/NAME.log`` instead (mode 0600: a job's output may be
+        secret); the next run runs the job again."""
+        spec = self.spec
+        tail = probes.log_tail(self.engine, container, spec.name)
+        path = os.path.join(self.recipe.directory, 'var', 'log', f'{spec.name}.log')
+        kept = ''
+        try:
+            log = self.engine.api.logs(container, stdout=True, stderr=True, timestamps=True)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            write_private(path, log if isinstance(log, bytes) else str(log).encode())
+            kept = f'; its whole log is in {os.path.relpath(path, self.recipe.directory)}'
+        except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
+            self.log.warning('the log of job %s is not kept: %s', spec.name, exc)
+        self._discard(container, quiet=True)
+        self.log.info('removed job %s: its run failed%s', spec.name, kept)
+        return JobFailed(f'{spec.part}: job {spec.name} {what}{tail}')
 
     def _run_script(self, container: str) -> None:
         spec = self.spec
@@ -829,15 +905,23 @@ class Runner:
                 f'{spec.part}: option script: exited with code {code} in {spec.name}'
                 + (f'; its output:\n{tail}' if tail else ''))
 
-    def _update_in_place(self, container: str) -> None:
-        """Options the engine changes on a live container (the restart policy)."""
+    def _restart_change(self, container: str) -> tuple[str, str] | None:
+        """(before, after) of the restart policy when the live container's differs."""
         wanted = self.spec.values['restart'] or {'Name': 'no', 'MaximumRetryCount': 0}
         details = self.engine.api.inspect_container(container)
         current = (details.get('HostConfig') or {}).get('RestartPolicy') or {}
         if (current.get('Name') or 'no') != wanted['Name'] or \
                 int(current.get('MaximumRetryCount') or 0) != wanted['MaximumRetryCount']:
-            self.log.info('updating %s in place: restart changed', self.spec.name)
-            self.engine.api.update_container(container, restart_policy=wanted)
+            def said(policy: Mapping[str, Any]) -> str:
+                retries = int(policy.get('MaximumRetryCount') or 0)
+                return (policy.get('Name') or 'no') + (f':{retries}' if retries else '')
+            return said(current), said(wanted)
+        return None
+
+    def _update_in_place(self, container: str) -> None:
+        """Options the engine changes on a live container (the restart policy)."""
+        wanted = self.spec.values['restart'] or {'Name': 'no', 'MaximumRetryCount': 0}
+        self.engine.api.update_container(container, restart_policy=wanted)
 
     def _anonymous_volumes(self, container: str) -> list[str]:
         """The old container's anonymous volumes, to mount at the same paths in the new one."""
@@ -866,14 +950,6 @@ class Runner:
         except docker.errors.APIError as exc:
             self.log.warning('could not remove %s: %s', self.spec.name, exc.explanation or exc)
         self.engine.forget('containers')
-
-    def remove_stale(self) -> None:
-        """Containers of this part under another name (the name option changed)."""
-        for stale in self.engine.part_objects('containers', self.recipe.directory, self.recipe.name):
-            if f'/{self.spec.name}' not in (stale.get('Names') or []):
-                self.log.info('removing %s: the part now names its container %s',
-                              stale['Names'][0].lstrip('/'), self.spec.name)
-                self.remove(stale['Id'])
 
     # -- objects for callbacks ------------------------------------------------------
     def _model(self, container: str) -> docker.models.containers.Container:

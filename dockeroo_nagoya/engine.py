@@ -33,6 +33,28 @@ KINDS = ('containers', 'images', 'volumes', 'networks')
 
 log = logging.getLogger('dockeroo_nagoya')
 
+#: Set by ``dockeroo-plan`` (:mod:`.plan`): every client refuses any request that is not a
+#: read, and an image the plan's earlier parts make anew has the id in here (normalised
+#: reference -> planned id), so the parts that use it decide as they will in the run.
+PLANNING: dict[str, str] | None = None
+
+
+class WriteRefused(RuntimeError):
+    """A request that writes, made while planning: a bug, never an effect."""
+
+
+def read_only(client: docker.DockerClient) -> docker.DockerClient:
+    """Make a client refuse every request but GET (and HEAD), before it is sent."""
+    api = client.api
+    send = api.request
+
+    def request(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        if method.upper() not in ('GET', 'HEAD'):
+            raise WriteRefused(f'dockeroo-plan is read-only: refused {method} {url}')
+        return send(method, url, *args, **kwargs)
+    api.request = request  # type: ignore[method-assign]
+    return client
+
 
 @dataclasses.dataclass(frozen=True)
 class EngineConfig:
@@ -215,6 +237,12 @@ class Engine:
         (shared by every part), so a rerun does not ask once per container;
         anything else (an id, a short name the engine completes) is inspected.
         """
+        if PLANNING is not None:
+            last = reference.rsplit('/', 1)[-1]
+            planned = PLANNING.get(reference if (':' in last or '@' in reference)
+                                   else f'{reference}:latest')
+            if planned is not None:
+                return planned
         found = self.listed_image(reference)
         if found is not None:
             return found['Id']
@@ -266,7 +294,13 @@ def connect(config: EngineConfig, part: str) -> Engine:
 
 
 def new_client(config: EngineConfig, part: str, version: str | None = None) -> docker.DockerClient:
-    """A client of its own (``version`` known saves the request that asks the engine)."""
+    """A client of its own (``version`` known saves the request that asks the engine);
+    read-only while planning."""
+    client = _new_client(config, part, version)
+    return read_only(client) if PLANNING is not None else client
+
+
+def _new_client(config: EngineConfig, part: str, version: str | None = None) -> docker.DockerClient:
     with engine_errors(part, config, 'connecting'):
         kwargs: dict[str, Any] = {'timeout': config.timeout}
         if version:

@@ -29,6 +29,7 @@ from typing import Any, Callable, Mapping
 
 import docker.errors
 
+from . import engine as _engine
 from .engine import LABEL_BUILDOUT, LABEL_IDENTITY, Engine, labels_of
 
 #: (buildout directory, normalised image reference) -> (identity, part) of the image a part makes.
@@ -36,6 +37,23 @@ _IMAGES: dict[tuple[str, str], tuple[str | None, str]] = {}
 
 #: (buildout directory, container name) -> what the configuration says the container is.
 _CONTAINERS: dict[tuple[str, str], Callable[[], str]] = {}
+
+
+#: normalised image reference -> why a part of this run makes (or pulls) it anew.
+_CHANGING: dict[str, str] = {}
+
+
+def will_change_image(reference: str, why: str) -> None:
+    """A part decided to make or pull ``reference`` anew; while planning, the parts after
+    it see the image as changed (:data:`.engine.PLANNING`), as they will in the run."""
+    _CHANGING[normalised(reference)] = why
+    if _engine.PLANNING is not None:
+        _engine.PLANNING[normalised(reference)] = f'planned:{normalised(reference)}'
+
+
+def planned_change(reference: str) -> str | None:
+    """Why the image ``reference`` is made anew in this run (``None``: it is not)."""
+    return _CHANGING.get(normalised(reference))
 
 
 def normalised(reference: str) -> str:
@@ -131,5 +149,6 @@ def container_term(engine: Engine, directory: str, name: str) -> str:
     return f'{current["Id"]}:{labels_of(current).get(LABEL_IDENTITY) or current.get("Created")}'
 
 
-__all__ = ['normalised', 'repository_of', 'will_make_image', 'will_run_container',
+__all__ = ['will_change_image', 'planned_change', 'normalised', 'repository_of',
+           'will_make_image', 'will_run_container',
            'made_image', 'maker_of', 'image_term', 'container_term', 'remote_digest', 'local_term']

@@ -29,7 +29,7 @@ import docker.errors
 import zc.buildout
 
 from . import options as opt
-from . import identities, orphans, removals, runlock, secrets
+from . import decisions, identities, orphans, removals, runlock, secrets
 from .engine import (Engine, EngineConfig, connect, engine_errors, identity_hash,
                      labels_of, owner_labels, LABEL, LABEL_BUILDOUT, LABEL_IDENTITY, LABEL_PART)
 from .throwaway import ScriptFailed, Throwaway
@@ -187,6 +187,32 @@ class Recipe:
     def apply(self, fresh: bool) -> list[str]:
         """Make the engine match the configuration; return files created."""
         raise NotImplementedError
+
+    def decide(self, fresh: bool) -> list[decisions.Change]:
+        """What :meth:`apply` would do to each object the part owns, and why, asking the
+        engine only (``fresh`` as for :meth:`apply`); the decision ``apply`` acts on.
+
+        A recipe that does not say yet is one ``unknown`` change: a plan never
+        promises that nothing happens when it cannot tell."""
+        return [decisions.Change(self.kind.rstrip('s'), self.name, 'unknown', [decisions.Reason(
+            'recipe', note=f'{self.recipe} does not plan yet')])]
+
+    @classmethod
+    def decide_removal(cls, engine: Engine, directory: str, part: str,
+                       options: Mapping[str, str]) -> list[decisions.Change]:
+        """What the uninstall hook does to a part gone from the configuration: its
+        objects removed (left when ``keep``: :meth:`keeps_all`)."""
+        kept = cls.keeps_all(options)
+        found = []
+        for kind in cls.owns:
+            for obj in engine.part_objects(kind, directory, part):
+                name = (obj.get('Names') or [None])[0] or obj.get('Name') or \
+                    next(iter(obj.get('RepoTags') or []), None) or obj.get('Id')
+                found.append(decisions.Change(
+                    kind.rstrip('s'), str(name).lstrip('/'), 'none' if kept else 'remove',
+                    [decisions.state('kept (keep = true)' if kept else 'its part was removed')],
+                    obj.get('Id') or obj.get('Name')))
+        return found
 
     @classmethod
     def teardown(cls, engine: Engine, directory: str, part: str,
@@ -496,14 +522,14 @@ class ImageRecipe(Recipe):
 
         ``self.image_id`` is the id the tag points at afterwards.
         """
-        current = self.engine.inspect('images', self.image)
+        current, change = self._image_decision(identity, labels)
+        if change.action == 'none':
+            assert current is not None
+            self.image_id = current['Id']
+            if fresh:
+                self._remove_stale(current['Id'])
+            return False
         if current is not None:
-            self.check_ours(current, 'image', self.image)
-            if self.identity_of(current) == identity:
-                self.image_id = current['Id']
-                if fresh:
-                    self._remove_stale(current['Id'])
-                return False
             self.log.info('rebuilding %s: %s', self.image, _why(current, labels))
         else:
             self.log.info('building %s', self.image)
@@ -528,6 +554,29 @@ class ImageRecipe(Recipe):
         if fresh:
             self._remove_stale(image_id)
         return True
+
+    def _image_decision(self, identity: str, labels: Mapping[str, str]
+                        ) -> tuple[dict[str, Any] | None, decisions.Change]:
+        """(the tagged image now, whether to make it anew and why)."""
+        current = self.engine.inspect('images', self.image)
+        if current is not None:
+            self.check_ours(current, 'image', self.image)
+            if self.identity_of(current) == identity:
+                return current, decisions.Change('image', self.image, 'none', [], current['Id'])
+            keys = _changed_keys(current, labels)
+            reasons = ([decisions.Reason.of(key) for key in keys] if keys else
+                       [decisions.state(_why(current, labels))])
+            return current, decisions.Change('image', self.image, 'build', reasons, current['Id'])
+        return None, decisions.Change('image', self.image, 'build',
+                                      [decisions.state('there is no such image yet')])
+
+    def decide_image(self, identity: str, labels: Mapping[str, str]) -> list[decisions.Change]:
+        """:meth:`make_image`'s decision; a build is told to the parts that use the image."""
+        change = self._image_decision(identity, labels)[1]
+        if change.action != 'none':
+            identities.will_change_image(self.image, f'{"rebuilt" if change.id else "built"} by '
+                                         f'{self.name}: ' + ', '.join(r.text() for r in change.reasons))
+        return [change]
 
     def retire_image(self, image_id: str) -> None:
         """Remove the image a new one replaced; while containers still run it (their parts
@@ -641,6 +690,19 @@ def references_of(image: Mapping[str, Any]) -> list[str]:
     """The tags of a listed image, or its id when it has none (the engine lists an
     untagged image as ``<none>:<none>``, which is no reference)."""
     return [tag for tag in image.get('RepoTags') or [] if tag != '<none>:<none>'] or [image['Id']]
+
+
+def _changed_keys(current: Mapping[str, Any], labels: Mapping[str, str]) -> list[str]:
+    """The inputs whose short hash differs (empty: the labels cannot say)."""
+    found = labels_of(dict(current))
+    if found.get(LABEL_PART) != labels.get(LABEL_PART):
+        return []
+    try:
+        before = json.loads(found.get(LABEL_INPUTS) or '{}')
+        now = json.loads(labels.get(LABEL_INPUTS) or '{}')
+    except ValueError:
+        return []
+    return sorted(key for key in set(before) | set(now) if before.get(key) != now.get(key))
 
 
 def _why(current: Mapping[str, Any], labels: Mapping[str, str]) -> str:

@@ -20,6 +20,7 @@ from .. import identities
 from .. import options as opt
 from .. import sources
 from ..context import base_images, context_digest
+from ..decisions import Change
 from ..engine import engine_errors
 from ..identities import normalised
 from ..progress import follow_build, follow_layers
@@ -82,6 +83,9 @@ class BuildRecipe(ImageRecipe):
         values.pop('name')
         values['source'] = None  # where the context lives is not what it is
         return values
+
+    def decide(self, fresh: bool) -> list[Change]:
+        return self.decide_image(self.identity_now, self.image_labels)
 
     def apply(self, fresh: bool) -> list[str]:
         labels = self.image_labels

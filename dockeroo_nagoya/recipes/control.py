@@ -100,6 +100,15 @@ class ControlRecipe(Recipe):
         # Written into the part so buildout sees what the script acts on.
         self.options['containers'] = ' '.join(m['container'] for m in self.members)
 
+    def decide(self, fresh: bool) -> list:
+        """A script and its description, files of the buildout: no engine object."""
+        return []
+
+    @classmethod
+    def decide_removal(cls, engine: Engine, directory: str, part: str,
+                       options: Mapping[str, str]) -> list:
+        return []
+
     def apply(self, fresh: bool) -> list[str]:
         description = control.describe(self.name, self.directory, self.engine_config,
                                        self.backups, self.members)

@@ -99,6 +99,9 @@ class ImageFromOptionsRecipe(ImageRecipe):
             resources=self.resource_digests, **{'from-id': from_term})
         self.expose_identity(self.identity_now)
 
+    def decide(self, fresh: bool) -> list:
+        return self.decide_image(self.identity_now, self.image_labels)
+
     def apply(self, fresh: bool) -> list[str]:
         base = self.engine.inspect('images', self.values['from'])
         if base is None:

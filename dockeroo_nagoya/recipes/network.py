@@ -21,6 +21,7 @@ import docker.types
 import zc.buildout
 
 from .. import options as opt
+from ..decisions import Change, state
 from ..engine import Engine, labels_of, LABEL_BUILDOUT
 from ..recipe import Recipe, uninstaller
 
@@ -70,16 +71,43 @@ class NetworkRecipe(Recipe):
         values.pop('name')
         return values
 
-    def apply(self, fresh: bool) -> list[str]:
+    def decide(self, fresh: bool) -> list[Change]:
         name = self.values['name']
-        identity = self.identity()
         current = self.find_named('networks', name, 'network')
         pending = self._pending_reconnect()
         if current is None:
+            found = [Change('network', name, 'create', [state('it was removed')] if
+                            self.installed_before(fresh) else [])]
+        elif self.identity_of(current) != self.identity():
+            attached = len(attached_containers(self.engine, name))
+            found = [Change('network', name, 'recreate', [state(
+                'its options changed' + (f' (its {attached} containers are connected again)'
+                                         if attached else ''))], current['Id'])]
+        elif pending:
+            found = [Change('network', name, 'update', [state(
+                'finishing an interrupted recreate: connecting its containers again')],
+                current['Id'])]
+        else:
+            found = [Change('network', name, 'none', [], current['Id'])]
+        for stale in self.engine.part_objects('networks', self.directory, self.name):
+            if stale['Name'] == name or (self.values['keep'] and not fresh):
+                continue
+            found.append(Change('network', stale['Name'], 'none' if self.values['keep'] else
+                                'remove', [state(f'the old name of the part\'s network ({name} '
+                                                 f'now)')], stale['Id']))
+        return found
+
+    def apply(self, fresh: bool) -> list[str]:
+        name = self.values['name']
+        identity = self.identity()
+        change = self.decide(fresh)[0]
+        pending = self._pending_reconnect()
+        if change.action == 'create':
             self.log.info('creating network %s', name)
             self._create(identity)
-        elif self.identity_of(current) != identity:
-            self._recreate(current['Id'], identity, pending)
+        elif change.action == 'recreate':
+            assert change.id is not None
+            self._recreate(change.id, identity, pending)
         if pending:
             self._reconnect(pending, 'finishing an interrupted recreate')
         for stale in self.engine.part_objects('networks', self.directory, self.name):

@@ -15,6 +15,7 @@ import zc.buildout
 
 from .. import identities
 from .. import options as opt
+from ..decisions import Change, Reason
 from ..engine import Engine, engine_errors
 from ..progress import follow_layers
 from ..recipe import Recipe, uninstaller
@@ -111,17 +112,39 @@ class PullRecipe(Recipe):
             return _UNASKED
         return self._remote_digest()
 
-    def apply(self, fresh: bool) -> list[str]:
+    def decide(self, fresh: bool) -> list[Change]:
+        change = self._decision()
+        if change.action == 'pull':
+            identities.will_change_image(self.reference, f'pulled by {self.name}: '
+                                         + ', '.join(r.text() for r in change.reasons))
+        return [change]
+
+    def _decision(self) -> Change:
+        """Pull when the image is not here, or (newest mode, a tag) the registry's digest
+        is not the local image's."""
         local = self.engine.inspect('images', self.reference)
-        if local is not None:
-            pinned = '@' in self.reference
-            if pinned or not self.newest():
-                return []
-            remote = self.remote
-            if remote is None or f'{self.repository}@{remote}' in (local.get('RepoDigests') or []):
-                self.log.debug('%s is up to date', self.reference)
-                return []
-            self.log.info('pulling %s: the registry has a new digest %s', self.reference, remote)
+        if local is None:
+            return Change('image', self.reference, 'pull', [Reason('state', note='it is not on '
+                                                                   'the engine yet')])
+        if '@' in self.reference or not self.newest():
+            return Change('image', self.reference, 'none', [], local['Id'])
+        remote = self.remote
+        digests = local.get('RepoDigests') or []
+        if remote is None or f'{self.repository}@{remote}' in digests:
+            return Change('image', self.reference, 'none', [], local['Id'])
+        before = next((d.split('@', 1)[1] for d in digests
+                       if d.split('@', 1)[0] == self.repository), None)
+        return Change('image', self.reference, 'pull', [Reason('registry digest', before, str(remote))],
+                      local['Id'])
+
+    def apply(self, fresh: bool) -> list[str]:
+        change = self._decision()
+        if change.action == 'none':
+            self.log.debug('%s is up to date', self.reference)
+            return []
+        if change.id is not None:
+            self.log.info('pulling %s: the registry has a new digest %s', self.reference,
+                          self.remote)
         else:
             self.log.info('pulling %s', self.reference)
         self._pull()

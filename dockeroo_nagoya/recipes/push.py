@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Mapping
+from typing import Any, Mapping
 
 import zc.buildout
 
 from .. import options as opt
+from .. import identities
+from ..decisions import Change, Reason
 from ..engine import Engine
 from ..progress import follow_layers
 from ..recipe import Recipe, uninstaller
@@ -80,14 +82,38 @@ class PushRecipe(Recipe):
                                   'pushed.json')
         self.options['pushed'] = ' '.join(self.targets)
 
-    def apply(self, fresh: bool) -> list[str]:
+    def decide(self, fresh: bool) -> list[Change]:
+        return self._decision()[1]
+
+    def _decision(self) -> tuple[dict[str, Any] | None, list[Change]]:
+        """(the local image, each target pushed unless the record says this image went there).
+
+        In a plan, an image a part before this one makes anew is pushed after it."""
         image = self.engine.inspect('images', self.source)
-        if image is None:
+        remade = identities.planned_change(self.source)
+        if image is None and remade is None:
             raise zc.buildout.UserError(f'{self.name}: option image: no local image {self.source!r}')
         pushed = self._read_state()
+        found = []
         for target in self.targets:
-            if pushed.get(target) == image['Id']:
+            if remade is not None:
+                found.append(Change('pushed', target, 'push', [Reason('image', follows=remade)]))
+            elif pushed.get(target) == image['Id']:
+                found.append(Change('pushed', target, 'none', [], image['Id']))
+            else:
+                found.append(Change('pushed', target, 'push', [Reason(
+                    'image', pushed.get(target), image['Id'])] if pushed.get(target) else
+                    [Reason('state', note='it was never pushed there')]))
+        return image, found
+
+    def apply(self, fresh: bool) -> list[str]:
+        image, changes = self._decision()
+        assert image is not None
+        pushed = self._read_state()
+        for change in changes:
+            if change.action == 'none':
                 continue
+            target = change.object
             repository, tag = split_reference(target)
             self.engine.api.tag(image['Id'], repository, tag)
             self.log.info('pushing %s (%s)', target, image['Id'][:19])

@@ -50,6 +50,7 @@ from typing import Any, Callable, Mapping, MutableMapping
 
 from .. import containers, identities
 from .. import options as opt
+from ..decisions import Change, Reason
 from ..engine import Engine, engine_errors
 from ..recipe import Recipe, uninstaller
 
@@ -103,21 +104,35 @@ class RunRecipe(Recipe):
             identities.will_run_container(self.directory, spec.name,
                                           lambda spec=spec: spec.configured_identity(self.engine))
 
+    def decide(self, fresh: bool) -> list[Change]:
+        runners = [containers.Runner(self, spec) for spec in self.specs]
+        found = [runner.change(runner.decide(fresh)) for runner in runners]
+        for stale, why in self.stale(fresh):
+            found.append(Change('container', stale['Names'][0].lstrip('/'), 'remove',
+                                [Reason('state', note=why)], stale['Id']))
+        return found
+
+    def stale(self, fresh: bool) -> list[tuple[dict[str, Any], str]]:
+        """Containers of this part no spec names any more (an install removes them), and why."""
+        if not fresh:
+            return []
+        if self.values['replicas'] is None:
+            name = self.specs[0].name
+            return [(c, f'the part now names its container {name}')
+                    for c in self.engine.part_objects('containers', self.directory, self.name)
+                    if f'/{name}' not in (c.get('Names') or [])]
+        wanted = {f'/{spec.name}' for spec in self.specs}
+        return [(c, f'replicas is now {len(self.specs)}')
+                for c in self.engine.part_objects('containers', self.directory, self.name)
+                if not wanted & set(c.get('Names') or [])]
+
     def apply(self, fresh: bool) -> list[str]:
         runners = [containers.Runner(self, spec) for spec in self.specs]
         for runner in runners:
             runner.converge(fresh)
-        if not fresh:
-            return []
-        if self.values['replicas'] is None:
-            runners[0].remove_stale()
-            return []
-        wanted = {f'/{spec.name}' for spec in self.specs}
-        for stale in self.engine.part_objects('containers', self.directory, self.name):
-            if not wanted & set(stale.get('Names') or []):
-                self.log.info('removing %s: replicas is now %d',
-                              stale['Names'][0].lstrip('/'), len(self.specs))
-                runners[0].remove(stale['Id'])
+        for stale, why in self.stale(fresh):
+            self.log.info('removing %s: %s', stale['Names'][0].lstrip('/'), why)
+            runners[0].remove(stale['Id'])
         return []
 
     @classmethod

@@ -33,6 +33,7 @@ import zc.buildout
 
 from .. import containers, control, identities, scheduling, secrets
 from .. import options as opt
+from ..decisions import Change, state
 from ..engine import LABEL, Engine, engine_errors, identity_hash
 from ..recipe import PLAIN_SECRETS, Recipe, uninstaller
 
@@ -196,14 +197,42 @@ class SystemRecipe(Recipe):
         return {section: set(member.after) for section, member in self.members.items()}
 
     # -- install and update --------------------------------------------------------------
+    def _installed(self, fresh: bool, previous: Mapping[str, str] | None) -> set[str]:
+        """The member containers an earlier run installed."""
+        if fresh and previous is not None:
+            return {m['container'] for m in _recorded_members(previous, self.log)}
+        if fresh:
+            return set()
+        return {m.name for m in self.members.values()}
+
+    def _departed(self) -> list[dict[str, Any]]:
+        """Containers of members no longer in ``containers``."""
+        names = {m.name for m in self.members.values()}
+        return [c for c in self.engine.part_objects('containers', self.directory, self.name)
+                if _name(c) not in names]
+
+    def decide(self, fresh: bool) -> list[Change]:
+        """Each member as docker.run decides it, in dependency order: a member linked to
+        one that is made anew is made anew after it."""
+        installed = self._installed(fresh, PREVIOUS.get((self.directory, self.name)))
+        found = [Change('container', _name(c), 'remove', [state('it is no longer in containers')],
+                        c['Id']) for c in self._departed()]
+        ids: dict[str, str] = {}
+        for section in self.order:
+            member = self.members[section]
+            runner = containers.Runner(self, member.spec, labels={LABEL_MEMBER: section})
+            linked = {self.members[s].name: ids[s] for s in sorted(member.linked)}
+            step = runner.decide(fresh, expected=member.name in installed,
+                                 extra_identity={LINKED: linked})
+            change = runner.change(step)
+            ids[section] = change.id if change.action in ('none', 'start', 'update') and \
+                change.id else f'planned:{member.name}'
+            found.append(change)
+        return found
+
     def apply(self, fresh: bool) -> list[str]:
         previous = PREVIOUS.pop((self.directory, self.name), None)
-        if fresh and previous is not None:
-            installed = {m['container'] for m in _recorded_members(previous, self.log)}
-        elif fresh:
-            installed = set()
-        else:
-            installed = {m.name for m in self.members.values()}
+        installed = self._installed(fresh, previous)
         # One listing of containers and one of images, copied to every member's thread.
         self.engine.owned('containers', self.directory)
         for member in self.members.values():
@@ -216,9 +245,7 @@ class SystemRecipe(Recipe):
 
     def _remove_departed(self, previous: Mapping[str, str] | None) -> None:
         """Containers of members no longer in ``containers`` (dependents first)."""
-        names = {m.name for m in self.members.values()}
-        departed = [c for c in self.engine.part_objects('containers', self.directory, self.name)
-                    if _name(c) not in names]
+        departed = self._departed()
         if not departed:
             return
         recorded = {m['container']: m for m in _recorded_members(previous or {}, self.log)}

@@ -24,6 +24,7 @@ import zc.buildout
 from .. import archives, containers
 from .. import options as opt
 from .. import volumedata
+from ..decisions import Change, state
 from ..engine import Engine, labels_of
 from ..recipe import Recipe, uninstaller
 
@@ -59,7 +60,9 @@ class VolumeRecipe(Recipe):
         values.pop('name')
         return values
 
-    def apply(self, fresh: bool) -> list[str]:
+    def _found(self, fresh: bool) -> tuple[str, str, str | None, dict[str, Any] | None, bool]:
+        """(name, identity, archive to restore, the volume now, whether an old name is left
+        to remove): what :meth:`apply` and :meth:`decide` decide from."""
         name = self.values['name']
         identity = self.identity()
         pending = self._pending_restore()
@@ -67,6 +70,36 @@ class VolumeRecipe(Recipe):
         # An old name that an earlier run could not remove yet (see remove_old_name).
         retry = not fresh and not self.values['keep'] and any(
             v['Name'] != name for v in self.engine.part_objects('volumes', self.directory, self.name))
+        return name, identity, pending, current, retry
+
+    def decide(self, fresh: bool) -> list[Change]:
+        name, identity, pending, current, retry = self._found(fresh)
+        if current is None:
+            found = [Change('volume', name, 'create', [state(
+                'restored from the archive of an interrupted recreate' if pending else
+                f'seeded from {self.values["restore-from"]}' if self.values['restore-from'] else
+                'it was removed' if self.installed_before(fresh) else '')])]
+        elif self.identity_of(current) != identity:
+            found = [Change('volume', name, 'recreate', [state(
+                f'{_changes(current, self.values) or "its identity changed"}: its content is '
+                f'archived and put back')], current['Name'])]
+        elif pending is not None:
+            found = [Change('volume', name, 'update', [state(
+                'finishing an interrupted recreate: its content is restored')], current['Name'])]
+        else:
+            found = [Change('volume', name, 'none', [], current['Name'])]
+        found[0].reasons[:] = [r for r in found[0].reasons if r.note]
+        if fresh or retry:
+            for stale in self.engine.part_objects('volumes', self.directory, self.name):
+                if stale['Name'] != name:
+                    found.append(Change('volume', stale['Name'], 'none' if self.values['keep']
+                                        else 'remove', [state(
+                                            f'the old name of the part\'s volume ({name} now)')],
+                                        stale['Name']))
+        return found
+
+    def apply(self, fresh: bool) -> list[str]:
+        name, identity, pending, current, retry = self._found(fresh)
         if current is not None and pending is None and self.identity_of(current) == identity \
                 and not fresh and not retry:
             return []  # the everyday rerun: the run's one listing of volumes stays valid

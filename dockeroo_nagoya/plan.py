@@ -1,0 +1,231 @@
+"""``dockeroo-plan``: what ``bin/buildout`` would do, and why, before anything is done.
+
+Run in a buildout directory as ``bin/buildout`` is, with its options
+(``-c CONFIG``, ``section:option=value``, ``-N``, ``-v``) and ``--json``.
+Buildout's own machinery reads the configuration and ``.installed.cfg``
+(:class:`zc.buildout.buildout.Buildout`, its ``_read_installed_part_options``
+and ``_compute_part_signatures``, and install()'s comparison of a part's
+recorded and configured options), so a part is said to be installed,
+updated, reinstalled (with the options that differ) or uninstalled exactly
+as the run would. Each part's recipe is made as the run makes it (its
+``__init__`` validates and computes identities) and asked what it would do
+with :meth:`~dockeroo_nagoya.recipe.Recipe.decide`, the decision its
+``apply()`` acts on; a removed part is asked with ``decide_removal``.
+
+Read-only by construction: every engine client refuses any request that is
+not a read (:data:`.engine.PLANNING`), the run lock is neither taken nor
+kept (:data:`.runlock.PLANNING`), no orphan is swept and no file of the
+buildout is written. Exit status: 0 no changes, 2 changes, 1 an error (a
+configuration mistake is the line ``bin/buildout`` gives).
+"""
+from __future__ import annotations
+
+import collections
+import json
+import os
+import sys
+from typing import Any
+
+import zc.buildout
+import zc.buildout.buildout
+
+#: zc.buildout's own pkg_resources (it vendors it).
+pkg_resources = zc.buildout.buildout.pkg_resources
+
+from . import decisions, engine, runlock
+from .decisions import Change, Reason
+from .recipe import CONFIGURED, Recipe, engine_config
+
+#: The order of the totals line.
+TOTALS = ('create', 'recreate', 'update', 'start', 'build', 'pull', 'push', 'remove', 'unknown')
+
+#: What the last plan of this process found (the entry point's exit status comes from it).
+_RESULT: dict[str, Any] = {}
+
+
+def part_actions(buildout: zc.buildout.buildout.Buildout, installed: dict[str, Any],
+                 install_parts: list[str]) -> dict[str, tuple[str, list[Reason]]]:
+    """part -> (install, update, reinstall or uninstall, why), as ``Buildout.install`` decides."""
+    installed_parts = (installed['buildout'].get('parts') or '').split()
+    found: dict[str, tuple[str, list[Reason]]] = {}
+    for part in reversed(installed_parts):
+        if part not in install_parts:
+            found[part] = ('uninstall', [decisions.state('it is no longer in parts')])
+            continue
+        old = installed[part].copy()
+        files = old.pop('__buildout_installed__')
+        new = buildout.get(part)
+        if old == new:
+            gone = [f for f in (files or '').split('\n') if f and not os.path.exists(
+                buildout._buildout_path(f))]
+            if not gone:
+                found[part] = ('update', [])
+                continue
+            found[part] = ('reinstall', [decisions.state(f'{gone[0]} it installed is gone')])
+            continue
+        reasons = []
+        for key in sorted(set(old) | set(new)):
+            before, after = old.get(key), new.get(key)
+            if before == after:
+                continue
+            if key == '__buildout_signature__':
+                reasons.append(Reason('recipe', note='its distribution changed'))
+            else:
+                reasons.append(Reason.of(key, before, after))
+        found[part] = ('reinstall', reasons)
+    for part in install_parts:
+        found.setdefault(part, ('install', []))
+    return found
+
+
+def recipe_class(options: Any) -> type | None:
+    """The recipe class an installed part was made with (``None``: not one of ours)."""
+    spec, entry = zc.buildout.buildout._recipe(options)
+    try:
+        found = pkg_resources.load_entry_point(
+            pkg_resources.Requirement.parse(spec).project_name, 'zc.buildout', entry)
+    except (ImportError, pkg_resources.DistributionNotFound, ValueError):
+        return None
+    return found if isinstance(found, type) and issubclass(found, Recipe) else None
+
+
+def plan_buildout(buildout: zc.buildout.buildout.Buildout) -> dict[str, Any]:
+    """The plan as data: parts (what buildout does) and changes (what the recipes do)."""
+    buildout._update_sys_path()
+    installed, _ = buildout._read_installed_part_options()
+    conf_parts = (buildout['buildout']['parts'] or '').split()
+    [buildout[part]['recipe'] for part in conf_parts]  # the recipes' __init__: validation
+    install_parts = list(buildout._parts)
+    buildout._compute_part_signatures(install_parts)
+    directory = os.path.realpath(buildout['buildout']['directory'])
+    actions = part_actions(buildout, installed, install_parts)
+    parts, changes = [], []
+
+    def add(part: str, recipe: str, found: list[Change]) -> None:
+        action, why = actions[part]
+        parts.append({'part': part, 'recipe': recipe, 'action': action,
+                      'reasons': [r.as_dict() for r in why], '_reasons': why})
+        changes.extend({'part': part, 'recipe': recipe, **c.as_dict(), '_change': c} for c in found)
+
+    # Uninstalls first, last installed first, as buildout does.
+    for part in reversed((installed['buildout'].get('parts') or '').split()):
+        options = installed[part]
+        if actions[part][0] not in ('uninstall', 'reinstall'):
+            continue
+        cls = recipe_class(options)
+        recipe = str(options.get('recipe', ''))
+        if actions[part][0] == 'reinstall':
+            if cls is not None and CONFIGURED.get((directory, part)) == cls.recipe:
+                cls.uninstall(part, dict(options))  # only notes the reinstall (see recipe.py)
+                continue
+            if cls is None:
+                continue
+        found: list[Change] = []
+        if cls is not None:
+            config = engine_config(part, options)
+            with engine.engine_errors(part, config):
+                found = cls.decide_removal(engine.connect(config, part), directory, part, options)
+        if actions[part][0] == 'uninstall':
+            add(part, recipe, found)
+        else:
+            changes.extend({'part': part, 'recipe': recipe, **c.as_dict(), '_change': c}
+                           for c in found)
+    for part in install_parts:
+        recipe = buildout[part].recipe
+        name = str(buildout[part].get('recipe', ''))
+        found = []
+        if isinstance(recipe, Recipe):
+            fresh = actions[part][0] != 'update'
+            with engine.engine_errors(part, recipe.engine_config):
+                found = recipe.decide(fresh)
+        add(part, name, found)
+    return {'directory': directory, 'parts': parts, 'changes': changes,
+            'totals': totals(parts, changes)}
+
+
+def totals(parts: list[dict[str, Any]], changes: list[dict[str, Any]]) -> dict[str, int]:
+    counted = collections.Counter(c['action'] for c in changes)
+    found = {action: counted[action] for action in TOTALS if counted[action]}
+    found['unchanged'] = counted['none']
+    found['parts-changed'] = sum(1 for p in parts if p['action'] != 'update')
+    return found
+
+
+def render(plan: dict[str, Any]) -> str:
+    """The plan as a reader reads it: parts that change, their objects that change, totals."""
+    lines = []
+    by_part: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
+    for change in plan['changes']:
+        by_part[change['part']].append(change)
+    for part in plan['parts']:
+        moved = [c for c in by_part.pop(part['part'], []) if c['action'] != 'none']
+        if part['action'] == 'update' and not moved:
+            continue
+        why = ', '.join(r.text() for r in part['_reasons'])
+        lines.append(f'{part["part"]} ({part["recipe"]}): {part["action"]}' +
+                     (f': {why}' if why else ''))
+        lines.extend(f'  {c["_change"].text()}' for c in moved)
+    for part, left in by_part.items():  # a reinstall's removals under a recipe that changed
+        lines.extend(f'  {c["_change"].text()}' for c in left if c['action'] != 'none')
+    lines.append(summary(plan['totals']))
+    return '\n'.join(lines)
+
+
+def summary(found: dict[str, int]) -> str:
+    said = [f'{found[action]} to {action}' for action in TOTALS if found.get(action)]
+    if not said and not found.get('parts-changed'):
+        return 'No changes.'
+    if not said:
+        return (f'No changes to engine objects; buildout records {found["parts-changed"]} '
+                f'part{"s" if found["parts-changed"] != 1 else ""} anew.')
+    return f'Plan: {", ".join(said)}, {found["unchanged"]} unchanged.'
+
+
+def as_json(plan: dict[str, Any]) -> str:
+    def clean(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{k: v for k, v in row.items() if not k.startswith('_')} for row in rows]
+    return json.dumps({'directory': plan['directory'], 'parts': clean(plan['parts']),
+                       'changes': clean(plan['changes']), 'totals': plan['totals']}, indent=1)
+
+
+@zc.buildout.buildout.command
+def _plan_command(self: zc.buildout.buildout.Buildout, args: list[str]) -> None:
+    __doing__ = 'Planning.'  # noqa: F841 - buildout's error report names what it was doing
+    found = plan_buildout(self)
+    _RESULT['plan'] = found
+    out = _RESULT.get('stdout') or sys.stdout
+    print(as_json(found) if _RESULT.get('json') else render(found), file=out)
+    out.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``dockeroo-plan [-c CONFIG] [section:option=value ...] [-N] [-v] [--json]``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    _RESULT.clear()
+    _RESULT['json'] = '--json' in args
+    args = [a for a in args if a != '--json']
+    engine.PLANNING = {}
+    runlock.PLANNING = True
+    zc.buildout.buildout.Buildout.plan = _plan_command  # type: ignore[attr-defined]
+    zc.buildout.buildout.Buildout.COMMANDS.add('plan')
+    if _RESULT['json']:  # buildout's and the recipes' log lines go to stderr, the JSON alone out
+        _RESULT['stdout'], sys.stdout = sys.stdout, sys.stderr
+    try:
+        zc.buildout.buildout.main(args + ['plan'])
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    finally:
+        sys.stdout = _RESULT.get('stdout') or sys.stdout
+    found = _RESULT.get('plan')
+    if found is None:
+        return 1
+    moved = any(c['action'] != 'none' for c in found['changes']) or \
+        any(p['action'] != 'update' for p in found['parts'])
+    return 2 if moved else 0
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+__all__ = ['main', 'plan_buildout', 'render', 'summary', 'as_json']
