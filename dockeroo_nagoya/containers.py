@@ -293,6 +293,7 @@ class ContainerSpec:
                     directory: str) -> ContainerSpec:
         spec = cls(part, name, directory, values)
         spec.check()
+        spec.check_callbacks()
         if values['layout']:
             try:
                 spec.layout_digest = copying.digest(copying.layout_members(values['layout']))
@@ -390,6 +391,29 @@ class ContainerSpec:
         raise opt.invalid(self.part, 'image', 'an image on the Docker engine or made by a part '
                           'of this buildout (docker.build, docker.pull, ...: reference it as '
                           '${part:image} so that buildout makes it first)', image)
+
+    def check_links(self, engine: Engine, system: bool = False) -> None:
+        """Refuse, before anything acts, a link to a container that is neither on the
+        engine nor kept by a part of this buildout (for a member of a system, its other
+        members: :meth:`.SystemRecipe._resolve` named them by container already)."""
+        for target, _ in self.values['links']:
+            if identities.will_have_container(self.directory, target):
+                continue
+            if any(f'/{target}' in (listed.get('Names') or [])
+                   for listed in engine.owned('containers', self.directory)):
+                continue
+            if engine.inspect('containers', target) is not None:
+                continue
+            member = ', a member of this system' if system else ''
+            raise opt.invalid(self.part, 'links', f'a container on the Docker engine{member} or '
+                              f'one a part of this buildout makes (reference it as '
+                              f'${{part:name}} so that buildout makes it first)', target)
+
+    def check_callbacks(self) -> None:
+        """Import every callback's module and find its function before anything acts."""
+        callbacks = self.callbacks()
+        for event, target in self.values['callbacks']:
+            callbacks.resolve(event, target)
 
     def configured_identity(self, engine: Engine) -> str:
         """What the configuration says this container is, before anything acts: its
@@ -521,7 +545,7 @@ class Callbacks:
             return
         model = container()
         for target in targets:
-            function = self._resolve(event, target)
+            function = self.resolve(event, target)
             try:
                 function(model)
             except Exception as exc:  # noqa: BLE001 - user code: any failure fails the part
@@ -529,19 +553,25 @@ class Callbacks:
                     f'{self.part}: callback {event} = {target} failed on {model.name}: '
                     f'{type(exc).__name__}: {exc}') from exc
 
-    def _resolve(self, event: str, target: str) -> Callable[[Any], Any]:
+    def resolve(self, event: str, target: str) -> Callable[[Any], Any]:
+        """The function ``target`` names; a module that cannot be imported, or that has no
+        such function, is one line naming the part and the option."""
         module_name, _, function_name = target.partition(':')
         if self.directory not in sys.path:
             sys.path.insert(0, self.directory)
+        line = f'{event} = {target}'
         try:
             module = importlib.import_module(module_name)
         except Exception as exc:  # noqa: BLE001 - import runs user code
-            raise CallbackFailed(f'{self.part}: option callbacks: {event} = {target}: cannot '
-                                 f'import {module_name} ({type(exc).__name__}: {exc})') from exc
+            reason = (str(exc).splitlines() or [''])[0]
+            error = opt.invalid(self.part, 'callbacks', 'a module that can be imported (from '
+                                'the buildout directory or the Python path)', line)
+            raise CallbackFailed(f'{error} ({type(exc).__name__}: {reason})') from exc
         function = getattr(module, function_name, None)
         if not callable(function):
-            raise CallbackFailed(f'{self.part}: option callbacks: {event} = {target}: '
-                                 f'{module_name} has no function {function_name}')
+            error = opt.invalid(self.part, 'callbacks', f'a module with a function '
+                                f'{function_name}', line)
+            raise CallbackFailed(f'{error} ({module_name} has none)')
         return function
 
 

@@ -81,6 +81,12 @@ def will_run_container(directory: str, name: str, identity: Callable[[], str]) -
     _CONTAINERS[(directory, name)] = identity
 
 
+def will_have_container(directory: str, name: str) -> bool:
+    """Whether a part configured in this run (initialised before the asking one: one it
+    references, or one before it in ``parts``) keeps the container ``name``."""
+    return (directory, name) in _CONTAINERS
+
+
 def made_image(directory: str, reference: str) -> str | None:
     """The identity of the image a configured part makes under this reference."""
     found = _IMAGES.get((directory, normalised(reference)))

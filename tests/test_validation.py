@@ -1,7 +1,7 @@
 """Configuration mistakes found when buildout starts, not half-way through a build."""
 from __future__ import annotations
 
-from helpers import actions, buildout_config, section
+from helpers import actions, buildout_config, ids, section, sleeper
 
 
 def test_image_expose_out_of_range_is_one_line(buildout):
@@ -21,6 +21,12 @@ def test_image_expose_out_of_range_is_one_line(buildout):
         assert f"img: option expose: expected ports such as 80, 8000-8010 or 53/udp (port numbers " \
                f"from 1 to 65535, the lower first), got '{exposes}'" in out, out
         assert 'Traceback' not in out and 'building' not in out
+
+
+def error_lines(out: str) -> list[str]:
+    """The Error lines of a run that must have no traceback."""
+    assert 'Traceback' not in out, out
+    return [line for line in out.splitlines() if line.startswith('Error:')]
 
 
 def error_line(out: str) -> str:
@@ -89,3 +95,113 @@ def test_the_secret_a_refusal_names_is_one_the_recipe_uses(buildout, busybox):
     for run in runs:
         assert 'unused option' not in run.stdout + run.stderr, run.stdout + run.stderr
     assert actions(runs[1].stdout) == actions(runs[2].stdout) == []
+
+
+LINKS_EXPECTED = ("expected a container on the Docker engine{member} or one a part of this "
+                  "buildout makes (reference it as ${{part:name}} so that buildout makes it first), "
+                  "got '{target}'")
+
+
+def test_a_link_to_a_container_nobody_makes_is_one_line_before_anything_acts(
+        buildout, client, busybox):
+    """A link target is a container on the engine, a member of the same system, or one a
+    configured part makes; anything else stops buildout in __init__, nothing torn down."""
+    b, p = buildout, buildout.prefix
+    foreign = client.containers.run(busybox, command='sleep 3600', name=f'{p}-foreign',
+                                    init=True, detach=True)
+
+    def config(web_link: str = f'{p}-db:db', member_link: str = 'one') -> str:
+        return buildout_config(
+            ['db', 'web', 'sys'],
+            sleeper('db', busybox, name=f'{p}-db', init='true'),
+            sleeper('web', busybox, name=f'{p}-web', init='true',
+                    links=f'{web_link}\n{p}-foreign:foreign'),
+            section('sys', 'docker.system', containers='one two'),
+            section('one', '', image=busybox, name=f'{p}-one', command='sleep 3600',
+                    init='true', links='${web:name}:web'),
+            section('two', '', image=busybox, name=f'{p}-two', command='sleep 3600',
+                    init='true', links=f'{member_link}\n{p}-one:again\n{p}-db:db'))
+
+    try:
+        b.write(config())
+        first = b.run('-N')
+        assert actions(first.stdout) == ['Installing db.', 'Installing web.', 'Installing sys.']
+        before = ids(client, b)
+        for _ in range(2):
+            assert actions(b.run('-N').stdout) == []
+            assert ids(client, b) == before
+        # Targets nobody has: each is one line, nothing is removed.
+        for broken, where, target in ((config(web_link=f'{p}-nope:db'), 'web', f'{p}-nope'),
+                                      (config(member_link='three'), 'sys: member two', 'three')):
+            b.write(broken)
+            out = b.fail('-N')
+            member = ', a member of this system' if where.startswith('sys') else ''
+            assert error_lines(out) == [f'Error: {where}: option links: ' + LINKS_EXPECTED.format(
+                member=member, target=target)], out
+            assert actions(out) == []
+            assert ids(client, b) == before
+        # A container a later part makes, named literally, does not exist yet on a fresh
+        # install: the line says to reference it.
+        b.write(buildout_config(['early', 'late'], sleeper(
+            'early', busybox, name=f'{p}-early', links=f'{p}-late'),
+            sleeper('late', busybox, name=f'{p}-late')))
+        out = b.fail('-N')
+        assert error_lines(out) == [
+            f"Error: early: option links: {LINKS_EXPECTED.format(member='', target=f'{p}-late')}"]
+        assert actions(out) == []
+        assert ids(client, b) == before
+        # The configuration again: nothing to do.
+        b.write(config())
+        assert actions(b.run('-N').stdout) == []
+        assert ids(client, b) == before
+    finally:
+        foreign.remove(force=True)
+
+
+HOOKS = 'def record(container):\n    pass\n'
+
+
+def test_a_callback_that_cannot_be_imported_is_one_line_before_anything_acts(
+        buildout, client, busybox):
+    b, p = buildout, buildout.prefix
+    (b.directory / 'hooks.py').write_text(HOOKS)
+
+    def config(web: str, member: str) -> str:
+        return buildout_config(
+            ['web', 'sys'], sleeper('web', busybox, name=f'{p}-web', init='true',
+                                    callbacks=f'pre-start = {web}'),
+            section('sys', 'docker.system', containers='one'),
+            section('one', '', image=busybox, name=f'{p}-one', command='sleep 3600',
+                    init='true', callbacks=f'post_start:{member}'))
+
+    b.write(config('hooks:record', 'hooks.record'))
+    assert actions(b.run('-N').stdout) == ['Installing web.', 'Installing sys.']
+    before = ids(client, b)
+    for _ in range(2):
+        assert actions(b.run('-N').stdout) == []
+        assert ids(client, b) == before
+    cases = {
+        ('nohooks:record', 'hooks.record'):
+            "web: option callbacks: expected a module that can be imported (from the buildout "
+            "directory or the Python path), got 'pre-start = nohooks:record' "
+            "(ModuleNotFoundError: No module named 'nohooks')",
+        ('hooks:record', 'hooks.missing'):
+            "sys: member one: option callbacks: expected a module with a function missing, "
+            "got 'post-start = hooks:missing' (hooks has none)",
+    }
+    for (web, member), expected in cases.items():
+        b.write(config(web, member))
+        out = b.fail('-N')
+        assert error_lines(out) == [f'Error: {expected}'], out
+        assert actions(out) == []
+        assert ids(client, b) == before
+    # The function goes from the module while the configuration stays: the next run says so.
+    b.write(config('hooks:record', 'hooks.record'))
+    (b.directory / 'hooks.py').write_text('def other(container):\n    pass\n')
+    out = b.fail('-N')
+    assert "Error: web: option callbacks: expected a module with a function record, got " \
+           "'pre-start = hooks:record' (hooks has none)" in out, out
+    assert actions(out) == []
+    (b.directory / 'hooks.py').write_text(HOOKS)
+    assert actions(b.run('-N').stdout) == []
+    assert ids(client, b) == before

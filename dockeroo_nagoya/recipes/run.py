@@ -100,6 +100,8 @@ class RunRecipe(Recipe):
         part that saves it as an image."""
         with engine_errors(self.name, self.engine_config, 'looking up the image'):
             self.specs[0].check_image(self.engine)
+            for spec in self.specs:
+                spec.check_links(self.engine)
         for spec in self.specs:
             identities.will_run_container(self.directory, spec.name,
                                           lambda spec=spec: spec.configured_identity(self.engine))

@@ -114,6 +114,9 @@ class SystemRecipe(Recipe):
                     self.directory, member.name,
                     lambda spec=member.spec: spec.configured_identity(self.engine))
         self._resolve(by_container)
+        with engine_errors(self.name, self.engine_config, 'looking up the linked containers'):
+            for member in self.members.values():
+                member.spec.check_links(self.engine, system=True)
         graph = self.graph()
         cycle = scheduling.find_cycle(graph)
         if cycle:
