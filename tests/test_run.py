@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from helpers import force_reinstall, ids
+from helpers import actions, force_reinstall, ids
 
 
 def system(b, busybox: str, *, app_env: str = 'MODE=one', app_image: str | None = None,
@@ -287,10 +287,52 @@ def test_job_that_exits_3_fails_with_its_code_and_log(buildout, busybox, client)
     out = b.fail('-N')
     assert_one_error(out, f'web: job {b.prefix}-web exited with code 3', 'loading table users',
                      'disk full')
-    # The failed run is kept for docker logs, and run again by the next buildout.
-    assert state(client, f'{b.prefix}-web')['ExitCode'] == 3
+    # The failed run's container goes (buildout forgets the part: nothing would remove it
+    # later); its whole log is kept, for the owner only, and the next buildout runs it again.
+    assert containers(client, b) == {}
+    log = b.directory / 'var' / 'log' / f'{b.prefix}-web.log'
+    assert 'loading table users' in log.read_text() and 'disk full' in log.read_text()
+    assert log.stat().st_mode & 0o777 == 0o600
+    assert f'removed job {b.prefix}-web: its run failed; its whole log is in ' \
+           f'var/log/{b.prefix}-web.log' in out
     out = b.fail('-N')
-    assert f'recreating {b.prefix}-web: its last run exited with 3' in out
+    assert f'creating {b.prefix}-web' in out and 'exited with code 3' in out
+    assert containers(client, b) == {}
+
+
+def test_a_failed_job_leaves_nothing_when_every_part_is_removed(buildout, busybox, client):
+    """With the failed job the only part, no part is left to run anything once it goes."""
+    b = buildout
+    failing = single_part(b, busybox, '''
+        job = true
+        command = sh -c 'echo half done; exit 3'
+        ''')
+    b.write(failing)
+    for _ in range(2):
+        assert_one_error(b.fail('-N'), f'web: job {b.prefix}-web exited with code 3')
+        assert containers(client, b) == {}
+    b.write('[buildout]\nparts =\n')
+    assert actions(b.run('-N').stdout) == []
+    assert containers(client, b) == {}
+    # Fixed: it runs once, two reruns do nothing, a change runs it again, removal removes it.
+    fixed = failing.replace('exit 3', 'exit 0')
+    b.write(fixed)
+    assert actions(b.run('-N').stdout) == ['Installing web.']
+    before = ids(client, b)
+    for _ in range(2):
+        assert actions(b.run('-N').stdout) == []
+        assert ids(client, b) == before
+    b.write(failing)
+    assert_one_error(b.fail('-N'), f'web: job {b.prefix}-web exited with code 3')
+    assert containers(client, b) == {}
+    b.write('[buildout]\nparts =\n')
+    assert actions(b.run('-N').stdout) == []
+    assert containers(client, b) == {}
+    b.write(fixed)
+    assert actions(b.run('-N').stdout) == ['Installing web.']
+    b.write('[buildout]\nparts =\n')
+    assert actions(b.run('-N').stdout) == ['Uninstalling web.']
+    assert containers(client, b) == {}
 
 
 def test_gate_that_never_passes_fails_naming_it_with_the_log(buildout, busybox):
