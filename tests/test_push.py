@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import urllib.request
 from pathlib import Path
 
 import docker.errors
 import pytest
 
 from conftest import REGISTRY_PASSWORD, REGISTRY_USER
+from helpers import actions, buildout_config, ids, section
 
 pytestmark = pytest.mark.slow
 
@@ -101,3 +104,56 @@ def test_push_without_the_password_variable_is_one_clear_line(buildout, auth_reg
     out = b.fail('-N', env={'DN_TEST_REGISTRY_PASSWORD': ''} and {})
     assert 'publish: option password-env: the environment variable DN_TEST_REGISTRY_PASSWORD is not set' in out
     assert 'Traceback' not in out
+
+
+def test_removing_a_push_part_removes_the_local_tags_it_made(buildout, client, busybox, registry):
+    """The tags made to push go with the part; the source image's own tag stays, and so does
+    a tag that names another image by then."""
+    b, p = buildout, buildout.prefix
+    repository = f'{registry}/{p}/app'
+    (b.directory / 'app').mkdir()
+    (b.directory / 'app' / 'Dockerfile').write_text(f'FROM {busybox}\nRUN echo one > /version\n')
+
+    def config(parts: list[str], tags: str) -> str:
+        return buildout_config(
+            parts, section('app', 'docker.build', name=repository,
+                           source='${buildout:directory}/app'),
+            section('publish', 'docker.push', image='${app:image}', tags=tags))
+
+    def local_tags() -> set[str]:
+        return {tag for image in client.images.list(name=repository) for tag in image.tags
+                if tag.startswith(f'{repository}:')}
+
+    b.write(config(['app', 'publish'], f'{repository}:latest\n{repository}:v1'))
+    first = b.run('-N')
+    assert actions(first.stdout) == ['Installing app.', 'Installing publish.']
+    assert first.stdout.count('pushing') == 2
+    assert local_tags() == {f'{repository}:latest', f'{repository}:v1'}
+    before = ids(client, b)
+    for _ in range(2):
+        again = b.run('-N')
+        assert actions(again.stdout) == [] and 'pushing' not in again.stdout, again.stdout
+        assert ids(client, b) == before
+    # Another tag: pushed, and the rerun after it does nothing.
+    b.write(config(['app', 'publish'], f'{repository}:latest\n{repository}:v1\n{repository}:v2'))
+    changed = b.run('-N')
+    assert 'Installing publish.' in changed.stdout
+    assert local_tags() == {f'{repository}:latest', f'{repository}:v1', f'{repository}:v2'}
+    assert actions(b.run('-N').stdout) == []
+    # v2 is moved to another image by hand: it is no longer the part's to remove.
+    client.images.get(busybox).tag(repository, 'v2')
+    try:
+        b.write(config(['app'], ''))
+        removed = b.run('-N')
+        assert actions(removed.stdout) == ['Uninstalling publish.'], removed.stdout
+        assert f'removed image {repository}:v1' in removed.stdout + removed.stderr
+        assert f'leaving the tag {repository}:v2' in removed.stdout + removed.stderr
+        assert local_tags() == {f'{repository}:latest', f'{repository}:v2'}
+        assert client.images.get(f'{repository}:v2').id == client.images.get(busybox).id
+        # The registry keeps what it received.
+        with urllib.request.urlopen(f'http://{registry}/v2/{p}/app/tags/list') as answer:
+            assert set(json.load(answer)['tags']) == {'latest', 'v1', 'v2'}
+        assert actions(b.run('-N').stdout) == []
+    finally:
+        with contextlib.suppress(docker.errors.APIError):
+            client.images.remove(f'{repository}:v2')

@@ -21,6 +21,7 @@ from ..decisions import Change, Reason
 from ..engine import Engine
 from ..progress import follow_layers
 from ..recipe import Recipe, uninstaller
+from ..recipe import _remove_image as remove_image
 from ..secrets import registry_auth
 from .pull import split_reference
 
@@ -139,7 +140,45 @@ class PushRecipe(Recipe):
     @classmethod
     def teardown(cls, engine: Engine, directory: str, part: str,
                  options: Mapping[str, str], log: logging.Logger) -> None:
-        """A push is not undone: the registry keeps what it received."""
+        """A push is not undone (the registry keeps what it received), but the local tags
+        the part made to push are removed: each target that is not the source image's
+        own name, while it names the image the part pushed there (or the source's image,
+        for a push that failed after the tag) and is not that image's only name."""
+        source = (options.get('image') or options.get('name') or '').strip()
+        recorded = _recorded(part, options)
+        now = engine.inspect('images', source) if source else None
+        ours = {recorded.get(target) for target in recorded} | {now['Id'] if now else None}
+        for target in made_tags(source, (options.get('pushed') or '').split()):
+            current = engine.inspect('images', target)
+            if current is None or target not in (current.get('RepoTags') or []):
+                continue
+            if current['Id'] not in ours - {None}:
+                log.info('leaving the tag %s: it names another image than this part pushed',
+                         target)
+            elif len(current['RepoTags']) == 1:
+                log.info('leaving the tag %s: it is the only name of its image', target)
+            else:
+                remove_image(engine, target, log)
+
+
+def made_tags(source: str, targets: list[str]) -> list[str]:
+    """The local tags a push makes (with ``api.tag``): every target but the source's own."""
+    own = identities.normalised(source) if source else None
+    return [identities.normalised(t) for t in targets if identities.normalised(t) != own]
+
+
+def _recorded(part: str, options: Mapping[str, str]) -> dict[str, str]:
+    """What the part recorded as pushed (target -> image id), from the directory buildout
+    lists as the part's (the uninstall hook runs before buildout removes it)."""
+    for path in (options.get('__buildout_installed__') or '').split():
+        if os.path.basename(path.rstrip(os.sep)) == part:
+            try:
+                with open(os.path.join(path, 'pushed.json'), encoding='utf-8') as handle:
+                    found = json.load(handle)
+            except (OSError, ValueError):
+                return {}
+            return found if isinstance(found, dict) else {}
+    return {}
 
 
 uninstall = uninstaller(PushRecipe)
