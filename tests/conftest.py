@@ -219,8 +219,11 @@ class Buildout:
         self.directory = directory
         self.client = client
         self.prefix = 'dnt-' + uuid.uuid4().hex[:8]
-        # A /24 of its own, so that buildouts running at the same time never overlap.
-        self.subnet_base = f'172.{30 + int(self.prefix[4:6], 16) % 2}.{int(self.prefix[6:8], 16)}'
+        # A /24 of its own, so that buildouts running at the same time never overlap; in
+        # 10.232-233.X, outside the engine's default pools (172.17-31.0.0/16, 192.168.0.0/16),
+        # where a network made without a subnet (a Koji profile's, a bench's) could take a
+        # whole 172.30.0.0/16 and overlap every test's subnet.
+        self.subnet_base = f'10.{232 + int(self.prefix[4:6], 16) % 2}.{int(self.prefix[6:8], 16)}'
 
     def write(self, config: str, name: str = 'buildout.cfg') -> Path:
         path = self.directory / name

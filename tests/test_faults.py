@@ -188,7 +188,7 @@ def test_volume_data_survives_reinstalls_and_new_driver_opts(buildout, client):
 
 # -- docker.network: install, and a recreate with a container on it ----------------------------
 def subnets(b) -> str:
-    """A /24 of the fault tests' own (10.231.X), apart from the 172.30/31 ones of other tests."""
+    """A /24 of the fault tests' own (10.231.X), apart from the 10.232/233 ones of other tests."""
     return f'10.231.{int(b.prefix[4:6], 16)}'
 
 
