@@ -737,7 +737,8 @@ class Runner:
             for key in changed or ():
                 if key == 'image-id':
                     why = identities.planned_change(self.spec.values['image'])
-                    reasons.append(decisions.Reason('image', follows=why, note=None if why else
+                    reasons.append(decisions.Reason(f'image {self.spec.values["image"]}',
+                                                    follows=why, note=None if why else
                                                     'rebuilt or pulled anew'))
                 else:
                     reasons.append(decisions.Reason.of(key))

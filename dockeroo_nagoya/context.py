@@ -28,9 +28,11 @@ def dockerignore_patterns(source: str) -> list[str]:
                 if line.strip() and not line.strip().startswith('#')]
 
 
-def context_digest(source: str, dockerfile: str) -> str:
-    """sha256 over the build context as the engine would receive it."""
+def context_digests(source: str, dockerfile: str) -> tuple[str, dict[str, str]]:
+    """(sha256 over the build context as the engine would receive it, a short hash per
+    path): a rebuild can say which file changed."""
     digest = hashlib.sha256()
+    files: dict[str, str] = {}
     included = exclude_paths(source, dockerignore_patterns(source), dockerfile=dockerfile)
     for relative in sorted(included):
         path = os.path.join(source, relative)
@@ -43,7 +45,8 @@ def context_digest(source: str, dockerfile: str) -> str:
             executable = b'x' if info.st_mode & 0o111 else b'-'
             entry = b'F' + executable + file_sha256(path).encode()
         digest.update(relative.encode() + b'\0' + entry + b'\n')
-    return digest.hexdigest()
+        files[relative] = hashlib.sha256(entry).hexdigest()[:8]
+    return digest.hexdigest(), files
 
 
 def file_sha256(path: str) -> str:

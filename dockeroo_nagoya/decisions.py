@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import re
 from typing import Any
 
 #: What can happen to one object; ``none`` leaves it as it is.
@@ -71,6 +72,8 @@ def _short(value: str | None) -> str:
     if value is None:
         return '(none)'
     text = ' '.join(value.split())
+    if re.fullmatch(r'(sha256:)?[0-9a-f]{16,}', text):  # a digest: its start tells them apart
+        return text[:text.index(':') + 13 if ':' in text else 12]
     return repr(text if len(text) <= 60 else text[:57] + '...')
 
 

@@ -564,11 +564,17 @@ class ImageRecipe(Recipe):
             if self.identity_of(current) == identity:
                 return current, decisions.Change('image', self.image, 'none', [], current['Id'])
             keys = _changed_keys(current, labels)
-            reasons = ([decisions.Reason.of(key) for key in keys] if keys else
+            reasons = ([r for key in keys for r in self.explain_inputs(key, current, labels)]
+                       if keys else
                        [decisions.state(_why(current, labels))])
             return current, decisions.Change('image', self.image, 'build', reasons, current['Id'])
         return None, decisions.Change('image', self.image, 'build',
                                       [decisions.state('there is no such image yet')])
+
+    def explain_inputs(self, key: str, current: Mapping[str, Any],
+                       labels: Mapping[str, str]) -> list[decisions.Reason]:
+        """Why an input of the image changed (a recipe that records more says more)."""
+        return [decisions.Reason.of(key)]
 
     def decide_image(self, identity: str, labels: Mapping[str, str]) -> list[decisions.Change]:
         """:meth:`make_image`'s decision; a build is told to the parts that use the image."""

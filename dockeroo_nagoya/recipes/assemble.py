@@ -24,6 +24,7 @@ import zc.buildout
 
 from .. import archives, copying
 from .. import options as opt
+from ..decisions import Change
 from ..engine import identity_hash
 from ..recipe import ImageRecipe, uninstaller
 from ..throwaway import Throwaway, image_config, image_config_options, scratch_image, script_text
@@ -141,13 +142,20 @@ class AssembleRecipe(ImageRecipe):
         # In the options, so that buildout reinstalls the part when a file changes.
         self.options['input-digest'] = identity_hash([self.layout_digest, self.build_layout_digest])
 
-    def apply(self, fresh: bool) -> list[str]:
+    def made_identity(self) -> tuple[str, dict[str, str]]:
+        """The identity of the image from the ids of its build and base images, read now."""
         values = self.values
         build_id = self.image_id('build-image')
         base_id = 'scratch' if values['base-image'] == 'scratch' else self.image_id('base-image')
-        identity, labels = self.image_identity(**{
+        return self.image_identity(**{
             'build-image-id': build_id, 'base-image-id': base_id, 'layout': self.layout_digest,
             'build-layout': self.build_layout_digest})
+
+    def decide(self, fresh: bool) -> list[Change]:
+        return self.decide_image(*self.made_identity())
+
+    def apply(self, fresh: bool) -> list[str]:
+        identity, labels = self.made_identity()
         self.make_image(identity, labels, fresh, lambda: self.build(labels))
         return []
 

@@ -20,6 +20,7 @@ import zc.buildout
 
 from .. import archives
 from .. import options as opt
+from ..decisions import Change
 from ..engine import identity_hash
 from ..recipe import ImageRecipe, uninstaller
 from ..throwaway import Throwaway, binds, image_config, image_config_options, script_text
@@ -74,10 +75,16 @@ class BootstrapRecipe(ImageRecipe):
         # In the options, so that buildout reinstalls the part when a file changes.
         self.options['input-digest'] = identity_hash([self.digests, self.layout_digest])
 
-    def apply(self, fresh: bool) -> list[str]:
-        identity, labels = self.image_identity(
+    def made_identity(self) -> tuple[str, dict[str, str]]:
+        return self.image_identity(
             archives=[[digest, archive.prefix] for digest, archive in zip(self.digests, self.archives)],
             layout=self.layout_digest)
+
+    def decide(self, fresh: bool) -> list[Change]:
+        return self.decide_image(*self.made_identity())
+
+    def apply(self, fresh: bool) -> list[str]:
+        identity, labels = self.made_identity()
         self.make_image(identity, labels, fresh, lambda: self.build(labels))
         return []
 

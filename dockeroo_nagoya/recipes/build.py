@@ -10,22 +10,29 @@ candidate that has to pass its commands before ``name`` moves to it (see
 """
 from __future__ import annotations
 
+import json
 import os
 import re
-from typing import Any
+from typing import Any, Mapping
 
 import zc.buildout
 
 from .. import identities
 from .. import options as opt
 from .. import sources
-from ..context import base_images, context_digest
-from ..decisions import Change
-from ..engine import engine_errors
+from ..context import base_images, context_digests
+from ..decisions import Change, Reason
+from ..engine import LABEL, engine_errors, labels_of
 from ..identities import normalised
 from ..progress import follow_build, follow_layers
 from ..recipe import CANDIDATE_OPTIONS, ImageRecipe, uninstaller
 from .pull import split_reference
+
+#: A short hash per file of the context, so that a rebuild can say which file changed.
+LABEL_CONTEXT_FILES = f'{LABEL}.context-files'
+
+#: Contexts of more files than this say only that the context changed (labels stay small).
+CONTEXT_FILES_LABELLED = 200
 
 BUILT_RE = re.compile(r'Successfully built ([0-9a-f]{12,64})')
 
@@ -62,7 +69,7 @@ class BuildRecipe(ImageRecipe):
             raise opt.invalid(self.name, 'dockerfile', f'a readable Dockerfile ({exc.strerror})',
                               dockerfile) from None
         try:
-            self.digest = context_digest(source, self.values['dockerfile'])
+            self.digest, files = context_digests(source, self.values['dockerfile'])
         except OSError as exc:
             raise opt.invalid(self.name, 'source', f'a build context this user can read all of '
                               f'({exc.strerror}: {exc.filename})', source) from None
@@ -76,6 +83,9 @@ class BuildRecipe(ImageRecipe):
                                for base in self.bases}
         self.identity_now, self.image_labels = self.image_identity(
             context=self.digest, dockerfile=self.values['dockerfile'], bases=self.base_terms)
+        if len(files) <= CONTEXT_FILES_LABELLED:  # which file changed, for a rebuild to say
+            self.image_labels[LABEL_CONTEXT_FILES] = json.dumps(files, sort_keys=True,
+                                                                separators=(',', ':'))
         self.expose_identity(self.identity_now)
 
     def identity_values(self) -> dict[str, Any]:
@@ -83,6 +93,23 @@ class BuildRecipe(ImageRecipe):
         values.pop('name')
         values['source'] = None  # where the context lives is not what it is
         return values
+
+    def explain_inputs(self, key: str, current: Mapping[str, Any],
+                       labels: Mapping[str, str]) -> list[Reason]:
+        """``context file hub.conf changed``: the files whose short hash differs."""
+        if key != 'context':
+            return super().explain_inputs(key, current, labels)
+        try:
+            before = json.loads(labels_of(dict(current)).get(LABEL_CONTEXT_FILES) or '')
+            now = json.loads(labels.get(LABEL_CONTEXT_FILES) or '')
+        except ValueError:
+            return [Reason('context')]
+        changed = sorted(path for path in set(before) | set(now) if before.get(path) != now.get(path))
+        found = [Reason(f'context file {path}', note='added' if path not in before else
+                        'removed' if path not in now else None) for path in changed[:5]]
+        if len(changed) > 5:
+            found.append(Reason('context', note=f'{len(changed) - 5} more files'))
+        return found or [Reason('context')]
 
     def decide(self, fresh: bool) -> list[Change]:
         return self.decide_image(self.identity_now, self.image_labels)

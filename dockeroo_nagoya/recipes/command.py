@@ -43,6 +43,10 @@ class CommandRecipe(Recipe):
         self.script = os.path.join(self.buildout['buildout']['bin-directory'],
                                    self.values['script-name'] or self.name)
 
+    def decide(self, fresh: bool) -> list:
+        """A script, a file of the buildout: no engine object."""
+        return []
+
     def apply(self, fresh: bool) -> list[str]:
         config = self.engine_config
         write_script(self.script, 'dockeroo_nagoya.recipes.command:run', {

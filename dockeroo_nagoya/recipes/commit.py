@@ -35,6 +35,7 @@ import zc.buildout
 from .. import identities
 from .. import options as opt
 from .. import snapshots
+from ..decisions import Change
 from ..engine import engine_errors
 from ..recipe import CANDIDATE_OPTIONS, ImageRecipe, uninstaller
 from ..throwaway import image_config, image_config_options
@@ -82,6 +83,9 @@ class CommitRecipe(ImageRecipe):
         """What is read from the container when the part acts, beyond ``image-id``: none
         for a commit (a container its part recreates changes ``image-id`` already)."""
         return {}
+
+    def decide(self, fresh: bool) -> list[Change]:
+        return self.decide_image(self.identity_now, self.image_labels)
 
     def apply(self, fresh: bool) -> list[str]:
         container = self.source()

@@ -104,11 +104,6 @@ class ControlRecipe(Recipe):
         """A script and its description, files of the buildout: no engine object."""
         return []
 
-    @classmethod
-    def decide_removal(cls, engine: Engine, directory: str, part: str,
-                       options: Mapping[str, str]) -> list:
-        return []
-
     def apply(self, fresh: bool) -> list[str]:
         description = control.describe(self.name, self.directory, self.engine_config,
                                        self.backups, self.members)

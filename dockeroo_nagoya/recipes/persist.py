@@ -21,7 +21,7 @@ from typing import Any
 
 from .. import options as opt
 from .. import snapshots
-from ..recipe import uninstaller
+from ..recipe import Recipe, uninstaller
 from ..throwaway import container_paths
 from .commit import COMMIT_TABLE, CommitRecipe
 
@@ -31,6 +31,9 @@ class PersistRecipe(CommitRecipe):
 
     recipe = 'docker.persist'
     table = COMMIT_TABLE + (opt.Option('paths', container_paths, default=''),)
+
+    #: Its identity holds its volumes' content, read as it acts: a plan says ``unknown``.
+    decide = Recipe.decide
 
     def source_identity(self, container: dict[str, Any]) -> dict[str, Any]:
         self.mounts = snapshots.volume_mounts(self.name, container, list(self.values['paths']))
