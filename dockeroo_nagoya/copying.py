@@ -245,6 +245,25 @@ def layout_members(directory: str) -> list[Member]:
 
 
 # -- a set of copies, redone only when their source changed ----------------------
+def copies_to_make(engine: Engine, copies: list[CopyPath], source: str | None,
+                   target: str | None, done: dict[str, dict[str, str]]
+                   ) -> list[tuple[CopyPath, list[Member], dict[str, str], str | None]]:
+    """Each copy with its members (read now), its record, and why it is made again
+    (``None``: its content and target are what ``done`` records and the target is there)."""
+    found = []
+    for copy in copies:
+        members = read_container(engine, source, copy) if source else read_host(copy)
+        now = {'digest': digest(members), 'target': target or copy.target}
+        before = done.get(copy.text)
+        present = target is not None or os.path.lexists(copy.target)
+        why = None
+        if before != now or not present:
+            why = ('its source changed' if before and before['digest'] != now['digest']
+                   else 'the target is new' if before else 'first copy')
+        found.append((copy, members, now, why))
+    return found
+
+
 def copy_paths(engine: Engine, copies: list[CopyPath], source: str | None, target: str | None,
                done: dict[str, dict[str, str]], log: logging.Logger) -> dict[str, dict[str, str]]:
     """Copy each path whose content or target container changed since ``done``.
@@ -253,16 +272,10 @@ def copy_paths(engine: Engine, copies: list[CopyPath], source: str | None, targe
     the new record (per line: content digest and where it went), for the next run.
     """
     record: dict[str, dict[str, str]] = {}
-    for copy in copies:
-        members = read_container(engine, source, copy) if source else read_host(copy)
-        now = {'digest': digest(members), 'target': target or copy.target}
-        before = done.get(copy.text)
-        present = target is not None or os.path.lexists(copy.target)
-        if before == now and present:
+    for copy, members, now, why in copies_to_make(engine, copies, source, target, done):
+        if why is None:
             log.debug('%s: unchanged', copy.text)
         else:
-            why = ('its source changed' if before and before['digest'] != now['digest']
-                   else 'the target is new' if before else 'first copy')
             log.info('copying %s to %s (%s)', copy.source, copy.target, why)
             if target:
                 write_container(engine, target, members)

@@ -53,6 +53,9 @@ class Reason:
     def text(self) -> str:
         if self.note and self.input == 'state':
             said = self.note
+        elif self.before is not None and self.after is not None and \
+                len(self.before.split()) + len(self.after.split()) > 2:
+            said = f'{self.input} ' + _word_changes(self.before, self.after)
         elif self.before is not None or self.after is not None:
             said = f'{self.input} {_short(self.before)} -> {_short(self.after)}'
         else:
@@ -66,6 +69,16 @@ class Reason:
 def state(note: str) -> Reason:
     """A reason that is the object's state, not an option (``it was stopped by hand``)."""
     return Reason('state', note=note)
+
+
+def _word_changes(before: str, after: str) -> str:
+    """``+new -old`` for lists of words (names, ports); the values otherwise."""
+    old, new = before.split(), after.split()
+    added = [w for w in new if w not in old]
+    gone = [w for w in old if w not in new]
+    if not added and not gone or len(added) + len(gone) > 6:
+        return f'{_short(before)} -> {_short(after)}'
+    return ' '.join([f'+{w}' for w in added] + [f'-{w}' for w in gone])
 
 
 def _short(value: str | None) -> str:

@@ -51,6 +51,10 @@ CONFIGURED: dict[tuple[str, str], str] = {}
 #: uninstall hook was deferred): they were installed before, as updated parts were.
 REINSTALLING: set[tuple[str, str]] = set()
 
+#: (buildout directory, part) -> the options a reinstalled part had (its uninstall hook's),
+#: so that its install knows which of its objects were installed before.
+PREVIOUS: dict[tuple[str, str], dict[str, str]] = {}
+
 
 def engine_config(part: str, options: Mapping[str, str],
                   defaults: Mapping[str, str] | None = None) -> EngineConfig:
@@ -355,6 +359,7 @@ class Recipe:
         runlock.hold(directory, name)  # a run that only uninstalls must not interleave either
         if CONFIGURED.get((directory, name)) == cls.recipe:
             REINSTALLING.add((directory, name))
+            PREVIOUS[(directory, name)] = dict(options)
             log.debug('%s is being reinstalled: its install adopts what exists', name)
             return
         config = engine_config(name, options)

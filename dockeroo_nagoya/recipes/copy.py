@@ -22,8 +22,9 @@ from typing import Any, Mapping
 
 import zc.buildout
 
-from .. import copying
+from .. import copying, identities
 from .. import options as opt
+from ..decisions import Change, state
 from ..engine import Engine
 from ..recipe import Recipe, uninstaller
 
@@ -56,12 +57,32 @@ class CopyRecipe(Recipe):
             self.buildout['buildout']['parts-directory'], self.name))
         self.options['location'] = self.location
 
-    def apply(self, fresh: bool) -> list[str]:
+    def _done(self) -> dict[str, Any]:
+        """What the last run copied (per line: content digest and where it went)."""
         record_path = os.path.join(self.location, RECORD)
-        done: dict[str, Any] = {}
         if os.path.exists(record_path):
             with open(record_path, encoding='utf-8') as handle:
-                done = json.load(handle)
+                return json.load(handle)
+        return {}
+
+    def decide(self, fresh: bool) -> list[Change]:
+        """Each line copied again when its content or target changed (read now); a
+        container a part of this run makes first means every line is copied."""
+        later = [self.values[o] for o in ('container-from', 'container-to') if self.values[o]
+                 and self.engine.inspect('containers', self.values[o]) is None
+                 and identities.will_have_container(self.directory, self.values[o])]
+        if later:
+            return [Change('copy', copy.text, 'create', [state(f'{later[0]} is made first')])
+                    for copy in self.copies]
+        made = copying.copies_to_make(self.engine, self.copies, self._container('container-from'),
+                                      self._container('container-to'), self._done())
+        return [Change('copy', copy.text, 'none' if why is None else 'create'
+                       if why == 'first copy' else 'update', [state(why)] if why else [])
+                for copy, _, _, why in made]
+
+    def apply(self, fresh: bool) -> list[str]:
+        record_path = os.path.join(self.location, RECORD)
+        done = self._done()
         source = self._container('container-from')
         target = self._container('container-to')
         try:

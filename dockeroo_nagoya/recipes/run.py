@@ -52,7 +52,7 @@ from .. import containers, identities
 from .. import options as opt
 from ..decisions import Change, Reason
 from ..engine import Engine, engine_errors
-from ..recipe import Recipe, uninstaller
+from ..recipe import PREVIOUS, Recipe, uninstaller
 
 
 class RunRecipe(Recipe):
@@ -108,11 +108,20 @@ class RunRecipe(Recipe):
 
     def decide(self, fresh: bool) -> list[Change]:
         runners = [containers.Runner(self, spec) for spec in self.specs]
-        found = [runner.change(runner.decide(fresh)) for runner in runners]
+        found = [runner.change(runner.decide(fresh, self.was_installed(runner.spec, fresh)))
+                 for runner in runners]
         for stale, why in self.stale(fresh):
             found.append(Change('container', stale['Names'][0].lstrip('/'), 'remove',
                                 [Reason('state', note=why)], stale['Id']))
         return found
+
+    def was_installed(self, spec: containers.ContainerSpec, fresh: bool) -> bool:
+        """Whether an earlier run installed this container (a replica added by raising
+        replicas was not: it is new, not removed)."""
+        names = (PREVIOUS.get((self.directory, self.name)) or {}).get('names')
+        if fresh and names is not None:
+            return spec.name in names.split()
+        return self.installed_before(fresh)
 
     def stale(self, fresh: bool) -> list[tuple[dict[str, Any], str]]:
         """Containers of this part no spec names any more (an install removes them), and why."""
@@ -131,7 +140,7 @@ class RunRecipe(Recipe):
     def apply(self, fresh: bool) -> list[str]:
         runners = [containers.Runner(self, spec) for spec in self.specs]
         for runner in runners:
-            runner.converge(fresh)
+            runner.converge(fresh, self.was_installed(runner.spec, fresh))
         for stale, why in self.stale(fresh):
             self.log.info('removing %s: %s', stale['Names'][0].lstrip('/'), why)
             runners[0].remove(stale['Id'])

@@ -35,7 +35,7 @@ from .. import containers, control, identities, scheduling, secrets
 from .. import options as opt
 from ..decisions import Change, state
 from ..engine import LABEL, Engine, engine_errors, identity_hash
-from ..recipe import PLAIN_SECRETS, Recipe, uninstaller
+from ..recipe import PLAIN_SECRETS, PREVIOUS, Recipe, uninstaller
 
 #: Threads that create new members ahead of their turn (creating is quick; starting is not).
 AHEAD_WORKERS = 4
@@ -50,9 +50,6 @@ MEMBER_TABLE = containers.TABLE + (opt.Option('depends', opt.words, default='', 
 LINKED = 'linked containers'
 
 DESCRIPTION = 'system.json'
-
-#: (buildout directory, part) -> the options a reinstalled system had, from the uninstall hook.
-PREVIOUS: dict[tuple[str, str], dict[str, str]] = {}
 
 
 @dataclasses.dataclass
@@ -317,12 +314,6 @@ class SystemRecipe(Recipe):
              for section in self.order])
 
     # -- removal ------------------------------------------------------------------------
-    @classmethod
-    def uninstall(cls, name: str, options: Mapping[str, str]) -> None:
-        """Remember what was installed: a reinstall removes departed members with it."""
-        PREVIOUS[(os.path.realpath(os.getcwd()), name)] = dict(options)
-        super().uninstall(name, options)
-
     @classmethod
     def teardown(cls, engine: Engine, directory: str, part: str,
                  options: Mapping[str, str], log: logging.Logger) -> None:
