@@ -710,6 +710,8 @@ class Runner:
         Reads only: the shared listing, the image's id, the env-file, and for a
         kept container of an install its restart policy."""
         current = self.find()
+        if current is not None and identities.planned_removal(self.spec.directory, self.spec.name):
+            current = None  # a part before this one removes it (see Runner.change)
         identity, hashes = self.identity(extra_identity)
         if expected is None:
             expected = self.recipe.installed_before(fresh)
@@ -723,6 +725,10 @@ class Runner:
         """A decision as data: the action in the plan's words, with its reasons."""
         current, name = step.current, self.spec.name
         found = current['Id'] if current is not None else None
+        removed = identities.planned_removal(self.spec.directory, name)
+        if step.action == 'create' and removed is not None:
+            return decisions.Change('container', name, 'recreate', [decisions.state(
+                f'removed first: {removed[1]}')], removed[0])
         if step.action == 'keep':
             if step.restart is not None:
                 return decisions.Change('container', name, 'update', [decisions.Reason.of(

@@ -51,6 +51,21 @@ def will_change_image(reference: str, why: str) -> None:
         _engine.PLANNING[normalised(reference)] = f'planned:{normalised(reference)}'
 
 
+#: (buildout directory, container name) -> (its id, why a part before its own removes it).
+_REMOVING: dict[tuple[str, str], tuple[str, str]] = {}
+
+
+def will_remove_container(directory: str, name: str, container_id: str, why: str) -> None:
+    """A part decided to remove a container that its own part makes again later in the
+    run (a volume made anew removes its users first)."""
+    _REMOVING[(directory, name)] = (container_id, why)
+
+
+def planned_removal(directory: str, name: str) -> tuple[str, str] | None:
+    """(id, why) of a container an earlier part removes in this run (``None``: none does)."""
+    return _REMOVING.get((directory, name))
+
+
 def planned_change(reference: str) -> str | None:
     """Why the image ``reference`` is made anew in this run (``None``: it is not)."""
     return _CHANGING.get(normalised(reference))
@@ -155,6 +170,6 @@ def container_term(engine: Engine, directory: str, name: str) -> str:
     return f'{current["Id"]}:{labels_of(current).get(LABEL_IDENTITY) or current.get("Created")}'
 
 
-__all__ = ['will_change_image', 'planned_change', 'normalised', 'repository_of',
-           'will_make_image', 'will_run_container',
+__all__ = ['will_change_image', 'planned_change', 'will_remove_container', 'planned_removal',
+           'normalised', 'repository_of', 'will_make_image', 'will_run_container',
            'made_image', 'maker_of', 'image_term', 'container_term', 'remote_digest', 'local_term']

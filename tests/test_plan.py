@@ -84,11 +84,11 @@ def predicted(found: dict, before: dict) -> set[tuple[str, str]]:
 
 
 def config(b, busybox: str, registry: str, env: str = '1', replicas: int = 2,
-           parts: tuple[str, ...] = ('tool',)) -> str:
+           parts: tuple[str, ...] = ('tool',), labels: str = '', net: str = 'net') -> str:
     p = b.prefix
     sections = [
-        section('vol', 'docker.volume', name=f'{p}-vol'),
-        section('net', 'docker.network', name=f'{p}-net'),
+        section('vol', 'docker.volume', name=f'{p}-vol', labels=labels),
+        section('net', 'docker.network', name=f'{p}-{net}'),
         section('app', 'docker.build', name=f'{p}/app', source='${buildout:directory}/context'),
         sleeper('web', '${app:image}', name=f'{p}-web', env=f'TOKEN={SECRET}{env}',
                 networks='${net:name}', volumes='${vol:name}:/data'),
@@ -168,8 +168,20 @@ def test_plan_predicts_what_the_next_run_changes(buildout, client, busybox, regi
     assert [(c['object'], c['action']) for c in found['changes'] if c['action'] != 'none'] == [
         (f'{b.prefix}-worker-3', 'create')]
     assert found['totals']['create'] == 1
+    # (g) a volume made anew: its user web is removed first and made again.
+    found = scenario(config(b, busybox, registry, env='2', replicas=3, parts=('extra',),
+                            labels='tier=data'))
+    assert {(c['object'], c['action']) for c in found['changes'] if c['action'] != 'none'} == {
+        (f'{b.prefix}-vol', 'recreate'), (f'{b.prefix}-web', 'recreate')}
+    # (h) a network renamed: the new one made, web moved onto it, the old one removed.
+    found = scenario(config(b, busybox, registry, env='2', replicas=3, parts=('extra',),
+                            labels='tier=data', net='net2'))
+    assert {(c['object'], c['action']) for c in found['changes'] if c['action'] != 'none'} == {
+        (f'{b.prefix}-net2', 'create'), (f'{b.prefix}-net', 'remove'),
+        (f'{b.prefix}-web', 'recreate')}
     # Even at -vvv, neither the text nor the JSON holds an env value.
-    b.write(config(b, busybox, registry, env='3', replicas=3, parts=('extra',)))
+    b.write(config(b, busybox, registry, env='3', replicas=3, parts=('extra',),
+                   labels='tier=data', net='net2'))
     for args in (('-vvv',), ('-vvv', '--json')):
         result = plan(b, *args)
         assert result.returncode == 2, result.stdout + result.stderr

@@ -21,7 +21,7 @@ from typing import Any, Mapping
 
 import zc.buildout
 
-from .. import archives, containers
+from .. import archives, containers, identities
 from .. import options as opt
 from .. import volumedata
 from ..decisions import Change, state
@@ -83,6 +83,10 @@ class VolumeRecipe(Recipe):
             found = [Change('volume', name, 'recreate', [state(
                 f'{_changes(current, self.values) or "its identity changed"}: its content is '
                 f'archived and put back')], current['Name'])]
+            for user in self.users_to_remove(current):
+                identities.will_remove_container(self.directory, user['Names'][0].lstrip('/'),
+                                                 user['Id'], f'volume {name} is made anew by '
+                                                 f'{self.name}')
         elif pending is not None:
             found = [Change('volume', name, 'update', [state(
                 'finishing an interrupted recreate: its content is restored')], current['Name'])]
@@ -164,13 +168,7 @@ class VolumeRecipe(Recipe):
         """
         name = self.values['name']
         changed = _changes(current, self.values)
-        users = self.engine.users('volumes', name)
-        others = [u for u in users if not self.replaced_in_this_run(u)]
-        if others:
-            raise zc.buildout.UserError(
-                f'{self.name}: volume {name} must be made anew ({changed or "its identity changed"})'
-                f' but is used by {", ".join(u["Names"][0].lstrip("/") for u in others)}, which '
-                f'no part of this configuration makes again: remove them first')
+        users = self.users_to_remove(current)
         self.log.info('recreating volume %s (%s): archiving its content first', name,
                       changed or 'its identity changed')
         for user in users:
@@ -195,6 +193,20 @@ class VolumeRecipe(Recipe):
         volumedata.restore(self.engine, name, path)
         os.remove(marker)
         self.log.info('content of %s restored into the new volume', name)
+
+    def users_to_remove(self, current: dict[str, Any]) -> list[dict[str, Any]]:
+        """The containers a recreate removes first (their parts make them again in this
+        run); any other user refuses the change."""
+        name = self.values['name']
+        users = self.engine.users('volumes', name)
+        others = [u for u in users if not self.replaced_in_this_run(u)]
+        if others:
+            raise zc.buildout.UserError(
+                f'{self.name}: volume {name} must be made anew '
+                f'({_changes(current, self.values) or "its identity changed"}) but is used by '
+                f'{", ".join(u["Names"][0].lstrip("/") for u in others)}, which no part of this '
+                f'configuration makes again: remove them first')
+        return users
 
     def _marker(self) -> str:
         """The file that names the archive of a volume being made anew, until it is restored."""
