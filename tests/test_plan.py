@@ -246,3 +246,29 @@ def test_plan_requests_do_not_grow_with_the_number_of_containers(make_buildout, 
         assert result.returncode == 0, result.stdout + result.stderr
     assert counts[2] == counts[6], counts
     assert not [k for k in counts[6] if not k.startswith('GET ')], counts
+
+
+def test_a_saved_image_is_planned_after_its_build(buildout, busybox):
+    b = buildout
+    context = b.directory / 'context'
+    context.mkdir()
+    (context / 'Dockerfile').write_text(f'FROM {busybox}\nCOPY a /a\n')
+    (context / 'a').write_text('one\n')
+    b.write(buildout_config(['app', 'tarball'],
+                            section('app', 'docker.build', name=f'{b.prefix}/app',
+                                    source='${buildout:directory}/context'),
+                            section('tarball', 'docker.save', name='${app:image}',
+                                    path='${buildout:directory}/app.tar')))
+    found = plan_json(b, 2)
+    assert [(c['kind'], c['action']) for c in found['changes']] == [('image', 'build'),
+                                                                   ('file', 'create')]
+    b.run('-N')
+    plan_json(b, 0)
+    (context / 'a').write_text('two\n')
+    out = plan(b).stdout
+    assert f'update file {b.directory}/app.tar: image {b.prefix}/app:latest changed (rebuilt by ' \
+        f'app: context file a changed)' in out, out
+    before = (b.directory / 'app.tar').stat().st_mtime_ns
+    b.run('-N')
+    assert (b.directory / 'app.tar').stat().st_mtime_ns != before
+    plan_json(b, 0)

@@ -16,7 +16,9 @@ from typing import Mapping
 
 import zc.buildout
 
+from .. import identities
 from .. import options as opt
+from ..decisions import Change, Reason, state
 from ..engine import Engine, engine_errors
 from ..imagefiles import NotAnImageArchive, archived_images
 from ..recipe import ImageRecipe, Recipe, uninstaller
@@ -52,9 +54,24 @@ class LoadRecipe(Recipe):
         # Known before anything runs: later parts may reference it, and a new file is a change.
         self.options['image-id'] = self.archived.image_id
 
+    def decide(self, fresh: bool) -> list[Change]:
+        change = self._decision()
+        if change.action != 'none':
+            identities.will_change_image(self.image, f'loaded by {self.name} from {self.path}')
+        return [change]
+
+    def _decision(self) -> Change:
+        """Load unless the tag already names the file's image."""
+        now = self.engine.image_id(self.image)
+        if now == self.archived.image_id:
+            return Change('image', self.image, 'none', [], now)
+        return Change('image', self.image, 'create' if now is None else 'recreate', [
+            Reason('image-id', now, self.archived.image_id) if now else
+            state(f'it is loaded from {self.path}')], now)
+
     def apply(self, fresh: bool) -> list[str]:
         wanted = self.archived.image_id
-        if self.engine.image_id(self.image) == wanted:
+        if self._decision().action == 'none':
             self.log.debug('%s is already loaded', self.image)
             return []
         self.log.info('loading %s (%s) from %s', self.image, wanted[:19], self.path)

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Mapping
+from typing import Any, Mapping
 
 import zc.buildout
 
+from .. import identities
 from .. import options as opt
+from ..decisions import Change, Reason, state
 from ..engine import Engine, engine_errors
 from ..imagefiles import image_in_archive, write_atomically
 from ..recipe import ImageRecipe, Recipe, REINSTALLING, uninstaller
@@ -56,21 +58,43 @@ class SaveRecipe(Recipe):
         previous = PREVIOUS_PATHS.pop((self.directory, self.name), None)
         image = self.engine.inspect('images', self.image)
         if image is None:
-            raise zc.buildout.UserError(
-                f'{self.name}: option name: there is no image {self.image} to save: make it with '
-                f'an earlier part (docker.build, docker.pull, ...) and name it as ${{part:image}}')
-        held = image_in_archive(self.path, self.image) if os.path.isfile(self.path) else None
-        if held is not None and held.image_id == image['Id'] and self.image in held.tags:
+            raise self._missing()
+        why = self._why_saved(image)
+        if why is None:
             self.log.debug('%s already holds %s', self.path, self.image)
         else:
-            why = ('the file was missing' if not os.path.isfile(self.path) else
-                   'the image changed' if held is not None else 'the file held no such image')
             self.log.info('saving %s (%s) to %s: %s', self.image, image['Id'][:19], self.path, why)
             with engine_errors(self.name, self.engine_config, f'saving {self.image}'):
                 write_atomically(self.path, self.engine.api.get_image(self.image))
         if previous and previous != self.path and not self.values['keep']:
             _remove_file(previous, self.log)
         return []
+
+    def _missing(self) -> zc.buildout.UserError:
+        return zc.buildout.UserError(
+            f'{self.name}: option name: there is no image {self.image} to save: make it with '
+            f'an earlier part (docker.build, docker.pull, ...) and name it as ${{part:image}}')
+
+    def _why_saved(self, image: Mapping[str, Any]) -> str | None:
+        """Why the file is written again (``None``: it holds this image under this tag)."""
+        held = image_in_archive(self.path, self.image) if os.path.isfile(self.path) else None
+        if held is not None and held.image_id == image['Id'] and self.image in held.tags:
+            return None
+        return ('the file was missing' if not os.path.isfile(self.path) else
+                'the image changed' if held is not None else 'the file held no such image')
+
+    def decide(self, fresh: bool) -> list[Change]:
+        remade = identities.planned_change(self.image)
+        image = self.engine.inspect('images', self.image)
+        if remade is not None:
+            return [Change('file', self.path, 'update' if os.path.isfile(self.path) else 'create',
+                           [Reason(f'image {self.image}', follows=remade)])]
+        if image is None:
+            raise self._missing()
+        why = self._why_saved(image)
+        return [Change('file', self.path, 'none' if why is None else 'create'
+                       if why == 'the file was missing' else 'update',
+                       [state(why)] if why else [])]
 
     @classmethod
     def uninstall(cls, name: str, options: Mapping[str, str]) -> None:
