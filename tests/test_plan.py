@@ -272,3 +272,33 @@ def test_a_saved_image_is_planned_after_its_build(buildout, busybox):
     b.run('-N')
     assert (b.directory / 'app.tar').stat().st_mtime_ns != before
     plan_json(b, 0)
+
+
+def test_a_service_is_planned_created_scaled_rolled_and_removed(buildout, busybox, swarm):
+    b = buildout
+
+    def service(replicas: int, role: str = 'web') -> str:
+        return buildout_config(['web'], section(
+            'web', 'docker.service', name=f'{b.prefix}-svc', image=busybox, command='sleep 3600',
+            replicas=str(replicas), env=f'ROLE={role}{SECRET}', wait_timeout='60',
+            stop_timeout='1'))
+
+    def changes(config_text: str) -> list[tuple[str, str, str]]:
+        b.write(config_text)
+        found = plan_json(b, 2)
+        b.run('-N')
+        plan_json(b, 0)
+        return [(c['object'], c['action'], ' '.join(r.get('input', '') for r in c['reasons']))
+                for c in found['changes'] if c['action'] != 'none']
+
+    name = f'{b.prefix}-svc'
+    try:
+        assert changes(service(1)) == [(name, 'create', 'state')]
+        assert changes(service(2)) == [(name, 'update', 'replicas')]
+        assert changes(service(2, role='db')) == [(name, 'update', 'state')]
+        b.write(buildout_config([]))
+        assert [c['action'] for c in plan_json(b, 2)['changes']] == ['remove']
+        b.run('-N')
+    finally:
+        for found in b.client.services.list(filters={'name': name}):
+            found.remove()

@@ -19,6 +19,7 @@ import docker.types
 import zc.buildout
 
 from .. import options as opt
+from ..decisions import Change, Reason, state
 from ..engine import Engine
 from ..recipe import Recipe, uninstaller
 
@@ -92,27 +93,49 @@ class ServiceRecipe(Recipe):
         return values
 
     # -- install and update -----------------------------------------------------
-    def apply(self, fresh: bool) -> list[str]:
-        self._require_swarm()
+    def _decision(self) -> tuple[Change, dict[str, Any] | None, str, str]:
+        """(create, roll (update), scale (update of replicas) or none; the service now;
+        its identity; the identity of its spec with the image's id)."""
         name = self.values['name']
         identity = self.identity()
         image_id = self.engine.image_id(self.values['image']) or self.values['image']
         spec_id = self.identity(image=image_id)
         current = self._find(name)
         replicas = self.values['replicas']
+        if current is None:
+            return (Change('service', name, 'create', [state(f'{replicas} replicas')]), None,
+                    identity, spec_id)
+        self.check_ours(current['Spec'], 'service', name)
+        if (current['Spec'].get('Labels') or {}).get(SPEC_LABEL) != spec_id:
+            change = Change('service', name, 'update', [state(
+                'its configuration or image changed: a rolling update')], current['ID'])
+        elif _replicas(current) != replicas:
+            change = Change('service', name, 'update', [Reason('replicas', str(_replicas(current)),
+                                                               str(replicas))], current['ID'])
+        else:
+            change = Change('service', name, 'none', [], current['ID'])
+        return change, current, identity, spec_id
+
+    def decide(self, fresh: bool) -> list[Change]:
+        self._require_swarm()
+        return [self._decision()[0]]
+
+    def apply(self, fresh: bool) -> list[str]:
+        self._require_swarm()
+        name = self.values['name']
+        change, current, identity, spec_id = self._decision()
+        replicas = self.values['replicas']
         rolled = False
         if current is None:
             self.log.info('creating service %s with %d replicas', name, replicas)
             self._create(identity, spec_id)
-        else:
-            self.check_ours(current['Spec'], 'service', name)
-            labels = current['Spec'].get('Labels') or {}
-            if labels.get(SPEC_LABEL) != spec_id:
+        elif change.action == 'update':
+            if change.reasons[0].input != 'replicas':
                 self.log.info('updating service %s: its configuration or image changed '
                               '(rolling, %d at a time)', name, self.values['update-parallelism'])
                 self._update(current, identity, spec_id)
                 rolled = True
-            elif _replicas(current) != replicas:
+            else:
                 self.log.info('scaling service %s from %d to %d replicas', name,
                               _replicas(current), replicas)
                 self._scale(current, replicas)
@@ -242,18 +265,27 @@ class ServiceRecipe(Recipe):
 
     # -- removal ----------------------------------------------------------------
     @classmethod
+    def decide_removal(cls, engine: Engine, directory: str, part: str,
+                       options: Mapping[str, str]) -> list[Change]:
+        return [Change('service', s['Spec']['Name'], 'remove', [state('its part was removed')],
+                       s['ID']) for s in _part_services(engine, directory, part)]
+
+    @classmethod
     def teardown(cls, engine: Engine, directory: str, part: str,
                  options: Mapping[str, str], log: logging.Logger) -> None:
-        for service in engine.api.services(filters={'label': f'io.dockeroo-nagoya.part={part}'}):
-            labels = service['Spec'].get('Labels') or {}
-            if labels.get('io.dockeroo-nagoya.buildout') != directory:
-                continue
+        for service in _part_services(engine, directory, part):
             engine.api.remove_service(service['ID'])
             log.info('removed service %s', service['Spec']['Name'])
             _wait_gone(engine, service['ID'])
         for secret in _part_secrets(engine, directory, part):
             engine.api.remove_secret(secret['ID'])
             log.info('removed Swarm secret %s', secret['Spec']['Name'])
+
+
+def _part_services(engine: Engine, directory: str, part: str) -> list[dict[str, Any]]:
+    found = engine.api.services(filters={'label': f'io.dockeroo-nagoya.part={part}'})
+    return [s for s in found
+            if (s['Spec'].get('Labels') or {}).get('io.dockeroo-nagoya.buildout') == directory]
 
 
 def _part_secrets(engine: Engine, directory: str, part: str) -> list[dict[str, Any]]:
