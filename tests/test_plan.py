@@ -302,3 +302,24 @@ def test_a_service_is_planned_created_scaled_rolled_and_removed(buildout, busybo
     finally:
         for found in b.client.services.list(filters={'name': name}):
             found.remove()
+
+
+def test_a_temporary_system_is_planned_as_the_images_it_saves(buildout, busybox):
+    b = buildout
+
+    def config(text: str) -> str:
+        return buildout_config(['made'], section('made', 'docker.temporary', name=f'{b.prefix}/made',
+                                                 script=f'echo {text} > /made', commit='true',
+                                                 **{'from': busybox}))
+    b.write(config('one'))
+    assert [(c['object'], c['action']) for c in plan_json(b, 2)['changes']] == [
+        (f'{b.prefix}/made:latest', 'build')]
+    b.run('-N')
+    plan_json(b, 0)
+    b.write(config('two'))
+    [change] = plan_json(b, 2)['changes']
+    before = b.client.images.get(f'{b.prefix}/made:latest').id
+    b.run('-N')
+    assert (change['action'], change['id']) == ('build', before)
+    assert b.client.images.get(f'{b.prefix}/made:latest').id != before
+    plan_json(b, 0)

@@ -23,6 +23,7 @@ import zc.buildout
 
 from .. import archives
 from .. import options as opt
+from ..decisions import Change, Reason, state
 from ..engine import Engine, identity_hash
 from ..recipe import Recipe, uninstaller
 from ..throwaway import Throwaway, script_text
@@ -60,18 +61,32 @@ class DiskImageRecipe(Recipe):
         self.options['location'] = self.location
         self.options['path'] = self.path
 
-    def apply(self, fresh: bool) -> list[str]:
+    def _decision(self) -> tuple[str, dict[str, str], Change]:
+        """(identity, input image ids, whether the file is made again and why)."""
         inputs = {'build-image': self.image_id('build-image'),
                   'base-image': self.image_id('base-image')}
         identity = self.identity(**inputs)
-        record = os.path.join(self.location, '.dockeroo-nagoya.json')
-        before = _read_record(record)
+        before = _read_record(os.path.join(self.location, '.dockeroo-nagoya.json'))
         if before.get('identity') == identity and os.path.isfile(self.path):
+            return identity, inputs, Change('file', self.path, 'none')
+        if not os.path.isfile(self.path):
+            return identity, inputs, Change('file', self.path, 'create')
+        changed = sorted(k for k, v in {**self.identity_values(), **inputs}.items()
+                         if before.get('inputs', {}).get(k) != _digest(v))
+        return identity, inputs, Change('file', self.path, 'update', [
+            Reason.of(key) for key in changed] or [state('its inputs changed')])
+
+    def decide(self, fresh: bool) -> list[Change]:
+        return [self._decision()[2]]
+
+    def apply(self, fresh: bool) -> list[str]:
+        identity, inputs, change = self._decision()
+        record = os.path.join(self.location, '.dockeroo-nagoya.json')
+        if change.action == 'none':
             return [self.location]
-        if os.path.isfile(self.path):
-            changed = sorted(k for k, v in {**self.identity_values(), **inputs}.items()
-                             if before.get('inputs', {}).get(k) != _digest(v))
-            self.log.info('making %s again: %s changed', self.path, ', '.join(changed) or 'its inputs')
+        if change.action == 'update':
+            self.log.info('making %s again: %s', self.path,
+                          ', '.join(r.text() for r in change.reasons))
         else:
             self.log.info('making %s', self.path)
         os.makedirs(self.location, exist_ok=True)

@@ -48,6 +48,7 @@ import zc.buildout
 
 from .. import options as opt
 from .. import resources, snapshots
+from ..decisions import Change, state
 from ..engine import identity_hash
 from .. import identities
 from ..recipe import ImageRecipe, _remove_image, references_of, uninstaller
@@ -155,8 +156,10 @@ class TemporaryRecipe(ImageRecipe):
         self.options['images'] = ' '.join(outputs)
 
     # -- deciding -------------------------------------------------------------------
-    def apply(self, fresh: bool) -> list[str]:
-        self.remove_leftovers()
+    def _decision(self) -> tuple[str, dict[str, str], dict[str, dict[str, Any] | None],
+                                 list[Change]]:
+        """(identity, labels, each output image now, whether the system runs again: every
+        output is saved anew unless all of them have this identity)."""
         used = {'from': self.values['from'], **{f'member {i}': m.image
                                                 for i, m in enumerate(self.members)}}
         ids = {}
@@ -173,7 +176,27 @@ class TemporaryRecipe(ImageRecipe):
         for reference, image in current.items():
             if image is not None:
                 self.check_ours(image, 'image', reference)
-        if all(image and self.identity_of(image) == identity for image in current.values()):
+        again = not all(image and self.identity_of(image) == identity for image in current.values())
+        return identity, labels, current, [
+            Change('image', ref, 'build' if again else 'none',
+                   [state('its temporary system runs again: its inputs changed')] if again and image
+                   else [state('there is no such image yet')] if again else [],
+                   image['Id'] if image else None) for ref, image in current.items()]
+
+    def decide(self, fresh: bool) -> list[Change]:
+        found = [Change('container', c['Names'][0].lstrip('/'), 'remove', [state(
+            'a leftover of a killed run')], c['Id'])
+            for c in self.engine.part_objects('containers', self.directory, self.name)]
+        changes = self._decision()[3]
+        for change in changes:
+            if change.action != 'none':
+                identities.will_change_image(change.object, f'saved by {self.name}')
+        return found + changes
+
+    def apply(self, fresh: bool) -> list[str]:
+        self.remove_leftovers()
+        identity, labels, current, changes = self._decision()
+        if all(change.action == 'none' for change in changes):
             if fresh:
                 self.remove_stale_outputs({image['Id'] for image in current.values() if image})
             return []
