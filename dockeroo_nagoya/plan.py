@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import collections
 import json
+import logging
 import os
 import sys
 from typing import Any
@@ -198,6 +199,29 @@ def _plan_command(self: zc.buildout.buildout.Buildout, args: list[str]) -> None:
     out.flush()
 
 
+class _CreatedDirectories(logging.Handler):
+    """The directories buildout's start makes when they are missing (its eggs cache)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.paths: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg == 'Creating directory %r.' and record.args:
+            self.paths.append(str(record.args[0]))  # type: ignore[index]
+
+    def remove(self, directory: str) -> None:
+        """Remove them again (and the parents made with them) while empty, up to the buildout."""
+        for path in reversed(self.paths):
+            path = os.path.realpath(path)
+            while path.startswith(directory + os.sep):
+                try:
+                    os.rmdir(path)
+                except OSError:
+                    break
+                path = os.path.dirname(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``dockeroo-plan [-c CONFIG] [section:option=value ...] [-N] [-v] [--json]``."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -210,12 +234,15 @@ def main(argv: list[str] | None = None) -> int:
     zc.buildout.buildout.Buildout.COMMANDS.add('plan')
     if _RESULT['json']:  # buildout's and the recipes' log lines go to stderr, the JSON alone out
         _RESULT['stdout'], sys.stdout = sys.stdout, sys.stderr
+    created = _CreatedDirectories()
+    logging.getLogger('zc.buildout').addHandler(created)
     try:
         zc.buildout.buildout.main(args + ['plan'])
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 1
     finally:
         sys.stdout = _RESULT.get('stdout') or sys.stdout
+        created.remove(os.path.realpath(os.getcwd()))  # buildout's start went there
     found = _RESULT.get('plan')
     if found is None:
         return 1

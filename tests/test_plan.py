@@ -7,6 +7,7 @@ exited container running again a start).
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -125,9 +126,11 @@ def test_plan_predicts_what_the_next_run_changes(buildout, client, busybox, regi
         if before_plan:
             before_plan()
         installed = recorded(b) if (b.directory / '.installed.cfg').exists() else None
+        listing = sorted(b.directory.rglob('*'))
         found = plan_json(b, expected_status)
+        assert sorted(b.directory.rglob('*')) == listing  # the plan wrote nothing, not even eggs/
         if installed is not None:
-            assert recorded(b) == installed  # the plan wrote nothing
+            assert recorded(b) == installed
         before = snapshot(b, client)
         b.run('-N')
         after = snapshot(b, client)
@@ -215,7 +218,11 @@ def test_plan_only_reads_and_takes_no_lock(buildout, busybox, tmp_path):
     assert counts and not [k for k in counts if not k.startswith('GET ')], counts
     assert recorded(b) == installed
     assert sorted(str(path) for path in b.directory.rglob('*')) == listing
-    # The run the plan described still does it (no lock was kept by the plan).
+    # The plan takes no lock: it plans while another process holds the directory's.
+    with open(b.directory / '.dockeroo-nagoya.lock', 'a') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held = plan(b)
+        assert held.returncode == 2 and held.stdout == result.stdout, held.stdout + held.stderr
     b.run('-N')
     assert plan(b).returncode == 0
 
