@@ -21,13 +21,15 @@ import logging
 import os
 import re
 import shutil
+import atexit
 import subprocess
+import tempfile
 import urllib.parse
 from typing import Mapping
 
 import zc.buildout
 
-from . import archives
+from . import archives, runlock
 from . import options as opt
 
 GIT_RE = re.compile(r'^(?:git@|git://|ssh://|git\+[a-z]+://|github\.com/)')
@@ -74,12 +76,29 @@ def local_context(part: str, source: str, buildout: Mapping[str, str], directory
     return context
 
 
+_SCRATCH: list[str] = []
+
+
+def _scratch() -> str:
+    """Where a plan fetches what the buildout has not fetched yet: a directory of its own,
+    removed when the plan ends (a plan writes no file of the buildout directory)."""
+    if not _SCRATCH:
+        _SCRATCH.append(tempfile.mkdtemp(prefix='dockeroo-plan-sources-'))
+        atexit.register(shutil.rmtree, _SCRATCH[0], True)
+    return _SCRATCH[0]
+
+
 class Fetcher:
-    """Fetches sources into ``var/sources`` (one directory per URL and revision)."""
+    """Fetches sources into ``var/sources`` (one directory per URL and revision).
+
+    A plan (:data:`.runlock.PLANNING`) reads what a run fetched before when the run
+    would use it as it is, and fetches anything else into a scratch directory.
+    """
 
     def __init__(self, part: str, buildout: Mapping[str, str], directory: str) -> None:
         self.part = part
-        self.root = os.path.join(directory, 'var', 'sources')
+        self.kept = os.path.join(directory, 'var', 'sources')
+        self.root = os.path.join(_scratch(), 'sources') if runlock.PLANNING else self.kept
         self.buildout = buildout
         self.directory = directory
         self.again = (buildout.get('newest', 'true') == 'true'
@@ -90,7 +109,7 @@ class Fetcher:
 
     def _record(self, url: str) -> dict[str, str]:
         try:
-            with open(os.path.join(self.root, f'{self._key(url)}.json'), encoding='utf-8') as f:
+            with open(os.path.join(self.kept, f'{self._key(url)}.json'), encoding='utf-8') as f:
                 found = json.load(f)
             return found if isinstance(found, dict) else {}
         except (OSError, ValueError):
@@ -122,6 +141,9 @@ class Fetcher:
         ref = ref or 'HEAD'
         record = self._record(source)
         commit = record.get('commit')
+        export = os.path.join(self.kept, f'{self._key(source)}-{(commit or "")[:12]}')
+        if runlock.PLANNING and not self.again and commit and os.path.isdir(export):
+            return self._inside(export, subdir, source), f'git:{commit}'  # read, as the run would
         export = os.path.join(self.root, f'{self._key(source)}-{(commit or "")[:12]}')
         if self.again or not commit or not os.path.isdir(export):
             commit = self._fetch(url, ref, source)
@@ -165,6 +187,15 @@ class Fetcher:
     # -- tarballs ----------------------------------------------------------------------------
     def tarball(self, url: str) -> tuple[str, str]:
         downloads = archives.Downloads(self.buildout, self.directory)
+        if runlock.PLANNING:  # what the run would use as it is is read; the rest fetched aside
+            cached = downloads.cached_path(url)
+            if os.path.exists(cached) and (not self.again or downloads.offline):
+                digest = archives.file_sha256(cached)
+                export = os.path.join(self.kept, f'{self._key(url)}-{digest[:12]}')
+                if os.path.isdir(export):
+                    return export, f'sha256:{digest}'
+            else:
+                downloads.cache = os.path.join(_scratch(), 'downloads')
         try:
             path = downloads.fetch(url, again=self.again)
         except archives.ArchiveError as exc:

@@ -330,3 +330,43 @@ def test_a_temporary_system_is_planned_as_the_images_it_saves(buildout, busybox)
     assert (change['action'], change['id']) == ('build', before)
     assert b.client.images.get(f'{b.prefix}/made:latest').id != before
     plan_json(b, 0)
+
+
+def test_a_source_url_is_planned_without_writing_the_buildout(buildout, busybox, tmp_path):
+    """A build whose source is a git URL: the plan fetches what the run has not fetched
+    yet into a scratch directory of its own, and reads what the run fetched before."""
+    from test_dockeroo import git
+    b = buildout
+    repo = tmp_path / 'repo'
+    repo.mkdir()
+    git('init', '-q', '-b', 'main', cwd=repo)
+    (repo / 'Dockerfile').write_text(f'FROM {busybox}\nRUN echo one > /version\n')
+    git('add', '.', cwd=repo)
+    git('commit', '-q', '-m', 'one', cwd=repo)
+    b.write(f'''
+        [buildout]
+        parts = app
+
+        [app]
+        recipe = dockeroo_nagoya:docker.build
+        name = {b.prefix}/app
+        source = git+file://{repo}#main
+        ''')
+
+    def listing() -> list[str]:
+        return sorted(str(p.relative_to(b.directory)) for p in b.directory.rglob('*'))
+
+    before = listing()
+    first = plan(b)
+    assert first.returncode == 2, first.stdout + first.stderr
+    assert listing() == before
+    assert not (b.directory / 'var').exists()
+    b.run('-N')
+    assert plan(b).returncode == 0
+    kept = listing()
+    (repo / 'Dockerfile').write_text(f'FROM {busybox}\nRUN echo two > /version\n')
+    git('commit', '-q', '-am', 'two', cwd=repo)
+    again = subprocess.run([str(PLAN)], cwd=b.directory, capture_output=True, text=True,
+                           timeout=300)  # newest on: the run would fetch again, so does the plan
+    assert again.returncode == 2 and 'app' in again.stdout, again.stdout + again.stderr
+    assert listing() == kept
