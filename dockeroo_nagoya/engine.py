@@ -20,6 +20,7 @@ import docker.errors
 import requests.exceptions
 import zc.buildout
 
+from .options import with_tag
 from .tls import client as tls_client, handshake_failed
 
 LABEL = 'io.dockeroo-nagoya'
@@ -238,9 +239,7 @@ class Engine:
         anything else (an id, a short name the engine completes) is inspected.
         """
         if PLANNING is not None:
-            last = reference.rsplit('/', 1)[-1]
-            planned = PLANNING.get(reference if (':' in last or '@' in reference)
-                                   else f'{reference}:latest')
+            planned = PLANNING.get(with_tag(reference))
             if planned is not None:
                 return planned
         found = self.listed_image(reference)
@@ -258,9 +257,7 @@ class Engine:
                 self._images[image['Id']] = image
                 for reference_of in (image.get('RepoTags') or []) + (image.get('RepoDigests') or []):
                     self._image_ids[reference_of] = image['Id']
-        last = reference.rsplit('/', 1)[-1]
-        key = reference if (':' in last or '@' in reference) else f'{reference}:latest'
-        found = self._image_ids.get(key)
+        found = self._image_ids.get(with_tag(reference))
         return self._images.get(found) if found is not None else None
 
 

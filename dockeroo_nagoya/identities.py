@@ -30,6 +30,7 @@ from typing import Any, Callable, Mapping
 import docker.errors
 
 from . import engine as _engine
+from .options import split_reference, with_tag as normalised
 from .engine import LABEL_BUILDOUT, LABEL_IDENTITY, Engine, labels_of
 
 #: (buildout directory, normalised image reference) -> (identity, part) of the image a part makes.
@@ -71,18 +72,9 @@ def planned_change(reference: str) -> str | None:
     return _CHANGING.get(normalised(reference))
 
 
-def normalised(reference: str) -> str:
-    """``NAME`` -> ``NAME:latest``; tags and digests as given."""
-    last = reference.rsplit('/', 1)[-1]
-    return reference if (':' in last or '@' in reference) else f'{reference}:latest'
-
-
 def repository_of(reference: str) -> str:
     """The repository part of a reference (no tag, no digest)."""
-    if '@' in reference:
-        return reference.split('@', 1)[0]
-    last = reference.rsplit('/', 1)[-1]
-    return reference.rsplit(':', 1)[0] if ':' in last else reference
+    return split_reference(reference)[0]
 
 
 def will_make_image(directory: str, reference: str, identity: str | None, part: str) -> None:

@@ -26,7 +26,7 @@ from ..engine import LABEL, engine_errors, labels_of
 from ..identities import normalised
 from ..progress import follow_build, follow_layers
 from ..recipe import CANDIDATE_OPTIONS, ImageRecipe, uninstaller
-from .pull import split_reference
+from ..options import split_reference
 
 #: A short hash per file of the context, so that a rebuild can say which file changed.
 LABEL_CONTEXT_FILES = f'{LABEL}.context-files'

@@ -15,6 +15,7 @@ import zc.buildout
 
 from .. import identities
 from .. import options as opt
+from ..options import split_reference
 from ..decisions import Change, Reason
 from ..engine import Engine, engine_errors
 from ..progress import follow_layers
@@ -24,18 +25,6 @@ from ..secrets import registry_auth
 
 #: The registry was not asked (a pinned digest, or a present image with newest off).
 _UNASKED = object()
-
-
-def split_reference(reference: str) -> tuple[str, str]:
-    """(repository, tag or digest) of a reference; a missing tag is ``latest``."""
-    if '@' in reference:
-        repository, digest = reference.split('@', 1)
-        return repository, digest
-    last = reference.rsplit('/', 1)[-1]
-    if ':' in last:
-        repository, tag = reference.rsplit(':', 1)
-        return repository, tag
-    return reference, 'latest'
 
 
 class PullRecipe(Recipe):

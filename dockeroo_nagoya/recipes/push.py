@@ -23,7 +23,7 @@ from ..progress import follow_layers
 from ..recipe import Recipe, uninstaller
 from ..recipe import _remove_image as remove_image
 from ..secrets import registry_auth
-from .pull import split_reference
+from ..options import split_reference
 
 
 def target_lines(raw: str) -> list[str]:

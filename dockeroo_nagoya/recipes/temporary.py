@@ -79,7 +79,7 @@ def tagged(reference: str) -> str:
     reference = opt.image_reference(reference)
     if '@' in reference:
         raise opt.Invalid('image names to tag, not digests')
-    return reference if ':' in reference.rsplit('/', 1)[-1] else reference + ':latest'
+    return opt.with_tag(reference)
 
 
 def members(linked: bool) -> opt.Parser:
