@@ -33,7 +33,7 @@ def every_recipe(b, busybox: str, base: str, registry: str) -> str:
         section('moromi', 'docker.image', name=f'{p}/moromi', **{'from': '${pulled:image}'},
                 command='sleep 3600'),
         sleeper('web', '${img:image}', name=f'{p}-web', env='IMAGE=${img:image-id}',
-                volumes=f'${{data:name}}:/data', networks='${net:name}'),
+                volumes='${data:name}:/data', networks='${net:name}'),
         section('saved', 'docker.commit', name=f'{p}/saved', container='${web:name}'),
         section('persisted', 'docker.persist', name=f'{p}/persisted', container='${web:name}'),
         section('sys', 'docker.system', containers='sys-a sys-b'),

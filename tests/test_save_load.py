@@ -7,7 +7,6 @@ import os
 import docker.errors
 import pytest
 
-from helpers import ids
 
 pytestmark = pytest.mark.slow
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import docker.errors
 import pytest
 
-from conftest import REGISTRY_PASSWORD, REGISTRY_USER, shared_lock
+from conftest import REGISTRY_PASSWORD, REGISTRY_USER
 from faults.harness import tally
 from helpers import write_volume_file
 

@@ -24,9 +24,9 @@ from ..context import base_images, context_digests
 from ..decisions import Change, Reason
 from ..engine import LABEL, engine_errors, labels_of
 from ..identities import normalised
-from ..progress import follow_build, follow_layers
+from ..progress import follow_build
 from ..recipe import CANDIDATE_OPTIONS, ImageRecipe, uninstaller
-from ..options import split_reference
+from .pull import pull_image
 
 #: A short hash per file of the context, so that a rebuild can say which file changed.
 LABEL_CONTEXT_FILES = f'{LABEL}.context-files'
@@ -120,8 +120,8 @@ class BuildRecipe(ImageRecipe):
         return []
 
     def pull_bases(self) -> None:
-        """Pull the bases from elsewhere that are not here, before the build, as the digest
-        the identity names (the build would pull them by tag: the same image)."""
+        """Pull the bases from elsewhere that are not here, before the build (the registry
+        gave their digest to the identity already; the build would pull them by tag too)."""
         for base, term in self.base_terms.items():
             if term.startswith('made:') or self.engine.image_id(base) is not None:
                 continue
@@ -130,13 +130,9 @@ class BuildRecipe(ImageRecipe):
                     f'{self.name}: option source: the Dockerfile starts FROM {base}, which is '
                     f'neither on the engine nor made by a part of this buildout, and no registry '
                     f'answers for it')
-            repository, tag = split_reference(normalised(base))
             self.log.info('pulling %s (FROM of the Dockerfile)', base)
-            with engine_errors(self.name, self.engine_config, f'pulling {base}'):
-                stream = self.engine.api.pull(repository, tag=tag, stream=True, decode=True,
-                                              platform=self.values['platform'])
-                follow_layers(self.name, f'pull of {base}', stream, self.log)
-            self.engine.forget('images')
+            pull_image(self.engine, self.name, normalised(base), self.log,
+                       platform=self.values['platform'])
 
     def build(self, labels: dict[str, str]) -> str:
         """An untagged image from the context (``make_image`` tags it once it passed)."""

@@ -27,6 +27,22 @@ from ..secrets import registry_auth
 _UNASKED = object()
 
 
+def pull_image(engine: Engine, part: str, reference: str, log: logging.Logger,
+               auth: Mapping[str, str] | None = None, platform: str | None = None
+               ) -> dict[str, Any]:
+    """Pull ``reference`` (layers logged once each); the image, inspected."""
+    repository, tag = split_reference(reference)
+    with engine_errors(part, engine.config, f'pulling {reference}'):
+        stream = engine.api.pull(repository, tag=tag, stream=True, decode=True,
+                                 auth_config=auth, platform=platform)
+        follow_layers(part, f'pull of {reference}', stream, log)
+    engine.forget('images')
+    image = engine.inspect('images', reference)
+    if image is None:
+        raise zc.buildout.UserError(f'{part}: the pull of {reference} ended without an image')
+    return image
+
+
 class PullRecipe(Recipe):
     """An image pulled from a registry."""
 
@@ -151,14 +167,8 @@ class PullRecipe(Recipe):
         return answer['Descriptor']['digest']
 
     def _pull(self) -> None:
-        with engine_errors(self.name, self.engine_config, f'pulling {self.reference}'):
-            stream = self.engine.api.pull(self.repository, tag=self.tag, stream=True, decode=True,
-                                          auth_config=self.auth, platform=self.values['platform'])
-            follow_layers(self.name, f'pull of {self.reference}', stream, self.log)
-        image = self.engine.inspect('images', self.reference)
-        if image is None:
-            raise zc.buildout.UserError(f'{self.name}: the pull of {self.reference} ended '
-                                        f'without an image')
+        image = pull_image(self.engine, self.name, self.reference, self.log, self.auth,
+                           self.values['platform'])
         self.log.info('pulled %s (%s)', self.reference, image['Id'][:19])
 
     @classmethod

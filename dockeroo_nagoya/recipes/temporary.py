@@ -42,6 +42,7 @@ import contextlib
 import dataclasses
 import math
 import re
+from typing import Any
 
 import docker.errors
 import zc.buildout
