@@ -39,8 +39,7 @@ from typing import Any, Iterable, Mapping
 import docker.errors
 
 from . import removals, runlock
-from .engine import (LABEL_BUILDOUT, LABEL_HELPER, LABEL_PART, Engine, EngineConfig,
-                     labels_of)
+from .engine import (LABEL_BUILDOUT, LABEL_HELPER, LABEL_PART, Engine, labels_of)
 from .throwaway import PREFIX as THROWAWAY_PREFIX
 
 #: Ids (volume names) of the objects parts kept when they were removed, per kind.
@@ -62,8 +61,20 @@ class Run:
 #: buildout directory -> what the recipes' constructors saw of it in this run.
 RUNS: dict[str, Run] = {}
 
-#: (engine, buildout directory) already swept in this run.
-SWEPT: set[tuple[EngineConfig, str]] = set()
+#: buildout directory -> the engines already swept for it in this run.
+SWEPT: dict[str, list[Engine]] = {}
+
+
+def _swept_already(engine: Engine, directory: str) -> bool:
+    """Whether this engine was swept for the buildout in this run, under this spelling
+    or another one of the same daemon. The daemon's ID (a request) is asked only when a
+    second spelling connects: most runs name one engine one way."""
+    done = SWEPT.setdefault(directory, [])
+    if any(other.config == engine.config for other in done) or \
+            any(other.daemon == engine.daemon for other in done):
+        return True
+    done.append(engine)
+    return False
 
 
 def note(directory: str, part: str, buildout: Mapping[str, str]) -> None:
@@ -99,10 +110,8 @@ def sweep_once(engine: Engine, directory: str) -> None:
     """Sweep this buildout's orphans on this engine, the first time a part acts in this run."""
     if not runlock.held(directory):
         return  # without the lock, a throwaway container may be another run's, still at work
-    key = (engine.daemon, directory)
-    if key in SWEPT:
+    if _swept_already(engine, directory):
         return
-    SWEPT.add(key)
     run = RUNS.get(directory)
     if run is None:
         # No part of ours is configured (a run that only uninstalls): the record is

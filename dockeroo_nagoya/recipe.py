@@ -478,7 +478,16 @@ class ImageRecipe(Recipe):
     image_id: str | None = None
 
     def image_from_options(self) -> str:
-        """``name`` (the part name by default) with ``tag`` (``latest``), as ``${part:image}``."""
+        """``name`` (the part name by default) with ``tag`` (``latest``), as ``${part:image}``;
+        the image is registered as made by this part (:mod:`.identities`)."""
+        reference = self.image_named_by_options()
+        if identities.maker_of(self.directory, reference) != self.name:
+            identities.will_make_image(self.directory, reference, None, self.name)
+        return reference
+
+    def image_named_by_options(self) -> str:
+        """``name`` (the part name by default) with ``tag`` (``latest``), as ``${part:image}``,
+        for a part that names an image it does not make (docker.save)."""
         given = (self.options.get('name') or '').strip()
         raw = given or self.name
         try:
@@ -495,8 +504,6 @@ class ImageRecipe(Recipe):
         if not tagged:
             reference += f':{tag or "latest"}'
         self.image = self.options['image'] = reference
-        if identities.maker_of(self.directory, reference) != self.name:
-            identities.will_make_image(self.directory, reference, None, self.name)
         return reference
 
     def expose_identity(self, identity: str) -> None:

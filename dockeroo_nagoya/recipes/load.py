@@ -39,7 +39,7 @@ class LoadRecipe(Recipe):
     )
 
     def configure(self) -> None:
-        self.image = ImageRecipe.image_from_options(self)  # type: ignore[arg-type]
+        self.image = ImageRecipe.image_named_by_options(self)  # type: ignore[arg-type]
         self.path = self.options['path'] = self.values['path']
         try:
             images = archived_images(self.path)
@@ -53,6 +53,7 @@ class LoadRecipe(Recipe):
         self.archived = (tagged or images)[0]
         # Known before anything runs: later parts may reference it, and a new file is a change.
         self.options['image-id'] = self.archived.image_id
+        identities.will_make_image(self.directory, self.image, self.archived.image_id, self.name)
 
     def decide(self, fresh: bool) -> list[Change]:
         change = self._decision()

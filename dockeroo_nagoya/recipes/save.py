@@ -22,11 +22,7 @@ from .. import options as opt
 from ..decisions import Change, Reason, state
 from ..engine import Engine, engine_errors
 from ..imagefiles import image_in_archive, write_atomically
-from ..recipe import ImageRecipe, Recipe, REINSTALLING, uninstaller
-
-#: (buildout directory, part) -> the file a reinstalled part wrote before (its path changed).
-PREVIOUS_PATHS: dict[tuple[str, str], str] = {}
-
+from ..recipe import PREVIOUS, ImageRecipe, Recipe, uninstaller
 
 class SaveRecipe(Recipe):
     """An image written to a file with the engine's ``docker save``."""
@@ -42,7 +38,8 @@ class SaveRecipe(Recipe):
     )
 
     def configure(self) -> None:
-        self.image = ImageRecipe.image_from_options(self)  # type: ignore[arg-type]
+        # It names an image another part makes: that part stays its maker (identities).
+        self.image = ImageRecipe.image_named_by_options(self)  # type: ignore[arg-type]
         path = self.values['path']
         if path is None:
             parts = self.buildout['buildout'].get('parts-directory') or os.path.join(
@@ -55,7 +52,7 @@ class SaveRecipe(Recipe):
         self.path = self.options['path'] = path
 
     def apply(self, fresh: bool) -> list[str]:
-        previous = PREVIOUS_PATHS.pop((self.directory, self.name), None)
+        previous = (PREVIOUS.get((self.directory, self.name)) or {}).get('path')
         image = self.engine.inspect('images', self.image)
         if image is None:
             raise self._missing()
@@ -95,13 +92,6 @@ class SaveRecipe(Recipe):
         return [Change('file', self.path, 'none' if why is None else 'create'
                        if why == 'the file was missing' else 'update',
                        [state(why)] if why else [])]
-
-    @classmethod
-    def uninstall(cls, name: str, options: Mapping[str, str]) -> None:
-        directory = os.path.realpath(os.getcwd())
-        super().uninstall(name, options)
-        if (directory, name) in REINSTALLING and options.get('path'):
-            PREVIOUS_PATHS[(directory, name)] = options['path']
 
     @classmethod
     def teardown(cls, engine: Engine, directory: str, part: str,
