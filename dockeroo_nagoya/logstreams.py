@@ -60,7 +60,8 @@ def interleaved(config: EngineConfig, containers: Iterable[str], tail: Any,
         except queue.Empty:
             pass
         now = time.monotonic()
-        while waiting and (now - min(w[2] for w in waiting) >= SETTLE or not running):
+        # The earliest stamp goes once it has waited SETTLE for earlier lines of other members.
+        while waiting and (now - waiting[0][2] >= SETTLE or not running):
             _, index, _, line = heapq.heappop(waiting)
             yield names[index], line
 

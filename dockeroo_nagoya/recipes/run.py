@@ -60,6 +60,8 @@ class RunRecipe(Recipe):
 
     recipe = 'docker.run'
     kind = 'containers'
+    #: ``keep = true`` leaves the containers: the plan says so, the listings stay valid.
+    keep_default = False
     owns = ('containers',)
     table = containers.TABLE + (
         opt.Option('replicas', opt.integer(1), identity=False),
