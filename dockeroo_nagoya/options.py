@@ -273,6 +273,48 @@ def lines(raw: str) -> list[str]:
             if line.strip() and not line.strip().startswith('#')]
 
 
+#: What ``default`` names in an engine spec: the buildout's own engine (its ``[buildout]``
+#: engine options, else the environment's DOCKER_HOST, else the local socket).
+DEFAULT_ENGINE = 'default'
+
+
+def engine_spec(raw: str) -> dict[str, str]:
+    """An engine in one phrase, as the engine options it stands for.
+
+    ``default`` (the buildout's own engine: no option of its own), a URL
+    (``unix://``, ``tcp://``, ``ssh://``: ``docker-host``) or a Docker
+    context's name (``machine-name``), then optionally ``tls=DIR``: a
+    directory with ``ca.pem``, ``cert.pem`` and ``key.pem`` (docker's own
+    names), the engine's certificate checked against ``ca.pem``
+    (``docker-tls-verify`` and ``docker-cert-path``). One phrase, so that a
+    line of a list can name an engine (a builder machine, a copy's source).
+    """
+    words_ = raw.split()
+    if not words_:
+        raise Invalid('an engine: default, a URL (tcp://HOST:2376, unix:///PATH, ssh://HOST) '
+                      'or a Docker context name, optionally followed by tls=DIR')
+    where, rest = words_[0], words_[1:]
+    found: dict[str, str] = {}
+    if '://' in where:
+        if where.split('://', 1)[0] not in ('unix', 'tcp', 'ssh', 'npipe', 'http', 'https'):
+            raise Invalid(f'an engine URL of unix://, tcp:// or ssh://, not {where!r}')
+        found['docker-host'] = where
+    elif where != DEFAULT_ENGINE:
+        if not re.fullmatch(r'[A-Za-z0-9][A-Za-z0-9_.+-]*', where):
+            raise Invalid(f'an engine URL (tcp://HOST:2376) or a Docker context name, not {where!r}')
+        found['machine-name'] = where
+    for word in rest:
+        key, sep, value = word.partition('=')
+        if key != 'tls' or not sep or not value:
+            raise Invalid(f'tls=DIR after the engine (a directory with ca.pem, cert.pem and '
+                          f'key.pem), not {word!r}')
+        if where == DEFAULT_ENGINE:
+            raise Invalid('no tls= for default: the buildout\'s own engine has its own options')
+        found['docker-tls-verify'] = 'true'
+        found['docker-cert-path'] = value
+    return found
+
+
 def words(raw: str) -> list[str]:
     """Whitespace-separated words over all lines."""
     return raw.split()

@@ -389,3 +389,85 @@ def _serve_registry(root: Path, auth: bool) -> Iterator[str]:
 
 def python() -> str:
     return sys.executable
+
+
+class SecondEngine:
+    """A second Docker daemon on this machine, as a builder machine's engine would be.
+
+    Its own socket, data root, exec root, pid file and bridge (``--bridge none`` would
+    delete the first daemon's docker0), no iptables rules of its own; its ``--network
+    host`` containers reach the first engine's ports on 127.0.0.1. ``stop()`` stops it
+    (a test of an engine that does not answer) and ``start()`` brings it back with
+    everything it held.
+    """
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.root = Path(tempfile.mkdtemp(prefix=f'dnE{index}-', dir='/tmp'))
+        self.bridge = f'dnb{index}'
+        self.host = f'unix://{self.root}/docker.sock'
+        self.process: subprocess.Popen | None = None
+        self.client: docker.DockerClient | None = None
+
+    def start(self) -> None:
+        if subprocess.run(['ip', 'link', 'show', self.bridge], capture_output=True).returncode:
+            subprocess.run(['ip', 'link', 'add', self.bridge, 'type', 'bridge'], check=True)
+            subprocess.run(['ip', 'addr', 'add', f'10.234.{self.index}.1/24', 'dev', self.bridge],
+                           check=True)
+            subprocess.run(['ip', 'link', 'set', self.bridge, 'up'], check=True)
+        log = open(self.root / 'dockerd.log', 'ab')  # noqa: SIM115 - the daemon's, closed by it
+        self.process = subprocess.Popen(
+            ['dockerd', '--host', self.host, '--data-root', str(self.root / 'data'),
+             '--exec-root', str(self.root / 'exec'), '--pidfile', str(self.root / 'docker.pid'),
+             '--bridge', self.bridge, '--iptables=false'], stdout=log, stderr=log)
+        log.close()
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                self.client = docker.DockerClient(base_url=self.host, timeout=120)
+                self.client.ping()
+                return
+            except (docker.errors.DockerException, OSError):
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise RuntimeError('the second dockerd did not start: '
+                                       + (self.root / 'dockerd.log').read_text()[-2000:])
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        self.process = None
+        netns = self.root / 'exec' / 'netns' / 'default'
+        if os.path.ismount(netns):
+            subprocess.run(['umount', str(netns)], check=False)
+
+    def load(self, client: docker.DockerClient, reference: str) -> None:
+        """Copy an image of the first engine here (as a test's set-up, not as a recipe)."""
+        assert self.client is not None
+        self.client.images.load(b''.join(client.images.get(reference).save(named=reference)))
+
+    def destroy(self) -> None:
+        self.stop()
+        subprocess.run(['ip', 'link', 'del', self.bridge], check=False, capture_output=True)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture(scope='module')
+def second_engine(request: pytest.FixtureRequest) -> Iterator[SecondEngine]:
+    """A second Docker daemon for the tests of a module (one per test process: its own
+    bridge and subnet 10.234.N.0/24), stopped and removed at the end, even on failure."""
+    worker = getattr(request.config, 'workerinput', {}).get('workerid', 'gw0')
+    engine = SecondEngine(1 + int(''.join(c for c in worker if c.isdigit()) or 0))
+    try:
+        engine.start()
+        yield engine
+    finally:
+        engine.destroy()
