@@ -192,6 +192,7 @@ def as_json(plan: dict[str, Any]) -> str:
 @zc.buildout.buildout.command
 def _plan_command(self: zc.buildout.buildout.Buildout, args: list[str]) -> None:
     __doing__ = 'Planning.'  # noqa: F841 - buildout's error report names what it was doing
+    self._load_extensions()  # as install does first: the parts of a list (foreach) are theirs
     found = plan_buildout(self)
     _RESULT['plan'] = found
     out = _RESULT.get('stdout') or sys.stdout

@@ -35,7 +35,8 @@ from .engine import (Engine, EngineConfig, connect, engine_errors, identity_hash
 from .throwaway import ScriptFailed, Throwaway
 
 #: Options every recipe takes: where the engine is.
-ENGINE_OPTIONS = ('docker-host', 'docker-tls-verify', 'docker-cert-path', 'timeout', 'machine-name')
+ENGINE_OPTIONS = ('engine', 'docker-host', 'docker-tls-verify', 'docker-cert-path', 'timeout',
+                  'machine-name')
 
 #: dockeroo's names for the engine options, accepted so its buildouts migrate as they are.
 DOCKEROO_ALIASES = {'docker-host': 'engine-url', 'docker-tls-verify': 'engine-tls-verify',
@@ -58,8 +59,18 @@ PREVIOUS: dict[tuple[str, str], dict[str, str]] = {}
 
 def engine_config(part: str, options: Mapping[str, str],
                   defaults: Mapping[str, str] | None = None) -> EngineConfig:
-    """The engine options of a part, falling back to the ``[buildout]`` section."""
+    """The engine options of a part, falling back to the ``[buildout]`` section.
+
+    ``engine`` says them in one phrase (:func:`.options.engine_spec`: ``default``,
+    a URL or a Docker context, ``tls=DIR``), as a line of a list of machines
+    does (:mod:`.foreach`); an engine option of the part that says otherwise is
+    a contradiction.
+    """
+    spoken = _engine_phrase(part, options)
+
     def get(key: str) -> str | None:
+        if spoken is not None and key != 'timeout':
+            return spoken.get(key)
         for source in (options, defaults or {}):
             for name in (key, DOCKEROO_ALIASES.get(key)):
                 value = source.get(name) if name else None
@@ -85,6 +96,31 @@ def engine_config(part: str, options: Mapping[str, str],
                         cert_path=cert_path and os.path.expanduser(cert_path),
                         timeout=timeout, context=get('machine-name') or machine_from_environment(
                             part, get('docker-host')))
+
+
+def _first(options: Mapping[str, str], key: str) -> str | None:
+    value = options.get(key)
+    return value.strip() if value and value.strip() else None
+
+
+def _engine_phrase(part: str, options: Mapping[str, str]) -> dict[str, str] | None:
+    """The engine options an ``engine`` phrase stands for (``None``: the part has none);
+    ``default`` stands for the ``[buildout]`` engine options, read as they are."""
+    phrase = _first(options, 'engine')
+    if phrase is None:
+        return None
+    try:
+        spoken = opt.engine_spec(phrase)
+    except opt.Invalid as exc:
+        raise opt.invalid(part, 'engine', str(exc), phrase) from None
+    if not spoken:  # default: the [buildout] options (written into the part as they are)
+        return None
+    for key in ('docker-host', 'docker-tls-verify', 'docker-cert-path', 'machine-name'):
+        given = _first(options, key) or _first(options, DOCKEROO_ALIASES.get(key, key))
+        if given is not None and given != spoken.get(key):
+            raise opt.invalid(part, key, f'no {key} beside engine = {phrase} (engine says '
+                              f'where the engine is: keep one of them)', given)
+    return spoken
 
 
 def machine_from_environment(part: str, host: str | None) -> str | None:
