@@ -37,6 +37,10 @@ HELPER = 'dockeroo-nagoya/helper:empty'
 
 
 #: Images the suite makes for itself and removes at the very end (the Debian one is a cache).
+#: The Koji profile's support image (Debian + PostgreSQL + OpenSSL), cached like the Debian one.
+KOJI_SUPPORT = 'dn-test/koji-support:latest'
+
+
 SHARED_IMAGES = (BUSYBOX, HELPER, 'dockeroo-nagoya/helper:scratch')
 
 
@@ -212,6 +216,18 @@ def _make_debian(client: docker.DockerClient) -> str:
     return DEBIAN
 
 
+@pytest.fixture(scope='session')
+def koji_support(client, debian) -> str:
+    """The profile's support image (Debian + PostgreSQL + OpenSSL), cached like the Debian one."""
+    with shared_lock('koji-support'):
+        try:
+            client.images.get(KOJI_SUPPORT)
+        except docker.errors.ImageNotFound:
+            client.images.build(path=str(PROJECT / 'profiles' / 'koji' / 'support'), tag=KOJI_SUPPORT,
+                                buildargs={'BASE': debian}, labels={TEST_LABEL: '1'}, rm=True)
+    return KOJI_SUPPORT
+
+
 class Buildout:
     """A buildout in a temporary directory, run with the project's bin/buildout."""
 
@@ -251,34 +267,41 @@ class Buildout:
     def label(self) -> str:
         return f'{LABEL_BUILDOUT}={os.path.realpath(self.directory)}'
 
-    def owned(self, kind: str) -> list:
+    def owned(self, kind: str, client: docker.DockerClient | None = None) -> list:
+        """What the buildout owns on its engine, or on ``client``'s (a second engine)."""
+        client = client or self.client
         flt = {'label': self.label}
         if kind == 'containers':
-            return self.client.containers.list(all=True, filters=flt)
-        return getattr(self.client, kind).list(filters=flt)
+            return client.containers.list(all=True, filters=flt)
+        return getattr(client, kind).list(filters=flt)
 
-    def cleanup(self) -> None:
-        anonymous = MOUNTS.anonymous_volumes(os.path.realpath(self.directory), self.prefix)
-        for container in self.owned('containers'):
+    def cleanup(self, client: docker.DockerClient | None = None) -> None:
+        """Remove what the buildout made on its engine, or on ``client``'s (whose anonymous
+        volumes no watcher follows: they go with their containers)."""
+        elsewhere = client is not None
+        client = client or self.client
+        anonymous = [] if elsewhere else \
+            MOUNTS.anonymous_volumes(os.path.realpath(self.directory), self.prefix)
+        for container in self.owned('containers', client):
             with contextlib.suppress(docker.errors.APIError):
-                container.remove(force=True, v=False)
+                container.remove(force=True, v=elsewhere)
         for volume in anonymous:
             with contextlib.suppress(docker.errors.APIError):
-                self.client.volumes.get(volume).remove()
-        for image in self.owned('images'):
+                client.volumes.get(volume).remove()
+        for image in self.owned('images', client):
             for tag in image.tags or [image.id]:
                 with contextlib.suppress(docker.errors.APIError):
-                    self.client.images.remove(tag, force=True)
-        for network in self.owned('networks'):
+                    client.images.remove(tag, force=True)
+        for network in self.owned('networks', client):
             with contextlib.suppress(docker.errors.APIError):
                 network.remove()
-        for volume in self.owned('volumes'):
+        for volume in self.owned('volumes', client):
             with contextlib.suppress(docker.errors.APIError):
                 volume.remove(force=True)
-        for volume in self.client.volumes.list(filters={'name': self.prefix}):
+        for volume in client.volumes.list(filters={'name': self.prefix}):
             with contextlib.suppress(docker.errors.APIError):
                 volume.remove(force=True)
-        for network in self.client.networks.list(names=[self.prefix]):
+        for network in client.networks.list(names=[self.prefix]):
             with contextlib.suppress(docker.errors.APIError):
                 network.remove()
 

@@ -5,23 +5,27 @@ import hashlib
 import io
 import re
 import tarfile
+import time
+from pathlib import Path
 
 import docker
+
+from conftest import free_port
 
 HELPER = 'dockeroo-nagoya/helper:empty'
 
 
 def ids(client: docker.DockerClient, b) -> dict[str, str]:
-    """kind:name -> id of everything the buildout owns."""
+    """kind:name -> id of everything the buildout owns on ``client``'s engine."""
     found = {}
-    for container in b.owned('containers'):
+    for container in b.owned('containers', client):
         found[f'container:{container.name}'] = container.id
-    for image in b.owned('images'):
+    for image in b.owned('images', client):
         for tag in image.tags or ['<none>']:
             found[f'image:{tag}'] = image.id
-    for network in b.owned('networks'):
+    for network in b.owned('networks', client):
         found[f'network:{network.name}'] = network.id
-    for volume in b.owned('volumes'):
+    for volume in b.owned('volumes', client):
         # Volumes have no id, and the engine's CreatedAt follows the data's mtime:
         # the identity label says whether it is the same volume definition.
         found[f'volume:{volume.name}'] = volume.attrs['Labels'].get('io.dockeroo-nagoya.identity')
@@ -109,3 +113,31 @@ def actions(output: str) -> list[str]:
     """Buildout's ``Installing X.``/``Uninstalling X.`` lines of a run."""
     return [line for line in output.splitlines()
             if line.startswith(('Installing ', 'Uninstalling '))]
+
+
+# -- the Koji profile ------------------------------------------------------------------
+KOJI_PROFILE = Path(__file__).resolve().parent.parent / 'profiles' / 'koji.cfg'
+
+
+def koji_buildout(b, parts: str | None = None, builders: int = 1, port: int | None = None,
+                  extra: str = '') -> None:
+    """A buildout in the test's directory extending the profile where it is (nothing copied)."""
+    if not hasattr(b, 'port'):
+        b.port = port or free_port()
+    lines = ['[buildout]', f'extends = {KOJI_PROFILE}',
+             *([f'parts = {parts}'] if parts is not None else []), '', '[koji]',
+             f'prefix = {b.prefix}', f'hub-port = {b.port}', f'builders = {builders}',
+             'stop-timeout = 1', *extra.splitlines()]
+    b.write('\n'.join(lines) + '\n')
+
+
+def container_ids(b) -> dict[str, tuple[str, str]]:
+    return {c.name: (c.id, c.attrs['State']['StartedAt']) for c in b.owned('containers')}
+
+
+def timed(what: str, work, *args, **kwargs):
+    """Run ``work`` and print how long it took (the README's figures; run with -s)."""
+    started = time.monotonic()
+    result = work(*args, **kwargs)
+    print(f'\n{what}: {time.monotonic() - started:.1f} s', flush=True)
+    return result

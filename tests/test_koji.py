@@ -23,9 +23,9 @@ from pathlib import Path
 import docker.errors
 import pytest
 
-from conftest import PROJECT, TEST_LABEL, free_port, shared_lock
+from conftest import PROJECT
+from helpers import container_ids, koji_buildout, timed
 
-SUPPORT = 'dn-test/koji-support:latest'
 KOJI_IMAGE = os.environ.get('DN_KOJI_IMAGE', '')
 #: A newer Koji image to upgrade to in the whole-system test (e.g. 1.34.3 -> 1.35.3).
 UPGRADE_IMAGE = os.environ.get('DN_KOJI_UPGRADE_IMAGE', '')
@@ -33,37 +33,9 @@ UPGRADE_IMAGE = os.environ.get('DN_KOJI_UPGRADE_IMAGE', '')
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope='session')
-def koji_support(client, debian) -> str:
-    """The profile's support image (Debian + PostgreSQL + OpenSSL), cached like the Debian one."""
-    with shared_lock('koji-support'):
-        try:
-            client.images.get(SUPPORT)
-        except docker.errors.ImageNotFound:
-            client.images.build(path=str(PROJECT / 'profiles' / 'koji' / 'support'), tag=SUPPORT,
-                                buildargs={'BASE': debian}, labels={TEST_LABEL: '1'}, rm=True)
-    return SUPPORT
-
-
-def koji_buildout(b, parts: str | None = None, builders: int = 1, port: int | None = None,
-                  extra: str = '') -> None:
-    """A buildout in the test's directory extending the profile where it is (nothing copied)."""
-    if not hasattr(b, 'port'):
-        b.port = port or free_port()
-    lines = ['[buildout]', f'extends = {PROJECT / "profiles" / "koji.cfg"}',
-             *([f'parts = {parts}'] if parts is not None else []), '', '[koji]',
-             f'prefix = {b.prefix}', f'hub-port = {b.port}', f'builders = {builders}',
-             'stop-timeout = 1', *extra.splitlines()]
-    b.write('\n'.join(lines) + '\n')
-
-
 def in_volume(client, image: str, volume: str, command: str) -> str:
     return client.containers.run(image, ['sh', '-c', command], remove=True,
                                  volumes={volume: {'bind': '/etc/pki/koji', 'mode': 'ro'}}).decode()
-
-
-def container_ids(b) -> dict[str, tuple[str, str]]:
-    return {c.name: (c.id, c.attrs['State']['StartedAt']) for c in b.owned('containers')}
 
 
 def test_credentials_and_database_need_no_koji_code(buildout, client, koji_support, debian):
@@ -131,14 +103,6 @@ def test_credentials_and_database_need_no_koji_code(buildout, client, koji_suppo
     assert not b.owned('containers')
     assert not (client_dir / 'kojiadmin.pem').exists() and not client_dir.exists()
     assert client.volumes.get(f'{b.prefix}-dbdata') and client.volumes.get(credentials)
-
-
-def timed(what: str, work, *args, **kwargs):
-    """Run ``work`` and print how long it took (the README's figures; run with -s)."""
-    started = time.monotonic()
-    result = work(*args, **kwargs)
-    print(f'\n{what}: {time.monotonic() - started:.1f} s', flush=True)
-    return result
 
 
 def peak_connections(client, database: str, during) -> int:
