@@ -49,6 +49,10 @@ class CopyPath:
     text: str
 
 
+#: A copy as decided: its line, its members (read), its record now, why it is made (or None).
+CopyToMake = tuple[CopyPath, list[Member], dict[str, str], str | None]
+
+
 class CopyError(Exception):
     """A copy that cannot be done; the message says which path and why."""
 
@@ -246,10 +250,14 @@ def layout_members(directory: str) -> list[Member]:
 
 # -- a set of copies, redone only when their source changed ----------------------
 def copies_to_make(engine: Engine, copies: list[CopyPath], source: str | None,
-                   target: str | None, done: dict[str, dict[str, str]]
-                   ) -> list[tuple[CopyPath, list[Member], dict[str, str], str | None]]:
+                   target: str | None, done: dict[str, dict[str, str]]) -> list[CopyToMake]:
     """Each copy with its members (read now), its record, and why it is made again
-    (``None``: its content and target are what ``done`` records and the target is there)."""
+    (``None``: its content and target are what ``done`` records and the target is there).
+
+    ``engine`` is the source's (only the source is read here; ``target`` is a
+    container id on the engine :func:`make_copies` writes to, or ``None``, the host).
+    This is the decision: the plan shows it and the run acts on it as it is.
+    """
     found = []
     for copy in copies:
         members = read_container(engine, source, copy) if source else read_host(copy)
@@ -264,15 +272,18 @@ def copies_to_make(engine: Engine, copies: list[CopyPath], source: str | None,
     return found
 
 
-def copy_paths(engine: Engine, copies: list[CopyPath], source: str | None, target: str | None,
-               done: dict[str, dict[str, str]], log: logging.Logger) -> dict[str, dict[str, str]]:
-    """Copy each path whose content or target container changed since ``done``.
+def make_copies(engine: Engine, made: list[CopyToMake], target: str | None,
+                log: logging.Logger) -> dict[str, dict[str, str]]:
+    """Write each copy :func:`copies_to_make` found a reason for; the others are left.
 
-    ``source`` and ``target`` are container ids; ``None`` is the host. Returns
-    the new record (per line: content digest and where it went), for the next run.
+    ``engine`` is the target's and ``target`` its container id (``None``: the
+    host). The members were read into memory from the source's engine, which
+    may be another one: a copy between engines passes through this process,
+    never through a file on its disk. Returns the new record (per line:
+    content digest and where it went), for the next run.
     """
     record: dict[str, dict[str, str]] = {}
-    for copy, members, now, why in copies_to_make(engine, copies, source, target, done):
+    for copy, members, now, why in made:
         if why is None:
             log.debug('%s: unchanged', copy.text)
         else:

@@ -87,11 +87,9 @@ def engine_config(part: str, options: Mapping[str, str],
     except opt.Invalid:
         raise opt.invalid(part, 'timeout', 'a number of seconds of at least 1', get('timeout')) from None
     cert_path = get('docker-cert-path')
-    missing = [name for name in ('ca.pem', 'cert.pem', 'key.pem')[0 if tls else 1:] if cert_path
-               and not os.path.isfile(os.path.join(os.path.expanduser(cert_path), name))]
-    if cert_path and (not os.path.isdir(os.path.expanduser(cert_path)) or missing):
-        raise opt.invalid(part, 'docker-cert-path', 'a directory holding ca.pem, cert.pem and key.pem'
-                          + (f' ({", ".join(missing)} missing)' if missing else ''), cert_path)
+    problem = cert_path and tls_directory_problem(cert_path, tls)
+    if problem:
+        raise opt.invalid(part, 'docker-cert-path', problem, cert_path)
     return EngineConfig(host=get('docker-host'), tls_verify=tls,
                         cert_path=cert_path and os.path.expanduser(cert_path),
                         timeout=timeout, context=get('machine-name') or machine_from_environment(
@@ -133,15 +131,57 @@ def machine_from_environment(part: str, host: str | None) -> str | None:
     machine = os.environ.get('DOCKER_MACHINE_NAME', '').strip()
     if not machine or host:
         return None
-    with contextlib.suppress(docker.errors.DockerException, OSError, ValueError):
-        if docker.ContextAPI.get_context(machine) is not None:
-            return machine
+    if context_exists(machine):
+        return machine
     if os.environ.get('DOCKER_HOST'):
         return None
     raise zc.buildout.UserError(
         f'{part}: option machine-name: its default, DOCKER_MACHINE_NAME={machine!r}, names no '
         f'Docker context (docker context ls lists them): create one, set machine-name or '
         f'docker-host, or unset DOCKER_MACHINE_NAME')
+
+
+def tls_directory_problem(path: str, verify: bool) -> str | None:
+    """What a directory of client certificates should be, when it is not (``None``: it is);
+    ``ca.pem`` is needed only to check the engine's certificate (``verify``)."""
+    missing = [name for name in ('ca.pem', 'cert.pem', 'key.pem')[0 if verify else 1:]
+               if not os.path.isfile(os.path.join(os.path.expanduser(path), name))]
+    if os.path.isdir(os.path.expanduser(path)) and not missing:
+        return None
+    return 'a directory holding ca.pem, cert.pem and key.pem' + (
+        f' ({", ".join(missing)} missing)' if missing else '')
+
+
+def context_exists(name: str) -> bool:
+    """Whether ``docker context ls`` lists ``name``: read from the client's files, asking no
+    engine, so ``__init__`` can tell (an unreadable context store lists nothing)."""
+    with contextlib.suppress(docker.errors.DockerException, OSError, ValueError):
+        return docker.ContextAPI.get_context(name) is not None
+    return False
+
+
+def engine_of_spec(part: str, option: str, spec: Mapping[str, str],
+                   buildout: Mapping[str, str], timeout: int | None = None) -> EngineConfig:
+    """The engine an option names in one phrase (``spec`` as :func:`.options.engine_spec`
+    parsed it), for a part that reaches an engine besides its own.
+
+    ``default`` (an empty spec) is the buildout's own engine, the ``[buildout]``
+    section's engine options, never the part's. A context's name is looked up
+    now, so that a misspelt one (``defualt``) stops the run in ``__init__``,
+    before anything acts, naming the option; so is ``tls=DIR``'s directory.
+    ``timeout`` is the part's own (one part, one patience).
+    """
+    cert_path = spec.get('docker-cert-path')
+    problem = cert_path and tls_directory_problem(cert_path, verify=True)
+    if problem:
+        raise opt.invalid(part, option, f'tls=DIR naming {problem}', cert_path)
+    if spec.get('machine-name') and not context_exists(spec['machine-name']):
+        raise zc.buildout.UserError(
+            f'{part}: option {option}: no Docker context named {spec["machine-name"]!r} (docker '
+            f'context ls lists them; {opt.DEFAULT_ENGINE} is the buildout\'s own engine, '
+            f'tcp://HOST:2376 or unix:///PATH an engine by its address)')
+    given = {**spec, **({'timeout': str(timeout)} if timeout is not None else {})}
+    return engine_config(part, given, buildout if not spec else {})
 
 
 class Recipe:

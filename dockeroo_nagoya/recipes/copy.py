@@ -11,6 +11,20 @@ when the part is removed. Removing the part copies nothing back; the copies
 on the host stay, unless ``keep = false``: then they are the part's installed
 files, which buildout removes with the part (and before a reinstall, after
 which they are copied again), so a copied private key does not outlive it.
+
+``from-engine`` (ours): the engine of ``container-from``, when it is not the
+part's own (the part's own engine, that of its ``docker-host``,
+``machine-name`` or ``[buildout]`` options, is where ``container-to`` is). One
+phrase (:func:`dockeroo_nagoya.options.engine_spec`): ``default`` (the
+buildout's own engine, its ``[buildout]`` options), a URL (``tcp://HOST:2376``,
+``unix:///PATH``, ``ssh://HOST``) or a Docker context's name, optionally
+followed by ``tls=DIR``. The source is read and its digest taken there, the
+copy written on the part's engine (or on the host without ``container-to``),
+passing through this process's memory, never through a file on this
+machine's disk: a builder machine's certificate goes from the credentials
+container here to a container on the builder's engine. It needs
+``container-from``; a value that names no engine (a misspelt context) stops
+the run before anything acts.
 """
 from __future__ import annotations
 
@@ -25,8 +39,8 @@ import zc.buildout
 from .. import copying, identities
 from .. import options as opt
 from ..decisions import Change, state
-from ..engine import Engine
-from ..recipe import Recipe, uninstaller
+from ..engine import Engine, EngineConfig, connect, engine_errors
+from ..recipe import Recipe, engine_of_spec, uninstaller
 
 RECORD = 'copied.json'
 
@@ -39,6 +53,7 @@ class CopyRecipe(Recipe):
     table = (
         opt.Option('container-from', opt.name),
         opt.Option('container-to', opt.name),
+        opt.Option('from-engine', opt.engine_spec),
         opt.Option('paths', opt.text, required=True),
         opt.Option('keep', opt.boolean, default='true', identity=False),
     )
@@ -48,6 +63,7 @@ class CopyRecipe(Recipe):
         if not source and not target:
             raise opt.invalid(self.name, 'container-from', 'container-from, container-to or both '
                               '(a side without a container is the host)')
+        self.from_config = self._from_engine()
         try:
             self.copies = copying.parse_paths(self.values['paths'], host_source=not source,
                                               host_target=not target, base=self.directory)
@@ -56,6 +72,30 @@ class CopyRecipe(Recipe):
         self.location = os.path.join(self.directory, self.options.get('location') or os.path.join(
             self.buildout['buildout']['parts-directory'], self.name))
         self.options['location'] = self.location
+
+    def _from_engine(self) -> EngineConfig:
+        """The engine ``container-from`` is on: ``from-engine``'s, else the part's own."""
+        spec = self.values['from-engine']
+        if spec is None:
+            return self.engine_config
+        if not self.values['container-from']:
+            raise zc.buildout.UserError(
+                f'{self.name}: option from-engine: it is the engine of container-from, which is '
+                f'not set (a copy from the host reads this machine\'s files: leave out from-engine)')
+        return engine_of_spec(self.name, 'from-engine', spec, self.buildout['buildout'],
+                              self.engine_config.timeout)
+
+    def _config_of(self, option: str) -> EngineConfig:
+        """The engine ``container-from`` or ``container-to`` is on (``from-engine``'s for the
+        source, the part's own for the target)."""
+        return self.from_config if option == 'container-from' else self.engine_config
+
+    def _side(self, option: str) -> tuple[Engine, EngineConfig]:
+        """The engine of ``container-from`` or ``container-to``, with its config (for the
+        address an engine that does not answer is named by)."""
+        config = self._config_of(option)
+        with engine_errors(self.name, config):
+            return connect(config, self.name), config
 
     def _done(self) -> dict[str, Any]:
         """What the last run copied (per line: content digest and where it went)."""
@@ -69,41 +109,58 @@ class CopyRecipe(Recipe):
         """Each line copied again when its content or target changed (read now); a
         container a part of this run makes first means every line is copied."""
         later = [self.values[o] for o in ('container-from', 'container-to') if self.values[o]
-                 and self.engine.inspect('containers', self.values[o]) is None
+                 and self._inspect(o) is None
                  and identities.will_have_container(self.directory, self.values[o])]
         if later:
             return [Change('copy', copy.text, 'create', [state(f'{later[0]} is made first')])
                     for copy in self.copies]
-        made = copying.copies_to_make(self.engine, self.copies, self._container('container-from'),
-                                      self._container('container-to'), self._done())
+        _, made = self._copies_to_make()
         return [Change('copy', copy.text, 'none' if why is None else 'create'
                        if why == 'first copy' else 'update', [state(why)] if why else [])
                 for copy, _, _, why in made]
 
-    def apply(self, fresh: bool) -> list[str]:
-        record_path = os.path.join(self.location, RECORD)
-        done = self._done()
+    def _copies_to_make(self) -> tuple[str | None, list[copying.CopyToMake]]:
+        """The target's container id and each copy read from the source's engine, with why
+        it is made: what the plan shows and the run acts on."""
         source = self._container('container-from')
         target = self._container('container-to')
+        engine, config = self._side('container-from')
         try:
-            record = copying.copy_paths(self.engine, self.copies, source, target, done, self.log)
+            with engine_errors(self.name, config):
+                return target, copying.copies_to_make(engine, self.copies, source, target,
+                                                      self._done())
+        except copying.CopyError as exc:
+            raise zc.buildout.UserError(f'{self.name}: option paths: {exc}') from None
+
+    def apply(self, fresh: bool) -> list[str]:
+        target, made = self._copies_to_make()
+        try:
+            record = copying.make_copies(self.engine, made, target, self.log)
         except copying.CopyError as exc:
             raise zc.buildout.UserError(f'{self.name}: option paths: {exc}') from None
         os.makedirs(self.location, exist_ok=True)
-        with open(record_path, 'w', encoding='utf-8') as handle:
+        with open(os.path.join(self.location, RECORD), 'w', encoding='utf-8') as handle:
             json.dump(record, handle, indent=1, sort_keys=True)
         if self.values['keep'] or target:
             return []
         return [copy.target for copy in self.copies]
 
+    def _inspect(self, option: str) -> dict[str, Any] | None:
+        """The container an option names, inspected on its own engine."""
+        engine, config = self._side(option)
+        with engine_errors(self.name, config):
+            return engine.inspect('containers', self.values[option])
+
     def _container(self, option: str) -> str | None:
         name = self.values[option]
         if not name:
             return None
-        found = self.engine.inspect('containers', name)
+        found = self._inspect(option)
         if found is None:
+            where = 'the Docker engine' if option == 'container-to' or \
+                self.values['from-engine'] is None else f'{self.from_config.describe()} (from-engine)'
             raise zc.buildout.UserError(f'{self.name}: option {option}: no container {name} '
-                                        f'on the Docker engine')
+                                        f'on {where}')
         return found['Id']
 
     @classmethod
