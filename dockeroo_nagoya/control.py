@@ -11,14 +11,25 @@ each with its stop-timeout), ``restart``, ``status``, ``logs``, ``exec``,
 ``backup``, ``restore``, ``remove`` (containers) and ``purge`` (containers,
 volumes and the images this buildout built for them).
 
+The members of a ``docker.control`` part may be on several engines (each
+part's own ``docker-host``, ``machine-name`` or TLS options, else the
+``[buildout]`` ones): each member carries its engine in the description,
+each engine gets one client, connected the first time a command needs it,
+and a command checks that every engine it needs answers before it acts.
+``status`` then has an ENGINE column (``default``: the control part's own
+engine, that is the ``[buildout]`` one; else the URL or Docker context).
+
 Exit codes a shell script can rely on: 0 done, 1 failed (one line on stderr
 says why), 2 usage error (also: ``purge`` with no terminal to ask on and no
-``--yes``), 3 ``status`` found a container not running or not healthy. The
-command of ``exec`` passes its own exit code through.
+``--yes``), 3 ``status`` found a container not running or not healthy, or an
+engine that does not answer while another does (its members are not listed;
+one line on stderr per such engine; when no engine answers, 1). The command
+of ``exec`` passes its own exit code through.
 """
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import dataclasses
 import datetime
@@ -127,10 +138,16 @@ def describe(part: str, directory: str, engine: EngineConfig, backups: str,
 
 
 def describe_member(section: str, spec: containers.ContainerSpec, after: Iterable[str],
-                    linked: Iterable[str] = ()) -> dict[str, Any]:
-    """One member's entry in :func:`describe`, from its container's parsed options."""
+                    linked: Iterable[str] = (), engine: EngineConfig | None = None
+                    ) -> dict[str, Any]:
+    """One member's entry in :func:`describe`, from its container's parsed options.
+
+    ``engine``: the member's own engine (a docker.control part's members each
+    come from a part with its own engine options); without it the member is on
+    the engine of the description, as every member of a docker.system is."""
     values = spec.values
-    return {
+    own = {'engine': dataclasses.asdict(engine)} if engine is not None else {}
+    return {**own,
         'section': section, 'container': spec.name, 'image': values['image'],
         'after': sorted(after), 'linked': sorted(linked),
         'job': values['job'], 'start': values['start'], 'run-once': values['run-once'],
@@ -161,12 +178,16 @@ class Member:
     wait_timeout: float | None
     callbacks: list[tuple[str, str]]
     volumes: list[dict[str, str]]
+    engine: EngineConfig
     keep: bool = False
     run_once: bool = False
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Member:
+    def from_dict(cls, data: Mapping[str, Any], engine: EngineConfig) -> Member:
+        """``engine``: where the member is when its entry names no engine of its own."""
+        own = data.get('engine')
         return cls(section=data['section'], container=data['container'], image=data['image'],
+                   engine=EngineConfig(**own) if own else engine,
                    after=list(data.get('after') or []), linked=list(data.get('linked') or []),
                    job=bool(data.get('job')), start=bool(data.get('start', True)),
                    stop_timeout=int(math.ceil(data.get('stop-timeout', 10))),
@@ -177,6 +198,15 @@ class Member:
                    run_once=bool(data.get('run-once')))
 
 
+@dataclasses.dataclass(frozen=True)
+class Placed:
+    """A volume or image of the system by name, on the engine that holds it: two engines
+    may each have a volume of one name, and they are two volumes."""
+
+    name: str
+    engine: EngineConfig
+
+
 class System:
     """A system as its part described it, and what the commands do to it."""
 
@@ -185,9 +215,13 @@ class System:
         self.directory: str = description['directory']
         self.config = EngineConfig(**description['engine'])
         self.backups: str = description['backup-directory']
-        self.members = {m['section']: Member.from_dict(m) for m in description['members']}
-        self.volumes: list[str] = list(description.get('volumes') or [])
-        self._engine: Engine | None = None
+        self.members = {m['section']: Member.from_dict(m, self.config)
+                        for m in description['members']}
+        #: Whether the members say their own engines (docker.control): status then says
+        #: each one's; a docker.system's are all on its engine and its table stays as it was.
+        self.spread = any('engine' in m for m in description['members'])
+        self.volumes = self._placed_volumes(description.get('volumes') or [])
+        self._reached: set[EngineConfig] = set()
         self._print = threading.Lock()
 
     @classmethod
@@ -202,13 +236,81 @@ class System:
             raise ControlError(f'the description of the system {path} is damaged ({exc}): '
                                f'run bin/buildout') from None
 
-    # -- looking ----------------------------------------------------------------------
-    @property
-    def engine(self) -> Engine:
-        if self._engine is None:
-            self._engine = connect(self.config, self.part)
-        return self._engine
+    def _placed_volumes(self, names: Iterable[str]) -> list[Placed]:
+        """Each named volume on each engine of the members that mount it."""
+        placed = []
+        for name in names:
+            engines = dict.fromkeys(m.engine for m in self.members.values()
+                                    if any(v['volume'] == name for v in m.volumes))
+            placed.extend(Placed(name, engine) for engine in engines or [self.config])
+        return placed
 
+    # -- engines ------------------------------------------------------------------------
+    def engines(self) -> list[EngineConfig]:
+        """The members' engines, in the order of the members (the system's own when none)."""
+        return list(dict.fromkeys(m.engine for m in self.members.values())) or [self.config]
+
+    def engine_name(self, config: EngineConfig) -> str:
+        """An engine in the user's words, short enough for a column: ``default`` for the
+        system's own, else its URL or Docker context, as an engine phrase starts."""
+        if config == self.config:
+            return opt.DEFAULT_ENGINE
+        return config.context or config.host or config.describe()
+
+    def placed_name(self, placed: Placed) -> str:
+        """A volume or image as messages name it: with its engine when not the system's own."""
+        if placed.engine == self.config:
+            return placed.name
+        return f'{placed.name} (on {self.engine_name(placed.engine)})'
+
+    def reach(self, configs: Iterable[EngineConfig]) -> dict[EngineConfig, str]:
+        """Connect to the engines not reached yet, all at the same time (one that does not
+        answer may take its whole timeout); return the one-line failure of each that does
+        not answer, naming the engine and the members on it."""
+        todo = [c for c in dict.fromkeys(configs) if c not in self._reached]
+        if len(todo) > 1:
+            with concurrent.futures.ThreadPoolExecutor(
+                    max_workers=len(todo), thread_name_prefix='dockeroo-nagoya-reach') as pool:
+                answers = list(pool.map(self._reach_one, todo))
+        else:
+            answers = [self._reach_one(config) for config in todo]
+        failures = {}
+        for config, failure in zip(todo, answers):
+            if failure is None:
+                self._reached.add(config)
+            else:
+                failures[config] = failure
+        return failures
+
+    def _reach_one(self, config: EngineConfig) -> str | None:
+        where = self.part
+        if self.spread:
+            names = [m.container for m in self.members.values() if m.engine == config]
+            where = f'{self.part}: {"container" if len(names) == 1 else "containers"} ' \
+                    f'{", ".join(names)}' if names else self.part
+        try:
+            with engine_errors(where, config):
+                connect(config, where).api.ping()
+        except zc.buildout.UserError as exc:
+            return str(exc).strip().splitlines()[0] if str(exc).strip() else where
+        return None
+
+    def need(self, configs: Iterable[EngineConfig]) -> None:
+        """Fail in one line, before anything is done, when an engine that a command needs
+        does not answer (a stop must not stop half of the system)."""
+        failures = self.reach(configs)
+        if failures:
+            raise ControlError('; '.join(failures.values()) + ' (nothing was done)')
+
+    def engine_at(self, config: EngineConfig) -> Engine:
+        """The engine's one client for this command, connected the first time it is needed."""
+        self.need([config])
+        return connect(config, self.part)
+
+    def engine_of(self, member: Member) -> Engine:
+        return self.engine_at(member.engine)
+
+    # -- looking ----------------------------------------------------------------------
     def graph(self, sections: Iterable[str] | None = None) -> dict[str, set[str]]:
         wanted = set(self.members if sections is None else sections)
         return {s: {a for a in self.members[s].after if a in wanted} for s in self.members
@@ -223,7 +325,7 @@ class System:
                            f'{", ".join(m.container for m in self.members.values())})', USAGE)
 
     def inspect(self, member: Member, engine: Engine | None = None) -> dict[str, Any] | None:
-        return (engine or self.engine).inspect('containers', member.container)
+        return (engine or self.engine_of(member)).inspect('containers', member.container)
 
     def display(self, member: Member) -> str:
         return f'{self.part}: member {member.section}'
@@ -242,18 +344,19 @@ class System:
         graph = self.graph(sections)
         if backwards:
             graph = scheduling.reverse(graph)
+        needed = [self.members[section].engine for section in graph]
+        self.need(needed)   # every engine answers, or nothing is done
+        engines = {config: connect(config, self.part) for config in dict.fromkeys(needed)}
 
         def one(section: str) -> None:
             member = self.members[section]
-            engine = self.engine.fork(self.part)
+            engine = engines[member.engine].fork(self.part)
             try:
-                with engine_errors(self.display(member), self.config):
+                with engine_errors(self.display(member), member.engine):
                     work(member, engine)
             finally:
                 engine.close()
 
-        with engine_errors(self.part, self.config):
-            self.engine.api.ping()
         scheduling.run_or_raise(graph, one, log)
 
     # -- acting on containers -------------------------------------------------------------
@@ -315,42 +418,48 @@ class System:
         self.in_order(None, remove_one, backwards=True)
 
     # -- volumes ----------------------------------------------------------------------------
-    def users(self, volume: str, writers_only: bool = False) -> list[Member]:
-        """Members whose running container mounts ``volume`` (read-write ones if asked)."""
+    def users(self, volume: Placed, writers_only: bool = False) -> list[Member]:
+        """Members whose running container mounts ``volume`` (read-write ones if asked): those
+        on its engine (a volume of the same name elsewhere is another volume)."""
         found = []
         for member in self.members.values():
-            details = self.inspect(member)
+            if member.engine != volume.engine:
+                continue
+            with engine_errors(self.part, member.engine):
+                details = self.inspect(member)
             if details is None or not details['State'].get('Running'):
                 continue
             for mount in details.get('Mounts') or []:
-                if mount.get('Type') == 'volume' and mount.get('Name') == volume and \
+                if mount.get('Type') == 'volume' and mount.get('Name') == volume.name and \
                         (mount.get('RW') or not writers_only):
                     found.append(member)
                     break
         return found
 
     @contextlib.contextmanager
-    def held(self, volume: str) -> Iterator[None]:
+    def held(self, volume: Placed) -> Iterator[None]:
         """Pause the members that write to ``volume`` (stop them where pausing fails)."""
         paused: list[Member] = []
         stopped: list[Member] = []
+        engine = self.engine_at(volume.engine)
+        shown = self.placed_name(volume)
         try:
             for member in self.users(volume, writers_only=True):
                 try:
-                    self.engine.api.pause(member.container)
+                    engine.api.pause(member.container)
                     paused.append(member)
-                    self.say(f'paused {member.container} while archiving volume {volume}')
+                    self.say(f'paused {member.container} while archiving volume {shown}')
                 except docker.errors.APIError as exc:
                     log.debug('pausing %s failed: %s', member.container, exc)
-                    containers.stop(self.engine, member.container, member.stop_timeout,
+                    containers.stop(engine, member.container, member.stop_timeout,
                                     self.callbacks(member))
                     stopped.append(member)
-                    self.say(f'stopped {member.container} while archiving volume {volume} '
+                    self.say(f'stopped {member.container} while archiving volume {shown} '
                              f'(it cannot be paused)')
             yield
         finally:
             for member in paused:
-                self.engine.api.unpause(member.container)
+                engine.api.unpause(member.container)
                 self.say(f'resumed {member.container}')
             if stopped:
                 self.start(m.section for m in stopped)
@@ -367,26 +476,40 @@ class System:
         if os.path.exists(os.path.join(target, MANIFEST)):
             raise ControlError(f'{self.part}: {target} already holds a backup: give another '
                                f'directory')
-        with engine_errors(self.part, self.config):
-            missing = [v for v in self.volumes if self.engine.inspect('volumes', v) is None]
-            if missing:
-                raise ControlError(f'{self.part}: volume {", ".join(missing)} does not exist: '
-                                   f'run bin/buildout (nothing was backed up)')
-            os.makedirs(target, mode=0o700, exist_ok=True)
-            entries = []
-            for volume in self.volumes:
+        self.need(v.engine for v in self.volumes)
+        missing = []
+        for volume in self.volumes:
+            with engine_errors(self.part, volume.engine):
+                if self.engine_at(volume.engine).inspect('volumes', volume.name) is None:
+                    missing.append(self.placed_name(volume))
+        if missing:
+            raise ControlError(f'{self.part}: volume {", ".join(missing)} does not exist: '
+                               f'run bin/buildout (nothing was backed up)')
+        os.makedirs(target, mode=0o700, exist_ok=True)
+        entries: list[dict[str, Any]] = []
+        archives: set[str] = set()
+        for volume in self.volumes:
+            engine = self.engine_at(volume.engine)
+            archive, count = f'{volume.name}.tar', 2
+            while archive in archives:   # a volume of this name on another engine too
+                archive, count = f'{volume.name}.{count}.tar', count + 1
+            archives.add(archive)
+            with engine_errors(self.part, volume.engine):
                 with self.held(volume):
-                    archived = volumedata.archive_to(self.engine, volume,
-                                                     os.path.join(target, f'{volume}.tar'))
+                    archived = volumedata.archive_to(engine, volume.name,
+                                                     os.path.join(target, archive))
                 # The labels say which part owns the volume: a restore into a removed
                 # installation gives them back, so that part adopts the volume again.
-                labels = (self.engine.inspect('volumes', volume) or {}).get('Labels') or {}
-                entries.append({'volume': volume, 'archive': os.path.basename(archived.path),
-                                'size': archived.size, 'sha256': archived.sha256,
-                                'content': archived.content, 'members': archived.members,
-                                'labels': labels, 'time': _now().isoformat()})
-                self.say(f'backed up volume {volume} ({archived.size} bytes, sha256 '
-                         f'{archived.sha256[:12]})')
+                labels = (engine.inspect('volumes', volume.name) or {}).get('Labels') or {}
+            entry = {'volume': volume.name, 'archive': os.path.basename(archived.path),
+                     'size': archived.size, 'sha256': archived.sha256,
+                     'content': archived.content, 'members': archived.members,
+                     'labels': labels, 'time': _now().isoformat()}
+            if volume.engine != self.config:   # a restore puts it back on that engine
+                entry['engine'] = dataclasses.asdict(volume.engine)
+            entries.append(entry)
+            self.say(f'backed up volume {self.placed_name(volume)} ({archived.size} bytes, '
+                     f'sha256 {archived.sha256[:12]})')
         manifest = {'format': 1, 'part': self.part, 'directory': self.directory,
                     'created': _now().isoformat(), 'volumes': entries}
         _write_json(os.path.join(target, MANIFEST), manifest)
@@ -408,27 +531,30 @@ class System:
         """Check every archive, then put the volumes back with their users stopped."""
         source = os.path.abspath(source) if source else self.latest_backup()
         entries = self._verified(source)
-        with engine_errors(self.part, self.config):
-            full = []
+        self.need(e['place'].engine for e in entries)
+        full = []
+        for entry in entries:
+            place = entry['place']
+            engine = self.engine_at(place.engine)
+            with engine_errors(self.part, place.engine):
+                if engine.inspect('volumes', place.name) is not None and \
+                        not volumedata.is_empty(engine, place.name):
+                    full.append(place)
+        if full and not force:
+            raise ControlError(f'{self.part}: volume {", ".join(map(self.placed_name, full))} '
+                               f'is not empty: restore --force writes the backup over it '
+                               f'(nothing was restored)')
+        for entry in entries:
+            entry['over'] = entry['place'] in full   # its other files stay (--force)
+        users = {m.section for e in entries for m in self.users(e['place'])}
+        stopped = self.stop(users) if users else []
+        try:
             for entry in entries:
-                volume = entry['volume']
-                if self.engine.inspect('volumes', volume) is not None and \
-                        not volumedata.is_empty(self.engine, volume):
-                    full.append(volume)
-            if full and not force:
-                raise ControlError(f'{self.part}: volume {", ".join(full)} is not empty: '
-                                   f'restore --force writes the backup over it (nothing was '
-                                   f'restored)')
-            for entry in entries:
-                entry['over'] = entry['volume'] in full   # its other files stay (--force)
-            users = {m.section for e in entries for m in self.users(e['volume'])}
-            stopped = self.stop(users) if users else []
-            try:
-                for entry in entries:
+                with engine_errors(self.part, entry['place'].engine):
                     self._restore_volume(source, entry)
-            finally:
-                if stopped:
-                    self.start(stopped)
+        finally:
+            if stopped:
+                self.start(stopped)
         self.say(f'restored {plural(len(entries), "volume")} from {source}')
 
     def _verified(self, source: str) -> list[dict[str, Any]]:
@@ -439,6 +565,7 @@ class System:
             entries = list(manifest['volumes'])
             for entry in entries:
                 entry['volume'], entry['archive'], entry['sha256']  # noqa: B018 - all present
+                entry['place'] = self._placed_entry(entry)
         except OSError as exc:
             raise ControlError(f'{self.part}: cannot read {os.path.join(source, MANIFEST)} '
                                f'({exc.strerror})') from None
@@ -460,61 +587,93 @@ class System:
         self.say(f'checked {plural(len(entries), "archive")} in {source}')
         return entries
 
+    def _placed_entry(self, entry: Mapping[str, Any]) -> Placed:
+        """Where a backed-up volume goes back: the engine the backup says (the system's own
+        when it says none), or, when the members that mount it have moved to another
+        single engine since, that one."""
+        place = Placed(entry['volume'], EngineConfig(**entry['engine']) if entry.get('engine')
+                       else self.config)
+        known = [v for v in self.volumes if v.name == place.name]
+        if not known or place in known:
+            return place
+        if len(known) == 1:
+            return known[0]
+        raise ControlError(f'{self.part}: the backup\'s volume {self.placed_name(place)} is '
+                           f'on none of the engines that have it now '
+                           f'({", ".join(self.engine_name(v.engine) for v in known)}): nothing '
+                           f'was restored')
+
     def _restore_volume(self, source: str, entry: Mapping[str, Any]) -> None:
-        volume = entry['volume']
-        if self.engine.inspect('volumes', volume) is None:
-            self.engine.api.create_volume(name=volume, labels=entry.get('labels') or None)
-            self.say(f'created volume {volume}')
-        volumedata.restore(self.engine, volume, entry['path'])
+        place: Placed = entry['place']
+        volume, shown = place.name, self.placed_name(place)
+        engine = self.engine_at(place.engine)
+        if engine.inspect('volumes', volume) is None:
+            engine.api.create_volume(name=volume, labels=entry.get('labels') or None)
+            self.say(f'created volume {shown}')
+        volumedata.restore(engine, volume, entry['path'])
         if entry.get('over'):   # files that are not in the backup were left: no whole-volume check
-            self.say(f'restored volume {volume} over its content (files not in the backup stay)')
+            self.say(f'restored volume {shown} over its content (files not in the backup stay)')
             return
-        if entry.get('content') and volumedata.content_digest(self.engine, volume) != entry['content']:
-            raise ControlError(f'{self.part}: volume {volume} does not hold what {entry["path"]} '
+        if entry.get('content') and volumedata.content_digest(engine, volume) != entry['content']:
+            raise ControlError(f'{self.part}: volume {shown} does not hold what {entry["path"]} '
                                f'held after the restore (content checksum differs)')
-        self.say(f'restored volume {volume}')
+        self.say(f'restored volume {shown}')
 
     # -- purge ----------------------------------------------------------------------------
-    def built_images(self) -> list[str]:
-        """The members' images that this buildout made (its docker.build parts)."""
+    def built_images(self) -> list[Placed]:
+        """The members' images that this buildout made (its docker.build parts), on each
+        engine that runs them."""
         found = []
-        for image in sorted({m.image for m in self.members.values()}):
-            details = self.engine.inspect('images', image)
-            labels = ((details or {}).get('Config') or {}).get('Labels') or {}
-            if labels.get('io.dockeroo-nagoya.buildout') == self.directory:
-                found.append(image)
+        for config in self.engines():
+            engine = self.engine_at(config)
+            with engine_errors(self.part, config):
+                for image in sorted({m.image for m in self.members.values()
+                                     if m.engine == config}):
+                    details = engine.inspect('images', image)
+                    labels = ((details or {}).get('Config') or {}).get('Labels') or {}
+                    if labels.get('io.dockeroo-nagoya.buildout') == self.directory:
+                        found.append(Placed(image, config))
         return found
 
-    def purge(self, images: list[str]) -> list[str]:
+    def purge(self, images: list[Placed]) -> list[str]:
         """Remove containers, volumes and images; return what could not be removed."""
         self.remove()
         problems = []
-        for volume in self.volumes:
+        for kind, placed in [('volume', v) for v in self.volumes] + [('image', i) for i in images]:
+            engine, shown = self.engine_at(placed.engine), self.placed_name(placed)
+            remove = engine.api.remove_volume if kind == 'volume' else engine.api.remove_image
             try:
-                self.engine.api.remove_volume(volume)
-                self.say(f'removed volume {volume}')
-            except docker.errors.NotFound:
-                pass
-            except docker.errors.APIError as exc:
-                problems.append(f'volume {volume}: {_explain(exc)}')
-        for image in images:
-            try:
-                self.engine.api.remove_image(image)
-                self.say(f'removed image {image}')
-            except docker.errors.NotFound:
-                pass
-            except docker.errors.APIError as exc:
-                problems.append(f'image {image}: {_explain(exc)}')
+                with engine_errors(self.part, placed.engine):
+                    try:
+                        remove(placed.name)
+                        self.say(f'removed {kind} {shown}')
+                    except docker.errors.NotFound:
+                        pass
+                    except docker.errors.APIError as exc:
+                        problems.append(f'{kind} {shown}: {_explain(exc)}')
+            except zc.buildout.UserError as exc:   # that engine stopped answering meanwhile
+                problems.append(f'{kind} {shown}: {exc}')
         return problems
 
     # -- reading ------------------------------------------------------------------------------
-    def status_rows(self) -> tuple[list[list[str]], bool]:
-        """The status table's rows, and whether every member is as it should be."""
+    def status_header(self) -> list[str]:
+        return ['CONTAINER', *(['ENGINE'] if self.spread else []), 'STATE', 'HEALTH', 'IMAGE',
+                'UPTIME', 'PORTS']
+
+    def status_rows(self, unreachable: Iterable[EngineConfig] = ()
+                    ) -> tuple[list[list[str]], bool]:
+        """The status table's rows (not of the members on an ``unreachable`` engine), and
+        whether every listed member is as it should be."""
         rows, healthy = [], True
+        skipped = set(unreachable)
         for member in self.members.values():
-            details = self.inspect(member)
+            if member.engine in skipped:
+                continue
+            where = [self.engine_name(member.engine)] if self.spread else []
+            with engine_errors(self.part, member.engine):
+                details = self.inspect(member)
             if details is None:
-                rows.append([member.container, 'missing', '-', member.image, '-', '-'])
+                rows.append([member.container, *where, 'missing', '-', member.image, '-', '-'])
                 healthy = False
                 continue
             state = details['State']
@@ -531,7 +690,7 @@ class System:
                 fine = state.get('Running') and not state.get('Paused') and \
                     health in ('-', 'healthy')
             healthy = healthy and bool(fine)
-            rows.append([member.container, status, health, member.image, uptime,
+            rows.append([member.container, *where, status, health, member.image, uptime,
                          published_ports(details)])
         return rows, healthy
 
@@ -554,34 +713,49 @@ def cmd_restart(system: System, args: argparse.Namespace) -> int:
 
 
 def cmd_status(system: System, args: argparse.Namespace) -> int:
-    with engine_errors(system.part, system.config):
-        rows, healthy = system.status_rows()
-    table = [['CONTAINER', 'STATE', 'HEALTH', 'IMAGE', 'UPTIME', 'PORTS'], *rows]
+    """The table of the members of every engine that answers; one line on stderr for each
+    engine that does not (an engine down is not all up: 3), a failure when none answers."""
+    engines = system.engines()
+    unreachable = system.reach(engines)
+    if unreachable and len(unreachable) == len(engines):
+        raise ControlError('; '.join(unreachable.values()))
+    rows, healthy = system.status_rows(unreachable)
+    table = [system.status_header(), *rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     for row in table:
         print('  '.join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
-    return OK if healthy else NOT_UP
+    sys.stdout.flush()
+    for failure in unreachable.values():
+        print(failure, file=sys.stderr, flush=True)
+    return OK if healthy and not unreachable else NOT_UP
 
 
 def cmd_logs(system: System, args: argparse.Namespace) -> int:
     tail: Any = args.tail if args.tail is not None else 'all'
     out = sys.stdout.buffer
-    with engine_errors(system.part, system.config):
-        if args.name:
-            member = system.member(args.name)
+    if args.name:
+        member = system.member(args.name)
+        api = system.engine_of(member).api
+        with engine_errors(system.part, member.engine):
             if system.inspect(member) is None:
                 raise ControlError(f'{system.part}: container {member.container} does not exist')
             if args.follow:
-                for chunk in system.engine.api.logs(member.container, stream=True, follow=True,
-                                                    tail=tail, since=args.since):
+                for chunk in api.logs(member.container, stream=True, follow=True, tail=tail,
+                                      since=args.since):
                     out.write(chunk)
                     out.flush()
             else:
-                out.write(system.engine.api.logs(member.container, tail=tail, since=args.since))
-            return OK
-        names = [m.container for m in system.members.values() if system.inspect(m) is not None]
-        for container, line in logstreams.interleaved(system.config, names, tail, args.since,
-                                                args.follow):
+                out.write(api.logs(member.container, tail=tail, since=args.since))
+        return OK
+    engines = system.engines()
+    system.need(engines)
+    sources = []
+    for member in system.members.values():
+        with engine_errors(system.part, member.engine):
+            if system.inspect(member) is not None:
+                sources.append((member.engine, member.container))
+    with engine_errors(system.part, engines[0] if len(engines) == 1 else None):
+        for container, line in logstreams.interleaved(sources, tail, args.since, args.follow):
             out.write(container.encode() + b' | ' + line)
             if args.follow:
                 out.flush()
@@ -593,11 +767,11 @@ def cmd_exec(system: System, args: argparse.Namespace) -> int:
     member = system.member(args.name)
     if not args.command:
         raise ControlError(f'{system.part}: exec needs a command after the NAME', USAGE)
-    with engine_errors(system.part, system.config):
+    api = system.engine_of(member).api
+    with engine_errors(system.part, member.engine):
         details = system.inspect(member)
         if details is None or not details['State'].get('Running'):
             raise ControlError(f'{system.part}: container {member.container} is not running')
-        api = system.engine.api
         exec_id = api.exec_create(member.container, args.command, stdout=True, stderr=True,
                                   user=args.user or '', workdir=args.workdir)['Id']
         for out, err in api.exec_start(exec_id, stream=True, demux=True):
@@ -625,12 +799,13 @@ def cmd_remove(system: System, args: argparse.Namespace) -> int:
 
 
 def cmd_purge(system: System, args: argparse.Namespace) -> int:
-    with engine_errors(system.part, system.config):
-        images = system.built_images()
+    system.need(system.engines())   # every engine answers, or nothing is removed
+    images = system.built_images()
     what = ', '.join(
         [f'containers {" ".join(m.container for m in system.members.values())}'] +
-        ([f'volumes {" ".join(system.volumes)}'] if system.volumes else []) +
-        ([f'images {" ".join(images)}'] if images else []))
+        ([f'volumes {" ".join(map(system.placed_name, system.volumes))}']
+         if system.volumes else []) +
+        ([f'images {" ".join(map(system.placed_name, images))}'] if images else []))
     if not args.yes:
         if not sys.stdin.isatty():
             raise ControlError(f'{system.part}: purge removes {what}; with no terminal to ask '
@@ -648,7 +823,8 @@ def cmd_purge(system: System, args: argparse.Namespace) -> int:
 def parser_for(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog, description=f'Control the containers of the system {prog}, in dependency '
-        f'order. Exit codes: 0 done, 1 failed, 2 usage error, 3 status not all up.')
+        f'order, each on its engine. Exit codes: 0 done, 1 failed, 2 usage error, 3 status '
+        f'not all up (or an engine does not answer).')
     parser.add_argument('-q', '--quiet', action='store_true', help='print only errors')
     commands = parser.add_subparsers(dest='command', metavar='COMMAND', required=True)
     # The options every command takes, after it as well as before it (bin/sys stop -q).
@@ -666,9 +842,10 @@ def parser_for(prog: str) -> argparse.ArgumentParser:
             'their gates')
     command('stop', cmd_stop, 'stop the members, dependents first, each with its stop-timeout')
     command('restart', cmd_restart, 'stop, then start')
-    command('status', cmd_status, 'a table of container, state, health, image, uptime and '
-            'published ports; '
-            'exit code 3 when a member is not running, or not healthy')
+    command('status', cmd_status, 'a table of container (and engine, for members on several '
+            'engines), state, health, image, uptime and published ports; exit code 3 when a '
+            'member is not running, or not healthy, or an engine does not answer (one line '
+            'each on stderr; 1 when none answers)')
     logs = command('logs', cmd_logs, 'the log of one member, or of all of them interleaved '
                    'by time with the container name before each line')
     logs.add_argument('name', nargs='?', metavar='NAME', help='member (section or container name)')
@@ -829,4 +1006,4 @@ def _write_json(path: str, data: Any) -> None:
     os.replace(temporary, path)
 
 
-__all__ = ['main', 'script_text', 'importable_paths', 'System', 'ControlError']
+__all__ = ['main', 'script_text', 'importable_paths', 'System', 'Placed', 'ControlError']

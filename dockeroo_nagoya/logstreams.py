@@ -31,21 +31,23 @@ def _split(line: bytes) -> tuple[bytes, bytes]:
     return stamp, text if text.endswith(b'\n') else text + b'\n'
 
 
-def interleaved(config: EngineConfig, containers: Iterable[str], tail: Any,
+def interleaved(containers: Iterable[tuple[EngineConfig, str]], tail: Any,
                 since: datetime.datetime | None, follow: bool) -> Iterator[tuple[str, bytes]]:
-    """(container, line) of every container's log, in time order."""
-    names = list(containers)
+    """(container, line) of every container's log, in time order; each container is given
+    with its engine (a control script's members may be on several: the engines' clocks
+    are taken to agree, as the stamps are compared across them)."""
+    sources = list(containers)
+    names = [name for _, name in sources]
     if not follow:
-        api = connect(config, 'logs').api
         streams = []
-        for index, name in enumerate(names):
-            text = api.logs(name, timestamps=True, tail=tail, since=since)
+        for index, (config, name) in enumerate(sources):
+            text = connect(config, 'logs').api.logs(name, timestamps=True, tail=tail, since=since)
             streams.append([(*_split(line), index) for line in text.splitlines(keepends=True)])
         for _, line, index in heapq.merge(*streams, key=lambda item: (item[0], item[2])):
             yield names[index], line
         return
     arrived: queue.Queue[tuple[bytes, int, bytes] | None] = queue.Queue()
-    for index, name in enumerate(names):
+    for index, (config, name) in enumerate(sources):
         threading.Thread(target=_follow, args=(config, name, index, tail, since, arrived),
                          daemon=True, name=f'logs-{name}').start()
     waiting: list[tuple[bytes, int, float, bytes]] = []

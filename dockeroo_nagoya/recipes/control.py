@@ -6,9 +6,13 @@ implementation) for containers that come from separate ``docker.run``
 parts, such as the Koji profile's ``bin/kojictl``:
 
 - ``parts``: the ``docker.run`` parts, in any order (a replicated part
-  brings each of its containers). Their order is the one buildout
-  follows: a part comes after the parts its ``depends``, ``links`` and
-  ``volumes-from`` name, among those listed.
+  brings each of its containers), also from ``${...}`` references that
+  name several (``${koji:builder-hosts-parts}``). Their order is the one
+  buildout follows: a part comes after the parts its ``depends``, ``links``
+  and ``volumes-from`` name, among those listed. Each part's containers
+  are on that part's engine (its ``docker-host``, ``machine-name`` or TLS
+  options, else the ``[buildout]`` ones), so the command reaches builders
+  on other machines; ``status`` says each container's engine.
 - ``script-name`` (default: the part name), ``backup-directory`` (default
   ``var/backups/PART`` in the buildout).
 
@@ -28,7 +32,7 @@ import zc.buildout
 
 from .. import control, scheduling
 from .. import options as opt
-from ..engine import Engine
+from ..engine import Engine, EngineConfig
 from ..recipe import Recipe, uninstaller
 from .run import RunRecipe
 
@@ -49,6 +53,8 @@ class ControlRecipe(Recipe):
         # part -> (section, spec) of each of its containers: the part's name for a single
         # container, the container's name for each of a replicated part's.
         found: dict[str, list[tuple[str, Any]]] = {}
+        # part -> its engine, as the part itself reaches it (its options, then [buildout]'s).
+        engines: dict[str, EngineConfig] = {}
         for part in self.values['parts']:
             if part in found:
                 raise opt.invalid(self.name, 'parts', 'each part once', f'{part} twice')
@@ -65,6 +71,7 @@ class ControlRecipe(Recipe):
                                   f'{part} (recipe {section.get("recipe") or "none"})')
             single = recipe.values['replicas'] is None
             found[part] = [(part if single else spec.name, spec) for spec in recipe.specs]
+            engines[part] = recipe.engine_config
         # A reference to a part, or to one of its containers by name, means those members.
         by_reference: dict[str, list[str]] = {}
         for part, members_of_part in found.items():
@@ -72,7 +79,7 @@ class ControlRecipe(Recipe):
                 by_reference.setdefault(part, []).append(section)
                 by_reference.setdefault(spec.name, []).append(section)
         members = []
-        for members_of_part in found.values():
+        for part, members_of_part in found.items():
             for section, spec in members_of_part:
                 after, linked = set(), set()
                 values = spec.values
@@ -84,7 +91,8 @@ class ControlRecipe(Recipe):
                     linked.update(by_reference.get(line.rpartition(':')[0], []))
                 after |= linked
                 after.discard(section)
-                members.append(control.describe_member(section, spec, after, linked))
+                members.append(control.describe_member(section, spec, after, linked,
+                                                       engines[part]))
         graph = {m['section']: set(m['after']) for m in members}
         cycle = scheduling.find_cycle(graph)
         if cycle:
