@@ -483,14 +483,34 @@ class SecondEngine:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def engine_slot() -> Iterator[int]:
+    """A number N no other test process on this machine holds while the block runs (a
+    lock file per number): test sessions run side by side (xdist workers, and other
+    sessions on the same machine), and one's teardown deletes its bridge ``dnbN``."""
+    for index in range(1, 250):
+        with open(os.path.join(tempfile.gettempdir(), f'dn-test-engine-{index}.lock'), 'w') as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            try:
+                yield index
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+            return
+    raise RuntimeError('no free number for a second Docker daemon (249 in use)')
+
+
 @pytest.fixture(scope='module')
-def second_engine(request: pytest.FixtureRequest) -> Iterator[SecondEngine]:
+def second_engine() -> Iterator[SecondEngine]:
     """A second Docker daemon for the tests of a module (one per test process: its own
-    bridge and subnet 10.234.N.0/24), stopped and removed at the end, even on failure."""
-    worker = getattr(request.config, 'workerinput', {}).get('workerid', 'gw0')
-    engine = SecondEngine(1 + int(''.join(c for c in worker if c.isdigit()) or 0))
-    try:
-        engine.start()
-        yield engine
-    finally:
-        engine.destroy()
+    bridge and subnet 10.234.N.0/24, N held by no other test process), stopped and
+    removed at the end, even on failure."""
+    with engine_slot() as index:
+        engine = SecondEngine(index)
+        try:
+            engine.start()
+            yield engine
+        finally:
+            engine.destroy()
