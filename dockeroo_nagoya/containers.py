@@ -386,7 +386,8 @@ class ContainerSpec:
         """Refuse, before anything acts, an image that is neither on the engine nor made
         by a part of this buildout (the configuration alone shows it)."""
         image = self.values['image']
-        if identities.maker_of(self.directory, image) is not None or engine.image_id(image):
+        if identities.maker_of(self.directory, engine.config, image) is not None or \
+                engine.image_id(image):
             return
         raise opt.invalid(self.part, 'image', 'an image on the Docker engine or made by a part '
                           'of this buildout (docker.build, docker.pull, ...: reference it as '
@@ -397,7 +398,7 @@ class ContainerSpec:
         engine nor kept by a part of this buildout (for a member of a system, its other
         members: :meth:`.SystemRecipe._resolve` named them by container already)."""
         for target, _ in self.values['links']:
-            if identities.will_have_container(self.directory, target):
+            if identities.will_have_container(self.directory, engine.config, target):
                 continue
             if any(f'/{target}' in (listed.get('Names') or [])
                    for listed in engine.owned('containers', self.directory)):
@@ -627,7 +628,7 @@ class Runner:
         spec = self.spec
         image_id = self.engine.image_id(spec.values['image'])
         if image_id is None:
-            maker = identities.maker_of(spec.directory, spec.values['image'])
+            maker = identities.maker_of(spec.directory, self.engine.config, spec.values['image'])
             if maker is not None:  # bin/buildout install PART, on a buildout not installed yet
                 raise zc.buildout.UserError(
                     f'{spec.part}: option image: no image {spec.values["image"]} yet: part '
@@ -710,7 +711,8 @@ class Runner:
         Reads only: the shared listing, the image's id, the env-file, and for a
         kept container of an install its restart policy."""
         current = self.find()
-        if current is not None and identities.planned_removal(self.spec.directory, self.spec.name):
+        if current is not None and identities.planned_removal(self.spec.directory,
+                                                              self.engine.config, self.spec.name):
             current = None  # a part before this one removes it (see Runner.change)
         identity, hashes = self.identity(extra_identity)
         if expected is None:
@@ -725,7 +727,7 @@ class Runner:
         """A decision as data: the action in the plan's words, with its reasons."""
         current, name = step.current, self.spec.name
         found = current['Id'] if current is not None else None
-        removed = identities.planned_removal(self.spec.directory, name)
+        removed = identities.planned_removal(self.spec.directory, self.engine.config, name)
         if step.action == 'create' and removed is not None:
             return decisions.Change('container', name, 'recreate', [decisions.state(
                 f'removed first: {removed[1]}')], removed[0])
@@ -742,7 +744,8 @@ class Runner:
             changed = changed_inputs(current, step.hashes)
             for key in changed or ():
                 if key == 'image-id':
-                    why = identities.planned_change(self.spec.values['image'])
+                    why = identities.planned_change(self.spec.directory, self.engine.config,
+                                                    self.spec.values['image'])
                     reasons.append(decisions.Reason(f'image {self.spec.values["image"]}',
                                                     follows=why, note=None if why else
                                                     'rebuilt or pulled anew'))

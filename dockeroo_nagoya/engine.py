@@ -17,6 +17,7 @@ from typing import Any, Iterator
 
 import docker
 import docker.errors
+import docker.utils
 import requests.exceptions
 import zc.buildout
 
@@ -35,9 +36,13 @@ KINDS = ('containers', 'images', 'volumes', 'networks')
 log = logging.getLogger('dockeroo_nagoya')
 
 #: Set by ``dockeroo-plan`` (:mod:`.plan`): every client refuses any request that is not a
-#: read, and an image the plan's earlier parts make anew has the id in here (normalised
-#: reference -> planned id), so the parts that use it decide as they will in the run.
-PLANNING: dict[str, str] | None = None
+#: read, and an image the plan's earlier parts make anew has the id in here ((engine key,
+#: normalised reference) -> planned id), so the parts that use it on that engine decide as
+#: they will in the run.
+PLANNING: dict[tuple[str, str], str] | None = None
+
+#: Where the SDK (and the docker CLI) connect when nothing says otherwise.
+DEFAULT_HOST = 'unix:///var/run/docker.sock'
 
 
 class WriteRefused(RuntimeError):
@@ -71,7 +76,54 @@ class EngineConfig:
         """The address in the user's words, for error messages."""
         if self.context:
             return f'Docker context {self.context!r}'
-        return self.host or os.environ.get('DOCKER_HOST') or 'unix:///var/run/docker.sock'
+        return self.host or os.environ.get('DOCKER_HOST') or DEFAULT_HOST
+
+    def key(self) -> str:
+        """Which engine this is, as what one run records per engine is keyed (:mod:`.identities`).
+
+        An image a part makes on one engine is not on another, so what a run
+        knows about images and containers is kept per engine. Two spellings of one
+        address are one key: the buildout's default (no ``docker-host``) and
+        ``DOCKER_HOST`` or ``unix:///var/run/docker.sock`` written out, a socket
+        path through a symbolic link (``/var/run`` is ``/run``), ``tcp://`` and
+        ``http://``, a Docker context and its address. Asks no engine (it is used
+        in ``__init__`` and on every lookup); TLS settings are not part of it (one
+        address, one daemon). Two addresses of one daemon (a socket and a TCP
+        port) stay two keys: only the daemon could tell (:attr:`Engine.daemon`).
+        """
+        found = _KEYS.get((self, os.environ.get('DOCKER_HOST')))
+        if found is None:
+            found = _KEYS[(self, os.environ.get('DOCKER_HOST'))] = _address_key(self._address())
+        return found
+
+    def _address(self) -> str:
+        """The address the client connects to (see :func:`_new_client`)."""
+        if self.context:
+            with contextlib.suppress(docker.errors.DockerException, OSError, ValueError):
+                ctx = docker.ContextAPI.get_context(self.context)
+                if ctx is not None and ctx.Host:
+                    return str(ctx.Host)
+            return f'context:{self.context}'  # no such context: connecting says so
+        return self.host or os.environ.get('DOCKER_HOST') or DEFAULT_HOST
+
+
+#: (configuration, DOCKER_HOST) -> :meth:`EngineConfig.key` (a context is read from files).
+_KEYS: dict[tuple[EngineConfig, str | None], str] = {}
+
+
+def _address_key(address: str) -> str:
+    """One spelling of an address: the SDK's own parsing, ``unix://`` with the socket's real
+    path, ``tcp://HOST:PORT``; an address the SDK refuses as it is (connecting says why)."""
+    try:
+        parsed = docker.utils.parse_host(address)
+    except docker.errors.DockerException:
+        return address
+    scheme, _, rest = parsed.partition('://')
+    if scheme in ('http+unix', 'unix'):
+        return f'unix://{os.path.realpath(rest)}'
+    if scheme in ('http', 'https'):
+        return f'tcp://{rest.lower()}'
+    return parsed
 
 
 def owner_labels(directory: str, part: str, identity: str, recipe: str) -> dict[str, str]:
@@ -239,7 +291,7 @@ class Engine:
         anything else (an id, a short name the engine completes) is inspected.
         """
         if PLANNING is not None:
-            planned = PLANNING.get(with_tag(reference))
+            planned = PLANNING.get((self.config.key(), with_tag(reference)))
             if planned is not None:
                 return planned
         found = self.listed_image(reference)

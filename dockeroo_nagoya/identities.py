@@ -21,55 +21,92 @@ containers it starts from stand for:
   here yet), a form that pulling the image does not change; the local id for
   an image no registry knows (imported or built by hand).
 
+Everything here is kept per buildout directory *and per engine*
+(:meth:`.engine.EngineConfig.key`): an image a part makes on one engine is
+not on another, so a ``docker.load`` of ``koji/server:fedora`` on a builder
+machine's engine says nothing about the image of that name on the local one
+(whose containers would otherwise be recreated when a remote part is added),
+and a container on the builder's engine may not run an image that only a
+part of the local engine makes.
+
+An archive file a ``docker.save`` part writes is known here by its path
+(:func:`will_write_archive`), so that a ``docker.load`` of it in the same run
+knows what it will hold before the file exists (buildout initialises every
+part before it installs any).
+
 Nothing here writes to the engine: a plan may call all of it.
 """
 from __future__ import annotations
 
+import dataclasses
+import os
 from typing import Any, Callable, Mapping
 
 import docker.errors
 
 from . import engine as _engine
 from .options import split_reference, with_tag as normalised
-from .engine import LABEL_BUILDOUT, LABEL_IDENTITY, Engine, labels_of
+from .engine import LABEL_BUILDOUT, LABEL_IDENTITY, Engine, EngineConfig, labels_of
 
-#: (buildout directory, normalised image reference) -> (identity, part) of the image a part makes.
-_IMAGES: dict[tuple[str, str], tuple[str | None, str]] = {}
+#: (buildout directory, engine key, normalised image reference) -> (identity, part) of the
+#: image a part makes there.
+_IMAGES: dict[tuple[str, str, str], tuple[str | None, str]] = {}
 
-#: (buildout directory, container name) -> what the configuration says the container is.
-_CONTAINERS: dict[tuple[str, str], Callable[[], str]] = {}
+#: (buildout directory, engine key, container name) -> what the configuration says the
+#: container is.
+_CONTAINERS: dict[tuple[str, str, str], Callable[[], str]] = {}
+
+#: (buildout directory, engine key, normalised image reference) -> why a part of this run
+#: makes (or pulls) it anew.
+_CHANGING: dict[tuple[str, str, str], str] = {}
+
+#: (buildout directory, engine key, container name) -> (its id, why a part before its own
+#: removes it).
+_REMOVING: dict[tuple[str, str, str], tuple[str, str]] = {}
 
 
-#: normalised image reference -> why a part of this run makes (or pulls) it anew.
-_CHANGING: dict[str, str] = {}
+@dataclasses.dataclass(frozen=True)
+class Archive:
+    """What a ``docker.save`` part of this run writes into a file, known in its ``__init__``."""
+
+    part: str
+    #: The engine the image is saved from, and the image (as the save part names it).
+    engine: EngineConfig
+    reference: str
+    #: What the file holds (:func:`archive_term`): it changes exactly when the file's
+    #: image is made again (for an image whose identity is known before anything acts).
+    term: str
 
 
-def will_change_image(reference: str, why: str) -> None:
-    """A part decided to make or pull ``reference`` anew; while planning, the parts after
-    it see the image as changed (:data:`.engine.PLANNING`), as they will in the run."""
-    _CHANGING[normalised(reference)] = why
+#: (buildout directory, real path of the file) -> what a part writes into it.
+_ARCHIVES: dict[tuple[str, str], Archive] = {}
+
+
+def will_change_image(directory: str, engine: EngineConfig, reference: str, why: str) -> None:
+    """A part decided to make or pull ``reference`` anew on ``engine``; while planning, the
+    parts after it see the image there as changed (:data:`.engine.PLANNING`), as they
+    will in the run."""
+    _CHANGING[(directory, engine.key(), normalised(reference))] = why
     if _engine.PLANNING is not None:
-        _engine.PLANNING[normalised(reference)] = f'planned:{normalised(reference)}'
+        _engine.PLANNING[(engine.key(), normalised(reference))] = f'planned:{normalised(reference)}'
 
 
-#: (buildout directory, container name) -> (its id, why a part before its own removes it).
-_REMOVING: dict[tuple[str, str], tuple[str, str]] = {}
+def planned_change(directory: str, engine: EngineConfig, reference: str) -> str | None:
+    """Why the image ``reference`` is made anew on ``engine`` in this run (``None``: it is not)."""
+    return _CHANGING.get((directory, engine.key(), normalised(reference)))
 
 
-def will_remove_container(directory: str, name: str, container_id: str, why: str) -> None:
+def will_remove_container(directory: str, engine: EngineConfig, name: str, container_id: str,
+                          why: str) -> None:
     """A part decided to remove a container that its own part makes again later in the
     run (a volume made anew removes its users first)."""
-    _REMOVING[(directory, name)] = (container_id, why)
+    _REMOVING[(directory, engine.key(), name)] = (container_id, why)
 
 
-def planned_removal(directory: str, name: str) -> tuple[str, str] | None:
-    """(id, why) of a container an earlier part removes in this run (``None``: none does)."""
-    return _REMOVING.get((directory, name))
-
-
-def planned_change(reference: str) -> str | None:
-    """Why the image ``reference`` is made anew in this run (``None``: it is not)."""
-    return _CHANGING.get(normalised(reference))
+def planned_removal(directory: str, engine: EngineConfig, name: str) -> tuple[str, str] | None:
+    """(id, why) of a container on ``engine`` an earlier part removes in this run (``None``:
+    none does)."""
+    return _REMOVING.get((directory, engine.key(), name))
 
 
 def repository_of(reference: str) -> str:
@@ -77,33 +114,47 @@ def repository_of(reference: str) -> str:
     return split_reference(reference)[0]
 
 
-def will_make_image(directory: str, reference: str, identity: str | None, part: str) -> None:
-    """The part ``part`` of this run makes ``reference`` with this identity (``None``: a
-    recipe whose identity is only known as it acts; the image is looked up then)."""
-    _IMAGES[(directory, normalised(reference))] = (identity, part)
+def will_make_image(directory: str, engine: EngineConfig, reference: str, identity: str | None,
+                    part: str) -> None:
+    """The part ``part`` of this run makes ``reference`` on ``engine`` with this identity
+    (``None``: a recipe whose identity is only known as it acts; the image is looked up then)."""
+    _IMAGES[(directory, engine.key(), normalised(reference))] = (identity, part)
 
 
-def will_run_container(directory: str, name: str, identity: Callable[[], str]) -> None:
-    """A part of this run keeps the container ``name``; ``identity`` says what it is."""
-    _CONTAINERS[(directory, name)] = identity
+def will_run_container(directory: str, engine: EngineConfig, name: str,
+                       identity: Callable[[], str]) -> None:
+    """A part of this run keeps the container ``name`` on ``engine``; ``identity`` says what
+    it is."""
+    _CONTAINERS[(directory, engine.key(), name)] = identity
 
 
-def will_have_container(directory: str, name: str) -> bool:
+def will_have_container(directory: str, engine: EngineConfig, name: str) -> bool:
     """Whether a part configured in this run (initialised before the asking one: one it
-    references, or one before it in ``parts``) keeps the container ``name``."""
-    return (directory, name) in _CONTAINERS
+    references, or one before it in ``parts``) keeps the container ``name`` on ``engine``."""
+    return (directory, engine.key(), name) in _CONTAINERS
 
 
-def made_image(directory: str, reference: str) -> str | None:
-    """The identity of the image a configured part makes under this reference."""
-    found = _IMAGES.get((directory, normalised(reference)))
+def made_image(directory: str, engine: EngineConfig, reference: str) -> str | None:
+    """The identity of the image a configured part makes under this reference on ``engine``."""
+    found = _IMAGES.get((directory, engine.key(), normalised(reference)))
     return found[0] if found else None
 
 
-def maker_of(directory: str, reference: str) -> str | None:
-    """The configured part that makes (or pulls) the image ``reference``."""
-    found = _IMAGES.get((directory, normalised(reference)))
+def maker_of(directory: str, engine: EngineConfig, reference: str) -> str | None:
+    """The configured part that makes (or pulls) the image ``reference`` on ``engine``."""
+    found = _IMAGES.get((directory, engine.key(), normalised(reference)))
     return found[1] if found else None
+
+
+def will_write_archive(directory: str, path: str, archive: Archive) -> None:
+    """A ``docker.save`` part of this run writes ``archive``'s image into the file ``path``."""
+    _ARCHIVES[(directory, os.path.realpath(path))] = archive
+
+
+def archive_writer(directory: str, path: str) -> Archive | None:
+    """What a part of this run (initialised before the asking one: the one whose
+    ``${part:path}`` it references) writes into the file ``path``; ``None``: none does."""
+    return _ARCHIVES.get((directory, os.path.realpath(path)))
 
 
 def local_term(image: Mapping[str, Any], reference: str, directory: str) -> str:
@@ -130,12 +181,12 @@ def remote_digest(engine: Engine, reference: str, auth: Mapping[str, str] | None
 
 def image_term(engine: Engine, directory: str, reference: str,
                auth: Mapping[str, str] | None = None) -> str:
-    """What an image a part starts from stands for, before anything acts.
+    """What an image a part starts from on ``engine`` stands for, before anything acts.
 
-    An image no part makes and no registry answers for is ``absent:REFERENCE``:
+    An image no part makes there and no registry answers for is ``absent:REFERENCE``:
     acting cannot make it appear (a build that starts from it fails).
     """
-    made = made_image(directory, reference)
+    made = made_image(directory, engine.config, reference)
     if made is not None:
         return f'made:{made}'
     if '@' in reference:
@@ -150,10 +201,23 @@ def image_term(engine: Engine, directory: str, reference: str,
     return local_term(local, reference, directory)
 
 
+def archive_term(engine: Engine, directory: str, reference: str) -> str:
+    """What a file a part saves the image ``reference`` into will hold, before anything acts:
+    the image's :func:`image_term`, except for an image a part makes whose identity is
+    only known as it acts (docker.temporary, docker.assemble, docker.bootstrap): then
+    that part. Its term would be the image the engine has before the run (``absent:``
+    on the first), so a part taking it as its own identity would change one run after
+    the image; a load reads what the file holds as it acts anyway."""
+    maker = maker_of(directory, engine.config, reference)
+    if maker is not None and made_image(directory, engine.config, reference) is None:
+        return f'part:{maker}:{normalised(reference)}'
+    return image_term(engine, directory, reference)
+
+
 def container_term(engine: Engine, directory: str, name: str) -> str:
     """What a container a part saves stands for: the identity its part gives it, else
     the live container's id and identity label."""
-    configured = _CONTAINERS.get((directory, name))
+    configured = _CONTAINERS.get((directory, engine.config.key(), name))
     if configured is not None:
         return f'part:{configured()}'
     current = engine.inspect('containers', name)
@@ -164,4 +228,6 @@ def container_term(engine: Engine, directory: str, name: str) -> str:
 
 __all__ = ['will_change_image', 'planned_change', 'will_remove_container', 'planned_removal',
            'normalised', 'repository_of', 'will_make_image', 'will_run_container',
-           'made_image', 'maker_of', 'image_term', 'container_term', 'remote_digest', 'local_term']
+           'will_have_container', 'made_image', 'maker_of', 'image_term', 'container_term',
+           'remote_digest', 'local_term', 'Archive', 'will_write_archive', 'archive_writer',
+           'archive_term']

@@ -68,9 +68,10 @@ SWEPT: dict[str, list[Engine]] = {}
 def _swept_already(engine: Engine, directory: str) -> bool:
     """Whether this engine was swept for the buildout in this run, under this spelling
     or another one of the same daemon. The daemon's ID (a request) is asked only when a
-    second spelling connects: most runs name one engine one way."""
+    second address connects (two spellings of one address are one key: no request):
+    most runs name one engine one way."""
     done = SWEPT.setdefault(directory, [])
-    if any(other.config == engine.config for other in done) or \
+    if any(other.config.key() == engine.config.key() for other in done) or \
             any(other.daemon == engine.daemon for other in done):
         return True
     done.append(engine)

@@ -557,8 +557,9 @@ class ImageRecipe(Recipe):
         """``name`` (the part name by default) with ``tag`` (``latest``), as ``${part:image}``;
         the image is registered as made by this part (:mod:`.identities`)."""
         reference = self.image_named_by_options()
-        if identities.maker_of(self.directory, reference) != self.name:
-            identities.will_make_image(self.directory, reference, None, self.name)
+        if identities.maker_of(self.directory, self.engine_config, reference) != self.name:
+            identities.will_make_image(self.directory, self.engine_config, reference, None,
+                                       self.name)
         return reference
 
     def image_named_by_options(self) -> str:
@@ -592,7 +593,8 @@ class ImageRecipe(Recipe):
         references it needs; ``${part:image}`` names the image itself.
         """
         self.options['image-id'] = identity
-        identities.will_make_image(self.directory, self.image, identity, self.name)
+        identities.will_make_image(self.directory, self.engine_config, self.image, identity,
+                                   self.name)
 
     def image_identity(self, **extra: Any) -> tuple[str, dict[str, str]]:
         """The identity of the image to make and the labels that record it."""
@@ -668,27 +670,15 @@ class ImageRecipe(Recipe):
         """:meth:`make_image`'s decision; a build is told to the parts that use the image."""
         change = self._image_decision(identity, labels)[1]
         if change.action != 'none':
-            identities.will_change_image(self.image, f'{"rebuilt" if change.id else "built"} by '
-                                         f'{self.name}: ' + ', '.join(r.text() for r in change.reasons))
+            identities.will_change_image(
+                self.directory, self.engine_config, self.image,
+                f'{"rebuilt" if change.id else "built"} by {self.name}: '
+                + ', '.join(r.text() for r in change.reasons))
         return [change]
 
     def retire_image(self, image_id: str) -> None:
-        """Remove the image a new one replaced; while containers still run it (their parts
-        replace them later in the run), at the end of the run, so that no untagged image
-        is left for the next run to sweep."""
-        try:
-            self.engine.api.remove_image(image_id)
-            self.log.info('removed image %s', image_id[:19])
-            return
-        except docker.errors.NotFound:
-            return
-        except docker.errors.APIError as exc:
-            if exc.status_code != 409:
-                self.log.debug('image %s kept: %s', image_id[:19], exc.explanation or exc)
-                return
-        if not _RETIRING:
-            removals.at_end(_retire_at_end)
-        _RETIRING.append((self.engine_config, self.log, image_id))
+        """Remove the image a new one replaced (see :func:`retire_image`)."""
+        retire_image(self.engine, self.log, image_id)
 
     @property
     def candidate(self) -> str:
@@ -754,6 +744,26 @@ class ImageRecipe(Recipe):
 
 #: Replaced images still in use when they were replaced: (engine, log, image id).
 _RETIRING: list[tuple[EngineConfig, logging.Logger, str]] = []
+
+
+def retire_image(engine: Engine, log: logging.Logger, image_id: str) -> None:
+    """Remove an image a new one replaced under its tag; while containers still run it
+    (their parts replace them later in the run), at the end of the run, so that no
+    untagged image is left for the next run to sweep. Shared by the recipes that move a
+    tag to a new image (every image recipe, docker.load)."""
+    try:
+        engine.api.remove_image(image_id)
+        log.info('removed image %s', image_id[:19])
+        return
+    except docker.errors.NotFound:
+        return
+    except docker.errors.APIError as exc:
+        if exc.status_code != 409:
+            log.debug('image %s kept: %s', image_id[:19], exc.explanation or exc)
+            return
+    if not _RETIRING:
+        removals.at_end(_retire_at_end)
+    _RETIRING.append((engine.config, log, image_id))
 
 
 def _retire_at_end() -> None:
@@ -827,5 +837,5 @@ def _remove_image(engine: Engine, reference: str, log: logging.Logger, quiet: bo
                                               exc.explanation or exc)
 
 
-__all__ = ['Recipe', 'ImageRecipe', 'uninstaller', 'engine_config', 'CONFIGURED',
+__all__ = ['Recipe', 'ImageRecipe', 'uninstaller', 'engine_config', 'retire_image', 'CONFIGURED',
            'CANDIDATE_OPTIONS']

@@ -210,9 +210,10 @@ def test_one_removal_per_container_whatever_spelling_of_the_engine(buildout, cli
 
 def test_the_other_recipes_from_nothing_then_two_unchanged_reruns(
         buildout, client, busybox, debian, swarm):
-    """bootstrap, assemble, diskimage, temporary, replicas, copy, command, save and a Swarm
-    service: installed once, then two runs with no Installing or Uninstalling (docker.load
-    reads its file in __init__, so it is tested on a file made beforehand, in test_save_load)."""
+    """bootstrap, assemble, diskimage, temporary, replicas, copy, command, save, a load of
+    the saved file (of an image whose identity is only known as its part acts) and a Swarm
+    service: installed once, then two runs with no Installing or Uninstalling (a load of a
+    file from elsewhere is tested in test_save_load, of a build's in test_cross_engine)."""
     from test_bootstrap import busybox_tarball
     from test_diskimage import MKE2FS
     b = buildout
@@ -221,7 +222,7 @@ def test_the_other_recipes_from_nothing_then_two_unchanged_reruns(
     (b.directory / 'files').mkdir()
     (b.directory / 'files' / 'hello.txt').write_text('hello\n')
     b.write(buildout_config(
-        ['base', 'built', 'disk', 'tmp', 'pool', 'box', 'copy', 'tool', 'save', 'svc'],
+        ['base', 'built', 'disk', 'tmp', 'pool', 'box', 'copy', 'tool', 'save', 'load', 'svc'],
         section('base', 'docker.bootstrap', name=f'{p}/base', archives='root.tar'),
         section('built', 'docker.assemble', name=f'{p}/built', build_image=busybox,
                 build_script='echo assembled > "$BUILD_ROOT/assembled"'),
@@ -236,11 +237,13 @@ def test_the_other_recipes_from_nothing_then_two_unchanged_reruns(
                 paths='${buildout:directory}/files/ /srv/files/'),
         section('tool', 'docker.command', container='${box:name}', command='cat /srv/files/hello.txt'),
         section('save', 'docker.save', name='${built:image}', path='${buildout:directory}/built.tar'),
+        section('load', 'docker.load', name=f'{p}/loaded', path='${save:path}'),
         section('svc', 'docker.service', name=f'{p}-svc', image=busybox, command='sleep 3600',
                 replicas='1')))
     b.run('-N')
     made = ids(client, b)
     assert f'container:{p}-pool-2' in made and (b.directory / 'built.tar').is_file(), made
+    assert made[f'image:{p}/loaded:latest'] == made[f'image:{p}/built:latest']
     disk = (b.directory / 'parts' / 'disk' / 'disk.ext4').stat()
     for run in (2, 3):
         again = b.run('-N')

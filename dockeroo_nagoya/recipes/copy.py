@@ -110,7 +110,9 @@ class CopyRecipe(Recipe):
         container a part of this run makes first means every line is copied."""
         later = [self.values[o] for o in ('container-from', 'container-to') if self.values[o]
                  and self._inspect(o) is None
-                 and identities.will_have_container(self.directory, self.values[o])]
+                 and identities.will_have_container(self.directory, self.from_config if o ==
+                                                    'container-from' else self.engine_config,
+                                                    self.values[o])]
         if later:
             return [Change('copy', copy.text, 'create', [state(f'{later[0]} is made first')])
                     for copy in self.copies]

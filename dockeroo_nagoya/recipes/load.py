@@ -3,15 +3,34 @@
 ``path`` (required: a file ``docker save`` or a ``docker.save`` part wrote;
 plain, gzip, bzip2 or xz), ``name`` (the image, default the part name;
 ``tag``, default ``latest``), ``keep`` (default ``false``: removing the part
-removes the tag, if it still names the image loaded). The image's id is read
-from the file's manifest when buildout starts (``${part:image-id}``), so a
-file with other content is another configuration, and the file is loaded
-exactly when the engine's ``name`` is not that image. An archive of more
+removes the tag, if it still names the image loaded). The file is loaded
+exactly when the engine's ``name`` is not the file's image (read from its
+manifest as the part acts); the image it replaced is removed once no tag names
+it (at the end of the run while containers still use it). An archive of more
 than one image is loaded whole; ``name`` picks the one exposed.
+
+``${part:image-id}`` is known when buildout starts, before anything acts:
+
+- a file that a ``docker.save`` part of this buildout writes (``path =
+  ${save:path}``, typically with ``docker-host`` naming another engine: a
+  builder machine's): what that part says the file will hold (the image as
+  the buildout sees it on the save part's engine, see
+  :func:`dockeroo_nagoya.identities.archive_term`). The file need not exist yet
+  (on the first run it does not: buildout initialises every part before it
+  installs any), and the value changes exactly when the saved image is made
+  again (for an image whose maker knows its identity before it acts: not
+  docker.temporary, docker.assemble or docker.bootstrap, whose part it names);
+- any other file: the image's id from the file's manifest, read when buildout
+  starts (the file must exist then), so a file with other content is another
+  configuration.
+
+Either way the part registers the image as made by it on its own engine, so
+that the containers and builds of that engine may name ``${part:image}``.
 """
 from __future__ import annotations
 
 import logging
+import os
 from typing import Mapping
 
 import zc.buildout
@@ -19,9 +38,9 @@ import zc.buildout
 from .. import identities
 from .. import options as opt
 from ..decisions import Change, Reason, state
-from ..engine import Engine, engine_errors
-from ..imagefiles import NotAnImageArchive, archived_images
-from ..recipe import ImageRecipe, Recipe, uninstaller
+from ..engine import Engine, connect, engine_errors
+from ..imagefiles import ArchivedImage, NotAnImageArchive, archived_images
+from ..recipe import ImageRecipe, Recipe, retire_image, uninstaller
 from ..recipe import _remove_image as remove_image
 
 
@@ -34,13 +53,34 @@ class LoadRecipe(Recipe):
     table = (
         opt.Option('name', opt.text, identity=False),
         opt.Option('tag', opt.text, identity=False),
-        opt.Option('path', opt.existing_file, required=True, identity=False),
+        # An existing file unless a docker.save part of this run writes it (configure).
+        opt.Option('path', opt.path, required=True, identity=False),
         opt.Option('keep', opt.boolean, default='false', identity=False),
     )
 
     def configure(self) -> None:
         self.image = ImageRecipe.image_named_by_options(self)  # type: ignore[arg-type]
+        given = self.options['path']
         self.path = self.options['path'] = self.values['path']
+        #: The docker.save part that writes the file in this run (None: a file from elsewhere).
+        self.writer = identities.archive_writer(self.directory, self.path)
+        if self.writer is None:
+            try:
+                opt.existing_file(self.path)
+            except opt.Invalid as exc:
+                raise opt.invalid(self.name, 'path', str(exc), given) from None
+            self.archived: ArchivedImage | None = self._archived()
+            identity = self.archived.image_id
+        else:
+            self.archived = None   # read as the part acts, once the save part wrote it
+            identity = self.writer.term
+        # Known before anything runs: later parts may reference it, and a new image is a change.
+        self.options['image-id'] = identity
+        identities.will_make_image(self.directory, self.engine_config, self.image, identity,
+                                   self.name)
+
+    def _archived(self) -> ArchivedImage:
+        """The image of the file that ``name`` exposes, from its manifest as it is now."""
         try:
             images = archived_images(self.path)
         except NotAnImageArchive as exc:
@@ -50,29 +90,56 @@ class LoadRecipe(Recipe):
             names = ', '.join(tag for image in images for tag in image.tags) or 'none'
             raise opt.invalid(self.name, 'name', f'one of the images of {self.path} ({names})',
                               self.image)
-        self.archived = (tagged or images)[0]
-        # Known before anything runs: later parts may reference it, and a new file is a change.
-        self.options['image-id'] = self.archived.image_id
-        identities.will_make_image(self.directory, self.image, self.archived.image_id, self.name)
+        return (tagged or images)[0]
 
     def decide(self, fresh: bool) -> list[Change]:
-        change = self._decision()
+        change = self._decision(*self._expected())
         if change.action != 'none':
-            identities.will_change_image(self.image, f'loaded by {self.name} from {self.path}')
+            identities.will_change_image(self.directory, self.engine_config, self.image,
+                                         f'loaded by {self.name} from {self.path}')
         return [change]
 
-    def _decision(self) -> Change:
-        """Load unless the tag already names the file's image."""
+    def _expected(self) -> tuple[str | None, str | None]:
+        """(the id of the image the file holds when this part acts, ``None`` if it is not
+        known before; then what makes it anew).
+
+        A file from elsewhere holds what it holds now. A file a docker.save part
+        writes holds, once that part acted, the image it saves as its engine has it
+        then: made anew when a part before says so, else the engine's image now.
+        """
+        if self.writer is None:
+            assert self.archived is not None
+            return self.archived.image_id, None
+        writer = self.writer
+        remade = identities.planned_change(self.directory, writer.engine, writer.reference)
+        if remade is not None:
+            return None, f'{remade}; saved by {writer.part}'
+        with engine_errors(self.name, writer.engine, f'looking up {writer.reference}'):
+            saved = connect(writer.engine, self.name).image_id(writer.reference)
+        if saved is None and os.path.isfile(self.path):  # the save part stops the run first
+            saved = self._archived().image_id
+        return saved, None if saved else f'saved by {writer.part}'
+
+    def _decision(self, wanted: str | None, follows: str | None = None) -> Change:
+        """Load unless the tag already names the file's image (``wanted``; ``None``: the
+        file is written anew before, by what ``follows`` says)."""
         now = self.engine.image_id(self.image)
-        if now == self.archived.image_id:
+        if wanted is not None and now == wanted:
             return Change('image', self.image, 'none', [], now)
-        return Change('image', self.image, 'create' if now is None else 'recreate', [
-            Reason('image-id', now, self.archived.image_id) if now else
-            state(f'it is loaded from {self.path}')], now)
+        if wanted is None:
+            reasons = [Reason(f'file {self.path}', follows=follows)]
+        elif now is not None:
+            reasons = [Reason('image-id', now, wanted)]
+        else:
+            reasons = [state(f'it is loaded from {self.path}')]
+        return Change('image', self.image, 'create' if now is None else 'recreate', reasons, now)
 
     def apply(self, fresh: bool) -> list[str]:
-        wanted = self.archived.image_id
-        if self._decision().action == 'none':
+        archived = self.archived if self.writer is None else self._saved_archive()
+        assert archived is not None
+        wanted = archived.image_id
+        change = self._decision(wanted)
+        if change.action == 'none':
             self.log.debug('%s is already loaded', self.image)
             return []
         self.log.info('loading %s (%s) from %s', self.image, wanted[:19], self.path)
@@ -87,21 +154,56 @@ class LoadRecipe(Recipe):
                 repository, tag = self.image.rsplit(':', 1)
                 self.engine.api.tag(wanted, repository, tag, force=True)
                 self.engine.forget('images')
+            if change.id is not None and change.id != wanted:
+                self._retire(change.id)
         return []
+
+    def _retire(self, replaced: str) -> None:
+        """Remove the image the loaded one replaced under ``name`` when no tag names it any
+        more (one that keeps another tag is someone's: it stays), so that no untagged
+        image is left for the next run to sweep."""
+        found = self.engine.inspect('images', replaced)
+        if found is not None and not [t for t in found.get('RepoTags') or []
+                                      if t != '<none>:<none>']:
+            retire_image(self.engine, self.log, replaced)
+
+    def _saved_archive(self) -> ArchivedImage:
+        """The image of the file the save part wrote, read now (it acted before this part)."""
+        assert self.writer is not None
+        if not os.path.isfile(self.path):
+            raise zc.buildout.UserError(
+                f'{self.name}: option path: no file {self.path} yet: part {self.writer.part} '
+                f'writes it and is not installed: run bin/buildout (or bin/buildout install '
+                f'{self.writer.part} {self.name})')
+        return self._archived()
 
     @classmethod
     def teardown(cls, engine: Engine, directory: str, part: str,
                  options: Mapping[str, str], log: logging.Logger) -> None:
-        reference, loaded = options.get('image'), options.get('image-id')
+        reference = options.get('image')
         if not reference or opt.saved_flag(options, 'keep', False):
             return
         current = engine.inspect('images', reference)
         if current is None:
             return
-        if current['Id'] != loaded:
+        if current['Id'] not in _loaded(options):
             log.info('leaving %s: it is no longer the image this part loaded', reference)
             return
         remove_image(engine, reference, log)
+
+
+def _loaded(options: Mapping[str, str]) -> set[str]:
+    """The ids of the images a removed part loaded: its ``image-id``; for a file a
+    docker.save part wrote (``image-id`` is then what the save part said, no id), the
+    images the file holds (buildout uninstalls the load before the save it follows, so
+    the file is still the one last loaded)."""
+    recorded = options.get('image-id') or ''
+    if recorded.startswith('sha256:'):
+        return {recorded}
+    try:
+        return {image.image_id for image in archived_images(options.get('path') or '')}
+    except NotAnImageArchive:
+        return set()
 
 
 uninstall = uninstaller(LoadRecipe)

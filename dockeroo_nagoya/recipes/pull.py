@@ -106,7 +106,8 @@ class PullRecipe(Recipe):
             else:
                 image_id = f'absent:{self.reference}'
         self.options['image-id'] = image_id
-        identities.will_make_image(self.directory, self.reference, image_id, self.name)
+        identities.will_make_image(self.directory, self.engine_config, self.reference, image_id,
+                                   self.name)
 
     def _decide_remote(self) -> str | None | object:
         """The registry's digest when the run would ask it (the image is absent, or
@@ -120,7 +121,8 @@ class PullRecipe(Recipe):
     def decide(self, fresh: bool) -> list[Change]:
         change = self._decision()
         if change.action == 'pull':
-            identities.will_change_image(self.reference, f'pulled by {self.name}: '
+            identities.will_change_image(self.directory, self.engine_config, self.reference,
+                                         f'pulled by {self.name}: '
                                          + ', '.join(r.text() for r in change.reasons))
         return [change]
 

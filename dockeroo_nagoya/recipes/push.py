@@ -91,7 +91,7 @@ class PushRecipe(Recipe):
 
         In a plan, an image a part before this one makes anew is pushed after it."""
         image = self.engine.inspect('images', self.source)
-        remade = identities.planned_change(self.source)
+        remade = identities.planned_change(self.directory, self.engine_config, self.source)
         if image is None and remade is None:
             raise zc.buildout.UserError(f'{self.name}: option image: no local image {self.source!r}')
         pushed = self._read_state()

@@ -105,7 +105,7 @@ class RunRecipe(Recipe):
             for spec in self.specs:
                 spec.check_links(self.engine)
         for spec in self.specs:
-            identities.will_run_container(self.directory, spec.name,
+            identities.will_run_container(self.directory, self.engine_config, spec.name,
                                           lambda spec=spec: spec.configured_identity(self.engine))
 
     def decide(self, fresh: bool) -> list[Change]:

@@ -8,6 +8,16 @@ so a rerun rewrites it exactly when the image is another one or the file is
 gone. The file carries the tag, so ``docker load`` (or a ``docker.load``
 part on another engine) restores it under the same name: images reach
 engines that have no registry.
+
+What the file will hold is known before anything acts: the image as the
+parts of this buildout see it on the part's engine (the identity of the part
+that makes it, else its registry digest, else its local id; for an image of
+a part whose identity is only known as it acts, such as docker.temporary,
+that part: :func:`~dockeroo_nagoya.identities.archive_term`). A
+``docker.load`` part of the same buildout whose ``path`` is this part's
+(``path = ${save:path}``) takes that as its ``image-id``, so it needs no file
+yet on the first run; it loads the file whenever its engine's image is not
+the file's.
 """
 from __future__ import annotations
 
@@ -50,6 +60,11 @@ class SaveRecipe(Recipe):
             raise opt.invalid(self.name, 'path', 'the path of a file to write, not a directory',
                               self.options.get('path'))
         self.path = self.options['path'] = path
+        # What the file will hold, for a docker.load of it in this run (on any engine).
+        with engine_errors(self.name, self.engine_config, 'looking up the image'):
+            term = identities.archive_term(self.engine, self.directory, self.image)
+        identities.will_write_archive(self.directory, path, identities.Archive(
+            self.name, self.engine_config, self.image, term))
 
     def apply(self, fresh: bool) -> list[str]:
         previous = (PREVIOUS.get((self.directory, self.name)) or {}).get('path')
@@ -81,7 +96,7 @@ class SaveRecipe(Recipe):
                 'the image changed' if held is not None else 'the file held no such image')
 
     def decide(self, fresh: bool) -> list[Change]:
-        remade = identities.planned_change(self.image)
+        remade = identities.planned_change(self.directory, self.engine_config, self.image)
         image = self.engine.inspect('images', self.image)
         if remade is not None:
             return [Change('file', self.path, 'update' if os.path.isfile(self.path) else 'create',

@@ -108,7 +108,7 @@ class SystemRecipe(Recipe):
             for member in self.members.values():
                 member.spec.check_image(self.engine)
                 identities.will_run_container(
-                    self.directory, member.name,
+                    self.directory, self.engine_config, member.name,
                     lambda spec=member.spec: spec.configured_identity(self.engine))
         self._resolve(by_container)
         with engine_errors(self.name, self.engine_config, 'looking up the linked containers'):

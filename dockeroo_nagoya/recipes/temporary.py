@@ -149,7 +149,7 @@ class TemporaryRecipe(ImageRecipe):
                               ' '.join(outputs))
         self.outputs = outputs
         for output in outputs:
-            identities.will_make_image(self.directory, output, None, self.name)
+            identities.will_make_image(self.directory, self.engine_config, output, None, self.name)
         self.resource_digests = {option: [[r.target, resources.digest(r)] for r in values[option]]
                                  for option in ('libs', 'entrypoint')}
         # In the options, so that buildout reinstalls the part when a file changes.
@@ -191,7 +191,8 @@ class TemporaryRecipe(ImageRecipe):
         changes = self._decision()[3]
         for change in changes:
             if change.action != 'none':
-                identities.will_change_image(change.object, f'saved by {self.name}')
+                identities.will_change_image(self.directory, self.engine_config, change.object,
+                                             f'saved by {self.name}')
         return found + changes
 
     def apply(self, fresh: bool) -> list[str]:

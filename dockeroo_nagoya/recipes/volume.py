@@ -84,9 +84,9 @@ class VolumeRecipe(Recipe):
                 f'{_changes(current, self.values) or "its identity changed"}: its content is '
                 f'archived and put back')], current['Name'])]
             for user in self.users_to_remove(current):
-                identities.will_remove_container(self.directory, user['Names'][0].lstrip('/'),
-                                                 user['Id'], f'volume {name} is made anew by '
-                                                 f'{self.name}')
+                identities.will_remove_container(self.directory, self.engine_config,
+                                                 user['Names'][0].lstrip('/'), user['Id'],
+                                                 f'volume {name} is made anew by {self.name}')
         elif pending is not None:
             found = [Change('volume', name, 'update', [state(
                 'finishing an interrupted recreate: its content is restored')], current['Name'])]
