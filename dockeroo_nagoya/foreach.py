@@ -187,7 +187,9 @@ def extension(buildout: Any) -> None:
 
     ``[buildout] parts`` is read before extensions run, so it cannot reference
     a list's parts: a template named there is replaced by its copies, in line
-    order; the copies of a template it does not name come at its end. Buildout
+    order. The copies of a template it does not name are installed when a part
+    references them, as any section with a recipe (so ``parts =`` empty
+    installs none of them). Buildout
     calls every installed extension when a configuration names any, so a
     configuration without templates is left exactly as it is.
     """
@@ -215,8 +217,6 @@ def extension(buildout: Any) -> None:
         if template in parts:
             at = parts.index(template)
             parts[at:at + 1] = own
-        else:
-            parts.extend(own)
     buildout['buildout']['parts'] = '\n'.join(parts)
 
 

@@ -1,0 +1,163 @@
+"""Koji builders on a second machine: [koji] builder-hosts, on a second Docker daemon.
+
+The second daemon (tests/conftest.py's ``second_engine``) stands for a builder
+machine: its own socket, data, bridge; its ``--network host`` containers reach
+the hub published on 127.0.0.1, as a builder machine reaches hub-name. Needs
+an image with Koji's server code in DN_KOJI_IMAGE (../shared/kojilab builds
+one), as the whole-system test does.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import time
+
+import docker.errors
+import pytest
+
+from helpers import actions, container_ids, koji_buildout, timed
+
+KOJI_IMAGE = os.environ.get('DN_KOJI_IMAGE', '')
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
+    not KOJI_IMAGE, reason='no Koji image: set DN_KOJI_IMAGE to an image with Koji\'s server '
+    'code (../shared/kojilab builds one) to run builders on a second engine')]
+
+
+def remote_ids(engine, b) -> dict[str, tuple[str, str]]:
+    """The second engine's containers of this buildout: name -> (id, started)."""
+    return {c.name: (c.id, c.attrs['State']['StartedAt']) for c in engine.client.containers.list(
+        all=True, filters={'label': b.label})}
+
+
+def test_builders_on_a_second_engine(buildout, client, koji_support, debian, second_engine):
+    b = buildout
+    engine2 = second_engine
+    extra = (f'image = {KOJI_IMAGE}\nsupport-image = {koji_support}\nbase-image = {debian}\n'
+             'builder-hosts =\n    box2 {host} {count} network=host')
+
+    def configure(count: int | None) -> None:
+        lines = extra.format(host=engine2.host, count=count) if count else \
+            extra.split('\nbuilder-hosts')[0]
+        koji_buildout(b, extra=lines)
+
+    koji = str(b.directory / 'bin' / 'koji')
+    kojictl = str(b.directory / 'bin' / 'kojictl')
+
+    def run(*command: str, timeout: float = 120) -> str:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    def hosts() -> dict[str, tuple[str, str]]:
+        """Koji host -> (enabled, ready), as bin/koji list-hosts says."""
+        return {line.split()[0]: tuple(line.split()[1:3])
+                for line in run(koji, 'list-hosts', '--quiet').splitlines()}
+
+    def hosts_become(expected: dict[str, tuple[str, str]], within: float = 90) -> None:
+        """list-hosts says ``expected`` (a host enabled again reports ready at its next
+        check-in, a few seconds later)."""
+        deadline = time.monotonic() + within
+        while (seen := hosts()) != expected and time.monotonic() < deadline:
+            time.sleep(1)
+        assert seen == expected
+
+    try:
+        configure(None)
+        timed('bring-up on one engine', b.run, '-N')
+        alone = container_ids(b)
+
+        # A builder machine added: its parts alone; nothing local is made anew.
+        configure(1)
+        out = timed('adding a builder machine (its image sent as a file)', b.run, '-N')
+        assert hosts() == {'kojibuilder1': ('Y', 'Y'), 'kojibuilder-box2-1': ('Y', 'Y')}
+        local, remote = container_ids(b), remote_ids(engine2, b)
+        assert {n: v for n, v in local.items() if not n.endswith('-job')} == \
+            {n: v for n, v in alone.items() if not n.endswith('-job')}
+        assert set(remote) == {f'{b.prefix}-builder-box2-1', f'{b.prefix}-builder-credentials'}
+        assert f'{b.prefix}-builder-box2-1' not in local
+        # Only that builder's certificate and the CA reached the machine, never kojiadmin's.
+        listing = engine2.client.containers.run(
+            KOJI_IMAGE, ['ls', '/etc/pki/koji'], remove=True,
+            volumes={f'{b.prefix}-builder-credentials': {'bind': '/etc/pki/koji', 'mode': 'ro'}})
+        assert listing.decode().split() == ['ca.crt', 'kojibuilder-box2-1.pem']
+
+        for _ in range(2):  # unchanged reruns: nothing installed, nothing restarted
+            out = timed('rerun', b.run, '-N')
+            assert actions(out.stdout) == [], out.stdout
+            assert container_ids(b) == local and remote_ids(engine2, b) == remote
+
+        # kojira and the local builder (it has topdir) make a repository; the second
+        # engine's builder takes a task of its own through the hub alone.
+        run(koji, 'add-tag', '--arches=x86_64', 'dn-hosts-build')
+        timed('regen-repo', run, koji, 'regen-repo', '--wait', 'dn-hosts-build', timeout=300)
+        assert '"state": 1' in run(koji, 'call', '--json-output', 'getRepo', 'dn-hosts-build')
+        run(koji, 'disable-host', 'kojibuilder1')
+        try:
+            task = run(koji, 'call', '--python', 'makeTask', "'sleep'", '[1]').strip()
+            run(koji, 'watch-task', task, timeout=180)
+            info = run(koji, 'taskinfo', task)
+            assert 'Host: kojibuilder-box2-1' in info and 'State: closed' in info, info
+        finally:
+            run(koji, 'enable-host', 'kojibuilder1')
+
+        # kojictl lists every builder with its engine.
+        status = run(kojictl, 'status')
+        row = next(line for line in status.splitlines() if f'{b.prefix}-builder-box2-1' in line)
+        assert engine2.host in row or 'box2' in row, status
+
+        # Two builders there: exactly one container more on the second engine, nothing
+        # else touched.
+        configure(2)
+        out = timed('box2 builders = 2', b.run, '-N')
+        after = remote_ids(engine2, b)
+        assert set(after) - set(remote) == {f'{b.prefix}-builder-box2-2'}
+        assert {n: after[n] for n in remote} == remote
+        assert {n: v for n, v in container_ids(b).items() if not n.endswith('-job')} == \
+            {n: v for n, v in local.items() if not n.endswith('-job')}
+        hosts_become({'kojibuilder1': ('Y', 'Y'), 'kojibuilder-box2-1': ('Y', 'Y'),
+                      'kojibuilder-box2-2': ('Y', 'Y')})
+        out = b.run('-N')
+        assert actions(out.stdout) == [], out.stdout
+        local, remote = container_ids(b), remote_ids(engine2, b)
+
+        # The second engine stopped: one line naming it, nothing local touched.
+        engine2.stop()
+        try:
+            failed = b.fail('-N')
+            errors = [line for line in failed.splitlines() if line.startswith('Error:')]
+            assert len(errors) == 1 and engine2.host in errors[0], failed
+            print(f'\nthe second engine stopped: {errors[0]}')
+            assert 'Traceback' not in failed
+            assert container_ids(b) == local
+        finally:
+            engine2.start()
+        out = b.run('-N')
+        assert actions(out.stdout) == [], out.stdout
+
+        # The line taken out: its builders, their volume (their keys) and image go; the
+        # hub disables its hosts; nothing local is touched.
+        configure(None)
+        timed('box2 taken out', b.run, '-N')
+        assert remote_ids(engine2, b) == {}
+        assert not engine2.client.volumes.list(filters={'label': b.label})
+        assert {n: v for n, v in container_ids(b).items() if not n.endswith('-job')} == \
+            {n: v for n, v in local.items() if not n.endswith('-job')}
+        enabled = {host: state[0] for host, state in hosts().items()}
+        assert enabled == {'kojibuilder1': 'Y', 'kojibuilder-box2-1': 'N',
+                           'kojibuilder-box2-2': 'N'}
+        out = b.run('-N')
+        assert actions(out.stdout) == [], out.stdout
+    finally:
+        koji_buildout(b, '', extra=extra.split('\nbuilder-hosts')[0])
+        with contextlib.suppress(AssertionError):
+            b.run('-N')
+        for container in engine2.client.containers.list(all=True, filters={'label': b.label}):
+            container.remove(force=True)
+        for volume in engine2.client.volumes.list(filters={'label': b.label}):
+            with contextlib.suppress(docker.errors.APIError):
+                volume.remove(force=True)
+        for volume in client.volumes.list(filters={'name': b.prefix}):
+            with contextlib.suppress(docker.errors.APIError):
+                volume.remove(force=True)
