@@ -29,6 +29,8 @@ import pytest
 
 PROJECT = Path(__file__).resolve().parent.parent
 BUILDOUT = PROJECT / 'bin' / 'buildout'
+#: dockeroo-plan, as the venv installs it.
+PLAN = PROJECT / '.venv' / 'bin' / 'dockeroo-plan'
 LABEL_BUILDOUT = 'io.dockeroo-nagoya.buildout'
 TEST_LABEL = 'io.dockeroo-nagoya.test'
 BUSYBOX = 'dn-test/busybox:latest'

@@ -14,18 +14,18 @@ import contextlib
 import json
 import os
 import subprocess
-from pathlib import Path
 from typing import Iterator
 
 import docker
 import docker.errors
 import pytest
 
+from conftest import PLAN
+
 from helpers import actions, buildout_config, ids, section, sleeper
 
 pytestmark = pytest.mark.slow
 
-PLAN = Path(__file__).resolve().parent.parent / '.venv' / 'bin' / 'dockeroo-plan'
 
 
 def remote_ids(client: docker.DockerClient, b) -> dict[str, str]:

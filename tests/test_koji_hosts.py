@@ -16,6 +16,7 @@ import time
 import docker.errors
 import pytest
 
+from conftest import PLAN
 from helpers import actions, container_ids, koji_buildout, timed
 
 KOJI_IMAGE = os.environ.get('DN_KOJI_IMAGE', '')
@@ -110,6 +111,12 @@ def test_builders_on_a_second_engine(buildout, client, koji_support, debian, sec
         # Two builders there: exactly one container more on the second engine, nothing
         # else touched.
         configure(2)
+        plan = subprocess.run([str(PLAN), '-N'], cwd=b.directory, capture_output=True,
+                              text=True, timeout=120)
+        assert plan.returncode == 2, plan.stdout + plan.stderr
+        assert f'create container {b.prefix}-builder-box2-2' in plan.stdout, plan.stdout
+        assert 'recreate' not in plan.stdout, plan.stdout
+        print(f'\nplan of box2 builders = 2: {plan.stdout.strip().splitlines()[-1]}')
         out = timed('box2 builders = 2', b.run, '-N')
         after = remote_ids(engine2, b)
         assert set(after) - set(remote) == {f'{b.prefix}-builder-box2-2'}

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import docker
 
+from conftest import PLAN
 from helpers import buildout_config, section, sleeper
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'bench'))
 from countproxy import CountingProxy  # noqa: E402
 
-PLAN = Path(__file__).resolve().parent.parent / '.venv' / 'bin' / 'dockeroo-plan'
 SECRET = 's3cr3t-value-'
 
 
