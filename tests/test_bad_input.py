@@ -115,6 +115,14 @@ CASES: list[tuple[str, str, str, str]] = [
     ('profile-directory-missing', 'profile-directory', 'path = no-such-directory',
      'bad: option path: a directory beside'),
     ('machine-create', 'machine.create', 'machine-name = m', 'bad: recipe machine.create is not supported'),
+    # the engine in one phrase (engine =, a line of a list of machines)
+    ('run-engine-bad-scheme', 'docker.run', f'image = {BUSYBOX}\nengine = tpc://box:2376',
+     "bad: option engine: expected an engine URL of unix://, tcp:// or ssh://"),
+    ('run-engine-bad-tls-word', 'docker.run', f'image = {BUSYBOX}\nengine = tcp://box:2376 tsl=/d',
+     'bad: option engine: expected tls=DIR after the engine'),
+    ('run-engine-contradicted', 'docker.run',
+     f'image = {BUSYBOX}\nengine = tcp://box:2376\ndocker-host = tcp://other:2376',
+     'bad: option docker-host: expected no docker-host beside engine = tcp://box:2376'),
     # docker.run
     ('run-missing-image', 'docker.run', 'command = true', 'bad: option image is required but missing'),
     ('run-name-too-short', 'docker.run', f'image = {BUSYBOX}\nname = x', 'bad: option name: expected'),
