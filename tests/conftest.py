@@ -25,7 +25,11 @@ from typing import Iterator
 
 import docker
 import docker.errors
+import docker.tls
 import pytest
+
+from dockeroo_nagoya import tls as dockeroo_tls
+from pki import CLIENT_EXTENSIONS, SERVER_EXTENSIONS, client_directory, issue, make_ca
 
 PROJECT = Path(__file__).resolve().parent.parent
 BUILDOUT = PROJECT / 'bin' / 'buildout'
@@ -424,15 +428,65 @@ class SecondEngine:
     host`` containers reach the first engine's ports on 127.0.0.1. ``stop()`` stops it
     (a test of an engine that does not answer) and ``start()`` brings it back with
     everything it held.
+
+    With ``tls=True`` it also listens on ``tls_host`` (``tcp://127.0.0.1:PORT``) with
+    ``--tlsverify``, as a builder machine's engine does: a CA, a server and a client
+    certificate made with openssl in ``pki`` (:mod:`pki`), the client's as a
+    docker-cert-path in ``client_certs``. ``host`` and ``client`` stay the unix socket
+    (TLS guards TCP only), so that set-up and clean-up never depend on what a test
+    does to certificates.
     """
 
-    def __init__(self, index: int) -> None:
+    def __init__(self, index: int, tls: bool = False) -> None:
         self.index = index
         self.root = Path(tempfile.mkdtemp(prefix=f'dnE{index}-', dir='/tmp'))
         self.bridge = f'dnb{index}'
         self.host = f'unix://{self.root}/docker.sock'
         self.process: subprocess.Popen | None = None
         self.client: docker.DockerClient | None = None
+        self.tls_host: str | None = None
+        self.pki: Path | None = None
+        self.client_certs: Path | None = None
+        if tls:
+            self._make_certificates()
+
+    def _make_certificates(self) -> None:
+        """The engine's CA and certificate and one client's, as the README says to make them
+        (the port chosen once: ``start()`` after ``stop()`` listens where it did)."""
+        self.pki = self.root / 'pki'
+        self.pki.mkdir()
+        make_ca(self.pki, 'ca')
+        issue(self.pki, 'ca', 'server', SERVER_EXTENSIONS)
+        issue(self.pki, 'ca', 'client', CLIENT_EXTENSIONS)
+        self.client_certs = client_directory(self.pki, 'client-certs', 'ca', 'client')
+        self.tls_host = f'tcp://127.0.0.1:{free_port()}'
+
+    def _listen(self) -> list[str]:
+        """dockerd's ``--host`` flags, and the TLS ones when it has a TCP socket too."""
+        flags = ['--host', self.host]
+        if self.tls_host is not None and self.pki is not None:
+            flags += ['--host', self.tls_host, '--tlsverify',
+                      '--tlscacert', str(self.pki / 'ca.pem'),
+                      '--tlscert', str(self.pki / 'server.pem'),
+                      '--tlskey', str(self.pki / 'server-key.pem')]
+        return flags
+
+    def tls_client(self, certs: Path | None = None, client_certificate: bool = True
+                   ) -> docker.DockerClient:
+        """A client of ``tls_host`` with the certificates of ``certs`` (default
+        ``client_certs``; ``client_certificate=False``: its ca.pem only), checking the
+        engine's certificate against that ca.pem as ``docker --tlsverify`` does.
+
+        Made by :func:`dockeroo_nagoya.tls.client`: the SDK's own lets
+        ``REQUESTS_CA_BUNDLE`` (set on many machines, this one too) replace ca.pem.
+        """
+        assert self.tls_host is not None, 'a SecondEngine(tls=True) has a TLS socket'
+        certs = certs or self.client_certs
+        assert certs is not None
+        mine = (str(certs / 'cert.pem'), str(certs / 'key.pem')) if client_certificate else None
+        tls = docker.tls.TLSConfig(client_cert=mine, ca_cert=str(certs / 'ca.pem'), verify=True)
+        return dockeroo_tls.client(docker.DockerClient, base_url=self.tls_host, tls=tls,
+                                   timeout=120)
 
     def start(self) -> None:
         if subprocess.run(['ip', 'link', 'show', self.bridge], capture_output=True).returncode:
@@ -442,7 +496,7 @@ class SecondEngine:
             subprocess.run(['ip', 'link', 'set', self.bridge, 'up'], check=True)
         log = open(self.root / 'dockerd.log', 'ab')  # noqa: SIM115 - the daemon's, closed by it
         self.process = subprocess.Popen(
-            ['dockerd', '--host', self.host, '--data-root', str(self.root / 'data'),
+            ['dockerd', *self._listen(), '--data-root', str(self.root / 'data'),
              '--exec-root', str(self.root / 'exec'), '--pidfile', str(self.root / 'docker.pid'),
              '--bridge', self.bridge, '--iptables=false'], stdout=log, stderr=log)
         log.close()
@@ -451,6 +505,9 @@ class SecondEngine:
             try:
                 self.client = docker.DockerClient(base_url=self.host, timeout=120)
                 self.client.ping()
+                if self.tls_host is not None:
+                    with contextlib.closing(self.tls_client()) as secure:
+                        secure.ping()
                 return
             except (docker.errors.DockerException, OSError):
                 if time.monotonic() > deadline or self.process.poll() is not None:
@@ -504,15 +561,30 @@ def engine_slot() -> Iterator[int]:
     raise RuntimeError('no free number for a second Docker daemon (249 in use)')
 
 
-@pytest.fixture(scope='module')
-def second_engine() -> Iterator[SecondEngine]:
-    """A second Docker daemon for the tests of a module (one per test process: its own
-    bridge and subnet 10.234.N.0/24, N held by no other test process), stopped and
-    removed at the end, even on failure."""
+def _running_engine(tls: bool) -> Iterator[SecondEngine]:
+    """A started SecondEngine in a number of its own, destroyed at the end, even on failure."""
     with engine_slot() as index:
-        engine = SecondEngine(index)
+        engine = SecondEngine(index, tls=tls)
         try:
             engine.start()
             yield engine
         finally:
             engine.destroy()
+
+
+@pytest.fixture(scope='module')
+def second_engine() -> Iterator[SecondEngine]:
+    """A second Docker daemon for the tests of a module (one per test process: its own
+    bridge and subnet 10.234.N.0/24, N held by no other test process), stopped and
+    removed at the end, even on failure."""
+    yield from _running_engine(tls=False)
+
+
+@pytest.fixture(scope='module')
+def tls_second_engine() -> Iterator[SecondEngine]:
+    """A second Docker daemon that also listens on ``tls_host`` with ``--tlsverify``, as a
+    builder machine's engine (``client_certs``: ca.pem, cert.pem, key.pem); a daemon of
+    its own beside ``second_engine``, which a module may use too."""
+    if not shutil.which('openssl'):
+        pytest.skip('needs the openssl command')
+    yield from _running_engine(tls=True)

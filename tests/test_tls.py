@@ -4,6 +4,7 @@ The engine of the tests listens on a unix socket only, so the test puts a
 TLS-terminating proxy in front of it: Python's ``ssl`` on 127.0.0.1,
 requiring a client certificate from its own throwaway CA (made with the
 ``openssl`` command), forwarding the bytes to ``/var/run/docker.sock``.
+tests/test_foreach_tls.py has a real second daemon listen with ``--tlsverify``.
 """
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import os
 import shutil
 import socket
 import ssl
-import subprocess
 import textwrap
 import threading
 from pathlib import Path
@@ -21,42 +21,11 @@ from typing import Iterator
 import pytest
 
 from faults.harness import assert_one_error
+from pki import CLIENT_EXTENSIONS, SERVER_EXTENSIONS, client_directory, issue, make_ca
 
 pytestmark = pytest.mark.skipif(not shutil.which('openssl'), reason='needs the openssl command')
 
 ENGINE_SOCKET = '/var/run/docker.sock'
-
-
-def openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(['openssl', *args], cwd=cwd, check=True, capture_output=True)
-
-
-def make_ca(directory: Path, name: str) -> None:
-    openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-            '-keyout', f'{name}-key.pem', '-out', f'{name}.pem', '-days', '1',
-            '-subj', f'/CN=dn-test {name}', cwd=directory)
-
-
-def issue(directory: Path, ca: str, name: str, extensions: str) -> None:
-    """``name.pem`` and ``name-key.pem``, signed by ``ca``."""
-    (directory / f'{name}.ext').write_text(extensions + '\n')
-    openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-            '-keyout', f'{name}-key.pem', '-out', f'{name}.csr', '-subj', f'/CN={name}',
-            cwd=directory)
-    openssl('x509', '-req', '-in', f'{name}.csr', '-CA', f'{ca}.pem', '-CAkey', f'{ca}-key.pem',
-            '-CAcreateserial', '-out', f'{name}.pem', '-days', '1', '-extfile', f'{name}.ext',
-            cwd=directory)
-
-
-def client_directory(pki: Path, name: str, ca: str, cert: str) -> Path:
-    """A docker-cert-path: ca.pem (the CA the server is checked against), cert.pem, key.pem."""
-    target = pki / name
-    target.mkdir()
-    shutil.copy(pki / f'{ca}.pem', target / 'ca.pem')
-    shutil.copy(pki / f'{cert}.pem', target / 'cert.pem')
-    shutil.copy(pki / f'{cert}-key.pem', target / 'key.pem')
-    (target / 'key.pem').chmod(0o600)
-    return target
 
 
 @pytest.fixture(scope='module')
@@ -64,11 +33,10 @@ def pki(tmp_path_factory) -> Path:
     directory = tmp_path_factory.mktemp('pki')
     make_ca(directory, 'ca')
     make_ca(directory, 'rogue-ca')
-    issue(directory, 'ca', 'server', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth')
-    issue(directory, 'ca', 'client', 'extendedKeyUsage=clientAuth')
-    issue(directory, 'rogue-ca', 'rogue-client', 'extendedKeyUsage=clientAuth')
-    issue(directory, 'rogue-ca', 'rogue-server',
-          'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth')
+    issue(directory, 'ca', 'server', SERVER_EXTENSIONS)
+    issue(directory, 'ca', 'client', CLIENT_EXTENSIONS)
+    issue(directory, 'rogue-ca', 'rogue-client', CLIENT_EXTENSIONS)
+    issue(directory, 'rogue-ca', 'rogue-server', SERVER_EXTENSIONS)
     return directory
 
 
