@@ -88,7 +88,9 @@ def engine_config(part: str, options: Mapping[str, str],
         raise opt.invalid(part, 'timeout', 'a number of seconds of at least 1', get('timeout')) from None
     cert_path = get('docker-cert-path')
     problem = cert_path and tls_directory_problem(cert_path, tls)
-    if problem:
+    if problem:  # named as the user wrote it: engine's tls=DIR, else docker-cert-path
+        if spoken is not None:
+            raise opt.invalid(part, 'engine', f'tls=DIR naming {problem}', cert_path)
         raise opt.invalid(part, 'docker-cert-path', problem, cert_path)
     return EngineConfig(host=get('docker-host'), tls_verify=tls,
                         cert_path=cert_path and os.path.expanduser(cert_path),

@@ -120,7 +120,7 @@ def test_sleepers_on_a_tls_builder_machine(buildout, client, busybox, builder):
     wrong = other_ca_directories(builder, 'other')
     for what, said in (('server-not-trusted', f'the TLS handshake with {engine} failed'),
                        ('client-of-another-ca', f'the TLS handshake with {engine} failed'),
-                       ('no-key', 'option docker-cert-path')):
+                       ('no-key', 'option engine: expected tls=DIR naming a directory')):
         builder_hosts(b, busybox, f'box {engine} tls={wrong[what]} 3')
         out = b.fail()
         line = assert_one_error(out)
