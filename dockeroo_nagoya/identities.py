@@ -29,10 +29,15 @@ machine's engine says nothing about the image of that name on the local one
 and a container on the builder's engine may not run an image that only a
 part of the local engine makes.
 
-An archive file a ``docker.save`` part writes is known here by its path
-(:func:`will_write_archive`), so that a ``docker.load`` of it in the same run
-knows what it will hold before the file exists (buildout initialises every
-part before it installs any).
+An image carried to another engine in the same run is known here before
+it is carried (buildout initialises every part before it installs any): a
+file a ``docker.save`` part writes, by its path (:func:`will_write_archive`),
+so that a ``docker.load`` of it knows what it will hold before the file
+exists; a reference a ``docker.push`` part pushes (:func:`will_push`), so
+that a ``docker.pull`` of it knows what it will hold before the registry has
+it. A registry is no engine: what a push sends is keyed by the reference
+alone (its registry is in its name), and the pull registers the image it
+makes on its own engine.
 
 Nothing here writes to the engine: a plan may call all of it.
 """
@@ -66,29 +71,40 @@ _REMOVING: dict[tuple[str, str, str], tuple[str, str]] = {}
 
 
 @dataclasses.dataclass(frozen=True)
-class Archive:
-    """What a ``docker.save`` part of this run writes into a file, known in its ``__init__``."""
+class Carried:
+    """An image a part of this run carries away from its engine (a ``docker.save`` into a
+    file, a ``docker.push`` to a registry), known in that part's ``__init__``."""
 
     part: str
-    #: The engine the image is saved from, and the image (as the save part names it).
+    #: The engine the image is carried from, and the image (as the part names it there).
     engine: EngineConfig
     reference: str
-    #: What the file holds (:func:`archive_term`): it changes exactly when the file's
-    #: image is made again (for an image whose identity is known before anything acts).
+    #: What the file or the pushed reference holds (:func:`carried_term`): it changes
+    #: exactly when the image is made again (for an image whose identity is known before
+    #: anything acts).
     term: str
 
 
 #: (buildout directory, real path of the file) -> what a part writes into it.
-_ARCHIVES: dict[tuple[str, str], Archive] = {}
+_ARCHIVES: dict[tuple[str, str], Carried] = {}
+
+#: (buildout directory, normalised pushed reference) -> what a part pushes there.
+_PUSHES: dict[tuple[str, str], Carried] = {}
+
+#: (buildout directory, normalised pushed reference) -> why a part of this run pushes it anew.
+_PUSHING: dict[tuple[str, str], str] = {}
 
 
-def will_change_image(directory: str, engine: EngineConfig, reference: str, why: str) -> None:
+def will_change_image(directory: str, engine: EngineConfig, reference: str, why: str,
+                      becomes: str | None = None) -> None:
     """A part decided to make or pull ``reference`` anew on ``engine``; while planning, the
     parts after it see the image there as changed (:data:`.engine.PLANNING`), as they
-    will in the run."""
+    will in the run: as ``becomes`` when the deciding part knows the image's id (a pull
+    of an image another engine has), else as an id no image has."""
     _CHANGING[(directory, engine.key(), normalised(reference))] = why
     if _engine.PLANNING is not None:
-        _engine.PLANNING[(engine.key(), normalised(reference))] = f'planned:{normalised(reference)}'
+        _engine.PLANNING[(engine.key(), normalised(reference))] = \
+            becomes or f'planned:{normalised(reference)}'
 
 
 def planned_change(directory: str, engine: EngineConfig, reference: str) -> str | None:
@@ -146,15 +162,39 @@ def maker_of(directory: str, engine: EngineConfig, reference: str) -> str | None
     return found[1] if found else None
 
 
-def will_write_archive(directory: str, path: str, archive: Archive) -> None:
+def will_write_archive(directory: str, path: str, archive: Carried) -> None:
     """A ``docker.save`` part of this run writes ``archive``'s image into the file ``path``."""
     _ARCHIVES[(directory, os.path.realpath(path))] = archive
 
 
-def archive_writer(directory: str, path: str) -> Archive | None:
+def archive_writer(directory: str, path: str) -> Carried | None:
     """What a part of this run (initialised before the asking one: the one whose
     ``${part:path}`` it references) writes into the file ``path``; ``None``: none does."""
     return _ARCHIVES.get((directory, os.path.realpath(path)))
+
+
+def will_push(directory: str, reference: str, pushed: Carried) -> None:
+    """A ``docker.push`` part of this run pushes ``pushed``'s image as ``reference``."""
+    _PUSHES[(directory, normalised(reference))] = pushed
+
+
+def pusher_of(directory: str, reference: str) -> Carried | None:
+    """What a part of this run (initialised before the asking one: the one whose
+    ``${part:name}`` or ``${part:pushed}`` it references) pushes as ``reference``;
+    ``None``: none does (a pinned digest is never pushed by a tag's push)."""
+    if '@' in reference:
+        return None
+    return _PUSHES.get((directory, normalised(reference)))
+
+
+def will_push_anew(directory: str, reference: str, why: str) -> None:
+    """A push part decided to push ``reference`` (planning: a pull of it follows)."""
+    _PUSHING[(directory, normalised(reference))] = why
+
+
+def planned_push(directory: str, reference: str) -> str | None:
+    """Why ``reference`` is pushed in this run (``None``: it is not, or not known to be)."""
+    return _PUSHING.get((directory, normalised(reference)))
 
 
 def local_term(image: Mapping[str, Any], reference: str, directory: str) -> str:
@@ -201,13 +241,14 @@ def image_term(engine: Engine, directory: str, reference: str,
     return local_term(local, reference, directory)
 
 
-def archive_term(engine: Engine, directory: str, reference: str) -> str:
-    """What a file a part saves the image ``reference`` into will hold, before anything acts:
-    the image's :func:`image_term`, except for an image a part makes whose identity is
-    only known as it acts (docker.temporary, docker.assemble, docker.bootstrap): then
-    that part. Its term would be the image the engine has before the run (``absent:``
-    on the first), so a part taking it as its own identity would change one run after
-    the image; a load reads what the file holds as it acts anyway."""
+def carried_term(engine: Engine, directory: str, reference: str) -> str:
+    """What a file a part saves the image ``reference`` into, or a reference a part pushes
+    it as, will hold, before anything acts: the image's :func:`image_term`, except for an
+    image a part makes whose identity is only known as it acts (docker.temporary,
+    docker.assemble, docker.bootstrap): then that part. Its term would be the image the
+    engine has before the run (``absent:`` on the first), so a part taking it as its own
+    identity would change one run after the image; a load reads what the file holds,
+    and a pull compares with the pushed image, as they act anyway."""
     maker = maker_of(directory, engine.config, reference)
     if maker is not None and made_image(directory, engine.config, reference) is None:
         return f'part:{maker}:{normalised(reference)}'
@@ -229,5 +270,5 @@ def container_term(engine: Engine, directory: str, name: str) -> str:
 __all__ = ['will_change_image', 'planned_change', 'will_remove_container', 'planned_removal',
            'normalised', 'repository_of', 'will_make_image', 'will_run_container',
            'will_have_container', 'made_image', 'maker_of', 'image_term', 'container_term',
-           'remote_digest', 'local_term', 'Archive', 'will_write_archive', 'archive_writer',
-           'archive_term']
+           'remote_digest', 'local_term', 'Carried', 'will_write_archive', 'archive_writer',
+           'will_push', 'pusher_of', 'will_push_anew', 'planned_push', 'carried_term']

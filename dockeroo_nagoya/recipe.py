@@ -768,6 +768,18 @@ def retire_image(engine: Engine, log: logging.Logger, image_id: str) -> None:
     _RETIRING.append((engine.config, log, image_id))
 
 
+def retire_untagged(engine: Engine, log: logging.Logger, replaced: str) -> None:
+    """Remove an image a part's new one replaced under its name when no tag names it any
+    more (one that keeps another tag is someone's: it stays), so that no untagged image
+    is left for the next run to sweep (docker.load, and docker.pull of a pushed image:
+    parts that bring an image another engine made, which this engine's build parts do
+    not retire)."""
+    found = engine.inspect('images', replaced)
+    if found is not None and not [t for t in found.get('RepoTags') or []
+                                  if t != '<none>:<none>']:
+        retire_image(engine, log, replaced)
+
+
 def _retire_at_end() -> None:
     """Remove the replaced images, once their containers were replaced: newest first and
     again while one goes (an image committed from a container of an older one is its child)."""
@@ -839,5 +851,6 @@ def _remove_image(engine: Engine, reference: str, log: logging.Logger, quiet: bo
                                               exc.explanation or exc)
 
 
-__all__ = ['Recipe', 'ImageRecipe', 'uninstaller', 'engine_config', 'retire_image', 'CONFIGURED',
+__all__ = ['Recipe', 'ImageRecipe', 'uninstaller', 'engine_config', 'retire_image',
+           'retire_untagged', 'CONFIGURED',
            'CANDIDATE_OPTIONS']

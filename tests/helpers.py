@@ -1,11 +1,15 @@
 """Small helpers the tests share: object ids, volume content, forced reinstalls."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
+import json
 import re
 import tarfile
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import docker
@@ -107,6 +111,25 @@ def publish(client: docker.DockerClient, image: str, repository: str, tag: str =
         assert 'error' not in line, line
     client.images.remove(f'{repository}:{tag}')
     return f'{repository}:{tag}'
+
+
+def unpublish(registry: str, repository: str) -> None:
+    """Delete every tag of ``repository`` (``PREFIX/NAME``) from a test registry (its
+    manifests: the registry is the session's, its blobs go with it)."""
+    base = f'http://{registry}/v2/{repository}'
+    try:
+        with urllib.request.urlopen(f'{base}/tags/list', timeout=10) as answer:
+            tags = json.load(answer).get('tags') or []
+    except urllib.error.HTTPError:
+        return
+    for tag in tags:
+        head = urllib.request.Request(f'{base}/manifests/{tag}', method='HEAD', headers={
+            'Accept': 'application/vnd.docker.distribution.manifest.v2+json'})
+        with urllib.request.urlopen(head, timeout=10) as answer:
+            digest = answer.headers['Docker-Content-Digest']
+        with contextlib.suppress(urllib.error.HTTPError):
+            urllib.request.urlopen(urllib.request.Request(f'{base}/manifests/{digest}',
+                                                          method='DELETE'), timeout=10).close()
 
 
 def actions(output: str) -> list[str]:

@@ -17,7 +17,7 @@ import docker.errors
 import pytest
 
 from conftest import PLAN
-from helpers import actions, container_ids, koji_buildout, timed
+from helpers import actions, container_ids, koji_buildout, timed, unpublish
 
 KOJI_IMAGE = os.environ.get('DN_KOJI_IMAGE', '')
 
@@ -30,6 +30,43 @@ def remote_ids(engine, b) -> dict[str, tuple[str, str]]:
     """The second engine's containers of this buildout: name -> (id, started)."""
     return {c.name: (c.id, c.attrs['State']['StartedAt']) for c in engine.client.containers.list(
         all=True, filters={'label': b.label})}
+
+
+def run(*command: str, timeout: float = 120) -> str:
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def koji_hosts(b) -> dict[str, tuple[str, str]]:
+    """Koji host -> (enabled, ready), as the buildout's bin/koji list-hosts says."""
+    return {line.split()[0]: tuple(line.split()[1:3]) for line in run(
+        str(b.directory / 'bin' / 'koji'), 'list-hosts', '--quiet').splitlines()}
+
+
+def koji_hosts_become(b, expected: dict[str, tuple[str, str]], within: float = 90) -> None:
+    """list-hosts says ``expected`` (a host enabled again reports ready at its next
+    check-in, a few seconds later)."""
+    deadline = time.monotonic() + within
+    while (seen := koji_hosts(b)) != expected and time.monotonic() < deadline:
+        time.sleep(1)
+    assert seen == expected
+
+
+def take_down(b, client, engine2, local_only: str) -> None:
+    """Every part removed (``local_only``: the [koji] lines without builder-hosts), then
+    what is left of the buildout on the second engine and its named volumes here."""
+    koji_buildout(b, '', extra=local_only)
+    with contextlib.suppress(AssertionError):
+        b.run('-N')
+    for container in engine2.client.containers.list(all=True, filters={'label': b.label}):
+        container.remove(force=True)
+    for volume in engine2.client.volumes.list(filters={'label': b.label}):
+        with contextlib.suppress(docker.errors.APIError):
+            volume.remove(force=True)
+    for volume in client.volumes.list(filters={'name': b.prefix}):
+        with contextlib.suppress(docker.errors.APIError):
+            volume.remove(force=True)
 
 
 def test_builders_on_a_second_engine(buildout, client, koji_support, debian, second_engine):
@@ -46,24 +83,6 @@ def test_builders_on_a_second_engine(buildout, client, koji_support, debian, sec
     koji = str(b.directory / 'bin' / 'koji')
     kojictl = str(b.directory / 'bin' / 'kojictl')
 
-    def run(*command: str, timeout: float = 120) -> str:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-        assert result.returncode == 0, result.stdout + result.stderr
-        return result.stdout
-
-    def hosts() -> dict[str, tuple[str, str]]:
-        """Koji host -> (enabled, ready), as bin/koji list-hosts says."""
-        return {line.split()[0]: tuple(line.split()[1:3])
-                for line in run(koji, 'list-hosts', '--quiet').splitlines()}
-
-    def hosts_become(expected: dict[str, tuple[str, str]], within: float = 90) -> None:
-        """list-hosts says ``expected`` (a host enabled again reports ready at its next
-        check-in, a few seconds later)."""
-        deadline = time.monotonic() + within
-        while (seen := hosts()) != expected and time.monotonic() < deadline:
-            time.sleep(1)
-        assert seen == expected
-
     try:
         configure(None)
         timed('bring-up on one engine', b.run, '-N')
@@ -72,7 +91,7 @@ def test_builders_on_a_second_engine(buildout, client, koji_support, debian, sec
         # A builder machine added: its parts alone; nothing local is made anew.
         configure(1)
         out = timed('adding a builder machine (its image sent as a file)', b.run, '-N')
-        assert hosts() == {'kojibuilder1': ('Y', 'Y'), 'kojibuilder-box2-1': ('Y', 'Y')}
+        assert koji_hosts(b) == {'kojibuilder1': ('Y', 'Y'), 'kojibuilder-box2-1': ('Y', 'Y')}
         local, remote = container_ids(b), remote_ids(engine2, b)
         assert {n: v for n, v in local.items() if not n.endswith('-job')} == \
             {n: v for n, v in alone.items() if not n.endswith('-job')}
@@ -123,7 +142,7 @@ def test_builders_on_a_second_engine(buildout, client, koji_support, debian, sec
         assert {n: after[n] for n in remote} == remote
         assert {n: v for n, v in container_ids(b).items() if not n.endswith('-job')} == \
             {n: v for n, v in local.items() if not n.endswith('-job')}
-        hosts_become({'kojibuilder1': ('Y', 'Y'), 'kojibuilder-box2-1': ('Y', 'Y'),
+        koji_hosts_become(b, {'kojibuilder1': ('Y', 'Y'), 'kojibuilder-box2-1': ('Y', 'Y'),
                       'kojibuilder-box2-2': ('Y', 'Y')})
         out = b.run('-N')
         assert actions(out.stdout) == [], out.stdout
@@ -151,20 +170,45 @@ def test_builders_on_a_second_engine(buildout, client, koji_support, debian, sec
         assert not engine2.client.volumes.list(filters={'label': b.label})
         assert {n: v for n, v in container_ids(b).items() if not n.endswith('-job')} == \
             {n: v for n, v in local.items() if not n.endswith('-job')}
-        enabled = {host: state[0] for host, state in hosts().items()}
+        enabled = {host: state[0] for host, state in koji_hosts(b).items()}
         assert enabled == {'kojibuilder1': 'Y', 'kojibuilder-box2-1': 'N',
                            'kojibuilder-box2-2': 'N'}
         out = b.run('-N')
         assert actions(out.stdout) == [], out.stdout
     finally:
-        koji_buildout(b, '', extra=extra.split('\nbuilder-hosts')[0])
-        with contextlib.suppress(AssertionError):
-            b.run('-N')
-        for container in engine2.client.containers.list(all=True, filters={'label': b.label}):
-            container.remove(force=True)
-        for volume in engine2.client.volumes.list(filters={'label': b.label}):
+        take_down(b, client, engine2, extra.split('\nbuilder-hosts')[0])
+
+
+def test_builders_on_a_second_engine_through_a_registry(buildout, client, koji_support, debian,
+                                                        second_engine, registry):
+    """builder-image-transfer = registry: the Koji image pushed to builder-registry here and
+    pulled on the machine's engine in the one run that adds the machine; the builder there
+    registered and ready; unchanged reruns push, pull and reinstall nothing."""
+    b = buildout
+    engine2 = second_engine
+    pushed = f'{registry}/{b.prefix}/builder:latest'
+    local_only = f'image = {KOJI_IMAGE}\nsupport-image = {koji_support}\nbase-image = {debian}'
+    koji_buildout(b, extra=f'{local_only}\nbuilder-image-transfer = registry\n'
+                  f'builder-registry = {registry}\n'
+                  f'builder-hosts =\n    box2 {engine2.host} 1 network=host')
+    try:
+        out = timed('bring-up with a builder machine (its image through a registry)', b.run, '-N')
+        assert f'pushing {pushed}' in out.stdout and f'pulling {pushed}' in out.stdout, out.stdout
+        assert engine2.client.images.get(pushed).id == client.images.get(KOJI_IMAGE).id
+        koji_hosts_become(b, {'kojibuilder1': ('Y', 'Y'), 'kojibuilder-box2-1': ('Y', 'Y')})
+        local, remote = container_ids(b), remote_ids(engine2, b)
+        assert set(remote) == {f'{b.prefix}-builder-box2-1', f'{b.prefix}-builder-credentials'}
+        for _ in range(2):  # unchanged reruns: nothing installed, pushed, pulled or restarted
+            out = timed('rerun', b.run, '-N')
+            assert actions(out.stdout) == [], out.stdout
+            assert 'pushing' not in out.stdout and 'pulling' not in out.stdout, out.stdout
+            assert container_ids(b) == local and remote_ids(engine2, b) == remote
+        plan = subprocess.run([str(PLAN), '-N'], cwd=b.directory, capture_output=True,
+                              text=True, timeout=120)
+        assert plan.returncode == 0, plan.stdout + plan.stderr
+    finally:
+        take_down(b, client, engine2, local_only)
+        for engine_client in (client, engine2.client):
             with contextlib.suppress(docker.errors.APIError):
-                volume.remove(force=True)
-        for volume in client.volumes.list(filters={'name': b.prefix}):
-            with contextlib.suppress(docker.errors.APIError):
-                volume.remove(force=True)
+                engine_client.images.remove(pushed)
+        unpublish(registry, f'{b.prefix}/builder')

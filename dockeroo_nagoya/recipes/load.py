@@ -15,7 +15,7 @@ than one image is loaded whole; ``name`` picks the one exposed.
   ${save:path}``, typically with ``docker-host`` naming another engine: a
   builder machine's): what that part says the file will hold (the image as
   the buildout sees it on the save part's engine, see
-  :func:`dockeroo_nagoya.identities.archive_term`). The file need not exist yet
+  :func:`dockeroo_nagoya.identities.carried_term`). The file need not exist yet
   (on the first run it does not: buildout initialises every part before it
   installs any), and the value changes exactly when the saved image is made
   again (for an image whose maker knows its identity before it acts: not
@@ -40,7 +40,7 @@ from .. import options as opt
 from ..decisions import Change, Reason, state
 from ..engine import Engine, connect, engine_errors
 from ..imagefiles import ArchivedImage, NotAnImageArchive, archived_images
-from ..recipe import ImageRecipe, Recipe, retire_image, uninstaller
+from ..recipe import ImageRecipe, Recipe, retire_untagged, uninstaller
 from ..recipe import _remove_image as remove_image
 
 
@@ -155,17 +155,8 @@ class LoadRecipe(Recipe):
                 self.engine.api.tag(wanted, repository, tag, force=True)
                 self.engine.forget('images')
             if change.id is not None and change.id != wanted:
-                self._retire(change.id)
+                retire_untagged(self.engine, self.log, change.id)
         return []
-
-    def _retire(self, replaced: str) -> None:
-        """Remove the image the loaded one replaced under ``name`` when no tag names it any
-        more (one that keeps another tag is someone's: it stays), so that no untagged
-        image is left for the next run to sweep."""
-        found = self.engine.inspect('images', replaced)
-        if found is not None and not [t for t in found.get('RepoTags') or []
-                                      if t != '<none>:<none>']:
-            retire_image(self.engine, self.log, replaced)
 
     def _saved_archive(self) -> ArchivedImage:
         """The image of the file the save part wrote, read now (it acted before this part)."""

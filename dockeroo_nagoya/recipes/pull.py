@@ -4,6 +4,18 @@ With buildout's ``-N`` (newest off) a present image is never fetched again;
 otherwise the registry's digest is compared with the local one and the image
 pulled only when they differ. Credentials are taken by reference and handed
 to the SDK in memory.
+
+A reference a ``docker.push`` part of the same buildout pushes (``image =
+${push:name}``, or one of ``${push:pushed}``; the push is then installed
+first), typically pulled on another engine (``engine = tcp://builder1:2376``),
+is another case, newest mode or not: ``${part:image-id}`` is what the push
+part says the reference will hold (known before the push happened, so the
+part is not reinstalled once it did), and the image is pulled exactly when
+the engine's is not the one pushed (compared with the image on the push
+part's engine: its id, or a digest of the pushed repository). With ``-N`` a
+present image would otherwise never be fetched again, and a rebuilt image
+never reach the other engine; an unchanged run pulls nothing and asks no
+registry.
 """
 from __future__ import annotations
 
@@ -17,9 +29,9 @@ from .. import identities
 from .. import options as opt
 from ..options import split_reference
 from ..decisions import Change, Reason
-from ..engine import Engine, engine_errors
+from ..engine import Engine, connect, engine_errors
 from ..progress import follow_layers
-from ..recipe import Recipe, uninstaller
+from ..recipe import Recipe, retire_untagged, uninstaller
 from ..secrets import registry_auth
 
 
@@ -41,6 +53,18 @@ def pull_image(engine: Engine, part: str, reference: str, log: logging.Logger,
     if image is None:
         raise zc.buildout.UserError(f'{part}: the pull of {reference} ended without an image')
     return image
+
+
+def same_image(local: Mapping[str, Any], sent: Mapping[str, Any], repository: str) -> bool:
+    """Whether two engines' images are one: the same id (a push and a pull keep the image's
+    configuration, so its id), or a digest of ``repository`` in common (each engine
+    records the digest it pushed or pulled)."""
+    if local['Id'] == sent['Id']:
+        return True
+
+    def digests(image: Mapping[str, Any]) -> set[str]:
+        return {d for d in image.get('RepoDigests') or [] if d.split('@', 1)[0] == repository}
+    return bool(digests(local) & digests(sent))
 
 
 class PullRecipe(Recipe):
@@ -92,12 +116,17 @@ class PullRecipe(Recipe):
         self.auth = registry_auth(self.name, self.options)
         self.options['name'] = self.reference
         self.options['image'] = self.reference
+        #: The docker.push part that pushes the reference in this run (None: none does).
+        self.pusher = identities.pusher_of(self.directory, self.reference)
         with engine_errors(self.name, self.engine_config, 'looking up the image'):
-            self.remote = self._decide_remote()
+            # What the image will be once the part acted, known now (see .identities): what
+            # the push part pushes; the registry's digest when the part would pull, else
+            # the local image's.
+            self.remote = _UNASKED if self.pusher is not None else self._decide_remote()
             local = self.engine.listed_image(self.reference)
-            # What the image will be once the part acted, known now (see .identities): the
-            # registry's digest when the part would pull, else the local image's.
-            if '@' in self.reference:
+            if self.pusher is not None:
+                image_id = self.pusher.term
+            elif '@' in self.reference:
                 image_id = self.reference
             elif self.remote is not None and self.remote is not _UNASKED:
                 image_id = f'{self.repository}@{self.remote}'
@@ -119,16 +148,22 @@ class PullRecipe(Recipe):
         return self._remote_digest()
 
     def decide(self, fresh: bool) -> list[Change]:
-        change = self._decision()
+        if self.pusher is not None:
+            change, becomes = self._decision_of_pushed()
+        else:
+            change, becomes = self._decision(), None
         if change.action == 'pull':
             identities.will_change_image(self.directory, self.engine_config, self.reference,
                                          f'pulled by {self.name}: '
-                                         + ', '.join(r.text() for r in change.reasons))
+                                         + ', '.join(r.text() for r in change.reasons), becomes)
         return [change]
 
     def _decision(self) -> Change:
         """Pull when the image is not here, or (newest mode, a tag) the registry's digest
-        is not the local image's."""
+        is not the local image's; for a reference a push part pushes, when the image is
+        not the pushed one (:meth:`_decision_of_pushed`)."""
+        if self.pusher is not None:
+            return self._decision_of_pushed()[0]
         local = self.engine.inspect('images', self.reference)
         if local is None:
             return Change('image', self.reference, 'pull', [Reason('state', note='it is not on '
@@ -144,17 +179,51 @@ class PullRecipe(Recipe):
         return Change('image', self.reference, 'pull', [Reason('registry digest', before, str(remote))],
                       local['Id'])
 
+    def _decision_of_pushed(self) -> tuple[Change, str | None]:
+        """(pull unless the engine's image is the one the push part sends, the id the pull
+        brings when it is known before: the pushed image's).
+
+        The push part acts before this one, so the reference holds, once it acted,
+        the image it pushes as its engine has it then: made anew when a part before
+        says so (planning), else that engine's image now. Newest mode plays no part:
+        the registry changes in this run, and only as the push says.
+        """
+        assert self.pusher is not None
+        pusher, local = self.pusher, self.engine.inspect('images', self.reference)
+        found = local['Id'] if local is not None else None
+        remade = identities.planned_push(self.directory, self.reference)
+        if remade is not None:
+            return Change('image', self.reference, 'pull', [Reason('pushed image', follows=remade)],
+                          found), None
+        with engine_errors(self.name, pusher.engine, f'looking up {pusher.reference}'):
+            sent = connect(pusher.engine, self.name).inspect('images', pusher.reference)
+        if local is not None and sent is not None and same_image(local, sent, self.repository):
+            return Change('image', self.reference, 'none', [], found), None
+        becomes = sent['Id'] if sent is not None else None
+        if local is None:
+            reasons = [Reason('state', note='it is not on the engine yet')]
+        else:
+            reasons = [Reason('image', found, becomes, follows=f'pushed by {pusher.part}')]
+        return Change('image', self.reference, 'pull', reasons, found), becomes
+
     def apply(self, fresh: bool) -> list[str]:
         change = self._decision()
         if change.action == 'none':
             self.log.debug('%s is up to date', self.reference)
             return []
-        if change.id is not None:
+        if self.pusher is not None and change.id is not None:
+            self.log.info('pulling %s: part %s pushed another image than this engine has',
+                          self.reference, self.pusher.part)
+        elif self.pusher is not None:
+            self.log.info('pulling %s (pushed by part %s)', self.reference, self.pusher.part)
+        elif change.id is not None:
             self.log.info('pulling %s: the registry has a new digest %s', self.reference,
                           self.remote)
         else:
             self.log.info('pulling %s', self.reference)
-        self._pull()
+        pulled = self._pull()
+        if self.pusher is not None and change.id is not None and change.id != pulled:
+            retire_untagged(self.engine, self.log, change.id)  # its build is on the other engine
         return []
 
     def _remote_digest(self) -> str | None:
@@ -168,10 +237,12 @@ class PullRecipe(Recipe):
             return None
         return answer['Descriptor']['digest']
 
-    def _pull(self) -> None:
+    def _pull(self) -> str:
+        """Pull the reference; the id of the image it names now."""
         image = pull_image(self.engine, self.name, self.reference, self.log, self.auth,
                            self.values['platform'])
         self.log.info('pulled %s (%s)', self.reference, image['Id'][:19])
+        return image['Id']
 
     @classmethod
     def teardown(cls, engine: Engine, directory: str, part: str,

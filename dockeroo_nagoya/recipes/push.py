@@ -5,6 +5,15 @@ push alone: no docker config file is written at all (stricter than a
 temporary one), so no password reaches a file, the log, a label or the
 engine's history. What was pushed is recorded per reference (image id) in
 the part's directory, so a rerun with the same image pushes nothing.
+
+What each reference will hold is known before anything acts: the image as
+the parts of this buildout see it on the part's engine
+(:func:`~dockeroo_nagoya.identities.carried_term`, as for ``docker.save``). A
+``docker.pull`` of a pushed reference in the same buildout (``image =
+${push:name}``, or one of ``${push:pushed}``), typically on another engine
+(a builder machine's), takes that as its ``image-id``, so it needs nothing in
+the registry before the first run and is not reinstalled once the push
+happened; it pulls whenever its engine's image is not the one pushed.
 """
 from __future__ import annotations
 
@@ -18,7 +27,7 @@ import zc.buildout
 from .. import options as opt
 from .. import identities
 from ..decisions import Change, Reason
-from ..engine import Engine
+from ..engine import Engine, engine_errors
 from ..progress import follow_layers
 from ..recipe import Recipe, uninstaller
 from ..recipe import _remove_image as remove_image
@@ -82,9 +91,20 @@ class PushRecipe(Recipe):
         self.state = os.path.join(self.buildout['buildout']['parts-directory'], self.name,
                                   'pushed.json')
         self.options['pushed'] = ' '.join(self.targets)
+        # What each reference will hold, for a docker.pull of it in this run (on any engine).
+        with engine_errors(self.name, self.engine_config, 'looking up the image'):
+            term = identities.carried_term(self.engine, self.directory, self.source)
+        carried = identities.Carried(self.name, self.engine_config, self.source, term)
+        for target in self.targets:
+            identities.will_push(self.directory, target, carried)
 
     def decide(self, fresh: bool) -> list[Change]:
-        return self._decision()[1]
+        changes = self._decision()[1]
+        for change in changes:
+            if change.action == 'push':
+                identities.will_push_anew(self.directory, change.object, f'pushed by {self.name}: '
+                                          + ', '.join(r.text() for r in change.reasons))
+        return changes
 
     def _decision(self) -> tuple[dict[str, Any] | None, list[Change]]:
         """(the local image, each target pushed unless the record says this image went there).
@@ -123,6 +143,7 @@ class PushRecipe(Recipe):
             follow_layers(self.name, f'push of {target}', stream, self.log)
             pushed[target] = image['Id']
             self._write_state(pushed)
+            self.engine.forget('images')  # the image has the pushed digest now
         return [os.path.dirname(self.state)]
 
     def _read_state(self) -> dict[str, str]:

@@ -13,7 +13,7 @@ What the file will hold is known before anything acts: the image as the
 parts of this buildout see it on the part's engine (the identity of the part
 that makes it, else its registry digest, else its local id; for an image of
 a part whose identity is only known as it acts, such as docker.temporary,
-that part: :func:`~dockeroo_nagoya.identities.archive_term`). A
+that part: :func:`~dockeroo_nagoya.identities.carried_term`). A
 ``docker.load`` part of the same buildout whose ``path`` is this part's
 (``path = ${save:path}``) takes that as its ``image-id``, so it needs no file
 yet on the first run; it loads the file whenever its engine's image is not
@@ -62,8 +62,8 @@ class SaveRecipe(Recipe):
         self.path = self.options['path'] = path
         # What the file will hold, for a docker.load of it in this run (on any engine).
         with engine_errors(self.name, self.engine_config, 'looking up the image'):
-            term = identities.archive_term(self.engine, self.directory, self.image)
-        identities.will_write_archive(self.directory, path, identities.Archive(
+            term = identities.carried_term(self.engine, self.directory, self.image)
+        identities.will_write_archive(self.directory, path, identities.Carried(
             self.name, self.engine_config, self.image, term))
 
     def apply(self, fresh: bool) -> list[str]:
