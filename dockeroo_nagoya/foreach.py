@@ -95,10 +95,15 @@ def parse_lines(where: str, raw: str) -> list[Line]:
         name, engine_words, count, values = words[0], [words[1]], 1, {}
         if not _NAME.fullmatch(name):
             raise bad(f'a name of lowercase letters, digits, ".", "_" and "-", not {name!r}')
+        counted = False
         for word in words[2:]:
             key, sep, value = word.partition('=')
             if word.isdigit():
-                count = int(word)
+                if counted:
+                    raise bad(f'one count, not {count} and {word}')
+                if int(word) < 1:
+                    raise bad('a count of at least 1 (take the line out for none)')
+                count, counted = int(word), True
             elif key == 'tls' and sep:
                 engine_words.append(word)
             elif sep and value and _PLACEHOLDER.fullmatch('{' + key + '}'):
@@ -178,6 +183,12 @@ def expand(raw: MutableMapping[str, dict[str, str]]) -> dict[str, list[tuple[str
                 values = line.placeholders(defaults)
                 raw[copy] = {key: fill(value, values) for key, value in section.items()
                              if key not in CONTROL}
+                for macro in raw[copy].get('<', '').split():
+                    if macro not in raw:
+                        raise zc.buildout.UserError(
+                            f'{source}: line {line.name!r}: [{name}] takes its options from '
+                            f'[{macro}] (<= {section["<"].strip()}), and there is no such '
+                            f'section: check the value its placeholders come from')
                 copies.append((name, copy))
     return made
 

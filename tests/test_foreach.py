@@ -77,6 +77,8 @@ def test_lines_make_parts_and_each_line_is_its_own(buildout, busybox):
     ('one default tls=/etc/x', "no tls= for default"),
     ('one default two', "expected a count, tls=DIR or KEY=VALUE, not 'two'"),
     ('one default host=x', "no host= (the line says its host itself)"),
+    ('one default 2 3', "expected one count, not 2 and 3"),
+    ('one default 0', "expected a count of at least 1"),
 ])
 def test_a_bad_line_is_one_line_before_anything_acts(buildout, busybox, lines, expected):
     b = buildout
@@ -107,13 +109,33 @@ def test_a_template_named_without_a_star_or_list_is_refused(buildout, busybox):
     assert "Error: sleep-*: option for-each: expected SECTION:OPTION naming the list" in out, out
 
 
+def test_a_default_that_names_no_macro_is_one_line(buildout, busybox):
+    """A misspelt setting that picks a macro (``<= image-by-{transfer}``) names the list,
+    the line and the section it sought, not buildout's bare missing section."""
+    b = buildout
+    b.write(buildout_config(
+        ['sleep-*'], section('settings', '', transfer='files', hosts='one default'),
+        section('by-file', '', image=busybox),
+        section('sleep-*', 'docker.run', for_each='settings:hosts',
+                for_each_defaults='transfer=${settings:transfer}', command='sleep 60',
+                name=f'{b.prefix}-{{host}}', **{'<': 'by-{transfer}'}),
+        head='extensions = dockeroo_nagoya'))
+    out = b.fail()
+    errors = [line for line in out.splitlines() if line.startswith('Error:')]
+    assert errors == ["Error: settings:hosts: line 'one': [sleep-*] takes its options from "
+                      "[by-files] (<= by-{transfer}), and there is no such section: check the "
+                      "value its placeholders come from"], out
+
+
 def test_expand_fills_placeholders_and_leaves_other_braces():
     raw = {'settings': {'via': 'file', 'hosts': 'a default 2\nb tcp://box:2376 3 network=host'},
+           'by-file': {'recipe': 'dockeroo_nagoya:docker.load'},
            'part-*': {'for-each': 'settings:hosts', 'for-each-defaults':
                       'transfer=${settings:via} network=bridge', '<': 'by-{transfer}',
                       'engine': '{engine}', 'replicas': '{count}', 'hostname': 'b-{index}',
                       'networks': '{network}', 'image': '${image:name}'}}
     made = foreach.expand(raw)
+    del raw['by-file']
     assert made == {'settings:hosts': [('part-*', 'part-a'), ('part-*', 'part-b')]}
     assert raw['part-a'] == {'<': 'by-file', 'engine': 'default', 'replicas': '2',
                              'hostname': 'b-{index}', 'networks': 'bridge',

@@ -95,12 +95,12 @@ def test_builders_on_a_second_engine(buildout, client, koji_support, debian, sec
         local, remote = container_ids(b), remote_ids(engine2, b)
         assert {n: v for n, v in local.items() if not n.endswith('-job')} == \
             {n: v for n, v in alone.items() if not n.endswith('-job')}
-        assert set(remote) == {f'{b.prefix}-builder-box2-1', f'{b.prefix}-builder-credentials'}
+        assert set(remote) == {f'{b.prefix}-builder-box2-1', f'{b.prefix}-builder-credentials-box2'}
         assert f'{b.prefix}-builder-box2-1' not in local
         # Only that builder's certificate and the CA reached the machine, never kojiadmin's.
         listing = engine2.client.containers.run(
             KOJI_IMAGE, ['ls', '/etc/pki/koji'], remove=True,
-            volumes={f'{b.prefix}-builder-credentials': {'bind': '/etc/pki/koji', 'mode': 'ro'}})
+            volumes={f'{b.prefix}-builder-credentials-box2': {'bind': '/etc/pki/koji', 'mode': 'ro'}})
         assert listing.decode().split() == ['ca.crt', 'kojibuilder-box2-1.pem']
 
         for _ in range(2):  # unchanged reruns: nothing installed, nothing restarted
@@ -113,6 +113,14 @@ def test_builders_on_a_second_engine(buildout, client, koji_support, debian, sec
         run(koji, 'add-tag', '--arches=x86_64', 'dn-hosts-build')
         timed('regen-repo', run, koji, 'regen-repo', '--wait', 'dn-hosts-build', timeout=300)
         assert '"state": 1' in run(koji, 'call', '--json-output', 'getRepo', 'dn-hosts-build')
+        # The builder there reads topdir through the hub's /kojifiles, trusting its CA, as
+        # kojid's downloads and mock's dnf do (the system's trust, not serverca).
+        read = engine2.client.containers.get(f'{b.prefix}-builder-box2-1').exec_run(
+            ['python3', '-c', 'import koji\n'
+             f'f = koji.openRemoteFile("repos/dn-hosts-build/latest/x86_64/repodata/repomd.xml", '
+             f'topurl="https://127.0.0.1:{b.port}/kojifiles")\n'
+             'print(f.read(200).decode())'])
+        assert read.exit_code == 0 and b'<repomd' in read.output, read.output.decode()[-800:]
         run(koji, 'disable-host', 'kojibuilder1')
         try:
             task = run(koji, 'call', '--python', 'makeTask', "'sleep'", '[1]').strip()
@@ -201,7 +209,7 @@ def test_builders_on_a_second_engine_through_a_registry(buildout, client, koji_s
         assert engine2.client.images.get(pushed).id == client.images.get(KOJI_IMAGE).id
         koji_hosts_become(b, {'kojibuilder1': ('Y', 'Y'), 'kojibuilder-box2-1': ('Y', 'Y')})
         local, remote = container_ids(b), remote_ids(engine2, b)
-        assert set(remote) == {f'{b.prefix}-builder-box2-1', f'{b.prefix}-builder-credentials'}
+        assert set(remote) == {f'{b.prefix}-builder-box2-1', f'{b.prefix}-builder-credentials-box2'}
         for _ in range(2):  # unchanged reruns: nothing installed, pushed, pulled or restarted
             out = timed('rerun', b.run, '-N')
             assert actions(out.stdout) == [], out.stdout
