@@ -180,6 +180,11 @@ def test_builders_on_a_second_engine(buildout, client, koji_support, debian, sec
         timed('box2 taken out', b.run, '-N')
         assert remote_ids(engine2, b) == {}
         assert not engine2.client.volumes.list(filters={'label': b.label})
+        # ... and the machine's keys left the credentials volume here too.
+        left = client.containers.run(koji_support, ['sh', '-c', 'ls /pki; ls /pki/hosts'],
+                                     remove=True, volumes={f'{b.prefix}-credentials': {
+                                         'bind': '/pki', 'mode': 'ro'}}).decode().split()
+        assert not [name for name in left if 'box2' in name], left
         assert {n: v for n, v in container_ids(b).items() if not n.endswith('-job')} == \
             {n: v for n, v in local.items() if not n.endswith('-job')}
         enabled = {host: state[0] for host, state in koji_hosts(b).items()}
