@@ -193,3 +193,88 @@ def test_an_unknown_volume_driver_is_named_and_changes_nothing(buildout, client,
         in errors[0] and 'nosuchdriver' in errors[0], out
     assert client.containers.get(f'{b.prefix}-app').id == app
     assert not list((b.directory / 'var' / 'backups').glob('*.tar'))
+
+
+def two_volumes_cfg(b, parts: str = 'secrets data') -> str:
+    """``secrets``: disposable content (``archive = false``); ``data``: the default."""
+    from helpers import buildout_config, section
+    return buildout_config(
+        parts.split(),
+        section('secrets', 'docker.volume', name=f'{b.prefix}-secrets', keep='false',
+                archive='false'),
+        section('data', 'docker.volume', name=f'{b.prefix}-data', keep='false'))
+
+
+def backups(b) -> list[str]:
+    """Every file in the backup directory (archives, checksums, markers)."""
+    directory = b.directory / 'var' / 'backups'
+    return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
+
+
+def test_archive_false_removes_the_volume_without_an_archive_and_the_default_archives(
+        buildout, client):
+    """A builder machine's private keys leave with their part: ``archive = false`` removes
+    the volume and its content with no archive on this machine's disk, where a volume
+    without it is archived first, as ever."""
+    from helpers import actions
+    from test_plan import plan
+    b = buildout
+    b.write(two_volumes_cfg(b))
+    b.run('-N')
+    write_volume_file(client, f'{b.prefix}-secrets', 'builder-2.pem', b'PRIVATE KEY', mode=0o600)
+    write_volume_file(client, f'{b.prefix}-data', 'rows', b'precious')
+    for _ in range(2):  # reruns change nothing and archive nothing
+        assert actions(b.run('-N').stdout) == []
+    assert backups(b) == []
+
+    b.write(two_volumes_cfg(b, parts=''))
+    planned = plan(b)
+    assert planned.returncode == 2, planned.stdout + planned.stderr
+    assert f'remove volume {b.prefix}-secrets: its part was removed, its content goes with ' \
+        f'it, without an archive (archive = false)' in planned.stdout, planned.stdout
+    assert f'remove volume {b.prefix}-data: its part was removed, its content is archived ' \
+        f'first' in planned.stdout, planned.stdout
+    out = b.run('-N').stdout
+    assert f'removed volume {b.prefix}-secrets and its content, without an archive ' \
+        f'(archive = false)' in out, out
+    assert not client.volumes.list(filters={'name': f'{b.prefix}-secrets'})
+    assert not client.volumes.list(filters={'name': f'{b.prefix}-data'})
+    [archive, checksum] = backups(b)
+    assert archive.startswith(f'{b.prefix}-data-') and archive.endswith('.tar'), backups(b)
+    assert checksum == archive + '.sha256'
+    assert b'PRIVATE KEY' not in b''.join(p.read_bytes() for p in b.directory.rglob('*')
+                                           if p.is_file())
+    out = b.run('-N').stdout
+    assert actions(out) == [] and len(backups(b)) == 2, out
+
+
+def test_archive_false_carries_the_content_over_and_keeps_no_archive(buildout, client):
+    """A volume made anew (its labels changed) or renamed keeps its content; with
+    ``archive = false`` no archive of it stays behind, and the old name goes without one."""
+    from helpers import actions, buildout_config, section
+    b = buildout
+
+    def config(name: str, labels: str) -> str:
+        return buildout_config(['secrets'], section(
+            'secrets', 'docker.volume', name=f'{b.prefix}-{name}', labels=labels, keep='false',
+            archive='false'))
+
+    b.write(config('one', 'tier=one'))
+    b.run('-N')
+    write_volume_file(client, f'{b.prefix}-one', 'a.pem', b'key a', mode=0o600)
+    before = volume_digest(client, f'{b.prefix}-one')
+    b.write(config('one', 'tier=two'))
+    out = b.run('-N').stdout
+    assert 'recreating volume' in out and 'removed the archive' in out, out
+    assert client.volumes.get(f'{b.prefix}-one').attrs['Labels']['tier'] == 'two'
+    assert volume_digest(client, f'{b.prefix}-one') == before
+    assert backups(b) == []
+
+    b.write(config('two', 'tier=two'))
+    out = b.run('-N').stdout
+    assert 'copying the content' in out and f'removed volume {b.prefix}-one and its content, ' \
+        f'without an archive' in out, out
+    assert not client.volumes.list(filters={'name': f'{b.prefix}-one'})
+    assert volume_digest(client, f'{b.prefix}-two') == before
+    assert backups(b) == []
+    assert actions(b.run('-N').stdout) == []

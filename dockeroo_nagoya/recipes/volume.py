@@ -4,7 +4,11 @@ A reinstall adopts the existing volume. When the options really need a new
 volume (driver, driver options, labels are fixed at creation), the content
 is archived into the backup directory, the volume made anew and the content
 put back. Removing the part keeps the volume unless ``keep = false``; then
-its content is archived first.
+its content is archived first, unless ``archive = false`` says the content is
+disposable: a builder machine's private keys, which must leave with their
+part and never land on the disk of the machine that runs buildout. That
+switch is explicit because the default is the promise that no data is
+destroyed silently.
 
 Making a volume anew is safe against an interrupted run: once the content
 is archived, a marker in the backup directory names the archive until the
@@ -47,6 +51,7 @@ class VolumeRecipe(Recipe):
         opt.Option('driver-opts', opt.key_values, default=''),
         opt.Option('labels', opt.key_values, default=''),
         opt.Option('keep', opt.boolean, default='true', identity=False),
+        opt.Option('archive', opt.boolean, default='true', identity=False),
         opt.Option('restore-from', opt.existing_file, identity=False),
         opt.Option('backup-directory', opt.path, identity=False),
     )
@@ -82,7 +87,9 @@ class VolumeRecipe(Recipe):
         elif self.identity_of(current) != identity:
             found = [Change('volume', name, 'recreate', [state(
                 f'{_changes(current, self.values) or "its identity changed"}: its content is '
-                f'archived and put back')], current['Name'])]
+                f'archived and put back' + ('' if self.values['archive'] else
+                                            ', then the archive removed (archive = false)'))],
+                current['Name'])]
             for user in self.users_to_remove(current):
                 identities.will_remove_container(self.directory, self.engine_config,
                                                  user['Names'][0].lstrip('/'), user['Id'],
@@ -98,7 +105,9 @@ class VolumeRecipe(Recipe):
                 if stale['Name'] != name:
                     found.append(Change('volume', stale['Name'], 'none' if self.values['keep']
                                         else 'remove', [state(
-                                            f'the old name of the part\'s volume ({name} now)')],
+                                            f'the old name of the part\'s volume ({name} now)')]
+                                        + ([] if self.values['keep'] else
+                                           [state(_removal(self.values['archive']))]),
                                         stale['Name']))
         return found
 
@@ -193,6 +202,11 @@ class VolumeRecipe(Recipe):
         volumedata.restore(self.engine, name, path)
         os.remove(marker)
         self.log.info('content of %s restored into the new volume', name)
+        if not self.values['archive']:
+            # The archive only carried the content over: disposable content is not kept
+            # on this machine's disk once it is back.
+            _discard_archive(path)
+            self.log.info('removed the archive %s (archive = false)', path)
 
     def users_to_remove(self, current: dict[str, Any]) -> list[dict[str, Any]]:
         """The containers a recreate removes first (their parts make them again in this
@@ -237,6 +251,9 @@ class VolumeRecipe(Recipe):
         with contextlib.suppress(FileNotFoundError):
             os.remove(self._marker())
         self.log.info('content of %s restored%s', name, ' into the new volume' if created else '')
+        if not self.values['archive']:
+            _discard_archive(archive)
+            self.log.info('removed the archive %s (archive = false)', archive)
 
     def _settle_stale(self, name: str, fresh: bool) -> None:
         """A renamed volume of this part: copy its data over (on the run that renamed it),
@@ -254,7 +271,8 @@ class VolumeRecipe(Recipe):
             else:
                 self.remove_old_name('volume', stale['Name'], strict=fresh,
                                      remove=lambda engine, old=stale['Name']:
-                                     _remove(engine, old, False, self.backups, self.log))
+                                     _remove(engine, old, False, self.backups, self.log,
+                                             archive=self.values['archive']))
 
     def _stop_replaced_users(self, volume: str) -> None:
         """Stop the running containers on the old volume that their parts replace in this
@@ -267,12 +285,26 @@ class VolumeRecipe(Recipe):
                                 containers.Callbacks(self.name, self.directory, []))
 
     @classmethod
+    def decide_removal(cls, engine: Engine, directory: str, part: str,
+                       options: Mapping[str, str]) -> list[Change]:
+        """The base's decision, saying whether the content is archived first: what a
+        plan shows before a part whose data is disposable goes."""
+        found = super().decide_removal(engine, directory, part, options)
+        if not cls.keeps_all(options):
+            archive = opt.saved_flag(options, 'archive', True)
+            for change in found:
+                change.reasons.append(state(_removal(archive)))
+        return found
+
+    @classmethod
     def teardown(cls, engine: Engine, directory: str, part: str,
                  options: Mapping[str, str], log: logging.Logger) -> None:
         keep = opt.saved_flag(options, 'keep', bool(cls.keep_default))
+        # A value that no longer parses archives: a removal never loses data by mistake.
+        archive = opt.saved_flag(options, 'archive', True)
         backups = backup_directory(directory, options)
         for volume in engine.part_objects('volumes', directory, part):
-            _remove(engine, volume['Name'], keep, backups, log)
+            _remove(engine, volume['Name'], keep, backups, log, archive=archive)
 
 
 def _changes(current: dict[str, Any], values: dict[str, Any]) -> str:
@@ -288,8 +320,10 @@ def _changes(current: dict[str, Any], values: dict[str, Any]) -> str:
     return ', '.join(said)
 
 
-def _remove(engine: Engine, name: str, keep: bool, backups: str, log: logging.Logger) -> None:
-    """Remove a volume of ours, never without an archive of its content."""
+def _remove(engine: Engine, name: str, keep: bool, backups: str, log: logging.Logger,
+            archive: bool = True) -> None:
+    """Remove a volume of ours, never without an archive of its content unless the part
+    said its content is disposable (``archive = false``)."""
     if keep:
         log.info('keeping volume %s (keep = true); its data stays', name)
         return
@@ -298,10 +332,25 @@ def _remove(engine: Engine, name: str, keep: bool, backups: str, log: logging.Lo
         names = ', '.join(c['Names'][0].lstrip('/') for c in users)
         raise zc.buildout.UserError(
             f'volume {name} is still used by the containers {names}: remove them first')
-    path, _ = volumedata.backup(engine, name, backups)
-    log.info('archived volume %s into %s (keep = false)', name, path)
+    if archive:
+        path, _ = volumedata.backup(engine, name, backups)
+        log.info('archived volume %s into %s (keep = false)', name, path)
     engine.api.remove_volume(name)
-    log.info('removed volume %s', name)
+    log.info('removed volume %s%s', name, '' if archive else
+             ' and its content, without an archive (archive = false)')
+
+
+def _removal(archive: bool) -> str:
+    """How a volume goes, as a plan says it."""
+    return 'its content is archived first' if archive else \
+        'its content goes with it, without an archive (archive = false)'
+
+
+def _discard_archive(path: str) -> None:
+    """Remove an archive :func:`volumedata.backup` wrote, and its checksum file."""
+    for name in (path, path + '.sha256'):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(name)
 
 
 #: Seconds a container on a renamed volume gets to stop before its content is copied
