@@ -14,6 +14,19 @@ is the directory it goes into). Without TARGET the path is the same on both
 sides; that is only allowed between two containers (so ``/etc/`` never
 lands on the host's ``/etc``). Container paths are absolute; host paths may
 be relative to the buildout directory.
+
+A copy only adds and replaces. With sync (``sync = true`` of ``docker.copy``),
+a directory line also removes what the target directory holds and the
+source no longer has, so that a key taken out of the source leaves the
+target too. What goes is found when the line is copied again (the decision,
+so a plan names it) and removed before the copy is written. The engine's
+archive API cannot remove anything, and the target may be a container that
+never runs (a volume's holder), so nothing can be run in it: the removal
+runs in a throwaway container of the target's own image on the target's
+engine that has the target's volumes (``volumes_from``), as root. Hence a
+container's target directory must be in one of its volumes or bind mounts
+(refused before anything is removed or written otherwise), and its image
+must have ``rm``.
 """
 from __future__ import annotations
 
@@ -24,14 +37,18 @@ import logging
 import os
 import posixpath
 import shlex
+import shutil
 import stat
 import tarfile
-from typing import Iterable
+from typing import Any, Iterable, Mapping
 
 import docker.errors
+import zc.buildout
 
-from .engine import Engine
+from .archives import ChunkReader
+from .engine import Engine, engine_errors
 from .options import Invalid, lines
+from .throwaway import Throwaway
 
 #: Go's os.ModeDir, as the engine reports it in an archive's stat header.
 GO_MODE_DIR = 1 << 31
@@ -49,12 +66,41 @@ class CopyPath:
     text: str
 
 
-#: A copy as decided: its line, its members (read), its record now, why it is made (or None).
-CopyToMake = tuple[CopyPath, list[Member], dict[str, str], str | None]
+@dataclasses.dataclass(frozen=True)
+class CopyToMake:
+    """A copy as decided (the plan shows it, the run acts on it as it is)."""
+
+    copy: CopyPath
+    #: What is written, read from the source.
+    members: list[Member]
+    #: The line's record once it is done (content digest, where it went, sync).
+    record: dict[str, Any]
+    #: Why it is made (``None``: it is not, the target has it).
+    why: str | None
+    #: Absolute paths in the target the source no longer has, removed first (sync).
+    stale: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class SyncTarget:
+    """Where sync looks for what the source no longer has: the target's engine and
+    container (``None``: the host), its name as the user wrote it and the container
+    paths its volumes and bind mounts are at (only there can it remove). ``part``
+    names the target's engine when it does not answer (the source's may be another)."""
+
+    part: str
+    engine: Engine | None
+    container: str | None
+    name: str = ''
+    mounts: tuple[str, ...] = ()
 
 
 class CopyError(Exception):
     """A copy that cannot be done; the message says which path and why."""
+
+
+class SyncError(CopyError):
+    """A removal sync needs that cannot be done (said under option ``sync``)."""
 
 
 def parse_paths(raw: str, host_source: bool, host_target: bool, base: str) -> list[CopyPath]:
@@ -250,47 +296,177 @@ def layout_members(directory: str) -> list[Member]:
 
 # -- a set of copies, redone only when their source changed ----------------------
 def copies_to_make(engine: Engine, copies: list[CopyPath], source: str | None,
-                   target: str | None, done: dict[str, dict[str, str]]) -> list[CopyToMake]:
+                   target: str | None, done: dict[str, dict[str, Any]],
+                   sync: SyncTarget | None = None) -> list[CopyToMake]:
     """Each copy with its members (read now), its record, and why it is made again
     (``None``: its content and target are what ``done`` records and the target is there).
 
     ``engine`` is the source's (only the source is read here; ``target`` is a
     container id on the engine :func:`make_copies` writes to, or ``None``, the host).
-    This is the decision: the plan shows it and the run acts on it as it is.
+    With ``sync``, a directory line that is copied again also says what the
+    target directory holds that the source no longer has (read from the
+    target now), and a line that was copied without sync is copied again once,
+    so that turning sync on clears out what an earlier copy left. This is the
+    decision: the plan shows it and the run acts on it as it is.
     """
     found = []
     for copy in copies:
+        synced = sync is not None and copy.directory
+        if synced and sync.container is not None and not _in_mount(copy.target, sync.mounts):
+            raise SyncError(f'{copy.target} is in no volume of container-to {sync.name}: sync '
+                            f'removes through the container\'s volumes (it may not run): '
+                            f'mount a volume at {copy.target} or above it, or leave out sync')
         members = read_container(engine, source, copy) if source else read_host(copy)
-        now = {'digest': digest(members), 'target': target or copy.target}
+        now: dict[str, Any] = {'digest': digest(members), 'target': target or copy.target,
+                               **({'sync': True} if synced else {})}
         before = done.get(copy.text)
         present = target is not None or os.path.lexists(copy.target)
         why = None
-        if before != now or not present:
-            why = ('its source changed' if before and before['digest'] != now['digest']
-                   else 'the target is new' if before else 'first copy')
-        found.append((copy, members, now, why))
+        if before is None:
+            why = 'first copy'
+        elif before.get('digest') != now['digest']:
+            why = 'its source changed'
+        elif before.get('target') != now['target'] or not present:
+            why = 'the target is new'
+        elif synced and not before.get('sync'):
+            why = 'sync was turned on'
+        stale: tuple[str, ...] = ()
+        if why is not None and synced:
+            assert sync is not None
+            if sync.engine is not None and sync.container is not None:
+                with engine_errors(sync.part, sync.engine.config):
+                    there = _names_in_container(sync.engine, sync.container, copy)
+            else:
+                there = _names_on_host(copy.target)
+            stale = _stale(there, members, copy.target.lstrip('/'))
+        found.append(CopyToMake(copy, members, now, why, stale))
     return found
 
 
 def make_copies(engine: Engine, made: list[CopyToMake], target: str | None,
-                log: logging.Logger) -> dict[str, dict[str, str]]:
+                log: logging.Logger, part: str = '',
+                labels: Mapping[str, str] | None = None) -> dict[str, dict[str, Any]]:
     """Write each copy :func:`copies_to_make` found a reason for; the others are left.
 
     ``engine`` is the target's and ``target`` its container id (``None``: the
     host). The members were read into memory from the source's engine, which
     may be another one: a copy between engines passes through this process,
-    never through a file on its disk. Returns the new record (per line:
-    content digest and where it went), for the next run.
+    never through a file on its disk. What sync found stale goes first, so a
+    failed removal writes nothing (and the record is not written: the next
+    run does both again). ``part`` and ``labels`` are the owner of the
+    throwaway container that removes in a container. Returns the new record
+    (per line: content digest, where it went, sync), for the next run.
     """
-    record: dict[str, dict[str, str]] = {}
-    for copy, members, now, why in made:
-        if why is None:
+    record: dict[str, dict[str, Any]] = {}
+    for made_one in made:
+        copy = made_one.copy
+        if made_one.why is None:
             log.debug('%s: unchanged', copy.text)
         else:
-            log.info('copying %s to %s (%s)', copy.source, copy.target, why)
+            if made_one.stale:
+                log.info('removing %s (sync = true: the source no longer has %s)',
+                         ', '.join(made_one.stale), 'it' if len(made_one.stale) == 1 else 'them')
+                if target:
+                    remove_in_container(engine, target, made_one.stale, part, labels or {}, log)
+                else:
+                    remove_on_host(made_one.stale)
+            log.info('copying %s to %s (%s)', copy.source, copy.target, made_one.why)
             if target:
-                write_container(engine, target, members)
+                write_container(engine, target, made_one.members)
             else:
-                write_host(members, copy.target)
-        record[copy.text] = now
+                write_host(made_one.members, copy.target)
+        record[copy.text] = made_one.record
     return record
+
+
+# -- sync: what the source no longer has ------------------------------------------------
+def _in_mount(path: str, mounts: Iterable[str]) -> bool:
+    """Whether a container path is at or below one of its mounts."""
+    return any(path == m or path.startswith(m.rstrip('/') + '/') for m in mounts)
+
+
+def _names_in_container(engine: Engine, container: str, copy: CopyPath) -> set[str]:
+    """The names (from the root, no leading ``/``) of what a container's target directory
+    holds now; nothing when it is missing or no directory (the copy makes or replaces it).
+    Streamed: only the names are kept, not what the files hold."""
+    try:
+        chunks, info = engine.api.get_archive(container, copy.target)
+    except docker.errors.NotFound:
+        return set()
+    if not info.get('mode', 0) & GO_MODE_DIR:
+        return set()
+    prefix = info.get('name') or posixpath.basename(copy.target)
+    target = copy.target.lstrip('/')
+    names = set()
+    with tarfile.open(fileobj=io.BufferedReader(ChunkReader(chunks)), mode='r|') as tar:
+        for member in tar:
+            name = posixpath.normpath(member.name)
+            if name == prefix or name.startswith(prefix + '/'):
+                names.add(target + name[len(prefix):])
+    return names
+
+
+def _names_on_host(directory: str) -> set[str]:
+    """The names (from the root, no leading ``/``) of what a host directory holds now
+    (links are not followed: a link is a name of its own)."""
+    if os.path.islink(directory) or not os.path.isdir(directory):
+        return set()
+    names = set()
+    for root, dirs, files in os.walk(directory):
+        names.update(os.path.join(root, entry).lstrip('/') for entry in dirs + files)
+    return names
+
+
+def _stale(there: set[str], members: list[Member], root: str) -> tuple[str, ...]:
+    """Absolute paths of what is ``there`` but not among the members, each once: a
+    directory that goes takes what is in it."""
+    wanted = {posixpath.normpath(member.name) for member, _ in members}
+    gone = {name for name in there if name not in wanted and name != root}
+
+    def parent_goes(name: str) -> bool:
+        parent = posixpath.dirname(name)
+        while parent and parent != root:
+            if parent in gone:
+                return True
+            parent = posixpath.dirname(parent)
+        return False
+
+    return tuple(sorted('/' + name for name in gone if not parent_goes(name)))
+
+
+def remove_in_container(engine: Engine, container: str, paths: Iterable[str], part: str,
+                        labels: Mapping[str, str], log: logging.Logger) -> None:
+    """Remove paths from a container's volumes, whether or not it runs.
+
+    Nothing can be run in a container that never started, and the archive API
+    only adds: so ``rm`` runs in a throwaway container of the container's own
+    image (on its engine, without any registry) that has the same volumes at
+    the same paths (``volumes_from``), as root (the engine wrote the copies as
+    their owners), and keeps those volumes when it goes.
+    """
+    paths = list(paths)
+    image = engine.api.inspect_container(container)['Image']
+    try:
+        with Throwaway(engine, image, part, labels, what='container removing what the '
+                       'source no longer has', volumes_from=[container],
+                       command=['rm', '-rf', '--', *paths], user='0', keep_volumes=True,
+                       log=log) as box:
+            box.wait()
+    except zc.buildout.UserError as exc:
+        said = str(exc).strip().splitlines()[0] if str(exc).strip() else ''
+        raise SyncError(f'removing {", ".join(paths)} failed (it runs rm in a container of '
+                        f'the image of container-to): {said.removeprefix(part + ": ")}') from None
+
+
+def remove_on_host(paths: Iterable[str]) -> None:
+    """Remove paths on the host; a directory with what it holds, a link as a link."""
+    for path in paths:
+        try:
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise SyncError(f'removing {path} failed: {exc.strerror}') from None

@@ -12,9 +12,12 @@ never clashes with a container somebody runs, and it carries the part's
 ownership labels, so a crash leaves something the part can find and remove.
 
 With ``own_command`` the container runs its image's own command instead
-(a database a build talks to, a volume container that fills its volumes):
+(a database a build talks to, a volume container that fills its volumes),
+or ``command`` when given (a program of an image that may have no shell):
 :meth:`Throwaway.start` starts it, :meth:`Throwaway.wait` waits for it to
-end, and a commit stops it gracefully first. ``links`` link it to other
+end, and a commit stops it gracefully first. ``keep_volumes`` leaves the
+volumes it mounts when it is removed: those it has through ``volumes_from``
+are another container's. ``links`` link it to other
 containers by name (legacy links, on the default bridge, as nagoya did).
 
 :meth:`Throwaway.commit` makes an image from the container with the image
@@ -207,7 +210,8 @@ class Throwaway:
                  what: str = 'container', shell: str = '/bin/sh', binds: Iterable[str] = (),
                  volumes_from: Iterable[str] = (), privileged: bool = False,
                  links: Iterable[tuple[str, str]] = (), own_command: bool = False,
-                 env: Mapping[str, str] | None = None,
+                 command: Iterable[str] | None = None, user: str | None = None,
+                 keep_volumes: bool = False, env: Mapping[str, str] | None = None,
                  log: logging.Logger | None = None) -> None:
         self.engine = engine
         self.api = engine.api
@@ -220,7 +224,10 @@ class Throwaway:
         self.volumes_from = list(volumes_from)
         self.privileged = privileged
         self.links = list(links)
-        self.own_command = own_command
+        self.command = list(command) if command is not None else None
+        self.own_command = own_command or self.command is not None
+        self.user = user
+        self.keep_volumes = keep_volumes
         self.env = dict(env or {})
         self.log = log or logging.getLogger(part)
         self.id: str | None = None
@@ -233,6 +240,10 @@ class Throwaway:
             privileged=self.privileged, links=self.links or None)
         keep_alive: dict[str, Any] = {} if self.own_command else {
             'entrypoint': [self.shell], 'command': [], 'stdin_open': True}
+        if self.command:
+            keep_alive = {'entrypoint': self.command[:1], 'command': self.command[1:]}
+        if self.user is not None:
+            keep_alive['user'] = self.user
         try:
             created = self.api.create_container(
                 self.image, name=self.name, labels=self.labels, host_config=host_config,
@@ -252,7 +263,7 @@ class Throwaway:
             return
         container, self.id = self.id, None
         try:
-            self.api.remove_container(container, force=True, v=True)
+            self.api.remove_container(container, force=True, v=not self.keep_volumes)
         except docker.errors.NotFound:
             pass
         except docker.errors.APIError as exc:
@@ -283,7 +294,9 @@ class Throwaway:
             self.api.start(self._id)
         except docker.errors.APIError as exc:
             text = _one_line(exc.explanation or exc)
-            hint = f' (it needs the shell {self.shell})' if 'no such file' in text.lower() else ''
+            needed = f'{self.command[0]}' if self.command else f'the shell {self.shell}'
+            hint = f' (it needs {needed})' if 'no such file' in text.lower() or \
+                'not found' in text.lower() else ''
             raise zc.buildout.UserError(
                 f'{self.part}: the {self.what} from {_short(self.image)} does not start: '
                 f'{text}{hint}') from None

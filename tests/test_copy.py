@@ -12,7 +12,7 @@ import textwrap
 
 import pytest
 
-from helpers import force_reinstall
+from helpers import buildout_config, force_reinstall, section
 
 
 def archive(client, container: str, path: str) -> dict[str, tuple[int, int, int, bytes]]:
@@ -169,3 +169,95 @@ def test_bad_copy_gives_one_clear_error(buildout, busybox, copy, expected):
     assert 'Traceback' not in out, out
     errors = [line for line in out.splitlines() if line.startswith('Error:')]
     assert len(errors) == 1 and expected in errors[0], out
+
+
+# -- sync ----------------------------------------------------------------------------------
+def keys_job(b, busybox: str, keys: str) -> str:
+    """A job on the default engine leaving ``/out/keys/`` with one private key (0600, uid
+    1234) per word of ``keys``; ``old/`` when it has ``old`` (a directory that goes)."""
+    return section(
+        'credentials', 'docker.run', name=f'{b.prefix}-credentials', image=busybox, job='true',
+        env=f'KEYS={keys}',
+        command="sh -c 'mkdir -p /out/keys && for k in $KEYS; do if [ $k = old ]; then "
+                "mkdir -p /out/keys/old && echo c > /out/keys/old/c.pem; else "
+                "echo $k > /out/keys/$k.pem && chown 1234:1234 /out/keys/$k.pem && "
+                "chmod 600 /out/keys/$k.pem; fi; done && echo ca > /out/keys/ca.crt'")
+
+
+
+def keys_to(b, busybox: str, keys: str, target: str, holder: str = '') -> str:
+    """The keys job's directory copied with sync to ``target`` (a host path, or a path
+    in ``holder``'s container, a section given whole)."""
+    sections = [keys_job(b, busybox, keys)] + ([holder] if holder else [])
+    copy = {'container_from': '${credentials:name}', 'paths': f'/out/keys/ {target}',
+            'sync': 'true', **({'container_to': '${holder:name}'} if holder else {})}
+    return buildout_config(['credentials', *(['holder'] if holder else []), 'copy'], *sections,
+                           section('copy', 'docker.copy', **copy))
+
+
+def errors_of(out: str) -> list[str]:
+    return [line for line in out.splitlines() if line.startswith('Error:')]
+
+
+def test_sync_to_the_host_removes_what_the_source_no_longer_has(buildout, busybox, tmp_path):
+    """On the host too, and a link that is there goes as a link: what it points to stays."""
+    from helpers import actions
+    b = buildout
+    keys = b.directory / 'var' / 'keys'
+    b.write(keys_to(b, busybox, 'a b old', 'var/keys/'))
+    b.run('-N')
+    assert sorted(p.name for p in keys.iterdir()) == ['a.pem', 'b.pem', 'ca.crt', 'old']
+    precious = tmp_path / 'precious'
+    precious.mkdir()
+    (precious / 'file').write_text('stays')
+    (keys / 'outside').symlink_to(precious)
+    assert actions(output(b.run('-N'))) == []
+
+    b.write(keys_to(b, busybox, 'a', 'var/keys/'))
+    out = output(b.run('-N'))
+    assert f'removing {keys}/b.pem, {keys}/old, {keys}/outside (sync = true' in out, out
+    assert sorted(p.name for p in keys.iterdir()) == ['a.pem', 'ca.crt']
+    assert (keys / 'a.pem').read_text() == 'a\n' and (keys / 'a.pem').stat().st_mode & 0o777 == 0o600
+    assert (precious / 'file').read_text() == 'stays'
+    out = output(b.run('-N'))
+    assert actions(out) == [] and 'removing' not in out, out
+
+
+def test_sync_refuses_a_target_directory_in_no_volume_of_the_container(buildout, busybox):
+    """A container that never runs can only be changed through its volumes."""
+    b = buildout
+    holder = section('holder', 'docker.run', name=f'{b.prefix}-holder', image=busybox,
+                     start='false', command='true')
+    b.write(keys_to(b, busybox, 'a', '/etc/pki/koji/', holder))
+    for _ in range(2):
+        out = b.fail('-N')
+        found = errors_of(out)
+        assert len(found) == 1 and found[0].startswith(
+            f'Error: copy: option sync: /etc/pki/koji is in no volume of container-to '
+            f'{b.prefix}-holder'), out
+        assert 'Traceback' not in out and 'copying' not in out, out
+
+
+def test_sync_says_in_one_line_that_the_target_image_has_no_rm(buildout, busybox, client):
+    """The removal runs rm in a container of the target's image; an image without it (a
+    holder made of the empty helper image) is one line, and the record is not written:
+    the next run tries again."""
+    from helpers import HELPER, _mounted
+    _mounted(client, f'{buildout.prefix}-certs').remove(force=True)   # the helper image, made
+    b = buildout
+    holder = section('holder', 'docker.run', name=f'{b.prefix}-holder', image=HELPER,
+                     start='false', command='/none', volumes=f'{b.prefix}-certs:/etc/pki/koji')
+    b.write(keys_to(b, busybox, 'a b', '/etc/pki/koji/', holder))
+    b.run('-N')
+    b.write(keys_to(b, busybox, 'a', '/etc/pki/koji/', holder))
+    for _ in range(2):
+        out = b.fail('-N')
+        found = errors_of(out)
+        assert len(found) == 1 and found[0].startswith(
+            'Error: copy: option sync: removing /etc/pki/koji/b.pem failed (it runs rm in a '
+            'container of the image of container-to): '), out
+        assert found[0].endswith('(it needs rm)'), out
+        assert 'Traceback' not in out, out
+    assert not client.containers.list(all=True, filters={'name': 'dockeroo-nagoya-tmp-copy'})
+    assert sorted(archive(client, f'{b.prefix}-holder', '/etc/pki/koji')) == [
+        'koji', 'koji/a.pem', 'koji/b.pem', 'koji/ca.crt']

@@ -17,7 +17,7 @@ import docker
 import pytest
 
 from helpers import actions, buildout_config, ids, section
-from test_copy import archive, output
+from test_copy import archive, keys_job, output
 from test_plan import plan
 
 CERTS = '/etc/pki/koji'
@@ -207,3 +207,96 @@ def test_bad_from_engine_is_one_line_before_anything_acts(buildout, busybox, cli
     assert len(found) == 1 and expected in found[0], out
     assert 'Traceback' not in out and actions(out) == [], out
     assert b.owned('containers') == []
+
+
+# -- sync: the target directory holds what the source's does ----------------------------
+def synced(b, busybox: str, host: str, keys: str, sync: str = 'true') -> str:
+    """The Koji builder machine's credentials: a directory copied from the job here into
+    a volume on ``host``, through a holder container that never runs (``start = false``)."""
+    return buildout_config(
+        ['credentials', 'certs', 'holder', 'copy'],
+        keys_job(b, busybox, keys),
+        section('certs', 'docker.volume', docker_host=host, name=f'{b.prefix}-certs',
+                keep='false', archive='false'),
+        section('holder', 'docker.run', docker_host=host, name=f'{b.prefix}-holder',
+                image=busybox, start='false', volumes=f'${{certs:name}}:{CERTS}',
+                command='true'),
+        section('copy', 'docker.copy', docker_host=host, from_engine='default',
+                container_from='${credentials:name}', container_to='${holder:name}',
+                paths=f'/out/keys/ {CERTS}/', sync=sync))
+
+
+def volume_files(client: docker.DockerClient, busybox: str, volume: str) -> list[str]:
+    """Every path in a volume, as a container mounting it lists them."""
+    out = client.containers.run(busybox, ['sh', '-c', 'cd /v && find . | sort'],
+                                volumes={volume: {'bind': '/v', 'mode': 'ro'}}, remove=True)
+    return [line for line in out.decode().split() if line != '.']
+
+
+def test_sync_makes_a_volume_on_another_engine_hold_what_the_source_holds(
+        buildout, busybox, client, second_engine, builder):
+    """A builder taken out of a machine's count takes its private key out of the
+    machine's volume: its holder never runs, so the key goes through a throwaway
+    container there, which leaves the volume and nothing else behind."""
+    b = buildout
+    volume, holder = f'{b.prefix}-certs', f'{b.prefix}-holder'
+    b.write(synced(b, busybox, second_engine.host, 'a b old'))
+    out = output(b.run('-N'))
+    assert f'copying /out/keys to {CERTS} (first copy)' in out and 'removing' not in out, out
+    assert volume_files(second_engine.client, busybox, volume) == [
+        './a.pem', './b.pem', './ca.crt', './old', './old/c.pem']
+    second = ids(second_engine.client, b)
+    for _ in range(2):
+        out = output(b.run('-N'))
+        assert actions(out) == [] and 'copying' not in out and 'removing' not in out, out
+    result = plan(b)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    # b and old/ leave the source: the plan names what goes, the run removes it. (The plan
+    # reads the source as it is: the job is run first, alone.)
+    b.write(synced(b, busybox, second_engine.host, 'a'))
+    b.run('-N', 'install', 'credentials')
+    result = plan(b)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f'removes {CERTS}/b.pem, {CERTS}/old' in result.stdout, result.stdout
+    out = output(b.run('-N'))
+    assert f'removing {CERTS}/b.pem, {CERTS}/old (sync = true: the source no longer has ' \
+        f'them)' in out, out
+    assert out.index('removing') < out.index(f'copying /out/keys to {CERTS} (its source ' \
+                                             f'changed)'), out
+    assert volume_files(second_engine.client, busybox, volume) == ['./a.pem', './ca.crt']
+    assert archive(second_engine.client, holder, f'{CERTS}/a.pem')['a.pem'] == \
+        (1234, 1234, 0o600, b'a\n')
+    assert ids(second_engine.client, b) == second   # the holder and the volume stay as they were
+    assert second_engine.client.containers.get(holder).status == 'created'
+    assert not [c.name for c in second_engine.client.containers.list(all=True)
+                if c.name != holder and c.name.startswith('dockeroo-nagoya-tmp-')]
+    for _ in range(2):
+        out = output(b.run('-N'))
+        assert actions(out) == [] and 'copying' not in out and 'removing' not in out, out
+    assert volume_files(second_engine.client, busybox, volume) == ['./a.pem', './ca.crt']
+
+
+def test_sync_turned_on_clears_out_what_copies_without_it_left(
+        buildout, busybox, client, second_engine, builder):
+    """Without sync a copy only adds, so a key taken out of the source stays there; setting
+    sync copies the line once more and removes it."""
+    b = buildout
+    volume = f'{b.prefix}-certs'
+    b.write(synced(b, busybox, second_engine.host, 'a b', sync='false'))
+    b.run('-N')
+    b.write(synced(b, busybox, second_engine.host, 'a', sync='false'))
+    out = output(b.run('-N'))
+    assert 'removing' not in out, out
+    assert volume_files(second_engine.client, busybox, volume) == ['./a.pem', './b.pem',
+                                                                   './ca.crt']
+    b.write(synced(b, busybox, second_engine.host, 'a'))
+    result = plan(b)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f'update copy /out/keys/ {CERTS}/: sync was turned on, removes {CERTS}/b.pem' \
+        in result.stdout, result.stdout
+    out = output(b.run('-N'))
+    assert f'removing {CERTS}/b.pem (sync = true: the source no longer has it)' in out, out
+    assert volume_files(second_engine.client, busybox, volume) == ['./a.pem', './ca.crt']
+    out = output(b.run('-N'))
+    assert actions(out) == [] and 'copying' not in out and 'removing' not in out, out

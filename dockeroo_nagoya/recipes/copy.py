@@ -25,6 +25,14 @@ machine's disk: a builder machine's certificate goes from the credentials
 container here to a container on the builder's engine. It needs
 ``container-from``; a value that names no engine (a misspelt context) stops
 the run before anything acts.
+
+``sync`` (ours, default false): a directory line makes the target directory
+hold exactly what the source's does. A copy only adds and replaces, so a
+builder taken out of a machine's count would otherwise leave its private
+key in the machine's volume. What the target holds and the source no longer
+has is removed when the line is copied again (its source changed, its
+target is new, or sync was just turned on), and the plan names it; how, in
+a container that may never run, is :mod:`dockeroo_nagoya.copying`'s.
 """
 from __future__ import annotations
 
@@ -56,6 +64,7 @@ class CopyRecipe(Recipe):
         opt.Option('from-engine', opt.engine_spec),
         opt.Option('paths', opt.text, required=True),
         opt.Option('keep', opt.boolean, default='true', identity=False),
+        opt.Option('sync', opt.boolean, default='false', identity=False),
     )
 
     def configure(self) -> None:
@@ -69,6 +78,9 @@ class CopyRecipe(Recipe):
                                               host_target=not target, base=self.directory)
         except opt.Invalid as exc:
             raise opt.invalid(self.name, 'paths', str(exc), self.values['paths']) from None
+        if self.values['sync'] and not any(copy.directory for copy in self.copies):
+            self.log.warning('sync = true acts on directory lines (SOURCE/ ...), and paths has '
+                             'none: nothing is ever removed')
         self.location = os.path.join(self.directory, self.options.get('location') or os.path.join(
             self.buildout['buildout']['parts-directory'], self.name))
         self.options['location'] = self.location
@@ -114,32 +126,50 @@ class CopyRecipe(Recipe):
                                                     'container-from' else self.engine_config,
                                                     self.values[o])]
         if later:
-            return [Change('copy', copy.text, 'create', [state(f'{later[0]} is made first')])
+            removed = [state('what its directory holds and the source does not is removed '
+                             'then')] if self.values['sync'] else []
+            return [Change('copy', copy.text, 'create', [state(f'{later[0]} is made first')]
+                           + (removed if copy.directory else []))
                     for copy in self.copies]
         _, made = self._copies_to_make()
-        return [Change('copy', copy.text, 'none' if why is None else 'create'
-                       if why == 'first copy' else 'update', [state(why)] if why else [])
-                for copy, _, _, why in made]
+        return [Change('copy', one.copy.text, 'none' if one.why is None else 'create'
+                       if one.why == 'first copy' else 'update',
+                       ([state(one.why)] if one.why else [])
+                       + ([state(f'removes {", ".join(one.stale)}')] if one.stale else []))
+                for one in made]
 
     def _copies_to_make(self) -> tuple[str | None, list[copying.CopyToMake]]:
         """The target's container id and each copy read from the source's engine, with why
-        it is made: what the plan shows and the run acts on."""
+        it is made (and, with sync, what goes): what the plan shows and the run acts on."""
         source = self._container('container-from')
-        target = self._container('container-to')
+        found = self._details('container-to')
+        target = found['Id'] if found else None
+        sync = None
+        if self.values['sync']:
+            sync = copying.SyncTarget(
+                self.name, self.engine if found else None, target,
+                self.values['container-to'] or '',
+                tuple(m.get('Destination') or '' for m in (found or {}).get('Mounts') or []))
         engine, config = self._side('container-from')
         try:
             with engine_errors(self.name, config):
                 return target, copying.copies_to_make(engine, self.copies, source, target,
-                                                      self._done())
+                                                      self._done(), sync)
         except copying.CopyError as exc:
-            raise zc.buildout.UserError(f'{self.name}: option paths: {exc}') from None
+            raise self._copy_error(exc) from None
+
+    def _copy_error(self, exc: copying.CopyError) -> zc.buildout.UserError:
+        """One line under the option the failure is about."""
+        option = 'sync' if isinstance(exc, copying.SyncError) else 'paths'
+        return zc.buildout.UserError(f'{self.name}: option {option}: {exc}')
 
     def apply(self, fresh: bool) -> list[str]:
         target, made = self._copies_to_make()
         try:
-            record = copying.make_copies(self.engine, made, target, self.log)
+            record = copying.make_copies(self.engine, made, target, self.log, self.name,
+                                         self.labels(self.identity()))
         except copying.CopyError as exc:
-            raise zc.buildout.UserError(f'{self.name}: option paths: {exc}') from None
+            raise self._copy_error(exc) from None
         os.makedirs(self.location, exist_ok=True)
         with open(os.path.join(self.location, RECORD), 'w', encoding='utf-8') as handle:
             json.dump(record, handle, indent=1, sort_keys=True)
@@ -154,6 +184,12 @@ class CopyRecipe(Recipe):
             return engine.inspect('containers', self.values[option])
 
     def _container(self, option: str) -> str | None:
+        found = self._details(option)
+        return found['Id'] if found else None
+
+    def _details(self, option: str) -> dict[str, Any] | None:
+        """The container an option names, inspected (``None``: the option names none, that
+        side is the host); one it names that does not exist is one line."""
         name = self.values[option]
         if not name:
             return None
@@ -163,7 +199,7 @@ class CopyRecipe(Recipe):
                 self.values['from-engine'] is None else f'{self.from_config.describe()} (from-engine)'
             raise zc.buildout.UserError(f'{self.name}: option {option}: no container {name} '
                                         f'on {where}')
-        return found['Id']
+        return found
 
     @classmethod
     def teardown(cls, engine: Engine, directory: str, part: str,
