@@ -213,10 +213,15 @@ class System:
     def __init__(self, description: Mapping[str, Any]) -> None:
         self.part: str = description['part']
         self.directory: str = description['directory']
-        self.config = EngineConfig(**description['engine'])
+        own = EngineConfig(**description['engine'])
         self.backups: str = description['backup-directory']
-        self.members = {m['section']: Member.from_dict(m, self.config)
-                        for m in description['members']}
+        members = [Member.from_dict(m, own) for m in description['members']]
+        #: key -> the one configuration of each daemon (see :meth:`same_engine`).
+        self._daemons = _one_per_daemon([own, *(m.engine for m in members)])
+        self.config = self.same_engine(own)
+        for member in members:
+            member.engine = self.same_engine(member.engine)
+        self.members = {m.section: m for m in members}
         #: Whether the members say their own engines (docker.control): status then says
         #: each one's; a docker.system's are all on its engine and its table stays as it was.
         self.spread = any('engine' in m for m in description['members'])
@@ -246,6 +251,20 @@ class System:
         return placed
 
     # -- engines ------------------------------------------------------------------------
+    def same_engine(self, config: EngineConfig) -> EngineConfig:
+        """The configuration this command uses for the daemon ``config`` reaches.
+
+        Members say their engines in their parts' words: one leaves the engine
+        to ``[buildout]``, one spells the socket out, one has a timeout of its own.
+        Those are one daemon (:meth:`EngineConfig.key`), so they get one
+        configuration, hence one client, one ENGINE name (``default`` for the
+        system's own) and one copy of each volume in a backup, instead of one per
+        spelling. Every configuration the system compares goes through here
+        (the members' when the description is read, a backup's when it is
+        restored), so that comparing two is comparing their keys.
+        """
+        return self._daemons.get(config.key(), config)
+
     def engines(self) -> list[EngineConfig]:
         """The members' engines, in the order of the members (the system's own when none)."""
         return list(dict.fromkeys(m.engine for m in self.members.values())) or [self.config]
@@ -591,8 +610,8 @@ class System:
         """Where a backed-up volume goes back: the engine the backup says (the system's own
         when it says none), or, when the members that mount it have moved to another
         single engine since, that one."""
-        place = Placed(entry['volume'], EngineConfig(**entry['engine']) if entry.get('engine')
-                       else self.config)
+        place = Placed(entry['volume'], self.same_engine(EngineConfig(**entry['engine']))
+                       if entry.get('engine') else self.config)
         known = [v for v in self.volumes if v.name == place.name]
         if not known or place in known:
             return place
@@ -900,6 +919,20 @@ def main(description: str, argv: list[str], prog: str = 'system') -> int:
 
 
 # -- small pieces -----------------------------------------------------------------------------
+def _one_per_daemon(configs: Iterable[EngineConfig]) -> dict[str, EngineConfig]:
+    """key -> one configuration per daemon (see :meth:`System.same_engine`): the first
+    that names it (the system's own comes first), with the longest timeout of them all,
+    so that no member's command gives up sooner than its own part would."""
+    first: dict[str, EngineConfig] = {}
+    longest: dict[str, int] = {}
+    for config in configs:
+        key = config.key()
+        first.setdefault(key, config)
+        longest[key] = max(longest.get(key, 0), config.timeout)
+    return {key: dataclasses.replace(config, timeout=longest[key])
+            for key, config in first.items()}
+
+
 def _error(prog: str, message: str) -> None:
     """The first line of a message (a log tail is for the buildout's output)."""
     first = message.strip().splitlines()[0] if message.strip() else 'failed'

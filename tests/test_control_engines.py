@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 from typing import Iterator
 
 import docker
 import docker.errors
 import pytest
-from helpers import volume_digest, write_volume_file
+from helpers import buildout_config, section, volume_digest, write_volume_file
 
 pytestmark = pytest.mark.slow
 
@@ -220,3 +221,49 @@ def test_backup_and_restore_of_one_volume_name_on_two_engines(buildout, busybox,
     assert not remote.client.containers.list(all=True, filters={'label': b.label})
     ctl(b, 'restore', str(tmp_path / 'backup'))
     assert (volume_digest(client, volume), volume_digest(remote.client, volume)) == before
+
+
+def test_members_on_one_daemon_in_other_words_are_one_engine(buildout, busybox, client,
+                                                             tmp_path):
+    """Three parts on the buildout's own daemon: one leaves the engine to ``[buildout]``,
+    one spells its socket out, one has a timeout of its own. They are one engine
+    (:meth:`EngineConfig.key`): ENGINE ``default`` for each, and the volume they share
+    is backed up once, with all three writers paused for it, not once per spelling."""
+    b = buildout
+    volume = f'{b.prefix}-data'
+    socket = os.environ.get('DOCKER_HOST') or 'unix:///var/run/docker.sock'
+
+    def member(part: str, **engine: str) -> str:
+        return section(part, 'docker.run', name=f'{b.prefix}-{part}', image=busybox,
+                       init='true', stop_timeout='1', volumes=f'{volume}:/data',
+                       command='sleep 3600', **engine)
+
+    b.write(buildout_config(
+        ['plain', 'spelt', 'patient', 'ctl'],
+        member('plain'), member('spelt', docker_host=socket), member('patient', timeout='30'),
+        section('ctl', 'docker.control', parts='plain spelt patient', script_name='ctl')))
+    b.run('-N')
+    write_volume_file(client, volume, 'rows', b'one\n')
+    before = volume_digest(client, volume)
+
+    rows = status_table(ctl(b, 'status'))
+    assert {name: cells[:2] for name, cells in rows.items()} == {
+        f'{b.prefix}-{part}': ['default', 'running'] for part in ('plain', 'spelt', 'patient')}
+
+    out = ctl(b, 'backup', str(tmp_path / 'backup')).stdout
+    assert out.count('backed up volume') == 1 and f'backed up volume {volume} (' in out, out
+    assert out.count('paused ') == 3 and out.count('resumed ') == 3, out
+    manifest = json.loads((tmp_path / 'backup' / 'manifest.json').read_text())
+    assert [e['archive'] for e in manifest['volumes']] == [f'{volume}.tar'], manifest
+    assert 'engine' not in manifest['volumes'][0], manifest   # the system's own engine
+    assert sorted(p.name for p in (tmp_path / 'backup').iterdir()) == [f'{volume}.tar',
+                                                                       'manifest.json']
+
+    lines = ctl(b, 'stop').stdout.splitlines()
+    assert sorted(lines) == sorted(f'stopped {b.prefix}-{part}'
+                                   for part in ('plain', 'spelt', 'patient')), lines
+    ctl(b, 'purge', '--yes')
+    assert not client.volumes.list(filters={'name': volume})
+    out = ctl(b, 'restore', str(tmp_path / 'backup')).stdout
+    assert out.count('restored volume') == 1, out
+    assert volume_digest(client, volume) == before
