@@ -245,12 +245,21 @@ class Engine:
 
     @property
     def daemon(self) -> str:
-        """The daemon's own ID: two spellings of one engine (the default socket and
+        """Which daemon answers: two spellings of one engine (the default socket and
         ``unix:///var/run/docker.sock``, or a socket and a TCP address) are one daemon,
-        whose objects one run must sweep and remove once."""
+        whose objects one run must sweep and remove once, and a part that changes from
+        one to the other stays where it is.
+
+        The daemon's ID with its host name and data root: dockerd before 23 takes its
+        ID from ``/etc/docker/key.json``, which every daemon of a machine shares (a
+        second dockerd beside the first) and so do machines cloned from one image.
+        """
         found = _DAEMONS.get(self.config)
         if found is None:
-            found = _DAEMONS[self.config] = str(self.api.info().get('ID') or self.config)
+            info = self.api.info()
+            found = _DAEMONS[self.config] = '|'.join(
+                str(info.get(key) or '') for key in ('ID', 'Name', 'DockerRootDir')
+            ) if info.get('ID') else str(self.config)
         return found
 
     def close(self) -> None:

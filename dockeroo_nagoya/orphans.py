@@ -90,17 +90,26 @@ def note(directory: str, part: str, buildout: Mapping[str, str]) -> None:
 
 def installed_parts(path: str) -> set[str]:
     """The parts ``.installed.cfg`` lists (buildout appends ``[buildout]``; the last wins)."""
+    return set(installed_options(path))
+
+
+def installed_options(path: str) -> dict[str, dict[str, str]]:
+    """part -> its recorded options, for the parts ``.installed.cfg`` lists (a part's
+    section stays in the file after buildout forgot the part: only ``parts`` says)."""
     parser = configparser.RawConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]  # options as written
     try:
         with open(path, encoding='utf-8') as handle:
             parser.read_file(handle)
     except FileNotFoundError:
-        return set()
+        return {}
     except (OSError, configparser.Error) as exc:
         raise OrphanCheckImpossible(f'{path} cannot be read ({exc})') from None
     if not parser.has_section('buildout'):
-        return set()
-    return set((parser.get('buildout', 'parts', fallback='') or '').split())
+        return {}
+    parts = (parser.get('buildout', 'parts', fallback='') or '').split()
+    return {part: dict(parser.items(part)) if parser.has_section(part) else {}
+            for part in parts}
 
 
 class OrphanCheckImpossible(Exception):
@@ -165,7 +174,7 @@ class Sweep:
                 why = f'its part {part} is neither installed nor configured'
             else:
                 continue
-            if removals.in_hand(name):
+            if removals.in_hand(self.engine.config.key(), name):
                 continue  # its part's own teardown is removing it in this run
             self._remove_container(container['Id'], name, why)
         owned = {v['Name'] for v in self.engine.owned('volumes', self.directory)}
@@ -247,17 +256,31 @@ class Sweep:
 
 # -- what removed parts kept on purpose ------------------------------------------------
 def read_kept(directory: str) -> dict[str, list[str]]:
+    found = read_record(directory, KEPT_NAME, 'objects kept by removed parts may be reported')
+    return {kind: list(ids) for kind, ids in found.items() if isinstance(ids, list)}
+
+
+def read_record(directory: str, name: str, unreadable: str) -> dict[str, Any]:
+    """A JSON object the buildout directory keeps between runs (``{}``: none yet, or one
+    that cannot be read: said in a line with what that means, ``unreadable``)."""
     try:
-        with open(os.path.join(directory, KEPT_NAME), encoding='utf-8') as handle:
+        with open(os.path.join(directory, name), encoding='utf-8') as handle:
             found = json.load(handle)
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:
-        log.warning('%s cannot be read (%s): objects kept by removed parts may be reported',
-                    KEPT_NAME, exc)
+        log.warning('%s cannot be read (%s): %s', name, exc, unreadable)
         return {}
-    return {kind: list(ids) for kind, ids in found.items() if isinstance(ids, list)} \
-        if isinstance(found, dict) else {}
+    return found if isinstance(found, dict) else {}
+
+
+def write_record(directory: str, name: str, record: Mapping[str, Any]) -> None:
+    """Write such a record at once (a reader never sees half of it), keys in their order."""
+    path = os.path.join(directory, name)
+    temporary = f'{path}.{os.getpid()}.{threading.get_ident()}.tmp'
+    with open(temporary, 'w', encoding='utf-8') as out:
+        json.dump(record, out, indent=1)
+    os.replace(temporary, path)
 
 
 def released(engine: Engine, directory: str, part: str,
@@ -279,11 +302,7 @@ def released(engine: Engine, directory: str, part: str,
         kept = read_kept(directory)
         for kind, ids in left.items():
             kept[kind] = sorted(set(kept.get(kind, [])) | set(ids))
-        path = os.path.join(directory, KEPT_NAME)
-        temporary = f'{path}.{os.getpid()}.{threading.get_ident()}.tmp'
-        with open(temporary, 'w', encoding='utf-8') as out:
-            json.dump(kept, out, indent=1, sort_keys=True)
-        os.replace(temporary, path)
+        write_record(directory, KEPT_NAME, dict(sorted(kept.items())))
 
 
 def _container_name(container: Mapping[str, Any]) -> str:
@@ -300,4 +319,5 @@ def _explain(exc: docker.errors.APIError) -> str:
     return (text.decode('utf-8', 'replace') if isinstance(text, bytes) else str(text)).strip()
 
 
-__all__ = ['note', 'sweep_once', 'released', 'installed_parts', 'KEPT_NAME']
+__all__ = ['note', 'sweep_once', 'released', 'installed_parts', 'installed_options',
+           'read_record', 'write_record', 'KEPT_NAME']

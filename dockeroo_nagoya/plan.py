@@ -21,6 +21,7 @@ configuration mistake is the line ``bin/buildout`` gives).
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import logging
 import os
@@ -35,6 +36,7 @@ pkg_resources = zc.buildout.buildout.pkg_resources
 
 from . import decisions, engine, runlock
 from .decisions import Change, Reason
+from .engine_options import engine_move, reach
 from .recipe import CONFIGURED, Recipe, engine_config
 
 #: The order of the totals line.
@@ -115,17 +117,30 @@ def plan_buildout(buildout: zc.buildout.buildout.Buildout) -> dict[str, Any]:
             continue
         cls = recipe_class(options)
         recipe = str(options.get('recipe', ''))
+        config = engine_config(part, options, recorded=True)
+        moving = None
         if actions[part][0] == 'reinstall':
-            if cls is not None and CONFIGURED.get((directory, part)) == cls.recipe:
-                cls.uninstall(part, dict(options))  # only notes the reinstall (see recipe.py)
-                continue
             if cls is None:
                 continue
+            if CONFIGURED.get((directory, part)) == cls.recipe:
+                moving = engine_move(directory, part, dict(options))
+                if moving is None:
+                    cls.uninstall(part, dict(options))  # only notes the reinstall (recipe.py)
+                    continue
+                config = moving.old
         found: list[Change] = []
         if cls is not None:
-            config = engine_config(part, options)
-            with engine.engine_errors(part, config):
-                found = cls.decide_removal(engine.connect(config, part), directory, part, options)
+            there, why = reach(part, config)
+            if there is None:  # the run says what is left there, and goes on
+                found = [Change('engine', config.describe(), 'unknown', [decisions.state(
+                    f'{why}: what {part} made there is left')])]
+            else:
+                with engine.engine_errors(part, config):
+                    found = cls.decide_removal(there, directory, part, options)
+            if moving is not None:
+                found = [dataclasses.replace(change, reasons=[decisions.state(
+                    f'{part} moves to {moving.new.describe()}')]) if change.action == 'remove'
+                    else change for change in found]
         if actions[part][0] == 'uninstall':
             add(part, recipe, found)
         else:

@@ -6,7 +6,10 @@ options changed *before* installing it again; tearing the object down there
 would lose what the new install could adopt. So the hook only acts on parts
 that are gone from the configuration; a part that is being reinstalled is
 left to its ``install()``, which adopts what exists, changes what must
-change, and cleans up stale objects of the same part by their labels.
+change, and cleans up stale objects of the same part by their labels. A part
+reinstalled on another engine has nothing to adopt there, and what it made
+on the old engine is out of its install's reach: the hook hands that over to
+:mod:`.moves`, which removes it once the part is on the new engine.
 
 The rule every recipe keeps, held by tests/test_reruns.py over every recipe:
 an option written in ``__init__`` is known before anything acts and is the
@@ -29,18 +32,13 @@ import docker.errors
 import zc.buildout
 
 from . import options as opt
-from . import decisions, identities, orphans, removals, runlock, secrets
+from . import decisions, identities, moves, orphans, removals, runlock, secrets
+from .engine_options import (CONFIGURED_ENGINES, DOCKEROO_ALIASES, ENGINE_OPTIONS,
+                             context_exists, engine_config, engine_move, engine_of_spec,
+                             machine_from_environment, reach, tls_directory_problem)
 from .engine import (Engine, EngineConfig, connect, engine_errors, identity_hash,
                      labels_of, owner_labels, LABEL, LABEL_BUILDOUT, LABEL_IDENTITY, LABEL_PART)
 from .throwaway import ScriptFailed, Throwaway
-
-#: Options every recipe takes: where the engine is.
-ENGINE_OPTIONS = ('engine', 'docker-host', 'docker-tls-verify', 'docker-cert-path', 'timeout',
-                  'machine-name')
-
-#: dockeroo's names for the engine options, accepted so its buildouts migrate as they are.
-DOCKEROO_ALIASES = {'docker-host': 'engine-url', 'docker-tls-verify': 'engine-tls-verify',
-                    'docker-cert-path': 'engine-tls-cert-path'}
 
 #: Options that would put a secret into .installed.cfg; refused everywhere.
 PLAIN_SECRETS = ('password', 'token', 'secret', 'private-key', 'auth')
@@ -55,135 +53,6 @@ REINSTALLING: set[tuple[str, str]] = set()
 #: (buildout directory, part) -> the options a reinstalled part had (its uninstall hook's),
 #: so that its install knows which of its objects were installed before.
 PREVIOUS: dict[tuple[str, str], dict[str, str]] = {}
-
-
-def engine_config(part: str, options: Mapping[str, str],
-                  defaults: Mapping[str, str] | None = None) -> EngineConfig:
-    """The engine options of a part, falling back to the ``[buildout]`` section.
-
-    ``engine`` says them in one phrase (:func:`.options.engine_spec`: ``default``,
-    a URL or a Docker context, ``tls=DIR``), as a line of a list of machines
-    does (:mod:`.foreach`); an engine option of the part that says otherwise is
-    a contradiction.
-    """
-    spoken = _engine_phrase(part, options)
-
-    def get(key: str) -> str | None:
-        if spoken is not None and key != 'timeout':
-            return spoken.get(key)
-        for source in (options, defaults or {}):
-            for name in (key, DOCKEROO_ALIASES.get(key)):
-                value = source.get(name) if name else None
-                if value and value.strip():
-                    return value.strip()
-        return None
-
-    try:
-        tls = opt.boolean(get('docker-tls-verify') or 'false')
-    except opt.Invalid as exc:
-        raise opt.invalid(part, 'docker-tls-verify', str(exc), get('docker-tls-verify')) from None
-    try:
-        timeout = opt.integer(1)(get('timeout') or '120')
-    except opt.Invalid:
-        raise opt.invalid(part, 'timeout', 'a number of seconds of at least 1', get('timeout')) from None
-    cert_path = get('docker-cert-path')
-    problem = cert_path and tls_directory_problem(cert_path, tls)
-    if problem:  # named as the user wrote it: engine's tls=DIR, else docker-cert-path
-        if spoken is not None:
-            raise opt.invalid(part, 'engine', f'tls=DIR naming {problem}', cert_path)
-        raise opt.invalid(part, 'docker-cert-path', problem, cert_path)
-    return EngineConfig(host=get('docker-host'), tls_verify=tls,
-                        cert_path=cert_path and os.path.expanduser(cert_path),
-                        timeout=timeout, context=get('machine-name') or machine_from_environment(
-                            part, get('docker-host')))
-
-
-def _first(options: Mapping[str, str], key: str) -> str | None:
-    value = options.get(key)
-    return value.strip() if value and value.strip() else None
-
-
-def _engine_phrase(part: str, options: Mapping[str, str]) -> dict[str, str] | None:
-    """The engine options an ``engine`` phrase stands for (``None``: the part has none);
-    ``default`` stands for the ``[buildout]`` engine options, read as they are."""
-    phrase = _first(options, 'engine')
-    if phrase is None:
-        return None
-    try:
-        spoken = opt.engine_spec(phrase)
-    except opt.Invalid as exc:
-        raise opt.invalid(part, 'engine', str(exc), phrase) from None
-    if not spoken:  # default: the [buildout] options (written into the part as they are)
-        return None
-    for key in ('docker-host', 'docker-tls-verify', 'docker-cert-path', 'machine-name'):
-        given = _first(options, key) or _first(options, DOCKEROO_ALIASES.get(key, key))
-        if given is not None and given != spoken.get(key):
-            raise opt.invalid(part, key, f'no {key} beside engine = {phrase} (engine says '
-                              f'where the engine is: keep one of them)', given)
-    return spoken
-
-
-def machine_from_environment(part: str, host: str | None) -> str | None:
-    """dockeroo's default of ``machine-name``: ``DOCKER_MACHINE_NAME``, as a Docker context.
-
-    Only when no ``docker-host`` is configured. docker-machine's environment sets
-    ``DOCKER_HOST`` beside it, so a name that is no context then leaves the engine
-    to ``DOCKER_HOST``; with neither, it is a mistake said in one line.
-    """
-    machine = os.environ.get('DOCKER_MACHINE_NAME', '').strip()
-    if not machine or host:
-        return None
-    if context_exists(machine):
-        return machine
-    if os.environ.get('DOCKER_HOST'):
-        return None
-    raise zc.buildout.UserError(
-        f'{part}: option machine-name: its default, DOCKER_MACHINE_NAME={machine!r}, names no '
-        f'Docker context (docker context ls lists them): create one, set machine-name or '
-        f'docker-host, or unset DOCKER_MACHINE_NAME')
-
-
-def tls_directory_problem(path: str, verify: bool) -> str | None:
-    """What a directory of client certificates should be, when it is not (``None``: it is);
-    ``ca.pem`` is needed only to check the engine's certificate (``verify``)."""
-    missing = [name for name in ('ca.pem', 'cert.pem', 'key.pem')[0 if verify else 1:]
-               if not os.path.isfile(os.path.join(os.path.expanduser(path), name))]
-    if os.path.isdir(os.path.expanduser(path)) and not missing:
-        return None
-    return 'a directory holding ca.pem, cert.pem and key.pem' + (
-        f' ({", ".join(missing)} missing)' if missing else '')
-
-
-def context_exists(name: str) -> bool:
-    """Whether ``docker context ls`` lists ``name``: read from the client's files, asking no
-    engine, so ``__init__`` can tell (an unreadable context store lists nothing)."""
-    with contextlib.suppress(docker.errors.DockerException, OSError, ValueError):
-        return docker.ContextAPI.get_context(name) is not None
-    return False
-
-
-def engine_of_spec(part: str, option: str, spec: Mapping[str, str],
-                   buildout: Mapping[str, str], timeout: int | None = None) -> EngineConfig:
-    """The engine an option names in one phrase (``spec`` as :func:`.options.engine_spec`
-    parsed it), for a part that reaches an engine besides its own.
-
-    ``default`` (an empty spec) is the buildout's own engine, the ``[buildout]``
-    section's engine options, never the part's. A context's name is looked up
-    now, so that a misspelt one (``defualt``) stops the run in ``__init__``,
-    before anything acts, naming the option; so is ``tls=DIR``'s directory.
-    ``timeout`` is the part's own (one part, one patience).
-    """
-    cert_path = spec.get('docker-cert-path')
-    problem = cert_path and tls_directory_problem(cert_path, verify=True)
-    if problem:
-        raise opt.invalid(part, option, f'tls=DIR naming {problem}', cert_path)
-    if spec.get('machine-name') and not context_exists(spec['machine-name']):
-        raise zc.buildout.UserError(
-            f'{part}: option {option}: no Docker context named {spec["machine-name"]!r} (docker '
-            f'context ls lists them; {opt.DEFAULT_ENGINE} is the buildout\'s own engine, '
-            f'tcp://HOST:2376 or unix:///PATH an engine by its address)')
-    given = {**spec, **({'timeout': str(timeout)} if timeout is not None else {})}
-    return engine_config(part, given, buildout if not spec else {})
 
 
 class Recipe:
@@ -214,10 +83,12 @@ class Recipe:
             if key in options:
                 raise self.plain_secret_refused(key)
         self.engine_config = engine_config(name, options, buildout['buildout'])
+        CONFIGURED_ENGINES[(self.directory, name)] = self.engine_config
         for key, value in (('docker-host', self.engine_config.host),
                            ('docker-cert-path', self.engine_config.cert_path),
                            ('machine-name', self.engine_config.context)):
-            # Written into the part so the uninstall hook reaches the same engine.
+            # Written into the part so the uninstall hook reaches the same engine (it reads
+            # them back without [buildout]: engine_config(recorded=True)).
             if value and key not in options:
                 options[key] = value
         if self.engine_config.tls_verify:
@@ -419,33 +290,49 @@ class Recipe:
     # -- buildout's entry points ------------------------------------------------
     def install(self) -> list[str]:
         removals.finish(raising=False)
+        moves.resume(self.directory)
         with engine_errors(self.name, self.engine_config):
             orphans.sweep_once(self.engine, self.directory)
             return list(self.apply(fresh=True))
 
     def update(self) -> list[str]:
         removals.finish(raising=False)
+        moves.resume(self.directory)
         with engine_errors(self.name, self.engine_config):
             orphans.sweep_once(self.engine, self.directory)
             return list(self.apply(fresh=False))
 
     @classmethod
     def uninstall(cls, name: str, options: Mapping[str, str]) -> None:
-        """Buildout's uninstall hook: act only when the part is really gone."""
+        """Buildout's uninstall hook: act only when the part is really gone, or has gone to
+        another engine (what it made on the old one goes once it is on the new one:
+        :mod:`.moves`). A part gone from the configuration whose engine does not answer is
+        said in one line and forgotten: a run that could never reach that engine again
+        must not stop every later run."""
         directory = os.path.realpath(os.getcwd())
         log = logging.getLogger(name)
         runlock.hold(directory, name)  # a run that only uninstalls must not interleave either
+        moves.resume(directory)
         if CONFIGURED.get((directory, name)) == cls.recipe:
-            REINSTALLING.add((directory, name))
-            PREVIOUS[(directory, name)] = dict(options)
-            log.debug('%s is being reinstalled: its install adopts what exists', name)
+            move = engine_move(directory, name, options)
+            if move is None:
+                REINSTALLING.add((directory, name))
+                PREVIOUS[(directory, name)] = dict(options)
+                log.debug('%s is being reinstalled: its install adopts what exists', name)
+            elif move.engine is None:
+                moves.say_left(directory, name, move.why, move.new.describe())
+            else:  # made anew there: neither installed before nor with these options
+                moves.leave_behind(directory, name, options, move.old, move.new)
             return
-        config = engine_config(name, options)
+        config = engine_config(name, options, recorded=True)
         order = cls.removal_order(options)
         if order is None:
             removals.finish()
+        engine, why = reach(name, config)
+        if engine is None:
+            log.warning('%s', left_by_removal(directory, name, config, why))
+            return
         with engine_errors(name, config):
-            engine = connect(config, name)
             orphans.sweep_once(engine, directory)
             if order is not None:
                 cls._remove_in_background(engine, directory, name, options, order)
@@ -501,7 +388,23 @@ class Recipe:
                     orphans.released(forked, directory, name, kinds=cls.owns)
             finally:
                 forked.close()
-        removals.submit(name, *order, work)
+        removals.submit(name, engine.config.key(), *order, work)
+
+
+def left_by_removal(directory: str, part: str, config: EngineConfig, why: str) -> str:
+    """What a part gone from the configuration leaves on an engine it cannot reach
+    (``why``), and whether a later run removes it: the orphan sweep of an engine removes
+    the containers, images and networks of parts neither installed nor configured (volumes
+    it only reports), once a part of the buildout acts there."""
+    there = sorted(other for (place, other), on in CONFIGURED_ENGINES.items()
+                   if place == directory and other != part and on.key() == config.key())
+    if there:
+        later = (f'the first run that reaches that engine removes it (part {there[0]} is on '
+                 f'it; volumes are only reported)')
+    else:
+        later = ('no part of this buildout is on that engine now, so it stays (a run with a '
+                 'part there removes it; volumes are only reported)')
+    return f'removed from the configuration, but {why}: what it made there is left; {later}'
 
 
 def uninstaller(cls: type[Recipe]):
@@ -851,6 +754,7 @@ def _remove_image(engine: Engine, reference: str, log: logging.Logger, quiet: bo
                                               exc.explanation or exc)
 
 
-__all__ = ['Recipe', 'ImageRecipe', 'uninstaller', 'engine_config', 'retire_image',
-           'retire_untagged', 'CONFIGURED',
-           'CANDIDATE_OPTIONS']
+__all__ = ['Recipe', 'ImageRecipe', 'uninstaller', 'engine_config', 'engine_of_spec',
+           'retire_image', 'retire_untagged', 'left_by_removal', 'CONFIGURED',
+           'CONFIGURED_ENGINES', 'ENGINE_OPTIONS', 'DOCKEROO_ALIASES', 'context_exists',
+           'machine_from_environment', 'tls_directory_problem', 'CANDIDATE_OPTIONS']

@@ -39,8 +39,10 @@ WORKERS = 16
 @dataclasses.dataclass
 class Removal:
     part: str
-    names: frozenset[str]     # the part's containers
-    after: frozenset[str]     # the containers they come after
+    #: (engine key, name) of the part's containers, and of the containers they come after
+    #: (one engine's: links and volumes-from never reach another).
+    names: frozenset[tuple[str, str]]
+    after: frozenset[tuple[str, str]]
     #: Done when the processes have ended: what they come after may stop then.
     ended: concurrent.futures.Future[None]
     #: Done when the engine has cleaned up too.
@@ -67,20 +69,25 @@ class DependentNotRemoved(zc.buildout.UserError):
     """A container was left because one that depends on it could not be removed."""
 
 
-#: Names of the containers whose removal this run has taken in hand (see :func:`in_hand`).
-_IN_HAND: set[str] = set()
+#: (engine key, name) of the containers whose removal this run has taken in hand (see
+#: :func:`in_hand`): a name is one container per engine, and another engine's container of
+#: that name is another object.
+_IN_HAND: set[tuple[str, str]] = set()
 
 
-def in_hand(name: str) -> bool:
-    """Whether this run already removes the container ``name`` (its part's teardown):
-    the orphan sweep leaves it alone, so that one object is removed once."""
+def in_hand(engine: str, name: str) -> bool:
+    """Whether this run already removes the container ``name`` on the engine of key
+    ``engine`` (:meth:`.engine.EngineConfig.key`; its part's teardown): the orphan sweep
+    leaves it alone, so that one object is removed once."""
     with _LOCK:
-        return name in _IN_HAND
+        return (engine, name) in _IN_HAND
 
 
-def submit(part: str, names: frozenset[str], after: frozenset[str],
+def submit(part: str, engine: str, names: frozenset[str], after: frozenset[str],
            work: Callable[[], Callable[[], None] | None]) -> None:
     """Run ``work`` once every pending removal of a container that comes after ``names`` is done.
+
+    ``engine`` is the key of the engine the containers are on (:func:`in_hand`).
 
     The dependents were submitted earlier (buildout removes them first) and the
     pool takes work in order, so a removal only ever waits for started ones.
@@ -93,9 +100,11 @@ def submit(part: str, names: frozenset[str], after: frozenset[str],
             _POOL = concurrent.futures.ThreadPoolExecutor(
                 max_workers=WORKERS, thread_name_prefix='dockeroo-nagoya-removal')
             _register()
-        dependents = [r for r in _PENDING if r.after & names]
-        _IN_HAND.update(names)
-        removal = Removal(part, names, after, concurrent.futures.Future())
+        mine = frozenset((engine, name) for name in names)
+        dependents = [r for r in _PENDING if r.after & mine]
+        _IN_HAND.update(mine)
+        removal = Removal(part, mine, frozenset((engine, name) for name in after),
+                          concurrent.futures.Future())
         removal.future = _POOL.submit(_after, removal, dependents, work)
         _PENDING.append(removal)
 
@@ -171,7 +180,8 @@ def _at_exit() -> None:
     doing = 'Removing the containers of removed parts.'
     try:
         finish()
-        doing = 'Removing objects under their old names at the end of the run.'
+        doing = ('Removing objects at the end of the run (under their old names, or on the '
+                 'engine their part left).')
         while _AT_END:
             _AT_END.pop(0)()
     except Exception as exc:  # the process is ending: say it, and fail the run

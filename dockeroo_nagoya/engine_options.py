@@ -1,0 +1,316 @@
+"""Which engine a part is on: its engine options, said once, read back the same way.
+
+A part names its engine with the individual options (``docker-host``,
+``docker-tls-verify``, ``docker-cert-path``, ``machine-name``, dockeroo's
+``engine-*`` names, ``timeout``) or in one phrase, ``engine`` (``default``, a
+URL or a Docker context, ``tls=DIR``: :func:`.options.engine_spec`); either may
+be set in ``[buildout]`` as the default of every part. One function reads the
+phrase wherever it is written (a part's ``engine``, ``[buildout]``'s, a copy's
+``from-engine``), so a misspelt context or a ``tls=DIR`` without its files is
+said in ``__init__``, before anything acts, under the option the user wrote.
+
+A part's ``__init__`` writes the engine it is on into its options
+(:class:`~.recipe.Recipe`), so ``.installed.cfg`` says it without
+``[buildout]``: its uninstall hook reads them back with ``recorded=True``,
+which checks nothing (an engine that cannot be reached any more is said when
+connecting: :func:`reach`) and so always reaches the engine the part was
+installed on, whatever ``[buildout]`` and the files say by then.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+from typing import Mapping
+
+import docker
+import docker.errors
+import requests.exceptions
+import zc.buildout
+
+from . import options as opt
+from .engine import Engine, EngineConfig, EngineError, connect, engine_errors
+
+#: Options every recipe takes: where the engine is.
+ENGINE_OPTIONS = ('engine', 'docker-host', 'docker-tls-verify', 'docker-cert-path', 'timeout',
+                  'machine-name')
+
+#: The options that say where the engine is and how to trust it (``engine`` says them all).
+LOCATION_OPTIONS = ('docker-host', 'docker-tls-verify', 'docker-cert-path', 'machine-name')
+
+#: dockeroo's names for the engine options, accepted so its buildouts migrate as they are.
+DOCKEROO_ALIASES = {'docker-host': 'engine-url', 'docker-tls-verify': 'engine-tls-verify',
+                    'docker-cert-path': 'engine-tls-cert-path'}
+
+#: (buildout directory, part) -> the engine each part configured in this run is on (its
+#: ``__init__`` says): an uninstall hook compares it with the engine the part was on.
+CONFIGURED_ENGINES: dict[tuple[str, str], EngineConfig] = {}
+
+
+def _first(options: Mapping[str, str], key: str) -> str | None:
+    value = options.get(key)
+    return value.strip() if value and value.strip() else None
+
+
+def _given(options: Mapping[str, str], key: str) -> str | None:
+    """An engine option as written, under its name or dockeroo's."""
+    found = _first(options, key)
+    alias = DOCKEROO_ALIASES.get(key)
+    return found if found is not None or alias is None else _first(options, alias)
+
+
+def engine_config(part: str, options: Mapping[str, str],
+                  defaults: Mapping[str, str] | None = None,
+                  recorded: bool = False) -> EngineConfig:
+    """The engine a part's options name; ``defaults`` is the ``[buildout]`` section.
+
+    The part's own options win, each falling back to ``[buildout]``'s (whose
+    ``engine`` phrase stands for its options). A part's ``engine`` says them
+    all: ``default`` is the ``[buildout]`` engine, and an engine option of the
+    part beside the phrase that says otherwise is a contradiction.
+
+    ``recorded``: ``options`` are a part's as ``.installed.cfg`` holds them (see
+    the module's docstring): nothing is checked and ``[buildout]`` is not read.
+    """
+    if recorded:
+        return _recorded(options)
+    base = buildout_engine(part, defaults or {})
+    phrase = _first(options, 'engine')
+    if phrase is None:
+        return _config_of(part, {key: _given(options, key) or base.get(key)
+                                 for key in (*LOCATION_OPTIONS, 'timeout')})
+    spoken = spoken_engine(part, 'engine', phrase)
+    meant = spoken or {key: base[key] for key in LOCATION_OPTIONS if key in base}
+    _refuse_contradictions(part, options, phrase, meant)
+    return _config_of(part, {**meant, 'timeout': _given(options, 'timeout') or base.get('timeout')})
+
+
+def buildout_engine(part: str, buildout: Mapping[str, str]) -> dict[str, str]:
+    """The ``[buildout]`` section's engine options, its ``engine`` phrase said as them (the
+    default of every part); ``engine = default`` there is its other options, as without it."""
+    found = {key: value for key in (*LOCATION_OPTIONS, 'timeout')
+             if (value := _given(buildout, key)) is not None}
+    phrase = _first(buildout, 'engine')
+    spoken = spoken_engine(part, 'engine of [buildout]', phrase) if phrase else {}
+    if not spoken:
+        return found
+    _refuse_contradictions(part, buildout, phrase or '', spoken, ' of [buildout]')
+    return {**spoken, **({'timeout': found['timeout']} if 'timeout' in found else {})}
+
+
+def _refuse_contradictions(part: str, options: Mapping[str, str], phrase: str,
+                           meant: Mapping[str, str], where: str = '') -> None:
+    """An engine option beside ``engine`` must say what the phrase says (the same
+    directory, ``~`` or not), or be left out."""
+    for key in LOCATION_OPTIONS:
+        given = _given(options, key)
+        if given is not None and not _same(key, given, meant.get(key)):
+            raise opt.invalid(part, f'{key}{where}', f'no {key} beside engine = {phrase} (engine '
+                              f'says where the engine is: keep one of them)', given)
+
+
+def _same(key: str, given: str, meant: str | None) -> bool:
+    """Whether an engine option says what the phrase does."""
+    if key == 'docker-tls-verify':
+        with contextlib.suppress(opt.Invalid):
+            return opt.boolean(given) == opt.boolean(meant or 'false')
+        return False
+    if meant is None:
+        return False
+    if key == 'docker-cert-path':
+        return os.path.normpath(os.path.expanduser(given)) == \
+            os.path.normpath(os.path.expanduser(meant))
+    return given == meant
+
+
+def spoken_engine(part: str, option: str, phrase: str) -> dict[str, str]:
+    """The engine options a phrase stands for (``{}``: ``default``), checked now: the one
+    reading of an engine phrase, wherever it is written (``option``)."""
+    try:
+        spec = opt.engine_spec(phrase)
+    except opt.Invalid as exc:
+        raise opt.invalid(part, option, str(exc), phrase) from None
+    check_spoken(part, option, spec)
+    return spec
+
+
+def check_spoken(part: str, option: str, spec: Mapping[str, str]) -> None:
+    """A parsed phrase's ``tls=DIR`` holds its files and its context exists, said under
+    ``option`` (as the user wrote it), before anything acts."""
+    cert_path = spec.get('docker-cert-path')
+    problem = cert_path and tls_directory_problem(cert_path, verify=True)
+    if problem:
+        raise opt.invalid(part, option, f'tls=DIR naming {problem}', cert_path)
+    context = spec.get('machine-name')
+    if context and not context_exists(context):
+        raise zc.buildout.UserError(
+            f'{part}: option {option}: no Docker context named {context!r} (docker context ls '
+            f'lists them; {opt.DEFAULT_ENGINE} is the buildout\'s own engine, tcp://HOST:2376 or '
+            f'unix:///PATH an engine by its address)')
+
+
+def engine_of_spec(part: str, option: str, spec: Mapping[str, str],
+                   buildout: Mapping[str, str], timeout: int | None = None) -> EngineConfig:
+    """The engine an option names in one phrase (``spec`` as :func:`.options.engine_spec`
+    parsed it), for a part that reaches an engine besides its own.
+
+    ``default`` (an empty spec) is the buildout's own engine, the ``[buildout]``
+    section's engine options, never the part's. Checked as a part's ``engine``
+    is (:func:`check_spoken`). ``timeout`` is the part's own (one part, one patience).
+    """
+    check_spoken(part, option, spec)
+    base = buildout_engine(part, buildout) if not spec else {}
+    meant = dict(spec) or {key: base[key] for key in LOCATION_OPTIONS if key in base}
+    return _config_of(part, {**meant, 'timeout': str(timeout) if timeout is not None
+                             else base.get('timeout')})
+
+
+def _config_of(part: str, values: Mapping[str, str | None]) -> EngineConfig:
+    """The engine options, checked: booleans, the timeout, the TLS directory, the context."""
+    verify = values.get('docker-tls-verify')
+    try:
+        tls = opt.boolean(verify or 'false')
+    except opt.Invalid as exc:
+        raise opt.invalid(part, 'docker-tls-verify', str(exc), verify) from None
+    try:
+        timeout = opt.integer(1)(values.get('timeout') or '120')
+    except opt.Invalid:
+        raise opt.invalid(part, 'timeout', 'a number of seconds of at least 1',
+                          values.get('timeout')) from None
+    cert_path = values.get('docker-cert-path')
+    problem = cert_path and tls_directory_problem(cert_path, tls)
+    if problem:
+        raise opt.invalid(part, 'docker-cert-path', problem, cert_path)
+    context = values.get('machine-name')
+    if context and not context_exists(context):
+        raise zc.buildout.UserError(
+            f'{part}: option machine-name: no Docker context named {context!r} '
+            f'(docker context ls lists them)')
+    host = values.get('docker-host')
+    return EngineConfig(host=host, tls_verify=tls,
+                        cert_path=cert_path and os.path.expanduser(cert_path), timeout=timeout,
+                        context=context or machine_from_environment(part, host))
+
+
+def _recorded(options: Mapping[str, str]) -> EngineConfig:
+    """The engine a part was installed on, from its recorded options: its phrase when it
+    names an engine (the options written beside it are the phrase's), else the options
+    ``__init__`` wrote (``engine = default`` included: ``[buildout]``'s then)."""
+    phrase = _first(options, 'engine')
+    spoken: dict[str, str] = {}
+    if phrase:
+        with contextlib.suppress(opt.Invalid):
+            spoken = opt.engine_spec(phrase)
+    values = spoken or {key: value for key in LOCATION_OPTIONS
+                        if (value := _given(options, key)) is not None}
+    tls, timeout = False, 120
+    with contextlib.suppress(opt.Invalid):
+        tls = opt.boolean(values.get('docker-tls-verify') or 'false')
+    with contextlib.suppress(opt.Invalid):
+        timeout = opt.integer(1)(_given(options, 'timeout') or '120')
+    cert_path = values.get('docker-cert-path')
+    return EngineConfig(host=values.get('docker-host'), tls_verify=tls,
+                        cert_path=cert_path and os.path.expanduser(cert_path), timeout=timeout,
+                        context=values.get('machine-name'))
+
+
+def machine_from_environment(part: str, host: str | None) -> str | None:
+    """dockeroo's default of ``machine-name``: ``DOCKER_MACHINE_NAME``, as a Docker context.
+
+    Only when no ``docker-host`` is configured. docker-machine's environment sets
+    ``DOCKER_HOST`` beside it, so a name that is no context then leaves the engine
+    to ``DOCKER_HOST``; with neither, it is a mistake said in one line.
+    """
+    machine = os.environ.get('DOCKER_MACHINE_NAME', '').strip()
+    if not machine or host:
+        return None
+    if context_exists(machine):
+        return machine
+    if os.environ.get('DOCKER_HOST'):
+        return None
+    raise zc.buildout.UserError(
+        f'{part}: option machine-name: its default, DOCKER_MACHINE_NAME={machine!r}, names no '
+        f'Docker context (docker context ls lists them): create one, set machine-name or '
+        f'docker-host, or unset DOCKER_MACHINE_NAME')
+
+
+def tls_directory_problem(path: str, verify: bool) -> str | None:
+    """What a directory of client certificates should be, when it is not (``None``: it is);
+    ``ca.pem`` is needed only to check the engine's certificate (``verify``)."""
+    missing = [name for name in ('ca.pem', 'cert.pem', 'key.pem')[0 if verify else 1:]
+               if not os.path.isfile(os.path.join(os.path.expanduser(path), name))]
+    if os.path.isdir(os.path.expanduser(path)) and not missing:
+        return None
+    return 'a directory holding ca.pem, cert.pem and key.pem' + (
+        f' ({", ".join(missing)} missing)' if missing else '')
+
+
+def context_exists(name: str) -> bool:
+    """Whether ``docker context ls`` lists ``name``: read from the client's files, asking no
+    engine, so ``__init__`` can tell (an unreadable context store lists nothing)."""
+    with contextlib.suppress(docker.errors.DockerException, OSError, ValueError):
+        return docker.ContextAPI.get_context(name) is not None
+    return False
+
+
+def reach(part: str, config: EngineConfig) -> tuple[Engine | None, str]:
+    """(the engine, '') when it answers, else (``None``, why not in a few words): for the
+    hooks that can go on without it (a part gone from the configuration, or gone to
+    another engine), which say what is left there."""
+    try:
+        with engine_errors(part, config, 'connecting'):
+            return connect(config, part), ''
+    except EngineError as exc:
+        said = str(exc).removeprefix(f'{part}: ')
+        if said.startswith('no Docker engine answers'):
+            said = f'no Docker engine answers at {config.describe()}'
+        return None, said
+
+
+def same_daemon(first: Engine, second: Engine) -> bool:
+    """Whether two addresses reach one daemon (a socket and a TCP port of one engine, a
+    socket through two links): asked only when their keys differ."""
+    try:
+        return first.daemon == second.daemon
+    except (docker.errors.DockerException, requests.exceptions.RequestException):
+        return False
+
+
+@dataclasses.dataclass(frozen=True)
+class Move:
+    """A reinstalled part whose options now name another engine than the one it is on."""
+
+    old: EngineConfig
+    new: EngineConfig
+    #: The old engine, when it answers; else why not (``why``).
+    engine: Engine | None
+    why: str = ''
+
+
+def engine_move(directory: str, part: str, options: Mapping[str, str]) -> Move | None:
+    """Whether a part buildout reinstalls leaves the engine its recorded ``options`` name
+    (``None``: it stays, and its install adopts what is there).
+
+    Another key is another engine unless both answer with one daemon's ID (a socket
+    and a TCP port of one dockerd): then it stays. Its install makes it anew on
+    the new engine; what it made on the old one is left to :mod:`.moves`.
+    """
+    new = CONFIGURED_ENGINES.get((directory, part))
+    if new is None:
+        return None
+    old = engine_config(part, options, recorded=True)
+    if old.key() == new.key():
+        return None
+    engine, why = reach(part, old)
+    if engine is not None:
+        there, _ = reach(part, new)
+        if there is not None and same_daemon(engine, there):
+            return None
+    return Move(old, new, engine, why)
+
+
+__all__ = ['Move', 'engine_move', 'ENGINE_OPTIONS', 'LOCATION_OPTIONS', 'DOCKEROO_ALIASES',
+           'CONFIGURED_ENGINES',
+           'engine_config', 'buildout_engine', 'spoken_engine', 'check_spoken', 'engine_of_spec',
+           'machine_from_environment', 'tls_directory_problem', 'context_exists', 'reach',
+           'same_daemon']

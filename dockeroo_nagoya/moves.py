@@ -1,0 +1,183 @@
+"""Parts whose engine changed: what they made on the old engine goes once they are on the new one.
+
+A part's options name its engine; when they name another one (``engine =
+tcp://box3:2376`` for ``tcp://box2:2376``, a line of a list of machines given
+another address, ``docker-host`` taken out so that ``[buildout]``'s applies),
+buildout reinstalls the part. Its install cannot adopt what the old engine
+holds, and no later run would look there (the part is configured, so the
+orphan sweep of that engine leaves its objects alone). So the uninstall hook
+hands the part's recorded options here (:func:`leave_behind`), and what the
+part made on the old engine is removed by its recipe's own teardown, as for a
+removed part, at the end of the run, once the part is installed on the new
+engine: the replacement is made before the old one goes, and a run whose
+install of the part failed leaves the old objects as they are (running).
+
+The hand-over is written into :data:`MOVING_NAME` before buildout forgets the
+part's old options, so that a run killed, or failed, in between leaves nothing
+the next run cannot finish: before its first part acts, :func:`resume`
+removes the old objects of the parts installed on their new engine since (or
+gone from the configuration), and keeps waiting for the others.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any, Mapping
+
+import zc.buildout
+
+from . import orphans, removals, runlock
+from . import engine as _engine
+from .engine import EngineConfig, engine_errors
+from .engine_options import CONFIGURED_ENGINES, engine_config, reach
+
+#: The parts whose objects on an engine they left are still to be removed: part ->
+#: {'options': its recorded options then, 'to': the engine it went to, in words}.
+MOVING_NAME = '.dockeroo-nagoya.moving.json'
+
+log = logging.getLogger('dockeroo_nagoya')
+
+_LOCK = threading.Lock()
+
+#: Buildout directories whose hand-overs this run has looked at already (:func:`resume`),
+#: and those whose end of the run looks at them again.
+_RESUMED: set[str] = set()
+_AT_END: set[str] = set()
+
+
+def leave_behind(directory: str, part: str, options: Mapping[str, str], old: EngineConfig,
+                 new: EngineConfig) -> None:
+    """Hand over what a reinstalled part made on the engine ``old`` it leaves for ``new``:
+    removed at the end of the run once the part is installed there (see the module)."""
+    with _LOCK:
+        moving = _read(directory)
+        moving[part] = {'options': dict(options), 'to': new.describe()}
+        _write(directory, moving)
+    logging.getLogger(part).info(
+        'moves from %s to %s: what it made on the old engine is removed at the end of the '
+        'run, once it is installed on the new one', old.describe(), new.describe())
+    _retire_at_end(directory)
+
+
+def resume(directory: str) -> None:
+    """Before the first part of this run acts: finish the hand-overs an earlier run left
+    (killed, or its install of the part failed), once per run; a plan changes nothing."""
+    if _engine.PLANNING is not None or runlock.PLANNING or directory in _RESUMED:
+        return
+    _RESUMED.add(directory)
+    if not os.path.exists(os.path.join(directory, MOVING_NAME)):
+        return
+    _retire_at_end(directory)
+    retire(directory)
+
+
+def _retire_at_end(directory: str) -> None:
+    if directory not in _AT_END:
+        _AT_END.add(directory)
+        removals.at_end(lambda: retire(directory, at_end=True))
+
+
+def retire(directory: str, at_end: bool = False) -> None:
+    """Remove what the parts handed over made on the engines they left, each once it is
+    installed on its new engine (or gone from the configuration); the first failure is
+    raised once the others were tried (the hand-over stays: the next run tries again)."""
+    with _LOCK:
+        moving = _read(directory)
+    if not moving:
+        return
+    run = orphans.RUNS.get(directory)
+    recorded = os.path.join(directory, '.installed.cfg') if run is None else run.installed
+    try:
+        installed = orphans.installed_options(recorded)
+    except orphans.OrphanCheckImpossible as exc:
+        log.warning('not removing what parts left on the engines they moved from: %s', exc)
+        return
+    parts = run.configured if run is not None else set()
+    failures: list[zc.buildout.UserError] = []
+    for part, entry in list(moving.items()):
+        options = entry.get('options') or {}
+        old = engine_config(part, options, recorded=True).key()
+        configured = CONFIGURED_ENGINES.get((directory, part))
+        if configured is not None and configured.key() == old:
+            del moving[part]  # back on that engine: its install adopted what is there
+            continue
+        record = installed.get(part)
+        if record is not None and engine_config(part, record, recorded=True).key() == old:
+            continue  # its old record stands (its uninstall did not finish): it moves again
+        if record is None and (configured is not None or part in parts):
+            if at_end:
+                logging.getLogger(part).info(
+                    'what it made on %s stays until it is installed on %s',
+                    engine_config(part, options, recorded=True).describe(),
+                    entry.get('to') or 'its new engine')
+            continue
+        try:
+            if _tear_down(directory, part, options, entry.get('to') or 'another engine'):
+                del moving[part]
+        except zc.buildout.UserError as exc:
+            failures.append(exc)
+    with _LOCK:
+        left = _read(directory)
+        for part in set(left) - set(moving):
+            del left[part]
+        _write(directory, left)
+    for later in failures[1:]:
+        log.error('%s', later)
+    if failures:
+        raise failures[0]
+
+
+def _tear_down(directory: str, part: str, options: Mapping[str, str], to: str) -> bool:
+    """The part's teardown on the engine it left (for ``to``); False when its recipe is
+    not known here any more (the hand-over stays). An engine that does not answer is
+    said, and what is there stays."""
+    from .plan import recipe_class  # the entry points of .installed.cfg's recipes
+    old = engine_config(part, options, recorded=True)
+    cls = recipe_class(options)
+    if cls is None:
+        log.warning('%s: what it made on %s is left: its recipe %s is not installed', part,
+                    old.describe(), options.get('recipe'))
+        return False
+    part_log = logging.getLogger(part)
+    engine, why = reach(part, old)
+    if engine is None:
+        say_left(directory, part, why, to)
+        return True
+    part_log.info('removing what it made on %s: it is on %s now', old.describe(), to)
+    with engine_errors(part, old):
+        orphans.sweep_once(engine, directory)
+        cls.teardown(engine, directory, part, options, part_log)
+        orphans.released(engine, directory, part, kinds=cls.owns,
+                         unchanged=cls.keeps_all(options))
+    return True
+
+
+def say_left(directory: str, part: str, why: str, to: str) -> None:
+    """One warning line: a part that went to ``to`` left objects on an engine that cannot
+    be reached (``why``). They stay: the part is configured, so no orphan sweep takes
+    them, and no later run looks there."""
+    logging.getLogger(part).warning(
+        'moves to %s, but %s: what it made there is left there, and stays (docker rm -f '
+        '$(docker ps -aq --filter label=%s=%s --filter label=%s=%s) on that engine removes '
+        'its containers)', to, why, _engine.LABEL_BUILDOUT, directory, _engine.LABEL_PART, part)
+
+
+def _read(directory: str) -> dict[str, dict[str, Any]]:
+    found = orphans.read_record(directory, MOVING_NAME, 'what parts left on the engines they '
+                                'moved from is not removed')
+    return {part: entry for part, entry in found.items() if isinstance(entry, dict)}
+
+
+def _write(directory: str, moving: Mapping[str, Any]) -> None:
+    """In the order of the hand-overs (buildout's uninstall order: a part's dependents
+    before it, so that they go first); no file when nothing is handed over (a settled
+    buildout has none)."""
+    path = os.path.join(directory, MOVING_NAME)
+    if moving:
+        orphans.write_record(directory, MOVING_NAME, moving)
+    elif os.path.exists(path):
+        os.remove(path)
+
+
+__all__ = ['leave_behind', 'resume', 'retire', 'say_left', 'MOVING_NAME']
