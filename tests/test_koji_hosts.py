@@ -160,6 +160,24 @@ def test_builders_on_a_second_engine(buildout, client, koji_support, debian, sec
         assert actions(out.stdout) == [], out.stdout
         local, remote = container_ids(b), remote_ids(engine2, b)
 
+        # Back to one builder there: the second one's container and key leave the machine,
+        # its Koji host is disabled; nothing else is touched.
+        configure(1)
+        timed('box2 builders = 1', b.run, '-N')
+        fewer = remote_ids(engine2, b)
+        assert set(remote) - set(fewer) == {f'{b.prefix}-builder-box2-2'}
+        assert {n: fewer[n] for n in fewer} == {n: remote[n] for n in fewer}
+        listing = engine2.client.containers.run(
+            KOJI_IMAGE, ['ls', '/etc/pki/koji'], remove=True, volumes={
+                f'{b.prefix}-builder-credentials-box2': {'bind': '/etc/pki/koji', 'mode': 'ro'}})
+        assert listing.decode().split() == ['ca.crt', 'kojibuilder-box2-1.pem']
+        enabled = {host: state[0] for host, state in koji_hosts(b).items()}
+        assert enabled == {'kojibuilder1': 'Y', 'kojibuilder-box2-1': 'Y',
+                           'kojibuilder-box2-2': 'N'}
+        out = b.run('-N')
+        assert actions(out.stdout) == [], out.stdout
+        local, remote = container_ids(b), remote_ids(engine2, b)
+
         # The second engine stopped: one line naming it, nothing local touched.
         engine2.stop()
         try:
