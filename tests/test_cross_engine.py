@@ -188,3 +188,22 @@ def test_a_container_there_naming_an_image_only_made_here_is_refused(buildout, c
     assert 'Traceback' not in out
     assert not client.images.list(name=f'{b.prefix}/app'), 'nothing acted'
     assert remote_ids(remote.client, b) == {}
+
+
+def test_a_load_where_its_image_is_made_is_refused(buildout, busybox):
+    """A docker.load of a save's file on the engine where a part makes that image (a
+    builder-hosts line naming the hub's own engine) would stand in for its maker: one line."""
+    b = buildout
+    (b.directory / 'ctx').mkdir()
+    (b.directory / 'ctx' / 'Dockerfile').write_text(f'FROM {busybox}\nRUN echo one > /v\n')
+    b.write(buildout_config(
+        ['img', 'save', 'again'],
+        section('img', 'docker.build', name=f'{b.prefix}/img:latest', source='ctx'),
+        section('save', 'docker.save', name='${img:image}'),
+        section('again', 'docker.load', name='${img:image}', path='${save:path}')))
+    out = b.fail()
+    errors = [line for line in out.splitlines() if line.startswith('Error:')]
+    assert errors == [f"Error: again: option name: expected an image no other part makes on "
+                      f"this engine ({b.prefix}/img:latest is made by part img here: load it on "
+                      f"another engine, or leave this part out), got '{b.prefix}/img:latest'"], out
+    assert not b.owned('images')

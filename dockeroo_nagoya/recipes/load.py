@@ -74,6 +74,13 @@ class LoadRecipe(Recipe):
         else:
             self.archived = None   # read as the part acts, once the save part wrote it
             identity = self.writer.term
+        # Another part makes this image on this very engine (a save's file loaded back where
+        # it was saved): the load would stand in for it, and its removal take the image away.
+        maker = identities.maker_of(self.directory, self.engine_config, self.image)
+        if maker is not None and maker != self.name:
+            raise opt.invalid(self.name, 'name', f'an image no other part makes on this engine '
+                              f'({self.image} is made by part {maker} here: load it on another '
+                              f'engine, or leave this part out)', self.image)
         # Known before anything runs: later parts may reference it, and a new image is a change.
         self.options['image-id'] = identity
         identities.will_make_image(self.directory, self.engine_config, self.image, identity,
