@@ -6,14 +6,18 @@ import pytest
 from helpers import ids
 
 DB = '''#!/bin/sh
-# A toy database: appends what each connection sends to a file in its volume.
+# A toy database: stores the line each connection sends in a file in its volume, and
+# says "stored" once it is written (a client that only sent could be followed by the
+# system's stop before the line reached the file: the row was missing under load).
 mkdir -p /var/lib/db
+printf '#!/bin/sh\\nread line; echo "$line" >> /var/lib/db/rows; echo stored\\n' > /tmp/store
+chmod +x /tmp/store
 trap 'exit 0' TERM
-while :; do nc -l -p 5000 >> /var/lib/db/rows & wait $!; done
+while :; do nc -l -p 5000 -e /tmp/store & wait $!; done
 '''
 
 LOAD = '''
-    for i in $(seq 100); do echo row-one | nc db 5000 && break; sleep 0.1; done
+    for i in $(seq 100); do [ "$( (echo row-one; sleep 1) | nc db 5000)" = stored ] && break; sleep 0.1; done
     echo "report of $STAGE" > /files/report.txt
     chown 999:999 /files/report.txt
     chmod 0640 /files/report.txt
