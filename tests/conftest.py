@@ -588,3 +588,19 @@ def tls_second_engine() -> Iterator[SecondEngine]:
     if not shutil.which('openssl'):
         pytest.skip('needs the openssl command')
     yield from _running_engine(tls=True)
+
+
+@pytest.fixture
+def remote(buildout: Buildout, client: docker.DockerClient, busybox: str,
+           second_engine: SecondEngine) -> Iterator[SecondEngine]:
+    """``second_engine`` as a builder machine's engine: busybox there, running again after
+    the test even when the test stopped it, and what the test's buildout made there removed
+    (the ``buildout`` fixture cleans the first engine only). A module may have a ``remote``
+    of its own (one that loads no image, or removes more)."""
+    second_engine.load(client, busybox)
+    try:
+        yield second_engine
+    finally:
+        if second_engine.client is None:
+            second_engine.start()
+        buildout.cleanup(second_engine.client)

@@ -1,11 +1,15 @@
-"""Small helpers the tests share: object ids, volume content, forced reinstalls."""
+"""Small helpers the tests share: object ids, volume content, forced reinstalls, error
+lines, the scripts a buildout makes, tarballs of a root filesystem."""
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import io
 import json
+import os
 import re
+import shutil
+import subprocess
 import tarfile
 import time
 import urllib.error
@@ -14,7 +18,8 @@ from pathlib import Path
 
 import docker
 
-from conftest import free_port
+from conftest import PLAN, free_port
+from dockeroo_nagoya import archives
 
 HELPER = 'dockeroo-nagoya/helper:empty'
 
@@ -73,6 +78,17 @@ def volume_digest(client: docker.DockerClient, volume: str) -> str:
             body = tar.extractfile(member).read() if member.isfile() else b''
             digest.update(f'{member.name} {member.uid} {member.gid} {member.mode:o} '.encode() + body)
     return digest.hexdigest()
+
+
+def archive(client, container: str, path: str) -> dict[str, tuple[int, int, int, bytes]]:
+    """name -> (uid, gid, mode, bytes) of a path in a container."""
+    chunks, _ = client.api.get_archive(container, path)
+    found = {}
+    with tarfile.open(fileobj=io.BytesIO(b''.join(chunks))) as tar:
+        for member in tar:
+            body = tar.extractfile(member).read() if member.isfile() else b''
+            found[member.name] = (member.uid, member.gid, member.mode & 0o7777, body)
+    return found
 
 
 def force_reinstall(b) -> None:
@@ -136,6 +152,152 @@ def actions(output: str) -> list[str]:
     """Buildout's ``Installing X.``/``Uninstalling X.`` lines of a run."""
     return [line for line in output.splitlines()
             if line.startswith(('Installing ', 'Uninstalling '))]
+
+
+def keys_job(b, busybox: str, keys: str) -> str:
+    """A job on the default engine leaving ``/out/keys/`` with one private key (0600, uid
+    1234) per word of ``keys``; ``old/`` when it has ``old`` (a directory that goes)."""
+    return section(
+        'credentials', 'docker.run', name=f'{b.prefix}-credentials', image=busybox, job='true',
+        env=f'KEYS={keys}',
+        command="sh -c 'mkdir -p /out/keys && for k in $KEYS; do if [ $k = old ]; then "
+                "mkdir -p /out/keys/old && echo c > /out/keys/old/c.pem; else "
+                "echo $k > /out/keys/$k.pem && chown 1234:1234 /out/keys/$k.pem && "
+                "chmod 600 /out/keys/$k.pem; fi; done && echo ca > /out/keys/ca.crt'")
+
+
+def builder_hosts(b, busybox: str, line: str, parts: str = 'sleep-*') -> None:
+    """A buildout of sleepers once per line of ``[koji] builder-hosts``, their image saved
+    to a file here and loaded on each line's engine (the Koji profile's ``file`` way)."""
+    b.write(buildout_config(
+        parts.split(),
+        section('koji', '', builder_hosts=line),
+        section('save', 'docker.save', name=busybox),
+        section('img-*', 'docker.load', for_each='koji:builder-hosts', engine='{engine}',
+                path='${save:path}', name=busybox),
+        section('sleep-*', 'docker.run', for_each='koji:builder-hosts', engine='{engine}',
+                name=f'{b.prefix}-{{host}}', image='${img-{host}:image}', command='sleep 3600',
+                replicas='{count}', stop_timeout='1'),
+        head='extensions = dockeroo_nagoya'))
+
+
+def n_containers_config(b, busybox: str, n: int, tool: str) -> str:
+    """A network, ``n`` volumes and ``n`` sleepers (each mounting its volume, all after the
+    first), as ``n`` docker.run parts (``tool = 'parts'``) or one docker.system (``'system'``)."""
+    lines = ['[buildout]', 'parts = net ' + ' '.join(f'v{i}' for i in range(n)) +
+             (' sys' if tool == 'system' else ' ' + ' '.join(f'c{i}' for i in range(n))), '',
+             '[net]', 'recipe = dockeroo_nagoya:docker.network', f'name = {b.prefix}-net', '']
+    for i in range(n):
+        lines += [f'[v{i}]', 'recipe = dockeroo_nagoya:docker.volume', f'name = {b.prefix}-v{i}', '']
+    if tool == 'system':
+        lines += ['[sys]', 'recipe = dockeroo_nagoya:docker.system',
+                  'containers = ' + ' '.join(f'c{i}' for i in range(n)), '']
+    for i in range(n):
+        lines += [f'[c{i}]'] + (['recipe = dockeroo_nagoya:docker.run'] if tool == 'parts' else [])
+        lines += [f'name = {b.prefix}-c{i}', f'image = {busybox}', 'command = sleep 3600',
+                  'init = true', 'networks = ${net:name}', f'volumes = ${{v{i}:name}}:/data']
+        if i:
+            lines.append('depends = ' + ('${c0:name}' if tool == 'parts' else 'c0'))
+        lines.append('')
+    return '\n'.join(lines)
+
+
+# -- what a run says, and the scripts a buildout makes ---------------------------------
+def output(result) -> str:
+    return result.stdout + result.stderr
+
+
+def error_lines(out: str) -> list[str]:
+    """The Error lines of a run that must have no traceback (any number of them)."""
+    assert 'Traceback' not in out, out
+    return [line for line in out.splitlines() if line.startswith('Error:')]
+
+
+def assert_one_error(out: str, *expected: str) -> str:
+    """One ``Error:`` line, no traceback, and each of ``expected`` somewhere in the output
+    (on that line, or in what the run said around it): the line is returned."""
+    errors = error_lines(out)
+    assert len(errors) == 1, out
+    for text in expected:
+        assert text in out, out
+    return errors[0]
+
+
+def assert_one_error_at_end(out: str, start: str) -> str:
+    """As :func:`assert_one_error`, and stricter: the line starts ``Error: START`` and
+    nothing follows it in the output (the error is one line, with no log or detail after
+    it): the line is returned."""
+    line = assert_one_error(out)
+    assert line.startswith(f'Error: {start}'), out
+    following = out.split(line, 1)[1].strip()
+    assert following == '', f'the error goes on after its line:\n{out}'
+    return line
+
+
+def plan(b, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """dockeroo-plan (offline) in the buildout's directory."""
+    return subprocess.run([str(PLAN), '-N', *args], cwd=b.directory, capture_output=True,
+                          text=True, env={**os.environ, **(env or {})}, timeout=300)
+
+
+def control(b, *args: str) -> subprocess.CompletedProcess[str]:
+    """The buildout's ``bin/sys`` (a docker.system part named ``sys``), with no terminal."""
+    return subprocess.run([str(b.directory / 'bin' / 'sys'), *args], capture_output=True,
+                          text=True, stdin=subprocess.DEVNULL, timeout=300)
+
+
+def git(*args: str, cwd) -> str:
+    return subprocess.run(['git', *args], cwd=cwd, check=True, capture_output=True, text=True,
+                          env={'GIT_AUTHOR_NAME': 't', 'GIT_AUTHOR_EMAIL': 't@example.com',
+                               'GIT_COMMITTER_NAME': 't', 'GIT_COMMITTER_EMAIL': 't@example.com',
+                               'PATH': '/usr/bin:/bin', 'HOME': str(cwd)}).stdout
+
+
+# -- root filesystems from tarballs (docker.bootstrap, docker.assemble, docker.diskimage) ---
+BUSYBOX_BINARY = shutil.which('busybox') or '/bin/busybox'
+
+#: A diskimage build-script: an ext4 file system of the build root.
+MKE2FS = 'mke2fs -q -t ext4 -d "$BUILD_ROOT" "$IMAGE_FILE" 64M'
+
+
+def busybox_tarball(path: Path, files: dict[str, str] | None = None) -> str:
+    """A root filesystem tarball (compressed as the name says): busybox, sh, files; its sha256."""
+    mode = {'.gz': 'w:gz', '.bz2': 'w:bz2', '.xz': 'w:xz'}.get(path.suffix, 'w')
+    with tarfile.open(path, mode) as tar:
+        _add_dir(tar, '.')
+        _add_dir(tar, 'bin')
+        tar.add(BUSYBOX_BINARY, arcname='bin/busybox')
+        link = tarfile.TarInfo('bin/sh')
+        link.type, link.linkname = tarfile.SYMTYPE, 'busybox'
+        tar.addfile(link)
+        for name, text in (files or {}).items():
+            _add_file(tar, name, text.encode())
+    return archives.file_sha256(str(path))
+
+
+def _add_dir(tar: tarfile.TarFile, name: str) -> None:
+    info = tarfile.TarInfo(name)
+    info.type, info.mode = tarfile.DIRTYPE, 0o755
+    tar.addfile(info)
+
+
+def _add_file(tar: tarfile.TarFile, name: str, data: bytes, **fields) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode = len(data), 0o644
+    for key, value in fields.items():
+        setattr(info, key, value)
+    tar.addfile(info, io.BytesIO(data))
+
+
+def leftovers(client: docker.DockerClient, b) -> list[str]:
+    """Containers, and untagged images, of the buildout: what a failure must not leave."""
+    found = [f'container {c.name}' for c in client.containers.list(all=True, filters={'label': b.label})]
+    found += [f'image {i.id[:19]}' for i in client.images.list(filters={'label': b.label, 'dangling': True})]
+    return found
+
+
+def image_id(client: docker.DockerClient, reference: str) -> str:
+    return client.images.get(reference).id
 
 
 # -- the Koji profile ------------------------------------------------------------------

@@ -16,8 +16,7 @@ import time
 import pytest
 
 from conftest import BUILDOUT
-from faults.harness import assert_one_error
-from helpers import ids
+from helpers import assert_one_error, ids
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,7 @@ import tarfile
 import docker.errors
 import pytest
 
-from test_bootstrap import image_id, leftovers, one_line_error
+from helpers import assert_one_error_at_end, image_id, leftovers
 
 
 def files_in(client, image: str, path: str) -> dict[str, str]:
@@ -147,7 +147,8 @@ def test_a_copy_path_missing_in_the_builder_is_an_error_and_leaves_nothing(build
             /etc/passwd
             /nowhere/to/be/found
         ''')
-    line = one_line_error(b.fail('-N'), 'small: option copy: /nowhere/to/be/found does not exist')
+    line = assert_one_error_at_end(
+        b.fail('-N'), 'small: option copy: /nowhere/to/be/found does not exist')
     assert 'builder' in line
     assert client.images.list(filters={'label': b.label}) == []
     assert leftovers(client, b) == []
@@ -168,7 +169,8 @@ def test_a_failing_build_script_is_an_error_and_leaves_nothing(buildout, client,
             false
             echo never
         ''')
-    line = one_line_error(b.fail('-N'), 'small: build-script exited with code 1 in the builder')
+    line = assert_one_error_at_end(
+        b.fail('-N'), 'small: build-script exited with code 1 in the builder')
     assert line.endswith('compiling')
     assert client.images.list(filters={'label': b.label}) == [] and leftovers(client, b) == []
 
@@ -184,8 +186,8 @@ def test_a_missing_build_image_is_named(buildout):
         name = {b.prefix}/small
         build-image = {b.prefix}/not-made-yet
         ''')
-    one_line_error(b.fail('-N'), f'small: option build-image: image {b.prefix}/not-made-yet '
-                                 'does not exist')
+    assert_one_error_at_end(
+        b.fail('-N'), f'small: option build-image: image {b.prefix}/not-made-yet does not exist')
 
 
 def test_portage_options_with_apt_are_refused(buildout):
@@ -200,7 +202,8 @@ def test_portage_options_with_apt_are_refused(buildout):
         package-manager = apt
         use = dev-lang/python sqlite
         ''')
-    one_line_error(b.fail('-N'), 'small: option use: expected nothing with package-manager = apt')
+    assert_one_error_at_end(
+        b.fail('-N'), 'small: option use: expected nothing with package-manager = apt')
 
 
 def test_a_throwaway_container_goes_away_even_on_keyboard_interrupt(client, busybox):

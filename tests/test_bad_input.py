@@ -25,7 +25,8 @@ import textwrap
 import pytest
 
 from conftest import PROJECT, Buildout
-from faults.harness import FAULTS_DIR, assert_one_error, tally
+from faults.harness import FAULTS_DIR, tally
+from helpers import assert_one_error
 
 BUSYBOX = 'dn-test/busybox:latest'
 DIGEST = 'sha256:' + 'ab' * 32

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import functools
 import http.server
-import io
 import os
-import shutil
 import tarfile
 import threading
 from pathlib import Path
@@ -20,68 +18,17 @@ import docker.errors
 import pytest
 
 from dockeroo_nagoya import archives
-
-BUSYBOX_BINARY = shutil.which('busybox') or '/bin/busybox'
-
-
-# -- helpers shared with test_assemble and test_diskimage -----------------------------
-def busybox_tarball(path: Path, files: dict[str, str] | None = None) -> str:
-    """A root filesystem tarball (compressed as the name says): busybox, sh, files; its sha256."""
-    mode = {'.gz': 'w:gz', '.bz2': 'w:bz2', '.xz': 'w:xz'}.get(path.suffix, 'w')
-    with tarfile.open(path, mode) as tar:
-        _add_dir(tar, '.')
-        _add_dir(tar, 'bin')
-        tar.add(BUSYBOX_BINARY, arcname='bin/busybox')
-        link = tarfile.TarInfo('bin/sh')
-        link.type, link.linkname = tarfile.SYMTYPE, 'busybox'
-        tar.addfile(link)
-        for name, text in (files or {}).items():
-            _add_file(tar, name, text.encode())
-    return archives.file_sha256(str(path))
+from helpers import (BUSYBOX_BINARY, _add_dir, _add_file, assert_one_error_at_end,
+                     busybox_tarball, image_id, leftovers)
 
 
+# -- overlay tarballs ----------------------------------------------------------------
 def overlay_tarball(path: Path, files: dict[str, str]) -> str:
     mode = {'.gz': 'w:gz', '.bz2': 'w:bz2', '.xz': 'w:xz'}.get(path.suffix, 'w')
     with tarfile.open(path, mode) as tar:
         for name, text in files.items():
             _add_file(tar, name, text.encode())
     return archives.file_sha256(str(path))
-
-
-def _add_dir(tar: tarfile.TarFile, name: str) -> None:
-    info = tarfile.TarInfo(name)
-    info.type, info.mode = tarfile.DIRTYPE, 0o755
-    tar.addfile(info)
-
-
-def _add_file(tar: tarfile.TarFile, name: str, data: bytes, **fields) -> None:
-    info = tarfile.TarInfo(name)
-    info.size, info.mode = len(data), 0o644
-    for key, value in fields.items():
-        setattr(info, key, value)
-    tar.addfile(info, io.BytesIO(data))
-
-
-def leftovers(client: docker.DockerClient, b) -> list[str]:
-    """Containers, and untagged images, of the buildout: what a failure must not leave."""
-    found = [f'container {c.name}' for c in client.containers.list(all=True, filters={'label': b.label})]
-    found += [f'image {i.id[:19]}' for i in client.images.list(filters={'label': b.label, 'dangling': True})]
-    return found
-
-
-def image_id(client: docker.DockerClient, reference: str) -> str:
-    return client.images.get(reference).id
-
-
-def one_line_error(output: str, start: str) -> str:
-    """The ``Error:`` line of a failed buildout, checked to be a single line and no traceback."""
-    assert 'Traceback' not in output, output
-    lines = [line for line in output.splitlines() if line.startswith('Error: ')]
-    assert len(lines) == 1, output
-    assert lines[0].startswith(f'Error: {start}'), output
-    following = output.split(lines[0], 1)[1].strip()
-    assert following == '', f'the error goes on after its line:\n{output}'
-    return lines[0]
 
 
 # -- a counting HTTP server ----------------------------------------------------
@@ -323,8 +270,9 @@ def test_offline_a_url_that_is_not_cached_is_an_error(buildout, served):
     b = buildout
     busybox_tarball(served.directory / 'root.tar')
     b.write(config(b, archives=f'{served.url}/root.tar'))
-    one_line_error(b.fail('-N', '-o'), f'base: option archives: {served.url}/root.tar is not in '
-                                       'the download cache')
+    assert_one_error_at_end(b.fail('-N', '-o'),
+                            f'base: option archives: {served.url}/root.tar is not in '
+                            'the download cache')
     assert served.requests == {}
 
 
@@ -348,10 +296,10 @@ def test_a_wrong_sha256_is_an_error_and_nothing_is_imported(buildout, client, se
     busybox_tarball(served.directory / 'root.tar')
     wrong = 'ab' * 32
     b.write(config(b, archives=f'root.tar sha256:{wrong}'))
-    line = one_line_error(b.fail('-N'), 'base: option archives: ')
+    line = assert_one_error_at_end(b.fail('-N'), 'base: option archives: ')
     assert f'expected {wrong}' in line and 'nothing was imported' in line
     b.write(config(b, archives=f'{served.url}/root.tar sha256:{wrong}'))
-    line = one_line_error(b.fail('-N'), 'base: option archives: ')
+    line = assert_one_error_at_end(b.fail('-N'), 'base: option archives: ')
     assert f'{served.url}/root.tar has sha256' in line
     assert client.images.list(filters={'label': b.label}) == []
     assert leftovers(client, b) == []
@@ -361,7 +309,8 @@ def test_a_wrong_sha256_is_an_error_and_nothing_is_imported(buildout, client, se
 def test_an_archive_url_that_fails_is_an_error(buildout, client):
     b = buildout
     b.write(config(b, archives='http://127.0.0.1:1/x.tar'))
-    line = one_line_error(b.fail('-N'), 'base: option archives: cannot download http://127.0.0.1:1/x.tar')
+    line = assert_one_error_at_end(
+        b.fail('-N'), 'base: option archives: cannot download http://127.0.0.1:1/x.tar')
     assert 'refused' in line
     assert client.images.list(filters={'label': b.label}) == [] and leftovers(client, b) == []
 
@@ -369,7 +318,8 @@ def test_an_archive_url_that_fails_is_an_error(buildout, client):
 def test_a_rootfs_command_that_fails_is_an_error_and_leaves_nothing(buildout, client):
     b = buildout
     b.write(config(b, rootfs_command='touch {rootfs}/half; echo "no mirror today" >&2; exit 3'))
-    line = one_line_error(b.fail('-N'), 'base: rootfs-command exited with code 3: no mirror today')
+    line = assert_one_error_at_end(
+        b.fail('-N'), 'base: rootfs-command exited with code 3: no mirror today')
     assert line
     assert client.images.list(filters={'label': b.label}) == [] and leftovers(client, b) == []
     assert not [p for p in (b.directory / 'parts').iterdir() if 'rootfs' in p.name]
@@ -388,7 +338,7 @@ def test_a_failing_script_is_an_error_and_leaves_no_image_or_container(buildout,
     b = buildout
     busybox_tarball(b.directory / 'root.tar')
     b.write(config(b, archives='root.tar', script='echo "broken on purpose"\n    exit 4'))
-    line = one_line_error(b.fail('-N'), 'base: script exited with code 4 in the new image')
+    line = assert_one_error_at_end(b.fail('-N'), 'base: script exited with code 4 in the new image')
     assert line.endswith('broken on purpose')
     assert client.images.list(filters={'label': b.label}) == []
     assert leftovers(client, b) == []
@@ -399,13 +349,13 @@ def test_an_unsafe_tarball_is_refused_before_the_engine_sees_it(buildout, client
     with tarfile.open(b.directory / 'evil.tar', 'w') as tar:
         _add_file(tar, '../../escape', b'x')
     b.write(config(b, archives='evil.tar'))
-    one_line_error(b.fail('-N'), "base: option archives: member '../../escape' climbs out")
+    assert_one_error_at_end(b.fail('-N'), "base: option archives: member '../../escape' climbs out")
     assert client.images.list(filters={'label': b.label}) == []
 
 
 def test_without_archives_or_rootfs_command_the_part_says_what_it_needs(buildout):
     b = buildout
     b.write(config(b))
-    one_line_error(b.fail('-N'), 'base: option archives: expected at least one archive, '
-                                 'or a rootfs-command')
+    assert_one_error_at_end(b.fail('-N'), 'base: option archives: expected at least one archive, '
+                                          'or a rootfs-command')
 

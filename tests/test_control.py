@@ -15,7 +15,7 @@ import subprocess
 
 import pytest
 
-from helpers import volume_digest, write_volume_file
+from helpers import control, volume_digest, write_volume_file
 
 
 def config(b, busybox: str) -> str:
@@ -76,11 +76,6 @@ def system(buildout, busybox):
     b.write(config(b, busybox))
     b.run('-N')
     return b
-
-
-def control(b, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(b.directory / 'bin' / 'sys'), *args], capture_output=True,
-                          text=True, stdin=subprocess.DEVNULL, timeout=300)
 
 
 def one_error(result: subprocess.CompletedProcess[str], code: int, *expected: str) -> str:

@@ -7,8 +7,7 @@ import time
 import pytest
 
 from conftest import free_port
-from helpers import write_volume_file
-from test_control import control
+from helpers import control, write_volume_file
 
 pytestmark = pytest.mark.slow
 

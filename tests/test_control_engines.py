@@ -11,14 +11,11 @@ line before touching anything.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
-from typing import Iterator
 
 import docker
-import docker.errors
 import pytest
 from helpers import buildout_config, section, volume_digest, write_volume_file
 
@@ -80,26 +77,6 @@ def status_table(result: subprocess.CompletedProcess[str]) -> dict[str, list[str
 
 def running(client: docker.DockerClient, name: str) -> bool:
     return bool(client.api.inspect_container(name)['State']['Running'])
-
-
-@pytest.fixture
-def remote(second_engine, client, busybox, buildout) -> Iterator:
-    """The second engine with the test image, and what the test made there removed after
-    (the buildout fixture cleans the first engine only); the engine is started again
-    first if the test stopped it."""
-    second_engine.load(client, busybox)
-    try:
-        yield second_engine
-    finally:
-        if second_engine.client is None:
-            second_engine.start()
-        other = second_engine.client
-        for container in other.containers.list(all=True, filters={'label': buildout.label}):
-            with contextlib.suppress(docker.errors.APIError):
-                container.remove(force=True, v=True)
-        for volume in other.volumes.list(filters={'name': buildout.prefix}):
-            with contextlib.suppress(docker.errors.APIError):
-                volume.remove(force=True)
 
 
 def test_status_stop_and_start_over_two_engines(buildout, busybox, client, remote):

@@ -5,25 +5,13 @@ source's content changed or its target container is a new one.
 """
 from __future__ import annotations
 
-import io
 import os
-import tarfile
 import textwrap
 
 import pytest
 
-from helpers import buildout_config, force_reinstall, section
-
-
-def archive(client, container: str, path: str) -> dict[str, tuple[int, int, int, bytes]]:
-    """name -> (uid, gid, mode, bytes) of a path in a container."""
-    chunks, _ = client.api.get_archive(container, path)
-    found = {}
-    with tarfile.open(fileobj=io.BytesIO(b''.join(chunks))) as tar:
-        for member in tar:
-            body = tar.extractfile(member).read() if member.isfile() else b''
-            found[member.name] = (member.uid, member.gid, member.mode & 0o7777, body)
-    return found
+from helpers import (archive, buildout_config, error_lines, force_reinstall, keys_job, output,
+                     section)
 
 
 def config(b, busybox: str, copy: str, source_env: str = 'A=1', target_env: str = 'B=1') -> str:
@@ -54,10 +42,6 @@ def config(b, busybox: str, copy: str, source_env: str = 'A=1', target_env: str 
         recipe = dockeroo_nagoya:docker.copy
         '''
     return textwrap.dedent(head).lstrip() + textwrap.dedent(copy).lstrip('\n')
-
-
-def output(result) -> str:
-    return result.stdout + result.stderr
 
 
 def test_host_to_container_keeps_owners_and_modes_and_redoes_only_changes(buildout, busybox, client):
@@ -172,19 +156,6 @@ def test_bad_copy_gives_one_clear_error(buildout, busybox, copy, expected):
 
 
 # -- sync ----------------------------------------------------------------------------------
-def keys_job(b, busybox: str, keys: str) -> str:
-    """A job on the default engine leaving ``/out/keys/`` with one private key (0600, uid
-    1234) per word of ``keys``; ``old/`` when it has ``old`` (a directory that goes)."""
-    return section(
-        'credentials', 'docker.run', name=f'{b.prefix}-credentials', image=busybox, job='true',
-        env=f'KEYS={keys}',
-        command="sh -c 'mkdir -p /out/keys && for k in $KEYS; do if [ $k = old ]; then "
-                "mkdir -p /out/keys/old && echo c > /out/keys/old/c.pem; else "
-                "echo $k > /out/keys/$k.pem && chown 1234:1234 /out/keys/$k.pem && "
-                "chmod 600 /out/keys/$k.pem; fi; done && echo ca > /out/keys/ca.crt'")
-
-
-
 def keys_to(b, busybox: str, keys: str, target: str, holder: str = '') -> str:
     """The keys job's directory copied with sync to ``target`` (a host path, or a path
     in ``holder``'s container, a section given whole)."""
@@ -193,10 +164,6 @@ def keys_to(b, busybox: str, keys: str, target: str, holder: str = '') -> str:
             'sync': 'true', **({'container_to': '${holder:name}'} if holder else {})}
     return buildout_config(['credentials', *(['holder'] if holder else []), 'copy'], *sections,
                            section('copy', 'docker.copy', **copy))
-
-
-def errors_of(out: str) -> list[str]:
-    return [line for line in out.splitlines() if line.startswith('Error:')]
 
 
 def test_sync_to_the_host_removes_what_the_source_no_longer_has(buildout, busybox, tmp_path):
@@ -231,7 +198,7 @@ def test_sync_refuses_a_target_directory_in_no_volume_of_the_container(buildout,
     b.write(keys_to(b, busybox, 'a', '/etc/pki/koji/', holder))
     for _ in range(2):
         out = b.fail('-N')
-        found = errors_of(out)
+        found = error_lines(out)
         assert len(found) == 1 and found[0].startswith(
             f'Error: copy: option sync: /etc/pki/koji is in no volume of container-to '
             f'{b.prefix}-holder'), out
@@ -252,7 +219,7 @@ def test_sync_says_in_one_line_that_the_target_image_has_no_rm(buildout, busybox
     b.write(keys_to(b, busybox, 'a', '/etc/pki/koji/', holder))
     for _ in range(2):
         out = b.fail('-N')
-        found = errors_of(out)
+        found = error_lines(out)
         assert len(found) == 1 and found[0].startswith(
             'Error: copy: option sync: removing /etc/pki/koji/b.pem failed (it runs rm in a '
             'container of the image of container-to): '), out

@@ -11,30 +11,14 @@ from __future__ import annotations
 import contextlib
 import io
 import tarfile
-from collections.abc import Iterator
 
 import docker
 import pytest
 
-from helpers import actions, buildout_config, ids, section
-from test_copy import archive, keys_job, output
-from test_plan import plan
+from helpers import (actions, archive, buildout_config, error_lines, ids, keys_job, output, plan,
+                     section)
 
 CERTS = '/etc/pki/koji'
-
-
-@pytest.fixture
-def builder(buildout, client, busybox, second_engine) -> Iterator[None]:
-    """The second engine as a builder machine: busybox there, the test's objects removed
-    from it afterwards (the first engine's go with the ``buildout`` fixture), and the
-    engine running again for the next test even when this one stopped it."""
-    second_engine.load(client, busybox)
-    try:
-        yield
-    finally:
-        if second_engine.client is None:
-            second_engine.start()
-        buildout.cleanup(second_engine.client)
 
 
 def credentials(b, busybox: str, content: str = 'one') -> str:
@@ -71,10 +55,6 @@ def one_file(name: str, body: bytes, uid: int = 1234, mode: int = 0o600) -> byte
     return data.getvalue()
 
 
-def errors(out: str) -> list[str]:
-    return [line for line in out.splitlines() if line.startswith('Error:')]
-
-
 def in_volume(client: docker.DockerClient, busybox: str, volume: str, path: str) -> str:
     """``ls -n`` and content of a file in a volume, as a container mounting it sees them."""
     out = client.containers.run(busybox, ['sh', '-c', f'ls -n /v/{path} && cat /v/{path}'],
@@ -83,7 +63,7 @@ def in_volume(client: docker.DockerClient, busybox: str, volume: str, path: str)
 
 
 def test_copy_between_engines_copies_again_only_when_the_source_changes(
-        buildout, busybox, client, second_engine, builder):
+        buildout, busybox, client, second_engine, remote):
     b = buildout
     holder = f'{b.prefix}-holder'
     b.write(between_engines(b, busybox, second_engine.host))
@@ -119,7 +99,7 @@ def test_copy_between_engines_copies_again_only_when_the_source_changes(
     assert actions(out) == [] and 'copying' not in out, out
 
 
-def test_plan_reads_the_source_on_its_engine(buildout, busybox, client, second_engine, builder):
+def test_plan_reads_the_source_on_its_engine(buildout, busybox, client, second_engine, remote):
     b = buildout
     b.write(between_engines(b, busybox, second_engine.host))
     b.run('-N')
@@ -135,7 +115,7 @@ def test_plan_reads_the_source_on_its_engine(buildout, busybox, client, second_e
 
 
 def test_a_stopped_target_engine_is_one_line_and_the_first_engine_is_left(
-        buildout, busybox, client, second_engine, builder):
+        buildout, busybox, client, second_engine, remote):
     b = buildout
     b.write(between_engines(b, busybox, second_engine.host))
     b.run('-N')
@@ -144,7 +124,7 @@ def test_a_stopped_target_engine_is_one_line_and_the_first_engine_is_left(
     planned = plan(b)
     assert planned.returncode == 1, planned.stdout + planned.stderr
     for failed in (b.fail('-N'), planned.stdout + planned.stderr):
-        found = errors(failed)
+        found = error_lines(failed)
         assert len(found) == 1 and f'no Docker engine answers at {second_engine.host}' \
             in found[0], failed
         assert 'Traceback' not in failed, failed
@@ -155,7 +135,7 @@ def test_a_stopped_target_engine_is_one_line_and_the_first_engine_is_left(
 
 
 def test_copy_to_the_host_from_a_container_on_another_engine(buildout, busybox, second_engine,
-                                                             builder):
+                                                             remote):
     b = buildout
     source = second_engine.client.containers.create(
         busybox, ['sh', '-c', 'true'], name=f'{b.prefix}-elsewhere')
@@ -173,7 +153,7 @@ def test_copy_to_the_host_from_a_container_on_another_engine(buildout, busybox, 
 
         second_engine.stop()  # the source's engine is named, not the part's own
         failed = b.fail('-N')
-        found = errors(failed)
+        found = error_lines(failed)
         assert len(found) == 1, failed
         assert f'copy: no Docker engine answers at {second_engine.host}' in found[0], failed
         assert copied.read_text() == 'key\n'
@@ -203,7 +183,7 @@ def test_bad_from_engine_is_one_line_before_anything_acts(buildout, busybox, cli
     b.write(buildout_config(['credentials', 'copy'], credentials(b, busybox),
                             section('copy', 'docker.copy', **options)))
     out = b.fail('-N')
-    found = errors(out)
+    found = error_lines(out)
     assert len(found) == 1 and expected in found[0], out
     assert 'Traceback' not in out and actions(out) == [], out
     assert b.owned('containers') == []
@@ -234,7 +214,7 @@ def volume_files(client: docker.DockerClient, busybox: str, volume: str) -> list
 
 
 def test_sync_makes_a_volume_on_another_engine_hold_what_the_source_holds(
-        buildout, busybox, client, second_engine, builder):
+        buildout, busybox, client, second_engine, remote):
     """A builder taken out of a machine's count takes its private key out of the
     machine's volume: its holder never runs, so the key goes through a throwaway
     container there, which leaves the volume and nothing else behind."""
@@ -278,7 +258,7 @@ def test_sync_makes_a_volume_on_another_engine_hold_what_the_source_holds(
 
 
 def test_sync_turned_on_clears_out_what_copies_without_it_left(
-        buildout, busybox, client, second_engine, builder):
+        buildout, busybox, client, second_engine, remote):
     """Without sync a copy only adds, so a key taken out of the source stays there; setting
     sync copies the line once more and removes it."""
     b = buildout

@@ -12,9 +12,7 @@ from pathlib import Path
 import docker.errors
 import pytest
 
-from test_bootstrap import busybox_tarball, image_id, leftovers, one_line_error
-
-MKE2FS = 'mke2fs -q -t ext4 -d "$BUILD_ROOT" "$IMAGE_FILE" 64M'
+from helpers import MKE2FS, assert_one_error_at_end, busybox_tarball, image_id, leftovers
 
 pytestmark = pytest.mark.skipif(not shutil.which('debugfs'), reason='needs debugfs (e2fsprogs)')
 
@@ -100,8 +98,8 @@ def test_a_missing_image_file_is_an_error_and_leaves_nothing(buildout, client, b
         image-file = /disk.img
         build-script = echo "forgot to make it"
         ''')
-    one_line_error(b.fail('-N'), 'disk: option image-file: the scripts did not make /disk.img '
-                                 'in the builder')
+    assert_one_error_at_end(
+        b.fail('-N'), 'disk: option image-file: the scripts did not make /disk.img in the builder')
     assert leftovers(client, b) == []
     assert not (b.directory / 'parts' / 'disk' / 'disk.img').exists()
 

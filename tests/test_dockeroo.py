@@ -20,7 +20,7 @@ import docker.errors
 import pytest
 
 from conftest import REGISTRY_PASSWORD, REGISTRY_USER
-from helpers import ids
+from helpers import git, ids
 
 pytestmark = pytest.mark.slow
 
@@ -107,13 +107,6 @@ def test_docker_machine_name_is_the_default_machine_name(buildout, client, tmp_p
     assert client.volumes.get(f'{b.prefix}-distfiles')
     assert f'machine-name = {context}' in (b.directory / '.installed.cfg').read_text()
     quiet_reruns(b, env=env)
-
-
-def git(*args: str, cwd) -> str:
-    return subprocess.run(['git', *args], cwd=cwd, check=True, capture_output=True, text=True,
-                          env={'GIT_AUTHOR_NAME': 't', 'GIT_AUTHOR_EMAIL': 't@example.com',
-                               'GIT_COMMITTER_NAME': 't', 'GIT_COMMITTER_EMAIL': 't@example.com',
-                               'PATH': '/usr/bin:/bin', 'HOME': str(cwd)}).stdout
 
 
 def test_build_example_source_is_a_git_repository(buildout, client, busybox, tmp_path):

@@ -25,27 +25,13 @@ import pytest
 
 from conftest import SecondEngine
 from dockeroo_nagoya.engine import EngineConfig
-from faults.harness import assert_one_error, inject
-from helpers import actions, buildout_config, ids, section, sleeper
-from test_foreach_tls import builder_hosts
-from test_plan import plan
+from faults.harness import inject
+from helpers import (actions, assert_one_error, buildout_config, builder_hosts, ids, plan, section,
+                     sleeper)
 
 pytestmark = pytest.mark.slow
 
 MOVING = '.dockeroo-nagoya.moving.json'
-
-
-@pytest.fixture
-def remote(buildout, client, busybox, second_engine) -> Iterator[SecondEngine]:
-    """The second engine with busybox; running again after the test even when it stopped
-    it, and what the test's buildout made there removed."""
-    second_engine.load(client, busybox)
-    try:
-        yield second_engine
-    finally:
-        if second_engine.client is None:
-            second_engine.start()
-        buildout.cleanup(second_engine.client)
 
 
 def names(client: docker.DockerClient, b) -> dict[str, str]:

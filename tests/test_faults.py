@@ -28,10 +28,9 @@ import urllib.request
 import docker.errors
 import pytest
 
-from faults.harness import (assert_clean, assert_one_error, fault_env, inject, installed_parts,
-                            tally)
-from helpers import force_reinstall, volume_digest, write_volume_file
-from test_bootstrap import busybox_tarball
+from faults.harness import assert_clean, fault_env, inject, installed_parts, tally
+from helpers import (assert_one_error, busybox_tarball, force_reinstall, volume_digest,
+                     write_volume_file)
 
 pytestmark = pytest.mark.slow
 

@@ -21,8 +21,7 @@ import docker.errors
 import pytest
 
 from conftest import SecondEngine
-from faults.harness import assert_one_error
-from helpers import actions, buildout_config, ids, section
+from helpers import actions, assert_one_error, builder_hosts, ids
 from pki import CLIENT_EXTENSIONS, client_directory, issue, make_ca
 
 pytestmark = pytest.mark.slow
@@ -39,21 +38,6 @@ def builder(buildout, busybox, tls_second_engine) -> Iterator[SecondEngine]:
     buildout.cleanup(client)
     with contextlib.suppress(docker.errors.ImageNotFound):
         client.images.remove(busybox, force=True)
-
-
-def builder_hosts(b, busybox: str, line: str, parts: str = 'sleep-*') -> None:
-    """A buildout of sleepers once per line of ``[koji] builder-hosts``, their image saved
-    to a file here and loaded on each line's engine (the Koji profile's ``file`` way)."""
-    b.write(buildout_config(
-        parts.split(),
-        section('koji', '', builder_hosts=line),
-        section('save', 'docker.save', name=busybox),
-        section('img-*', 'docker.load', for_each='koji:builder-hosts', engine='{engine}',
-                path='${save:path}', name=busybox),
-        section('sleep-*', 'docker.run', for_each='koji:builder-hosts', engine='{engine}',
-                name=f'{b.prefix}-{{host}}', image='${img-{host}:image}', command='sleep 3600',
-                replicas='{count}', stop_timeout='1'),
-        head='extensions = dockeroo_nagoya'))
 
 
 def other_ca_directories(engine: SecondEngine, name: str) -> dict[str, Path]:

@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from faults.harness import assert_one_error, helpers_on, inventory
-from test_bootstrap import busybox_tarball
+from faults.harness import helpers_on, inventory
+from helpers import assert_one_error, busybox_tarball
 
 HOST_SECRET = 'host-only-3f9a1c'
 

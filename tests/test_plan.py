@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,17 +16,12 @@ from pathlib import Path
 import docker
 
 from conftest import PLAN
-from helpers import buildout_config, section, sleeper
+from helpers import buildout_config, git, n_containers_config, plan, section, sleeper
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'bench'))
 from countproxy import CountingProxy  # noqa: E402
 
 SECRET = 's3cr3t-value-'
-
-
-def plan(b, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(PLAN), '-N', *args], cwd=b.directory, capture_output=True,
-                          text=True, env={**os.environ, **(env or {})}, timeout=300)
 
 
 def plan_json(b, expected_status: int) -> dict:
@@ -240,11 +234,10 @@ def test_a_configuration_mistake_is_buildouts_own_line(buildout, busybox):
 
 def test_plan_requests_do_not_grow_with_the_number_of_containers(make_buildout, busybox,
                                                                  tmp_path):
-    from test_requests import config as requests_config
     counts = {}
     for n in (2, 6):
         b = make_buildout(f'plan{n}')
-        b.write(requests_config(b, busybox, n, 'system' if n == 6 else 'parts'))
+        b.write(n_containers_config(b, busybox, n, 'system' if n == 6 else 'parts'))
         b.run('-N')
         socket = str(tmp_path / f'engine-{n}.sock')
         with CountingProxy(socket) as proxy:
@@ -335,7 +328,6 @@ def test_a_temporary_system_is_planned_as_the_images_it_saves(buildout, busybox)
 def test_a_source_url_is_planned_without_writing_the_buildout(buildout, busybox, tmp_path):
     """A build whose source is a git URL: the plan fetches what the run has not fetched
     yet into a scratch directory of its own, and reads what the run fetched before."""
-    from test_dockeroo import git
     b = buildout
     repo = tmp_path / 'repo'
     repo.mkdir()

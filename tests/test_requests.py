@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import n_containers_config
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'bench'))
 from countproxy import CountingProxy  # noqa: E402
 
@@ -19,32 +21,13 @@ from countproxy import CountingProxy  # noqa: E402
 MOST = 8
 
 
-def config(b, busybox: str, n: int, tool: str) -> str:
-    lines = ['[buildout]', 'parts = net ' + ' '.join(f'v{i}' for i in range(n)) +
-             (' sys' if tool == 'system' else ' ' + ' '.join(f'c{i}' for i in range(n))), '',
-             '[net]', 'recipe = dockeroo_nagoya:docker.network', f'name = {b.prefix}-net', '']
-    for i in range(n):
-        lines += [f'[v{i}]', 'recipe = dockeroo_nagoya:docker.volume', f'name = {b.prefix}-v{i}', '']
-    if tool == 'system':
-        lines += ['[sys]', 'recipe = dockeroo_nagoya:docker.system',
-                  'containers = ' + ' '.join(f'c{i}' for i in range(n)), '']
-    for i in range(n):
-        lines += [f'[c{i}]'] + (['recipe = dockeroo_nagoya:docker.run'] if tool == 'parts' else [])
-        lines += [f'name = {b.prefix}-c{i}', f'image = {busybox}', 'command = sleep 3600',
-                  'init = true', 'networks = ${net:name}', f'volumes = ${{v{i}:name}}:/data']
-        if i:
-            lines.append('depends = ' + ('${c0:name}' if tool == 'parts' else 'c0'))
-        lines.append('')
-    return '\n'.join(lines)
-
-
 @pytest.mark.parametrize('tool', ['parts', 'system'])
 def test_noop_rerun_requests_do_not_grow_with_the_number_of_containers(
         make_buildout, busybox, tmp_path, tool):
     counts = {}
     for n in (2, 6):
         b = make_buildout(f'{tool}{n}')
-        b.write(config(b, busybox, n, tool))
+        b.write(n_containers_config(b, busybox, n, tool))
         b.run('-N')
         socket = str(tmp_path / f'engine-{n}.sock')
         with CountingProxy(socket) as proxy:

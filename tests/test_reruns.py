@@ -214,8 +214,7 @@ def test_the_other_recipes_from_nothing_then_two_unchanged_reruns(
     the saved file (of an image whose identity is only known as its part acts) and a Swarm
     service: installed once, then two runs with no Installing or Uninstalling (a load of a
     file from elsewhere is tested in test_save_load, of a build's in test_cross_engine)."""
-    from test_bootstrap import busybox_tarball
-    from test_diskimage import MKE2FS
+    from helpers import MKE2FS, busybox_tarball
     b = buildout
     p = b.prefix
     busybox_tarball(b.directory / 'root.tar', {'etc/release': 'one\n'})

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from helpers import actions, force_reinstall, ids
+from helpers import actions, assert_one_error, force_reinstall, ids, output
 
 
 def system(b, busybox: str, *, app_env: str = 'MODE=one', app_image: str | None = None,
@@ -68,10 +68,6 @@ def system(b, busybox: str, *, app_env: str = 'MODE=one', app_image: str | None 
         command = httpd -f -p 8080 -h /www
         wait-for = http://:8080/index.html 200 rows-from-db
         '''
-
-
-def output(result) -> str:
-    return result.stdout + result.stderr
 
 
 def volume_file(client, busybox: str, volume: str, path: str) -> str:
@@ -242,15 +238,6 @@ def single_part(b, busybox: str, body: str, part: str = 'web') -> str:
         stop-timeout = 1
         '''
     return textwrap.dedent(head).lstrip() + textwrap.dedent(body).lstrip('\n')
-
-
-def assert_one_error(out: str, *expected: str) -> str:
-    assert 'Traceback' not in out, out
-    errors = [line for line in out.splitlines() if line.startswith('Error:')]
-    assert len(errors) == 1, out
-    for text in expected:
-        assert text in out, out
-    return errors[0]
 
 
 @pytest.mark.parametrize('body, expected', [

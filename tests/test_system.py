@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from helpers import ids
+from helpers import assert_one_error, ids, output
 
 #: (section, options) of the six members, in the order separate parts would need.
 SERVICE = "sh -c 'sleep 1; exec httpd -f -p 80 -h /tmp'"
@@ -72,10 +72,6 @@ def separate_parts_config(b, busybox: str) -> str:
     return f'[buildout]\nparts = {" ".join(members(b))}\n\n' + '\n'.join(sections)
 
 
-def output(result) -> str:
-    return result.stdout + result.stderr
-
-
 def container_ids(client, b) -> dict[str, str]:
     return {key.split(':', 1)[1].removeprefix(b.prefix + '-'): value
             for key, value in ids(client, b).items() if key.startswith('container:')}
@@ -90,15 +86,6 @@ def timed_run(b, *args: str) -> tuple[float, str]:
     started = time.monotonic()
     result = b.run(*args)
     return time.monotonic() - started, output(result)
-
-
-def assert_one_error(out: str, *expected: str) -> str:
-    assert 'Traceback' not in out, out
-    errors = [line for line in out.splitlines() if line.startswith('Error:')]
-    assert len(errors) == 1, out
-    for text in expected:
-        assert text in out, out
-    return errors[0]
 
 
 # -- bring-up ------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from typing import Iterator
 
 import pytest
 
-from faults.harness import assert_one_error
+from helpers import assert_one_error
 from pki import CLIENT_EXTENSIONS, SERVER_EXTENSIONS, client_directory, issue, make_ca
 
 pytestmark = pytest.mark.skipif(not shutil.which('openssl'), reason='needs the openssl command')

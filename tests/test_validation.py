@@ -1,7 +1,7 @@
 """Configuration mistakes found when buildout starts, not half-way through a build."""
 from __future__ import annotations
 
-from helpers import actions, buildout_config, ids, section, sleeper
+from helpers import actions, assert_one_error, buildout_config, error_lines, ids, section, sleeper
 
 
 def test_image_expose_out_of_range_is_one_line(buildout):
@@ -21,18 +21,6 @@ def test_image_expose_out_of_range_is_one_line(buildout):
         assert f"img: option expose: expected ports such as 80, 8000-8010 or 53/udp (port numbers " \
                f"from 1 to 65535, the lower first), got '{exposes}'" in out, out
         assert 'Traceback' not in out and 'building' not in out
-
-
-def error_lines(out: str) -> list[str]:
-    """The Error lines of a run that must have no traceback."""
-    assert 'Traceback' not in out, out
-    return [line for line in out.splitlines() if line.startswith('Error:')]
-
-
-def error_line(out: str) -> str:
-    errors = [line for line in out.splitlines() if line.startswith('Error:')]
-    assert len(errors) == 1 and 'Traceback' not in out, out
-    return errors[0]
 
 
 def test_a_plain_secret_is_refused_naming_only_what_the_recipe_takes(buildout, busybox):
@@ -59,7 +47,7 @@ def test_a_plain_secret_is_refused_naming_only_what_the_recipe_takes(buildout, b
     for (recipe, body, key), expected in refused.items():
         b.write(f'[buildout]\nparts = web\n\n[web]\nrecipe = dockeroo_nagoya:{recipe}\n'
                 f'{body}\n{key} = x\n')
-        line = error_line(b.fail('-N'))
+        line = assert_one_error(b.fail('-N'))
         assert line == f'Error: {expected}', line
         if key != 'password':
             assert f'{key}-env' not in line and f'{key}-file' not in line
@@ -76,7 +64,7 @@ def test_a_plain_secret_is_refused_naming_only_what_the_recipe_takes(buildout, b
         image = {busybox}
         private-key = x
         ''')
-    assert error_line(b.fail('-N')) == (
+    assert assert_one_error(b.fail('-N')) == (
         'Error: sys: member app: option private-key: secrets are taken by reference, never as '
         'plain options, and a docker.system member takes no secret: a container gets secrets '
         'from env-file or from a file in volumes')

@@ -216,8 +216,7 @@ def test_archive_false_removes_the_volume_without_an_archive_and_the_default_arc
     """A builder machine's private keys leave with their part: ``archive = false`` removes
     the volume and its content with no archive on this machine's disk, where a volume
     without it is archived first, as ever."""
-    from helpers import actions
-    from test_plan import plan
+    from helpers import actions, plan
     b = buildout
     b.write(two_volumes_cfg(b))
     b.run('-N')

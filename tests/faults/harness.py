@@ -20,6 +20,8 @@ from typing import Iterable
 import docker
 import pytest
 
+from helpers import assert_one_error
+
 FAULTS_DIR = Path(__file__).resolve().parent
 THROWAWAY_PREFIX = 'dockeroo-nagoya-tmp-'
 HELPER_LABEL = 'io.dockeroo-nagoya.helper'
@@ -109,14 +111,6 @@ def inject(b, rule: str, *args: str, counter: Tally | None = None,
     if counter is not None:
         counter.add('faults injected')
     return faulted
-
-
-def assert_one_error(output: str) -> str:
-    """One ``Error:`` line, no traceback: the line is returned."""
-    assert 'Traceback' not in output, output
-    errors = [line for line in output.splitlines() if line.startswith('Error:')]
-    assert len(errors) == 1, output
-    return errors[0]
 
 
 # -- what is on the engine ---------------------------------------------------------------
