@@ -144,7 +144,8 @@ def resolve(raw: MutableMapping[str, dict[str, str]], value: str, depth: int = 0
 
 
 def expand(raw: MutableMapping[str, dict[str, str]]) -> dict[str, list[tuple[str, str]]]:
-    """Write every template's copies into buildout's raw sections; return, for each list
+    """Write every template's copies into buildout's raw sections, and the list's
+    ``OPTION-parts``, ``OPTION-names`` and each ``for-each-parts``; return, for each list
     (``SECTION:OPTION``), its (template, copy) names: line by line, each line's copies
     in the templates' order, so that a line's parts stay together."""
     groups: dict[str, list[tuple[str, dict[str, str], dict[str, str]]]] = {}
@@ -172,8 +173,13 @@ def expand(raw: MutableMapping[str, dict[str, str]]) -> dict[str, list[tuple[str
     made: dict[str, list[tuple[str, str]]] = {}
     for source, group in groups.items():
         list_section, list_option = source.split(':', 1)
+        if list_section == 'buildout':
+            raise zc.buildout.UserError(
+                f'buildout: option {list_option}: a list for for-each belongs in a section of '
+                f'its own, not in [buildout] (buildout reads it before any extension runs)')
         copies = made[source] = []
-        for line in parse_lines(source, raw[list_section][list_option]):
+        lines = parse_lines(source, raw[list_section][list_option])
+        for line in lines:
             for name, section, defaults in group:
                 copy = name.replace(HOST, line.name)
                 if copy in raw:
@@ -190,6 +196,13 @@ def expand(raw: MutableMapping[str, dict[str, str]]) -> dict[str, list[tuple[str
                             f'[{macro}] (<= {section["<"].strip()}), and there is no such '
                             f'section: check the value its placeholders come from')
                 copies.append((name, copy))
+        raw[list_section][f'{list_option}-parts'] = ' '.join(copy for _, copy in copies)
+        raw[list_section][f'{list_option}-names'] = ' '.join(line.name for line in lines)
+        for name, section, _ in group:
+            published = section.get('for-each-parts', '').strip()
+            if published:
+                raw[list_section][published] = ' '.join(
+                    copy for made_from, copy in copies if made_from == name)
     return made
 
 
@@ -209,25 +222,11 @@ def extension(buildout: Any) -> None:
     if not made:
         return
     parts = buildout['buildout']['parts'].split()
-    for source, copies in made.items():
-        list_section, list_option = source.split(':', 1)
-        if list_section == 'buildout':
-            raise zc.buildout.UserError(
-                f'buildout: option {list_option}: a list for for-each belongs in a section of '
-                f'its own, not in [buildout] (buildout reads it before any extension runs)')
-        raw[list_section][f'{list_option}-parts'] = ' '.join(copy for _, copy in copies)
-        raw[list_section][f'{list_option}-names'] = ' '.join(
-            line.name for line in parse_lines(source, raw[list_section][list_option]))
     for template in [name for name, section in raw.items() if 'for-each' in section]:
-        own = [copy for copies in made.values() for made_from, copy in copies
-               if made_from == template]
-        published = raw[template].get('for-each-parts', '').strip()
-        if published:
-            list_section = raw[template]['for-each'].strip().split(':', 1)[0]
-            raw[list_section][published] = ' '.join(own)
         if template in parts:
             at = parts.index(template)
-            parts[at:at + 1] = own
+            parts[at:at + 1] = [copy for copies in made.values()
+                                for made_from, copy in copies if made_from == template]
     buildout['buildout']['parts'] = '\n'.join(parts)
 
 
