@@ -179,6 +179,18 @@ def expand(raw: MutableMapping[str, dict[str, str]]) -> dict[str, list[tuple[str
                 f'its own, not in [buildout] (buildout reads it before any extension runs)')
         copies = made[source] = []
         lines = parse_lines(source, raw[list_section][list_option])
+        # A line's KEY=VALUE that no template of the list uses is a misspelt one
+        # (netwrok=host): refused, not silently ignored.
+        used = {key for _, section, defaults in group for value in section.values()
+                for key in _PLACEHOLDER.findall(value)} | \
+            {key for _, _, defaults in group for key in defaults}
+        for line in lines:
+            unknown = sorted(set(line.values) - used)
+            if unknown:
+                raise zc.buildout.UserError(
+                    f'{source}: line {line.name!r}: expected KEY=VALUE of what its templates '
+                    f'use ({", ".join(sorted(used - {"host", "engine", "count", "index"})) or "none"}),'
+                    f' not {unknown[0]}=')
         for line in lines:
             for name, section, defaults in group:
                 copy = name.replace(HOST, line.name)

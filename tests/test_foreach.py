@@ -79,6 +79,8 @@ def test_lines_make_parts_and_each_line_is_its_own(buildout, busybox):
     ('one default host=x', "no host= (the line says its host itself)"),
     ('one default 2 3', "expected one count, not 2 and 3"),
     ('one default 0', "expected a count of at least 1"),
+    ('one default secnods=5', "expected KEY=VALUE of what its templates use (seconds), not "
+                              "secnods="),
 ])
 def test_a_bad_line_is_one_line_before_anything_acts(buildout, busybox, lines, expected):
     b = buildout
