@@ -34,8 +34,7 @@ import zc.buildout
 from . import options as opt
 from . import decisions, identities, moves, orphans, removals, runlock, secrets
 from .engine_options import (CONFIGURED_ENGINES, DOCKEROO_ALIASES, ENGINE_OPTIONS,
-                             context_exists, engine_config, engine_move, engine_of_spec,
-                             machine_from_environment, reach, tls_directory_problem)
+                             engine_config, engine_move, reach)
 from .engine import (Engine, EngineConfig, connect, engine_errors, identity_hash,
                      labels_of, owner_labels, LABEL, LABEL_BUILDOUT, LABEL_IDENTITY, LABEL_PART)
 from .throwaway import ScriptFailed, Throwaway
@@ -754,7 +753,6 @@ def _remove_image(engine: Engine, reference: str, log: logging.Logger, quiet: bo
                                               exc.explanation or exc)
 
 
-__all__ = ['Recipe', 'ImageRecipe', 'uninstaller', 'engine_config', 'engine_of_spec',
-           'retire_image', 'retire_untagged', 'left_by_removal', 'CONFIGURED',
-           'CONFIGURED_ENGINES', 'ENGINE_OPTIONS', 'DOCKEROO_ALIASES', 'context_exists',
-           'machine_from_environment', 'tls_directory_problem', 'CANDIDATE_OPTIONS']
+__all__ = ['Recipe', 'ImageRecipe', 'uninstaller', 'engine_config', 'retire_image',
+           'retire_untagged', 'left_by_removal', 'CONFIGURED', 'CONFIGURED_ENGINES',
+           'ENGINE_OPTIONS', 'DOCKEROO_ALIASES', 'CANDIDATE_OPTIONS']

@@ -48,7 +48,8 @@ from .. import copying, identities
 from .. import options as opt
 from ..decisions import Change, state
 from ..engine import Engine, EngineConfig, connect, engine_errors
-from ..recipe import Recipe, engine_of_spec, uninstaller
+from ..engine_options import engine_of_spec
+from ..recipe import Recipe, uninstaller
 
 RECORD = 'copied.json'
 
@@ -122,8 +123,7 @@ class CopyRecipe(Recipe):
         container a part of this run makes first means every line is copied."""
         later = [self.values[o] for o in ('container-from', 'container-to') if self.values[o]
                  and self._inspect(o) is None
-                 and identities.will_have_container(self.directory, self.from_config if o ==
-                                                    'container-from' else self.engine_config,
+                 and identities.will_have_container(self.directory, self._config_of(o),
                                                     self.values[o])]
         if later:
             removed = [state('what its directory holds and the source does not is removed '
