@@ -100,8 +100,8 @@ class CommitRecipe(ImageRecipe):
         values = self.values
         name = container['Name'].lstrip('/')
         self.log.info('committing container %s', name)
-        return snapshots.commit(self.engine, container['Id'], image_config(values), labels,
-                                message=values['message'], author=values['author'],
+        return snapshots.commit(self.engine, self.name, container, image_config(values), labels,
+                                self.log, message=values['message'], author=values['author'],
                                 pause=values['pause'] and container['State'].get('Running', False))
 
 
