@@ -41,7 +41,7 @@ from .engine import (Engine, EngineConfig, connect, engine_errors, identity_hash
 from .throwaway import ScriptFailed, Throwaway
 
 #: Options that would put a secret into .installed.cfg; refused everywhere.
-PLAIN_SECRETS = ('password', 'token', 'secret', 'private-key', 'auth')
+PLAIN_SECRETS = ('password', 'token', 'secret', 'private-key', 'auth', 'source-password')
 
 #: (buildout directory, part) -> recipe, for every part configured in this run.
 CONFIGURED: dict[tuple[str, str], str] = {}

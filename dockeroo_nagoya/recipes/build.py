@@ -45,6 +45,11 @@ class BuildRecipe(ImageRecipe):
         opt.Option('name', opt.text),
         opt.Option('tag', opt.text, identity=False),
         opt.Option('source', sources.source_option, required=True),
+        # Credentials for an http(s) source, by reference (see .sources).
+        opt.Option('source-username', opt.text, identity=False),
+        opt.Option('source-password-env', opt.text, identity=False),
+        opt.Option('source-password-file', opt.text, identity=False),
+        opt.Option('source-netrc', opt.text, identity=False),
         opt.Option('dockerfile', opt.text, default='Dockerfile'),
         opt.Option('build-args', opt.key_values, default=''),
         opt.Option('target', opt.text),
