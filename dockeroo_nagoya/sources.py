@@ -329,8 +329,8 @@ class Fetcher:
             else:
                 downloads.cache = os.path.join(_scratch(), 'downloads')
         try:
-            path = downloads.fetch(url, again=self.again, authorization=self.auth and
-                                   self.auth.authorization())
+            path = downloads.fetch(url, again=self.again, authorization=self.auth.authorization()
+                                   if self.auth else None)
         except archives.ArchiveError as exc:
             raise zc.buildout.UserError(f'{self.part}: option source: {exc}') from None
         digest = archives.file_sha256(path)
