@@ -56,7 +56,7 @@ from . import copying, decisions, identities
 from . import options as opt
 from . import probes, stopsignal
 from .secrets import masked, secret_env_label, write_private
-from .engine import LABEL, LABEL_IDENTITY, LABEL_INPUTS, Engine, identity_hash, labels_of, owner_of
+from .engine import LABEL_IDENTITY, LABEL_INPUTS, Engine, identity_hash, labels_of, owner_of
 
 if TYPE_CHECKING:
     from .recipe import Recipe

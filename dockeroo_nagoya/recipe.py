@@ -36,7 +36,7 @@ from . import decisions, identities, moves, orphans, removals, runlock, secrets
 from .engine_options import (CONFIGURED_ENGINES, DOCKEROO_ALIASES, ENGINE_OPTIONS,
                              engine_config, engine_move, reach)
 from .engine import (Engine, EngineConfig, connect, engine_errors, identity_hash,
-                     labels_of, owner_labels, LABEL, LABEL_BUILDOUT, LABEL_IDENTITY, LABEL_INPUTS,
+                     labels_of, owner_labels, LABEL_BUILDOUT, LABEL_IDENTITY, LABEL_INPUTS,
                      LABEL_PART)
 from .throwaway import ScriptFailed, Throwaway
 

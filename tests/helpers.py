@@ -326,3 +326,14 @@ def timed(what: str, work, *args, **kwargs):
     result = work(*args, **kwargs)
     print(f'\n{what}: {time.monotonic() - started:.1f} s', flush=True)
     return result
+
+
+def git_repository(path: Path, files: dict[str, str], branch: str = 'main') -> Path:
+    """A git work tree at ``path`` holding ``files`` in one commit on ``branch``."""
+    path.mkdir(parents=True, exist_ok=True)
+    git('init', '-q', '-b', branch, cwd=path)
+    for name, text in files.items():
+        (path / name).write_text(text)
+    git('add', '.', cwd=path)
+    git('commit', '-q', '-m', 'files', cwd=path)
+    return path

@@ -14,7 +14,6 @@ import functools
 import http.server
 import io
 import json
-import os
 import stat
 import subprocess
 import tarfile
@@ -25,7 +24,7 @@ from typing import Iterator
 import pytest
 
 from conftest import free_port
-from helpers import assert_one_error, git, output, plan
+from helpers import assert_one_error, git, git_repository, output, plan
 
 pytestmark = pytest.mark.slow
 
@@ -93,12 +92,7 @@ def test_commit_and_persist_leave_the_env_file_values_out_of_the_image(buildout,
 # -- a git ref cannot smuggle an option to git -------------------------------------------
 def test_a_git_ref_that_is_a_git_option_is_refused_and_runs_nothing(buildout, busybox, tmp_path):
     b = buildout
-    repo = tmp_path / 'repo'
-    repo.mkdir()
-    git('init', '-q', '-b', 'main', cwd=repo)
-    (repo / 'Dockerfile').write_text(f'FROM {busybox}\n')
-    git('add', '.', cwd=repo)
-    git('commit', '-q', '-m', 'one', cwd=repo)
+    repo = git_repository(tmp_path / 'repo', {'Dockerfile': f'FROM {busybox}\n'})
     marker = tmp_path / 'ran'
     b.write(f'''
         [buildout]
@@ -188,12 +182,7 @@ def test_sources_behind_basic_auth_take_credentials_by_reference_and_keep_them_n
     b = buildout
     url, root = auth_server
     _context_tar(root / 'ctx.tar', f'FROM {busybox}\nRUN echo tarball > /made\n')
-    work = tmp_path / 'work'
-    work.mkdir()
-    git('init', '-q', '-b', 'main', cwd=work)
-    (work / 'Dockerfile').write_text(f'FROM {busybox}\nRUN echo git > /made\n')
-    git('add', '.', cwd=work)
-    git('commit', '-q', '-m', 'one', cwd=work)
+    work = git_repository(tmp_path / 'work', {'Dockerfile': f'FROM {busybox}\nRUN echo git > /made\n'})
     git('clone', '-q', '--bare', str(work), str(root / 'repo.git'), cwd=tmp_path)
     git('update-server-info', cwd=root / 'repo.git')  # git's dumb http protocol
     netrc_file = tmp_path / 'netrc'

@@ -7,6 +7,10 @@ sees a changed file) and into the image's identity label (so a reinstall
 adopts an image that is already right). ``test`` makes the new image a
 candidate that has to pass its commands before ``name`` moves to it (see
 :class:`~dockeroo_nagoya.recipe.ImageRecipe`).
+
+``source`` may be a URL (:mod:`..sources`); one behind a login takes it by
+reference: ``source-username`` with ``source-password-env`` or
+``source-password-file``, or ``source-netrc``.
 """
 from __future__ import annotations
 

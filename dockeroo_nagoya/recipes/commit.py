@@ -21,7 +21,9 @@ The commit is redone when an option changed or the container's
 configuration did: for a container of a part of this buildout, what that
 part configures (its options and image, known before it acts, see
 :mod:`..identities`), so ``${part:image-id}`` is right on the first run; for
-any other container, its id and identity label. Writes into a running
+any other container, its id and identity label. What the container got
+from its ``env-file`` is reset in the image (:func:`..snapshots.commit`).
+Writes into a running
 container, and a container its part made anew with the same configuration,
 are not looked for (that would take a scan of its files on every run):
 change an option to save them.
