@@ -382,18 +382,16 @@ def _new_client(config: EngineConfig, part: str, version: str | None = None) -> 
             if tls:
                 kwargs['tls'] = tls
             return tls_client(docker.DockerClient, **kwargs)
-        if config.host or config.verifies or config.cert_path:
-            env = dict(os.environ)
-            if config.host:
-                env['DOCKER_HOST'] = config.host
-            if config.verifies:
-                env['DOCKER_TLS_VERIFY'] = '1'
-            elif config.tls_verify is False:
-                env['DOCKER_TLS_VERIFY'] = ''  # the SDK's "false", whatever the environment says
-            if config.cert_path:
-                env['DOCKER_CERT_PATH'] = config.cert_path
-            return tls_client(docker.from_env, environment=env, **kwargs)
-        return tls_client(docker.from_env, **kwargs)
+        env = dict(os.environ)
+        if config.host:
+            env['DOCKER_HOST'] = config.host
+        if config.cert_path:
+            env['DOCKER_CERT_PATH'] = config.cert_path
+        if config.tls_verify is not None or config.cert_path:
+            env['DOCKER_TLS_VERIFY'] = '1' if config.verifies else ''  # '': the SDK's "false"
+        elif env.get('DOCKER_CERT_PATH') and 'DOCKER_TLS_VERIFY' not in env:
+            env['DOCKER_TLS_VERIFY'] = '1'  # a directory of certificates means checking, there too
+        return tls_client(docker.from_env, environment=env, **kwargs)
 
 
 def forget_everywhere(kind: str) -> None:

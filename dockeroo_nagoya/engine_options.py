@@ -77,7 +77,8 @@ def engine_config(part: str, options: Mapping[str, str],
     part beside the phrase that says otherwise is a contradiction.
 
     ``recorded``: ``options`` are a part's as ``.installed.cfg`` holds them (see
-    the module's docstring): nothing is checked and ``[buildout]`` is not read.
+    the module's docstring): nothing is checked but the key (:func:`trusted`), and
+    ``[buildout]`` is not read.
     """
     if recorded:
         return _recorded(part, options)

@@ -86,6 +86,8 @@ WAYS = {
     'dockeroo-aliases': ('', 'engine-url = {address}\nengine-tls-cert-path = {certs}',
                          'docker-cert-path'),
     'buildout': ('docker-host = {address}\ndocker-cert-path = {certs}', '', 'docker-cert-path'),
+    # DOCKER_CERT_PATH in the environment (test_an_impostor_engine_gets_nothing... sets it)
+    'environment': ('', 'docker-host = {address}', 'DOCKER_CERT_PATH'),
 }
 
 
@@ -127,8 +129,10 @@ def run_plan(b, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize('way', list(WAYS))
 def test_an_impostor_engine_gets_nothing_from_a_plan_or_a_run(buildout, client, certs,
-                                                              impostor, way):
+                                                              impostor, way, monkeypatch):
     b = buildout
+    if way == 'environment':
+        monkeypatch.setenv('DOCKER_CERT_PATH', str(certs))
     b.write(tls_config(b, way, impostor.address, certs, pull=True))
     handshake = f'the TLS handshake with {impostor.address} failed'
 
@@ -176,7 +180,7 @@ def test_docker_tls_verify_false_connects_and_says_so_on_every_run(buildout, cli
     assert len(impostor.received) > before, 'the uninstall reached the engine it was on'
 
 
-@pytest.mark.parametrize('way', [*WAYS, 'engine-phrase'])
+@pytest.mark.parametrize('way', [*(w for w in WAYS if w != 'environment'), 'engine-phrase'])
 def test_a_key_others_can_read_is_refused_in_one_line(buildout, client, pki, certs, way):
     b = buildout
     (certs / 'key.pem').chmod(0o644)
