@@ -379,13 +379,15 @@ class _NamedHTTPSConnection(http.client.HTTPSConnection):
 
 
 class _NamedHTTPSHandler(urllib.request.HTTPSHandler):
+    """urllib's HTTPS with :class:`_NamedHTTPSConnection` (a gate's one request)."""
+
     def __init__(self, context: ssl.SSLContext, server_name: str | None) -> None:
         super().__init__(context=context)
         self._context = context
         self.server_name = server_name
 
     def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        return self.do_open(functools.partial(_NamedHTTPSConnection,  # type: ignore[arg-type]
+        return self.do_open(functools.partial(_NamedHTTPSConnection,
                                               server_name=self.server_name),
                             req, context=self._context)
 
