@@ -252,6 +252,8 @@ TABLE: tuple[opt.Option, ...] = (
     opt.Option('restart', restart_policy, identity=False),
     opt.Option('stop-timeout', opt.duration, default='10', identity=False),
     opt.Option('wait-for', probes.parse_gates, default='', identity=False),
+    opt.Option('wait-for-tls-verify', opt.boolean, default='true', identity=False),
+    opt.Option('wait-for-tls-ca', opt.existing_file, identity=False),
     opt.Option('wait-timeout', opt.duration, identity=False),
     opt.Option('callbacks', opt.each(callback_line), default='', identity=False),
     opt.Option('keep', opt.boolean, default='false', identity=False),
@@ -291,6 +293,8 @@ class ContainerSpec:
     @classmethod
     def from_values(cls, part: str, name: str, values: dict[str, Any],
                     directory: str) -> ContainerSpec:
+        values['wait-for'] = probes.trusting(values['wait-for'], values['wait-for-tls-verify'],
+                                             values['wait-for-tls-ca'])
         spec = cls(part, name, directory, values)
         spec.check()
         spec.check_callbacks()

@@ -67,10 +67,18 @@ class EngineConfig:
     """Where the engine is and how to reach it; hashable so clients are shared."""
 
     host: str | None = None
-    tls_verify: bool = False
+    #: ``docker-tls-verify`` as said; ``None``: not said, so the engine's certificate is
+    #: checked exactly when there is a ``cert_path`` (:attr:`verifies`).
+    tls_verify: bool | None = None
     cert_path: str | None = None
     timeout: int = 120
     context: str | None = None
+
+    @property
+    def verifies(self) -> bool:
+        """Whether the engine's certificate is checked: a directory of certificates means
+        it is, as ``docker --tlsverify`` does, unless ``docker-tls-verify = false`` says not."""
+        return self.tls_verify if self.tls_verify is not None else bool(self.cert_path)
 
     def describe(self) -> str:
         """The address in the user's words, for error messages."""
@@ -374,16 +382,16 @@ def _new_client(config: EngineConfig, part: str, version: str | None = None) -> 
             if tls:
                 kwargs['tls'] = tls
             return tls_client(docker.DockerClient, **kwargs)
-        if config.host or config.tls_verify or config.cert_path:
-            env = dict(os.environ)
-            if config.host:
-                env['DOCKER_HOST'] = config.host
-            if config.tls_verify:
-                env['DOCKER_TLS_VERIFY'] = '1'
-            if config.cert_path:
-                env['DOCKER_CERT_PATH'] = config.cert_path
-            return tls_client(docker.from_env, environment=env, **kwargs)
-        return tls_client(docker.from_env, **kwargs)
+        env = dict(os.environ)
+        if config.host:
+            env['DOCKER_HOST'] = config.host
+        if config.cert_path:
+            env['DOCKER_CERT_PATH'] = config.cert_path
+        if config.tls_verify is not None or config.cert_path:
+            env['DOCKER_TLS_VERIFY'] = '1' if config.verifies else ''  # '': the SDK's "false"
+        elif env.get('DOCKER_CERT_PATH') and 'DOCKER_TLS_VERIFY' not in env:
+            env['DOCKER_TLS_VERIFY'] = '1'  # a directory of certificates means checking, there too
+        return tls_client(docker.from_env, environment=env, **kwargs)
 
 
 def forget_everywhere(kind: str) -> None:

@@ -92,6 +92,11 @@ class Recipe:
                 options[key] = value
         if self.engine_config.tls_verify:
             options['docker-tls-verify'] = 'true'
+        elif self.engine_config.tls_verify is False and self.engine_config.cert_path and \
+                not any(key in options for key in ('docker-tls-verify', 'engine-tls-verify')):
+            # Not checking is said where the uninstall hook reads it; a directory alone
+            # (nothing written) is read back as checking, as before.
+            options['docker-tls-verify'] = 'false'
         self.values: dict[str, Any] = opt.parse_options(name, options, self.table)
         self._engine: Engine | None = None
         self._written: set[str] = set()

@@ -61,5 +61,18 @@ def client_directory(pki: Path, name: str, ca: str, cert: str) -> Path:
     return target
 
 
+def two_authorities(directory: Path) -> Path:
+    """An engine's CA (``ca``) with its ``server`` and ``client``, and another CA
+    (``rogue-ca``) with a ``rogue-server`` and ``rogue-client`` of its own: what an
+    impostor or a stranger holds."""
+    make_ca(directory, 'ca')
+    make_ca(directory, 'rogue-ca')
+    issue(directory, 'ca', 'server', SERVER_EXTENSIONS)
+    issue(directory, 'ca', 'client', CLIENT_EXTENSIONS)
+    issue(directory, 'rogue-ca', 'rogue-client', CLIENT_EXTENSIONS)
+    issue(directory, 'rogue-ca', 'rogue-server', SERVER_EXTENSIONS)
+    return directory
+
+
 __all__ = ['CLIENT_EXTENSIONS', 'SERVER_EXTENSIONS', 'client_directory', 'issue', 'make_ca',
-           'openssl']
+           'openssl', 'two_authorities']

@@ -16,7 +16,8 @@ from typing import Any, Mapping
 import zc.buildout
 
 from .. import options as opt
-from ..engine import Engine, EngineConfig, connect, engine_errors
+from ..engine import Engine, connect, engine_errors
+from ..engine_options import described
 from ..recipe import Recipe, uninstaller
 from ..scripts import write_script
 
@@ -69,8 +70,8 @@ class CommandRecipe(Recipe):
 
 def run(config: dict[str, Any], argv: list[str]) -> int:
     """The script's body: exec the command with ``argv`` appended, stream its output."""
-    engine_config = EngineConfig(**config['engine'])
     try:
+        engine_config = described(config['part'], config['engine'])
         with engine_errors(config['part'], engine_config, f"running in {config['container']}"):
             engine = connect(engine_config, config['part'])
             exec_id = engine.api.exec_create(
