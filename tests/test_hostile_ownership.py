@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import subprocess
 import uuid
 
@@ -123,6 +124,27 @@ def test_removing_a_part_of_one_configuration_leaves_the_same_part_of_the_other(
     assert actions(out.stdout + out.stderr) == ['Uninstalling web.'], out.stdout + out.stderr
     assert not exists(client, f'{b.prefix}-a-web')
     assert running_id(client, f'{b.prefix}-b-web') == b_web
+
+
+def test_a_name_another_configuration_uses_is_refused_in_one_line(buildout, client, image):
+    """A container of the same name in another configuration of the directory is not
+    this one's to adopt or replace."""
+    b = buildout
+    for name, part in (('a', 'web'), ('b', 'site')):
+        b.write(buildout_config([part], sleeper(part, image, name=f'{b.prefix}-web'),
+                                head=f'installed = .installed-{name}.cfg\n'), f'{name}.cfg')
+    b.run('-N', config='a.cfg')
+    web = running_id(client, f'{b.prefix}-web')
+    out = b.run('-N', config='b.cfg', check=False)
+    said = out.stdout + out.stderr
+    assert out.returncode == 1, said
+    errors = [line for line in said.splitlines() if line.startswith('Error:')]
+    assert errors == [f"Error: site: container '{b.prefix}-web' already exists and belongs to "
+                      f"another configuration of this buildout: the buildout in "
+                      f"{os.path.realpath(b.directory)} (.installed-a.cfg, host "
+                      f"{socket.gethostname()}) (part web); choose another name"], said
+    assert 'Traceback' not in said
+    assert running_id(client, f'{b.prefix}-web') == web
 
 
 def _another_machine(directory: str, files: str, host: str) -> list[str]:
