@@ -20,7 +20,7 @@ import docker
 import pytest
 
 from conftest import BUILDOUT
-from helpers import actions, buildout_config, sleeper
+from helpers import actions, buildout_config, plan, sleeper
 
 INSTALLED = 'io.dockeroo-nagoya.installed'
 HOST = 'io.dockeroo-nagoya.host'
@@ -120,6 +120,10 @@ def test_removing_a_part_of_one_configuration_leaves_the_same_part_of_the_other(
         b.run('-N', config=f'{name}.cfg')
     b_web = running_id(client, f'{b.prefix}-b-web')
     b.write(buildout_config([], head='installed = .installed-a.cfg\n'), 'a.cfg')
+    planned = plan(b, '-c', 'a.cfg')
+    assert planned.returncode == 2, planned.stdout + planned.stderr
+    assert f'remove container {b.prefix}-a-web' in planned.stdout, planned.stdout
+    assert f'{b.prefix}-b-web' not in planned.stdout, planned.stdout
     out = b.run('-N', config='a.cfg')
     assert actions(out.stdout + out.stderr) == ['Uninstalling web.'], out.stdout + out.stderr
     assert not exists(client, f'{b.prefix}-a-web')
