@@ -22,7 +22,7 @@ import zc.buildout
 
 from .. import options as opt
 from ..decisions import Change, state
-from ..engine import Engine, labels_of, LABEL_BUILDOUT
+from ..engine import Engine
 from ..recipe import Recipe, uninstaller
 
 #: Seconds a removal waits for the engine to forget the endpoints of removed containers.
@@ -144,7 +144,7 @@ class NetworkRecipe(Recipe):
         aliases: dict[str, list[str]] = dict(pending or {})
         for container_id in attached:
             container = self.engine.api.inspect_container(container_id)
-            if labels_of(container).get(LABEL_BUILDOUT) != self.directory:
+            if not self.is_ours(container):
                 raise zc.buildout.UserError(
                     f'{self.name}: network {name} must be made anew (its options changed) but '
                     f'the container {container["Name"].lstrip("/")} of another owner uses it: '

@@ -19,8 +19,9 @@ import docker.types
 import zc.buildout
 
 from .. import options as opt
+from .. import ownership
 from ..decisions import Change, Reason, state
-from ..engine import Engine
+from ..engine import Engine, LABEL_PART
 from ..recipe import Recipe, uninstaller
 
 SPEC_LABEL = 'io.dockeroo-nagoya.spec'
@@ -283,15 +284,15 @@ class ServiceRecipe(Recipe):
 
 
 def _part_services(engine: Engine, directory: str, part: str) -> list[dict[str, Any]]:
-    found = engine.api.services(filters={'label': f'io.dockeroo-nagoya.part={part}'})
-    return [s for s in found
-            if (s['Spec'].get('Labels') or {}).get('io.dockeroo-nagoya.buildout') == directory]
+    found = engine.api.services(filters={'label': f'{LABEL_PART}={part}'})
+    owner = ownership.of(directory)
+    return [s for s in found if owner.claims(s['Spec'].get('Labels') or {})]
 
 
 def _part_secrets(engine: Engine, directory: str, part: str) -> list[dict[str, Any]]:
-    found = engine.api.secrets(filters={'label': f'io.dockeroo-nagoya.part={part}'})
-    return [s for s in found
-            if (s['Spec'].get('Labels') or {}).get('io.dockeroo-nagoya.buildout') == directory]
+    found = engine.api.secrets(filters={'label': f'{LABEL_PART}={part}'})
+    owner = ownership.of(directory)
+    return [s for s in found if owner.claims(s['Spec'].get('Labels') or {})]
 
 
 #: Seconds an update waits for its roll to start before taking it that none is needed.
