@@ -55,14 +55,11 @@ import zc.buildout
 from . import copying, decisions, identities
 from . import options as opt
 from . import probes, stopsignal
-from .secrets import write_private
-from .engine import LABEL, LABEL_IDENTITY, Engine, identity_hash, labels_of, owner_of
+from .secrets import masked, secret_env_label, write_private
+from .engine import LABEL_IDENTITY, LABEL_INPUTS, Engine, identity_hash, labels_of, owner_of
 
 if TYPE_CHECKING:
     from .recipe import Recipe
-
-#: Short hashes per input, as images made by this package record theirs.
-LABEL_INPUTS = f'{LABEL}.inputs'
 
 EVENTS = ('pre-create', 'post-create', 'pre-start', 'post-start',
           'pre-stop', 'post-stop', 'pre-remove', 'post-remove')
@@ -602,6 +599,8 @@ class Runner:
         self.log: logging.Logger = recipe.log
         self.callbacks = spec.callbacks()
         self.env: dict[str, str] = {}
+        #: The names in :attr:`env` whose values come from env-file (secrets).
+        self.secret_names: set[str] = set()
         self.extra_labels: dict[str, str] = dict(labels or {})
         #: A new container made by :meth:`create_ahead`, still to be brought up.
         self.ahead: str | None = None
@@ -646,15 +645,19 @@ class Runner:
             file_env = read_env_file(spec.part, spec.values['env-file'])
             env_file_digest = identity_hash(file_env)
             self.env = {**file_env, **spec.values['env']}
+            self.secret_names = set(file_env) - set(spec.values['env'])
         else:
             self.env = dict(spec.values['env'])
+            self.secret_names = set()
         values = spec.identity_values(image_id, env_file_digest)
         values.update({key: value for key, value in (extra or {}).items() if value})
         return identity_hash(values), option_hashes(values)
 
     def labels(self, identity: str, hashes: Mapping[str, str]) -> dict[str, str]:
         user = {**self.spec.values['labels'], LABEL_INPUTS: encode_hashes(hashes)}
-        return {**self.recipe.labels(identity, user), **self.extra_labels}
+        # The names of the variables from env-file: a commit resets them, a log masks them.
+        return {**self.recipe.labels(identity, user), **secret_env_label(self.secret_names),
+                **self.extra_labels}
 
     # -- the plan, carried out ------------------------------------------------------
     def converge(self, fresh: bool, expected: bool | None = None,
@@ -941,6 +944,7 @@ class Runner:
         self.log.info('running the script of %s', spec.name)
         command = [spec.values['script-shell'], '-c', spec.values['script']]
         code, output = probes.run_in(self.engine, container, command, spec.values['script-user'])
+        output = masked(output, (self.env[name] for name in self.secret_names))
         for line in output.splitlines():
             self.log.debug('%s script: %s', spec.name, line)
         if code != 0:

@@ -29,6 +29,8 @@ from .tls import client as tls_client, handshake_failed
 LABEL_IDENTITY = f'{LABEL}.identity'
 LABEL_RECIPE = f'{LABEL}.recipe'
 LABEL_HELPER = f'{LABEL}.helper'
+#: A short hash per input of a made image or container, so a remake can say what changed.
+LABEL_INPUTS = f'{LABEL}.inputs'
 
 KINDS = ('containers', 'images', 'volumes', 'networks')
 

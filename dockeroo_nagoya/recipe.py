@@ -36,11 +36,12 @@ from . import decisions, identities, moves, orphans, ownership, removals, runloc
 from .engine_options import (CONFIGURED_ENGINES, DOCKEROO_ALIASES, ENGINE_OPTIONS,
                              engine_config, engine_move, reach)
 from .engine import (Engine, EngineConfig, connect, engine_errors, identity_hash,
-                     labels_of, owner_labels, LABEL, LABEL_BUILDOUT, LABEL_IDENTITY, LABEL_PART)
+                     labels_of, owner_labels, LABEL_BUILDOUT, LABEL_IDENTITY, LABEL_INPUTS,
+                     LABEL_PART)
 from .throwaway import ScriptFailed, Throwaway
 
 #: Options that would put a secret into .installed.cfg; refused everywhere.
-PLAIN_SECRETS = ('password', 'token', 'secret', 'private-key', 'auth')
+PLAIN_SECRETS = ('password', 'token', 'secret', 'private-key', 'auth', 'source-password')
 
 #: (buildout directory, part) -> recipe, for every part configured in this run.
 CONFIGURED: dict[tuple[str, str], str] = {}
@@ -429,9 +430,6 @@ def uninstaller(cls: type[Recipe]):
     uninstall.__doc__ = f'Uninstall hook of {cls.recipe}.'
     return uninstall
 
-
-#: A short hash per input of a made image, so a rebuild can say what changed.
-LABEL_INPUTS = f'{LABEL}.inputs'
 
 #: What a candidate image is tagged as while its ``test`` runs: ``NAME:TAG-candidate``.
 CANDIDATE_SUFFIX = '-candidate'

@@ -401,3 +401,14 @@ class TLSProxy:
         with contextlib.suppress(OSError):
             self.listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept
         self.listener.close()
+
+
+def git_repository(path: Path, files: dict[str, str], branch: str = 'main') -> Path:
+    """A git work tree at ``path`` holding ``files`` in one commit on ``branch``."""
+    path.mkdir(parents=True, exist_ok=True)
+    git('init', '-q', '-b', branch, cwd=path)
+    for name, text in files.items():
+        (path / name).write_text(text)
+    git('add', '.', cwd=path)
+    git('commit', '-q', '-m', 'files', cwd=path)
+    return path

@@ -7,6 +7,10 @@ sees a changed file) and into the image's identity label (so a reinstall
 adopts an image that is already right). ``test`` makes the new image a
 candidate that has to pass its commands before ``name`` moves to it (see
 :class:`~dockeroo_nagoya.recipe.ImageRecipe`).
+
+``source`` may be a URL (:mod:`..sources`); one behind a login takes it by
+reference: ``source-username`` with ``source-password-env`` or
+``source-password-file``, or ``source-netrc``.
 """
 from __future__ import annotations
 
@@ -45,6 +49,11 @@ class BuildRecipe(ImageRecipe):
         opt.Option('name', opt.text),
         opt.Option('tag', opt.text, identity=False),
         opt.Option('source', sources.source_option, required=True),
+        # Credentials for an http(s) source, by reference (see .sources).
+        opt.Option('source-username', opt.text, identity=False),
+        opt.Option('source-password-env', opt.text, identity=False),
+        opt.Option('source-password-file', opt.text, identity=False),
+        opt.Option('source-netrc', opt.text, identity=False),
         opt.Option('dockerfile', opt.text, default='Dockerfile'),
         opt.Option('build-args', opt.key_values, default=''),
         opt.Option('target', opt.text),

@@ -21,7 +21,9 @@ The commit is redone when an option changed or the container's
 configuration did: for a container of a part of this buildout, what that
 part configures (its options and image, known before it acts, see
 :mod:`..identities`), so ``${part:image-id}`` is right on the first run; for
-any other container, its id and identity label. Writes into a running
+any other container, its id and identity label. What the container got
+from its ``env-file`` is reset in the image (:func:`..snapshots.commit`).
+Writes into a running
 container, and a container its part made anew with the same configuration,
 are not looked for (that would take a scan of its files on every run):
 change an option to save them.
@@ -100,8 +102,8 @@ class CommitRecipe(ImageRecipe):
         values = self.values
         name = container['Name'].lstrip('/')
         self.log.info('committing container %s', name)
-        return snapshots.commit(self.engine, container['Id'], image_config(values), labels,
-                                message=values['message'], author=values['author'],
+        return snapshots.commit(self.engine, self.name, container, image_config(values), labels,
+                                self.log, message=values['message'], author=values['author'],
                                 pause=values['pause'] and container['State'].get('Running', False))
 
 

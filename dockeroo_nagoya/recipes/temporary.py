@@ -295,8 +295,8 @@ class TemporaryRecipe(ImageRecipe):
                       else 'committing', box.what, member.image, member.target)
         container = self.engine.inspect('containers', box.id or '')
         assert container is not None
-        image_id = snapshots.commit(self.engine, container['Id'], ImageConfig(), labels,
-                                    pause=False)
+        image_id = snapshots.commit(self.engine, self.name, container, ImageConfig(), labels,
+                                    self.log, pause=False)
         if member.action == 'persist':
             mounts = snapshots.volume_mounts(self.name, container, None)
             image_id = snapshots.with_volumes(self.engine, self.name, image_id, container['Id'],
