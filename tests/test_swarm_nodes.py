@@ -170,25 +170,27 @@ def test_placed_on_workers_through_the_registry_with_a_secret_rerun_scaled_rolle
     assert not nodes.client.networks.list(names=[b.prefix])
 
 
-@pytest.mark.parametrize('bad', ['command = false', 'image = {registry}/dn/busybox:nope'])
+@pytest.mark.parametrize('bad', ['command', 'image'])
 def test_a_bad_update_rolls_back_keeping_replicas_running_and_says_why(
         swarm_nodes, buildout, service_gone, bad):
+    """A command that fails, or an image tag the registry lacks: the Swarm rolls back, the
+    run fails in one line naming the cause, a replica serves all along."""
     b, nodes = buildout, swarm_nodes
     name = f'{b.prefix}-web'
-    cfg = service_cfg(b, nodes, nodes.busybox, 2, command='sleep 3600')
-    b.write(cfg)
+    good = {'image': nodes.busybox, 'command': 'sleep 3600'}
+    b.write(service_cfg(b, nodes, good['image'], 2, command=good['command']))
     b.run('-N')
     before = spec(nodes, name)
-    bad = bad.format(registry=nodes.registry)
-    key = bad.split(' = ')[0]
-    b.write(cfg.replace(f'{key} = ', f'{key} = {bad.split(" = ")[1]}\n_old_{key} = ', 1))
+    wrong = {**good, **{'command': {'command': 'false'},
+                        'image': {'image': f'{nodes.registry}/dn/busybox:nope'}}[bad]}
+    b.write(service_cfg(b, nodes, wrong['image'], 2, command=wrong['command']))
     with fewest_running(nodes, name) as fewest:
         started = time.monotonic()
         out = b.fail('-N')
         took = time.monotonic() - started
     line = assert_one_error(out)
     assert f'the update of service {name} failed and the Swarm rolled it back' in line, out
-    cause = 'non-zero exit (1)' if key == 'command' else 'No such image'
+    cause = 'non-zero exit (1)' if bad == 'command' else 'No such image: ' + wrong['image']
     assert cause in line and '(on worker' in line, line
     assert took < 60, 'the run failed before its wait-timeout'
     assert fewest[0] >= 1, 'no replica was running at some moment of the update'

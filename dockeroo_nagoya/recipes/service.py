@@ -230,9 +230,7 @@ class ServiceRecipe(Recipe):
         elif change.action == 'update':
             self.log.info('%s', change.text())
             self._update_in_place(current, replicas)
-        after = self._find(name)
-        assert after is not None
-        self._wait_running(name, replicas, after['UpdatedAt'],
+        self._wait_running(name, replicas, current['UpdatedAt'] if current else '',
                            rolled=change.how == 'rolling update')
         self._remove_unused_secrets(name)
         return []
@@ -328,9 +326,11 @@ class ServiceRecipe(Recipe):
         :data:`PROGRESS_EVERY` seconds what the tasks do; a failure early, when a task
         error cannot heal or the Swarm rolled the update back.
 
-        ``since`` is the service's ``UpdatedAt`` after this run changed it: only tasks made
-        since, and a roll started since, count (the update status stays the last roll's
-        until the Swarm starts the next; a change that restarts no task starts none).
+        ``since`` is the service's ``UpdatedAt`` before this run changed it: only tasks made
+        after it, and a roll started after it, count (the update status stays the last
+        roll's until the Swarm starts the next, and a change that restarts no task starts
+        none). Not the time read after the change: the Swarm moves ``UpdatedAt`` again
+        just after it starts the roll, which would make the roll look older.
         """
         started = time.monotonic()
         deadline = started + self.values['wait-timeout']
@@ -342,9 +342,9 @@ class ServiceRecipe(Recipe):
             tasks = self.engine.api.tasks(filters={'service': service['ID']})
             wanted = [t for t in tasks if t['DesiredState'] == 'running']
             running = [t for t in wanted if t['Status']['State'] == 'running']
-            recent = [t for t in tasks if _instant(t.get('CreatedAt')) >= _instant(since)]
+            recent = [t for t in tasks if _instant(t.get('CreatedAt')) > _instant(since)]
             status = service.get('UpdateStatus') or {}
-            update = status.get('State') if _instant(status.get('StartedAt')) >= _instant(since) \
+            update = status.get('State') if _instant(status.get('StartedAt')) > _instant(since) \
                 else None
             if rolled and update is None and time.monotonic() < started + ROLL_START_GRACE:
                 update = 'not started'
@@ -402,9 +402,9 @@ class ServiceRecipe(Recipe):
         for task in sorted(tasks, key=lambda t: _instant(t.get('CreatedAt'))):
             error = task['Status'].get('Err')
             if error and error not in found:
-                found[error] = nodes.get(task.get('NodeID', ''), 'no node')
-        return '; '.join(f'{error} (on {node})' for error, node in
-                         list(found.items())[:SHOWN_ERRORS])
+                node = nodes.get(task.get('NodeID', ''))  # (none yet: a task not placed)
+                found[error] = f'{error} (on {node})' if node else error
+        return '; '.join(list(found.values())[:SHOWN_ERRORS])
 
     def _remove_unused_secrets(self, name: str) -> None:
         """Secrets of earlier file contents, once no task uses them any more."""
