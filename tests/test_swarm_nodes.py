@@ -240,3 +240,29 @@ def test_a_worker_going_down_leaves_the_run_succeeding(swarm_nodes, buildout, se
         assert len(running(nodes, name)) == 2
     finally:
         worker2.start()
+
+
+@pytest.mark.parametrize('option, value, expected', [
+    ('update-order', 'random', 'one of start-first, stop-first'),
+    ('update-failure-action', 'retry', 'one of rollback, pause, continue'),
+    ('rollback-failure-action', 'rollback', 'one of pause, continue'),
+    ('update-max-failure-ratio', '1.5', 'a number from 0 to 1'),
+    ('rollback-monitor', 'soon', 'a duration'),
+    ('update-order', 'start-first', 'stop-first: the service publishes port 8080 in host mode'),
+])
+def test_update_settings_are_checked_before_anything_runs(buildout, option, value, expected):
+    """One line naming the part and the option, from the recipe's __init__ (no engine)."""
+    b = buildout
+    b.write(f'''
+        [buildout]
+        parts = web
+
+        [web]
+        recipe = dockeroo_nagoya:docker.service
+        docker-host = unix:///nonexistent/docker.sock
+        image = busybox
+        ports = 8080:80:host
+        {option} = {value}
+        ''')
+    line = assert_one_error(b.fail('-N'))
+    assert line.startswith(f'Error: web: option {option}') and expected in line, line

@@ -158,8 +158,9 @@ class ServiceRecipe(Recipe):
             key = f'{step}-order'
             if self.values[key] is None:
                 # Two copies of a task side by side cannot both hold a host-mode port.
+                # (Not written into the options: an existing part's recorded options stay
+                # as they were, and buildout does not reinstall it after an upgrade.)
                 self.values[key] = 'stop-first' if host_ports else 'start-first'
-                self.options[key] = self.values[key]
             elif self.values[key] == 'start-first' and host_ports:
                 raise opt.invalid(self.name, key, f'stop-first: the service publishes port '
                                   f'{host_ports[0]} in host mode, which the new task cannot '
@@ -520,10 +521,14 @@ def _instant(stamp: str | None) -> tuple[str, str]:
 
 
 def _wait_gone(engine: Engine, service_id: str, timeout: float = 60) -> None:
-    """Secrets can be removed only when the service's tasks are gone."""
+    """Secrets and networks can be removed only when the service's tasks are gone: on every
+    node (the Swarm's tasks) and on the manager itself (its containers)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not engine.api.containers(all=True, filters={'label': f'com.docker.swarm.service.id={service_id}'}):
+        # (All tasks: a filter by a service that is gone is refused.)
+        if not any(t['ServiceID'] == service_id for t in engine.api.tasks()) and \
+                not engine.api.containers(all=True, filters={
+                    'label': f'com.docker.swarm.service.id={service_id}'}):
             return
         time.sleep(0.1)
 
