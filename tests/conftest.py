@@ -494,11 +494,15 @@ class SecondEngine:
             subprocess.run(['ip', 'addr', 'add', f'10.234.{self.index}.1/24', 'dev', self.bridge],
                            check=True)
             subprocess.run(['ip', 'link', 'set', self.bridge, 'up'], check=True)
+        self._launch(['dockerd', *self._listen(), '--data-root', str(self.root / 'data'),
+                      '--exec-root', str(self.root / 'exec'),
+                      '--pidfile', str(self.root / 'docker.pid'),
+                      '--bridge', self.bridge, '--iptables=false'])
+
+    def _launch(self, command: list[str]) -> None:
+        """Start the daemon (``command``, logging to dockerd.log) and wait until it answers."""
         log = open(self.root / 'dockerd.log', 'ab')  # noqa: SIM115 - the daemon's, closed by it
-        self.process = subprocess.Popen(
-            ['dockerd', *self._listen(), '--data-root', str(self.root / 'data'),
-             '--exec-root', str(self.root / 'exec'), '--pidfile', str(self.root / 'docker.pid'),
-             '--bridge', self.bridge, '--iptables=false'], stdout=log, stderr=log)
+        self.process = subprocess.Popen(command, stdout=log, stderr=log)
         log.close()
         deadline = time.monotonic() + 60
         while True:
@@ -511,7 +515,7 @@ class SecondEngine:
                 return
             except (docker.errors.DockerException, OSError):
                 if time.monotonic() > deadline or self.process.poll() is not None:
-                    raise RuntimeError('the second dockerd did not start: '
+                    raise RuntimeError(f'dockerd in {self.root} did not start: '
                                        + (self.root / 'dockerd.log').read_text()[-2000:])
                 time.sleep(0.2)
 
@@ -618,7 +622,7 @@ def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(['ip', *args], check=check, capture_output=True)
 
 
-class SwarmNode:
+class SwarmNode(SecondEngine):
     """One machine of the Swarm: a dockerd in a network namespace of its own (``NS``), with
     its own host name (a UTS namespace), data root, exec root, pid file, unix socket and
     bridge, reached from the others over a veth on :data:`SWARM_BRIDGE`.
@@ -627,7 +631,8 @@ class SwarmNode:
     dockerd needs); the daemon's iptables rules stay inside its namespace.
     """
 
-    def __init__(self, root: Path, name: str, number: int, registry: str) -> None:
+    def __init__(self, root: Path, name: str, number: int,  # pylint: disable=super-init-not-called
+                 registry: str) -> None:
         self.name = name
         self.netns = f'dnsw-{name}'
         self.veth = f'dnsw-{name}'[:15]
@@ -639,6 +644,7 @@ class SwarmNode:
         self.registry = registry
         self.process: subprocess.Popen | None = None
         self.client: docker.DockerClient | None = None
+        self.tls_host = None
 
     def make_network(self) -> None:
         self.root.mkdir(exist_ok=True)
@@ -655,40 +661,12 @@ class SwarmNode:
         _ip(*inside, 'link', 'set', 'dnswdocker0', 'up')
 
     def start(self) -> None:
-        log = open(self.root / 'dockerd.log', 'ab')  # noqa: SIM115 - the daemon's, closed by it
-        daemon = ['dockerd', '--host', self.host, '--data-root', str(self.root / 'data'),
-                  '--exec-root', str(self.root / 'exec'), '--pidfile', str(self.root / 'docker.pid'),
-                  '--bridge', 'dnswdocker0', '--insecure-registry', self.registry]
-        self.process = subprocess.Popen(
+        self._launch(
             ['nsenter', f'--net=/var/run/netns/{self.netns}', '--', 'unshare', '--uts', '--',
-             'sh', '-c', f'hostname {self.name} && exec "$@"', 'sh', *daemon],
-            stdout=log, stderr=log)
-        log.close()
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                self.client = docker.DockerClient(base_url=self.host, timeout=120)
-                self.client.ping()
-                return
-            except (docker.errors.DockerException, OSError):
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    raise RuntimeError(f'dockerd of {self.name} did not start: '
-                                       + (self.root / 'dockerd.log').read_text()[-2000:])
-                time.sleep(0.2)
-
-    def stop(self) -> None:
-        """The machine going down: its daemon stops (and its tasks with it)."""
-        if self.client is not None:
-            self.client.close()
-            self.client = None
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-        self.process = None
+             'sh', '-c', f'hostname {self.name} && exec "$@"', 'sh',
+             'dockerd', '--host', self.host, '--data-root', str(self.root / 'data'),
+             '--exec-root', str(self.root / 'exec'), '--pidfile', str(self.root / 'docker.pid'),
+             '--bridge', 'dnswdocker0', '--insecure-registry', self.registry])
 
     def destroy(self) -> None:
         self.stop()
