@@ -101,8 +101,8 @@ class Change:
     #: The engine's id of the object as it is now (``None``: there is none yet).
     id: str | None = None
     #: How an ``update`` is made, when an object has more than one way (a service's
-    #: ``rolling update``, which replaces its tasks, or ``in place``: a scale or new update
-    #: settings, which leave them running): the acting reads it here, not from the reasons.
+    #: ``rolling update``, which replaces its tasks, or a ``scale`` or ``new update
+    #: settings``, which leave them running): the acting reads it here, not from the reasons.
     how: str | None = None
 
     def __post_init__(self) -> None:

@@ -142,7 +142,7 @@ def test_placed_on_workers_through_the_registry_with_a_secret_rerun_scaled_rolle
     b.write(cfg.replace('replicas = 4', 'replicas = 2'))
     said = plan(b).stdout
     assert f"update service {name} (scale): replicas '4' -> '2'" in said, said
-    assert 'scale' in b.run('-N').stdout
+    assert f'scaling service {name} from 4 to 2 replicas' in b.run('-N').stdout
     two = running(nodes, name)
     assert len(two) == 2 and set(two) <= set(four)
 

@@ -94,9 +94,11 @@ ORDERS = ('start-first', 'stop-first')
 
 
 def _roll_options(step: str, actions: tuple[str, ...], parallelism: str) -> tuple[opt.Option, ...]:
-    """The options of one of the Swarm's two rolls (``update`` or ``rollback``). Not part
-    of the identity: they are compared with what the engine holds (:func:`spec_view`), and
-    a change of them alone changes the settings without replacing a task."""
+    """The options of one of the Swarm's two rolls (``update`` or ``rollback``). They are
+    compared with what the engine holds (:func:`spec_view`), and a change of them alone
+    changes the settings without replacing a task. Not part of the identity, but for
+    ``update-parallelism`` and ``update-delay``, which always were: taking them out would
+    change every existing service's identity, and the next run would roll it needlessly."""
     return (
         opt.Option(f'{step}-parallelism', opt.integer(0), default=parallelism,
                    identity=step == 'update'),
@@ -228,6 +230,11 @@ class ServiceRecipe(Recipe):
             self.engine.api.update_service(
                 current['ID'], current['Version']['Index'],
                 **self._spec(identity, spec_id, self._secret_references()))
+        elif change.how == 'scale':
+            others = ', '.join(r.text() for r in change.reasons if r.input != 'replicas')
+            self.log.info('scaling service %s from %d to %d replicas%s', name,
+                          _replicas(current), replicas, f' ({others})' if others else '')
+            self._update_in_place(current, replicas)
         elif change.action == 'update':
             self.log.info('%s', change.text())
             self._update_in_place(current, replicas)
