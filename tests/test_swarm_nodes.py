@@ -3,6 +3,7 @@ two workers, each a dockerd in its own network namespace, images through a regis
 from __future__ import annotations
 
 import contextlib
+import json
 import textwrap
 import threading
 import time
@@ -152,6 +153,9 @@ def test_placed_on_workers_through_the_registry_with_a_secret_rerun_scaled_rolle
     said = plan(b).stdout
     assert f'update service {name} (rolling update): env changed' in said, said
     assert "replicas '2' -> '3'" in said and 'front' not in said, said
+    [change] = [c for c in json.loads(plan(b, '--json').stdout)['changes'] if c['kind'] == 'service']
+    assert change['how'] == 'rolling update', change  # the data says it, not a reason's text
+    assert {r['input'] for r in change['reasons']} == {'env', 'replicas'}, change
     out += b.run('-N').stdout
     rolled = running(nodes, name)
     assert len(rolled) == 3 and not set(rolled) & set(two)
@@ -219,6 +223,15 @@ def test_waiting_says_what_the_tasks_do_and_stops_on_an_error_that_cannot_heal(
     assert time.monotonic() - started < 60, out
     line = assert_one_error(out)
     assert 'cannot run its tasks' in line and 'busybox:absent' in line, line
+    nodes.client.services.get(f'{b.prefix}-web').remove()
+
+    # A command that fails every time: the run stops after a few failures, naming them.
+    b.write(service_cfg(b, nodes, nodes.busybox, 1, command='false', wait_timeout='120'))
+    started = time.monotonic()
+    out = b.fail('-N')
+    assert time.monotonic() - started < 60, out
+    line = assert_one_error(out)
+    assert 'cannot run its tasks' in line and 'task: non-zero exit (1) (on worker' in line, line
 
 
 def test_a_worker_going_down_leaves_the_run_succeeding(swarm_nodes, buildout, service_gone):
