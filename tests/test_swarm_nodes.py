@@ -213,20 +213,19 @@ def test_waiting_says_what_the_tasks_do_and_stops_on_an_error_that_cannot_heal(
     assert 'replicas running (tasks: 1 pending' in out, out
     line = assert_one_error(out)
     assert 'option wait-timeout' in line and '0 of 1 replicas running after 12 s' in line, out
-    nodes.client.services.get(f'{b.prefix}-web').remove()
 
     # An image the registry lacks: the run stops at once, naming it.
     b.write(service_cfg(b, nodes, f'{nodes.registry}/dn/busybox:absent', 1,
-                        command='sleep 3600', wait_timeout='120'))
+                        command='sleep 3600', wait_timeout='120', name=f'{b.prefix}-absent'))
     started = time.monotonic()
     out = b.fail('-N')
     assert time.monotonic() - started < 60, out
     line = assert_one_error(out)
     assert 'cannot run its tasks' in line and 'busybox:absent' in line, line
-    nodes.client.services.get(f'{b.prefix}-web').remove()
 
     # A command that fails every time: the run stops after a few failures, naming them.
-    b.write(service_cfg(b, nodes, nodes.busybox, 1, command='false', wait_timeout='120'))
+    b.write(service_cfg(b, nodes, nodes.busybox, 1, command='false', wait_timeout='120',
+                        name=f'{b.prefix}-false'))
     started = time.monotonic()
     out = b.fail('-N')
     assert time.monotonic() - started < 60, out
