@@ -42,14 +42,18 @@ from ..throwaway import image_config, image_config_options
 
 #: The options docker.commit and docker.persist share.
 COMMIT_TABLE = (
-    opt.Option('container', opt.text, required=True),
-    opt.Option('name', opt.text, identity=False),
-    opt.Option('tag', opt.text, identity=False),
+    opt.Option('container', opt.text, required=True,
+               doc='The container to commit (usually ``${run-part:name}``).'),
+    opt.Option('name', opt.text, identity=False,
+               doc="The image's name (default: the part's name); ``${part:image}``."),
+    opt.Option('tag', opt.text, identity=False, doc="The image's tag (default ``latest``)."),
     *image_config_options(volumes=True),
-    opt.Option('message', opt.text),
-    opt.Option('author', opt.text),
-    opt.Option('pause', opt.boolean, default='true'),
-    opt.Option('keep', opt.boolean, default='false', identity=False),
+    opt.Option('message', opt.text, doc='The commit message.'),
+    opt.Option('author', opt.text, doc="The commit's author."),
+    opt.Option('pause', opt.boolean, default='true',
+               doc='Pause the container while it is committed.'),
+    opt.Option('keep', opt.boolean, default='false', identity=False,
+               doc='Keep the image when the part is removed.'),
     *CANDIDATE_OPTIONS,
 )
 

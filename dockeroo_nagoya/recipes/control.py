@@ -44,9 +44,13 @@ class ControlRecipe(Recipe):
     kind = 'containers'
     owns = ()
     table = (
-        opt.Option('parts', opt.words, required=True),
-        opt.Option('script-name', opt.name),
-        opt.Option('backup-directory', opt.path, identity=False),
+        opt.Option('parts', opt.words, required=True,
+                   doc=('The ``docker.run`` parts whose containers the script controls (any order; '
+                        'a replicated part brings each of its containers).')),
+        opt.Option('script-name', opt.name,
+                   doc="The script's name in ``bin`` (default: the part's name)."),
+        opt.Option('backup-directory', opt.path, identity=False,
+                   doc='Where ``backup`` writes (default ``var/backups/PART``).'),
     )
 
     def configure(self) -> None:

@@ -49,6 +49,15 @@ from ..throwaway import ImageConfig, command_line, container_paths, ports
 
 #: The resource options, and whether what they copy in is made executable.
 RESOURCE_OPTIONS = {'libs': False, 'runs': True, 'entrypoint': True}
+#: What each resource option does with its lines.
+RESOURCE_DOCS = {
+    'libs': 'Resource lines ``HOSTPATH in /DIR`` (for ``/DIR/BASENAME``) or ``HOSTPATH at /PATH``: '
+            'files copied in.',
+    'runs': 'Resource lines as ``libs``; copied in (executable) and run in order in their own '
+            'directory.',
+    'entrypoint': 'One resource line, copied in (executable); the ENTRYPOINT, its directory the '
+                  'WORKDIR.',
+}
 
 
 class ImageFromOptionsRecipe(ImageRecipe):
@@ -57,21 +66,30 @@ class ImageFromOptionsRecipe(ImageRecipe):
     recipe = 'docker.image'
 
     table = (
-        opt.Option('from', opt.image_reference, required=True),
-        opt.Option('name', opt.text, identity=False),
-        opt.Option('tag', opt.text, identity=False),
-        opt.Option('maintainer', opt.text),
+        opt.Option('from', opt.image_reference, required=True,
+                   doc='The base image (required, local).'),
+        opt.Option('name', opt.text, identity=False,
+                   doc="The image's name (default: the part's name); ``${part:image}``."),
+        opt.Option('tag', opt.text, identity=False, doc="The image's tag (default ``latest``)."),
+        opt.Option('maintainer', opt.text, doc="The image's maintainer label."),
         # Resource lines, parsed in configure (host paths are relative to the buildout).
-        *(opt.Option(option, opt.text, default='', identity=False) for option in RESOURCE_OPTIONS),
-        opt.Option('env', opt.key_values, default='', aliases=('envs',)),
-        opt.Option('expose', ports, default='', aliases=('exposes',)),
-        opt.Option('volumes', container_paths, default=''),
-        opt.Option('command', command_line),
-        opt.Option('user', opt.text),
-        opt.Option('working-dir', opt.text),
-        opt.Option('labels', opt.key_values, default=''),
-        opt.Option('no-cache', opt.boolean, default='false', identity=False),
-        opt.Option('keep', opt.boolean, default='false', identity=False),
+        *(opt.Option(option, opt.text, default='', identity=False,
+                     doc=RESOURCE_DOCS[option]) for option in RESOURCE_OPTIONS),
+        opt.Option('env', opt.key_values, default='', aliases=('envs',),
+                   doc="The image's ENV: ``KEY=VALUE`` lines (moromi's ``envs``)."),
+        opt.Option('expose', ports, default='', aliases=('exposes',),
+                   doc="The image's EXPOSE (moromi's ``exposes``)."),
+        opt.Option('volumes', container_paths, default='',
+                   doc="The image's VOLUME, after ``runs``."),
+        opt.Option('command', command_line, doc="The image's CMD."),
+        opt.Option('user', opt.text, doc="The image's USER."),
+        opt.Option('working-dir', opt.text,
+                   doc="The image's WORKDIR (default: the entrypoint's directory)."),
+        opt.Option('labels', opt.key_values, default='', doc='``KEY=VALUE`` labels of the image.'),
+        opt.Option('no-cache', opt.boolean, default='false', identity=False,
+                   doc="Build without the engine's cache."),
+        opt.Option('keep', opt.boolean, default='false', identity=False,
+                   doc='Keep the image when the part is removed.'),
         *CANDIDATE_OPTIONS,
     )
 

@@ -51,11 +51,15 @@ class LoadRecipe(Recipe):
     kind = 'images'
     owns = ()
     table = (
-        opt.Option('name', opt.text, identity=False),
-        opt.Option('tag', opt.text, identity=False),
+        opt.Option('name', opt.text, identity=False,
+                   doc=("The image the part exposes (default: the part's name), tagged so after the"
+                        ' load.')),
+        opt.Option('tag', opt.text, identity=False, doc="The image's tag (default ``latest``)."),
         # An existing file unless a docker.save part of this run writes it (configure).
-        opt.Option('path', opt.path, required=True, identity=False),
-        opt.Option('keep', opt.boolean, default='false', identity=False),
+        opt.Option('path', opt.path, required=True, identity=False,
+                   doc='A file from ``docker save``, plain or compressed.'),
+        opt.Option('keep', opt.boolean, default='false', identity=False,
+                   doc='Keep the tag when the part is removed.'),
     )
 
     def configure(self) -> None:

@@ -30,7 +30,9 @@ class PersistRecipe(CommitRecipe):
     """An image of a container and of the content of its volumes."""
 
     recipe = 'docker.persist'
-    table = COMMIT_TABLE + (opt.Option('paths', container_paths, default=''),)
+    table = COMMIT_TABLE + (opt.Option('paths', container_paths, default='',
+                                       doc=('Which volumes to include (default: every volume, not '
+                                            'bind mounts; name a bind mount to include it).')),)
 
     #: Its identity holds its volumes' content, read as it acts: a plan says ``unknown``.
     decide = Recipe.decide

@@ -57,13 +57,19 @@ class PushRecipe(Recipe):
     recipe = 'docker.push'
     kind = 'images'
     table = (
-        opt.Option('image', opt.image_reference),
-        opt.Option('name', opt.image_reference, identity=False),
-        opt.Option('tags', target_lines),
-        opt.Option('registry', opt.text),
-        opt.Option('username', opt.text, identity=False),
-        opt.Option('password-env', opt.text, identity=False),
-        opt.Option('password-file', opt.text, identity=False),
+        opt.Option('image', opt.image_reference, doc='The local image to push.'),
+        opt.Option('name', opt.image_reference, identity=False,
+                   doc="dockeroo's name: the reference the image is pushed as."),
+        opt.Option('tags', target_lines,
+                   doc="``NAME:TAG`` references to push as (default: the image's own name)."),
+        opt.Option('registry', opt.text,
+                   doc='Prefixed to each reference that does not start with it.'),
+        opt.Option('username', opt.text, identity=False,
+                   doc="The registry user (else the user's docker config)."),
+        opt.Option('password-env', opt.text, identity=False,
+                   secret=True, doc='The environment variable holding the password.'),
+        opt.Option('password-file', opt.text, identity=False,
+                   secret=True, doc='The file holding the password.'),
     )
 
     def configure(self) -> None:

@@ -64,9 +64,13 @@ class RunRecipe(Recipe):
     keep_default = False
     owns = ('containers',)
     table = containers.TABLE + (
-        opt.Option('replicas', opt.integer(1), identity=False),
+        opt.Option('replicas', opt.integer(1), identity=False,
+                   doc=('Containers ``NAME-1`` ... ``NAME-N`` from one part; ``{index}`` is each '
+                        "one's number; ``${part:names}`` lists them.")),
         # Names of parts this one comes after: a reference is all buildout needs to order them.
-        opt.Option('depends', opt.words, default='', identity=False),
+        opt.Option('depends', opt.words, default='', identity=False,
+                   doc=('Lines such as ``${other:name}``: the reference orders the parts, nothing '
+                        'else.')),
     )
 
     #: toji's spellings, read by take_toji_aliases.

@@ -41,10 +41,13 @@ class SaveRecipe(Recipe):
     kind = 'images'
     owns = ()
     table = (
-        opt.Option('name', opt.text, identity=False),
-        opt.Option('tag', opt.text, identity=False),
-        opt.Option('path', opt.path, identity=False),
-        opt.Option('keep', opt.boolean, default='false', identity=False),
+        opt.Option('name', opt.text, identity=False,
+                   doc="The image to save (default: the part's name)."),
+        opt.Option('tag', opt.text, identity=False, doc="The image's tag (default ``latest``)."),
+        opt.Option('path', opt.path, identity=False,
+                   doc='The file (default ``parts/PART/IMAGE.tar``); ``${part:path}``.'),
+        opt.Option('keep', opt.boolean, default='false', identity=False,
+                   doc='Keep the file when the part is removed.'),
     )
 
     def configure(self) -> None:
