@@ -9,7 +9,7 @@ PIP := $(VENV)/bin/pip
 KOJI_IMAGE ?=
 BUILDOUT_ARGS ?= $(if $(KOJI_IMAGE),koji:image=$(KOJI_IMAGE))
 
-.PHONY: koji up plan test quick-test clean
+.PHONY: koji up plan test quick-test docs clean
 
 koji: up
 
@@ -31,6 +31,14 @@ test: bin/test
 quick-test: bin/test
 	bin/test -m "not slow" $(TEST_ARGS)
 
+# The documentation site (docs/): HTML in docs/_build/html, a warning is an error.
+docs: $(VENV)/.docs
+	$(VENV)/bin/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+
+$(VENV)/.docs: $(VENV)/.installed
+	$(PIP) install -q -e '.[test,docs]'
+	touch $@
+
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
@@ -46,4 +54,4 @@ bin/test: bin/buildout buildout.cfg setup.py
 	touch $@
 
 clean:
-	rm -rf $(VENV) bin parts develop-eggs eggs .installed.cfg
+	rm -rf $(VENV) bin parts develop-eggs eggs .installed.cfg docs/_build
