@@ -32,17 +32,13 @@ quick-test: bin/test
 	bin/test -m "not slow" $(TEST_ARGS)
 
 # The documentation site (docs/): HTML in docs/_build/html, a warning is an error.
-docs: $(VENV)/.docs
+docs: $(VENV)/.installed
 	$(VENV)/bin/sphinx-build -W --keep-going -q -b html docs docs/_build/html
-
-$(VENV)/.docs: $(VENV)/.installed
-	$(PIP) install -q -e '.[test,docs]'
-	touch $@
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q 'zc.buildout==6.0.1' 'zc.recipe.egg==6.0.0' -e '.[test]'
+	$(PIP) install -q 'zc.buildout==6.0.1' 'zc.recipe.egg==6.0.0' -e '.[test,docs]'
 	touch $@
 
 bin/buildout: $(VENV)/.installed

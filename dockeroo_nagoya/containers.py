@@ -238,8 +238,7 @@ TABLE: tuple[opt.Option, ...] = (
                doc=('``CONTAINER[:ALIAS]`` lines: a container on the engine or one a part of this '
                     'buildout makes, else one error line before anything acts.')),
     opt.Option('networks', opt.each(opt.name), default='',
-               doc=('Networks to join, one name a line (the first is the one the container is '
-                    'created on).')),
+               doc='Networks to join, one name a line.'),
     opt.Option('network-aliases', opt.each(opt.name), default='',
                doc="The container's aliases on its networks."),
     opt.Option('hostname', opt.text, doc="The container's host name."),
