@@ -225,22 +225,23 @@ TABLE: tuple[opt.Option, ...] = (
     opt.Option('entrypoint', command_line, doc='The entrypoint, split as a shell would.'),
     opt.Option('env', opt.key_values, default='', doc='Environment: ``KEY=VALUE`` lines.'),
     opt.Option('env-file', opt.path, identity=False,
-               secret=True, doc=('A file of ``KEY=VALUE`` lines, read at each run; only its hash is kept (a '
-                    'secret by reference).')),  # its content is hashed instead
+               secret=True,  # its content is hashed instead
+               doc=('A file of ``KEY=VALUE`` lines, read at each run; only its hash is kept '
+                    '(a secret by reference).')),
     opt.Option('ports', opt.each(port_line), default='',
                doc='Published ports: ``[IP:][HOST:]CONTAINER[/udp]`` lines.'),
     opt.Option('volumes', opt.each(volume_line), default='',
-               doc=("``SOURCE:/PATH[:ro]`` lines, SOURCE a volume's name or a host path, or "
-                    '``/PATH`` alone for an anonymous volume.')),
+               doc=("``SOURCE:/PATH[:ro]`` lines, SOURCE a volume's name or a host path "
+                    "(``/``, ``./``, ``~/``), or ``/PATH`` alone for an anonymous volume.")),
     opt.Option('volumes-from', opt.each(volumes_from_line), default='',
                doc='``CONTAINER[:ro|rw]`` lines.'),
     opt.Option('links', opt.each(link_line), default='',
                doc=('``CONTAINER[:ALIAS]`` lines: a container on the engine or one a part of this '
                     'buildout makes, else one error line before anything acts.')),
     opt.Option('networks', opt.each(opt.name), default='',
-               doc='Networks to join, one name a line.'),
+               doc='Networks to join, one name a line (the first one at creation).'),
     opt.Option('network-aliases', opt.each(opt.name), default='',
-               doc="The container's aliases on its networks."),
+               doc="The container's aliases, on each user-defined network."),
     opt.Option('hostname', opt.text, doc="The container's host name."),
     opt.Option('user', opt.text, doc='The user (``NAME``, ``UID[:GID]``) the command runs as.'),
     opt.Option('working-dir', opt.text, doc='The working directory of the command.'),
@@ -257,7 +258,7 @@ TABLE: tuple[opt.Option, ...] = (
                doc=("The engine's health check: a shell command, or ``none`` to turn off the "
                     "image's.")),
     opt.Option('healthcheck-interval', opt.duration, default='1s',
-               doc='Time between two health checks.'),
+               doc='Time between two health checks (1s, so ``wait-for = healthy`` is quick).'),
     opt.Option('healthcheck-timeout', opt.duration, default='10s',
                doc='Time one health check may take.'),
     opt.Option('healthcheck-retries', opt.integer(1), default='3',

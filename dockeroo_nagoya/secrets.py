@@ -12,6 +12,18 @@ from typing import Mapping
 
 import zc.buildout
 
+from . import options as opt
+
+#: A registry login, the password by reference (docker.pull and docker.push take it).
+CREDENTIAL_OPTIONS = (
+    opt.Option('username', opt.text, identity=False,
+               doc="The registry user (else the user's docker config)."),
+    opt.Option('password-env', opt.text, identity=False, secret=True,
+               doc='The environment variable holding the password.'),
+    opt.Option('password-file', opt.text, identity=False, secret=True,
+               doc='The file holding the password.'),
+)
+
 
 def secret(part: str, options: Mapping[str, str], key: str = 'password') -> str | None:
     """The secret named by ``KEY-env`` or ``KEY-file``; ``None`` when neither is set."""

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import textwrap
 from pathlib import Path
 from typing import Iterator, NamedTuple
 
@@ -177,13 +178,13 @@ def test_the_readme_is_short_and_its_links_are_pages_of_the_site(site):
 # -- examples that run --------------------------------------------------------------
 class Example(NamedTuple):
     page: str
-    index: int
+    number: int
     config: str
     files: dict[str, str]
 
     @property
     def id(self) -> str:
-        return f'{self.page}#{self.index}'
+        return f'{self.page}#{self.number}'
 
 
 def literal_blocks(text: str) -> Iterator[tuple[str | None, str]]:
@@ -209,7 +210,6 @@ def literal_blocks(text: str) -> Iterator[tuple[str | None, str]]:
                 i += 1
             block = '\n'.join(body).strip('\n')
             if block:
-                import textwrap
                 yield caption, textwrap.dedent(block) + '\n'
             continue
         i += 1
@@ -297,10 +297,12 @@ def chromium() -> str | None:
 
 
 def browse(site: Path, page: str, *args: str) -> subprocess.CompletedProcess[str]:
+    browser = chromium()
+    assert browser
     profile = tempfile.mkdtemp(prefix='dn-chromium-')
     try:
         return subprocess.run(
-            [chromium(), '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic',
+            [browser, '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic',
              '--no-first-run', '--disable-background-networking', '--disable-component-update',
              '--disable-sync', f'--user-data-dir={profile}', *args,
              (site / page).as_uri()],

@@ -131,7 +131,7 @@ class AssembleRecipe(ImageRecipe):
         opt.Option('package-manager', opt.one_of('auto', 'apt', 'portage'), default='auto',
                    doc='``auto`` (detected), ``apt`` or ``portage``.'),
         *(opt.Option(name, opt.lines, default='',
-                     doc=f"portage: lines for the builder's ``/etc/portage/{PORTAGE_FILES[name]}``.")
+                     doc=f"portage: lines of the builder's ``/etc/portage/{PORTAGE_FILES[name]}``")
           for name in PORTAGE_FILES),
         opt.Option('base-image', image_or_scratch, default='scratch',
                    doc='The image the root is put into (``scratch``: empty).'),

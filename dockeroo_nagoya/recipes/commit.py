@@ -1,22 +1,5 @@
 """``docker.commit``: a container saved as an image, again when the container changes.
 
-Options:
-
-- ``container`` (required): the container, by name or id; usually
-  ``${part:name}`` of a ``docker.run`` part, which also makes buildout
-  install that part first.
-- ``name`` (the part name) and ``tag`` (``latest``): the image;
-  ``${part:image}`` is ``NAME:TAG`` and ``${part:image-id}`` the identity of its inputs.
-- Changes to the image's configuration, as ``docker commit --change`` makes
-  them: ``command``, ``entrypoint`` (a JSON array or a command line), ``env``
-  and ``labels`` (``KEY=VALUE`` lines), ``expose``, ``user``,
-  ``working-dir``, ``volumes`` (``VOLUME`` paths). ``message`` and
-  ``author`` go into the image's history; ``pause`` (true) pauses a running
-  container while its filesystem is read.
-- ``test``: commands the new image must pass before ``NAME:TAG`` moves to it
-  (see :class:`~dockeroo_nagoya.recipe.ImageRecipe`); ``keep`` leaves the
-  image when the part goes.
-
 The commit is redone when an option changed or the container's
 configuration did: for a container of a part of this buildout, what that
 part configures (its options and image, known before it acts, see
@@ -24,7 +7,7 @@ part configures (its options and image, known before it acts, see
 any other container, its id and identity label. Writes into a running
 container, and a container its part made anew with the same configuration,
 are not looked for (that would take a scan of its files on every run):
-change an option to save them.
+change an option to save them. Options: docs/recipes/commit.rst.
 """
 from __future__ import annotations
 

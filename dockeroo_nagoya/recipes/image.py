@@ -1,32 +1,12 @@
 """``docker.image`` (nagoya moromi's standard images): an image described by options.
 
 No Dockerfile to write: the options say what goes in, and the recipe
-writes the Dockerfile and its build context itself.
-
-- ``from`` (required): the local image to start from.
-- ``name`` (the part name) and ``tag`` (``latest``): the image;
-  ``${part:image}`` is ``NAME:TAG`` and ``${part:image-id}`` its id.
-- ``maintainer``: the ``maintainer`` label (what ``MAINTAINER`` became).
-- ``libs``: resource lines, copied in: ``HOSTPATH in /DIR`` puts the file
-  or directory at ``/DIR/BASENAME``, ``HOSTPATH at /PATH`` at exactly
-  ``/PATH``; host paths are relative to the buildout directory.
-- ``runs``: resource lines too; each is copied in (made executable) and
-  run, in order, in its own directory, during the build.
-- ``entrypoint``: one resource line; copied in (executable) and made the
-  image's ``ENTRYPOINT``, its directory the working directory (as moromi
-  did).
-- ``env`` (moromi's ``envs``): ``KEY=VALUE`` lines, set before ``runs``
-  so they see them. ``expose`` (moromi's ``exposes``), ``volumes``
-  (``VOLUME`` paths), ``command`` (``CMD``), ``user``, ``working-dir``,
-  ``labels``: the image's configuration.
-- ``test``, ``test-shell``: a self-check before ``NAME:TAG`` moves (see
-  :class:`~dockeroo_nagoya.recipe.ImageRecipe`); ``no-cache``; ``keep``.
-
-Unlike moromi, ``VOLUME`` comes after ``runs`` (so what they write under a
-volume path stays in the image) and a ``runs`` entry does not leave its
-directory as the image's working directory. The image is rebuilt exactly
-when an option, the content of a resource (names, modes, bytes) or the
-``from`` image changes; the resources' digest is ``${part:input-digest}``.
+writes the Dockerfile and its build context itself, so the image is rebuilt
+exactly when an option, the content of a resource (names, modes, bytes) or
+the ``from`` image changes. Unlike moromi, ``VOLUME`` comes after ``runs``
+(so what they write under a volume path stays in the image) and a ``runs``
+entry does not leave its directory as the image's working directory.
+Options: docs/recipes/image.rst.
 """
 from __future__ import annotations
 

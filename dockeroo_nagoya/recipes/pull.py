@@ -32,7 +32,7 @@ from ..decisions import Change, Reason
 from ..engine import Engine, connect, engine_errors
 from ..progress import follow_layers
 from ..recipe import Recipe, retire_untagged, uninstaller
-from ..secrets import registry_auth
+from ..secrets import CREDENTIAL_OPTIONS, registry_auth
 
 
 #: The registry was not asked (a pinned digest, or a present image with newest off).
@@ -81,12 +81,7 @@ class PullRecipe(Recipe):
         opt.Option('digest', opt.text, doc='The digest, with ``name``.'),
         opt.Option('registry', opt.text, doc="The registry, prefixed to the image's name."),
         opt.Option('platform', opt.text, doc='The platform to pull, e.g. ``linux/arm64``.'),
-        opt.Option('username', opt.text, identity=False,
-                   doc="The registry user (else the user's docker config)."),
-        opt.Option('password-env', opt.text, identity=False,
-                   secret=True, doc='The environment variable holding the password.'),
-        opt.Option('password-file', opt.text, identity=False,
-                   secret=True, doc='The file holding the password.'),
+        *CREDENTIAL_OPTIONS,
         opt.Option('keep', opt.boolean, default='true', identity=False,
                    doc=('Leave the image when the part is removed (a pulled image is not ours to '
                         'remove).')),

@@ -31,7 +31,7 @@ from ..engine import Engine, engine_errors
 from ..progress import follow_layers
 from ..recipe import Recipe, uninstaller
 from ..recipe import _remove_image as remove_image
-from ..secrets import registry_auth
+from ..secrets import CREDENTIAL_OPTIONS, registry_auth
 from ..options import split_reference
 
 
@@ -64,12 +64,7 @@ class PushRecipe(Recipe):
                    doc="``NAME:TAG`` references to push as (default: the image's own name)."),
         opt.Option('registry', opt.text,
                    doc='Prefixed to each reference that does not start with it.'),
-        opt.Option('username', opt.text, identity=False,
-                   doc="The registry user (else the user's docker config)."),
-        opt.Option('password-env', opt.text, identity=False,
-                   secret=True, doc='The environment variable holding the password.'),
-        opt.Option('password-file', opt.text, identity=False,
-                   secret=True, doc='The file holding the password.'),
+        *CREDENTIAL_OPTIONS,
     )
 
     def configure(self) -> None:

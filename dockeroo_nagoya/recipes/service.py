@@ -67,7 +67,7 @@ class ServiceRecipe(Recipe):
     table = (
         opt.Option('name', opt.name, doc="The service's name (default: the part's name)."),
         opt.Option('image', opt.image_reference, required=True,
-                   doc=("The image; it must be reachable from every node (a registry's reference).")),
+                   doc="The image; reachable from every node (a registry's reference)."),
         opt.Option('replicas', opt.integer(0), default='1', identity=False,
                    doc='Tasks to run; a change scales without restarting the running ones.'),
         opt.Option('command', opt.text, doc="The tasks' command."),
@@ -84,7 +84,8 @@ class ServiceRecipe(Recipe):
         opt.Option('update-delay', opt.duration, default='0',
                    doc='Time between two update batches.'),
         opt.Option('secrets', secret_lines, default='',
-                   secret=True, doc=('``NAME = /path/to/file`` lines: Swarm secrets the tasks see as '
+                   secret=True,
+                   doc=('``NAME = /path/to/file`` lines: Swarm secrets the tasks see as '
                         '``/run/secrets/NAME``; only a fingerprint is kept.')),
         opt.Option('stop-timeout', opt.duration, default='10',
                    doc="Time a task's stop waits before SIGKILL."),

@@ -3,38 +3,12 @@
 One part brings up a short-lived system, runs its commands in it and
 saves the containers it chooses as images. Say a database image and a
 setup step that loads a schema into it: the database's state is saved as
-an image of its own, and nothing keeps running.
-
-- ``from`` (required): the image of the root container, where the commands
-  run. ``libs`` (resource lines, ``HOSTPATH in /DIR`` or ``HOSTPATH at
-  /PATH``) are copied into it, then the ``entrypoint`` resource (copied in
-  executable) runs in its own directory, then ``script`` (with
-  ``script-shell``, ``/bin/sh``; ``-e`` stops it at the first failing
-  command). One of them is needed. ``env`` (moromi's ``envs``) is the
-  root's environment.
-- ``links``: one container a line that the root links to, running its image's own command:
-  ``IMAGE alias HOST [then] discard``, ``... commit to IMAGE2`` or
-  ``... persist to IMAGE2``.
-- ``volumes-from`` (moromi's ``volumes_from``): one container a line whose
-  volumes the root mounts read-write; it runs its image's command to the
-  end first (if the image has one): ``IMAGE [then] discard`` or
-  ``IMAGE [then] persist to IMAGE2`` (or ``commit to``).
-- ``commit = true`` saves the root itself as ``name`` (the part name) and
-  ``tag``, with the base image's configuration changed by ``command``,
-  ``env``, ``expose``, ``labels``, ``user``, ``working-dir``.
-- ``stop-timeout`` (10s): how long linked containers get to stop cleanly
-  before they are saved.
-
-``commit to`` is ``docker commit``; ``persist to`` also puts the content of
-the container's volumes into the image (see :mod:`dockeroo_nagoya.snapshots`).
-The containers are named ``dockeroo-nagoya-tmp-PART-RANDOM`` and labelled
-as the part's, so they never clash with a container somebody runs; they
-are removed (with their anonymous volumes) when the part is done, whether
-it succeeded or not. The images are made untagged and tagged together at
-the end: when a step fails, the images of the previous run keep their tags
-and the new ones are removed. ``${part:images}`` lists the images made.
-The whole system runs again when an option, a resource's content or one of
-the images used changes.
+an image of its own, and nothing keeps running. The containers are named
+``dockeroo-nagoya-tmp-PART-RANDOM`` and labelled as the part's, so they
+never clash with a container somebody runs, and are removed whether the
+part succeeded or not; the images are made untagged and tagged together at
+the end, so a failed step leaves the previous run's images as they were.
+Options: docs/recipes/temporary.rst.
 """
 from __future__ import annotations
 

@@ -116,7 +116,7 @@ class EngineOptions(SphinxDirective):
     def run(self) -> list[nodes.Node]:
         from dockeroo_nagoya.engine_options import DOCKEROO_ALIASES, ENGINE_OPTION_DOCS, ENGINE_OPTIONS
         rows = [(name, ENGINE_OPTION_DOCS[name][0], DOCKEROO_ALIASES.get(name, ''),
-                 ENGINE_OPTION_DOCS[name][1], 'no', '') for name in ENGINE_OPTIONS]
+                 ENGINE_OPTION_DOCS[name][1], '', '') for name in ENGINE_OPTIONS]
         return [table_node(rows)]
 
 
