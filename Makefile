@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PROFILE ?= profiles/koji.cfg
 PIP := $(VENV)/bin/pip
-# An image with Koji's server code (the README's "Koji image contract");
+# An image with Koji's server code (docs/koji.rst: "The Koji image contract");
 # empty: the profile builds one from Fedora's packages.
 KOJI_IMAGE ?=
 BUILDOUT_ARGS ?= $(if $(KOJI_IMAGE),koji:image=$(KOJI_IMAGE))
