@@ -164,7 +164,7 @@ def _parse_http(text: str) -> Gate:
 
 def _regex(pattern: str, text: str) -> str:
     if len(pattern) >= 2 and pattern.startswith('/') and pattern.endswith('/'):
-        pattern = pattern[1:-1]   # the README's /REGEX/ form
+        pattern = pattern[1:-1]   # the documented /REGEX/ form
     if not pattern:
         raise Invalid(f'a regular expression after {text!r}')
     try:

@@ -442,8 +442,12 @@ def test_commands(raw: str) -> tuple[str, ...]:
 
 #: The options of an image's self-check; an image recipe adds them to its table.
 CANDIDATE_OPTIONS = (
-    opt.Option('test', test_commands, default='', identity=False),
-    opt.Option('test-shell', opt.text, default='/bin/sh', identity=False),
+    opt.Option('test', test_commands, default='', identity=False,
+               doc=('Self-checks: one shell command a line, run in a throwaway container of the '
+                    'new image tagged ``NAME:TAG-candidate``; ``NAME:TAG`` moves only when all '
+                    'pass.')),
+    opt.Option('test-shell', opt.text, default='/bin/sh', identity=False,
+               doc='The shell that runs ``test``.'),
 )
 
 

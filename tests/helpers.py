@@ -324,7 +324,7 @@ def container_ids(b) -> dict[str, tuple[str, str]]:
 
 
 def timed(what: str, work, *args, **kwargs):
-    """Run ``work`` and print how long it took (the README's figures; run with -s)."""
+    """Run ``work`` and print how long it took (the documentation's figures; run with -s)."""
     started = time.monotonic()
     result = work(*args, **kwargs)
     print(f'\n{what}: {time.monotonic() - started:.1f} s', flush=True)
