@@ -18,6 +18,7 @@ from typing import Any, Iterable, Mapping
 
 import zc.buildout
 
+from . import options as opt
 from .engine import LABEL, LABEL_INPUTS, Engine
 
 #: The names (never the values) of a container's environment variables that came from
@@ -26,6 +27,16 @@ LABEL_SECRET_ENV = f'{LABEL}.secret-env'
 
 #: What a secret value is shown as.
 MASK = '***'
+
+#: A registry login, the password by reference (docker.pull and docker.push take it).
+CREDENTIAL_OPTIONS = (
+    opt.Option('username', opt.text, identity=False,
+               doc="The registry user (else the user's docker config)."),
+    opt.Option('password-env', opt.text, identity=False, secret=True,
+               doc='The environment variable holding the password.'),
+    opt.Option('password-file', opt.text, identity=False, secret=True,
+               doc='The file holding the password.'),
+)
 
 
 def secret(part: str, options: Mapping[str, str], key: str = 'password') -> str | None:
