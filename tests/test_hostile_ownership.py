@@ -271,3 +271,28 @@ def test_a_move_another_configuration_left_pending_is_not_finished_by_this_one(
     assert not exists(remote.client, web), out.stdout + out.stderr
     running_id(client, web)
     assert running_id(client, f'{b.prefix}-other') == other
+
+
+def test_the_control_script_purges_only_images_its_configuration_built(
+        buildout, client, image):
+    """Configuration a runs an image configuration b builds: ``purge`` of a's control
+    script removes a's containers, not b's image."""
+    b = buildout
+    shared = f'{b.prefix}/shared:latest'
+    (b.directory / 'context').mkdir()
+    (b.directory / 'context' / 'Dockerfile').write_text(f'FROM {image}\nRUN echo built > /b\n')
+    b.write(buildout_config(['img'], section('img', 'docker.build', name=shared,
+                                             source='${buildout:directory}/context'),
+                            head='installed = .installed-b.cfg\n'), 'b.cfg')
+    b.write(buildout_config(['web', 'ctl'],
+                            sleeper('web', shared, name=f'{b.prefix}-web', stop_timeout='1'),
+                            section('ctl', 'docker.control', parts='web', script_name='actl'),
+                            head='installed = .installed-a.cfg\n'), 'a.cfg')
+    b.run('-N', config='b.cfg')
+    built = client.images.get(shared).id
+    b.run('-N', config='a.cfg')
+    result = subprocess.run([str(b.directory / 'bin' / 'actl'), 'purge', '--yes'],
+                            capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not exists(client, f'{b.prefix}-web')
+    assert client.images.get(shared).id == built, result.stdout
