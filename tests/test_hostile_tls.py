@@ -319,3 +319,38 @@ def test_a_real_tls_engine_with_a_certificate_directory_alone(buildout, client,
     finally:
         assert engine.client is not None
         b.cleanup(engine.client)
+
+
+def test_a_control_script_says_it_does_not_check_the_engine(buildout, client, busybox, pki,
+                                                             certs):
+    """docker-tls-verify = false: the control script connects unchecked, as the run did,
+    and says so in one line naming its part."""
+    b = buildout
+    proxy = TLSProxy(pki)
+    try:
+        b.write(textwrap.dedent(f'''
+            [buildout]
+            parts = sys
+
+            [sys]
+            recipe = dockeroo_nagoya:docker.system
+            containers = one
+            docker-host = {proxy.address}
+            docker-cert-path = {certs}
+            docker-tls-verify = false
+
+            [one]
+            name = {b.prefix}-one
+            image = {busybox}
+            command = sleep 3600
+            ''').lstrip())
+        b.run()
+        status = control(b, 'status')
+        assert status.returncode == 0, status.stdout + status.stderr
+        warned = [line for line in status.stderr.splitlines() if 'docker-tls-verify' in line]
+        assert warned == [f'sys: docker-tls-verify = false: the certificate of the engine at '
+                          f'{proxy.address} is not checked against {certs}/ca.pem, so whoever '
+                          f'answers there gets this part\'s requests and credentials (remove '
+                          f'docker-tls-verify = false to check it)'], status.stderr
+    finally:
+        proxy.close()
