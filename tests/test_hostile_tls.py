@@ -29,7 +29,8 @@ from typing import Iterator
 import pytest
 
 from conftest import PLAN, SecondEngine
-from helpers import TLSProxy, actions, assert_one_error, buildout_config, control, sleeper
+from helpers import (TLSProxy, actions, assert_one_error, buildout_config, control, section,
+                     sleeper)
 from pki import client_directory, make_ca, two_authorities
 
 pytestmark = pytest.mark.skipif(not shutil.which('openssl'), reason='needs the openssl command')
@@ -119,6 +120,13 @@ def tls_config(b, way: str, address: str, certs: Path, extra: str = '',
         {own.replace(chr(10), chr(10) + ' ' * 8)}
         '''
     return textwrap.dedent(text).lstrip()
+
+
+def system_config(b, busybox: str, **engine: str) -> str:
+    """A docker.system ``sys`` (bin/sys) of one sleeper, on the engine its options say."""
+    return buildout_config(['sys'], section('sys', 'docker.system', containers='one', **engine),
+                           section('one', '', name=f'{b.prefix}-one', image=busybox,
+                                   command='sleep 3600'))
 
 
 def run_plan(b, *args: str) -> subprocess.CompletedProcess[str]:
@@ -219,21 +227,7 @@ def test_an_uninstall_and_a_control_script_check_the_engine_too(buildout, client
     b = buildout
     proxy = TLSProxy(pki)
     address, port = proxy.address, proxy.port
-    own = f'docker-host = {address}\n        docker-cert-path = {certs}'
-    b.write(textwrap.dedent(f'''
-        [buildout]
-        parts = sys
-
-        [sys]
-        recipe = dockeroo_nagoya:docker.system
-        containers = one
-        {own}
-
-        [one]
-        name = {b.prefix}-one
-        image = {busybox}
-        command = sleep 3600
-        ''').lstrip())
+    b.write(system_config(b, busybox, docker_host=address, docker_cert_path=str(certs)))
     try:
         b.run()
         assert control(b, 'status').returncode == 0
@@ -328,22 +322,8 @@ def test_a_control_script_says_it_does_not_check_the_engine(buildout, client, bu
     b = buildout
     proxy = TLSProxy(pki)
     try:
-        b.write(textwrap.dedent(f'''
-            [buildout]
-            parts = sys
-
-            [sys]
-            recipe = dockeroo_nagoya:docker.system
-            containers = one
-            docker-host = {proxy.address}
-            docker-cert-path = {certs}
-            docker-tls-verify = false
-
-            [one]
-            name = {b.prefix}-one
-            image = {busybox}
-            command = sleep 3600
-            ''').lstrip())
+        b.write(system_config(b, busybox, docker_host=proxy.address, docker_cert_path=str(certs),
+                              docker_tls_verify='false'))
         b.run()
         status = control(b, 'status')
         assert status.returncode == 0, status.stdout + status.stderr
