@@ -45,7 +45,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 import docker.errors
 import zc.buildout
 
-from . import containers, logstreams, probes, scheduling, volumedata
+from . import containers, logstreams, ownership, probes, scheduling, volumedata
 from . import options as opt
 from .engine import Engine, EngineConfig, connect, engine_errors
 from .engine_options import described
@@ -133,7 +133,9 @@ def describe(part: str, directory: str, engine: EngineConfig, backups: str,
     members = [dict(m) for m in members]
     graph = {m['section']: {a for a in m['after']} for m in members}
     volumes = sorted({v['volume'] for m in members for v in m['volumes']})
-    return {'format': 1, 'part': part, 'directory': directory,
+    owner = ownership.of(directory)
+    return {'format': 1, 'part': part, 'directory': directory, 'installed': owner.installed,
+            'host': owner.host,
             'engine': dataclasses.asdict(engine), 'backup-directory': backups,
             'levels': scheduling.levels(graph), 'members': members, 'volumes': volumes}
 
@@ -221,6 +223,11 @@ class System:
     def __init__(self, description: Mapping[str, Any]) -> None:
         self.part: str = description['part']
         self.directory: str = description['directory']
+        #: The configuration that wrote the description (one written before configurations
+        #: were told apart: the default one, on this machine).
+        self.owner = ownership.Owner(
+            self.directory, description.get('installed') or ownership.DEFAULT_INSTALLED,
+            description.get('host') or ownership.this_host())
         own = described(self.part, description['engine'])
         self.backups: str = description['backup-directory']
         members = [Member.from_dict(m, own, self.part) for m in description['members']]
@@ -659,7 +666,7 @@ class System:
                                      if m.engine == config}):
                     details = engine.inspect('images', image)
                     labels = ((details or {}).get('Config') or {}).get('Labels') or {}
-                    if labels.get('io.dockeroo-nagoya.buildout') == self.directory:
+                    if self.owner.claims(labels):
                         found.append(Placed(image, config))
         return found
 

@@ -21,15 +21,16 @@ import docker.utils
 import requests.exceptions
 import zc.buildout
 
+from . import ownership
 from .options import with_tag
+from .ownership import LABEL, LABEL_BUILDOUT, LABEL_PART, Owner
 from .tls import client as tls_client, handshake_failed
 
-LABEL = 'io.dockeroo-nagoya'
-LABEL_BUILDOUT = f'{LABEL}.buildout'
-LABEL_PART = f'{LABEL}.part'
 LABEL_IDENTITY = f'{LABEL}.identity'
 LABEL_RECIPE = f'{LABEL}.recipe'
 LABEL_HELPER = f'{LABEL}.helper'
+#: A short hash per input of a made image or container, so a remake can say what changed.
+LABEL_INPUTS = f'{LABEL}.inputs'
 
 KINDS = ('containers', 'images', 'volumes', 'networks')
 
@@ -134,10 +135,11 @@ def _address_key(address: str) -> str:
     return parsed
 
 
-def owner_labels(directory: str, part: str, identity: str, recipe: str) -> dict[str, str]:
-    """The labels that make an object ours: buildout directory, part, identity hash."""
+def owner_labels(owner: Owner, part: str, identity: str, recipe: str) -> dict[str, str]:
+    """The labels that make an object ours: the configuration that made it (buildout
+    directory, record of installed parts, machine: :mod:`.ownership`), part, identity hash."""
     return {
-        LABEL_BUILDOUT: directory,
+        **owner.labels(),
         LABEL_PART: part,
         LABEL_IDENTITY: identity,
         LABEL_RECIPE: recipe,
@@ -205,14 +207,16 @@ class Engine:
         self.config = config
         self.client = client
         self.api: docker.APIClient = client.api
-        self._owned: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self._owned: dict[tuple[str, Owner], list[dict[str, Any]]] = {}
         self._image_ids: dict[str, str] | None = None
         self._images: dict[str, dict[str, Any]] = {}
 
     # -- owned objects, one labelled list per kind and buildout --------------
     def owned(self, kind: str, directory: str) -> list[dict[str, Any]]:
-        """Every object of ``kind`` labelled with ``directory``, listed once per run."""
-        key = (kind, directory)
+        """Every object of ``kind`` that this run's configuration of ``directory`` claims
+        (:meth:`.ownership.Owner.claims`), listed once per run."""
+        owner = ownership.of(directory)
+        key = (kind, owner)
         if key not in self._owned:
             flt = {'label': f'{LABEL_BUILDOUT}={directory}'}
             if kind == 'containers':
@@ -225,7 +229,7 @@ class Engine:
                 found = self.api.networks(filters=flt)
             else:
                 raise ValueError(kind)
-            self._owned[key] = found
+            self._owned[key] = [obj for obj in found if owner.claims(labels_of(obj))]
         return self._owned[key]
 
     def forget(self, kind: str | None = None) -> None:

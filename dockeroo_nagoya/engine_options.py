@@ -42,6 +42,22 @@ from .engine import Engine, EngineConfig, EngineError, connect, engine_errors
 ENGINE_OPTIONS = ('engine', 'docker-host', 'docker-tls-verify', 'docker-cert-path', 'timeout',
                   'machine-name')
 
+#: What each engine option means and its default, for the engine options' page (docs/engine.rst).
+ENGINE_OPTION_DOCS = {
+    'engine': ('', 'The engine in one phrase: ``default`` (the buildout\'s own engine), a URL '
+               '(``tcp://box2:2376``, ``unix:///PATH``, ``ssh://box2``) or a Docker context\'s '
+               'name, then optionally ``tls=DIR`` (``ca.pem``, ``cert.pem``, ``key.pem``).'),
+    'docker-host': ('DOCKER_HOST, else the local socket',
+                    'The engine\'s URL; dockeroo\'s ``engine-url`` too.'),
+    'docker-tls-verify': ('DOCKER_TLS_VERIFY', 'Check the engine\'s certificate against '
+                          '``ca.pem`` of ``docker-cert-path`` (``false`` is warned of on every '
+                          'run); dockeroo\'s ``engine-tls-verify`` too.'),
+    'docker-cert-path': ('DOCKER_CERT_PATH', 'A directory with ``ca.pem``, ``cert.pem`` and '
+                         '``key.pem``; dockeroo\'s ``engine-tls-cert-path`` too.'),
+    'timeout': ('120', 'Seconds an engine request may take.'),
+    'machine-name': ('the context DOCKER_MACHINE_NAME names', 'A Docker context\'s name.'),
+}
+
 #: The options that say where the engine is and how to trust it (``engine`` says them all).
 LOCATION_OPTIONS = ('docker-host', 'docker-tls-verify', 'docker-cert-path', 'machine-name')
 

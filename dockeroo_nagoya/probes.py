@@ -65,6 +65,7 @@ import zc.buildout
 
 from .engine import Engine
 from .options import Invalid, lines
+from .secrets import masked, secret_env
 
 FIRST_DELAY = 0.1
 MAX_DELAY = 0.5
@@ -163,7 +164,7 @@ def _parse_http(text: str) -> Gate:
 
 def _regex(pattern: str, text: str) -> str:
     if len(pattern) >= 2 and pattern.startswith('/') and pattern.endswith('/'):
-        pattern = pattern[1:-1]   # the README's /REGEX/ form
+        pattern = pattern[1:-1]   # the documented /REGEX/ form
     if not pattern:
         raise Invalid(f'a regular expression after {text!r}')
     try:
@@ -223,12 +224,18 @@ def wait_until_ready(engine: Engine, container: str, name: str, gates: list[Gate
 
 
 def log_tail(engine: Engine, container: str, name: str, lines_: int = LOG_TAIL) -> str:
-    """The container's last log lines, as an indented block for an error message."""
+    """The container's last log lines, as an indented block for an error message.
+
+    The values of the secrets the container was given (its ``env-file``) are shown as
+    ``***``: its whole log is kept in a file only its owner reads, not on a terminal.
+    """
     try:
         raw = engine.api.logs(container, stdout=True, stderr=True, tail=lines_)
+        secret = secret_env(engine, engine.inspect('containers', container) or {})
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
         return f'\n(no log of {name}: {exc})'
     text = raw.decode('utf-8', 'replace').rstrip() if isinstance(raw, bytes) else str(raw)
+    text = masked(text, secret.values())
     if not text:
         return f'\n({name} wrote nothing to its log)'
     return f'\nlast log lines of {name}:\n' + '\n'.join(f'  {bounded(line)}'

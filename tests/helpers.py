@@ -324,7 +324,7 @@ def container_ids(b) -> dict[str, tuple[str, str]]:
 
 
 def timed(what: str, work, *args, **kwargs):
-    """Run ``work`` and print how long it took (the README's figures; run with -s)."""
+    """Run ``work`` and print how long it took (the documentation's figures; run with -s)."""
     started = time.monotonic()
     result = work(*args, **kwargs)
     print(f'\n{what}: {time.monotonic() - started:.1f} s', flush=True)
@@ -401,3 +401,14 @@ class TLSProxy:
         with contextlib.suppress(OSError):
             self.listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept
         self.listener.close()
+
+
+def git_repository(path: Path, files: dict[str, str], branch: str = 'main') -> Path:
+    """A git work tree at ``path`` holding ``files`` in one commit on ``branch``."""
+    path.mkdir(parents=True, exist_ok=True)
+    git('init', '-q', '-b', branch, cwd=path)
+    for name, text in files.items():
+        (path / name).write_text(text)
+    git('add', '.', cwd=path)
+    git('commit', '-q', '-m', 'files', cwd=path)
+    return path

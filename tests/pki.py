@@ -4,7 +4,7 @@ A builder machine's engine is reached over TCP with TLS both ways (Docker's
 "Protect the Docker daemon socket"): the engine's certificate is checked
 against a CA the client holds (``ca.pem``), and the client's (``cert.pem``,
 ``key.pem``) against the CA the engine was started with. The tests make
-these the way the README tells an administrator to: the same commands, so
+these the way docs/koji.rst tells an administrator to: the same commands, so
 that what the tests prove is what a builder machine gets.
 
 Python 3.13 and later check certificates strictly (``VERIFY_X509_STRICT``): a

@@ -28,11 +28,13 @@ class CommandRecipe(Recipe):
     recipe = 'docker.command'
     kind = 'containers'
     table = (
-        opt.Option('container', opt.name, required=True),
-        opt.Option('command', opt.text, required=True),
-        opt.Option('script-name', opt.name),
-        opt.Option('user', opt.text),
-        opt.Option('working-dir', opt.text),
+        opt.Option('container', opt.name, required=True, doc='The container the command runs in.'),
+        opt.Option('command', opt.text, required=True,
+                   doc='The command (``bin/SCRIPT ARGS`` runs ``command ARGS``).'),
+        opt.Option('script-name', opt.name,
+                   doc="The script's name in ``bin`` (default: the part's name)."),
+        opt.Option('user', opt.text, doc='The user the command runs as.'),
+        opt.Option('working-dir', opt.text, doc="The command's working directory."),
     )
 
     def configure(self) -> None:
