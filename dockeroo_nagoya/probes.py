@@ -107,9 +107,20 @@ class Gate:
     tls_ca: str | None = None
 
 
-def trusting(gates: list[Gate], verify: bool, ca: str | None) -> list[Gate]:
+#: The parts already warned in this process that their https gates check nothing.
+_UNCHECKED: set[str] = set()
+
+
+def trusting(gates: list[Gate], verify: bool, ca: str | None, part: str) -> list[Gate]:
     """The gates with the part's ``wait-for-tls-verify`` and ``wait-for-tls-ca``: the one
-    place a gate learns them, for a run and for a control script alike."""
+    place a gate learns them, for a run and for a control script alike. ``https`` gates
+    that check nothing are said once per part and run."""
+    if not verify and part not in _UNCHECKED and \
+            any((gate.url or '').lower().startswith('https:') for gate in gates):
+        _UNCHECKED.add(part)
+        logging.getLogger(part).warning(
+            'wait-for-tls-verify = false: the certificates of its https gates are not checked '
+            '(give their CA with wait-for-tls-ca to check them)')
     return [dataclasses.replace(gate, tls_verify=verify, tls_ca=ca) for gate in gates]
 
 

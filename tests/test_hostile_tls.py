@@ -280,7 +280,12 @@ def test_an_https_gate_checks_the_certificate(buildout, client, busybox, pki):
                                                      wait_for=gate, wait_timeout='60s',
                                                      **trust)))
             out = b.run()
-            assert 'passed' in out.stdout + out.stderr, out.stdout + out.stderr
+            said = out.stdout + out.stderr
+            assert 'passed' in said, said
+            warned = [line for line in said.splitlines() if 'wait-for-tls-verify' in line]
+            assert warned == ([] if 'wait_for_tls_ca' in trust else [
+                'web: wait-for-tls-verify = false: the certificates of its https gates are not '
+                'checked (give their CA with wait-for-tls-ca to check them)']), said
         assert server.received.startswith(b'GET / HTTP/1.1')
     finally:
         server.close()
