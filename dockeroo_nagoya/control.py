@@ -422,7 +422,8 @@ class System:
         if not member.wait_for:
             return
         gates = probes.trusting(probes.parse_gates('\n'.join(member.wait_for)),
-                                member.wait_for_tls_verify, member.wait_for_tls_ca)
+                                member.wait_for_tls_verify, member.wait_for_tls_ca,
+                                member.section)
         timeout = member.wait_timeout or containers.DEFAULT_WAIT_TIMEOUT
         probes.wait_until_ready(engine, member.container, member.container, gates, timeout,
                                 self.display(member), log)
