@@ -45,7 +45,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 import docker.errors
 import zc.buildout
 
-from . import containers, logstreams, probes, scheduling, volumedata
+from . import atomicfile, containers, logstreams, probes, scheduling, volumedata
 from . import options as opt
 from .engine import Engine, EngineConfig, connect, engine_errors
 
@@ -1032,11 +1032,8 @@ def _write_file(path: str, text: str, mode: int) -> None:
 
 
 def _write_json(path: str, data: Any) -> None:
-    temporary = path + '.part'
-    with open(temporary, 'w', encoding='utf-8') as out:
-        json.dump(data, out, indent=2, sort_keys=True)
-        out.write('\n')
-    os.replace(temporary, path)
+    """Write a manifest whole, never through a file or link planted at its name."""
+    atomicfile.write_text(path, json.dumps(data, indent=2, sort_keys=True) + '\n', 0o644)
 
 
 __all__ = ['main', 'script_text', 'importable_paths', 'System', 'Placed', 'ControlError']

@@ -25,7 +25,7 @@ from typing import Any, Mapping
 
 import zc.buildout
 
-from .. import archives, containers, identities
+from .. import archives, atomicfile, containers, identities, members
 from .. import options as opt
 from .. import volumedata
 from ..decisions import Change, state
@@ -127,7 +127,8 @@ class VolumeRecipe(Recipe):
                 self._finish_restore(pending, created=True)
             elif self.values['restore-from']:
                 self.log.info('seeding volume %s from %s', name, self.values['restore-from'])
-                volumedata.restore(self.engine, name, self.values['restore-from'])
+                volumedata.restore(self.engine, name, self.values['restore-from'],
+                                   links=members.IN_TARGET)
         else:
             if pending is not None:
                 # First the content back, so that a new recreate archives all of it.
@@ -142,7 +143,7 @@ class VolumeRecipe(Recipe):
     def _check_archive(self, path: str) -> None:
         """Refuse an archive whose members would land outside the volume, before making it."""
         try:
-            archives.check(path)
+            archives.check(path, links=members.IN_TARGET)
         except archives.ArchiveError as exc:
             raise opt.invalid(self.name, 'restore-from', f'an archive of a volume ({exc})',
                               path) from None
@@ -190,8 +191,7 @@ class VolumeRecipe(Recipe):
         path, _ = volumedata.backup(self.engine, name, self.backups)
         self.log.info('content of %s archived in %s', name, path)
         marker = self._marker()
-        with open(marker, 'w', encoding='utf-8') as out:
-            out.write(path + '\n')
+        atomicfile.write_text(marker, path + '\n', 0o600)
         try:
             self.engine.api.remove_volume(name)
         except Exception:
