@@ -30,8 +30,8 @@ set-id, sticky, group- or world-writable mode, owners are the buildout
 user's. tarfile itself cannot be used to write there: its extraction opens a
 regular file's target and changes a directory's mode through a link already
 at that path. :class:`HostWriter` walks every directory with ``O_NOFOLLOW``
-(a link on the way is refused, never followed), replaces a link at the
-member's own path, and writes each file through :mod:`.atomicfile`.
+(a link on the way is refused, never followed), replaces a link where a
+file goes, and writes each file through :mod:`.atomicfile`.
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ import shutil
 import stat
 import tarfile
 from types import TracebackType
-from typing import IO, Callable
+from typing import IO, Callable, NoReturn
 
 from .atomicfile import atomic_file, temporary_name
 
@@ -181,9 +181,9 @@ class HostWriter:
     """Writes placed members below one host directory, never through a link.
 
     ``directory`` itself is opened as the configuration names it; below it,
-    every directory is opened with ``O_NOFOLLOW``: a link on the way (an
-    earlier copy's, a planted one) is refused, a link at a member's own path
-    is replaced. Directory modes are set last (a read-only directory would
+    every directory is opened with ``O_NOFOLLOW``: a link on the way or where
+    a directory goes (an earlier copy's, a planted one) is refused; a link
+    where a file or a link goes is replaced. Directory modes are set last (a read-only directory would
     stop what goes into it). Use it as a context manager.
     """
 
@@ -221,7 +221,7 @@ class HostWriter:
         fd = self._open_directory(parent, make=True)
         try:
             if member.isdir():
-                self._make_directory(fd, base)
+                self._make_directory(fd, base, name)
                 self._modes.append((name, host_mode(member)))
             elif member.isreg():
                 with atomic_file(base, host_mode(member), dir_fd=fd,
@@ -270,22 +270,24 @@ class HostWriter:
             os.close(fd)
             raise
 
-    def _refuse_in_the_way(self, fd: int, part: str, done: str) -> None:
+    def _refuse_in_the_way(self, fd: int, part: str, done: str) -> NoReturn:
         shown = os.path.join(self.directory, done)
         if stat.S_ISLNK(os.lstat(part, dir_fd=fd).st_mode):
             raise ArchiveError(f'{shown} is a link (to {os.readlink(part, dir_fd=fd)}), which '
                                f'would lead outside: nothing is written through it')
         raise ArchiveError(f'{shown} is in the way: it is not a directory')
 
-    @staticmethod
-    def _make_directory(fd: int, base: str) -> None:
-        """A directory at ``base``: a link or a file there is replaced, never followed."""
+    def _make_directory(self, fd: int, base: str, name: str) -> None:
+        """A directory at ``base``: a file there is replaced; a link is refused, never
+        followed (nor silently replaced: it may be someone's way to another disk)."""
         try:
             found = os.lstat(base, dir_fd=fd).st_mode
         except FileNotFoundError:
             found = None
         if found is not None and stat.S_ISDIR(found):
             return
+        if found is not None and stat.S_ISLNK(found):
+            self._refuse_in_the_way(fd, base, name)
         if found is not None:
             os.unlink(base, dir_fd=fd)
         os.mkdir(base, 0o700, dir_fd=fd)
