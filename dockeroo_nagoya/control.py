@@ -48,6 +48,7 @@ import zc.buildout
 from . import atomicfile, containers, logstreams, probes, scheduling, volumedata
 from . import options as opt
 from .engine import Engine, EngineConfig, connect, engine_errors
+from .members import ArchiveError
 
 OK, FAILED, USAGE, NOT_UP = 0, 1, 2, 3
 
@@ -515,8 +516,12 @@ class System:
             archives.add(archive)
             with engine_errors(self.part, volume.engine):
                 with self.held(volume):
-                    archived = volumedata.archive_to(engine, volume.name,
-                                                     os.path.join(target, archive))
+                    try:
+                        archived = volumedata.archive_to(engine, volume.name,
+                                                         os.path.join(target, archive))
+                    except (ArchiveError, OSError) as exc:
+                        raise ControlError(f'{self.part}: volume {self.placed_name(volume)} '
+                                           f'cannot be backed up into {target}: {exc}') from None
                 # The labels say which part owns the volume: a restore into a removed
                 # installation gives them back, so that part adopts the volume again.
                 labels = (engine.inspect('volumes', volume.name) or {}).get('Labels') or {}
@@ -629,7 +634,11 @@ class System:
         if engine.inspect('volumes', volume) is None:
             engine.api.create_volume(name=volume, labels=entry.get('labels') or None)
             self.say(f'created volume {shown}')
-        volumedata.restore(engine, volume, entry['path'])
+        try:
+            volumedata.restore(engine, volume, entry['path'])
+        except ArchiveError as exc:
+            raise ControlError(f'{self.part}: {entry["path"]} cannot be restored into volume '
+                               f'{shown}: {exc}') from None
         if entry.get('over'):   # files that are not in the backup were left: no whole-volume check
             self.say(f'restored volume {shown} over its content (files not in the backup stay)')
             return

@@ -112,6 +112,12 @@ class VolumeRecipe(Recipe):
         return found
 
     def apply(self, fresh: bool) -> list[str]:
+        try:
+            return self._apply(fresh)
+        except members.ArchiveError as exc:
+            raise _archive_error(self.name, self.values['name'], exc) from None
+
+    def _apply(self, fresh: bool) -> list[str]:
         name, identity, pending, current, retry = self._found(fresh)
         if current is not None and pending is None and self.identity_of(current) == identity \
                 and not fresh and not retry:
@@ -304,7 +310,10 @@ class VolumeRecipe(Recipe):
         archive = opt.saved_flag(options, 'archive', True)
         backups = backup_directory(directory, options)
         for volume in engine.part_objects('volumes', directory, part):
-            _remove(engine, volume['Name'], keep, backups, log, archive=archive)
+            try:
+                _remove(engine, volume['Name'], keep, backups, log, archive=archive)
+            except members.ArchiveError as exc:
+                raise _archive_error(part, volume['Name'], exc) from None
 
 
 def _changes(current: dict[str, Any], values: dict[str, Any]) -> str:
@@ -338,6 +347,13 @@ def _remove(engine: Engine, name: str, keep: bool, backups: str, log: logging.Lo
     engine.api.remove_volume(name)
     log.info('removed volume %s%s', name, '' if archive else
              ' and its content, without an archive (archive = false)')
+
+
+def _archive_error(part: str, volume: str, exc: members.ArchiveError) -> zc.buildout.UserError:
+    """One line for content that cannot be archived or put back (a member the rules of
+    :mod:`dockeroo_nagoya.members` refuse)."""
+    return zc.buildout.UserError(f'{part}: the content of volume {volume} cannot be archived '
+                                 f'or restored: {exc}')
 
 
 def _removal(archive: bool) -> str:
