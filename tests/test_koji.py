@@ -24,7 +24,7 @@ import docker.errors
 import pytest
 
 from conftest import PROJECT
-from helpers import container_ids, koji_buildout, timed
+from helpers import container_ids, koji_buildout, koji_services_hold_only_their_own, timed
 
 KOJI_IMAGE = os.environ.get('DN_KOJI_IMAGE', '')
 #: A newer Koji image to upgrade to in the whole-system test (e.g. 1.34.3 -> 1.35.3).
@@ -157,6 +157,10 @@ def test_whole_koji_system(buildout, client, koji_support, debian, tmp_path):
 
     assert 'kojiadmin' in run_koji('moshimoshi')
     assert ready_hosts() == [['kojibuilder1', 'Y', 'Y']]
+    # Each running service holds only the credentials it uses: the CA's key and
+    # kojiadmin's are in none of them (the jobs that issue and register have them).
+    timed('credentials checked in every service', koji_services_hold_only_their_own,
+          client, b, koji_support)
 
     # Only the profile's TLS listener serves Koji: plain HTTP on port 80 has none of it.
     hub = f'{b.prefix}-hub'
@@ -210,6 +214,8 @@ def test_whole_koji_system(buildout, client, koji_support, debian, tmp_path):
     assert all(after[name] == before[name] for name in before
                if not name.endswith('-job')), 'running services were not restarted'
     assert ready_hosts() == [['kojibuilder1', 'Y', 'Y'], ['kojibuilder2', 'Y', 'Y']]
+    koji_services_hold_only_their_own(client, b, koji_support)
+    assert client.containers.get(f'{b.prefix}-kojira').status == 'running'
 
     image = KOJI_IMAGE
     if UPGRADE_IMAGE:
