@@ -92,7 +92,7 @@ class Recipe:
                 options[key] = value
         if self.engine_config.tls_verify:
             options['docker-tls-verify'] = 'true'
-        self.values: dict[str, Any] = opt.parse_options(name, options, self.table)
+        self.values: dict[str, Any] = self.parse_values(options)
         self._engine: Engine | None = None
         self._written: set[str] = set()
         self.configure()
@@ -100,6 +100,10 @@ class Recipe:
         self.warn_misspelt(options, self.known_options())
         CONFIGURED[(self.directory, name)] = self.recipe
         orphans.note(self.directory, name, buildout['buildout'])
+
+    def parse_values(self, options: Mapping[str, str]) -> dict[str, Any]:
+        """The part's options read by its table: one ``UserError`` for the first bad one."""
+        return opt.parse_options(self.name, options, self.table)
 
     #: Options a recipe takes beyond its table (read by hand, or written for later parts).
     extra_options: ClassVar[tuple[str, ...]] = ()
