@@ -230,7 +230,8 @@ def test_whole_koji_system(buildout, client, koji_support, debian, tmp_path):
     koji_buildout(b, builders=2, extra=extra)
     timed('builders = 2', b.run, '-N')
     after = container_ids(b)
-    assert set(after) - set(before) == {f'{b.prefix}-builder-2'}
+    assert set(after) - set(before) == {f'{b.prefix}-builder-2',
+                                        f'{b.prefix}-builder-credentials-job-2'}
     assert all(after[name] == before[name] for name in before
                if not name.endswith('-job')), 'running services were not restarted'
     assert ready_hosts() == [['kojibuilder1', 'Y', 'Y'], ['kojibuilder2', 'Y', 'Y']]
