@@ -52,7 +52,7 @@ import docker.models.containers
 import requests.exceptions
 import zc.buildout
 
-from . import copying, decisions, identities
+from . import copying, decisions, identities, readfiles
 from . import options as opt
 from . import probes, stopsignal
 from .secrets import write_private
@@ -239,7 +239,7 @@ TABLE: tuple[opt.Option, ...] = (
     opt.Option('healthcheck', healthcheck_test),
     opt.Option('healthcheck-interval', opt.duration, default='1s'),
     opt.Option('healthcheck-timeout', opt.duration, default='10s'),
-    opt.Option('healthcheck-retries', opt.integer(1), default='3'),
+    opt.Option('healthcheck-retries', opt.integer(1, opt.MAX_REPLICAS), default='3'),
     opt.Option('healthcheck-start-period', opt.duration, default='0'),
     opt.Option('layout', opt.existing_directory, identity=False),  # its content is hashed
     opt.Option('script', opt.text),
@@ -1128,8 +1128,8 @@ def comes_after(options: Mapping[str, str]) -> frozenset[str]:
     name nothing: they were checked when the part was installed); ``{index}`` stands for
     each replica's number."""
     try:
-        replicas = int(options.get('replicas') or 0)
-    except ValueError:
+        replicas = opt.integer(1, opt.MAX_REPLICAS)(options.get('replicas') or '')
+    except opt.Invalid:
         replicas = 0
     found: set[str] = set()
     for index in range(1, replicas + 1) if replicas else (None,):
@@ -1242,11 +1242,7 @@ def _nanoseconds(seconds: float) -> int:
 
 def read_env_file(part: str, path: str) -> dict[str, str]:
     """``KEY=VALUE`` lines as ``docker run --env-file`` reads them; a bare KEY comes from our environment."""
-    try:
-        with open(path, encoding='utf-8') as handle:
-            text = handle.read()
-    except OSError as exc:
-        raise opt.invalid(part, 'env-file', f'a readable file ({exc.strerror})', path) from None
+    text = readfiles.read_text(part, 'env-file', path)
     env: dict[str, str] = {}
     for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()

@@ -173,10 +173,10 @@ def _config_of(part: str, values: Mapping[str, str | None]) -> EngineConfig:
     except opt.Invalid as exc:
         raise opt.invalid(part, 'docker-tls-verify', str(exc), verify) from None
     try:
-        timeout = opt.integer(1)(values.get('timeout') or '120')
+        timeout = opt.integer(1, opt.MAX_DURATION)(values.get('timeout') or '120')
     except opt.Invalid:
-        raise opt.invalid(part, 'timeout', 'a number of seconds of at least 1',
-                          values.get('timeout')) from None
+        raise opt.invalid(part, 'timeout', 'a number of seconds of at least 1 and at most '
+                          f'{opt.MAX_DURATION}', values.get('timeout')) from None
     cert_path = values.get('docker-cert-path')
     problem = cert_path and tls_directory_problem(cert_path, tls)
     if problem:
@@ -187,6 +187,11 @@ def _config_of(part: str, values: Mapping[str, str | None]) -> EngineConfig:
             f'{part}: option machine-name: no Docker context named {context!r} '
             f'(docker context ls lists them)')
     host = values.get('docker-host')
+    if host:
+        try:
+            opt.split_url(host, 'an engine URL such as tcp://HOST:2376')
+        except opt.Invalid as exc:
+            raise opt.invalid(part, 'docker-host', str(exc), host) from None
     return EngineConfig(host=host, tls_verify=tls,
                         cert_path=cert_path and os.path.expanduser(cert_path), timeout=timeout,
                         context=context or machine_from_environment(part, host))
@@ -207,7 +212,7 @@ def _recorded(options: Mapping[str, str]) -> EngineConfig:
     with contextlib.suppress(opt.Invalid):
         tls = opt.boolean(values.get('docker-tls-verify') or 'false')
     with contextlib.suppress(opt.Invalid):
-        timeout = opt.integer(1)(_given(options, 'timeout') or '120')
+        timeout = opt.integer(1, opt.MAX_DURATION)(_given(options, 'timeout') or '120')
     cert_path = values.get('docker-cert-path')
     return EngineConfig(host=values.get('docker-host'), tls_verify=tls,
                         cert_path=cert_path and os.path.expanduser(cert_path), timeout=timeout,

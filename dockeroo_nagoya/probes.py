@@ -57,7 +57,7 @@ import requests.exceptions
 import zc.buildout
 
 from .engine import Engine
-from .options import Invalid, lines
+from .options import Invalid, lines, split_url
 
 FIRST_DELAY = 0.1
 MAX_DELAY = 0.5
@@ -127,13 +127,7 @@ def parse_gate(line: str) -> Gate:
 
 def _parse_http(text: str) -> Gate:
     url, _, rest = text.partition(' ')
-    parsed = urllib.parse.urlsplit(url)
-    try:
-        port = parsed.port
-    except ValueError:
-        raise Invalid('a URL with a port number from 1 to 65535') from None
-    if port == 0:
-        raise Invalid('a URL with a port number from 1 to 65535')
+    split_url(url, 'a URL with a port number from 1 to 65535')
     status, pattern = '2xx', None
     rest = rest.strip()
     if rest:

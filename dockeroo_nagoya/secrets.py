@@ -12,6 +12,8 @@ from typing import Mapping
 
 import zc.buildout
 
+from . import readfiles
+
 
 def secret(part: str, options: Mapping[str, str], key: str = 'password') -> str | None:
     """The secret named by ``KEY-env`` or ``KEY-file``; ``None`` when neither is set."""
@@ -27,15 +29,8 @@ def secret(part: str, options: Mapping[str, str], key: str = 'password') -> str 
                 f'{part}: option {key}-env: the environment variable {env_name} is not set')
         return value
     if file_name:
-        path = os.path.expanduser(file_name)
-        try:
-            with open(path, encoding='utf-8') as handle:
-                value = handle.read().rstrip('\r\n')
-        except OSError as exc:
-            raise zc.buildout.UserError(
-                f'{part}: option {key}-file: expected a readable file, got {file_name!r} '
-                f'({exc.strerror})') from None
-        return value
+        return readfiles.read_text(part, f'{key}-file', os.path.expanduser(file_name)
+                                   ).rstrip('\r\n')
     return None
 
 

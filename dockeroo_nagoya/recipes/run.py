@@ -64,7 +64,7 @@ class RunRecipe(Recipe):
     keep_default = False
     owns = ('containers',)
     table = containers.TABLE + (
-        opt.Option('replicas', opt.integer(1), identity=False),
+        opt.Option('replicas', opt.integer(1, opt.MAX_REPLICAS), identity=False),
         # Names of parts this one comes after: a reference is all buildout needs to order them.
         opt.Option('depends', opt.words, default='', identity=False),
     )

@@ -67,7 +67,7 @@ class ServiceRecipe(Recipe):
     table = (
         opt.Option('name', opt.name),
         opt.Option('image', opt.image_reference, required=True),
-        opt.Option('replicas', opt.integer(0), default='1', identity=False),
+        opt.Option('replicas', opt.integer(0, opt.MAX_REPLICAS), default='1', identity=False),
         opt.Option('command', opt.text),
         opt.Option('env', opt.key_values, default=''),
         opt.Option('networks', opt.words, default=''),
@@ -75,7 +75,7 @@ class ServiceRecipe(Recipe):
         opt.Option('ports', port_lines, default=''),
         opt.Option('constraints', opt.lines, default=''),
         opt.Option('labels', opt.key_values, default=''),
-        opt.Option('update-parallelism', opt.integer(0), default='1'),
+        opt.Option('update-parallelism', opt.integer(0, opt.MAX_REPLICAS), default='1'),
         opt.Option('update-delay', opt.duration, default='0'),
         opt.Option('secrets', secret_lines, default=''),
         opt.Option('stop-timeout', opt.duration, default='10'),
