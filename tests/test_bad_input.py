@@ -17,6 +17,9 @@ import ast
 import configparser
 import io
 import json
+import os
+import select
+import signal
 import subprocess
 import sys
 import tarfile
@@ -31,6 +34,8 @@ from helpers import assert_one_error
 BUSYBOX = 'dn-test/busybox:latest'
 DIGEST = 'sha256:' + 'ab' * 32
 LONG = 'n' * 300
+#: Seconds a case may take: each stops in a recipe's constructor, in well under one.
+CASE_TIMEOUT = 20
 
 # (id, recipe, options, what the Error line must say). ``bad`` is the part; ``REF`` cases
 # name a section that does not exist and are checked against buildout's own message.
@@ -424,13 +429,26 @@ def outcomes(request, client, busybox, tmp_path_factory):
             if expected.startswith('CASE'):
                 # The part name itself is what is wrong (an image name must be lower case).
                 b.write(case_config(recipe, body, part='Bad'))
-    worker = subprocess.Popen([sys.executable, str(FAULTS_DIR / 'quickbuildout.py'), '-N'],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    def start() -> subprocess.Popen:
+        # A session of its own, so that a case that hangs is ended with its forked run.
+        return subprocess.Popen([sys.executable, str(FAULTS_DIR / 'quickbuildout.py'), '-N'],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                start_new_session=True)
+    worker = start()
     try:
         found: dict[str, str] = {}
         for name, b in made.items():
             worker.stdin.write(f'{b.directory}\n')
             worker.stdin.flush()
+            if not select.select([worker.stdout], [], [], CASE_TIMEOUT)[0]:
+                # A run that does not end (a wait without end, a loop over millions) is a
+                # failure of its own case; the next cases get a new worker.
+                os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait(30)
+                found[name] = f'[hung]\nno end within {CASE_TIMEOUT} s\n' + \
+                    (b.directory / 'buildout-output.txt').read_text(errors='replace')
+                worker = start()
+                continue
             code = json.loads(worker.stdout.readline())['code']
             found[name] = f'[{code}]\n' + (b.directory / 'buildout-output.txt').read_text()
         yield found
@@ -448,6 +466,7 @@ def test_bad_input_is_one_clear_error_line(outcomes, request, case):
     counter = tally(request.config)
     counter.add('bad inputs')
     out = outcomes[name]
+    assert not out.startswith('[hung]'), f'buildout did not end:\n{out}'
     assert not out.startswith('[0]'), f'buildout accepted it:\n{out}'
     line = assert_one_error(out)
     if expected.startswith('REF '):
