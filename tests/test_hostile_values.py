@@ -10,11 +10,28 @@ control), and each test checks that nothing was left running.
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 
 import pytest
 
+from conftest import BUILDOUT
 from helpers import assert_one_error, buildout_config, control, plan, section
+
+#: Seconds a refused run may take: it stops before anything acts, in about one second.
+RUN_TIMEOUT = 120
+
+
+def bounded_fail(b) -> str:
+    """bin/buildout expected to fail, within RUN_TIMEOUT (a run that lays out millions of
+    sections or waits without end fails the test instead of hanging it)."""
+    try:
+        result = subprocess.run([str(BUILDOUT), '-c', 'buildout.cfg'], cwd=b.directory,
+                                capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f'bin/buildout did not end within {RUN_TIMEOUT} s')
+    assert result.returncode != 0, result.stdout + result.stderr
+    return result.stdout + result.stderr
 
 
 def _ran_nothing(b) -> None:
@@ -37,7 +54,7 @@ def test_a_part_name_that_is_no_plain_name_is_refused_before_anything_acts(build
         section('app', 'docker.run', name=f'{b.prefix}-app', image=busybox,
                 command='sleep 600', stop_timeout='1'),
         section(part, 'docker.command', container='${app:name}', command='true')))
-    out = b.fail()
+    out = bounded_fail(b)
     line = assert_one_error(out)
     assert f'part {part!r}: expected a part name' in line, out
     assert not os.path.exists(f'/tmp/tmp/{tag}') and not os.path.exists(f'/tmp/{tag}')
@@ -49,7 +66,7 @@ def test_a_part_name_that_is_no_plain_name_is_refused_before_anything_acts(build
         section('app', 'docker.run', name=f'{b.prefix}-app', image=busybox,
                 command='sleep 600', stop_timeout='1'),
         section(part, 'docker.control', parts='app')))
-    out = b.fail()
+    out = bounded_fail(b)
     assert f'part {part!r}: expected a part name' in assert_one_error(out), out
     _ran_nothing(b)
 
@@ -61,14 +78,14 @@ def test_a_for_each_copy_and_a_member_need_plain_names_too(buildout, busybox):
         section('x/*', 'docker.run', for_each='machines:hosts', image=busybox,
                 name=f'{b.prefix}-{{host}}', command='sleep 600'),
         head='extensions = dockeroo_nagoya'))
-    out = b.fail()
+    out = bounded_fail(b)
     assert "machines:hosts: line 'one': copy of [x/*]: part 'x/one': expected a part name" in \
         assert_one_error(out), out
     _ran_nothing(b)
     b.write(buildout_config(
         ['sys'], section('sys', 'docker.system', containers='../m'),
         section('../m', '', image=busybox, name=f'{b.prefix}-m', command='sleep 600')))
-    out = b.fail()
+    out = bounded_fail(b)
     assert "sys: option containers: section '../m': expected a part name" in \
         assert_one_error(out), out
     _ran_nothing(b)
@@ -84,7 +101,7 @@ def test_a_for_each_count_is_ascii_digits_and_bounded(buildout, busybox, count):
         section('sleep-*', 'docker.run', for_each='machines:hosts', image=busybox,
                 name=f'{b.prefix}-{{host}}', command='sleep 600', replicas='{count}'),
         head='extensions = dockeroo_nagoya'))
-    out = b.fail()
+    out = bounded_fail(b)
     assert "machines:hosts: line 'one default" in assert_one_error(out), out
     assert 'expected a count of at least 1 and at most 1000' in out, out
     _ran_nothing(b)
@@ -105,7 +122,7 @@ def test_a_damaged_copy_record_is_one_line_in_the_run_and_the_plan(buildout, bus
     before = {c.name: c.id for c in b.owned('containers')}
     for damage in (b'{"conf.txt": ', b'\xff\xfe not text'):
         record.write_bytes(damage)
-        out = b.fail()
+        out = bounded_fail(b)
         line = assert_one_error(out)
         assert line.startswith(f'Error: copy: its state file {record} cannot be read'), out
         assert 'remove it and run again (every line is copied again)' in line, out
@@ -146,7 +163,7 @@ def test_a_bad_number_on_an_installed_part_tears_nothing_down(buildout, busybox)
     before = {c.name: c.id for c in b.owned('containers')}
     for bad in ('stop-timeout = inf', 'stop-timeout = 1e400', 'stop-timeout = nan'):
         b.write(config.replace('stop-timeout = 1', bad))
-        out = b.fail()
+        out = bounded_fail(b)
         assert 'app: option stop-timeout: expected a duration' in assert_one_error(out), out
         assert 'Uninstalling' not in out
         assert {c.name: c.id for c in b.owned('containers')} == before
