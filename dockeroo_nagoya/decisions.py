@@ -100,6 +100,10 @@ class Change:
     reasons: list[Reason] = dataclasses.field(default_factory=list)
     #: The engine's id of the object as it is now (``None``: there is none yet).
     id: str | None = None
+    #: How an ``update`` is made, when an object has more than one way (a service's
+    #: ``rolling update``, which replaces its tasks, or a ``scale`` or ``new update
+    #: settings``, which leave them running): the acting reads it here, not from the reasons.
+    how: str | None = None
 
     def __post_init__(self) -> None:
         assert self.action in ACTIONS, self.action
@@ -110,11 +114,15 @@ class Change:
 
     def text(self) -> str:
         why = ', '.join(r.text() for r in self.reasons)
-        return f'{self.action} {self.kind} {self.object}' + (f': {why}' if why else '')
+        how = f' ({self.how})' if self.how else ''
+        return f'{self.action} {self.kind} {self.object}{how}' + (f': {why}' if why else '')
 
     def as_dict(self) -> dict[str, Any]:
-        return {'object': self.object, 'kind': self.kind, 'action': self.action, 'id': self.id,
-                'reasons': [r.as_dict() for r in self.reasons]}
+        found = {'object': self.object, 'kind': self.kind, 'action': self.action, 'id': self.id,
+                 'reasons': [r.as_dict() for r in self.reasons]}
+        if self.how:
+            found['how'] = self.how
+        return found
 
 
 __all__ = ['ACTIONS', 'Change', 'Reason', 'is_secret', 'state']

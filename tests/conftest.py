@@ -451,7 +451,7 @@ class SecondEngine:
             self._make_certificates()
 
     def _make_certificates(self) -> None:
-        """The engine's CA and certificate and one client's, as the README says to make them
+        """The engine's CA and certificate and one client's, as docs/koji.rst says to make them
         (the port chosen once: ``start()`` after ``stop()`` listens where it did)."""
         self.pki = self.root / 'pki'
         self.pki.mkdir()
@@ -494,11 +494,15 @@ class SecondEngine:
             subprocess.run(['ip', 'addr', 'add', f'10.234.{self.index}.1/24', 'dev', self.bridge],
                            check=True)
             subprocess.run(['ip', 'link', 'set', self.bridge, 'up'], check=True)
+        self._launch(['dockerd', *self._listen(), '--data-root', str(self.root / 'data'),
+                      '--exec-root', str(self.root / 'exec'),
+                      '--pidfile', str(self.root / 'docker.pid'),
+                      '--bridge', self.bridge, '--iptables=false'])
+
+    def _launch(self, command: list[str]) -> None:
+        """Start the daemon (``command``, logging to dockerd.log) and wait until it answers."""
         log = open(self.root / 'dockerd.log', 'ab')  # noqa: SIM115 - the daemon's, closed by it
-        self.process = subprocess.Popen(
-            ['dockerd', *self._listen(), '--data-root', str(self.root / 'data'),
-             '--exec-root', str(self.root / 'exec'), '--pidfile', str(self.root / 'docker.pid'),
-             '--bridge', self.bridge, '--iptables=false'], stdout=log, stderr=log)
+        self.process = subprocess.Popen(command, stdout=log, stderr=log)
         log.close()
         deadline = time.monotonic() + 60
         while True:
@@ -511,7 +515,7 @@ class SecondEngine:
                 return
             except (docker.errors.DockerException, OSError):
                 if time.monotonic() > deadline or self.process.poll() is not None:
-                    raise RuntimeError('the second dockerd did not start: '
+                    raise RuntimeError(f'dockerd in {self.root} did not start: '
                                        + (self.root / 'dockerd.log').read_text()[-2000:])
                 time.sleep(0.2)
 
@@ -604,3 +608,204 @@ def remote(buildout: Buildout, client: docker.DockerClient, busybox: str,
         if second_engine.client is None:
             second_engine.start()
         buildout.cleanup(second_engine.client)
+
+
+#: The three-node Swarm's own network: a bridge on this machine and the nodes behind veths.
+SWARM_BRIDGE = 'dnswbr0'
+SWARM_SUBNET = '10.237.0'
+SWARM_HOST_ADDRESS = f'{SWARM_SUBNET}.1'
+#: A tag for the one firewall rule the fixture adds (and takes away again).
+SWARM_RULE_COMMENT = 'dockeroo-nagoya-test-swarm'
+
+
+def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(['ip', *args], check=check, capture_output=True)
+
+
+class SwarmNode(SecondEngine):
+    """One machine of the Swarm: a dockerd in a network namespace of its own (``NS``), with
+    its own host name (a UTS namespace), data root, exec root, pid file, unix socket and
+    bridge, reached from the others over a veth on :data:`SWARM_BRIDGE`.
+
+    ``nsenter --net`` (not ``ip netns exec``, which remounts /sys and hides the cgroups
+    dockerd needs); the daemon's iptables rules stay inside its namespace.
+    """
+
+    def __init__(self, root: Path, name: str, number: int,  # pylint: disable=super-init-not-called
+                 registry: str) -> None:
+        self.name = name
+        self.netns = f'dnsw-{name}'
+        self.veth = f'dnsw-{name}'[:15]
+        self.address = f'{SWARM_SUBNET}.{10 + number}'
+        # The daemon's own bridge, in a /27 of the subnet above the nodes' /26.
+        self.bridge_cidr = f'{SWARM_SUBNET}.{32 + 32 * number + 1}/27'
+        self.root = root / name
+        self.host = f'unix://{self.root}/docker.sock'
+        self.registry = registry
+        self.process: subprocess.Popen | None = None
+        self.client: docker.DockerClient | None = None
+        self.tls_host = None
+
+    def make_network(self) -> None:
+        self.root.mkdir(exist_ok=True)
+        _ip('netns', 'add', self.netns)
+        _ip('link', 'add', self.veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', self.netns)
+        _ip('link', 'set', self.veth, 'master', SWARM_BRIDGE)
+        _ip('link', 'set', self.veth, 'up')
+        inside = ('netns', 'exec', self.netns, 'ip')
+        _ip(*inside, 'link', 'set', 'lo', 'up')
+        _ip(*inside, 'addr', 'add', f'{self.address}/26', 'dev', 'eth0')
+        _ip(*inside, 'link', 'set', 'eth0', 'up')
+        _ip(*inside, 'link', 'add', 'dnswdocker0', 'type', 'bridge')
+        _ip(*inside, 'addr', 'add', self.bridge_cidr, 'dev', 'dnswdocker0')
+        _ip(*inside, 'link', 'set', 'dnswdocker0', 'up')
+
+    def start(self) -> None:
+        self._launch(
+            ['nsenter', f'--net=/var/run/netns/{self.netns}', '--', 'unshare', '--uts', '--',
+             'sh', '-c', f'hostname {self.name} && exec "$@"', 'sh',
+             'dockerd', '--host', self.host, '--data-root', str(self.root / 'data'),
+             '--exec-root', str(self.root / 'exec'), '--pidfile', str(self.root / 'docker.pid'),
+             '--bridge', 'dnswdocker0', '--insecure-registry', self.registry])
+
+    def destroy(self) -> None:
+        self.stop()
+        # What the daemon mounted under its roots (its netns files, overlay layers).
+        mounts = Path('/proc/self/mounts').read_text().split('\n')
+        mine = [line.split()[1] for line in mounts
+                if len(line.split()) > 1 and line.split()[1].startswith(str(self.root))]
+        for mountpoint in sorted(mine, reverse=True):
+            subprocess.run(['umount', '-l', mountpoint], check=False, capture_output=True)
+        _ip('netns', 'del', self.netns, check=False)
+        _ip('link', 'del', self.veth, check=False)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class SwarmNodes:
+    """A Swarm of three machines on this one: a manager and two workers (:class:`SwarmNode`),
+    labelled ``tier=front`` (worker1) and ``tier=back`` (worker2), all ``pool=app`` on the
+    workers; a registry (Debian's docker-registry) on the bridge's address that every node
+    pulls from; ``busybox``: a busybox image built on the manager and pushed there.
+
+    Traffic stays between the bridge's addresses: no default route, no NAT; the one
+    firewall rule added lets the bridge forward between its own ports (this machine's
+    FORWARD policy drops bridged frames otherwise).
+    """
+
+    def __init__(self, root: Path, port: int) -> None:
+        self.root = root
+        self.registry = f'{SWARM_HOST_ADDRESS}:{port}'
+        self.registry_process: subprocess.Popen | None = None
+        self.manager = SwarmNode(root, 'manager', 1, self.registry)
+        self.workers = [SwarmNode(root, f'worker{n}', n + 1, self.registry) for n in (1, 2)]
+        self.busybox = f'{self.registry}/dn/busybox:1'
+        self.rule_added = False
+
+    @property
+    def nodes(self) -> list[SwarmNode]:
+        return [self.manager, *self.workers]
+
+    @property
+    def client(self) -> docker.DockerClient:
+        assert self.manager.client is not None
+        return self.manager.client
+
+    def _rule(self, action: str) -> list[str]:
+        return ['iptables', action, 'FORWARD', *(['1'] if action == '-I' else []),
+                '-i', SWARM_BRIDGE, '-o', SWARM_BRIDGE, '-m', 'comment', '--comment',
+                SWARM_RULE_COMMENT, '-j', 'ACCEPT']
+
+    def up(self) -> None:
+        self.down()  # what a killed earlier session left
+        _ip('link', 'add', SWARM_BRIDGE, 'type', 'bridge')
+        _ip('addr', 'add', f'{SWARM_HOST_ADDRESS}/26', 'dev', SWARM_BRIDGE)
+        _ip('link', 'set', SWARM_BRIDGE, 'up')
+        subprocess.run(self._rule('-I'), check=True, capture_output=True)
+        self.rule_added = True
+        self._serve_registry()
+        for node in self.nodes:
+            node.make_network()
+            node.start()
+        manager = self.client
+        manager.swarm.init(advertise_addr=self.manager.address,
+                           listen_addr=f'{self.manager.address}:2377')
+        token = manager.swarm.attrs['JoinTokens']['Worker']
+        for worker, tier in zip(self.workers, ('front', 'back')):
+            assert worker.client is not None
+            worker.client.swarm.join(remote_addrs=[f'{self.manager.address}:2377'],
+                                     join_token=token, advertise_addr=worker.address,
+                                     listen_addr=f'{worker.address}:2377')
+            node = self.node(worker.name)
+            spec = dict(node.attrs['Spec'])
+            spec['Labels'] = {'tier': tier, 'pool': 'app'}
+            node.update(spec)
+        context = self.root / 'busybox'
+        context.mkdir()
+        build_busybox(manager, context, self.busybox)
+        for _ in manager.images.push(self.busybox, stream=True, decode=True):
+            pass
+
+    def node(self, hostname: str):
+        """The Swarm's node object of a machine, by its host name (as the manager sees it)."""
+        found = [n for n in self.client.nodes.list() if n.attrs['Description']['Hostname'] == hostname]
+        assert len(found) == 1, found
+        return found[0]
+
+    def _serve_registry(self) -> None:
+        registry = self.root / 'registry'
+        registry.mkdir()
+        (registry / 'config.yml').write_text(textwrap.dedent(f'''\
+            version: 0.1
+            log:
+              level: error
+            storage:
+              filesystem:
+                rootdirectory: {registry}/data
+              delete:
+                enabled: true
+            http:
+              addr: {self.registry}
+            '''))
+        self.registry_process = subprocess.Popen(
+            ['docker-registry', 'serve', str(registry / 'config.yml')],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        host, port = self.registry.split(':')
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection((host, int(port)), 0.2):
+                return
+            time.sleep(0.05)
+        raise RuntimeError('the Swarm\'s registry did not start')
+
+    def down(self) -> None:
+        """Everything away, whatever state it is in (each step on its own)."""
+        for node in self.nodes:
+            node.destroy()
+        for name in ('manager', 'worker1', 'worker2'):  # a killed session's
+            _ip('netns', 'del', f'dnsw-{name}', check=False)
+        if self.registry_process is not None:
+            self.registry_process.terminate()
+            self.registry_process.wait(10)
+            self.registry_process = None
+        while subprocess.run(self._rule('-D'), capture_output=True).returncode == 0:
+            pass
+        self.rule_added = False
+        _ip('link', 'del', SWARM_BRIDGE, check=False)
+
+
+@pytest.fixture(scope='module')
+def swarm_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SwarmNodes]:
+    """A three-node Swarm (:class:`SwarmNodes`) for a module's tests, one test process at a
+    time on this machine (the bridge and subnet are fixed); all of it removed at the end,
+    even on failure."""
+    if not shutil.which('docker-registry') or not shutil.which('nsenter'):
+        pytest.skip('needs docker-registry and nsenter')
+    with shared_lock('swarm-nodes'):
+        root = Path(tempfile.mkdtemp(prefix='dnsw-', dir='/tmp'))
+        nodes = SwarmNodes(root, free_port())
+        try:
+            nodes.up()
+            yield nodes
+        finally:
+            nodes.down()
+            shutil.rmtree(root, ignore_errors=True)

@@ -295,7 +295,7 @@ def test_a_service_is_planned_created_scaled_rolled_and_removed(buildout, busybo
     try:
         assert changes(service(1)) == [(name, 'create', 'state')]
         assert changes(service(2)) == [(name, 'update', 'replicas')]
-        assert changes(service(2, role='db')) == [(name, 'update', 'state')]
+        assert changes(service(2, role='db')) == [(name, 'update', 'env')]
         b.write(buildout_config([]))
         assert [c['action'] for c in plan_json(b, 2)['changes']] == ['remove']
         b.run('-N')
