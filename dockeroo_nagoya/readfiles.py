@@ -60,22 +60,26 @@ def read_json(path: str) -> Any:
         raise Unreadable(f'it is not JSON: {exc}') from None
 
 
+def read_record(path: str) -> dict[str, Any]:
+    """A state file holding a JSON object: ``{}`` when there is none yet; :class:`Unreadable`
+    when it is there and holds none."""
+    found = read_json(path)
+    if found is None:
+        return {}
+    if not isinstance(found, dict):
+        raise Unreadable('it holds no JSON object')
+    return found
+
+
 def read_state(part: str, path: str, consequence: str) -> dict[str, Any]:
     """A part's JSON object of state (``{}`` when there is none yet), or one ``UserError``
     line naming the part, the file and what removing it means (``consequence``)."""
     try:
-        found = read_json(path)
+        return read_record(path)
     except Unreadable as exc:
         raise zc.buildout.UserError(
             f'{part}: its state file {path} cannot be read ({exc}): remove it and run again '
             f'({consequence})') from None
-    if found is None:
-        return {}
-    if not isinstance(found, dict):
-        raise zc.buildout.UserError(
-            f'{part}: its state file {path} cannot be read (it holds no JSON object): remove '
-            f'it and run again ({consequence})')
-    return found
 
 
-__all__ = ['Unreadable', 'text_of', 'read_text', 'read_json', 'read_state']
+__all__ = ['Unreadable', 'text_of', 'read_text', 'read_json', 'read_record', 'read_state']
