@@ -76,7 +76,9 @@ TOJI_ALIASES = {
 }
 
 DEFAULT_NETWORKS = ('bridge', 'host', 'none', 'default')
-RESTART_RE = re.compile(r'^(no|always|unless-stopped|on-failure)(?::(\d+))?$')
+RESTART_RE = re.compile(r'^(no|always|unless-stopped|on-failure)(?::([0-9]+))?$', re.ASCII)
+#: The most restarts on-failure may ask for: what the engine's API takes (a 32-bit int).
+MAX_RETRIES = 2 ** 31 - 1
 CAPABILITY_RE = re.compile(r'^(?:CAP_)?[A-Z_]+$|^ALL$')
 EXITED_RE = re.compile(r'^Exited \((-?\d+)\)')
 HEX64_RE = re.compile(r'^[0-9a-f]{64}$')
@@ -171,8 +173,10 @@ def link_line(raw: str) -> list[str]:
 def restart_policy(raw: str) -> dict[str, Any]:
     """``no``, ``always``, ``unless-stopped`` or ``on-failure[:RETRIES]``."""
     match = RESTART_RE.match(raw.strip())
-    if not match or (match.group(2) and match.group(1) != 'on-failure'):
-        raise opt.Invalid('no, always, unless-stopped or on-failure[:RETRIES]')
+    if not match or (match.group(2) and match.group(1) != 'on-failure') or \
+            int(match.group(2) or 0) > MAX_RETRIES:
+        raise opt.Invalid(f'no, always, unless-stopped or on-failure[:RETRIES] (RETRIES at '
+                          f'most {MAX_RETRIES})')
     return {'Name': match.group(1), 'MaximumRetryCount': int(match.group(2) or 0)}
 
 

@@ -361,6 +361,10 @@ CASES: list[tuple[str, str, str, str]] = [
      'bad: option timeout: expected a number of seconds of at least 1 and at most 86400'),
     ('system-member-stop-timeout-inf', 'docker.system', 'containers = member\n[member]\n'
      f'image = {BUSYBOX}\nstop-timeout = inf', 'bad: member member: option stop-timeout: expected a duration'),
+    ('run-restart-retries-huge', 'docker.run', f'image = {BUSYBOX}\nrestart = on-failure:{"9" * 30}',
+     'bad: option restart: expected no, always, unless-stopped or on-failure[:RETRIES]'),
+    ('run-gate-port-arabic-digits', 'docker.run', f'image = {BUSYBOX}\nwait-for = tcp:\u0668\u0660',
+     'bad: option wait-for: expected tcp:PORT with a port number from 1 to 65535'),
     # URLs that do not parse: one line, not urllib's ValueError when first used
     ('run-engine-unclosed-ipv6', 'docker.run', f'image = {BUSYBOX}\nengine = tcp://[::1',
      'bad: option engine: expected an engine URL'),
