@@ -9,18 +9,14 @@ buildout (or in buildout's ``download-cache``), keyed by its URL, so a
 rerun downloads nothing, and its ``sha256:`` digest is checked before any of
 it reaches the engine.
 
-A tarball member is refused when its name is absolute or climbs with ``..``,
-when a hard link points outside the archive, or when a relative symbolic
-link climbs above the root it is unpacked into. Absolute symbolic links are
-kept: inside an image they resolve against the image's own root (a root
-filesystem is full of them). :func:`extract` unpacks onto the host with the
-same checks, and also refuses to write through a link that leads out of the
-target directory.
+Members are placed by :mod:`.members` (the rules every archive follows):
+a root filesystem keeps its absolute symbolic links (inside an image they
+resolve against the image's own root; a root filesystem is full of them),
+and :func:`extract` unpacks onto the host with the host's rules.
 """
 from __future__ import annotations
 
 import collections
-import contextlib
 import dataclasses
 import hashlib
 import io
@@ -37,7 +33,9 @@ import urllib.parse
 import urllib.request
 from typing import IO, Any, Callable, Container, Iterable, Iterator, Mapping
 
+from . import atomicfile
 from .engine import Engine
+from .members import IN_ROOT, IN_TARGET, ArchiveError, HostWriter, Placement
 from .options import Invalid, lines
 
 SHA256_PREFIX = 'sha256:'
@@ -47,10 +45,6 @@ CHUNK = 1 << 20
 ENGINE_FILES = frozenset({'.dockerenv'})
 
 log = logging.getLogger('dockeroo_nagoya')
-
-
-class ArchiveError(Exception):
-    """An archive that cannot be used; the message says which and why."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,27 +132,22 @@ class Downloads:
                                f'and buildout runs offline')
         os.makedirs(self.cache, exist_ok=True)
         log.info('downloading %s', url)
-        partial = f'{path}.part-{os.getpid()}'
         sha = hashlib.sha256()
         try:
             request = urllib.request.Request(url)
             if authorization:
                 request.add_unredirected_header('Authorization', authorization)
             with urllib.request.urlopen(request, timeout=60) as response, \
-                    open(partial, 'wb') as out:
+                    atomicfile.atomic_file(path, 0o644) as out:
                 for block in iter(lambda: response.read(CHUNK), b''):
                     sha.update(block)
                     out.write(block)
+                if sha256 is not None and sha.hexdigest() != sha256:
+                    raise ArchiveError(f'{url} has sha256 {sha.hexdigest()}, expected {sha256}; '
+                                       f'nothing was imported')
         except (urllib.error.URLError, OSError, ValueError) as exc:
-            with contextlib.suppress(OSError):
-                os.remove(partial)
             reason = getattr(exc, 'reason', None) or exc
             raise ArchiveError(f'cannot download {url}: {reason}') from None
-        if sha256 is not None and sha.hexdigest() != sha256:
-            os.remove(partial)
-            raise ArchiveError(f'{url} has sha256 {sha.hexdigest()}, expected {sha256}; '
-                               f'nothing was imported')
-        os.replace(partial, path)
         return path
 
 
@@ -193,44 +182,17 @@ def file_sha256(path: str) -> str:
 
 
 # -- checking members --------------------------------------------------------
-def placed(member: tarfile.TarInfo, prefix: str) -> tarfile.TarInfo:
-    """The member renamed under ``prefix``; unsafe names and links raise ``ArchiveError``."""
-    name = member.name
-    if name.startswith('/'):
-        raise ArchiveError(f'member {name!r} has an absolute path')
-    if '..' in name.split('/'):
-        raise ArchiveError(f'member {name!r} climbs out with ".."')
-    root = prefix.strip('/')
-    member.name = _join(root, name)
-    if member.islnk():
-        target = member.linkname
-        if target.startswith('/') or '..' in target.split('/'):
-            raise ArchiveError(f'hard link {name!r} points outside the archive ({target!r})')
-        member.linkname = _join(root, target)
-    elif member.issym() and not member.linkname.startswith('/'):
-        resolved = posixpath.normpath(posixpath.join(posixpath.dirname(member.name),
-                                                     member.linkname))
-        if resolved == '..' or resolved.startswith('../'):
-            raise ArchiveError(f'symbolic link {name!r} leads out of the root '
-                               f'({member.linkname!r})')
-    return member
-
-
-def _join(root: str, name: str) -> str:
-    joined = posixpath.normpath(posixpath.join(root, name)) if root else posixpath.normpath(name)
-    return joined if joined not in ('', '/') else '.'
-
-
-def check(path: str, prefix: str = '/') -> collections.Counter[str]:
+def check(path: str, prefix: str = '/', links: str = IN_ROOT) -> collections.Counter[str]:
     """Read a tarball through once, so a bad one fails before the engine sees any of it.
 
     Returns how often each (placed) path occurs, for :func:`root_filesystem`.
     """
     names: collections.Counter[str] = collections.Counter()
+    placement = Placement(prefix, links=links)
     try:
         with tarfile.open(path, mode='r|*') as tar:
             for member in tar:
-                names[placed(member, prefix).name] += 1
+                names[placement.place(member).name] += 1
     except tarfile.TarError as exc:
         raise ArchiveError(f'{path} is not a tar archive (plain, gzip, bzip2 or xz): '
                            f'{exc}') from None
@@ -289,9 +251,10 @@ def add_archive(tar: tarfile.TarFile, path: str, prefix: str = '/',
     the last of a path the tarball holds more than once is kept.
     """
     seen: collections.Counter[str] = collections.Counter()
+    placement = Placement(prefix)
     with tarfile.open(path, mode='r|*') as source:
         for member in source:
-            member = placed(member, prefix)
+            member = placement.place(member)
             seen[member.name] += 1
             if member.name in skip or (counts and seen[member.name] < counts[member.name]):
                 continue
@@ -334,20 +297,13 @@ def _walk(directory: str, prefix: str = '') -> Iterator[tuple[str, str]]:
 def add_stream(tar: tarfile.TarFile, chunks: Iterable[bytes], prefix: str = '',
                strip: str = '', skip: frozenset[str] = frozenset()) -> None:
     """Copy a tar stream (e.g. the engine's) into ``tar``, ``strip`` replaced by ``prefix``."""
+    placement = Placement(prefix or '/', strip=strip)
     with tarfile.open(fileobj=io.BufferedReader(ChunkReader(chunks), CHUNK), mode='r|') as source:
         for member in source:
-            name = posixpath.normpath(member.name)
-            if strip:
-                if name != strip and not name.startswith(strip + '/'):
-                    continue
-                name = posixpath.normpath('./' + name[len(strip):])
-            if name in skip:
+            if placement.relative(member.name) in skip:
                 continue
-            member.name = name
-            if strip and member.islnk():
-                member.linkname = posixpath.normpath('./' + member.linkname[len(strip):])
             data = source.extractfile(member) if member.isreg() else None
-            tar.addfile(placed(member, prefix or '/'), data)
+            tar.addfile(placement.place(member), data)
 
 
 def tar_stream(fill: Callable[[tarfile.TarFile], None]) -> Iterator[bytes]:
@@ -455,46 +411,39 @@ def import_image(engine: Engine, chunks: Iterable[bytes], changes: list[str]) ->
 
 # -- the host end ------------------------------------------------------------------
 def extract(path: str, target: str, prefix: str = '/') -> None:
-    """Unpack a tarball into a host directory with the checks of :func:`placed`.
+    """Unpack a tarball into an existing host directory by the host's rules (:mod:`.members`).
 
-    Owners are kept when running as root. A member whose parent directory
-    resolves (through links unpacked before it) outside ``target`` is refused.
+    Its owners are not kept, nor set-id bits, group or world write, devices
+    or links leading out of ``target``; nothing is written through a link.
     """
-    top = os.path.realpath(target)
-    with tarfile.open(path, mode='r|*') as tar:
-        for member in tar:
-            placed(member, prefix)
-            parent = os.path.realpath(os.path.join(top, os.path.dirname(member.name)))
-            if parent != top and not parent.startswith(top + os.sep):
-                raise ArchiveError(f'member {member.name!r} would be written through a link '
-                                   f'out of {target}')
-            destination = os.path.join(top, member.name)
-            if os.path.islink(destination) and not member.isdir():
-                os.unlink(destination)  # replace the link, never write through it
-            tar.extract(member, top, numeric_owner=True, filter='fully_trusted')
+    placement = Placement(prefix, links=IN_TARGET)
+    try:
+        with tarfile.open(path, mode='r|*') as tar, HostWriter(target) as out:
+            for member in tar:
+                out.write(placement.place(member),
+                          tar.extractfile(member) if member.isreg() else None)
+    except tarfile.TarError as exc:
+        raise ArchiveError(f'{path} is not a tar archive (plain, gzip, bzip2 or xz): '
+                           f'{exc}') from None
+    except (OSError, EOFError) as exc:
+        raise ArchiveError(f'{path} cannot be read: {exc}') from None
 
 
 def extract_file(chunks: Iterable[bytes], destination: str) -> int:
     """Write the one file of an engine archive stream to ``destination`` atomically; its size."""
-    partial = f'{destination}.part-{os.getpid()}'
     size = -1
-    try:
-        with tarfile.open(fileobj=io.BufferedReader(ChunkReader(chunks), CHUNK), mode='r|') as tar:
-            for member in tar:
-                if not member.isreg():
-                    raise ArchiveError(f'{member.name} is not a regular file')
-                source = tar.extractfile(member)
-                assert source is not None
-                with open(partial, 'wb') as out:
-                    _copy(source, out)
-                size = member.size
-                break
-        if size < 0:
-            raise ArchiveError('the archive holds no file')
-        os.replace(partial, destination)
-    finally:
-        with contextlib.suppress(OSError):
-            os.remove(partial)
+    with tarfile.open(fileobj=io.BufferedReader(ChunkReader(chunks), CHUNK), mode='r|') as tar:
+        for member in tar:
+            if not member.isreg():
+                raise ArchiveError(f'{member.name} is not a regular file')
+            source = tar.extractfile(member)
+            assert source is not None
+            with atomicfile.atomic_file(destination, 0o644) as out:
+                _copy(source, out)
+            size = member.size
+            break
+    if size < 0:
+        raise ArchiveError('the archive holds no file')
     return size
 
 

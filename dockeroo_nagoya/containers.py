@@ -342,7 +342,7 @@ class ContainerSpec:
     def from_values(cls, part: str, name: str, values: dict[str, Any],
                     directory: str) -> ContainerSpec:
         values['wait-for'] = probes.trusting(values['wait-for'], values['wait-for-tls-verify'],
-                                             values['wait-for-tls-ca'])
+                                             values['wait-for-tls-ca'], part)
         spec = cls(part, name, directory, values)
         spec.check()
         spec.check_callbacks()

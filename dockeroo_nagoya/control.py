@@ -45,10 +45,11 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 import docker.errors
 import zc.buildout
 
-from . import containers, logstreams, ownership, probes, scheduling, volumedata
+from . import atomicfile, containers, logstreams, ownership, probes, scheduling, volumedata
 from . import options as opt
 from .engine import Engine, EngineConfig, connect, engine_errors
 from .engine_options import described
+from .members import ArchiveError
 
 OK, FAILED, USAGE, NOT_UP = 0, 1, 2, 3
 
@@ -423,7 +424,8 @@ class System:
         if not member.wait_for:
             return
         gates = probes.trusting(probes.parse_gates('\n'.join(member.wait_for)),
-                                member.wait_for_tls_verify, member.wait_for_tls_ca)
+                                member.wait_for_tls_verify, member.wait_for_tls_ca,
+                                member.section)
         timeout = member.wait_timeout or containers.DEFAULT_WAIT_TIMEOUT
         probes.wait_until_ready(engine, member.container, member.container, gates, timeout,
                                 self.display(member), log)
@@ -532,8 +534,12 @@ class System:
             archives.add(archive)
             with engine_errors(self.part, volume.engine):
                 with self.held(volume):
-                    archived = volumedata.archive_to(engine, volume.name,
-                                                     os.path.join(target, archive))
+                    try:
+                        archived = volumedata.archive_to(engine, volume.name,
+                                                         os.path.join(target, archive))
+                    except (ArchiveError, OSError) as exc:
+                        raise ControlError(f'{self.part}: volume {self.placed_name(volume)} '
+                                           f'cannot be backed up into {target}: {exc}') from None
                 # The labels say which part owns the volume: a restore into a removed
                 # installation gives them back, so that part adopts the volume again.
                 labels = (engine.inspect('volumes', volume.name) or {}).get('Labels') or {}
@@ -646,7 +652,11 @@ class System:
         if engine.inspect('volumes', volume) is None:
             engine.api.create_volume(name=volume, labels=entry.get('labels') or None)
             self.say(f'created volume {shown}')
-        volumedata.restore(engine, volume, entry['path'])
+        try:
+            volumedata.restore(engine, volume, entry['path'])
+        except ArchiveError as exc:
+            raise ControlError(f'{self.part}: {entry["path"]} cannot be restored into volume '
+                               f'{shown}: {exc}') from None
         if entry.get('over'):   # files that are not in the backup were left: no whole-volume check
             self.say(f'restored volume {shown} over its content (files not in the backup stay)')
             return
@@ -1062,11 +1072,8 @@ def _write_file(path: str, text: str, mode: int) -> None:
 
 
 def _write_json(path: str, data: Any) -> None:
-    temporary = path + '.part'
-    with open(temporary, 'w', encoding='utf-8') as out:
-        json.dump(data, out, indent=2, sort_keys=True)
-        out.write('\n')
-    os.replace(temporary, path)
+    """Write a manifest whole, never through a file or link planted at its name."""
+    atomicfile.write_text(path, json.dumps(data, indent=2, sort_keys=True) + '\n', 0o644)
 
 
 __all__ = ['main', 'script_text', 'importable_paths', 'System', 'Placed', 'ControlError']

@@ -1,11 +1,12 @@
-"""Copies between containers and the host, as tar archives that keep owners and modes.
+"""Copies between containers and the host, as tar archives that keep owners and modes
+(on the host, by the host's rules of :mod:`.members`).
 
 A copy is read into memory as a list of tar members renamed to where they
 go, so the same members can be hashed (to redo a copy only when the source
 changed) and then written (into a container with the engine's archive API,
-or onto the host with ``tarfile``). The digest covers names, types, numeric
-owners, modes, link targets and bytes, never times, so touching a file
-changes nothing.
+or onto the host with :class:`.members.HostWriter`). The digest covers
+names, types, numeric owners, modes, link targets and bytes, never times, so
+touching a file changes nothing.
 
 Path syntax (``paths`` of ``docker.copy``, dockeroo's): one copy per line,
 ``SOURCE [TARGET]``; a SOURCE ending in ``/`` copies a directory (TARGET is
@@ -47,6 +48,7 @@ import zc.buildout
 
 from .archives import ChunkReader
 from .engine import Engine, engine_errors
+from .members import IN_ROOT, IN_TARGET, ArchiveError, HostWriter, Placement, renamed
 from .options import Invalid, lines
 from .throwaway import Throwaway
 
@@ -141,8 +143,10 @@ def _absolute(path: str, on_host: bool, base: str, line: str) -> str:
 
 
 # -- reading ------------------------------------------------------------------
-def read_container(engine: Engine, container: str, copy: CopyPath) -> list[Member]:
-    """The members of ``copy.source`` in a container, renamed to ``copy.target``."""
+def read_container(engine: Engine, container: str, copy: CopyPath,
+                   links: str = IN_ROOT) -> list[Member]:
+    """The members of ``copy.source`` in a container, placed at ``copy.target`` by the
+    rules of where they go (``links``: :data:`.members.IN_TARGET` for the host)."""
     try:
         chunks, info = engine.api.get_archive(container, copy.source)
     except docker.errors.NotFound:
@@ -152,11 +156,11 @@ def read_container(engine: Engine, container: str, copy: CopyPath) -> list[Membe
     data = b''.join(chunks)
     with tarfile.open(fileobj=io.BytesIO(data), mode='r:') as tar:
         members = [(member, _body(tar, member)) for member in tar]
-    return _renamed(members, info.get('name') or posixpath.basename(copy.source), copy)
+    return _placed(members, info.get('name') or posixpath.basename(copy.source), copy, links)
 
 
 def read_host(copy: CopyPath) -> list[Member]:
-    """The members of ``copy.source`` on the host, renamed to ``copy.target``."""
+    """The members of ``copy.source`` on the host, placed at ``copy.target`` (a container's)."""
     try:
         is_dir = stat.S_ISDIR(os.stat(copy.source).st_mode)
     except OSError as exc:
@@ -172,7 +176,7 @@ def read_host(copy: CopyPath) -> list[Member]:
     buf.seek(0)
     with tarfile.open(fileobj=buf, mode='r:') as tar:
         members = [(member, _body(tar, member)) for member in tar]
-    return _renamed(members, name, copy)
+    return _placed(members, name, copy, IN_ROOT)
 
 
 def _check_kind(copy: CopyPath, is_dir: bool) -> None:
@@ -189,17 +193,13 @@ def _body(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes | None:
     return handle.read() if handle else b''
 
 
-def _renamed(members: list[Member], prefix: str, copy: CopyPath) -> list[Member]:
-    """Members named from the root (no leading ``/``) at the target; escapes refused."""
-    target = copy.target.lstrip('/')
-    renamed: list[Member] = []
-    for member, body in members:
-        name = posixpath.normpath(member.name)
-        if name != prefix and not name.startswith(prefix + '/'):
-            raise CopyError(f'{copy.source}: the archive holds {member.name!r}, outside of it')
-        member.name = target + name[len(prefix):]
-        renamed.append((member, body))
-    return renamed
+def _placed(members: list[Member], prefix: str, copy: CopyPath, links: str) -> list[Member]:
+    """Members named from the root (no leading ``/``) at the target (:mod:`.members`)."""
+    placement = Placement(copy.target, strip=prefix, links=links)
+    try:
+        return [(placement.place(member), body) for member, body in members]
+    except ArchiveError as exc:
+        raise CopyError(f'{copy.source}: {exc}') from None
 
 
 # -- hashing and writing ------------------------------------------------------
@@ -229,52 +229,23 @@ def write_container(engine: Engine, container: str, members: list[Member]) -> No
 
 
 def write_host(members: list[Member], target: str) -> None:
-    """Unpack the members on the host; owners are kept when running as root."""
+    """Write the members at ``target`` on the host by the host's rules (:mod:`.members`):
+    not through a link, a link at ``target`` replaced, no owner of the container's, no
+    set-id bit; each file whole or not at all."""
     parent = os.path.dirname(target)
-    os.makedirs(parent, exist_ok=True)
     relative = target.lstrip('/')
     base = os.path.basename(target)
-    with tarfile.open(fileobj=io.BytesIO(pack(members)), mode='r:') as tar:
-        extracted = []
-        for member in tar.getmembers():
-            member.name = base + member.name[len(relative):]
-            extracted.append(member)
-        try:
-            tar.extractall(parent, members=extracted, numeric_owner=True, filter=_within(target))
-        except (tarfile.TarError, OSError) as exc:
-            raise CopyError(f'{target}: {exc}') from None
-
-
-def _within(target: str):
-    """A tarfile filter that writes nothing outside ``target``, modes kept (but set-id bits).
-
-    tarfile's own ``tar`` filter would only keep members inside the directory
-    extracted into (the target's parent), and it resolves a link that is
-    already there even for a member that replaces that link. Here a member is
-    refused when what it writes resolves, through links on the host, outside
-    the target; a link member replaces a link and is checked by its directory.
-    """
-    root = os.path.realpath(target)
-
-    def inside(path: str) -> bool:
-        return path == root or path.startswith(root + os.sep)
-
-    def check(member: tarfile.TarInfo, destination: str) -> tarfile.TarInfo:
-        name = member.name
-        if name.startswith('/') or '..' in name.split('/'):
-            raise tarfile.AbsolutePathError(member)
-        full = os.path.join(destination, name)
-        if member.issym() or member.islnk():
-            where = os.path.join(os.path.realpath(os.path.dirname(full)), os.path.basename(full))
-        else:
-            where = os.path.realpath(full)
-        if not inside(where):
-            raise tarfile.OutsideDestinationError(member, where)
-        if member.islnk() and not inside(os.path.realpath(os.path.join(destination, member.linkname))):
-            raise tarfile.LinkOutsideDestinationError(member, member.linkname)
-        return member.replace(mode=member.mode & 0o1777, deep=False)
-
-    return check
+    try:
+        os.makedirs(parent, exist_ok=True)
+        with HostWriter(parent, durable=True) as out:
+            for member, body in members:
+                placed = renamed(member.replace(deep=False), base + member.name[len(relative):],
+                                 base + member.linkname[len(relative):] if member.islnk() else None)
+                out.write(placed, io.BytesIO(body) if body is not None else None)
+    except ArchiveError as exc:
+        raise CopyError(f'{target}: {exc}') from None
+    except OSError as exc:
+        raise CopyError(f'{target}: {exc.strerror or exc}') from None
 
 
 def layout_members(directory: str) -> list[Member]:
@@ -316,7 +287,8 @@ def copies_to_make(engine: Engine, copies: list[CopyPath], source: str | None,
             raise SyncError(f'{copy.target} is in no volume of container-to {sync.name}: sync '
                             f'removes through the container\'s volumes (it may not run): '
                             f'mount a volume at {copy.target} or above it, or leave out sync')
-        members = read_container(engine, source, copy) if source else read_host(copy)
+        members = read_container(engine, source, copy, IN_ROOT if target else IN_TARGET) \
+            if source else read_host(copy)
         now: dict[str, Any] = {'digest': digest(members), 'target': target or copy.target,
                                **({'sync': True} if synced else {})}
         before = done.get(copy.text)
@@ -345,7 +317,8 @@ def copies_to_make(engine: Engine, copies: list[CopyPath], source: str | None,
 
 def make_copies(engine: Engine, made: list[CopyToMake], target: str | None,
                 log: logging.Logger, part: str = '',
-                labels: Mapping[str, str] | None = None) -> dict[str, dict[str, Any]]:
+                labels: Mapping[str, str] | None = None,
+                written: list[str] | None = None) -> dict[str, dict[str, Any]]:
     """Write each copy :func:`copies_to_make` found a reason for; the others are left.
 
     ``engine`` is the target's and ``target`` its container id (``None``: the
@@ -354,7 +327,9 @@ def make_copies(engine: Engine, made: list[CopyToMake], target: str | None,
     never through a file on its disk. What sync found stale goes first, so a
     failed removal writes nothing (and the record is not written: the next
     run does both again). ``part`` and ``labels`` are the owner of the
-    throwaway container that removes in a container. Returns the new record
+    throwaway container that removes in a container. ``written`` gets each host path
+    as it is written (even partly), for the caller to take back what a failure left.
+    Returns the new record
     (per line: content digest, where it went, sync), for the next run.
     """
     record: dict[str, dict[str, Any]] = {}
@@ -374,6 +349,8 @@ def make_copies(engine: Engine, made: list[CopyToMake], target: str | None,
             if target:
                 write_container(engine, target, made_one.members)
             else:
+                if written is not None:
+                    written.append(copy.target)
                 write_host(made_one.members, copy.target)
         record[copy.text] = made_one.record
     return record

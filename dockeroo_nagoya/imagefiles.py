@@ -11,8 +11,9 @@ import dataclasses
 import json
 import os
 import tarfile
-import tempfile
 from typing import Iterable
+
+from .atomicfile import atomic_file
 
 
 class NotAnImageArchive(ValueError):
@@ -71,28 +72,12 @@ def image_in_archive(path: str, reference: str) -> ArchivedImage | None:
 
 
 def write_atomically(path: str, chunks: Iterable[bytes]) -> None:
-    """Write the file next to its place and move it there, so a failed write leaves the old one."""
-    directory = os.path.dirname(path) or '.'
-    os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f'.{os.path.basename(path)}.', dir=directory)
-    try:
-        with os.fdopen(handle, 'wb') as out:
-            for chunk in chunks:
-                out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temporary, 0o644 & ~_umask())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    """Write the file whole or not at all (:mod:`.atomicfile`), so a failed write leaves the
+    old one; its directory is made when missing."""
+    os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+    with atomic_file(path, 0o644) as out:
+        for chunk in chunks:
+            out.write(chunk)
 
 
 __all__ = ['ArchivedImage', 'NotAnImageArchive', 'archived_images', 'image_in_archive',

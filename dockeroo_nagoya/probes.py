@@ -108,9 +108,20 @@ class Gate:
     tls_ca: str | None = None
 
 
-def trusting(gates: list[Gate], verify: bool, ca: str | None) -> list[Gate]:
+#: The parts already warned in this process that their https gates check nothing.
+_UNCHECKED: set[str] = set()
+
+
+def trusting(gates: list[Gate], verify: bool, ca: str | None, part: str) -> list[Gate]:
     """The gates with the part's ``wait-for-tls-verify`` and ``wait-for-tls-ca``: the one
-    place a gate learns them, for a run and for a control script alike."""
+    place a gate learns them, for a run and for a control script alike. ``https`` gates
+    that check nothing are said once per part and run."""
+    if not verify and part not in _UNCHECKED and \
+            any((gate.url or '').lower().startswith('https:') for gate in gates):
+        _UNCHECKED.add(part)
+        logging.getLogger(part).warning(
+            'wait-for-tls-verify = false: the certificates of its https gates are not checked '
+            '(give their CA with wait-for-tls-ca to check them)')
     return [dataclasses.replace(gate, tls_verify=verify, tls_ca=ca) for gate in gates]
 
 
@@ -330,7 +341,7 @@ def _check_http(engine: Engine, container: str, state: dict[str, Any], gate: Gat
     else:
         url, name = gate.url, host
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
-                                         _NamedHTTPSHandler(_tls_context(gate), name))
+                                         _NamedHTTPSHandler(_tls_context(gate.tls_verify, gate.tls_ca), name))
     try:
         with opener.open(url, timeout=_remaining(deadline, 2.0)) as answer:
             status, body = answer.status, answer.read(1 << 20)
@@ -338,10 +349,11 @@ def _check_http(engine: Engine, container: str, state: dict[str, Any], gate: Gat
         status, body = exc.code, exc.read(1 << 20)
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
         reason = getattr(exc, 'reason', exc)
-        if isinstance(reason, ssl.SSLCertVerificationError):
+        refused = exc if isinstance(exc, ssl.SSLCertVerificationError) else reason
+        if isinstance(refused, ssl.SSLCertVerificationError):  # urllib's URLError or as it is
             raise Hopeless(
                 f'the certificate of {url} is not trusted for {name!r} '
-                f'({reason.verify_message or reason.reason}): give its CA with '
+                f'({refused.verify_message or refused.reason}): give its CA with '
                 f'wait-for-tls-ca, or set wait-for-tls-verify = false') from None
         hint = ''
         if host in ('localhost', '127.0.0.1', '::1') and \
@@ -356,11 +368,13 @@ def _check_http(engine: Engine, container: str, state: dict[str, Any], gate: Gat
     return True, ''
 
 
-def _tls_context(gate: Gate) -> ssl.SSLContext:
-    """What an ``https`` gate trusts (see the module's docstring)."""
-    if not gate.tls_verify:
+@functools.lru_cache(maxsize=None)
+def _tls_context(verify: bool, ca: str | None) -> ssl.SSLContext:
+    """What an ``https`` gate trusts (see the module's docstring); made once, not at every
+    poll (loading the system's CAs takes a while)."""
+    if not verify:
         return ssl._create_unverified_context()  # noqa: S323  (wait-for-tls-verify = false)
-    return ssl.create_default_context(cafile=gate.tls_ca)
+    return ssl.create_default_context(cafile=ca)
 
 
 class _NamedHTTPSConnection(http.client.HTTPSConnection):

@@ -103,7 +103,7 @@ class Recipe:
             # Not checking is said where the uninstall hook reads it; a directory alone
             # (nothing written) is read back as checking, as before.
             options['docker-tls-verify'] = 'false'
-        self.values: dict[str, Any] = opt.parse_options(name, options, self.table)
+        self.values: dict[str, Any] = self.parse_values(options)
         self._engine: Engine | None = None
         self._written: set[str] = set()
         self.configure()
@@ -111,6 +111,10 @@ class Recipe:
         self.warn_misspelt(options, self.known_options())
         CONFIGURED[(self.directory, name)] = self.recipe
         orphans.note(self.directory, name, buildout['buildout'])
+
+    def parse_values(self, options: Mapping[str, str]) -> dict[str, Any]:
+        """The part's options read by its table: one ``UserError`` for the first bad one."""
+        return opt.parse_options(self.name, options, self.table)
 
     #: Options a recipe takes beyond its table (read by hand, or written for later parts).
     extra_options: ClassVar[tuple[str, ...]] = ()

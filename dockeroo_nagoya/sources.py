@@ -65,6 +65,8 @@ def source_option(raw: str) -> str:
     """``source``: an existing directory, or a URL (fetched when the part is configured)."""
     if is_url(raw):
         text = raw.strip()
+        if _credentials_in(text):
+            return text  # refused by credentials(), in a line that does not repeat them
         if not (is_git(text) or TARBALL_RE.search(urllib.parse.urlparse(text).path)):
             raise opt.Invalid('a directory, a git repository URL (git@..., https://....git, '
                               'git://..., ssh://...) or the URL of a tarball (.tar, .tar.gz, '
@@ -88,6 +90,16 @@ def split_source(source: str) -> tuple[str, str, str]:
     elif url.startswith('github.com/'):
         url = f'https://{url}'
     return url, ref, subdir
+
+
+def _credentials_in(source: str) -> bool:
+    """Whether a source URL carries a password, or a user name for http(s) (often a token)."""
+    try:
+        parts = urllib.parse.urlsplit(split_source(source)[0])
+        return parts.password is not None or \
+            (parts.scheme in ('http', 'https') and bool(parts.username))
+    except ValueError:
+        return False
 
 
 def _host(url: str) -> str:
@@ -119,28 +131,25 @@ def credentials(part: str, source: str, options: Mapping[str, str]) -> Credentia
     A URL that carries credentials itself is refused: buildout would record it
     in ``.installed.cfg`` and this package print it.
     """
-    remote = split_source(source)[0] if is_url(source) else ''
-    try:
-        parts = urllib.parse.urlsplit(remote)
-        scheme, user, password = parts.scheme, parts.username, parts.password
-    except ValueError:
-        scheme, user, password = '', None, None
-    if password is not None or (scheme in ('http', 'https') and user):
+    if is_url(source) and _credentials_in(source):
         raise zc.buildout.UserError(
             f'{part}: option source: expected a URL without credentials in it (they would be '
             f'recorded and printed): give them by reference with {BY_REFERENCE}')
-    username = (options.get('source-username') or '').strip()
-    secret = secrets.secret(part, options, 'source-password')
-    netrc_file = (options.get('source-netrc') or '').strip()
-    given = [name for name, value in (('source-username', username),
-                                      ('source-password-env', secret is not None),
-                                      ('source-netrc', netrc_file)) if value]
+    given = [name for name in ('source-username', 'source-password-env', 'source-password-file',
+                               'source-netrc') if (options.get(name) or '').strip()]
     if not given:
         return None
-    if scheme not in ('http', 'https'):
+    try:
+        parts = urllib.parse.urlsplit(split_source(source)[0] if is_url(source) else '')
+    except ValueError:
+        parts = urllib.parse.urlsplit('')
+    if parts.scheme not in ('http', 'https'):
         raise zc.buildout.UserError(
             f'{part}: option {given[0]}: expected an http(s) source for credentials (git over '
             f'ssh uses the user\'s ssh keys), got source {source!r}')
+    username = (options.get('source-username') or '').strip()
+    secret = secrets.secret(part, options, 'source-password')
+    netrc_file = (options.get('source-netrc') or '').strip()
     if netrc_file:
         if username or secret is not None:
             raise zc.buildout.UserError(f'{part}: options source-netrc and {given[0]}: expected '

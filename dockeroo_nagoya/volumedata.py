@@ -4,7 +4,9 @@ The engine's archive API reads and writes a volume through a container that
 mounts it, and that container never has to run: so a helper image with
 nothing in it (imported from an in-memory tarball) is enough, and no
 registry is needed. Archives keep owners, modes and links; their members are
-relative to the volume's root.
+relative to the volume's root, placed by :mod:`.members` (a volume's own
+content keeps its links as they are; an archive a user gives is held to
+:data:`.members.IN_TARGET`). Archives are written by :mod:`.atomicfile`.
 """
 from __future__ import annotations
 
@@ -19,9 +21,11 @@ from typing import IO, Any, Iterable, Iterator
 
 import docker.errors
 
+from . import atomicfile
 from .archives import ChunkReader
 from .context import file_sha256
 from .engine import LABEL_HELPER, Engine
+from .members import KEPT, Placement
 
 HELPER_IMAGE = 'dockeroo-nagoya/helper:empty'
 MOUNT = '/volume'
@@ -122,14 +126,11 @@ class Archived:
 
 
 def _relative_members(chunks: Iterable[bytes]) -> Iterator[tuple[tarfile.TarInfo, IO[bytes] | None]]:
-    """Members of an archive of ``/volume``, renamed relative to the volume's root."""
-    prefix = os.path.basename(MOUNT)
+    """Members of an archive of ``/volume``, placed relative to the volume's root."""
+    placement = Placement(strip=os.path.basename(MOUNT), links=KEPT)
     with tarfile.open(fileobj=io.BufferedReader(ChunkReader(chunks)), mode='r|') as tar:
         for member in tar:
-            head, _, rest = member.name.partition('/')
-            if head != prefix:
-                continue
-            member.name = rest or '.'
+            member = placement.place(member)
             yield member, tar.extractfile(member) if member.isfile() else None
 
 
@@ -152,25 +153,18 @@ def archive_to(engine: Engine, volume: str, path: str) -> Archived:
     The content digest is the one :func:`content_digest` computes, so a
     restore can be checked against it without reading the archive again.
     """
-    fd = os.open(path + '.part', os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     content = _ContentDigest()
     count = 0
-    try:
-        with os.fdopen(fd, 'wb') as target:
-            writer = _HashingWriter(target)
-            with mounted(engine, volume, read_only=True) as container:
-                chunks, _ = engine.api.get_archive(container, MOUNT)
-                with tarfile.open(fileobj=writer, mode='w|', format=tarfile.PAX_FORMAT) as out:
-                    for member, data in _relative_members(chunks):
-                        reader = _HashingReader(data) if data is not None else None
-                        out.addfile(member, reader)
-                        content.add(member, reader.sha256.hexdigest() if reader else '')
-                        count += 1
-        os.replace(path + '.part', path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(path + '.part')
-        raise
+    with atomicfile.atomic_file(path, 0o600) as target:
+        writer = _HashingWriter(target)
+        with mounted(engine, volume, read_only=True) as container:
+            chunks, _ = engine.api.get_archive(container, MOUNT)
+            with tarfile.open(fileobj=writer, mode='w|', format=tarfile.PAX_FORMAT) as out:
+                for member, data in _relative_members(chunks):
+                    reader = _HashingReader(data) if data is not None else None
+                    out.addfile(member, reader)
+                    content.add(member, reader.sha256.hexdigest() if reader else '')
+                    count += 1
     return Archived(path, writer.size, writer.sha256.hexdigest(), content.hexdigest(), count)
 
 
@@ -179,22 +173,20 @@ def backup(engine: Engine, volume: str, directory: str) -> tuple[str, str]:
     os.makedirs(directory, exist_ok=True)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')
     path = os.path.join(directory, f'{volume}-{stamp}.tar')
-    fd = os.open(path + '.part', os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, 'wb') as target:
+    with atomicfile.atomic_file(path, 0o600) as target:
         _, digest, _ = write_archive(engine, volume, target)
-    os.replace(path + '.part', path)
-    with open(path + '.sha256', 'w', encoding='ascii') as sums:
-        sums.write(f'{digest}  {os.path.basename(path)}\n')
+    atomicfile.write_text(path + '.sha256', f'{digest}  {os.path.basename(path)}\n', 0o644)
     return path, digest
 
 
-def restore(engine: Engine, volume: str, archive: str) -> None:
-    """Unpack an archive made by :func:`backup` into ``volume``."""
+def restore(engine: Engine, volume: str, archive: str, links: str = KEPT) -> None:
+    """Unpack an archive made by :func:`backup` into ``volume`` (one a user gives:
+    ``links`` :data:`.members.IN_TARGET`)."""
     expected = _recorded_digest(archive)
     if expected is not None and file_digest(archive) != expected:
         raise ValueError(f'{archive} does not match its recorded sha256 checksum')
     with mounted(engine, volume) as container, open(archive, 'rb') as data, \
-            _under_mount(data) as renamed:
+            _under_mount(data, links) as renamed:
         # Unpacked into / with the mount's name: the engine sets the owner and mode of an
         # existing directory an archive names, but not of the directory it unpacks into,
         # so the volume's root (a database's 0700) comes back only this way.
@@ -202,22 +194,15 @@ def restore(engine: Engine, volume: str, archive: str) -> None:
 
 
 @contextlib.contextmanager
-def _under_mount(data: IO[bytes]) -> Iterator[IO[bytes]]:
-    """A copy of an archive of a volume's root with its members renamed under the mount."""
+def _under_mount(data: IO[bytes], links: str) -> Iterator[IO[bytes]]:
+    """A copy of an archive of a volume's root with its members placed under the mount."""
     import tempfile
-    prefix = os.path.basename(MOUNT)
+    placement = Placement(os.path.basename(MOUNT), links=links)
     with tempfile.TemporaryFile() as out:
         with tarfile.open(fileobj=data, mode='r|') as tar, \
                 tarfile.open(fileobj=out, mode='w|', format=tarfile.PAX_FORMAT) as renamed:
             for member in tar:
-                name = member.name.lstrip('/')
-                name = '' if name in ('.', './') else name.removeprefix('./')
-                member.name = f'{prefix}/{name}'.rstrip('/')
-                if member.islnk():
-                    member.linkname = f'{prefix}/{member.linkname.removeprefix("./")}'
-                # A long name is in the member's pax header too, which would win.
-                member.pax_headers = {k: v for k, v in member.pax_headers.items()
-                                      if k not in ('path', 'linkpath')}
+                member = placement.place(member)
                 renamed.addfile(member, tar.extractfile(member) if member.isfile() else None)
         out.seek(0)
         yield out

@@ -8,6 +8,7 @@ import io
 import json
 import os
 import re
+import shlex
 import shutil
 import socket
 import ssl
@@ -412,3 +413,75 @@ def git_repository(path: Path, files: dict[str, str], branch: str = 'main') -> P
     git('add', '.', cwd=path)
     git('commit', '-q', '-m', 'files', cwd=path)
     return path
+
+
+# -- the Koji profile's credentials in its services ---------------------------------------
+def koji_secrets(client: docker.DockerClient, support_image: str, volume: str) -> dict[str, str]:
+    """Each private key (``NAME.key``: one line of its body) and secret (``db-password``,
+    ``web-secret``: its text) of the installation's credentials volume ``volume``, by name:
+    what a file holding it would contain, wherever it was copied to."""
+    text = client.containers.run(
+        support_image, ['sh', '-c', 'cd /etc/pki/koji && for k in *.key; do '
+                        'printf "%s\\t%s\\n" "$k" "$(sed -n 2p "$k")"; done; '
+                        'for s in secrets/*; do printf "%s\\t%s\\n" "${s#secrets/}" "$(cat "$s")"; '
+                        'done'],
+        remove=True, volumes={volume: {'bind': '/etc/pki/koji', 'mode': 'ro'}}).decode()
+    found = dict(line.split('\t') for line in text.splitlines())
+    assert {'ca.key', 'kojiadmin.key', 'db-password'} <= set(found), found
+    assert all(len(value) >= 32 for value in found.values()), found
+    return found
+
+
+def koji_service_credentials(prefix: str, container: str) -> set[str]:
+    """The secrets (names as :func:`koji_secrets` has them) a running service container of
+    the Koji profile uses, and so may hold: the hub and web its server key, the web's
+    proxy key and the two secrets; the database its password; kojira and each builder
+    its own key. Never the CA's key or kojiadmin's."""
+    role = container[len(prefix) + 1:]
+    fixed = {'hub': {'hub.key', 'kojiweb.key', 'db-password', 'web-secret'},
+             'database': {'db-password'}, 'kojira': {'kojira.key'}}
+    if role in fixed:
+        return fixed[role]
+    match = re.fullmatch(r'builder-(?:(\d+)|(.+-\d+))', role)
+    assert match, f'{container}: not a service of the Koji profile'
+    return {f'kojibuilder{match.group(1)}.key' if match.group(1) else f'kojibuilder-{match.group(2)}.key'}
+
+
+def koji_secrets_exposed(container, secrets: dict[str, str], allowed: set[str]) -> list[str]:
+    """What ``container`` (running) can read of ``secrets`` beyond ``allowed``: the CA's and
+    kojiadmin's keys where the credentials volume keeps them, then any file anywhere on
+    its filesystem (its volumes included; /proc, /sys and /dev left out) holding one of
+    the others. Empty when it holds only what it uses."""
+    forbidden = {name: value for name, value in secrets.items() if name not in allowed}
+    script = ('for f in /etc/pki/koji/ca.key /etc/pki/koji/kojiadmin.key /etc/pki/koji/kojiadmin.pem; '
+              'do cat "$f" >/dev/null 2>&1 && echo "readable:$f"; done; set --; '
+              'for d in /*; do case $d in /proc|/sys|/dev) ;; *) set -- "$@" "$d" ;; esac; done; '
+              'grep -rsoF ' + ' '.join(f'-e {shlex.quote(value)}' for value in forbidden.values())
+              + ' "$@"; '
+              'true')
+    result = container.exec_run(['sh', '-c', script])
+    assert result.exit_code == 0, result.output.decode()[-2000:]
+    names = {value: name for name, value in forbidden.items()}
+    exposed = []
+    for line in result.output.decode().splitlines():
+        if line.startswith('readable:'):
+            exposed.append(f'{line[len("readable:"):]} is readable')
+        elif ':' in line:
+            path, _, value = line.rpartition(':')
+            exposed.append(f'{names.get(value, value)} in {path}')
+    return sorted(set(exposed))
+
+
+def koji_services_hold_only_their_own(client: docker.DockerClient, b, support_image: str,
+                                      engines: tuple = ()) -> None:
+    """Every running container of the buildout (on this engine and ``engines``' clients)
+    holds only the credentials its service uses (:func:`koji_service_credentials`)."""
+    secrets = koji_secrets(client, support_image, f'{b.prefix}-credentials')
+    seen = {}
+    for engine_client in (client, *engines):
+        for container in engine_client.containers.list(filters={'label': b.label}):
+            allowed = koji_service_credentials(b.prefix, container.name)
+            seen[container.name] = koji_secrets_exposed(container, secrets, allowed)
+    assert {f'{b.prefix}-hub', f'{b.prefix}-database', f'{b.prefix}-kojira'} <= set(seen), seen
+    exposed = {name: found for name, found in seen.items() if found}
+    assert not exposed, f'services hold credentials they do not use: {exposed}'

@@ -20,7 +20,7 @@ import docker
 import pytest
 
 from conftest import BUILDOUT
-from helpers import actions, buildout_config, plan, sleeper
+from helpers import actions, buildout_config, plan, section, sleeper
 
 INSTALLED = 'io.dockeroo-nagoya.installed'
 HOST = 'io.dockeroo-nagoya.host'
@@ -240,3 +240,59 @@ def test_objects_labelled_before_configurations_are_adopted_and_swept_by_the_def
     assert f'removed container {b.prefix}-gone: its part gone is neither' in said, said
     assert not exists(client, f'{b.prefix}-gone')
     assert running_id(client, f'{b.prefix}-other') == other
+
+
+@pytest.mark.slow
+def test_a_move_another_configuration_left_pending_is_not_finished_by_this_one(
+        buildout, client, busybox, image, remote):
+    """Configuration a moves web to another engine and its install there fails: the old
+    container stays running until a's install succeeds. A run of configuration b in the
+    same directory is not a's run to finish that move (its hand-overs are a's alone)."""
+    b = buildout
+    web = f'{b.prefix}-web'
+    head = 'installed = .installed-a.cfg\n'
+    b.write(buildout_config(['web'], sleeper('web', busybox, name=web, stop_timeout='1',
+                                             docker_host=remote.host), head=head), 'a.cfg')
+    b.run('-N', config='a.cfg')
+    old = remote.client.containers.get(web).id
+    b.write(buildout_config(['web'], section('web', 'docker.run', image=image, name=web,
+                                             command='no-such-command'), head=head), 'a.cfg')
+    assert b.run('-N', config='a.cfg', check=False).returncode == 1
+
+    b.write(configuration(b, image, '.installed-b.cfg', 'other'), 'b.cfg')
+    out = b.run('-N', config='b.cfg')
+    assert 'removing what it made' not in out.stdout + out.stderr, out.stdout + out.stderr
+    assert running_id(remote.client, web) == old
+    other = running_id(client, f'{b.prefix}-other')
+
+    b.write(buildout_config(['web'], sleeper('web', image, name=web, stop_timeout='1'),
+                            head=head), 'a.cfg')
+    out = b.run('-N', config='a.cfg')
+    assert not exists(remote.client, web), out.stdout + out.stderr
+    running_id(client, web)
+    assert running_id(client, f'{b.prefix}-other') == other
+
+
+def test_the_control_script_purges_only_images_its_configuration_built(
+        buildout, client, image):
+    """Configuration a runs an image configuration b builds: ``purge`` of a's control
+    script removes a's containers, not b's image."""
+    b = buildout
+    shared = f'{b.prefix}/shared:latest'
+    (b.directory / 'context').mkdir()
+    (b.directory / 'context' / 'Dockerfile').write_text(f'FROM {image}\nRUN echo built > /b\n')
+    b.write(buildout_config(['img'], section('img', 'docker.build', name=shared,
+                                             source='${buildout:directory}/context'),
+                            head='installed = .installed-b.cfg\n'), 'b.cfg')
+    b.write(buildout_config(['web', 'ctl'],
+                            sleeper('web', shared, name=f'{b.prefix}-web', stop_timeout='1'),
+                            section('ctl', 'docker.control', parts='web', script_name='actl'),
+                            head='installed = .installed-a.cfg\n'), 'a.cfg')
+    b.run('-N', config='b.cfg')
+    built = client.images.get(shared).id
+    b.run('-N', config='a.cfg')
+    result = subprocess.run([str(b.directory / 'bin' / 'actl'), 'purge', '--yes'],
+                            capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not exists(client, f'{b.prefix}-web')
+    assert client.images.get(shared).id == built, result.stdout

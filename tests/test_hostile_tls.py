@@ -29,7 +29,8 @@ from typing import Iterator
 import pytest
 
 from conftest import PLAN, SecondEngine
-from helpers import TLSProxy, actions, assert_one_error, buildout_config, control, sleeper
+from helpers import (TLSProxy, actions, assert_one_error, buildout_config, control, section,
+                     sleeper)
 from pki import client_directory, make_ca, two_authorities
 
 pytestmark = pytest.mark.skipif(not shutil.which('openssl'), reason='needs the openssl command')
@@ -119,6 +120,13 @@ def tls_config(b, way: str, address: str, certs: Path, extra: str = '',
         {own.replace(chr(10), chr(10) + ' ' * 8)}
         '''
     return textwrap.dedent(text).lstrip()
+
+
+def system_config(b, busybox: str, **engine: str) -> str:
+    """A docker.system ``sys`` (bin/sys) of one sleeper, on the engine its options say."""
+    return buildout_config(['sys'], section('sys', 'docker.system', containers='one', **engine),
+                           section('one', '', name=f'{b.prefix}-one', image=busybox,
+                                   command='sleep 3600'))
 
 
 def run_plan(b, *args: str) -> subprocess.CompletedProcess[str]:
@@ -219,21 +227,7 @@ def test_an_uninstall_and_a_control_script_check_the_engine_too(buildout, client
     b = buildout
     proxy = TLSProxy(pki)
     address, port = proxy.address, proxy.port
-    own = f'docker-host = {address}\n        docker-cert-path = {certs}'
-    b.write(textwrap.dedent(f'''
-        [buildout]
-        parts = sys
-
-        [sys]
-        recipe = dockeroo_nagoya:docker.system
-        containers = one
-        {own}
-
-        [one]
-        name = {b.prefix}-one
-        image = {busybox}
-        command = sleep 3600
-        ''').lstrip())
+    b.write(system_config(b, busybox, docker_host=address, docker_cert_path=str(certs)))
     try:
         b.run()
         assert control(b, 'status').returncode == 0
@@ -286,7 +280,12 @@ def test_an_https_gate_checks_the_certificate(buildout, client, busybox, pki):
                                                      wait_for=gate, wait_timeout='60s',
                                                      **trust)))
             out = b.run()
-            assert 'passed' in out.stdout + out.stderr, out.stdout + out.stderr
+            said = out.stdout + out.stderr
+            assert 'passed' in said, said
+            warned = [line for line in said.splitlines() if 'wait-for-tls-verify' in line]
+            assert warned == ([] if 'wait_for_tls_ca' in trust else [
+                'web: wait-for-tls-verify = false: the certificates of its https gates are not '
+                'checked (give their CA with wait-for-tls-ca to check them)']), said
         assert server.received.startswith(b'GET / HTTP/1.1')
     finally:
         server.close()
@@ -319,3 +318,24 @@ def test_a_real_tls_engine_with_a_certificate_directory_alone(buildout, client,
     finally:
         assert engine.client is not None
         b.cleanup(engine.client)
+
+
+def test_a_control_script_says_it_does_not_check_the_engine(buildout, client, busybox, pki,
+                                                             certs):
+    """docker-tls-verify = false: the control script connects unchecked, as the run did,
+    and says so in one line naming its part."""
+    b = buildout
+    proxy = TLSProxy(pki)
+    try:
+        b.write(system_config(b, busybox, docker_host=proxy.address, docker_cert_path=str(certs),
+                              docker_tls_verify='false'))
+        b.run()
+        status = control(b, 'status')
+        assert status.returncode == 0, status.stdout + status.stderr
+        warned = [line for line in status.stderr.splitlines() if 'docker-tls-verify' in line]
+        assert warned == [f'sys: docker-tls-verify = false: the certificate of the engine at '
+                          f'{proxy.address} is not checked against {certs}/ca.pem, so whoever '
+                          f'answers there gets this part\'s requests and credentials (remove '
+                          f'docker-tls-verify = false to check it)'], status.stderr
+    finally:
+        proxy.close()

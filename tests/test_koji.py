@@ -24,7 +24,8 @@ import docker.errors
 import pytest
 
 from conftest import PROJECT
-from helpers import container_ids, koji_buildout, timed
+from helpers import (container_ids, koji_buildout, koji_secrets, koji_secrets_exposed,
+                     koji_service_credentials, koji_services_hold_only_their_own, timed)
 
 KOJI_IMAGE = os.environ.get('DN_KOJI_IMAGE', '')
 #: A newer Koji image to upgrade to in the whole-system test (e.g. 1.34.3 -> 1.35.3).
@@ -40,7 +41,7 @@ def in_volume(client, image: str, volume: str, command: str) -> str:
 
 def test_credentials_and_database_need_no_koji_code(buildout, client, koji_support, debian):
     b = buildout
-    parts = 'koji-network koji-credentials-job koji-database koji-client'
+    parts = 'koji-network koji-credentials-job koji-database koji-builder-credentials-job koji-client'
     # No part here uses the Koji image; naming one keeps buildout from building Fedora's.
     extra = f'image = dn-test/no-koji-code\nsupport-image = {koji_support}\nbase-image = {debian}'
     koji_buildout(b, parts, extra=extra)
@@ -67,6 +68,19 @@ def test_credentials_and_database_need_no_koji_code(buildout, client, koji_suppo
     for path in ('ca.key', 'hub.key', 'kojiadmin.pem', 'secrets/db-password', 'secrets/web-secret'):
         assert f'600 {path}' in text
 
+    # Each service's own volume holds exactly what it uses; the CA's key and kojiadmin's
+    # stay in the credentials volume, which only jobs mount.
+    def files(volume: str) -> list[str]:
+        return in_volume(client, koji_support, f'{b.prefix}-{volume}',
+                         'cd /etc/pki/koji && find . -type f | sort').split()
+
+    assert files('credentials-hub') == [
+        './ca.crt', './hub.crt', './hub.key', './kojiweb.pem', './kojiweb.subject',
+        './secrets/db-password', './secrets/web-secret']
+    assert files('credentials-database') == ['./secrets/db-password']
+    assert files('credentials-kojira') == ['./ca.crt', './kojira.pem']
+    assert files('credentials-builder-1') == ['./ca.crt', './kojibuilder1.pem']
+
     # The database answers with the generated password, which is written nowhere else.
     password = in_volume(client, koji_support, credentials, 'cat /etc/pki/koji/secrets/db-password').strip()
     assert len(password) >= 32
@@ -74,6 +88,10 @@ def test_credentials_and_database_need_no_koji_code(buildout, client, koji_suppo
     result = database.exec_run(['sh', '-c', 'PGPASSWORD=$(cat /etc/pki/koji/secrets/db-password) '
                                 'psql -h 127.0.0.1 -U koji -d koji -tAc "select 42"'])
     assert result.exit_code == 0 and result.output.strip() == b'42'
+    # It holds its password and nothing else of the credentials: not the CA's key, not
+    # kojiadmin's (the credentials volume is the jobs' alone).
+    assert koji_secrets_exposed(database, koji_secrets(client, koji_support, credentials),
+                                koji_service_credentials(b.prefix, database.name)) == []
     assert password not in log
     assert password not in (b.directory / '.installed.cfg').read_text()
     assert password not in str(database.attrs)
@@ -89,6 +107,8 @@ def test_credentials_and_database_need_no_koji_code(buildout, client, koji_suppo
     assert in_volume(client, koji_support, credentials,
                      'cd /etc/pki/koji && sha256sum ca.crt kojiadmin.pem hub.pem') == sums
     assert 'kojibuilder2.pem' in in_volume(client, koji_support, credentials, 'ls /etc/pki/koji')
+    assert files('credentials-builder-2') == ['./ca.crt', './kojibuilder2.pem']
+    assert files('credentials-builder-1') == ['./ca.crt', './kojibuilder1.pem']
     assert container_ids(b)[f'{b.prefix}-database'] == before[f'{b.prefix}-database']
 
     # The host's client profile: the admin's key readable by its owner only.
@@ -157,6 +177,10 @@ def test_whole_koji_system(buildout, client, koji_support, debian, tmp_path):
 
     assert 'kojiadmin' in run_koji('moshimoshi')
     assert ready_hosts() == [['kojibuilder1', 'Y', 'Y']]
+    # Each running service holds only the credentials it uses: the CA's key and
+    # kojiadmin's are in none of them (the jobs that issue and register have them).
+    timed('credentials checked in every service', koji_services_hold_only_their_own,
+          client, b, koji_support)
 
     # Only the profile's TLS listener serves Koji: plain HTTP on port 80 has none of it.
     hub = f'{b.prefix}-hub'
@@ -206,10 +230,13 @@ def test_whole_koji_system(buildout, client, koji_support, debian, tmp_path):
     koji_buildout(b, builders=2, extra=extra)
     timed('builders = 2', b.run, '-N')
     after = container_ids(b)
-    assert set(after) - set(before) == {f'{b.prefix}-builder-2'}
+    assert set(after) - set(before) == {f'{b.prefix}-builder-2',
+                                        f'{b.prefix}-builder-credentials-job-2'}
     assert all(after[name] == before[name] for name in before
                if not name.endswith('-job')), 'running services were not restarted'
     assert ready_hosts() == [['kojibuilder1', 'Y', 'Y'], ['kojibuilder2', 'Y', 'Y']]
+    koji_services_hold_only_their_own(client, b, koji_support)
+    assert client.containers.get(f'{b.prefix}-kojira').status == 'running'
 
     image = KOJI_IMAGE
     if UPGRADE_IMAGE:
@@ -254,7 +281,9 @@ def test_whole_koji_system(buildout, client, koji_support, debian, tmp_path):
     timed('kojictl backup', run, kojictl, 'backup', str(backup), timeout=300)
     manifest = json.loads((backup / 'manifest.json').read_text())
     assert sorted(e['volume'] for e in manifest['volumes']) == sorted(
-        f'{b.prefix}-{v}' for v in ('credentials', 'dbdata', 'topdir'))
+        f'{b.prefix}-{v}' for v in ('credentials', 'dbdata', 'topdir', 'credentials-hub',
+                                    'credentials-database', 'credentials-kojira',
+                                    'credentials-builder-1', 'credentials-builder-2'))
 
     # Everything removed, the volumes too; restore into fresh volumes; the tags come back.
     run(kojictl, 'purge', '--yes', timeout=300)

@@ -17,7 +17,8 @@ import docker.errors
 import pytest
 
 from conftest import PLAN
-from helpers import actions, container_ids, koji_buildout, timed, unpublish
+from helpers import (actions, container_ids, koji_buildout, koji_services_hold_only_their_own,
+                     timed, unpublish)
 
 KOJI_IMAGE = os.environ.get('DN_KOJI_IMAGE', '')
 
@@ -102,6 +103,8 @@ def test_builders_on_a_second_engine(buildout, client, koji_support, debian, sec
             KOJI_IMAGE, ['ls', '/etc/pki/koji'], remove=True,
             volumes={f'{b.prefix}-builder-credentials-box2': {'bind': '/etc/pki/koji', 'mode': 'ro'}})
         assert listing.decode().split() == ['ca.crt', 'kojibuilder-box2-1.pem']
+        # Each service, here and there, holds only what it uses: no CA key, no kojiadmin key.
+        koji_services_hold_only_their_own(client, b, koji_support, engines=(engine2.client,))
 
         for _ in range(2):  # unchanged reruns: nothing installed, nothing restarted
             out = timed('rerun', b.run, '-N')

@@ -2,7 +2,9 @@
 
 dockeroo's options: ``container-from``, ``container-to`` and ``paths`` (see
 :mod:`dockeroo_nagoya.copying` for their syntax). Leaving out one of the two
-containers makes that side the host. Owners and modes are kept. A copy is
+containers makes that side the host. Owners and modes are kept in a
+container; on the host by the host's rules of :mod:`dockeroo_nagoya.members`
+(the buildout user's, no set-id bit, no group or world write). A copy is
 redone only when its source's content changed (or its target container is a
 new one). What was copied is recorded in ``location`` (dockeroo's option,
 ``parts/PART`` by default); the record outlives a reinstall (a package
@@ -44,7 +46,7 @@ from typing import Any, Mapping
 
 import zc.buildout
 
-from .. import copying, identities, readfiles
+from .. import atomicfile, copying, identities, readfiles
 from .. import options as opt
 from ..decisions import Change, state
 from ..engine import Engine, EngineConfig, connect, engine_errors
@@ -168,17 +170,35 @@ class CopyRecipe(Recipe):
 
     def apply(self, fresh: bool) -> list[str]:
         target, made = self._copies_to_make()
+        written: list[str] = []
         try:
             record = copying.make_copies(self.engine, made, target, self.log, self.name,
-                                         self.labels(self.identity()))
+                                         self.labels(self.identity()), written)
+            os.makedirs(self.location, exist_ok=True)
+            atomicfile.write_text(os.path.join(self.location, RECORD),
+                                  json.dumps(record, indent=1, sort_keys=True), 0o644)
         except copying.CopyError as exc:
+            self._take_back(written)
             raise self._copy_error(exc) from None
-        os.makedirs(self.location, exist_ok=True)
-        with open(os.path.join(self.location, RECORD), 'w', encoding='utf-8') as handle:
-            json.dump(record, handle, indent=1, sort_keys=True)
+        except OSError as exc:
+            self._take_back(written)
+            raise zc.buildout.UserError(f'{self.name}: option location: cannot record the '
+                                        f'copies in {self.location}: {exc.strerror}') from None
         if self.values['keep'] or target:
             return []
         return [copy.target for copy in self.copies]
+
+    def _take_back(self, written: list[str]) -> None:
+        """With ``keep = false``, what a failed run wrote on the host goes: buildout only
+        removes the files of a part that installed, and a copied key must not stay."""
+        if self.values['keep'] or not written:
+            return
+        try:
+            copying.remove_on_host(written)
+        except copying.CopyError as exc:
+            self.log.warning('%s (it was copied before the failure)', exc)
+        else:
+            self.log.info('removed %s: the copy failed (keep = false)', ', '.join(written))
 
     def _inspect(self, option: str) -> dict[str, Any] | None:
         """The container an option names, inspected on its own engine."""

@@ -48,6 +48,16 @@ class RunRecipe(Recipe):
         containers.take_toji_aliases(options, name)
         super().__init__(buildout, name, options)
 
+    def parse_values(self, options: Mapping[str, str]) -> dict[str, Any]:
+        """With ``replicas``, ``{index}`` may stand in any option, names included (a
+        volume of each replica's own: ``NAME-{index}:/PATH``): the part's options are read
+        with the first replica's number there, and each replica's with its own in
+        :meth:`configure`, so a bad line is still said here, before anything acts."""
+        if not (options.get('replicas') or '').strip():
+            return super().parse_values(options)
+        return super().parse_values({key: value.replace('{index}', '1')
+                                     for key, value in options.items()})
+
     def configure(self) -> None:
         name = self.name_from_part()
         replicas = self.values['replicas']

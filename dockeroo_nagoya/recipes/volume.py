@@ -25,7 +25,7 @@ from typing import Any, Mapping
 
 import zc.buildout
 
-from .. import archives, containers, identities
+from .. import archives, atomicfile, containers, identities, members
 from .. import options as opt
 from .. import volumedata
 from ..decisions import Change, state
@@ -118,6 +118,12 @@ class VolumeRecipe(Recipe):
         return found
 
     def apply(self, fresh: bool) -> list[str]:
+        try:
+            return self._apply(fresh)
+        except members.ArchiveError as exc:
+            raise _archive_error(self.name, self.values['name'], exc) from None
+
+    def _apply(self, fresh: bool) -> list[str]:
         name, identity, pending, current, retry = self._found(fresh)
         if current is not None and pending is None and self.identity_of(current) == identity \
                 and not fresh and not retry:
@@ -133,7 +139,8 @@ class VolumeRecipe(Recipe):
                 self._finish_restore(pending, created=True)
             elif self.values['restore-from']:
                 self.log.info('seeding volume %s from %s', name, self.values['restore-from'])
-                volumedata.restore(self.engine, name, self.values['restore-from'])
+                volumedata.restore(self.engine, name, self.values['restore-from'],
+                                   links=members.IN_TARGET)
         else:
             if pending is not None:
                 # First the content back, so that a new recreate archives all of it.
@@ -148,7 +155,7 @@ class VolumeRecipe(Recipe):
     def _check_archive(self, path: str) -> None:
         """Refuse an archive whose members would land outside the volume, before making it."""
         try:
-            archives.check(path)
+            archives.check(path, links=members.IN_TARGET)
         except archives.ArchiveError as exc:
             raise opt.invalid(self.name, 'restore-from', f'an archive of a volume ({exc})',
                               path) from None
@@ -196,8 +203,7 @@ class VolumeRecipe(Recipe):
         path, _ = volumedata.backup(self.engine, name, self.backups)
         self.log.info('content of %s archived in %s', name, path)
         marker = self._marker()
-        with open(marker, 'w', encoding='utf-8') as out:
-            out.write(path + '\n')
+        atomicfile.write_text(marker, path + '\n', 0o600)
         try:
             self.engine.api.remove_volume(name)
         except Exception:
@@ -310,7 +316,10 @@ class VolumeRecipe(Recipe):
         archive = opt.saved_flag(options, 'archive', True)
         backups = backup_directory(directory, options)
         for volume in engine.part_objects('volumes', directory, part):
-            _remove(engine, volume['Name'], keep, backups, log, archive=archive)
+            try:
+                _remove(engine, volume['Name'], keep, backups, log, archive=archive)
+            except members.ArchiveError as exc:
+                raise _archive_error(part, volume['Name'], exc) from None
 
 
 def _changes(current: dict[str, Any], values: dict[str, Any]) -> str:
@@ -344,6 +353,13 @@ def _remove(engine: Engine, name: str, keep: bool, backups: str, log: logging.Lo
     engine.api.remove_volume(name)
     log.info('removed volume %s%s', name, '' if archive else
              ' and its content, without an archive (archive = false)')
+
+
+def _archive_error(part: str, volume: str, exc: members.ArchiveError) -> zc.buildout.UserError:
+    """One line for content that cannot be archived or put back (a member the rules of
+    :mod:`dockeroo_nagoya.members` refuse)."""
+    return zc.buildout.UserError(f'{part}: the content of volume {volume} cannot be archived '
+                                 f'or restored: {exc}')
 
 
 def _removal(archive: bool) -> str:
