@@ -52,7 +52,7 @@ import docker.models.containers
 import requests.exceptions
 import zc.buildout
 
-from . import copying, decisions, identities
+from . import copying, decisions, identities, readfiles
 from . import options as opt
 from . import probes, stopsignal
 from .secrets import masked, secret_env_label, write_private
@@ -76,7 +76,9 @@ TOJI_ALIASES = {
 }
 
 DEFAULT_NETWORKS = ('bridge', 'host', 'none', 'default')
-RESTART_RE = re.compile(r'^(no|always|unless-stopped|on-failure)(?::(\d+))?$')
+RESTART_RE = re.compile(r'^(no|always|unless-stopped|on-failure)(?::([0-9]+))?$', re.ASCII)
+#: The most restarts on-failure may ask for: what the engine's API takes (a 32-bit int).
+MAX_RETRIES = 2 ** 31 - 1
 CAPABILITY_RE = re.compile(r'^(?:CAP_)?[A-Z_]+$|^ALL$')
 EXITED_RE = re.compile(r'^Exited \((-?\d+)\)')
 HEX64_RE = re.compile(r'^[0-9a-f]{64}$')
@@ -171,8 +173,10 @@ def link_line(raw: str) -> list[str]:
 def restart_policy(raw: str) -> dict[str, Any]:
     """``no``, ``always``, ``unless-stopped`` or ``on-failure[:RETRIES]``."""
     match = RESTART_RE.match(raw.strip())
-    if not match or (match.group(2) and match.group(1) != 'on-failure'):
-        raise opt.Invalid('no, always, unless-stopped or on-failure[:RETRIES]')
+    if not match or (match.group(2) and match.group(1) != 'on-failure') or \
+            int(match.group(2) or 0) > MAX_RETRIES:
+        raise opt.Invalid(f'no, always, unless-stopped or on-failure[:RETRIES] (RETRIES at '
+                          f'most {MAX_RETRIES})')
     return {'Name': match.group(1), 'MaximumRetryCount': int(match.group(2) or 0)}
 
 
@@ -258,7 +262,7 @@ TABLE: tuple[opt.Option, ...] = (
                doc='Time between two health checks (1s, so ``wait-for = healthy`` is quick).'),
     opt.Option('healthcheck-timeout', opt.duration, default='10s',
                doc='Time one health check may take.'),
-    opt.Option('healthcheck-retries', opt.integer(1), default='3',
+    opt.Option('healthcheck-retries', opt.integer(1, opt.MAX_REPLICAS), default='3',
                doc='Failed checks in a row that make the container unhealthy.'),
     opt.Option('healthcheck-start-period', opt.duration, default='0',
                doc='Time after the start during which failures do not count.'),
@@ -1183,8 +1187,8 @@ def comes_after(options: Mapping[str, str]) -> frozenset[str]:
     name nothing: they were checked when the part was installed); ``{index}`` stands for
     each replica's number."""
     try:
-        replicas = int(options.get('replicas') or 0)
-    except ValueError:
+        replicas = opt.integer(1, opt.MAX_REPLICAS)(options.get('replicas') or '')
+    except opt.Invalid:
         replicas = 0
     found: set[str] = set()
     for index in range(1, replicas + 1) if replicas else (None,):
@@ -1297,11 +1301,7 @@ def _nanoseconds(seconds: float) -> int:
 
 def read_env_file(part: str, path: str) -> dict[str, str]:
     """``KEY=VALUE`` lines as ``docker run --env-file`` reads them; a bare KEY comes from our environment."""
-    try:
-        with open(path, encoding='utf-8') as handle:
-            text = handle.read()
-    except OSError as exc:
-        raise opt.invalid(part, 'env-file', f'a readable file ({exc.strerror})', path) from None
+    text = readfiles.read_text(part, 'env-file', path)
     env: dict[str, str] = {}
     for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()

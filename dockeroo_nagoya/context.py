@@ -13,6 +13,8 @@ import stat
 
 from docker.utils.build import exclude_paths
 
+from .readfiles import text_of
+
 FROM_RE = re.compile(r'^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?', re.I | re.M)
 ARG_RE = re.compile(r'^\s*ARG\s+([A-Za-z_][A-Za-z0-9_]*)(?:=(\S*))?', re.I)
 VAR_RE = re.compile(r'\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)')
@@ -20,12 +22,12 @@ VAR_RE = re.compile(r'\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$([A-Za-z_][
 
 def dockerignore_patterns(source: str) -> list[str]:
     """The patterns of ``.dockerignore``, read as the SDK reads them."""
-    path = os.path.join(source, '.dockerignore')
-    if not os.path.exists(path):
+    try:
+        text = text_of(os.path.join(source, '.dockerignore'))
+    except FileNotFoundError:
         return []
-    with open(path, encoding='utf-8') as handle:
-        return [line.strip() for line in handle.read().splitlines()
-                if line.strip() and not line.strip().startswith('#')]
+    return [line.strip() for line in text.splitlines()
+            if line.strip() and not line.strip().startswith('#')]
 
 
 def context_digests(source: str, dockerfile: str) -> tuple[str, dict[str, str]]:

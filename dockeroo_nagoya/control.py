@@ -100,9 +100,10 @@ def script_text(python: str, description: str, part: str, recipe: str = 'docker.
     """``bin/<script>``: the buildout's Python, the package's directories, then :func:`main`."""
     script = script or part
     paths = ''.join(f'    {path!r},\n' for path in importable_paths())
+    # Every name reaches the script as a Python literal (repr), never spliced into one.
+    doc = f'Control script of the {recipe} part {part} (made by buildout: bin/{script} --help).'
     return (f'#!{python}\n'
-            f'"""Control script of the {recipe} part {part} (made by buildout: '
-            f'bin/{script} --help)."""\n'
+            f'{doc!r}\n'
             f'import sys\n'
             f'sys.path[0:0] = [\n{paths}]\n\n'
             f'from dockeroo_nagoya import control\n\n'
@@ -1005,10 +1006,14 @@ def published_ports(details: Mapping[str, Any]) -> str:
     return ', '.join(found) or '-'
 
 
+#: ``--since``'s durations: up to ten years back (a time is taken for further back).
+SINCE = opt.duration_up_to(3650 * 24 * 3600)
+
+
 def logs_since(raw: str) -> datetime.datetime:
     """``--since``: a duration back from now, or a time (UTC unless it has an offset)."""
     try:
-        return _now() - datetime.timedelta(seconds=opt.duration(raw))
+        return _now() - datetime.timedelta(seconds=SINCE(raw))
     except opt.Invalid:
         pass
     try:
@@ -1021,12 +1026,9 @@ def logs_since(raw: str) -> datetime.datetime:
 
 def _count(raw: str) -> int:
     try:
-        value = int(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'a number of lines, not {raw!r}') from None
-    if value < 0:
-        raise argparse.ArgumentTypeError('a number of lines of at least 0')
-    return value
+        return opt.integer(0, 10 ** 9)(raw)
+    except opt.Invalid as exc:
+        raise argparse.ArgumentTypeError(f'a number of lines: {exc}, not {raw!r}') from None
 
 
 def _now() -> datetime.datetime:

@@ -197,10 +197,10 @@ def _config_of(part: str, values: Mapping[str, str | None]) -> EngineConfig:
     except opt.Invalid as exc:
         raise opt.invalid(part, 'docker-tls-verify', str(exc), verify) from None
     try:
-        timeout = opt.integer(1)(values.get('timeout') or '120')
+        timeout = opt.integer(1, opt.MAX_DURATION)(values.get('timeout') or '120')
     except opt.Invalid:
-        raise opt.invalid(part, 'timeout', 'a number of seconds of at least 1',
-                          values.get('timeout')) from None
+        raise opt.invalid(part, 'timeout', 'a number of seconds of at least 1 and at most '
+                          f'{opt.MAX_DURATION}', values.get('timeout')) from None
     cert_path = values.get('docker-cert-path')
     context = values.get('machine-name')
     if context and not context_exists(context):
@@ -208,6 +208,11 @@ def _config_of(part: str, values: Mapping[str, str | None]) -> EngineConfig:
             f'{part}: option machine-name: no Docker context named {context!r} '
             f'(docker context ls lists them)')
     host = values.get('docker-host')
+    if host:
+        try:
+            opt.split_url(host, 'an engine URL such as tcp://HOST:2376')
+        except opt.Invalid as exc:
+            raise opt.invalid(part, 'docker-host', str(exc), host) from None
     return trusted(part, 'docker-cert-path', EngineConfig(
         host=host, tls_verify=tls, cert_path=cert_path and os.path.expanduser(cert_path),
         timeout=timeout, context=context or machine_from_environment(part, host)))
@@ -229,7 +234,7 @@ def _recorded(part: str, options: Mapping[str, str]) -> EngineConfig:
         tls = opt.boolean(values['docker-tls-verify']) if values.get('docker-tls-verify') \
             else None
     with contextlib.suppress(opt.Invalid):
-        timeout = opt.integer(1)(_given(options, 'timeout') or '120')
+        timeout = opt.integer(1, opt.MAX_DURATION)(_given(options, 'timeout') or '120')
     cert_path = values.get('docker-cert-path')
     return trusted(part, 'docker-cert-path', EngineConfig(
         host=values.get('docker-host'), tls_verify=tls,

@@ -99,11 +99,15 @@ def parse_lines(where: str, raw: str) -> list[Line]:
         for word in words[2:]:
             key, sep, value = word.partition('=')
             if word.isdigit():
+                # isdigit() is true of any script's digits (٣, ²): the count parser takes
+                # ASCII digits only, bounded as every count is.
                 if counted:
                     raise bad(f'one count, not {count} and {word}')
-                if int(word) < 1:
-                    raise bad('a count of at least 1 (take the line out for none)')
-                count, counted = int(word), True
+                try:
+                    count, counted = opt.integer(1, opt.MAX_REPLICAS)(word), True
+                except opt.Invalid:
+                    raise bad(f'a count of at least 1 and at most {opt.MAX_REPLICAS} in '
+                              f'digits 0-9, not {word!r} (take the line out for none)') from None
             elif key == 'tls' and sep:
                 engine_words.append(word)
             elif sep and value and _PLACEHOLDER.fullmatch('{' + key + '}'):
@@ -193,7 +197,8 @@ def expand(raw: MutableMapping[str, dict[str, str]]) -> dict[str, list[tuple[str
                     f' not {unknown[0]}=')
         for line in lines:
             for name, section, defaults in group:
-                copy = name.replace(HOST, line.name)
+                copy = opt.check_part_name(name.replace(HOST, line.name),
+                                           f'{source}: line {line.name!r}: copy of [{name}]')
                 if copy in raw:
                     raise zc.buildout.UserError(
                         f'{source}: line {line.name!r}: its copy of [{name}] would be '

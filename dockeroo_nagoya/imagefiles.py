@@ -38,8 +38,13 @@ def archived_images(path: str) -> list[ArchivedImage]:
                 raise NotAnImageArchive('a tar file from docker save (it has no manifest.json)') from None
             handle = tar.extractfile(member)
             manifest = json.loads(handle.read() if handle else b'')
+    except tarfile.ReadError:
+        # tarfile's own message lists every compression it tried, one line each.
+        raise NotAnImageArchive('a tar file from docker save (it does not read as a tar '
+                                'archive, plain or compressed)') from None
     except (tarfile.TarError, EOFError, OSError) as exc:
-        raise NotAnImageArchive(f'a tar file from docker save ({exc})') from None
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise NotAnImageArchive(f'a tar file from docker save ({reason})') from None
     except ValueError:
         raise NotAnImageArchive('a tar file from docker save (its manifest.json is no JSON)') from None
     if not isinstance(manifest, list):

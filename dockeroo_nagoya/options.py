@@ -10,8 +10,10 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import ipaddress
+import math
 import os
 import re
+import urllib.parse
 from typing import Any, Callable, Mapping
 
 import zc.buildout
@@ -20,16 +22,36 @@ TRUE = frozenset({'true', 'yes', 'on', '1'})
 FALSE = frozenset({'false', 'no', 'off', '0'})
 
 NAME_RE = re.compile(r'^[a-zA-Z0-9][a-zA-Z0-9_.-]*$')
+#: A part's (a section's) name as it may become a file's name (``bin/PART``,
+#: ``parts/PART``), a label and a line of a generated script: ASCII letters, digits and
+#: ``_ . - + @``, starting with a letter, a digit or ``_``; so no path separator, no
+#: ``..``, no quote, no space and no control character.
+PART_NAME_RE = re.compile(r'[A-Za-z0-9_][A-Za-z0-9_.+@-]*', re.ASCII)
 IMAGE_RE = re.compile(
     r'^(?:(?P<registry>[a-zA-Z0-9.-]+(?::[0-9]+)?)/)?'
     r'(?P<path>[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)'
     r'(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?'
     r'(?:@(?P<digest>sha256:[a-f0-9]{64}))?$')
 KEY_RE = re.compile(r'^[A-Za-z_][A-Za-z0-9_.\-/]*$')
-SIZE_RE = re.compile(r'^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$', re.I)
-DURATION_PART_RE = re.compile(r'(\d+(?:\.\d+)?)(ms|s|m|h)')
+SIZE_RE = re.compile(r'^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$', re.I | re.ASCII)
+DURATION_PART_RE = re.compile(r'(\d+(?:\.\d+)?)(ms|s|m|h)', re.ASCII)
+#: A whole number as a user writes it: ASCII digits only (``int()`` also takes ``٣`` and ``1_0``).
+INTEGER_RE = re.compile(r'[+-]?[0-9]+', re.ASCII)
+#: A number of seconds as a user writes it (``float()`` also takes ``inf``, ``nan``, ``1e400``).
+SECONDS_RE = re.compile(r'[0-9]+(?:\.[0-9]+)?', re.ASCII)
 UNITS = {'': 1, 'k': 1024, 'm': 1024 ** 2, 'g': 1024 ** 3, 't': 1024 ** 4}
 SECONDS = {'ms': 0.001, 's': 1, 'm': 60, 'h': 3600}
+
+#: The longest duration any option takes: a day. Every duration ends up as a wait (a
+#: stop, a gate, a health check's period); an unbounded one (``inf``, ``1e400``) would
+#: hang a run or overflow where the engine or a socket is given it, long after the
+#: configuration was accepted.
+MAX_DURATION = 24 * 3600
+#: The most containers one part or one line of a list makes (``replicas``, a count):
+#: what one engine can run, and a bound on what ``__init__`` lays out for them.
+MAX_REPLICAS = 1000
+#: The largest id a uid or gid takes (2**32 - 2: -1 is "none").
+MAX_ID = 2 ** 32 - 2
 
 
 class Invalid(ValueError):
@@ -154,34 +176,26 @@ def boolean(raw: str) -> bool:
     raise Invalid('a boolean (true/false, yes/no, on/off, 1/0)')
 
 
-def integer(minimum: int | None = None, maximum: int | None = None) -> Parser:
+def integer(minimum: int, maximum: int) -> Parser:
+    """A whole number in ``minimum`` .. ``maximum``: every count has its bound, so that a
+    typo of a few digits is said here, not found as a run that never ends."""
     def parse(raw: str) -> int:
-        try:
-            value = int(raw.strip())
-        except ValueError:
-            raise Invalid(_range_text('an integer', minimum, maximum)) from None
-        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        value = raw.strip()
+        if not INTEGER_RE.fullmatch(value) or not minimum <= int(value) <= maximum:
             raise Invalid(_range_text('an integer', minimum, maximum))
-        return value
+        return int(value)
     return parse
 
 
-def _range_text(what: str, minimum: int | None, maximum: int | None) -> str:
-    if minimum is not None and maximum is not None:
-        return f'{what} from {minimum} to {maximum}'
-    if minimum is not None:
-        return f'{what} of at least {minimum}'
-    return what
+def _range_text(what: str, minimum: int, maximum: int) -> str:
+    return f'{what} of at least {minimum} and at most {maximum}'
 
 
 def port(raw: str) -> int:
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        raise Invalid('a port number from 1 to 65535') from None
-    if not 1 <= value <= 65535:
+    value = raw.strip()
+    if not INTEGER_RE.fullmatch(value) or not 1 <= int(value) <= 65535:
         raise Invalid('a port number from 1 to 65535')
-    return value
+    return int(value)
 
 
 def size(raw: str) -> int:
@@ -190,26 +204,42 @@ def size(raw: str) -> int:
     if not match:
         raise Invalid('a size such as 512, 64k, 10M or 2G')
     number, unit = match.groups()
-    return int(float(number) * UNITS[unit.lower()])
+    value = float(number) * UNITS[unit.lower()]
+    if not math.isfinite(value):
+        raise Invalid('a size such as 512, 64k, 10M or 2G')
+    return int(value)
 
 
-def duration(raw: str) -> float:
-    """Seconds from ``30``, ``30s``, ``500ms``, ``1m30s``, ``2h``."""
-    value = raw.strip().lower()
-    try:
-        seconds = float(value)
-    except ValueError:
-        pos, seconds = 0, 0.0
-        for match in DURATION_PART_RE.finditer(value):
-            if match.start() != pos:
-                break
-            seconds += float(match.group(1)) * SECONDS[match.group(2)]
-            pos = match.end()
-        if pos != len(value) or not value:
-            raise Invalid('a duration such as 30, 30s, 500ms, 1m30s or 2h') from None
-    if seconds < 0:
-        raise Invalid('a duration that is not negative')
-    return seconds
+def duration_up_to(maximum: int) -> Parser:
+    """A parser of durations from 0 to ``maximum`` seconds (see :func:`duration`)."""
+    longest = f'{maximum // 3600}h' if maximum % 3600 == 0 else f'{maximum}s'
+    expected = f'a duration such as 30, 30s, 500ms, 1m30s or 2h, from 0 to {longest}'
+
+    def parse(raw: str) -> float:
+        value = raw.strip().lower()
+        if value.startswith('-'):
+            raise Invalid(f'{expected} (not negative)')
+        if SECONDS_RE.fullmatch(value):
+            seconds = float(value)
+        else:
+            pos, seconds = 0, 0.0
+            for match in DURATION_PART_RE.finditer(value):
+                if match.start() != pos:
+                    break
+                seconds += float(match.group(1)) * SECONDS[match.group(2)]
+                pos = match.end()
+            if pos != len(value) or not value:
+                raise Invalid(expected)
+        if not math.isfinite(seconds) or not 0 <= seconds <= maximum:
+            raise Invalid(expected)
+        return seconds
+    return parse
+
+
+#: Seconds from ``30``, ``30s``, ``500ms``, ``1m30s``, ``2h``: finite, from 0 to a day
+#: (:data:`MAX_DURATION`); ``inf``, ``nan`` and ``1e400`` are not durations. What every
+#: duration option takes.
+duration: Parser = duration_up_to(MAX_DURATION)
 
 
 def name(raw: str) -> str:
@@ -224,6 +254,27 @@ def name(raw: str) -> str:
         raise Invalid('a name of letters, digits, "_", "." and "-", starting with a letter or '
                       'digit, 2 to 255 characters long')
     return value
+
+
+def part_name(raw: str) -> str:
+    """A part's name, checked before it becomes a path, a label or part of a script (see
+    :data:`PART_NAME_RE`); not stripped: a name is what buildout read."""
+    if not PART_NAME_RE.fullmatch(raw) or len(raw.encode()) > 200:
+        raise Invalid('a part name of letters, digits, "_", ".", "-", "+" and "@", '
+                      'starting with a letter, digit or "_", at most 200 characters (it '
+                      'becomes a file name)')
+    return raw
+
+
+def check_part_name(raw: str, where: str = '', what: str = 'part') -> str:
+    """A part's (or a member section's) name, or one ``UserError`` line saying why not:
+    the name is shown with ``repr`` (it may hold a control character), ``where`` names
+    what made it or names it (a for-each list, a system's ``containers``)."""
+    try:
+        return part_name(raw)
+    except Invalid as exc:
+        raise zc.buildout.UserError(
+            f'{where + ": " if where else ""}{what} {raw!r}: expected {exc}') from None
 
 
 def image_reference(raw: str) -> str:
@@ -270,6 +321,20 @@ def path(raw: str) -> str:
     return os.path.abspath(os.path.expanduser(raw.strip()))
 
 
+def split_url(raw: str, expected: str) -> urllib.parse.SplitResult:
+    """A URL split into its parts, its port read: ``urlsplit`` and ``.port`` raise
+    ``ValueError`` for ``tcp://[::1`` or ``http://h:99999/``, which would otherwise come
+    out as a traceback when the URL is first used. ``expected`` says what was wanted."""
+    try:
+        parts = urllib.parse.urlsplit(raw.strip())
+        port = parts.port
+    except ValueError as exc:
+        raise Invalid(f'{expected} ({exc})') from None
+    if port == 0:
+        raise Invalid(f'{expected} (port 0)')
+    return parts
+
+
 # -- multi-line parsers -----------------------------------------------------
 def lines(raw: str) -> list[str]:
     """Non-empty, stripped lines; ``#`` starts a comment line."""
@@ -300,9 +365,7 @@ def engine_spec(raw: str) -> dict[str, str]:
     where, rest = words_[0], words_[1:]
     found: dict[str, str] = {}
     if '://' in where:
-        if where.split('://', 1)[0] not in ('unix', 'tcp', 'ssh', 'npipe', 'http', 'https'):
-            raise Invalid(f'an engine URL of unix://, tcp:// or ssh://, not {where!r}')
-        found['docker-host'] = where
+        found['docker-host'] = engine_url(where)
     elif where != DEFAULT_ENGINE:
         if not re.fullmatch(r'[A-Za-z0-9][A-Za-z0-9_.+-]*', where):
             raise Invalid(f'an engine URL (tcp://HOST:2376) or a Docker context name, not {where!r}')
@@ -317,6 +380,16 @@ def engine_spec(raw: str) -> dict[str, str]:
         found['docker-tls-verify'] = 'true'
         found['docker-cert-path'] = value
     return found
+
+
+def engine_url(raw: str) -> str:
+    """An engine's URL (``docker-host``, an engine phrase's first word): a scheme the
+    Docker SDK speaks, and a URL that parses."""
+    where = raw.strip()
+    if where.split('://', 1)[0] not in ('unix', 'tcp', 'ssh', 'npipe', 'http', 'https'):
+        raise Invalid(f'an engine URL of unix://, tcp:// or ssh://, not {where!r}')
+    split_url(where, f'an engine URL such as tcp://HOST:2376, not {where!r}')
+    return where
 
 
 def words(raw: str) -> list[str]:

@@ -41,7 +41,7 @@ from typing import Any, Iterable, Mapping
 
 import docker.errors
 
-from . import ownership, removals, runlock
+from . import ownership, readfiles, removals, runlock
 from .engine import (LABEL_BUILDOUT, LABEL_HELPER, LABEL_PART, Engine, labels_of)
 from .throwaway import PREFIX as THROWAWAY_PREFIX
 
@@ -273,14 +273,10 @@ def read_record(directory: str, name: str, unreadable: str) -> dict[str, Any]:
     """A JSON object the buildout directory keeps between runs (``{}``: none yet, or one
     that cannot be read: said in a line with what that means, ``unreadable``)."""
     try:
-        with open(os.path.join(directory, name), encoding='utf-8') as handle:
-            found = json.load(handle)
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as exc:
+        return readfiles.read_record(os.path.join(directory, name))
+    except readfiles.Unreadable as exc:
         log.warning('%s cannot be read (%s): %s', name, exc, unreadable)
         return {}
-    return found if isinstance(found, dict) else {}
 
 
 def write_record(directory: str, name: str, record: Mapping[str, Any]) -> None:

@@ -64,7 +64,8 @@ import requests.exceptions
 import zc.buildout
 
 from .engine import Engine
-from .options import Invalid, lines
+from .options import Invalid, lines, split_url
+from .options import port as port_number
 from .secrets import masked, secret_env
 
 FIRST_DELAY = 0.1
@@ -131,12 +132,9 @@ def parse_gate(line: str) -> Gate:
     kind = kind.lower()
     if kind == 'tcp':
         try:
-            port = int(rest.strip())
-        except ValueError:
+            return Gate('tcp', text, port=port_number(rest))
+        except Invalid:
             raise Invalid('tcp:PORT with a port number from 1 to 65535') from None
-        if not 1 <= port <= 65535:
-            raise Invalid('tcp:PORT with a port number from 1 to 65535')
-        return Gate('tcp', text, port=port)
     if kind in ('http', 'https'):
         return _parse_http(text)
     if kind == 'exec':
@@ -156,13 +154,7 @@ def parse_gate(line: str) -> Gate:
 
 def _parse_http(text: str) -> Gate:
     url, _, rest = text.partition(' ')
-    parsed = urllib.parse.urlsplit(url)
-    try:
-        port = parsed.port
-    except ValueError:
-        raise Invalid('a URL with a port number from 1 to 65535') from None
-    if port == 0:
-        raise Invalid('a URL with a port number from 1 to 65535')
+    split_url(url, 'a URL with a port number from 1 to 65535')
     status, pattern = '2xx', None
     rest = rest.strip()
     if rest:

@@ -72,6 +72,9 @@ class Recipe:
 
     def __init__(self, buildout: Mapping[str, Mapping[str, str]], name: str,
                  options: MutableMapping[str, str]) -> None:
+        # Before anything acts: the name becomes paths (bin/PART, parts/PART), labels and
+        # lines of generated scripts.
+        opt.check_part_name(name)
         self.buildout = buildout
         self.name = name
         self.options = options

@@ -36,10 +36,12 @@ def write_script(path: str, function: str, config: dict[str, Any]) -> str:
         f'#!{sys.executable}\n'
         f'"""Made by dockeroo_nagoya; buildout writes it again on each install."""\n'
         'import sys\n'
-        f'sys.path[0:0] = {json.dumps(import_paths(), indent=4)}\n'
+        f'sys.path[0:0] = {import_paths()!r}\n'
         f'from {module} import {name}\n'
         'import json\n'
-        f'CONFIG = json.loads({json.dumps(json.dumps(config, sort_keys=True))})\n'
+        # What the config names (a part, a container) reaches the script as a Python
+        # literal (repr), never spliced into one.
+        f'CONFIG = json.loads({json.dumps(config, sort_keys=True)!r})\n'
         f'sys.exit({name}(CONFIG, sys.argv[1:]))\n')
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = f'{path}.tmp'

@@ -19,6 +19,7 @@ from typing import Any, Iterable, Mapping
 import zc.buildout
 
 from . import options as opt
+from . import readfiles
 from .engine import LABEL, LABEL_INPUTS, Engine
 
 #: The names (never the values) of a container's environment variables that came from
@@ -53,15 +54,8 @@ def secret(part: str, options: Mapping[str, str], key: str = 'password') -> str 
                 f'{part}: option {key}-env: the environment variable {env_name} is not set')
         return value
     if file_name:
-        path = os.path.expanduser(file_name)
-        try:
-            with open(path, encoding='utf-8') as handle:
-                value = handle.read().rstrip('\r\n')
-        except OSError as exc:
-            raise zc.buildout.UserError(
-                f'{part}: option {key}-file: expected a readable file, got {file_name!r} '
-                f'({exc.strerror})') from None
-        return value
+        return readfiles.read_text(part, f'{key}-file', os.path.expanduser(file_name)
+                                   ).rstrip('\r\n')
     return None
 
 

@@ -17,6 +17,9 @@ import ast
 import configparser
 import io
 import json
+import os
+import select
+import signal
 import subprocess
 import sys
 import tarfile
@@ -31,6 +34,8 @@ from helpers import assert_one_error
 BUSYBOX = 'dn-test/busybox:latest'
 DIGEST = 'sha256:' + 'ab' * 32
 LONG = 'n' * 300
+#: Seconds a case may take: each stops in a recipe's constructor, in well under one.
+CASE_TIMEOUT = 20
 
 # (id, recipe, options, what the Error line must say). ``bad`` is the part; ``REF`` cases
 # name a section that does not exist and are checked against buildout's own message.
@@ -201,7 +206,7 @@ CASES: list[tuple[str, str, str, str]] = [
     ('service-port-out-of-range', 'docker.service', f'image = {BUSYBOX}\nports = 99999:80',
      'bad: option ports: expected a port number from 1 to 65535'),
     ('service-port-syntax', 'docker.service', f'image = {BUSYBOX}\nports = 8080',
-     'bad: option ports: expected PUBLISHED:TARGET port lines'),
+     'bad: option ports: expected PUBLISHED:TARGET[:host] port lines'),
     ('service-replicas-not-integer', 'docker.service', f'image = {BUSYBOX}\nreplicas = many',
      'bad: option replicas: expected an integer of at least 0'),
     ('service-update-delay', 'docker.service', f'image = {BUSYBOX}\nupdate-delay = 1 fortnight',
@@ -315,6 +320,71 @@ CASES: list[tuple[str, str, str, str]] = [
      'bad: option links: expected'),
     ('temporary-stop-timeout', 'docker.temporary', f'from = {BUSYBOX}\nscript = true\nstop-timeout = later',
      'bad: option stop-timeout: expected a duration'),
+    # numbers that parse as Python floats or ints but are no durations or counts: each
+    # finite and bounded, in the option table's parser (issue 22)
+    ('run-stop-timeout-inf', 'docker.run', f'image = {BUSYBOX}\nstop-timeout = inf',
+     'bad: option stop-timeout: expected a duration such as 30, 30s, 500ms, 1m30s or 2h, '
+     'from 0 to 24h'),
+    ('run-wait-timeout-inf', 'docker.run', f'image = {BUSYBOX}\nwait-for = tcp:80\nwait-timeout = inf',
+     'bad: option wait-timeout: expected a duration'),
+    ('run-wait-timeout-nan', 'docker.run', f'image = {BUSYBOX}\nwait-timeout = nan',
+     'bad: option wait-timeout: expected a duration'),
+    ('run-healthcheck-interval-1e400', 'docker.run',
+     f'image = {BUSYBOX}\nhealthcheck = true\nhealthcheck-interval = 1e400',
+     'bad: option healthcheck-interval: expected a duration'),
+    ('run-healthcheck-timeout-huge', 'docker.run',
+     f'image = {BUSYBOX}\nhealthcheck = true\nhealthcheck-timeout = {"9" * 400}h',
+     'bad: option healthcheck-timeout: expected a duration'),
+    ('run-stop-timeout-years', 'docker.run', f'image = {BUSYBOX}\nstop-timeout = 99999999h',
+     'bad: option stop-timeout: expected a duration'),
+    ('run-replicas-fifty-million', 'docker.run', f'image = {BUSYBOX}\nreplicas = 50000000',
+     'bad: option replicas: expected an integer of at least 1 and at most 1000'),
+    ('run-replicas-arabic-digit', 'docker.run', f'image = {BUSYBOX}\nreplicas = \u0663',
+     'bad: option replicas: expected an integer'),
+    ('run-healthcheck-retries-huge', 'docker.run',
+     f'image = {BUSYBOX}\nhealthcheck = true\nhealthcheck-retries = {"9" * 30}',
+     'bad: option healthcheck-retries: expected an integer'),
+    ('service-stop-timeout-inf', 'docker.service', f'image = {BUSYBOX}\nstop-timeout = inf',
+     'bad: option stop-timeout: expected a duration'),
+    ('service-update-delay-nan', 'docker.service', f'image = {BUSYBOX}\nupdate-delay = nan',
+     'bad: option update-delay: expected a duration'),
+    ('service-wait-timeout-1e400', 'docker.service', f'image = {BUSYBOX}\nwait-timeout = 1e400',
+     'bad: option wait-timeout: expected a duration'),
+    ('service-replicas-fifty-million', 'docker.service', f'image = {BUSYBOX}\nreplicas = 50000000',
+     'bad: option replicas: expected an integer of at least 0 and at most 1000'),
+    ('temporary-stop-timeout-inf', 'docker.temporary', f'from = {BUSYBOX}\nscript = true\nstop-timeout = inf',
+     'bad: option stop-timeout: expected a duration'),
+    ('assemble-uid-huge', 'docker.assemble',
+     f'name = img/small\nbuild-image = {BUSYBOX}\nlayout-uid = {2 ** 40}',
+     'bad: option layout-uid: expected an integer of at least 0 and at most 4294967294'),
+    ('volume-timeout-huge', 'docker.volume', f'timeout = {"9" * 30}',
+     'bad: option timeout: expected a number of seconds of at least 1 and at most 86400'),
+    ('system-member-stop-timeout-inf', 'docker.system', 'containers = member\n[member]\n'
+     f'image = {BUSYBOX}\nstop-timeout = inf', 'bad: member member: option stop-timeout: expected a duration'),
+    ('run-restart-retries-huge', 'docker.run', f'image = {BUSYBOX}\nrestart = on-failure:{"9" * 30}',
+     'bad: option restart: expected no, always, unless-stopped or on-failure[:RETRIES]'),
+    ('run-gate-port-arabic-digits', 'docker.run', f'image = {BUSYBOX}\nwait-for = tcp:\u0668\u0660',
+     'bad: option wait-for: expected tcp:PORT with a port number from 1 to 65535'),
+    # URLs that do not parse: one line, not urllib's ValueError when first used
+    ('run-engine-unclosed-ipv6', 'docker.run', f'image = {BUSYBOX}\nengine = tcp://[::1',
+     'bad: option engine: expected an engine URL'),
+    ('volume-docker-host-unclosed-ipv6', 'docker.volume', 'docker-host = tcp://[::1',
+     'bad: option docker-host: expected an engine URL'),
+    ('run-gate-unclosed-ipv6', 'docker.run', f'image = {BUSYBOX}\nwait-for = http://[::1/',
+     'bad: option wait-for: expected a URL'),
+    # files a part reads that are not UTF-8 text: one line naming the option
+    ('run-env-file-latin-1', 'docker.run', f'image = {BUSYBOX}\nenv-file = latin1.txt',
+     'bad: option env-file: expected a readable file of UTF-8 text'),
+    ('pull-password-file-latin-1', 'docker.pull',
+     'image = busybox\nusername = u\npassword-file = latin1.txt',
+     'bad: option password-file: expected a readable file of UTF-8 text'),
+    ('build-dockerfile-latin-1', 'docker.build', 'source = latin1ctx\ndockerfile = Dockerfile',
+     'bad: option dockerfile: expected a readable Dockerfile of UTF-8 text'),
+    ('build-dockerignore-latin-1', 'docker.build', 'source = ignorectx',
+     'bad: option source: expected a build context whose .dockerignore is UTF-8 text'),
+    # a file that is no image archive: one line, not one per compression tarfile tried
+    ('load-not-a-tar', 'docker.load', 'path = latin1.txt',
+     'bad: option path: expected a tar file from docker save (it does not read as a tar'),
 ]
 
 
@@ -335,12 +405,23 @@ def prepare(b: Buildout, recipe: str, body: str) -> None:
         tar.addfile(info, io.BytesIO(b'one\n'))
     (b.directory / 'root.tar').write_bytes(buf.getvalue())
     (b.directory / 'setup.sh').write_text('#!/bin/sh\ntrue\n')
+    latin1 = 'MOT_DE_PASSE=d\u00e9j\u00e0\n'.encode('latin-1')
+    (b.directory / 'latin1.txt').write_bytes(latin1)
+    (b.directory / 'latin1ctx').mkdir()
+    (b.directory / 'latin1ctx' / 'Dockerfile').write_bytes(b'FROM scratch\n# caf\xe9\n')
+    (b.directory / 'ignorectx').mkdir()
+    (b.directory / 'ignorectx' / 'Dockerfile').write_text('FROM scratch\n')
+    (b.directory / 'ignorectx' / '.dockerignore').write_bytes(b'caf\xe9\n')
     b.write(case_config(recipe, body))
 
 
 @pytest.fixture(scope='module')
-def outcomes(request, client, tmp_path_factory):
-    """Every selected case run once (forks of one process, see faults/quickbuildout.py): id -> output."""
+def outcomes(request, client, busybox, tmp_path_factory):
+    """Every selected case run once (forks of one process, see faults/quickbuildout.py): id -> output.
+
+    ``busybox``: cases name it (BUSYBOX), and a docker.system's members' images are looked
+    up in its ``__init__``: without the image on the engine those cases fail otherwise."""
+    assert busybox == BUSYBOX
     wanted = {item.callspec.params['case'][0] for item in request.session.items
               if item.module.__name__ == __name__ and hasattr(item, 'callspec')
               and 'case' in item.callspec.params}
@@ -352,13 +433,26 @@ def outcomes(request, client, tmp_path_factory):
             if expected.startswith('CASE'):
                 # The part name itself is what is wrong (an image name must be lower case).
                 b.write(case_config(recipe, body, part='Bad'))
-    worker = subprocess.Popen([sys.executable, str(FAULTS_DIR / 'quickbuildout.py'), '-N'],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    def start() -> subprocess.Popen:
+        # A session of its own, so that a case that hangs is ended with its forked run.
+        return subprocess.Popen([sys.executable, str(FAULTS_DIR / 'quickbuildout.py'), '-N'],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                start_new_session=True)
+    worker = start()
     try:
         found: dict[str, str] = {}
         for name, b in made.items():
             worker.stdin.write(f'{b.directory}\n')
             worker.stdin.flush()
+            if not select.select([worker.stdout], [], [], CASE_TIMEOUT)[0]:
+                # A run that does not end (a wait without end, a loop over millions) is a
+                # failure of its own case; the next cases get a new worker.
+                os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait(30)
+                found[name] = f'[hung]\nno end within {CASE_TIMEOUT} s\n' + \
+                    (b.directory / 'buildout-output.txt').read_text(errors='replace')
+                worker = start()
+                continue
             code = json.loads(worker.stdout.readline())['code']
             found[name] = f'[{code}]\n' + (b.directory / 'buildout-output.txt').read_text()
         yield found
@@ -376,6 +470,7 @@ def test_bad_input_is_one_clear_error_line(outcomes, request, case):
     counter = tally(request.config)
     counter.add('bad inputs')
     out = outcomes[name]
+    assert not out.startswith('[hung]'), f'buildout did not end:\n{out}'
     assert not out.startswith('[0]'), f'buildout accepted it:\n{out}'
     line = assert_one_error(out)
     if expected.startswith('REF '):

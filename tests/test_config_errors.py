@@ -43,11 +43,13 @@ CASES = [
      'bad: option password-env: the environment variable DN_TEST_UNSET_VARIABLE is not set'),
     ('pull-password-file-missing', 'docker.pull',
      'image = busybox\nusername = u\npassword-file = /nonexistent/pw',
-     "bad: option password-file: expected a readable file, got '/nonexistent/pw'"),
+     "bad: option password-file: expected a readable file (there is no such file), got "
+     "'/nonexistent/pw'"),
     ('pull-username-without-password', 'docker.pull', 'image = busybox\nusername = u',
      'bad: option username: expected password-env or password-file'),
     ('engine-bad-timeout', 'docker.volume', 'timeout = soon',
-     "bad: option timeout: expected a number of seconds of at least 1, got 'soon'"),
+     "bad: option timeout: expected a number of seconds of at least 1 and at most 86400, "
+     "got 'soon'"),
     ('engine-bad-tls-boolean', 'docker.volume', 'docker-tls-verify = perhaps',
      'bad: option docker-tls-verify: expected a boolean'),
     ('engine-down', 'docker.volume', 'docker-host = unix:///nonexistent/docker.sock',

@@ -23,7 +23,7 @@ import zc.buildout
 
 from .. import identities
 from .. import options as opt
-from .. import sources
+from .. import readfiles, sources
 from ..context import base_images, context_digests
 from ..decisions import Change, Reason
 from ..engine import LABEL, engine_errors, labels_of
@@ -82,17 +82,16 @@ class BuildRecipe(ImageRecipe):
         source = self.values['source'] = sources.local_context(
             self.name, self.values['source'], self.buildout['buildout'], self.directory, self.options)
         dockerfile = os.path.join(source, self.values['dockerfile'])
-        try:
-            with open(dockerfile, encoding='utf-8') as handle:
-                self.dockerfile_text = handle.read()
-        except OSError as exc:
-            raise opt.invalid(self.name, 'dockerfile', f'a readable Dockerfile ({exc.strerror})',
-                              dockerfile) from None
+        self.dockerfile_text = readfiles.read_text(self.name, 'dockerfile', dockerfile,
+                                                   'a readable Dockerfile')
         try:
             self.digest, files = context_digests(source, self.values['dockerfile'])
         except OSError as exc:
             raise opt.invalid(self.name, 'source', f'a build context this user can read all of '
                               f'({exc.strerror}: {exc.filename})', source) from None
+        except readfiles.Unreadable as exc:
+            raise opt.invalid(self.name, 'source', f'a build context whose .dockerignore is '
+                              f'UTF-8 text ({exc})', source) from None
         # In the options, so that buildout reinstalls the part when a file changes.
         self.options['context-digest'] = self.digest
         self.bases = base_images(self.dockerfile_text, self.values['build-args'])

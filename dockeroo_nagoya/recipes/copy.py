@@ -46,7 +46,7 @@ from typing import Any, Mapping
 
 import zc.buildout
 
-from .. import atomicfile, copying, identities
+from .. import atomicfile, copying, identities, readfiles
 from .. import options as opt
 from ..decisions import Change, state
 from ..engine import Engine, EngineConfig, connect, engine_errors
@@ -95,6 +95,9 @@ class CopyRecipe(Recipe):
         self.location = os.path.join(self.directory, self.options.get('location') or os.path.join(
             self.buildout['buildout']['parts-directory'], self.name))
         self.options['location'] = self.location
+        # Read now, so that a damaged record is one line before anything acts (plan too).
+        self.done = readfiles.read_state(self.name, os.path.join(self.location, RECORD),
+                                         'every line is copied again')
 
     def _from_engine(self) -> EngineConfig:
         """The engine ``container-from`` is on: ``from-engine``'s, else the part's own."""
@@ -119,14 +122,6 @@ class CopyRecipe(Recipe):
         config = self._config_of(option)
         with engine_errors(self.name, config):
             return connect(config, self.name), config
-
-    def _done(self) -> dict[str, Any]:
-        """What the last run copied (per line: content digest and where it went)."""
-        record_path = os.path.join(self.location, RECORD)
-        if os.path.exists(record_path):
-            with open(record_path, encoding='utf-8') as handle:
-                return json.load(handle)
-        return {}
 
     def decide(self, fresh: bool) -> list[Change]:
         """Each line copied again when its content or target changed (read now); a
@@ -164,7 +159,7 @@ class CopyRecipe(Recipe):
         try:
             with engine_errors(self.name, config):
                 return target, copying.copies_to_make(engine, self.copies, source, target,
-                                                      self._done(), sync)
+                                                      self.done, sync)
         except copying.CopyError as exc:
             raise self._copy_error(exc) from None
 

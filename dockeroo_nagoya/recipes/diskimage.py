@@ -21,7 +21,7 @@ from typing import Any, Mapping
 
 import zc.buildout
 
-from .. import archives
+from .. import archives, readfiles
 from .. import options as opt
 from ..decisions import Change, Reason, state
 from ..engine import Engine, identity_hash
@@ -161,11 +161,10 @@ def _digest(value: Any) -> str:
 
 
 def _read_record(path: str) -> dict[str, Any]:
+    """The record of the last build; an unreadable one only means building again."""
     try:
-        with open(path, encoding='utf-8') as handle:
-            found = json.load(handle)
-        return found if isinstance(found, dict) else {}
-    except (OSError, ValueError):
+        return readfiles.read_record(path)
+    except readfiles.Unreadable:
         return {}
 
 

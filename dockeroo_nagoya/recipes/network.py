@@ -21,6 +21,7 @@ import docker.types
 import zc.buildout
 
 from .. import options as opt
+from .. import readfiles
 from ..decisions import Change, state
 from ..engine import Engine
 from ..recipe import Recipe, uninstaller
@@ -175,16 +176,13 @@ class NetworkRecipe(Recipe):
 
     def _pending_reconnect(self) -> dict[str, list[str]]:
         try:
-            with open(self.reconnect_file, encoding='utf-8') as handle:
-                found = json.load(handle)
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as exc:
+            found = readfiles.read_record(self.reconnect_file)
+        except readfiles.Unreadable as exc:
             self.log.warning('%s cannot be read (%s): containers left off network %s by an '
                              'interrupted run must be connected by hand', self.reconnect_file,
                              exc, self.values['name'])
             return {}
-        return {str(k): list(v) for k, v in found.items()} if isinstance(found, dict) else {}
+        return {str(k): list(v) for k, v in found.items()}
 
     def _write_reconnect(self, aliases: Mapping[str, list[str]]) -> None:
         os.makedirs(os.path.dirname(self.reconnect_file), exist_ok=True)

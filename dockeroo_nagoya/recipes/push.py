@@ -25,7 +25,7 @@ from typing import Any, Mapping
 import zc.buildout
 
 from .. import options as opt
-from .. import identities
+from .. import identities, readfiles
 from ..decisions import Change, Reason
 from ..engine import Engine, engine_errors
 from ..progress import follow_layers
@@ -148,10 +148,10 @@ class PushRecipe(Recipe):
         return [os.path.dirname(self.state)]
 
     def _read_state(self) -> dict[str, str]:
+        """What was pushed; an unreadable record only means pushing again."""
         try:
-            with open(self.state, encoding='utf-8') as handle:
-                return json.load(handle)
-        except (OSError, ValueError):
+            return readfiles.read_record(self.state)
+        except readfiles.Unreadable:
             return {}
 
     def _write_state(self, pushed: dict[str, str]) -> None:
@@ -195,11 +195,9 @@ def _recorded(part: str, options: Mapping[str, str]) -> dict[str, str]:
     for path in (options.get('__buildout_installed__') or '').split():
         if os.path.basename(path.rstrip(os.sep)) == part:
             try:
-                with open(os.path.join(path, 'pushed.json'), encoding='utf-8') as handle:
-                    found = json.load(handle)
-            except (OSError, ValueError):
+                return readfiles.read_record(os.path.join(path, 'pushed.json'))
+            except readfiles.Unreadable:
                 return {}
-            return found if isinstance(found, dict) else {}
     return {}
 
 

@@ -31,7 +31,7 @@ class RunRecipe(Recipe):
     keep_default = False
     owns = ('containers',)
     table = containers.TABLE + (
-        opt.Option('replicas', opt.integer(1), identity=False,
+        opt.Option('replicas', opt.integer(1, opt.MAX_REPLICAS), identity=False,
                    doc=('Containers ``NAME-1`` ... ``NAME-N`` from one part; ``{index}`` is each '
                         "one's number; ``${part:names}`` lists them.")),
         # Names of parts this one comes after: a reference is all buildout needs to order them.

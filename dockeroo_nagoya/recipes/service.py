@@ -102,7 +102,7 @@ def _roll_options(step: str, actions: tuple[str, ...], parallelism: str) -> tupl
     change every existing service's identity, and the next run would roll it needlessly."""
     what = 'an update' if step == 'update' else 'a rollback'
     return (
-        opt.Option(f'{step}-parallelism', opt.integer(0), default=parallelism,
+        opt.Option(f'{step}-parallelism', opt.integer(0, opt.MAX_REPLICAS), default=parallelism,
                    identity=step == 'update', doc=f'Tasks replaced at a time in {what}.'),
         opt.Option(f'{step}-delay', opt.duration, default='0', identity=step == 'update',
                    doc=f'Time between two batches of {what}.'),
@@ -146,7 +146,7 @@ class ServiceRecipe(Recipe):
         opt.Option('name', opt.name, doc="The service's name (default: the part's name)."),
         opt.Option('image', opt.image_reference, required=True,
                    doc="The image; reachable from every node (a registry's reference)."),
-        opt.Option('replicas', opt.integer(0), default='1', identity=False,
+        opt.Option('replicas', opt.integer(0, opt.MAX_REPLICAS), default='1', identity=False,
                    doc='Tasks to run; a change scales without restarting the running ones.'),
         opt.Option('command', opt.text, doc="The tasks' command."),
         opt.Option('env', opt.key_values, default='', doc='``KEY=VALUE`` lines.'),

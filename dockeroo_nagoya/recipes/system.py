@@ -136,6 +136,7 @@ class SystemRecipe(Recipe):
             {s: m.spec.values for s, m in self.members.items()})
 
     def _member(self, section: str) -> Member:
+        opt.check_part_name(section, f'{self.name}: option containers', 'section')
         display = f'{self.name}: member {section}'
         try:
             raw = dict(self.buildout[section])
