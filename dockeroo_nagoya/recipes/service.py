@@ -239,7 +239,7 @@ class ServiceRecipe(Recipe):
             self.log.info('%s', change.text())
             self._update_in_place(current, replicas)
         self._wait_running(name, replicas, current['UpdatedAt'] if current else '',
-                           rolled=change.how == 'rolling update')
+                           changed=change.changes, rolled=change.how == 'rolling update')
         self._remove_unused_secrets(name)
         return []
 
@@ -329,7 +329,8 @@ class ServiceRecipe(Recipe):
             update_config=self._roll_config('update'), endpoint_spec=spec.get('EndpointSpec'),
             rollback_config=self._roll_config('rollback'))
 
-    def _wait_running(self, name: str, replicas: int, since: str, rolled: bool = False) -> None:
+    def _wait_running(self, name: str, replicas: int, since: str, changed: bool,
+                      rolled: bool = False) -> None:
         """Until ``replicas`` tasks of the current spec run, saying every
         :data:`PROGRESS_EVERY` seconds what the tasks do; a failure early, when a task
         error cannot heal or the Swarm rolled the update back.
@@ -338,12 +339,14 @@ class ServiceRecipe(Recipe):
         after it, and a roll started after it, count (the update status stays the last
         roll's until the Swarm starts the next, and a change that restarts no task starts
         none). Not the time read after the change: the Swarm moves ``UpdatedAt`` again
-        just after it starts the roll, which would make the roll look older.
+        just after it starts the roll, which would make the roll look older. After a
+        change (``changed``) the same tasks must run for :data:`STEADY` seconds.
         """
         started = time.monotonic()
         deadline = started + self.values['wait-timeout']
         said = started
         delay = 0.1
+        steady: tuple[frozenset[str], float] | None = None
         while True:
             service = self._find(name)
             assert service is not None
@@ -364,8 +367,17 @@ class ServiceRecipe(Recipe):
                     f'it back to its previous spec ({len(running)} of {replicas} replicas '
                     f'running): {self._errors(recent) or status.get("Message", "")}')
             if all_running and update in (None, 'completed'):
-                self.log.info('service %s: %d of %d replicas running', name, len(running), replicas)
-                return
+                # The same tasks still running a moment later: a command that exits at once
+                # is running for an instant too.
+                ids = frozenset(t['ID'] for t in running)
+                if not changed or (steady and steady[0] == ids and now - steady[1] >= STEADY):
+                    self.log.info('service %s: %d of %d replicas running', name, len(running),
+                                  replicas)
+                    return
+                if not steady or steady[0] != ids:
+                    steady = (ids, now)
+            else:
+                steady = None
             if update in ('paused', 'rollback_paused'):
                 raise zc.buildout.UserError(
                     f'{self.name}: the update of service {name} stopped ({update}): '
@@ -457,6 +469,8 @@ def _part_secrets(engine: Engine, directory: str, part: str) -> list[dict[str, A
 
 #: Seconds an update waits for its roll to start before taking it that none is needed.
 ROLL_START_GRACE = 3.0
+#: Seconds the same tasks must be running after a change before the wait takes them as up.
+STEADY = 1.5
 #: Seconds between the lines that say what a wait sees.
 PROGRESS_EVERY = 10.0
 #: How many distinct task errors a message shows.
