@@ -4,12 +4,12 @@ PYTHON ?= python3
 VENV := .venv
 PROFILE ?= profiles/koji.cfg
 PIP := $(VENV)/bin/pip
-# An image with Koji's server code (the README's "Koji image contract");
+# An image with Koji's server code (docs/koji.rst: "The Koji image contract");
 # empty: the profile builds one from Fedora's packages.
 KOJI_IMAGE ?=
 BUILDOUT_ARGS ?= $(if $(KOJI_IMAGE),koji:image=$(KOJI_IMAGE))
 
-.PHONY: koji up plan test quick-test clean
+.PHONY: koji up plan test quick-test docs clean
 
 koji: up
 
@@ -31,10 +31,14 @@ test: bin/test
 quick-test: bin/test
 	bin/test -m "not slow" $(TEST_ARGS)
 
+# The documentation site (docs/): HTML in docs/_build/html, a warning is an error.
+docs: $(VENV)/.installed
+	$(VENV)/bin/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q 'zc.buildout==6.0.1' 'zc.recipe.egg==6.0.0' -e '.[test]'
+	$(PIP) install -q 'zc.buildout==6.0.1' 'zc.recipe.egg==6.0.0' -e '.[test,docs]'
 	touch $@
 
 bin/buildout: $(VENV)/.installed
@@ -46,4 +50,4 @@ bin/test: bin/buildout buildout.cfg setup.py
 	touch $@
 
 clean:
-	rm -rf $(VENV) bin parts develop-eggs eggs .installed.cfg
+	rm -rf $(VENV) bin parts develop-eggs eggs .installed.cfg docs/_build

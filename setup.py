@@ -63,7 +63,10 @@ setup(
     install_requires=[
         'docker>=7,<8',
     ],
-    extras_require={'test': ['pytest>=8', 'pytest-xdist>=3', 'zc.recipe.egg==6.0.0', 'bcrypt']},
+    extras_require={'test': ['pytest>=8', 'pytest-xdist>=3', 'zc.recipe.egg==6.0.0', 'bcrypt'],
+                    # make docs (Sphinx), and CI's check of the PyPI page (twine check of
+                    # a distribution that build makes).
+                    'docs': ['sphinx>=7', 'twine>=5', 'build>=1']},
     entry_points=entry_points(),
     classifiers=[
         'Framework :: Buildout :: Recipe',

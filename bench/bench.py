@@ -162,7 +162,7 @@ def timed(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> f
 def clean_up(containers: dict[str, str], network: str, volumes: str) -> None:
     """Whatever a round left (it failed or hung): by filter, name and name prefix.
 
-    A network the engine will not remove (moby/moby#17217, see the README) is
+    A network the engine will not remove (moby/moby#17217, see docs/benchmark.rst) is
     left with a line, and later rounds use other names (their ``tag``).
     """
     client = docker.from_env()

@@ -121,9 +121,13 @@ class Downloads:
         name = posixpath.basename(urllib.parse.urlparse(url).path) or 'download'
         return os.path.join(self.cache, f'{key}-{name}')
 
-    def fetch(self, url: str, sha256: str | None = None, again: bool = False) -> str:
+    def fetch(self, url: str, sha256: str | None = None, again: bool = False,
+              authorization: str | None = None) -> str:
         """The cached file of ``url``, downloaded when missing or not matching ``sha256``
-        (or always, ``again``: what a URL names may change, and only the download says)."""
+        (or always, ``again``: what a URL names may change, and only the download says).
+
+        ``authorization`` is sent as the ``Authorization`` header to ``url`` itself, never
+        to where it redirects."""
         path = self.cached_path(url)
         if os.path.exists(path) and (not again or self.offline):
             if sha256 is None or file_sha256(path) == sha256:
@@ -137,7 +141,11 @@ class Downloads:
         partial = f'{path}.part-{os.getpid()}'
         sha = hashlib.sha256()
         try:
-            with urllib.request.urlopen(url, timeout=60) as response, open(partial, 'wb') as out:
+            request = urllib.request.Request(url)
+            if authorization:
+                request.add_unredirected_header('Authorization', authorization)
+            with urllib.request.urlopen(request, timeout=60) as response, \
+                    open(partial, 'wb') as out:
                 for block in iter(lambda: response.read(CHUNK), b''):
                     sha.update(block)
                     out.write(block)

@@ -55,14 +55,11 @@ import zc.buildout
 from . import copying, decisions, identities
 from . import options as opt
 from . import probes, stopsignal
-from .secrets import write_private
-from .engine import LABEL, LABEL_IDENTITY, Engine, identity_hash, labels_of, owner_of
+from .secrets import masked, secret_env_label, write_private
+from .engine import LABEL_IDENTITY, LABEL_INPUTS, Engine, identity_hash, labels_of, owner_of
 
 if TYPE_CHECKING:
     from .recipe import Recipe
-
-#: Short hashes per input, as images made by this package record theirs.
-LABEL_INPUTS = f'{LABEL}.inputs'
 
 EVENTS = ('pre-create', 'post-create', 'pre-start', 'post-start',
           'pre-stop', 'post-stop', 'pre-remove', 'post-remove')
@@ -215,46 +212,95 @@ def healthcheck_test(raw: str) -> list[str]:
 
 TABLE: tuple[opt.Option, ...] = (
     # dockeroo's own example names the container with ``container``.
-    opt.Option('name', opt.name, identity=False, aliases=('container',)),
-    opt.Option('image', opt.image_reference, required=True),
-    opt.Option('command', command_line),
-    opt.Option('entrypoint', command_line),
-    opt.Option('env', opt.key_values, default=''),
-    opt.Option('env-file', opt.path, identity=False),  # its content is hashed instead
-    opt.Option('ports', opt.each(port_line), default=''),
-    opt.Option('volumes', opt.each(volume_line), default=''),
-    opt.Option('volumes-from', opt.each(volumes_from_line), default=''),
-    opt.Option('links', opt.each(link_line), default=''),
-    opt.Option('networks', opt.each(opt.name), default=''),
-    opt.Option('network-aliases', opt.each(opt.name), default=''),
-    opt.Option('hostname', opt.text),
-    opt.Option('user', opt.text),
-    opt.Option('working-dir', opt.text),
-    opt.Option('tty', opt.boolean, default='false'),
-    opt.Option('init', opt.boolean, default='false'),
-    opt.Option('privileged', opt.boolean, default='false'),
-    opt.Option('cap-add', capabilities, default=''),
-    opt.Option('cap-drop', capabilities, default=''),
-    opt.Option('labels', opt.key_values, default=''),
-    opt.Option('healthcheck', healthcheck_test),
-    opt.Option('healthcheck-interval', opt.duration, default='1s'),
-    opt.Option('healthcheck-timeout', opt.duration, default='10s'),
-    opt.Option('healthcheck-retries', opt.integer(1), default='3'),
-    opt.Option('healthcheck-start-period', opt.duration, default='0'),
-    opt.Option('layout', opt.existing_directory, identity=False),  # its content is hashed
-    opt.Option('script', opt.text),
-    opt.Option('script-shell', opt.text, default='/bin/sh'),
-    opt.Option('script-user', opt.text),
-    opt.Option('job', opt.boolean, default='false'),
+    opt.Option('name', opt.name, identity=False, aliases=('container',),
+               doc=("The container's name (default: the part's name); dockeroo's ``container`` too."
+                    ' ``${part:name}`` for parts that link to it.')),
+    opt.Option('image', opt.image_reference, required=True,
+               doc=('The image to run: a local image; make it with a ``docker.build``, '
+                    '``docker.pull`` or another image part and reference ``${part:image}``.')),
+    opt.Option('command', command_line, doc='The command, split as a shell would.'),
+    opt.Option('entrypoint', command_line, doc='The entrypoint, split as a shell would.'),
+    opt.Option('env', opt.key_values, default='', doc='Environment: ``KEY=VALUE`` lines.'),
+    opt.Option('env-file', opt.path, identity=False,
+               secret=True,  # its content is hashed instead
+               doc=('A file of ``KEY=VALUE`` lines, read at each run; only its hash is kept '
+                    '(a secret by reference).')),
+    opt.Option('ports', opt.each(port_line), default='',
+               doc='Published ports: ``[IP:][HOST:]CONTAINER[/udp]`` lines.'),
+    opt.Option('volumes', opt.each(volume_line), default='',
+               doc=("``SOURCE:/PATH[:ro]`` lines, SOURCE a volume's name or a host path "
+                    "(``/``, ``./``, ``~/``), or ``/PATH`` alone for an anonymous volume.")),
+    opt.Option('volumes-from', opt.each(volumes_from_line), default='',
+               doc='``CONTAINER[:ro|rw]`` lines.'),
+    opt.Option('links', opt.each(link_line), default='',
+               doc=('``CONTAINER[:ALIAS]`` lines: a container on the engine or one a part of this '
+                    'buildout makes, else one error line before anything acts.')),
+    opt.Option('networks', opt.each(opt.name), default='',
+               doc='Networks to join, one name a line (the first one at creation).'),
+    opt.Option('network-aliases', opt.each(opt.name), default='',
+               doc="The container's aliases, on each user-defined network."),
+    opt.Option('hostname', opt.text, doc="The container's host name."),
+    opt.Option('user', opt.text, doc='The user (``NAME``, ``UID[:GID]``) the command runs as.'),
+    opt.Option('working-dir', opt.text, doc='The working directory of the command.'),
+    opt.Option('tty', opt.boolean, default='false', doc='Allocate a terminal.'),
+    opt.Option('init', opt.boolean, default='false',
+               doc="Run the engine's init as PID 1 (it forwards signals and reaps zombies)."),
+    opt.Option('privileged', opt.boolean, default='false', doc='A privileged container.'),
+    opt.Option('cap-add', capabilities, default='',
+               doc='Capabilities to add, e.g. ``NET_ADMIN``.'),
+    opt.Option('cap-drop', capabilities, default='', doc='Capabilities to drop.'),
+    opt.Option('labels', opt.key_values, default='',
+               doc='``KEY=VALUE`` labels, beside the ownership labels.'),
+    opt.Option('healthcheck', healthcheck_test,
+               doc=("The engine's health check: a shell command, or ``none`` to turn off the "
+                    "image's.")),
+    opt.Option('healthcheck-interval', opt.duration, default='1s',
+               doc='Time between two health checks (1s, so ``wait-for = healthy`` is quick).'),
+    opt.Option('healthcheck-timeout', opt.duration, default='10s',
+               doc='Time one health check may take.'),
+    opt.Option('healthcheck-retries', opt.integer(1), default='3',
+               doc='Failed checks in a row that make the container unhealthy.'),
+    opt.Option('healthcheck-start-period', opt.duration, default='0',
+               doc='Time after the start during which failures do not count.'),
+    opt.Option('layout', opt.existing_directory, identity=False,
+               doc=('A host directory laid over ``/`` before the first start (owners root, modes '
+                    'kept); its content is part of the identity.')),  # its content is hashed
+    opt.Option('script', opt.text,
+               doc='Shell script run once in each new container, after its gates passed.'),
+    opt.Option('script-shell', opt.text, default='/bin/sh', doc='The shell that runs ``script``.'),
+    opt.Option('script-user', opt.text,
+               doc="The user that runs ``script`` (default: the container's)."),
+    opt.Option('job', opt.boolean, default='false',
+               doc=("Run to completion (toji's ``detach = no``); a non-zero exit fails the part; a "
+                    'job that succeeded runs again only when its identity changes.')),
     # toji's run_once: started once; later runs leave it as it is unless it changed.
-    opt.Option('run-once', opt.boolean, default='false', identity=False),
-    opt.Option('start', opt.boolean, default='true', identity=False),
-    opt.Option('restart', restart_policy, identity=False),
-    opt.Option('stop-timeout', opt.duration, default='10', identity=False),
-    opt.Option('wait-for', probes.parse_gates, default='', identity=False),
-    opt.Option('wait-timeout', opt.duration, identity=False),
-    opt.Option('callbacks', opt.each(callback_line), default='', identity=False),
-    opt.Option('keep', opt.boolean, default='false', identity=False),
+    opt.Option('run-once', opt.boolean, default='false', identity=False,
+               doc=('Start the container when it is made, and never again by later runs (nor by '
+                    '``bin/PART start``) once it stopped, until its identity changes.')),
+    opt.Option('start', opt.boolean, default='true', identity=False,
+               doc='``false`` only creates the container.'),
+    opt.Option('restart', restart_policy, identity=False,
+               doc=('Restart policy: ``no``, ``always``, ``unless-stopped`` or ``on-failure[:N]``; '
+                    'changed in place.')),
+    opt.Option('stop-timeout', opt.duration, default='10', identity=False,
+               doc=('Time a stop waits before SIGKILL (not waited when PID 1 never sees the '
+                    'signal).')),
+    opt.Option('wait-for', probes.parse_gates, default='', identity=False,
+               doc=('Readiness gates, one a line: ``tcp:PORT``, ``http(s)://... [STATUS] [REGEX]``,'
+                    ' ``exec:COMMAND``, ``log:REGEX`` or ``healthy``.')),
+    opt.Option('wait-for-tls-verify', opt.boolean, default='true', identity=False,
+               doc=('``false`` turns off the certificate check of ``https`` gates (warned on '
+                    'every run).')),
+    opt.Option('wait-for-tls-ca', opt.existing_file, identity=False,
+               doc=('A CA file that ``https`` gates check the certificate against (default: '
+                    "the system's trust).")),
+    opt.Option('wait-timeout', opt.duration, identity=False,
+               doc='How long the gates may take (default 120s).'),
+    opt.Option('callbacks', opt.each(callback_line), default='', identity=False,
+               doc=('``EVENT = module:function`` lines for ``pre-``/``post-`` ``create``, '
+                    '``start``, ``stop``, ``remove``.')),
+    opt.Option('keep', opt.boolean, default='false', identity=False,
+               doc='Leave the container when the part is removed.'),
 )
 
 #: How long gates may take together when wait-timeout is not set.
@@ -291,6 +337,8 @@ class ContainerSpec:
     @classmethod
     def from_values(cls, part: str, name: str, values: dict[str, Any],
                     directory: str) -> ContainerSpec:
+        values['wait-for'] = probes.trusting(values['wait-for'], values['wait-for-tls-verify'],
+                                             values['wait-for-tls-ca'])
         spec = cls(part, name, directory, values)
         spec.check()
         spec.check_callbacks()
@@ -598,6 +646,8 @@ class Runner:
         self.log: logging.Logger = recipe.log
         self.callbacks = spec.callbacks()
         self.env: dict[str, str] = {}
+        #: The names in :attr:`env` whose values come from env-file (secrets).
+        self.secret_names: set[str] = set()
         self.extra_labels: dict[str, str] = dict(labels or {})
         #: A new container made by :meth:`create_ahead`, still to be brought up.
         self.ahead: str | None = None
@@ -642,15 +692,19 @@ class Runner:
             file_env = read_env_file(spec.part, spec.values['env-file'])
             env_file_digest = identity_hash(file_env)
             self.env = {**file_env, **spec.values['env']}
+            self.secret_names = set(file_env) - set(spec.values['env'])
         else:
             self.env = dict(spec.values['env'])
+            self.secret_names = set()
         values = spec.identity_values(image_id, env_file_digest)
         values.update({key: value for key, value in (extra or {}).items() if value})
         return identity_hash(values), option_hashes(values)
 
     def labels(self, identity: str, hashes: Mapping[str, str]) -> dict[str, str]:
         user = {**self.spec.values['labels'], LABEL_INPUTS: encode_hashes(hashes)}
-        return {**self.recipe.labels(identity, user), **self.extra_labels}
+        # The names of the variables from env-file: a commit resets them, a log masks them.
+        return {**self.recipe.labels(identity, user), **secret_env_label(self.secret_names),
+                **self.extra_labels}
 
     # -- the plan, carried out ------------------------------------------------------
     def converge(self, fresh: bool, expected: bool | None = None,
@@ -937,6 +991,7 @@ class Runner:
         self.log.info('running the script of %s', spec.name)
         command = [spec.values['script-shell'], '-c', spec.values['script']]
         code, output = probes.run_in(self.engine, container, command, spec.values['script-user'])
+        output = masked(output, (self.env[name] for name in self.secret_names))
         for line in output.splitlines():
             self.log.debug('%s script: %s', spec.name, line)
         if code != 0:

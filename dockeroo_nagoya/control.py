@@ -45,9 +45,10 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 import docker.errors
 import zc.buildout
 
-from . import containers, logstreams, probes, scheduling, volumedata
+from . import containers, logstreams, ownership, probes, scheduling, volumedata
 from . import options as opt
 from .engine import Engine, EngineConfig, connect, engine_errors
+from .engine_options import described
 
 OK, FAILED, USAGE, NOT_UP = 0, 1, 2, 3
 
@@ -132,7 +133,9 @@ def describe(part: str, directory: str, engine: EngineConfig, backups: str,
     members = [dict(m) for m in members]
     graph = {m['section']: {a for a in m['after']} for m in members}
     volumes = sorted({v['volume'] for m in members for v in m['volumes']})
-    return {'format': 1, 'part': part, 'directory': directory,
+    owner = ownership.of(directory)
+    return {'format': 1, 'part': part, 'directory': directory, 'installed': owner.installed,
+            'host': owner.host,
             'engine': dataclasses.asdict(engine), 'backup-directory': backups,
             'levels': scheduling.levels(graph), 'members': members, 'volumes': volumes}
 
@@ -153,6 +156,8 @@ def describe_member(section: str, spec: containers.ContainerSpec, after: Iterabl
         'job': values['job'], 'start': values['start'], 'run-once': values['run-once'],
         'stop-timeout': spec.stop_timeout,
         'wait-for': [gate.text for gate in values['wait-for']],
+        'wait-for-tls-verify': values['wait-for-tls-verify'],
+        'wait-for-tls-ca': values['wait-for-tls-ca'],
         'wait-timeout': values['wait-timeout'],
         'callbacks': [list(line) for line in values['callbacks']],
         'volumes': [{'volume': v['source'], 'target': v['target'], 'mode': v['mode']}
@@ -181,13 +186,16 @@ class Member:
     engine: EngineConfig
     keep: bool = False
     run_once: bool = False
+    wait_for_tls_verify: bool = True
+    wait_for_tls_ca: str | None = None
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], engine: EngineConfig) -> Member:
-        """``engine``: where the member is when its entry names no engine of its own."""
+    def from_dict(cls, data: Mapping[str, Any], engine: EngineConfig, part: str) -> Member:
+        """``engine``: where the member is when its entry names no engine of its own
+        (``part``: the control part, which says what is wrong with it)."""
         own = data.get('engine')
         return cls(section=data['section'], container=data['container'], image=data['image'],
-                   engine=EngineConfig(**own) if own else engine,
+                   engine=described(part, own) if own else engine,
                    after=list(data.get('after') or []), linked=list(data.get('linked') or []),
                    job=bool(data.get('job')), start=bool(data.get('start', True)),
                    stop_timeout=int(math.ceil(data.get('stop-timeout', 10))),
@@ -195,7 +203,9 @@ class Member:
                    wait_timeout=data.get('wait-timeout'),
                    callbacks=[(e, t) for e, t in data.get('callbacks') or []],
                    volumes=list(data.get('volumes') or []), keep=bool(data.get('keep')),
-                   run_once=bool(data.get('run-once')))
+                   run_once=bool(data.get('run-once')),
+                   wait_for_tls_verify=bool(data.get('wait-for-tls-verify', True)),
+                   wait_for_tls_ca=data.get('wait-for-tls-ca'))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,9 +223,14 @@ class System:
     def __init__(self, description: Mapping[str, Any]) -> None:
         self.part: str = description['part']
         self.directory: str = description['directory']
-        own = EngineConfig(**description['engine'])
+        #: The configuration that wrote the description (one written before configurations
+        #: were told apart: the default one, on this machine).
+        self.owner = ownership.Owner(
+            self.directory, description.get('installed') or ownership.DEFAULT_INSTALLED,
+            description.get('host') or ownership.this_host())
+        own = described(self.part, description['engine'])
         self.backups: str = description['backup-directory']
-        members = [Member.from_dict(m, own) for m in description['members']]
+        members = [Member.from_dict(m, own, self.part) for m in description['members']]
         #: key -> the one configuration of each daemon (see :meth:`same_engine`).
         self._daemons = _one_per_daemon([own, *(m.engine for m in members)])
         self.config = self.same_engine(own)
@@ -406,7 +421,8 @@ class System:
     def _gate(self, member: Member, engine: Engine) -> None:
         if not member.wait_for:
             return
-        gates = probes.parse_gates('\n'.join(member.wait_for))
+        gates = probes.trusting(probes.parse_gates('\n'.join(member.wait_for)),
+                                member.wait_for_tls_verify, member.wait_for_tls_ca)
         timeout = member.wait_timeout or containers.DEFAULT_WAIT_TIMEOUT
         probes.wait_until_ready(engine, member.container, member.container, gates, timeout,
                                 self.display(member), log)
@@ -610,7 +626,7 @@ class System:
         """Where a backed-up volume goes back: the engine the backup says (the system's own
         when it says none), or, when the members that mount it have moved to another
         single engine since, that one."""
-        place = Placed(entry['volume'], self.same_engine(EngineConfig(**entry['engine']))
+        place = Placed(entry['volume'], self.same_engine(described(self.part, entry['engine']))
                        if entry.get('engine') else self.config)
         known = [v for v in self.volumes if v.name == place.name]
         if not known or place in known:
@@ -650,7 +666,7 @@ class System:
                                      if m.engine == config}):
                     details = engine.inspect('images', image)
                     labels = ((details or {}).get('Config') or {}).get('Labels') or {}
-                    if labels.get('io.dockeroo-nagoya.buildout') == self.directory:
+                    if self.owner.claims(labels):
                         found.append(Placed(image, config))
         return found
 
@@ -948,9 +964,21 @@ def _log_to_terminal(level: int) -> None:
     out.addFilter(lambda record: record.levelno < logging.WARNING)
     err = logging.StreamHandler(sys.stderr)
     err.setLevel(logging.WARNING)
+    out.setFormatter(logging.Formatter('%(message)s'))
+    err.setFormatter(_PartFormatter('%(message)s'))
     for handler in (out, err):
-        handler.setFormatter(logging.Formatter('%(message)s'))
         root.addHandler(handler)
+
+
+class _PartFormatter(logging.Formatter):
+    """A warning of a part's logger starts with the part's name, as buildout prints it
+    (``web: docker-tls-verify = false: ...``); the script's own lines as they are."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        if record.name == 'root' or record.name.startswith('dockeroo_nagoya'):
+            return text
+        return f'{record.name}: {text}'
 
 
 def plural(count: int, word: str) -> str:

@@ -21,15 +21,16 @@ import docker.utils
 import requests.exceptions
 import zc.buildout
 
+from . import ownership
 from .options import with_tag
+from .ownership import LABEL, LABEL_BUILDOUT, LABEL_PART, Owner
 from .tls import client as tls_client, handshake_failed
 
-LABEL = 'io.dockeroo-nagoya'
-LABEL_BUILDOUT = f'{LABEL}.buildout'
-LABEL_PART = f'{LABEL}.part'
 LABEL_IDENTITY = f'{LABEL}.identity'
 LABEL_RECIPE = f'{LABEL}.recipe'
 LABEL_HELPER = f'{LABEL}.helper'
+#: A short hash per input of a made image or container, so a remake can say what changed.
+LABEL_INPUTS = f'{LABEL}.inputs'
 
 KINDS = ('containers', 'images', 'volumes', 'networks')
 
@@ -67,10 +68,18 @@ class EngineConfig:
     """Where the engine is and how to reach it; hashable so clients are shared."""
 
     host: str | None = None
-    tls_verify: bool = False
+    #: ``docker-tls-verify`` as said; ``None``: not said, so the engine's certificate is
+    #: checked exactly when there is a ``cert_path`` (:attr:`verifies`).
+    tls_verify: bool | None = None
     cert_path: str | None = None
     timeout: int = 120
     context: str | None = None
+
+    @property
+    def verifies(self) -> bool:
+        """Whether the engine's certificate is checked: a directory of certificates means
+        it is, as ``docker --tlsverify`` does, unless ``docker-tls-verify = false`` says not."""
+        return self.tls_verify if self.tls_verify is not None else bool(self.cert_path)
 
     def describe(self) -> str:
         """The address in the user's words, for error messages."""
@@ -126,10 +135,11 @@ def _address_key(address: str) -> str:
     return parsed
 
 
-def owner_labels(directory: str, part: str, identity: str, recipe: str) -> dict[str, str]:
-    """The labels that make an object ours: buildout directory, part, identity hash."""
+def owner_labels(owner: Owner, part: str, identity: str, recipe: str) -> dict[str, str]:
+    """The labels that make an object ours: the configuration that made it (buildout
+    directory, record of installed parts, machine: :mod:`.ownership`), part, identity hash."""
     return {
-        LABEL_BUILDOUT: directory,
+        **owner.labels(),
         LABEL_PART: part,
         LABEL_IDENTITY: identity,
         LABEL_RECIPE: recipe,
@@ -197,14 +207,16 @@ class Engine:
         self.config = config
         self.client = client
         self.api: docker.APIClient = client.api
-        self._owned: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self._owned: dict[tuple[str, Owner], list[dict[str, Any]]] = {}
         self._image_ids: dict[str, str] | None = None
         self._images: dict[str, dict[str, Any]] = {}
 
     # -- owned objects, one labelled list per kind and buildout --------------
     def owned(self, kind: str, directory: str) -> list[dict[str, Any]]:
-        """Every object of ``kind`` labelled with ``directory``, listed once per run."""
-        key = (kind, directory)
+        """Every object of ``kind`` that this run's configuration of ``directory`` claims
+        (:meth:`.ownership.Owner.claims`), listed once per run."""
+        owner = ownership.of(directory)
+        key = (kind, owner)
         if key not in self._owned:
             flt = {'label': f'{LABEL_BUILDOUT}={directory}'}
             if kind == 'containers':
@@ -217,7 +229,7 @@ class Engine:
                 found = self.api.networks(filters=flt)
             else:
                 raise ValueError(kind)
-            self._owned[key] = found
+            self._owned[key] = [obj for obj in found if owner.claims(labels_of(obj))]
         return self._owned[key]
 
     def forget(self, kind: str | None = None) -> None:
@@ -374,16 +386,16 @@ def _new_client(config: EngineConfig, part: str, version: str | None = None) -> 
             if tls:
                 kwargs['tls'] = tls
             return tls_client(docker.DockerClient, **kwargs)
-        if config.host or config.tls_verify or config.cert_path:
-            env = dict(os.environ)
-            if config.host:
-                env['DOCKER_HOST'] = config.host
-            if config.tls_verify:
-                env['DOCKER_TLS_VERIFY'] = '1'
-            if config.cert_path:
-                env['DOCKER_CERT_PATH'] = config.cert_path
-            return tls_client(docker.from_env, environment=env, **kwargs)
-        return tls_client(docker.from_env, **kwargs)
+        env = dict(os.environ)
+        if config.host:
+            env['DOCKER_HOST'] = config.host
+        if config.cert_path:
+            env['DOCKER_CERT_PATH'] = config.cert_path
+        if config.tls_verify is not None or config.cert_path:
+            env['DOCKER_TLS_VERIFY'] = '1' if config.verifies else ''  # '': the SDK's "false"
+        elif env.get('DOCKER_CERT_PATH') and 'DOCKER_TLS_VERIFY' not in env:
+            env['DOCKER_TLS_VERIFY'] = '1'  # a directory of certificates means checking, there too
+        return tls_client(docker.from_env, environment=env, **kwargs)
 
 
 def forget_everywhere(kind: str) -> None:

@@ -12,9 +12,15 @@ said in ``__init__``, before anything acts, under the option the user wrote.
 A part's ``__init__`` writes the engine it is on into its options
 (:class:`~.recipe.Recipe`), so ``.installed.cfg`` says it without
 ``[buildout]``: its uninstall hook reads them back with ``recorded=True``,
-which checks nothing (an engine that cannot be reached any more is said when
-connecting: :func:`reach`) and so always reaches the engine the part was
-installed on, whatever ``[buildout]`` and the files say by then.
+which checks nothing but what :func:`trusted` checks of every configuration
+(an engine that cannot be reached any more is said when connecting:
+:func:`reach`) and so always reaches the engine the part was installed on,
+whatever ``[buildout]`` and the files say by then.
+
+A directory of certificates (``docker-cert-path``, ``tls=DIR``) means the
+engine's certificate is checked against its ``ca.pem``; only an explicit
+``docker-tls-verify = false`` skips that, and every run says so
+(:func:`trusted`, which every reading passes).
 """
 from __future__ import annotations
 
@@ -29,11 +35,28 @@ import requests.exceptions
 import zc.buildout
 
 from . import options as opt
+from . import tls
 from .engine import Engine, EngineConfig, EngineError, connect, engine_errors
 
 #: Options every recipe takes: where the engine is.
 ENGINE_OPTIONS = ('engine', 'docker-host', 'docker-tls-verify', 'docker-cert-path', 'timeout',
                   'machine-name')
+
+#: What each engine option means and its default, for the engine options' page (docs/engine.rst).
+ENGINE_OPTION_DOCS = {
+    'engine': ('', 'The engine in one phrase: ``default`` (the buildout\'s own engine), a URL '
+               '(``tcp://box2:2376``, ``unix:///PATH``, ``ssh://box2``) or a Docker context\'s '
+               'name, then optionally ``tls=DIR`` (``ca.pem``, ``cert.pem``, ``key.pem``).'),
+    'docker-host': ('DOCKER_HOST, else the local socket',
+                    'The engine\'s URL; dockeroo\'s ``engine-url`` too.'),
+    'docker-tls-verify': ('DOCKER_TLS_VERIFY', 'Check the engine\'s certificate against '
+                          '``ca.pem`` of ``docker-cert-path`` (``false`` is warned of on every '
+                          'run); dockeroo\'s ``engine-tls-verify`` too.'),
+    'docker-cert-path': ('DOCKER_CERT_PATH', 'A directory with ``ca.pem``, ``cert.pem`` and '
+                         '``key.pem``; dockeroo\'s ``engine-tls-cert-path`` too.'),
+    'timeout': ('120', 'Seconds an engine request may take.'),
+    'machine-name': ('the context DOCKER_MACHINE_NAME names', 'A Docker context\'s name.'),
+}
 
 #: The options that say where the engine is and how to trust it (``engine`` says them all).
 LOCATION_OPTIONS = ('docker-host', 'docker-tls-verify', 'docker-cert-path', 'machine-name')
@@ -70,10 +93,11 @@ def engine_config(part: str, options: Mapping[str, str],
     part beside the phrase that says otherwise is a contradiction.
 
     ``recorded``: ``options`` are a part's as ``.installed.cfg`` holds them (see
-    the module's docstring): nothing is checked and ``[buildout]`` is not read.
+    the module's docstring): nothing is checked but the key (:func:`trusted`), and
+    ``[buildout]`` is not read.
     """
     if recorded:
-        return _recorded(options)
+        return _recorded(part, options)
     base = buildout_engine(part, defaults or {})
     phrase = _first(options, 'engine')
     if phrase is None:
@@ -169,7 +193,7 @@ def _config_of(part: str, values: Mapping[str, str | None]) -> EngineConfig:
     """The engine options, checked: booleans, the timeout, the TLS directory, the context."""
     verify = values.get('docker-tls-verify')
     try:
-        tls = opt.boolean(verify or 'false')
+        tls = opt.boolean(verify) if verify else None
     except opt.Invalid as exc:
         raise opt.invalid(part, 'docker-tls-verify', str(exc), verify) from None
     try:
@@ -178,21 +202,18 @@ def _config_of(part: str, values: Mapping[str, str | None]) -> EngineConfig:
         raise opt.invalid(part, 'timeout', 'a number of seconds of at least 1',
                           values.get('timeout')) from None
     cert_path = values.get('docker-cert-path')
-    problem = cert_path and tls_directory_problem(cert_path, tls)
-    if problem:
-        raise opt.invalid(part, 'docker-cert-path', problem, cert_path)
     context = values.get('machine-name')
     if context and not context_exists(context):
         raise zc.buildout.UserError(
             f'{part}: option machine-name: no Docker context named {context!r} '
             f'(docker context ls lists them)')
     host = values.get('docker-host')
-    return EngineConfig(host=host, tls_verify=tls,
-                        cert_path=cert_path and os.path.expanduser(cert_path), timeout=timeout,
-                        context=context or machine_from_environment(part, host))
+    return trusted(part, 'docker-cert-path', EngineConfig(
+        host=host, tls_verify=tls, cert_path=cert_path and os.path.expanduser(cert_path),
+        timeout=timeout, context=context or machine_from_environment(part, host)))
 
 
-def _recorded(options: Mapping[str, str]) -> EngineConfig:
+def _recorded(part: str, options: Mapping[str, str]) -> EngineConfig:
     """The engine a part was installed on, from its recorded options: its phrase when it
     names an engine (the options written beside it are the phrase's), else the options
     ``__init__`` wrote (``engine = default`` included: ``[buildout]``'s then)."""
@@ -203,15 +224,49 @@ def _recorded(options: Mapping[str, str]) -> EngineConfig:
             spoken = opt.engine_spec(phrase)
     values = spoken or {key: value for key in LOCATION_OPTIONS
                         if (value := _given(options, key)) is not None}
-    tls, timeout = False, 120
+    tls, timeout = None, 120
     with contextlib.suppress(opt.Invalid):
-        tls = opt.boolean(values.get('docker-tls-verify') or 'false')
+        tls = opt.boolean(values['docker-tls-verify']) if values.get('docker-tls-verify') \
+            else None
     with contextlib.suppress(opt.Invalid):
         timeout = opt.integer(1)(_given(options, 'timeout') or '120')
     cert_path = values.get('docker-cert-path')
-    return EngineConfig(host=values.get('docker-host'), tls_verify=tls,
-                        cert_path=cert_path and os.path.expanduser(cert_path), timeout=timeout,
-                        context=values.get('machine-name'))
+    return trusted(part, 'docker-cert-path', EngineConfig(
+        host=values.get('docker-host'), tls_verify=tls,
+        cert_path=cert_path and os.path.expanduser(cert_path), timeout=timeout,
+        context=values.get('machine-name')), complete=False)
+
+
+def trusted(part: str, option: str, config: EngineConfig, complete: bool = True
+            ) -> EngineConfig:
+    """``config``, once its certificates may be used: the one gate of every engine
+    configuration, however it was read (a part's options in ``__init__``, from
+    ``[buildout]``, a phrase or a builder line; the options ``.installed.cfg``
+    recorded, for an uninstall; the description a control or command script reads).
+
+    A ``key.pem`` group or others can read is refused in one line naming ``option``;
+    an engine whose certificate is not checked (``docker-tls-verify = false`` beside
+    a directory) is said in one warning per part and run. ``complete``: the directory
+    must also hold its files (a recorded or described one is left to connecting,
+    which says what is wrong with it).
+    """
+    if not config.cert_path:
+        return config
+    problem = tls_directory_problem(config.cert_path, config.verifies) if complete \
+        else tls.exposed_key(config.cert_path)
+    if problem:
+        raise opt.invalid(part, option, problem, config.cert_path)
+    if not config.verifies:
+        tls.warn_unverified(part, config.describe(), config.cert_path)
+    return config
+
+
+def described(part: str, recorded: Mapping[str, object]) -> EngineConfig:
+    """An engine as a generated script's description holds it (its ``EngineConfig``'s
+    fields), checked as every configuration is (:func:`trusted`) before the script
+    connects: its key may have been opened up, or its checking turned off, since."""
+    return trusted(part, 'docker-cert-path', EngineConfig(**recorded),  # type: ignore[arg-type]
+                   complete=False)
 
 
 def machine_from_environment(part: str, host: str | None) -> str | None:
@@ -236,11 +291,12 @@ def machine_from_environment(part: str, host: str | None) -> str | None:
 
 def tls_directory_problem(path: str, verify: bool) -> str | None:
     """What a directory of client certificates should be, when it is not (``None``: it is);
-    ``ca.pem`` is needed only to check the engine's certificate (``verify``)."""
+    ``ca.pem`` is needed only to check the engine's certificate (``verify``), and
+    ``key.pem`` must be its owner's alone (:func:`.tls.exposed_key`)."""
     missing = [name for name in ('ca.pem', 'cert.pem', 'key.pem')[0 if verify else 1:]
                if not os.path.isfile(os.path.join(os.path.expanduser(path), name))]
     if os.path.isdir(os.path.expanduser(path)) and not missing:
-        return None
+        return tls.exposed_key(path)
     return 'a directory holding ca.pem, cert.pem and key.pem' + (
         f' ({", ".join(missing)} missing)' if missing else '')
 
@@ -312,5 +368,6 @@ def engine_move(directory: str, part: str, options: Mapping[str, str]) -> Move |
 __all__ = ['Move', 'engine_move', 'ENGINE_OPTIONS', 'LOCATION_OPTIONS', 'DOCKEROO_ALIASES',
            'CONFIGURED_ENGINES',
            'engine_config', 'buildout_engine', 'spoken_engine', 'check_spoken', 'engine_of_spec',
+           'trusted', 'described',
            'machine_from_environment', 'tls_directory_problem', 'context_exists', 'reach',
            'same_daemon']

@@ -12,8 +12,9 @@ removed part, at the end of the run, once the part is installed on the new
 engine: the replacement is made before the old one goes, and a run whose
 install of the part failed leaves the old objects as they are (running).
 
-The hand-over is written into :data:`MOVING_NAME` before buildout forgets the
-part's old options, so that a run killed, or failed, in between leaves nothing
+The hand-over is written into :data:`MOVING_NAME` (one file per configuration
+of the directory: :meth:`.ownership.Owner.record_name`; another configuration's
+parts are not this run's to judge) before buildout forgets the part's old options, so that a run killed, or failed, in between leaves nothing
 the next run cannot finish: before its first part acts, :func:`resume`
 removes the old objects of the parts installed on their new engine since (or
 gone from the configuration), and keeps waiting for the others.
@@ -27,7 +28,7 @@ from typing import Any, Mapping
 
 import zc.buildout
 
-from . import orphans, removals, runlock
+from . import orphans, ownership, removals, runlock
 from . import engine as _engine
 from .engine import EngineConfig, engine_errors
 from .engine_options import CONFIGURED_ENGINES, engine_config, reach
@@ -66,7 +67,7 @@ def resume(directory: str) -> None:
     if _engine.PLANNING is not None or runlock.PLANNING or directory in _RESUMED:
         return
     _RESUMED.add(directory)
-    if not os.path.exists(os.path.join(directory, MOVING_NAME)):
+    if not os.path.exists(os.path.join(directory, _record_name(directory))):
         return
     _retire_at_end(directory)
     retire(directory)
@@ -87,7 +88,7 @@ def retire(directory: str, at_end: bool = False) -> None:
     if not moving:
         return
     run = orphans.RUNS.get(directory)
-    recorded = os.path.join(directory, '.installed.cfg') if run is None else run.installed
+    recorded = ownership.of(directory).record if run is None else run.installed
     try:
         installed = orphans.installed_options(recorded)
     except orphans.OrphanCheckImpossible as exc:
@@ -159,23 +160,29 @@ def say_left(directory: str, part: str, why: str, to: str) -> None:
     them, and no later run looks there."""
     logging.getLogger(part).warning(
         'moves to %s, but %s: what it made there is left there, and stays (docker rm -f '
-        '$(docker ps -aq --filter label=%s=%s --filter label=%s=%s) on that engine removes '
-        'its containers)', to, why, _engine.LABEL_BUILDOUT, directory, _engine.LABEL_PART, part)
+        '$(docker ps -aq %s) on that engine removes its containers)', to, why,
+        ownership.of(directory).filters(part))
 
 
 def _read(directory: str) -> dict[str, dict[str, Any]]:
-    found = orphans.read_record(directory, MOVING_NAME, 'what parts left on the engines they '
-                                'moved from is not removed')
+    found = orphans.read_record(directory, _record_name(directory), 'what parts left on the '
+                                'engines they moved from is not removed')
     return {part: entry for part, entry in found.items() if isinstance(entry, dict)}
+
+
+def _record_name(directory: str) -> str:
+    """The hand-over file of this run's configuration of the directory."""
+    return ownership.of(directory).record_name(MOVING_NAME)
 
 
 def _write(directory: str, moving: Mapping[str, Any]) -> None:
     """In the order of the hand-overs (buildout's uninstall order: a part's dependents
     before it, so that they go first); no file when nothing is handed over (a settled
     buildout has none)."""
-    path = os.path.join(directory, MOVING_NAME)
+    name = _record_name(directory)
+    path = os.path.join(directory, name)
     if moving:
-        orphans.write_record(directory, MOVING_NAME, moving)
+        orphans.write_record(directory, name, moving)
     elif os.path.exists(path):
         os.remove(path)
 

@@ -50,6 +50,10 @@ class Option:
     identity: bool = True
     #: Older names accepted for the option (dockeroo's), e.g. ``build-script`` for ``script``.
     aliases: tuple[str, ...] = ()
+    #: The value names a secret (a variable or a file) rather than holding it: never shown.
+    secret: bool = False
+    #: What the option means, for the recipe's page (docs/_ext/optiontables.py renders it).
+    doc: str = ''
 
 
 def parse_options(part: str, options: Mapping[str, str],

@@ -11,15 +11,18 @@ tagged the same way.
 So once per run and engine, before the first part is installed, updated or
 uninstalled (all of the run's configuration has been read and checked by
 then, and :mod:`.runlock` keeps any other run of the directory out), this
-module removes:
+module removes, of the objects this configuration made (its directory, its
+record of installed parts and its machine: :mod:`.ownership`; another
+configuration of the directory, or another machine running the same path
+against the engine, has orphans of its own that only it can tell):
 
-- containers, images and networks labelled with this buildout whose part is
-  neither in ``.installed.cfg`` nor configured in this run;
-- throwaway containers of this buildout (their ``with`` block is over: no
-  run of the directory is under way);
-- untagged images labelled with this buildout (a build, import or commit
-  that was never tagged); one that a container still uses stays;
-- volume helper containers that mount a volume of this buildout.
+- containers, images and networks whose part is neither in the
+  configuration's record (``.installed.cfg``) nor configured in this run;
+- throwaway containers (their ``with`` block is over: no run of the
+  configuration is under way);
+- untagged images (a build, import or commit that was never tagged); one
+  that a container still uses stays;
+- volume helper containers that mount one of its volumes.
 
 Volumes are never removed: an orphan volume is reported, with the command
 that removes it, because data is never destroyed silently. Objects a part's
@@ -38,7 +41,7 @@ from typing import Any, Iterable, Mapping
 
 import docker.errors
 
-from . import removals, runlock
+from . import ownership, removals, runlock
 from .engine import (LABEL_BUILDOUT, LABEL_HELPER, LABEL_PART, Engine, labels_of)
 from .throwaway import PREFIX as THROWAWAY_PREFIX
 
@@ -79,11 +82,11 @@ def _swept_already(engine: Engine, directory: str) -> bool:
 
 
 def note(directory: str, part: str, buildout: Mapping[str, str]) -> None:
-    """Called by every recipe's constructor: the part and the buildout's ``parts`` are configured."""
+    """Called by every recipe's constructor (after :func:`.ownership.note`): the part and
+    the buildout's ``parts`` are configured."""
     run = RUNS.get(directory)
     if run is None:
-        installed = buildout.get('installed') or '.installed.cfg'
-        run = RUNS[directory] = Run(os.path.join(directory, installed))
+        run = RUNS[directory] = Run(ownership.of(directory).record)
         run.configured.update((buildout.get('parts') or '').split())
     run.configured.add(part)
 
@@ -124,9 +127,9 @@ def sweep_once(engine: Engine, directory: str) -> None:
         return
     run = RUNS.get(directory)
     if run is None:
-        # No part of ours is configured (a run that only uninstalls): the record is
-        # the default one, and without it nothing can be told apart.
-        run = Run(os.path.join(directory, '.installed.cfg'))
+        # No part of ours is configured (a run that only uninstalls): the record is the
+        # one its uninstall hooks noted, and without it nothing can be told apart.
+        run = Run(ownership.of(directory).record)
         if not os.path.exists(run.installed):
             return
     try:
@@ -152,6 +155,7 @@ class Sweep:
         self.engine = engine
         self.api = engine.api
         self.directory = directory
+        self.owner = ownership.of(directory)
         self.known = known
         self.kept = {kind: set(ids) for kind, ids in kept.items()}
         #: Whether anything was removed: only then are the run's shared listings stale.
@@ -164,8 +168,13 @@ class Sweep:
             return None
         return part
 
+    def listed(self, kind: str) -> list[dict[str, Any]]:
+        """The objects of ``kind`` whose orphans this configuration may sweep."""
+        return [obj for obj in self.engine.owned(kind, self.directory)
+                if self.owner.sweeps(labels_of(obj))]
+
     def containers(self) -> None:
-        for container in self.engine.owned('containers', self.directory):
+        for container in self.listed('containers'):
             name = _container_name(container)
             part = self.orphan('containers', container, container['Id'])
             if name.startswith(THROWAWAY_PREFIX):
@@ -177,7 +186,7 @@ class Sweep:
             if removals.in_hand(self.engine.config.key(), name):
                 continue  # its part's own teardown is removing it in this run
             self._remove_container(container['Id'], name, why)
-        owned = {v['Name'] for v in self.engine.owned('volumes', self.directory)}
+        owned = {v['Name'] for v in self.listed('volumes')}
         if not owned:
             return
         for helper in self.api.containers(all=True, filters={'label': LABEL_HELPER}):
@@ -202,7 +211,7 @@ class Sweep:
     def images(self) -> None:
         if self.changed:
             self.engine.forget('containers')
-        for image in self.engine.owned('images', self.directory):
+        for image in self.listed('images'):
             tags = [t for t in image.get('RepoTags') or [] if t != '<none>:<none>']
             part = self.orphan('images', image, image['Id'])
             if part is not None:
@@ -224,7 +233,7 @@ class Sweep:
                         'image %s (%s) not removed: %s', _short(reference), why, _explain(exc))
 
     def networks(self) -> None:
-        for network in self.engine.owned('networks', self.directory):
+        for network in self.listed('networks'):
             part = self.orphan('networks', network, network['Id'])
             if part is None:
                 continue
@@ -245,7 +254,7 @@ class Sweep:
                 log.warning('network %s (%s) not removed: %s', network['Name'], why, _explain(exc))
 
     def volumes(self) -> None:
-        for volume in self.engine.owned('volumes', self.directory):
+        for volume in self.listed('volumes'):
             part = self.orphan('volumes', volume, volume['Name'])
             if part is not None:
                 log.warning('volume %s belongs to part %s, which is neither installed nor '

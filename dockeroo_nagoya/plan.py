@@ -34,7 +34,7 @@ import zc.buildout.buildout
 #: zc.buildout's own pkg_resources (it vendors it).
 pkg_resources = zc.buildout.buildout.pkg_resources
 
-from . import decisions, engine, runlock
+from . import decisions, engine, ownership, runlock
 from .decisions import Change, Reason
 from .engine_options import engine_move, reach
 from .recipe import CONFIGURED, Recipe, engine_config
@@ -95,6 +95,7 @@ def recipe_class(options: Any) -> type | None:
 def plan_buildout(buildout: zc.buildout.buildout.Buildout) -> dict[str, Any]:
     """The plan as data: parts (what buildout does) and changes (what the recipes do)."""
     buildout._update_sys_path()
+    ownership.note(buildout['buildout'])   # whose objects these are, with no part of ours too
     installed, _ = buildout._read_installed_part_options()
     conf_parts = (buildout['buildout']['parts'] or '').split()
     [buildout[part]['recipe'] for part in conf_parts]  # the recipes' __init__: validation

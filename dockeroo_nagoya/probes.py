@@ -15,8 +15,14 @@ them together). The kinds of gate:
     container's address (what the host reaches it on, its port inside the
     container); any other host is connected to as it is, from the buildout's
     host: ``localhost`` is the host itself, which reaches the container only
-    through a port it publishes there. HTTPS certificates are not checked
-    (services inside a system commonly use their own CA), and no proxy is used.
+    through a port it publishes there. No proxy is used. An ``https`` gate
+    checks the certificate, as a browser does: against the system's CAs, or
+    the CA file of the part's ``wait-for-tls-ca`` (a service with a CA of its
+    own), for the name the URL says (the container's name when its host is
+    left empty, though it connects to the container's address). A
+    certificate that is not trusted fails the gate at once, in one line;
+    ``wait-for-tls-verify = false`` skips the check (the names follow
+    ``docker-tls-verify``).
 ``exec:COMMAND``
     COMMAND (split like a shell would, run without one) exits 0 inside the
     container.
@@ -40,6 +46,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import http.client
 import logging
 import re
@@ -58,6 +65,7 @@ import zc.buildout
 
 from .engine import Engine
 from .options import Invalid, lines
+from .secrets import masked, secret_env
 
 FIRST_DELAY = 0.1
 MAX_DELAY = 0.5
@@ -93,6 +101,16 @@ class Gate:
     status: str = '2xx'
     pattern: str | None = None
     command: tuple[str, ...] = ()
+    #: An ``https`` gate's trust: check the certificate (``wait-for-tls-verify``), against
+    #: this CA file (``wait-for-tls-ca``; ``None``: the system's CAs).
+    tls_verify: bool = True
+    tls_ca: str | None = None
+
+
+def trusting(gates: list[Gate], verify: bool, ca: str | None) -> list[Gate]:
+    """The gates with the part's ``wait-for-tls-verify`` and ``wait-for-tls-ca``: the one
+    place a gate learns them, for a run and for a control script alike."""
+    return [dataclasses.replace(gate, tls_verify=verify, tls_ca=ca) for gate in gates]
 
 
 def parse_gate(line: str) -> Gate:
@@ -146,7 +164,7 @@ def _parse_http(text: str) -> Gate:
 
 def _regex(pattern: str, text: str) -> str:
     if len(pattern) >= 2 and pattern.startswith('/') and pattern.endswith('/'):
-        pattern = pattern[1:-1]   # the README's /REGEX/ form
+        pattern = pattern[1:-1]   # the documented /REGEX/ form
     if not pattern:
         raise Invalid(f'a regular expression after {text!r}')
     try:
@@ -206,12 +224,18 @@ def wait_until_ready(engine: Engine, container: str, name: str, gates: list[Gate
 
 
 def log_tail(engine: Engine, container: str, name: str, lines_: int = LOG_TAIL) -> str:
-    """The container's last log lines, as an indented block for an error message."""
+    """The container's last log lines, as an indented block for an error message.
+
+    The values of the secrets the container was given (its ``env-file``) are shown as
+    ``***``: its whole log is kept in a file only its owner reads, not on a terminal.
+    """
     try:
         raw = engine.api.logs(container, stdout=True, stderr=True, tail=lines_)
+        secret = secret_env(engine, engine.inspect('containers', container) or {})
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
         return f'\n(no log of {name}: {exc})'
     text = raw.decode('utf-8', 'replace').rstrip() if isinstance(raw, bytes) else str(raw)
+    text = masked(text, secret.values())
     if not text:
         return f'\n({name} wrote nothing to its log)'
     return f'\nlast log lines of {name}:\n' + '\n'.join(f'  {bounded(line)}'
@@ -310,11 +334,11 @@ def _check_http(engine: Engine, container: str, state: dict[str, Any], gate: Gat
         if parsed.port:
             netloc += f':{parsed.port}'
         url = urllib.parse.urlunsplit(parsed._replace(netloc=netloc))
+        name = host or state.get('Name', '').lstrip('/')
     else:
-        url = gate.url
-    opener = urllib.request.build_opener(
-        urllib.request.ProxyHandler({}),
-        urllib.request.HTTPSHandler(context=ssl._create_unverified_context()))  # noqa: S323
+        url, name = gate.url, host
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                         _NamedHTTPSHandler(_tls_context(gate), name))
     try:
         with opener.open(url, timeout=_remaining(deadline, 2.0)) as answer:
             status, body = answer.status, answer.read(1 << 20)
@@ -322,6 +346,11 @@ def _check_http(engine: Engine, container: str, state: dict[str, Any], gate: Gat
         status, body = exc.code, exc.read(1 << 20)
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
         reason = getattr(exc, 'reason', exc)
+        if isinstance(reason, ssl.SSLCertVerificationError):
+            raise Hopeless(
+                f'the certificate of {url} is not trusted for {name!r} '
+                f'({reason.verify_message or reason.reason}): give its CA with '
+                f'wait-for-tls-ca, or set wait-for-tls-verify = false') from None
         hint = ''
         if host in ('localhost', '127.0.0.1', '::1') and \
                 (state.get('HostConfig') or {}).get('NetworkMode') != 'host':
@@ -333,6 +362,41 @@ def _check_http(engine: Engine, container: str, state: dict[str, Any], gate: Gat
     if gate.pattern and not re.search(gate.pattern, body.decode('utf-8', 'replace'), re.M):
         return False, f'{url} answered {status} without {gate.pattern!r} in its body'
     return True, ''
+
+
+def _tls_context(gate: Gate) -> ssl.SSLContext:
+    """What an ``https`` gate trusts (see the module's docstring)."""
+    if not gate.tls_verify:
+        return ssl._create_unverified_context()  # noqa: S323  (wait-for-tls-verify = false)
+    return ssl.create_default_context(cafile=gate.tls_ca)
+
+
+class _NamedHTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS to an address whose certificate is checked for a name (the container's):
+    the gate connects to the container's IP, its certificate is made for its name."""
+
+    def __init__(self, *args: Any, server_name: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.server_name = server_name
+
+    def connect(self) -> None:
+        http.client.HTTPConnection.connect(self)
+        self.sock = self._context.wrap_socket(  # type: ignore[attr-defined]
+            self.sock, server_hostname=self.server_name or self.host)
+
+
+class _NamedHTTPSHandler(urllib.request.HTTPSHandler):
+    """urllib's HTTPS with :class:`_NamedHTTPSConnection` (a gate's one request)."""
+
+    def __init__(self, context: ssl.SSLContext, server_name: str | None) -> None:
+        super().__init__(context=context)
+        self._context = context
+        self.server_name = server_name
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(functools.partial(_NamedHTTPSConnection,
+                                              server_name=self.server_name),
+                            req, context=self._context)
 
 
 def _status_matches(status: int, expected: str) -> bool:

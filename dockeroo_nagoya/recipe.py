@@ -32,15 +32,16 @@ import docker.errors
 import zc.buildout
 
 from . import options as opt
-from . import decisions, identities, moves, orphans, removals, runlock, secrets
+from . import decisions, identities, moves, orphans, ownership, removals, runlock, secrets
 from .engine_options import (CONFIGURED_ENGINES, DOCKEROO_ALIASES, ENGINE_OPTIONS,
                              engine_config, engine_move, reach)
 from .engine import (Engine, EngineConfig, connect, engine_errors, identity_hash,
-                     labels_of, owner_labels, LABEL, LABEL_BUILDOUT, LABEL_IDENTITY, LABEL_PART)
+                     labels_of, owner_labels, LABEL_BUILDOUT, LABEL_IDENTITY, LABEL_INPUTS,
+                     LABEL_PART)
 from .throwaway import ScriptFailed, Throwaway
 
 #: Options that would put a secret into .installed.cfg; refused everywhere.
-PLAIN_SECRETS = ('password', 'token', 'secret', 'private-key', 'auth')
+PLAIN_SECRETS = ('password', 'token', 'secret', 'private-key', 'auth', 'source-password')
 
 #: (buildout directory, part) -> recipe, for every part configured in this run.
 CONFIGURED: dict[tuple[str, str], str] = {}
@@ -76,6 +77,8 @@ class Recipe:
         self.options = options
         self.log = logging.getLogger(name)
         self.directory = os.path.realpath(buildout['buildout']['directory'])
+        #: The configuration this part belongs to: what it makes is labelled as its own.
+        self.owner = ownership.note(buildout['buildout'])
         given = set(options.keys())
         runlock.hold(self.directory, name)
         for key in PLAIN_SECRETS:
@@ -92,6 +95,11 @@ class Recipe:
                 options[key] = value
         if self.engine_config.tls_verify:
             options['docker-tls-verify'] = 'true'
+        elif self.engine_config.tls_verify is False and self.engine_config.cert_path and \
+                not any(key in options for key in ('docker-tls-verify', 'engine-tls-verify')):
+            # Not checking is said where the uninstall hook reads it; a directory alone
+            # (nothing written) is read back as checking, as before.
+            options['docker-tls-verify'] = 'false'
         self.values: dict[str, Any] = opt.parse_options(name, options, self.table)
         self._engine: Engine | None = None
         self._written: set[str] = set()
@@ -200,17 +208,26 @@ class Recipe:
 
     def labels(self, identity: str, user: Mapping[str, str] | None = None) -> dict[str, str]:
         """User labels plus the ownership labels (ours win)."""
-        return {**(user or {}), **owner_labels(self.directory, self.name, identity, self.recipe)}
+        return {**(user or {}), **owner_labels(self.owner, self.name, identity, self.recipe)}
 
     def is_ours(self, obj: Mapping[str, Any]) -> bool:
-        return labels_of(dict(obj)).get(LABEL_BUILDOUT) == self.directory
+        """Whether this part's configuration made the object (:mod:`.ownership`)."""
+        return self.owner.claims(labels_of(dict(obj)))
 
     def check_ours(self, obj: Mapping[str, Any], what: str, object_name: str) -> None:
-        """Refuse to touch an object that another buildout or a person made."""
+        """Refuse to touch an object that another buildout, another configuration of this
+        one (another ``installed`` record, another machine) or a person made."""
         labels = labels_of(dict(obj))
         owner = labels.get(LABEL_BUILDOUT)
-        if owner == self.directory:
+        if self.owner.claims(labels):
             return
+        if owner == self.directory:
+            other = ownership.Owner(owner, labels.get(ownership.LABEL_INSTALLED, ''),
+                                    labels.get(ownership.LABEL_HOST, ''))
+            raise zc.buildout.UserError(
+                f'{self.name}: {what} {object_name!r} already exists and belongs to another '
+                f'configuration of this buildout: {other.describe()} (part '
+                f'{labels.get(LABEL_PART)}); choose another name')
         if owner:
             raise zc.buildout.UserError(
                 f'{self.name}: {what} {object_name!r} already exists and belongs to the buildout in '
@@ -224,8 +241,7 @@ class Recipe:
         installed or updated later in the run and makes it match (replacing it when
         its options changed)."""
         labels = labels_of(dict(container))
-        return labels.get(LABEL_BUILDOUT) == self.directory and \
-            (self.directory, labels.get(LABEL_PART)) in CONFIGURED
+        return self.owner.claims(labels) and (self.directory, labels.get(LABEL_PART)) in CONFIGURED
 
     def remove_old_name(self, what: str, name: str, remove: Callable[[Engine], None],
                         strict: bool = True) -> None:
@@ -309,6 +325,7 @@ class Recipe:
         said in one line and forgotten: a run that could never reach that engine again
         must not stop every later run."""
         directory = os.path.realpath(os.getcwd())
+        ownership.noted_from(options)  # a run that only uninstalls made no recipe to note it
         log = logging.getLogger(name)
         runlock.hold(directory, name)  # a run that only uninstalls must not interleave either
         moves.resume(directory)
@@ -414,9 +431,6 @@ def uninstaller(cls: type[Recipe]):
     return uninstall
 
 
-#: A short hash per input of a made image, so a rebuild can say what changed.
-LABEL_INPUTS = f'{LABEL}.inputs'
-
 #: What a candidate image is tagged as while its ``test`` runs: ``NAME:TAG-candidate``.
 CANDIDATE_SUFFIX = '-candidate'
 
@@ -428,8 +442,12 @@ def test_commands(raw: str) -> tuple[str, ...]:
 
 #: The options of an image's self-check; an image recipe adds them to its table.
 CANDIDATE_OPTIONS = (
-    opt.Option('test', test_commands, default='', identity=False),
-    opt.Option('test-shell', opt.text, default='/bin/sh', identity=False),
+    opt.Option('test', test_commands, default='', identity=False,
+               doc=('Self-checks: one shell command a line, run in a throwaway container of the '
+                    'new image tagged ``NAME:TAG-candidate``; ``NAME:TAG`` moves only when all '
+                    'pass.')),
+    opt.Option('test-shell', opt.text, default='/bin/sh', identity=False,
+               doc='The shell that runs ``test``.'),
 )
 
 
@@ -619,7 +637,8 @@ class ImageRecipe(Recipe):
         """Untagged images of this part: what a failed build left."""
         for image in self.engine.api.images(filters={'dangling': True, 'label': [
                 f'{LABEL_BUILDOUT}={self.directory}', f'{LABEL_PART}={self.name}']}):
-            _remove_image(self.engine, image['Id'], self.log, quiet=True)
+            if self.is_ours(image):
+                _remove_image(self.engine, image['Id'], self.log, quiet=True)
 
     def _remove_stale(self, keep_id: str) -> None:
         """Images this part made under an earlier name."""

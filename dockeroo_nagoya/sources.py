@@ -12,16 +12,28 @@ tarball's sha256), and the build itself reads a local directory.
 
 With buildout's ``-N`` (or ``offline``) a source fetched before is not asked
 again: the recorded commit or tarball stands.
+
+Nothing in ``source`` reaches git as an option: a URL, host, ref or directory
+starting with ``-`` is refused, and git gets ``--`` before its positional
+arguments. Credentials for an http(s) source come by reference, as every
+secret of this package (:mod:`.secrets`): ``source-username`` with
+``source-password-env`` (or ``source-password-file``), or a netrc file
+(``source-netrc``). They go to the download as a header and to git through
+its environment (never its command line), and are never printed nor
+recorded; a URL that carries them (``https://user:pw@host/...``) is refused.
 """
 from __future__ import annotations
 
+import atexit
+import base64
+import dataclasses
 import hashlib
 import json
 import logging
+import netrc
 import os
 import re
 import shutil
-import atexit
 import subprocess
 import tempfile
 import urllib.parse
@@ -29,11 +41,16 @@ from typing import Mapping
 
 import zc.buildout
 
-from . import archives, runlock
+from . import archives, runlock, secrets
 from . import options as opt
 
 GIT_RE = re.compile(r'^(?:git@|git://|ssh://|git\+[a-z]+://|github\.com/)')
 TARBALL_RE = re.compile(r'\.(?:tar|tar\.gz|tgz|tar\.bz2|tbz2|tar\.xz|txz)$')
+SCP_HOST_RE = re.compile(r'^[^/@:]*@([^/:]*):')
+COMMIT_RE = re.compile(r'^[0-9a-f]{40,64}$')
+#: How to give credentials, said where a source needs or has them.
+BY_REFERENCE = ('source-username with source-password-env (an environment variable) or '
+                'source-password-file (a file), or source-netrc (a netrc file)')
 
 log = logging.getLogger('dockeroo_nagoya')
 
@@ -52,8 +69,107 @@ def source_option(raw: str) -> str:
             raise opt.Invalid('a directory, a git repository URL (git@..., https://....git, '
                               'git://..., ssh://...) or the URL of a tarball (.tar, .tar.gz, '
                               '.tgz, .tar.bz2, .tar.xz)')
+        remote, ref, subdir = split_source(text)
+        for what, value in (('URL', remote), ('host', _host(remote)), ('ref', ref),
+                            ('directory', subdir)):
+            if value.startswith('-'):
+                raise opt.Invalid(f'a {what} that does not start with - (git would take it '
+                                  f'for an option)')
         return text
     return opt.existing_directory(raw)
+
+
+def split_source(source: str) -> tuple[str, str, str]:
+    """(the URL git or the download is given, the ``#REF``, the ``:SUBDIR``)."""
+    url, _, fragment = source.partition('#')
+    ref, _, subdir = fragment.partition(':')
+    if url.startswith('git+'):
+        url = url[4:]
+    elif url.startswith('github.com/'):
+        url = f'https://{url}'
+    return url, ref, subdir
+
+
+def _host(url: str) -> str:
+    scp = SCP_HOST_RE.match(url) if '://' not in url else None
+    if scp:
+        return scp.group(1)
+    try:
+        return urllib.parse.urlsplit(url).hostname or ''
+    except ValueError:
+        return ''
+
+
+@dataclasses.dataclass(frozen=True)
+class Credentials:
+    """A user name and password for an http(s) source; the password is never shown."""
+
+    username: str
+    password: str = dataclasses.field(repr=False)
+
+    def authorization(self) -> str:
+        """The value of an HTTP ``Authorization`` header (basic authentication)."""
+        pair = f'{self.username}:{self.password}'.encode()
+        return f'Basic {base64.b64encode(pair).decode()}'
+
+
+def credentials(part: str, source: str, options: Mapping[str, str]) -> Credentials | None:
+    """The credentials the options give ``source`` by reference; ``None`` when none.
+
+    A URL that carries credentials itself is refused: buildout would record it
+    in ``.installed.cfg`` and this package print it.
+    """
+    remote = split_source(source)[0] if is_url(source) else ''
+    try:
+        parts = urllib.parse.urlsplit(remote)
+        scheme, user, password = parts.scheme, parts.username, parts.password
+    except ValueError:
+        scheme, user, password = '', None, None
+    if password is not None or (scheme in ('http', 'https') and user):
+        raise zc.buildout.UserError(
+            f'{part}: option source: expected a URL without credentials in it (they would be '
+            f'recorded and printed): give them by reference with {BY_REFERENCE}')
+    username = (options.get('source-username') or '').strip()
+    secret = secrets.secret(part, options, 'source-password')
+    netrc_file = (options.get('source-netrc') or '').strip()
+    given = [name for name, value in (('source-username', username),
+                                      ('source-password-env', secret is not None),
+                                      ('source-netrc', netrc_file)) if value]
+    if not given:
+        return None
+    if scheme not in ('http', 'https'):
+        raise zc.buildout.UserError(
+            f'{part}: option {given[0]}: expected an http(s) source for credentials (git over '
+            f'ssh uses the user\'s ssh keys), got source {source!r}')
+    if netrc_file:
+        if username or secret is not None:
+            raise zc.buildout.UserError(f'{part}: options source-netrc and {given[0]}: expected '
+                                        f'one of them, not both')
+        return _from_netrc(part, netrc_file, parts.hostname or '')
+    if not username:
+        raise zc.buildout.UserError(f'{part}: option source-username: required when a '
+                                    f'source password is given')
+    if secret is None:
+        raise zc.buildout.UserError(f'{part}: option source-username: expected '
+                                    f'source-password-env or source-password-file to go with it')
+    return Credentials(username, secret)
+
+
+def _from_netrc(part: str, path: str, host: str) -> Credentials:
+    """The login and password of ``host`` (or the default entry) in a netrc file."""
+    try:
+        entry = netrc.netrc(os.path.expanduser(path)).authenticators(host)
+    except OSError as exc:
+        raise zc.buildout.UserError(f'{part}: option source-netrc: expected a readable netrc '
+                                    f'file, got {path!r} ({exc.strerror})') from None
+    except netrc.NetrcParseError as exc:  # its message may quote a password: only the line
+        raise zc.buildout.UserError(f'{part}: option source-netrc: expected a netrc file, '
+                                    f'{path!r} does not parse at line {exc.lineno}') from None
+    if entry is None:
+        raise zc.buildout.UserError(f'{part}: option source-netrc: {path} has no machine '
+                                    f'{host} (nor a default)')
+    login, _, password = entry
+    return Credentials(login, password or '')
 
 
 def is_git(url: str) -> bool:
@@ -65,11 +181,13 @@ def local_context(part: str, source: str, buildout: Mapping[str, str], directory
                   options: dict[str, str] | None = None) -> str:
     """The directory to build from: ``source`` itself, or what its URL names, fetched.
 
-    ``options`` gets ``source-revision`` (``git:COMMIT`` or ``sha256:DIGEST``).
+    ``options`` gives the credentials (:func:`credentials`) and gets
+    ``source-revision`` (``git:COMMIT`` or ``sha256:DIGEST``).
     """
+    auth = credentials(part, source, options or {})
     if not is_url(source):
         return source
-    fetcher = Fetcher(part, buildout, directory)
+    fetcher = Fetcher(part, buildout, directory, auth)
     context, revision = (fetcher.git(source) if is_git(source) else fetcher.tarball(source))
     if options is not None:
         options['source-revision'] = revision
@@ -95,8 +213,10 @@ class Fetcher:
     would use it as it is, and fetches anything else into a scratch directory.
     """
 
-    def __init__(self, part: str, buildout: Mapping[str, str], directory: str) -> None:
+    def __init__(self, part: str, buildout: Mapping[str, str], directory: str,
+                 auth: Credentials | None = None) -> None:
         self.part = part
+        self.auth = auth
         self.kept = os.path.join(directory, 'var', 'sources')
         self.root = os.path.join(_scratch(), 'sources') if runlock.PLANNING else self.kept
         self.buildout = buildout
@@ -116,11 +236,11 @@ class Fetcher:
             return {}
 
     def _save(self, url: str, record: dict[str, str]) -> None:
+        """The record of a source (its URL, never with credentials), readable by its owner
+        only all the same."""
         os.makedirs(self.root, exist_ok=True)
         path = os.path.join(self.root, f'{self._key(url)}.json')
-        with open(f'{path}.tmp', 'w', encoding='utf-8') as out:
-            json.dump({'url': url, **record}, out)
-        os.replace(f'{path}.tmp', path)
+        secrets.write_private(path, json.dumps({'url': url, **record}).encode())
 
     def _tidy(self, url: str, keep: str) -> None:
         """Remove the other exports of the same URL (an older commit or tarball)."""
@@ -132,15 +252,12 @@ class Fetcher:
 
     # -- git ------------------------------------------------------------------------------
     def git(self, source: str) -> tuple[str, str]:
-        url, _, fragment = source.partition('#')
-        ref, _, subdir = fragment.partition(':')
-        if url.startswith('git+'):
-            url = url[4:]
-        elif url.startswith('github.com/'):
-            url = f'https://{url}'
+        url, ref, subdir = split_source(source)
         ref = ref or 'HEAD'
         record = self._record(source)
         commit = record.get('commit')
+        if not COMMIT_RE.match(str(commit or '')):
+            commit = None  # a record someone else wrote: fetched again
         export = os.path.join(self.kept, f'{self._key(source)}-{(commit or "")[:12]}')
         if runlock.PLANNING and not self.again and commit and os.path.isdir(export):
             return self._inside(export, subdir, source), f'git:{commit}'  # read, as the run would
@@ -167,16 +284,31 @@ class Fetcher:
             os.makedirs(self._bare(source))
             self._run_git(['init', '--quiet', '--bare'], source)
         log.info('%s: fetching %s (%s)', self.part, url, ref)
-        self._run_git(['fetch', '--quiet', '--force', '--no-tags', url, ref], source)
-        return self._run_git(['rev-parse', 'FETCH_HEAD^{commit}'], source).strip()
+        self._run_git(['fetch', '--quiet', '--force', '--no-tags', '--', url, ref], source,
+                      self._auth_environment(url))
+        return self._run_git(['rev-parse', '--verify', 'FETCH_HEAD^{commit}'], source).strip()
+
+    def _auth_environment(self, url: str) -> dict[str, str]:
+        """The credentials as git configuration in its environment (``GIT_CONFIG_COUNT``,
+        git 2.31 and later), never on its command line: an ``Authorization`` header for
+        requests to ``url`` only."""
+        if self.auth is None:
+            return {}
+        try:
+            count = int(os.environ.get('GIT_CONFIG_COUNT') or 0)
+        except ValueError:
+            count = 0
+        return {'GIT_CONFIG_COUNT': str(count + 1),
+                f'GIT_CONFIG_KEY_{count}': f'http.{url}.extraHeader',
+                f'GIT_CONFIG_VALUE_{count}': f'Authorization: {self.auth.authorization()}'}
 
     def _bare(self, source: str) -> str:
         return os.path.join(self.root, f'{self._key(source)}.git')
 
-    def _run_git(self, args: list[str], source: str) -> str:
+    def _run_git(self, args: list[str], source: str, env: Mapping[str, str] | None = None) -> str:
         result = subprocess.run(['git', '--git-dir', self._bare(source), *args],
                                 capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                                env={**os.environ, 'GIT_TERMINAL_PROMPT': '0'})
+                                env={**os.environ, 'GIT_TERMINAL_PROMPT': '0', **(env or {})})
         if result.returncode != 0:
             said = [line for line in result.stderr.splitlines() if line.strip()]
             raise zc.buildout.UserError(
@@ -197,7 +329,8 @@ class Fetcher:
             else:
                 downloads.cache = os.path.join(_scratch(), 'downloads')
         try:
-            path = downloads.fetch(url, again=self.again)
+            path = downloads.fetch(url, again=self.again, authorization=self.auth.authorization()
+                                   if self.auth else None)
         except archives.ArchiveError as exc:
             raise zc.buildout.UserError(f'{self.part}: option source: {exc}') from None
         digest = archives.file_sha256(path)
@@ -224,4 +357,4 @@ class Fetcher:
         return path
 
 
-__all__ = ['source_option', 'local_context', 'is_url']
+__all__ = ['source_option', 'local_context', 'is_url', 'credentials', 'Credentials']

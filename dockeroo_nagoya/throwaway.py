@@ -135,16 +135,19 @@ def container_paths(raw: str) -> tuple[str, ...]:
 def image_config_options(volumes: bool = True) -> tuple[opt.Option, ...]:
     """The options of a made image's configuration (``volumes`` means VOLUME here)."""
     table = (
-        opt.Option('command', command_line),
-        opt.Option('entrypoint', command_line),
-        opt.Option('env', opt.key_values, default=''),
-        opt.Option('expose', ports, default=''),
-        opt.Option('labels', opt.key_values, default=''),
-        opt.Option('user', opt.text),
-        opt.Option('working-dir', opt.text),
+        opt.Option('command', command_line, doc="The image's CMD, split as a shell would."),
+        opt.Option('entrypoint', command_line,
+                   doc="The image's ENTRYPOINT, split as a shell would."),
+        opt.Option('env', opt.key_values, default='', doc="The image's ENV: ``KEY=VALUE`` lines."),
+        opt.Option('expose', ports, default='', doc="The image's EXPOSE: ports, ``PORT[/udp]``."),
+        opt.Option('labels', opt.key_values, default='',
+                   doc="The image's labels: ``KEY=VALUE`` lines."),
+        opt.Option('user', opt.text, doc="The image's USER."),
+        opt.Option('working-dir', opt.text, doc="The image's WORKDIR."),
     )
     if volumes:
-        table += (opt.Option('volumes', container_paths, default=''),)
+        table += (opt.Option('volumes', container_paths, default='',
+                             doc="The image's VOLUME: absolute paths in the container."),)
     return table
 
 

@@ -9,10 +9,20 @@ very first request (the one that asks the engine's API version).
 
 A refused handshake is a requests ``SSLError``, which is a ``ConnectionError``
 too; :func:`handshake_failed` says what it is instead of "no engine answers".
+
+A directory of client certificates means the engine is checked, as ``docker
+--tlsverify`` does: TLS that checks nothing sends every request, registry
+passwords included, to whoever answers at the address. Not checking takes an
+explicit ``docker-tls-verify = false`` and is said on every run
+(:func:`warn_unverified`). A ``key.pem`` others can read is refused, as ssh
+refuses such a key (:func:`exposed_key`).
 """
 from __future__ import annotations
 
+import logging
+import os
 import re
+import stat
 from typing import Any, Callable
 
 import docker
@@ -74,4 +84,35 @@ def handshake_failed(part: str, address: str, exc: BaseException, where: str = '
             f'and key.pem a client certificate the engine trusts)')
 
 
-__all__ = ['client', 'keep_ca', 'server_version', 'handshake_failed']
+def exposed_key(directory: str) -> str | None:
+    """What is wrong with the directory's ``key.pem`` when group or others may read it
+    (``None``: only its owner can, or it is not there: that is said elsewhere)."""
+    key = os.path.join(os.path.expanduser(directory), 'key.pem')
+    try:
+        mode = stat.S_IMODE(os.stat(key).st_mode)
+    except OSError:
+        return None
+    if not mode & 0o077:
+        return None
+    return (f'a directory whose key.pem only its owner can read ({key} is mode {mode:04o}: '
+            f'chmod 600 it; ssh refuses such a key too)')
+
+
+#: (part, address, directory) already warned about in this process: one line per run.
+_WARNED: set[tuple[str, str, str]] = set()
+
+
+def warn_unverified(part: str, address: str, directory: str) -> None:
+    """The line every run prints for a part whose engine's certificate is not checked."""
+    if (part, address, directory) in _WARNED:
+        return
+    _WARNED.add((part, address, directory))
+    logging.getLogger(part).warning(
+        'docker-tls-verify = false: the certificate of the engine at %s is not checked '
+        'against %s, so whoever answers there gets this part\'s requests and credentials '
+        '(remove docker-tls-verify = false to check it)',
+        address, os.path.join(directory, 'ca.pem'))
+
+
+__all__ = ['client', 'keep_ca', 'server_version', 'handshake_failed', 'exposed_key',
+           'warn_unverified']

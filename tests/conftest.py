@@ -451,7 +451,7 @@ class SecondEngine:
             self._make_certificates()
 
     def _make_certificates(self) -> None:
-        """The engine's CA and certificate and one client's, as the README says to make them
+        """The engine's CA and certificate and one client's, as docs/koji.rst says to make them
         (the port chosen once: ``start()`` after ``stop()`` listens where it did)."""
         self.pki = self.root / 'pki'
         self.pki.mkdir()

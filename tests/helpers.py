@@ -9,8 +9,11 @@ import json
 import os
 import re
 import shutil
+import socket
+import ssl
 import subprocess
 import tarfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -321,8 +324,91 @@ def container_ids(b) -> dict[str, tuple[str, str]]:
 
 
 def timed(what: str, work, *args, **kwargs):
-    """Run ``work`` and print how long it took (the README's figures; run with -s)."""
+    """Run ``work`` and print how long it took (the documentation's figures; run with -s)."""
     started = time.monotonic()
     result = work(*args, **kwargs)
     print(f'\n{what}: {time.monotonic() - started:.1f} s', flush=True)
     return result
+
+
+class TLSProxy:
+    """An engine over TLS on 127.0.0.1 for tests that have a unix socket only: Python's
+    ``ssl`` with the certificate ``PKI/SERVER.pem``, forwarding the bytes to the
+    engine's socket (a man in the middle, when its certificate is another CA's), and
+    keeping what clients sent after the handshake in ``received``.
+
+    ``client_ca``: the CA a client certificate must come from (``None``: none is asked
+    for, as an impostor that wants the traffic asks for nothing). ``port``: where a
+    proxy that stood there before listened (the address a buildout recorded).
+    """
+
+    def __init__(self, pki: Path, server: str = 'server', client_ca: str | None = 'ca',
+                 port: int = 0) -> None:
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(pki / f'{server}.pem', pki / f'{server}-key.pem')
+        if client_ca is not None:
+            self.context.load_verify_locations(pki / f'{client_ca}.pem')
+            self.context.verify_mode = ssl.CERT_REQUIRED
+        self.listener = socket.create_server(('127.0.0.1', port))
+        self.port = self.listener.getsockname()[1]
+        self.address = f'tcp://127.0.0.1:{self.port}'
+        self.refused = 0
+        self.received = b''
+        self.closed = False
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.closed:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
+
+    def _serve(self, connection) -> None:
+        try:
+            secure = self.context.wrap_socket(connection, server_side=True)
+        except (ssl.SSLError, OSError):
+            self.refused += 1
+            connection.close()
+            return
+        engine = socket.socket(socket.AF_UNIX)
+        engine.connect('/var/run/docker.sock')
+        threading.Thread(target=self._pump, args=(engine, secure), daemon=True).start()
+        self._pump(secure, engine, record=True)
+
+    def _pump(self, source, sink, record: bool = False) -> None:
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                if record:
+                    with self._lock:
+                        self.received += data
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        """Stop listening (the port free for another proxy at once)."""
+        self.closed = True
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept
+        self.listener.close()
+
+
+def git_repository(path: Path, files: dict[str, str], branch: str = 'main') -> Path:
+    """A git work tree at ``path`` holding ``files`` in one commit on ``branch``."""
+    path.mkdir(parents=True, exist_ok=True)
+    git('init', '-q', '-b', branch, cwd=path)
+    for name, text in files.items():
+        (path / name).write_text(text)
+    git('add', '.', cwd=path)
+    git('commit', '-q', '-m', 'files', cwd=path)
+    return path

@@ -4,7 +4,7 @@ A builder machine's engine is reached over TCP with TLS both ways (Docker's
 "Protect the Docker daemon socket"): the engine's certificate is checked
 against a CA the client holds (``ca.pem``), and the client's (``cert.pem``,
 ``key.pem``) against the CA the engine was started with. The tests make
-these the way the README tells an administrator to: the same commands, so
+these the way docs/koji.rst tells an administrator to: the same commands, so
 that what the tests prove is what a builder machine gets.
 
 Python 3.13 and later check certificates strictly (``VERIFY_X509_STRICT``): a
@@ -61,5 +61,18 @@ def client_directory(pki: Path, name: str, ca: str, cert: str) -> Path:
     return target
 
 
+def two_authorities(directory: Path) -> Path:
+    """An engine's CA (``ca``) with its ``server`` and ``client``, and another CA
+    (``rogue-ca``) with a ``rogue-server`` and ``rogue-client`` of its own: what an
+    impostor or a stranger holds."""
+    make_ca(directory, 'ca')
+    make_ca(directory, 'rogue-ca')
+    issue(directory, 'ca', 'server', SERVER_EXTENSIONS)
+    issue(directory, 'ca', 'client', CLIENT_EXTENSIONS)
+    issue(directory, 'rogue-ca', 'rogue-client', CLIENT_EXTENSIONS)
+    issue(directory, 'rogue-ca', 'rogue-server', SERVER_EXTENSIONS)
+    return directory
+
+
 __all__ = ['CLIENT_EXTENSIONS', 'SERVER_EXTENSIONS', 'client_directory', 'issue', 'make_ca',
-           'openssl']
+           'openssl', 'two_authorities']

@@ -1,6 +1,6 @@
 """A line of ``builder-hosts`` whose machine is reached over TCP with TLS, on a real daemon (issue 18).
 
-``box tcp://127.0.0.1:PORT tls=DIR 2``, as the README tells an administrator to
+``box tcp://127.0.0.1:PORT tls=DIR 2``, as docs/koji.rst tells an administrator to
 set up a builder machine: a second dockerd started with ``--tlsverify`` and a
 CA, server and client certificate made with openssl (``tls_second_engine``),
 not a proxy in front of the main engine (tests/test_tls.py). The image goes

@@ -1,4 +1,4 @@
-"""wait-for gates in the forms the README gives, and a failing gate that says why as it waits."""
+"""wait-for gates in the forms docs/recipes/run.rst gives, and a failing gate that says why as it waits."""
 from __future__ import annotations
 
 import pytest

@@ -130,7 +130,7 @@ def peak_connections(client, database: str, during) -> int:
 
 
 @pytest.mark.skipif(not KOJI_IMAGE, reason='no Koji image: set DN_KOJI_IMAGE to an image with '
-                    "Koji's server code (README: Koji image contract; ../shared/kojilab builds "
+                    "Koji's server code (docs/koji.rst: The Koji image contract; ../shared/kojilab builds "
                     'one) to run the whole profile')
 def test_whole_koji_system(buildout, client, koji_support, debian, tmp_path):
     """From nothing to a working Koji and back: rerun, a builder more, an upgrade when

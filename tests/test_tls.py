@@ -8,90 +8,23 @@ tests/test_foreach_tls.py has a real second daemon listen with ``--tlsverify``.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import socket
-import ssl
 import textwrap
-import threading
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from helpers import assert_one_error
-from pki import CLIENT_EXTENSIONS, SERVER_EXTENSIONS, client_directory, issue, make_ca
+from helpers import TLSProxy, assert_one_error
+from pki import client_directory, two_authorities
 
 pytestmark = pytest.mark.skipif(not shutil.which('openssl'), reason='needs the openssl command')
-
-ENGINE_SOCKET = '/var/run/docker.sock'
 
 
 @pytest.fixture(scope='module')
 def pki(tmp_path_factory) -> Path:
-    directory = tmp_path_factory.mktemp('pki')
-    make_ca(directory, 'ca')
-    make_ca(directory, 'rogue-ca')
-    issue(directory, 'ca', 'server', SERVER_EXTENSIONS)
-    issue(directory, 'ca', 'client', CLIENT_EXTENSIONS)
-    issue(directory, 'rogue-ca', 'rogue-client', CLIENT_EXTENSIONS)
-    issue(directory, 'rogue-ca', 'rogue-server', SERVER_EXTENSIONS)
-    return directory
-
-
-class TLSProxy:
-    """TLS with client certificates on 127.0.0.1:port, forwarding to the engine's unix socket."""
-
-    def __init__(self, pki: Path, server: str = 'server') -> None:
-        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.context.load_cert_chain(pki / f'{server}.pem', pki / f'{server}-key.pem')
-        self.context.load_verify_locations(pki / 'ca.pem')
-        self.context.verify_mode = ssl.CERT_REQUIRED
-        self.listener = socket.create_server(('127.0.0.1', 0))
-        self.port = self.listener.getsockname()[1]
-        self.refused = 0
-        self.closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while not self.closed:
-            try:
-                connection, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
-
-    def _serve(self, connection: socket.socket) -> None:
-        try:
-            secure = self.context.wrap_socket(connection, server_side=True)
-        except (ssl.SSLError, OSError):
-            self.refused += 1
-            connection.close()
-            return
-        engine = socket.socket(socket.AF_UNIX)
-        engine.connect(ENGINE_SOCKET)
-        threading.Thread(target=self._pump, args=(engine, secure), daemon=True).start()
-        self._pump(secure, engine)
-
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while True:
-                data = source.recv(65536)
-                if not data:
-                    break
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for end in (source, sink):
-                with contextlib.suppress(OSError):
-                    end.shutdown(socket.SHUT_RDWR)
-
-    def close(self) -> None:
-        self.closed = True
-        self.listener.close()
+    return two_authorities(tmp_path_factory.mktemp('pki'))
 
 
 @pytest.fixture

@@ -33,6 +33,14 @@ WORK = '/var/tmp/dockeroo-nagoya'
 PORTAGE_FILES = {'use': 'package.use', 'accept-keywords': 'package.accept_keywords',
                  'mask': 'package.mask', 'unmask': 'package.unmask'}
 BUILDER_SCRIPTS = ('pre-build-script', 'build-script', 'post-build-script')
+#: What each script is for, in the order they run.
+SCRIPT_DOCS = {
+    'pre-build-script': 'Shell script run in the builder first.',
+    'build-script': 'Shell script run in the builder after ``build-dependencies``.',
+    'post-build-script': 'Shell script run in the builder after ``packages``.',
+    'script': 'Shell script run in the assembling container (``base-image`` with the root), '
+              'before the commit.',
+}
 
 PORTAGE_CONFIG = f'''
 for file in {WORK}/portage/*; do
@@ -82,10 +90,13 @@ def detected(scripts: dict[str, str]) -> str:
 
 def script_options(prefix: str, aliases: tuple[str, ...] = ()) -> tuple[opt.Option, ...]:
     """A script option with its ``-shell`` and ``-user``."""
-    return (opt.Option(prefix, script_text, aliases=aliases),
+    return (opt.Option(prefix, script_text, aliases=aliases,
+                       doc=SCRIPT_DOCS.get(prefix, 'Shell script.')),
             opt.Option(f'{prefix}-shell', opt.text, default='/bin/sh',
-                       aliases=tuple(f'{a}-shell' for a in aliases)),
-            opt.Option(f'{prefix}-user', opt.text, aliases=tuple(f'{a}-user' for a in aliases)))
+                       aliases=tuple(f'{a}-shell' for a in aliases),
+                       doc=f'The shell that runs ``{prefix}``.'),
+            opt.Option(f'{prefix}-user', opt.text, aliases=tuple(f'{a}-user' for a in aliases),
+                       doc=f'The user that runs ``{prefix}``.'))
 
 
 def image_or_scratch(raw: str) -> str:
@@ -98,26 +109,46 @@ class AssembleRecipe(ImageRecipe):
 
     recipe = 'docker.assemble'
     table = (
-        opt.Option('name', opt.text, identity=False),
-        opt.Option('tag', opt.text, identity=False),
-        opt.Option('build-image', opt.image_reference, required=True),
-        opt.Option('build-layout', opt.existing_directory, identity=False),
-        opt.Option('build-volumes-from', opt.words, default=''),
-        opt.Option('build-env', opt.key_values, default=''),
-        opt.Option('build-root', opt.text, default='/target'),
+        opt.Option('name', opt.text, identity=False,
+                   doc="The image's name (default: the part's name); ``${part:image}``."),
+        opt.Option('tag', opt.text, identity=False, doc="The image's tag (default ``latest``)."),
+        opt.Option('build-image', opt.image_reference, required=True,
+                   doc="The builder's image, run as a throwaway container."),
+        opt.Option('build-layout', opt.existing_directory, identity=False,
+                   doc="A host directory laid over the builder's ``/``."),
+        opt.Option('build-volumes-from', opt.words, default='',
+                   doc='Containers whose volumes the builder mounts.'),
+        opt.Option('build-env', opt.key_values, default='',
+                   doc="The builder's environment: ``KEY=VALUE`` lines."),
+        opt.Option('build-root', opt.text, default='/target',
+                   doc='Where the packages go in the builder (``$BUILD_ROOT``).'),
         *(option for name in BUILDER_SCRIPTS for option in script_options(name)),
-        opt.Option('build-dependencies', opt.words, default=''),
-        opt.Option('packages', opt.words, default=''),
-        opt.Option('package-manager', opt.one_of('auto', 'apt', 'portage'), default='auto'),
-        *(opt.Option(name, opt.lines, default='') for name in PORTAGE_FILES),
-        opt.Option('base-image', image_or_scratch, default='scratch'),
-        opt.Option('copy', opt.text, default=''),
-        opt.Option('layout', opt.existing_directory, identity=False),
-        opt.Option('layout-uid', opt.integer(0), default='0'),
-        opt.Option('layout-gid', opt.integer(0), default='0'),
+        opt.Option('build-dependencies', opt.words, default='',
+                   doc='Packages installed into the builder only.'),
+        opt.Option('packages', opt.words, default='',
+                   doc=('Packages installed into ``build-root`` (apt: unpacked with ``dpkg -x``; '
+                        'portage: ``ROOT=... emerge``).')),
+        opt.Option('package-manager', opt.one_of('auto', 'apt', 'portage'), default='auto',
+                   doc='``auto`` (detected), ``apt`` or ``portage``.'),
+        *(opt.Option(name, opt.lines, default='',
+                     doc=f"portage: lines of the builder's ``/etc/portage/{PORTAGE_FILES[name]}``")
+          for name in PORTAGE_FILES),
+        opt.Option('base-image', image_or_scratch, default='scratch',
+                   doc='The image the root is put into (``scratch``: empty).'),
+        opt.Option('copy', opt.text, default='',
+                   doc=('``SOURCE [TARGET]`` lines: paths from the builder put into the image (a '
+                        'directory ends with ``/``).')),
+        opt.Option('layout', opt.existing_directory, identity=False,
+                   doc='A host directory put into the image after the root and ``copy``.'),
+        opt.Option('layout-uid', opt.integer(0), default='0',
+                   doc="Owner of the ``layout``'s files."),
+        opt.Option('layout-gid', opt.integer(0), default='0',
+                   doc="Group of the ``layout``'s files."),
         *script_options('script', aliases=('assemble-script',)),
-        opt.Option('volumes-from', opt.words, default=''),
-        opt.Option('keep', opt.boolean, default='false', identity=False),
+        opt.Option('volumes-from', opt.words, default='',
+                   doc='Containers whose volumes the assembling container mounts.'),
+        opt.Option('keep', opt.boolean, default='false', identity=False,
+                   doc='Keep the image when the part is removed.'),
         *image_config_options(volumes=True),
     )
 

@@ -31,18 +31,31 @@ class BootstrapRecipe(ImageRecipe):
 
     recipe = 'docker.bootstrap'
     table = (
-        opt.Option('name', opt.text, identity=False),
-        opt.Option('tag', opt.text, identity=False),
-        opt.Option('archives', opt.text, default='', identity=False, aliases=('archive',)),
-        opt.Option('rootfs-command', opt.text),
-        opt.Option('layout', opt.existing_directory, identity=False),
-        opt.Option('script', script_text, aliases=('build-script',)),
-        opt.Option('script-shell', opt.text, default='/bin/sh', aliases=('build-shell',)),
-        opt.Option('script-user', opt.text),
-        opt.Option('commit', opt.boolean, default='true'),
-        opt.Option('volumes', opt.text, default=''),
-        opt.Option('volumes-from', opt.words, default=''),
-        opt.Option('keep', opt.boolean, default='false', identity=False),
+        opt.Option('name', opt.text, identity=False,
+                   doc="The image's name (default: the part's name); ``${part:image}``."),
+        opt.Option('tag', opt.text, identity=False, doc="The image's tag (default ``latest``)."),
+        opt.Option('archives', opt.text, default='', identity=False, aliases=('archive',),
+                   doc=('Lines of ``URL-or-path [/prefix] [sha256:DIGEST]``: tarballs (plain, gzip,'
+                        ' bzip2 or xz) laid over the root in order; downloads cached.')),
+        opt.Option('rootfs-command', opt.text,
+                   doc=('A host command that fills the root (``{rootfs}`` and ``$ROOTFS`` name it),'
+                        ' run first.')),
+        opt.Option('layout', opt.existing_directory, identity=False,
+                   doc='A host directory laid over the root last (owners and modes kept).'),
+        opt.Option('script', script_text, aliases=('build-script',),
+                   doc=('Shell script run in a throwaway container of the new image, then '
+                        'committed.')),
+        opt.Option('script-shell', opt.text, default='/bin/sh', aliases=('build-shell',),
+                   doc='The shell that runs ``script``.'),
+        opt.Option('script-user', opt.text, doc='The user that runs ``script``.'),
+        opt.Option('commit', opt.boolean, default='true',
+                   doc='Commit the container the script ran in as the image.'),
+        opt.Option('volumes', opt.text, default='',
+                   doc="``SOURCE:/path[:ro]`` binds for the script's container."),
+        opt.Option('volumes-from', opt.words, default='',
+                   doc="Containers whose volumes the script's container mounts."),
+        opt.Option('keep', opt.boolean, default='false', identity=False,
+                   doc='Keep the image when the part is removed.'),
         *image_config_options(volumes=False),
     )
 

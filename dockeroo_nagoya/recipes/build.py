@@ -7,6 +7,10 @@ sees a changed file) and into the image's identity label (so a reinstall
 adopts an image that is already right). ``test`` makes the new image a
 candidate that has to pass its commands before ``name`` moves to it (see
 :class:`~dockeroo_nagoya.recipe.ImageRecipe`).
+
+``source`` may be a URL (:mod:`..sources`); one behind a login takes it by
+reference: ``source-username`` with ``source-password-env`` or
+``source-password-file``, or ``source-netrc``.
 """
 from __future__ import annotations
 
@@ -42,16 +46,32 @@ class BuildRecipe(ImageRecipe):
 
     recipe = 'docker.build'
     table = (
-        opt.Option('name', opt.text),
-        opt.Option('tag', opt.text, identity=False),
-        opt.Option('source', sources.source_option, required=True),
-        opt.Option('dockerfile', opt.text, default='Dockerfile'),
-        opt.Option('build-args', opt.key_values, default=''),
-        opt.Option('target', opt.text),
-        opt.Option('labels', opt.key_values, default=''),
-        opt.Option('platform', opt.text),
-        opt.Option('no-cache', opt.boolean, default='false', identity=False),
-        opt.Option('keep', opt.boolean, default='false', identity=False),
+        opt.Option('name', opt.text,
+                   doc=("The image's name, ``NAME[:TAG]`` (default: the part's name, tag "
+                        '``latest``); ``${part:image}``.')),
+        opt.Option('tag', opt.text, identity=False, doc="The image's tag (default ``latest``)."),
+        opt.Option('source', sources.source_option, required=True,
+                   doc=('The build context: a directory, a git URL (``#REF[:SUBDIR]``) or a tarball'
+                        ' URL; URLs are fetched into ``var/sources``.')),
+        # Credentials for an http(s) source, by reference (see .sources).
+        opt.Option('source-username', opt.text, identity=False,
+                   doc='The user for an http(s) source that asks for one.'),
+        opt.Option('source-password-env', opt.text, identity=False, secret=True,
+                   doc="The environment variable holding the source's password."),
+        opt.Option('source-password-file', opt.text, identity=False, secret=True,
+                   doc="The file holding the source's password."),
+        opt.Option('source-netrc', opt.text, identity=False, secret=True,
+                   doc='A netrc file with the credentials of the source\'s host.'),
+        opt.Option('dockerfile', opt.text, default='Dockerfile',
+                   doc='The Dockerfile, relative to ``source``.'),
+        opt.Option('build-args', opt.key_values, default='', doc='``KEY=VALUE`` build arguments.'),
+        opt.Option('target', opt.text, doc='The stage to build.'),
+        opt.Option('labels', opt.key_values, default='', doc='``KEY=VALUE`` labels of the image.'),
+        opt.Option('platform', opt.text, doc='The platform to build for, e.g. ``linux/amd64``.'),
+        opt.Option('no-cache', opt.boolean, default='false', identity=False,
+                   doc="Build without the engine's cache."),
+        opt.Option('keep', opt.boolean, default='false', identity=False,
+                   doc='Keep the image when the part is removed.'),
         *CANDIDATE_OPTIONS,
     )
 

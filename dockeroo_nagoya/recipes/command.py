@@ -16,7 +16,8 @@ from typing import Any, Mapping
 import zc.buildout
 
 from .. import options as opt
-from ..engine import Engine, EngineConfig, connect, engine_errors
+from ..engine import Engine, connect, engine_errors
+from ..engine_options import described
 from ..recipe import Recipe, uninstaller
 from ..scripts import write_script
 
@@ -27,11 +28,13 @@ class CommandRecipe(Recipe):
     recipe = 'docker.command'
     kind = 'containers'
     table = (
-        opt.Option('container', opt.name, required=True),
-        opt.Option('command', opt.text, required=True),
-        opt.Option('script-name', opt.name),
-        opt.Option('user', opt.text),
-        opt.Option('working-dir', opt.text),
+        opt.Option('container', opt.name, required=True, doc='The container the command runs in.'),
+        opt.Option('command', opt.text, required=True,
+                   doc='The command (``bin/SCRIPT ARGS`` runs ``command ARGS``).'),
+        opt.Option('script-name', opt.name,
+                   doc="The script's name in ``bin`` (default: the part's name)."),
+        opt.Option('user', opt.text, doc='The user the command runs as.'),
+        opt.Option('working-dir', opt.text, doc="The command's working directory."),
     )
 
     def configure(self) -> None:
@@ -69,8 +72,8 @@ class CommandRecipe(Recipe):
 
 def run(config: dict[str, Any], argv: list[str]) -> int:
     """The script's body: exec the command with ``argv`` appended, stream its output."""
-    engine_config = EngineConfig(**config['engine'])
     try:
+        engine_config = described(config['part'], config['engine'])
         with engine_errors(config['part'], engine_config, f"running in {config['container']}"):
             engine = connect(engine_config, config['part'])
             exec_id = engine.api.exec_create(

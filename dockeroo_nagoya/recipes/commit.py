@@ -1,30 +1,15 @@
 """``docker.commit``: a container saved as an image, again when the container changes.
 
-Options:
-
-- ``container`` (required): the container, by name or id; usually
-  ``${part:name}`` of a ``docker.run`` part, which also makes buildout
-  install that part first.
-- ``name`` (the part name) and ``tag`` (``latest``): the image;
-  ``${part:image}`` is ``NAME:TAG`` and ``${part:image-id}`` the identity of its inputs.
-- Changes to the image's configuration, as ``docker commit --change`` makes
-  them: ``command``, ``entrypoint`` (a JSON array or a command line), ``env``
-  and ``labels`` (``KEY=VALUE`` lines), ``expose``, ``user``,
-  ``working-dir``, ``volumes`` (``VOLUME`` paths). ``message`` and
-  ``author`` go into the image's history; ``pause`` (true) pauses a running
-  container while its filesystem is read.
-- ``test``: commands the new image must pass before ``NAME:TAG`` moves to it
-  (see :class:`~dockeroo_nagoya.recipe.ImageRecipe`); ``keep`` leaves the
-  image when the part goes.
-
 The commit is redone when an option changed or the container's
 configuration did: for a container of a part of this buildout, what that
 part configures (its options and image, known before it acts, see
 :mod:`..identities`), so ``${part:image-id}`` is right on the first run; for
-any other container, its id and identity label. Writes into a running
+any other container, its id and identity label. What the container got
+from its ``env-file`` is reset in the image (:func:`..snapshots.commit`).
+Writes into a running
 container, and a container its part made anew with the same configuration,
 are not looked for (that would take a scan of its files on every run):
-change an option to save them.
+change an option to save them. Options: docs/recipes/commit.rst.
 """
 from __future__ import annotations
 
@@ -42,14 +27,18 @@ from ..throwaway import image_config, image_config_options
 
 #: The options docker.commit and docker.persist share.
 COMMIT_TABLE = (
-    opt.Option('container', opt.text, required=True),
-    opt.Option('name', opt.text, identity=False),
-    opt.Option('tag', opt.text, identity=False),
+    opt.Option('container', opt.text, required=True,
+               doc='The container to commit (usually ``${run-part:name}``).'),
+    opt.Option('name', opt.text, identity=False,
+               doc="The image's name (default: the part's name); ``${part:image}``."),
+    opt.Option('tag', opt.text, identity=False, doc="The image's tag (default ``latest``)."),
     *image_config_options(volumes=True),
-    opt.Option('message', opt.text),
-    opt.Option('author', opt.text),
-    opt.Option('pause', opt.boolean, default='true'),
-    opt.Option('keep', opt.boolean, default='false', identity=False),
+    opt.Option('message', opt.text, doc='The commit message.'),
+    opt.Option('author', opt.text, doc="The commit's author."),
+    opt.Option('pause', opt.boolean, default='true',
+               doc='Pause the container while it is committed.'),
+    opt.Option('keep', opt.boolean, default='false', identity=False,
+               doc='Keep the image when the part is removed.'),
     *CANDIDATE_OPTIONS,
 )
 
@@ -100,8 +89,8 @@ class CommitRecipe(ImageRecipe):
         values = self.values
         name = container['Name'].lstrip('/')
         self.log.info('committing container %s', name)
-        return snapshots.commit(self.engine, container['Id'], image_config(values), labels,
-                                message=values['message'], author=values['author'],
+        return snapshots.commit(self.engine, self.name, container, image_config(values), labels,
+                                self.log, message=values['message'], author=values['author'],
                                 pause=values['pause'] and container['State'].get('Running', False))
 
 

@@ -3,24 +3,11 @@
 A ``docker.system`` part writes a control script for its members; this
 recipe writes the same script (:mod:`dockeroo_nagoya.control`, one
 implementation) for containers that come from separate ``docker.run``
-parts, such as the Koji profile's ``bin/kojictl``:
-
-- ``parts``: the ``docker.run`` parts, in any order (a replicated part
-  brings each of its containers), also from ``${...}`` references that
-  name several (``${koji:builder-hosts-parts}``). Their order is the one
-  buildout follows: a part comes after the parts its ``depends``, ``links``
-  and ``volumes-from`` name, among those listed. Each part's containers
-  are on that part's engine (its ``docker-host``, ``machine-name`` or TLS
-  options, else the ``[buildout]`` ones), so the command reaches builders
-  on other machines; ``status`` says each container's engine.
-- ``script-name`` (default: the part name), ``backup-directory`` (default
-  ``var/backups/PART`` in the buildout).
-
-``bin/NAME status``, ``logs``, ``start``, ``stop``, ``restart``, ``exec``,
-``backup`` (every named volume the containers mount, with a manifest of
-checksums; the containers that write to a volume are paused while it is
-read), ``restore`` (every checksum checked first), ``remove``, ``purge``.
-The part owns no engine object: removing it removes the script only.
+parts, such as the Koji profile's ``bin/kojictl``. Their order is the one
+buildout follows, and each part's containers are on that part's engine, so
+the command reaches builders on other machines. The part owns no engine
+object: removing it removes the script only. Options and commands:
+docs/recipes/control.rst and docs/control.rst.
 """
 from __future__ import annotations
 
@@ -44,9 +31,13 @@ class ControlRecipe(Recipe):
     kind = 'containers'
     owns = ()
     table = (
-        opt.Option('parts', opt.words, required=True),
-        opt.Option('script-name', opt.name),
-        opt.Option('backup-directory', opt.path, identity=False),
+        opt.Option('parts', opt.words, required=True,
+                   doc=('The ``docker.run`` parts whose containers the script controls (any order; '
+                        'a replicated part brings each of its containers).')),
+        opt.Option('script-name', opt.name,
+                   doc="The script's name in ``bin`` (default: the part's name)."),
+        opt.Option('backup-directory', opt.path, identity=False,
+                   doc='Where ``backup`` writes (default ``var/backups/PART``).'),
     )
 
     def configure(self) -> None:

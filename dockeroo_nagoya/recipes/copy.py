@@ -60,12 +60,20 @@ class CopyRecipe(Recipe):
     recipe = 'docker.copy'
     kind = 'containers'
     table = (
-        opt.Option('container-from', opt.name),
-        opt.Option('container-to', opt.name),
-        opt.Option('from-engine', opt.engine_spec),
-        opt.Option('paths', opt.text, required=True),
-        opt.Option('keep', opt.boolean, default='true', identity=False),
-        opt.Option('sync', opt.boolean, default='false', identity=False),
+        opt.Option('container-from', opt.name,
+                   doc='The container to copy from (left out: the host).'),
+        opt.Option('container-to', opt.name, doc='The container to copy to (left out: the host).'),
+        opt.Option('from-engine', opt.engine_spec,
+                   doc=("The engine of ``container-from`` when it is not the part's: ``default``, a"
+                        ' URL or a Docker context, optionally ``tls=DIR``.')),
+        opt.Option('paths', opt.text, required=True,
+                   doc=('One path a line; a trailing ``/`` copies a directory; a second path on the'
+                        ' line renames it.')),
+        opt.Option('keep', opt.boolean, default='true', identity=False,
+                   doc='Leave the copies on the host when the part is removed.'),
+        opt.Option('sync', opt.boolean, default='false', identity=False,
+                   doc=("Each directory line's target holds exactly what the source holds (what the"
+                        ' source no longer has is removed).')),
     )
 
     def configure(self) -> None:

@@ -35,17 +35,26 @@ class DiskImageRecipe(Recipe):
     recipe = 'docker.diskimage'
     kind = 'files'
     table = (
-        opt.Option('build-image', opt.image_reference, required=True),
-        opt.Option('base-image', opt.image_reference, required=True),
-        opt.Option('build-root', opt.text, required=True),
-        opt.Option('image-file', opt.text, required=True),
-        opt.Option('prepare-script', script_text),
-        opt.Option('build-script', script_text),
-        opt.Option('build-script-shell', opt.text, default='/bin/sh'),
-        opt.Option('build-script-user', opt.text),
-        opt.Option('build-volumes-from', opt.words, default=''),
-        opt.Option('privileged', opt.boolean, default='false'),
-        opt.Option('location', opt.path, identity=False),
+        opt.Option('build-image', opt.image_reference, required=True,
+                   doc='The image of the throwaway container that makes the file.'),
+        opt.Option('base-image', opt.image_reference, required=True,
+                   doc='The image whose whole filesystem is unpacked into ``build-root``.'),
+        opt.Option('build-root', opt.text, required=True,
+                   doc="Where the base image's files go in the builder (``$BUILD_ROOT``)."),
+        opt.Option('image-file', opt.text, required=True,
+                   doc='The file ``build-script`` makes in the builder (``$IMAGE_FILE``).'),
+        opt.Option('prepare-script', script_text, doc='Shell script run in the builder first.'),
+        opt.Option('build-script', script_text,
+                   doc='Shell script that makes ``image-file`` from ``build-root``.'),
+        opt.Option('build-script-shell', opt.text, default='/bin/sh',
+                   doc='The shell of both scripts.'),
+        opt.Option('build-script-user', opt.text, doc='The user of both scripts.'),
+        opt.Option('build-volumes-from', opt.words, default='',
+                   doc='Containers whose volumes the builder mounts.'),
+        opt.Option('privileged', opt.boolean, default='false',
+                   doc='Give the scripts loop devices and mounts.'),
+        opt.Option('location', opt.path, identity=False,
+                   doc='Where the file is copied to (default ``parts/PART``); ``${part:path}``.'),
     )
 
     def configure(self) -> None:

@@ -1,32 +1,12 @@
 """``docker.image`` (nagoya moromi's standard images): an image described by options.
 
 No Dockerfile to write: the options say what goes in, and the recipe
-writes the Dockerfile and its build context itself.
-
-- ``from`` (required): the local image to start from.
-- ``name`` (the part name) and ``tag`` (``latest``): the image;
-  ``${part:image}`` is ``NAME:TAG`` and ``${part:image-id}`` its id.
-- ``maintainer``: the ``maintainer`` label (what ``MAINTAINER`` became).
-- ``libs``: resource lines, copied in: ``HOSTPATH in /DIR`` puts the file
-  or directory at ``/DIR/BASENAME``, ``HOSTPATH at /PATH`` at exactly
-  ``/PATH``; host paths are relative to the buildout directory.
-- ``runs``: resource lines too; each is copied in (made executable) and
-  run, in order, in its own directory, during the build.
-- ``entrypoint``: one resource line; copied in (executable) and made the
-  image's ``ENTRYPOINT``, its directory the working directory (as moromi
-  did).
-- ``env`` (moromi's ``envs``): ``KEY=VALUE`` lines, set before ``runs``
-  so they see them. ``expose`` (moromi's ``exposes``), ``volumes``
-  (``VOLUME`` paths), ``command`` (``CMD``), ``user``, ``working-dir``,
-  ``labels``: the image's configuration.
-- ``test``, ``test-shell``: a self-check before ``NAME:TAG`` moves (see
-  :class:`~dockeroo_nagoya.recipe.ImageRecipe`); ``no-cache``; ``keep``.
-
-Unlike moromi, ``VOLUME`` comes after ``runs`` (so what they write under a
-volume path stays in the image) and a ``runs`` entry does not leave its
-directory as the image's working directory. The image is rebuilt exactly
-when an option, the content of a resource (names, modes, bytes) or the
-``from`` image changes; the resources' digest is ``${part:input-digest}``.
+writes the Dockerfile and its build context itself, so the image is rebuilt
+exactly when an option, the content of a resource (names, modes, bytes) or
+the ``from`` image changes. Unlike moromi, ``VOLUME`` comes after ``runs``
+(so what they write under a volume path stays in the image) and a ``runs``
+entry does not leave its directory as the image's working directory.
+Options: docs/recipes/image.rst.
 """
 from __future__ import annotations
 
@@ -49,6 +29,15 @@ from ..throwaway import ImageConfig, command_line, container_paths, ports
 
 #: The resource options, and whether what they copy in is made executable.
 RESOURCE_OPTIONS = {'libs': False, 'runs': True, 'entrypoint': True}
+#: What each resource option does with its lines.
+RESOURCE_DOCS = {
+    'libs': 'Resource lines ``HOSTPATH in /DIR`` (for ``/DIR/BASENAME``) or ``HOSTPATH at /PATH``: '
+            'files copied in.',
+    'runs': 'Resource lines as ``libs``; copied in (executable) and run in order in their own '
+            'directory.',
+    'entrypoint': 'One resource line, copied in (executable); the ENTRYPOINT, its directory the '
+                  'WORKDIR.',
+}
 
 
 class ImageFromOptionsRecipe(ImageRecipe):
@@ -57,21 +46,30 @@ class ImageFromOptionsRecipe(ImageRecipe):
     recipe = 'docker.image'
 
     table = (
-        opt.Option('from', opt.image_reference, required=True),
-        opt.Option('name', opt.text, identity=False),
-        opt.Option('tag', opt.text, identity=False),
-        opt.Option('maintainer', opt.text),
+        opt.Option('from', opt.image_reference, required=True,
+                   doc='The base image (required, local).'),
+        opt.Option('name', opt.text, identity=False,
+                   doc="The image's name (default: the part's name); ``${part:image}``."),
+        opt.Option('tag', opt.text, identity=False, doc="The image's tag (default ``latest``)."),
+        opt.Option('maintainer', opt.text, doc="The image's maintainer label."),
         # Resource lines, parsed in configure (host paths are relative to the buildout).
-        *(opt.Option(option, opt.text, default='', identity=False) for option in RESOURCE_OPTIONS),
-        opt.Option('env', opt.key_values, default='', aliases=('envs',)),
-        opt.Option('expose', ports, default='', aliases=('exposes',)),
-        opt.Option('volumes', container_paths, default=''),
-        opt.Option('command', command_line),
-        opt.Option('user', opt.text),
-        opt.Option('working-dir', opt.text),
-        opt.Option('labels', opt.key_values, default=''),
-        opt.Option('no-cache', opt.boolean, default='false', identity=False),
-        opt.Option('keep', opt.boolean, default='false', identity=False),
+        *(opt.Option(option, opt.text, default='', identity=False,
+                     doc=RESOURCE_DOCS[option]) for option in RESOURCE_OPTIONS),
+        opt.Option('env', opt.key_values, default='', aliases=('envs',),
+                   doc="The image's ENV: ``KEY=VALUE`` lines (moromi's ``envs``)."),
+        opt.Option('expose', ports, default='', aliases=('exposes',),
+                   doc="The image's EXPOSE (moromi's ``exposes``)."),
+        opt.Option('volumes', container_paths, default='',
+                   doc="The image's VOLUME, after ``runs``."),
+        opt.Option('command', command_line, doc="The image's CMD."),
+        opt.Option('user', opt.text, doc="The image's USER."),
+        opt.Option('working-dir', opt.text,
+                   doc="The image's WORKDIR (default: the entrypoint's directory)."),
+        opt.Option('labels', opt.key_values, default='', doc='``KEY=VALUE`` labels of the image.'),
+        opt.Option('no-cache', opt.boolean, default='false', identity=False,
+                   doc="Build without the engine's cache."),
+        opt.Option('keep', opt.boolean, default='false', identity=False,
+                   doc='Keep the image when the part is removed.'),
         *CANDIDATE_OPTIONS,
     )
 

@@ -1,31 +1,14 @@
 """``docker.load`` (dockeroo's): a tar file into the engine, loaded again only when it changed.
 
-``path`` (required: a file ``docker save`` or a ``docker.save`` part wrote;
-plain, gzip, bzip2 or xz), ``name`` (the image, default the part name;
-``tag``, default ``latest``), ``keep`` (default ``false``: removing the part
-removes the tag, if it still names the image loaded). The file is loaded
-exactly when the engine's ``name`` is not the file's image (read from its
-manifest as the part acts); the image it replaced is removed once no tag names
-it (at the end of the run while containers still use it). An archive of more
-than one image is loaded whole; ``name`` picks the one exposed.
-
-``${part:image-id}`` is known when buildout starts, before anything acts:
-
-- a file that a ``docker.save`` part of this buildout writes (``path =
-  ${save:path}``, typically with ``docker-host`` naming another engine: a
-  builder machine's): what that part says the file will hold (the image as
-  the buildout sees it on the save part's engine, see
-  :func:`dockeroo_nagoya.identities.carried_term`). The file need not exist yet
-  (on the first run it does not: buildout initialises every part before it
-  installs any), and the value changes exactly when the saved image is made
-  again (for an image whose maker knows its identity before it acts: not
-  docker.temporary, docker.assemble or docker.bootstrap, whose part it names);
-- any other file: the image's id from the file's manifest, read when buildout
-  starts (the file must exist then), so a file with other content is another
-  configuration.
-
-Either way the part registers the image as made by it on its own engine, so
-that the containers and builds of that engine may name ``${part:image}``.
+``${part:image-id}`` must be known when buildout starts, before anything
+acts (buildout initialises every part before it installs any, so on the
+first run a file a ``docker.save`` part writes does not exist yet): for such
+a file it is what that part says the file will hold
+(:func:`dockeroo_nagoya.identities.carried_term`), which changes exactly
+when the saved image is made again; for any other file, the image's id from
+its manifest, read when buildout starts. Either way the part registers the
+image as made by it on its own engine, so that the containers and builds of
+that engine may name ``${part:image}``. Options: docs/recipes/load.rst.
 """
 from __future__ import annotations
 
@@ -51,11 +34,15 @@ class LoadRecipe(Recipe):
     kind = 'images'
     owns = ()
     table = (
-        opt.Option('name', opt.text, identity=False),
-        opt.Option('tag', opt.text, identity=False),
+        opt.Option('name', opt.text, identity=False,
+                   doc=("The image the part exposes (default: the part's name), tagged so after the"
+                        ' load.')),
+        opt.Option('tag', opt.text, identity=False, doc="The image's tag (default ``latest``)."),
         # An existing file unless a docker.save part of this run writes it (configure).
-        opt.Option('path', opt.path, required=True, identity=False),
-        opt.Option('keep', opt.boolean, default='false', identity=False),
+        opt.Option('path', opt.path, required=True, identity=False,
+                   doc='A file from ``docker save``, plain or compressed.'),
+        opt.Option('keep', opt.boolean, default='false', identity=False,
+                   doc='Keep the tag when the part is removed.'),
     )
 
     def configure(self) -> None:

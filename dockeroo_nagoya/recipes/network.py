@@ -22,7 +22,7 @@ import zc.buildout
 
 from .. import options as opt
 from ..decisions import Change, state
-from ..engine import Engine, labels_of, LABEL_BUILDOUT
+from ..engine import Engine
 from ..recipe import Recipe, uninstaller
 
 #: Seconds a removal waits for the engine to forget the endpoints of removed containers.
@@ -37,17 +37,22 @@ class NetworkRecipe(Recipe):
     owns = ('networks',)
     keep_default = False
     table = (
-        opt.Option('name', opt.name),
-        opt.Option('driver', opt.text, default='bridge'),
-        opt.Option('driver-opts', opt.key_values, default=''),
-        opt.Option('subnet', opt.network_address),
-        opt.Option('gateway', opt.ip_address),
-        opt.Option('ip-range', opt.network_address),
-        opt.Option('ipv6', opt.boolean, default='false'),
-        opt.Option('internal', opt.boolean, default='false'),
-        opt.Option('attachable', opt.boolean, default='false'),
-        opt.Option('labels', opt.key_values, default=''),
-        opt.Option('keep', opt.boolean, default='false', identity=False),
+        opt.Option('name', opt.name,
+                   doc="The network's name (default: the part's name); ``${part:name}``."),
+        opt.Option('driver', opt.text, default='bridge', doc='The network driver.'),
+        opt.Option('driver-opts', opt.key_values, default='', doc='``KEY=VALUE`` driver options.'),
+        opt.Option('subnet', opt.network_address,
+                   doc='A subnet in CIDR form, e.g. ``172.28.0.0/16``.'),
+        opt.Option('gateway', opt.ip_address, doc="The gateway's address."),
+        opt.Option('ip-range', opt.network_address,
+                   doc="The range containers' addresses are taken from (CIDR)."),
+        opt.Option('ipv6', opt.boolean, default='false', doc='Enable IPv6.'),
+        opt.Option('internal', opt.boolean, default='false', doc='No access to the outside.'),
+        opt.Option('attachable', opt.boolean, default='false',
+                   doc='Standalone containers may join (overlay networks).'),
+        opt.Option('labels', opt.key_values, default='', doc='``KEY=VALUE`` labels.'),
+        opt.Option('keep', opt.boolean, default='false', identity=False,
+                   doc='Leave the network when the part is removed or renamed.'),
     )
 
     def configure(self) -> None:
@@ -144,7 +149,7 @@ class NetworkRecipe(Recipe):
         aliases: dict[str, list[str]] = dict(pending or {})
         for container_id in attached:
             container = self.engine.api.inspect_container(container_id)
-            if labels_of(container).get(LABEL_BUILDOUT) != self.directory:
+            if not self.is_ours(container):
                 raise zc.buildout.UserError(
                     f'{self.name}: network {name} must be made anew (its options changed) but '
                     f'the container {container["Name"].lstrip("/")} of another owner uses it: '

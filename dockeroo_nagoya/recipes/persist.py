@@ -3,17 +3,10 @@
 ``docker commit`` leaves a container's volumes out; a persist puts their
 content into the new image at the volume paths, owners and modes kept, so
 a new container from the image starts with that data (at a ``VOLUME`` path
-the new container's volume is initialised from it). It takes
-``docker.commit``'s options, plus:
-
-- ``paths``: the container paths of the volumes to include; by default
-  every volume the container mounts (named or anonymous, not bind mounts;
-  name a bind mount's path here to include it).
-
-It is redone when the container is another one or was reconfigured (as
-for a commit), when an option changed, or when the content of one of the
-volumes changed (a digest of names, owners, modes and bytes, read on
-every run).
+the new container's volume is initialised from it). Because that content
+is read while the part acts, the persist is redone also when a volume's
+content changed (a digest read on every run), and a plan cannot tell in
+advance. Options (``docker.commit``'s, plus ``paths``): docs/recipes/persist.rst.
 """
 from __future__ import annotations
 
@@ -30,7 +23,9 @@ class PersistRecipe(CommitRecipe):
     """An image of a container and of the content of its volumes."""
 
     recipe = 'docker.persist'
-    table = COMMIT_TABLE + (opt.Option('paths', container_paths, default=''),)
+    table = COMMIT_TABLE + (opt.Option('paths', container_paths, default='',
+                                       doc=('Which volumes to include (default: every volume, not '
+                                            'bind mounts; name a bind mount to include it).')),)
 
     #: Its identity holds its volumes' content, read as it acts: a plan says ``unknown``.
     decide = Recipe.decide

@@ -22,18 +22,27 @@ from typing import Any, Mapping, MutableMapping
 
 import zc.buildout
 
+from .. import options as opt
+
 
 class ProfileDirectoryRecipe:
     """Computes ``directory`` and ``location`` from where the section was written."""
 
+    table = (
+        opt.Option('path', default='', identity=False,
+                   doc='A directory relative to the file that defines the section; '
+                       '``${part:location}``.'),
+    )
+
     def __init__(self, buildout: Any, name: str, options: MutableMapping[str, str]) -> None:
         source = defining_file(buildout, name)
         directory = os.path.dirname(os.path.abspath(source))
-        location = os.path.normpath(os.path.join(directory, options.get('path', '').strip()))
+        path = opt.parse_options(name, options, self.table)['path']
+        location = os.path.normpath(os.path.join(directory, path))
         if not os.path.isdir(location):
             raise zc.buildout.UserError(
                 f'{name}: option path: a directory beside {source}, not '
-                f'{options.get("path", "").strip() or "."} ({location} does not exist)')
+                f'{path or "."} ({location} does not exist)')
         options['directory'] = directory
         options['location'] = location
 

@@ -32,7 +32,7 @@ from ..decisions import Change, Reason
 from ..engine import Engine, connect, engine_errors
 from ..progress import follow_layers
 from ..recipe import Recipe, retire_untagged, uninstaller
-from ..secrets import registry_auth
+from ..secrets import CREDENTIAL_OPTIONS, registry_auth
 
 
 #: The registry was not asked (a pinned digest, or a present image with newest off).
@@ -73,16 +73,18 @@ class PullRecipe(Recipe):
     recipe = 'docker.pull'
     kind = 'images'
     table = (
-        opt.Option('image', opt.image_reference),
-        opt.Option('name', opt.image_reference, identity=False),
-        opt.Option('tag', opt.text),
-        opt.Option('digest', opt.text),
-        opt.Option('registry', opt.text),
-        opt.Option('platform', opt.text),
-        opt.Option('username', opt.text, identity=False),
-        opt.Option('password-env', opt.text, identity=False),
-        opt.Option('password-file', opt.text, identity=False),
-        opt.Option('keep', opt.boolean, default='true', identity=False),
+        opt.Option('image', opt.image_reference,
+                   doc='The image: ``NAME[:TAG]`` or ``NAME@sha256:DIGEST``.'),
+        opt.Option('name', opt.image_reference, identity=False,
+                   doc="dockeroo's name for the image (with ``tag`` or ``digest``)."),
+        opt.Option('tag', opt.text, doc='The tag, with ``name``.'),
+        opt.Option('digest', opt.text, doc='The digest, with ``name``.'),
+        opt.Option('registry', opt.text, doc="The registry, prefixed to the image's name."),
+        opt.Option('platform', opt.text, doc='The platform to pull, e.g. ``linux/arm64``.'),
+        *CREDENTIAL_OPTIONS,
+        opt.Option('keep', opt.boolean, default='true', identity=False,
+                   doc=('Leave the image when the part is removed (a pulled image is not ours to '
+                        'remove).')),
     )
 
     def configure(self) -> None:

@@ -31,7 +31,7 @@ from ..engine import Engine, engine_errors
 from ..progress import follow_layers
 from ..recipe import Recipe, uninstaller
 from ..recipe import _remove_image as remove_image
-from ..secrets import registry_auth
+from ..secrets import CREDENTIAL_OPTIONS, registry_auth
 from ..options import split_reference
 
 
@@ -57,13 +57,14 @@ class PushRecipe(Recipe):
     recipe = 'docker.push'
     kind = 'images'
     table = (
-        opt.Option('image', opt.image_reference),
-        opt.Option('name', opt.image_reference, identity=False),
-        opt.Option('tags', target_lines),
-        opt.Option('registry', opt.text),
-        opt.Option('username', opt.text, identity=False),
-        opt.Option('password-env', opt.text, identity=False),
-        opt.Option('password-file', opt.text, identity=False),
+        opt.Option('image', opt.image_reference, doc='The local image to push.'),
+        opt.Option('name', opt.image_reference, identity=False,
+                   doc="dockeroo's name: the reference the image is pushed as."),
+        opt.Option('tags', target_lines,
+                   doc="``NAME:TAG`` references to push as (default: the image's own name)."),
+        opt.Option('registry', opt.text,
+                   doc='Prefixed to each reference that does not start with it.'),
+        *CREDENTIAL_OPTIONS,
     )
 
     def configure(self) -> None:

@@ -1,47 +1,14 @@
 """``docker.run``: one container, recreated exactly when its identity changes.
 
-Options (dockeroo's names; nagoya's jobs, gates and callbacks):
-
-- ``name`` (the part name), ``image`` (required: a local image; use a
-  ``docker.build`` or ``docker.pull`` part to make it), ``command`` and
-  ``entrypoint`` (split as a shell would), ``env`` (``KEY=VALUE`` lines),
-  ``env-file`` (read at each run; only its hash is kept), ``user``,
-  ``working-dir``, ``hostname``, ``tty``, ``init``, ``privileged``,
-  ``cap-add``, ``cap-drop``, ``labels``.
-- ``ports``: ``[IP:][HOST:]CONTAINER[/udp]`` lines. ``volumes``:
-  ``SOURCE:/PATH[:ro]`` lines, SOURCE a volume name or a host path (``/``,
-  ``./``, ``~/``), or ``/PATH`` alone for an anonymous volume.
-  ``volumes-from``: ``CONTAINER[:ro|rw]`` lines. ``links``:
-  ``CONTAINER[:ALIAS]`` lines. ``networks`` (the first one at creation) and
-  ``network-aliases`` (on each user-defined network).
-- ``healthcheck`` (a shell command, or ``none``) with ``healthcheck-interval``
-  (1s, so ``wait-for = healthy`` is quick), ``-timeout``, ``-retries``,
-  ``-start-period``.
-- ``layout``: a host directory laid over ``/`` before the first start (owned
-  by root, modes kept). ``script``, ``script-shell`` (``/bin/sh``),
-  ``script-user``: run once in each new container, after its gates passed.
-- ``job = true``: run to completion; a failure shows the exit code and log.
-- ``wait-for`` and ``wait-timeout`` (120s): readiness gates, see
-  :mod:`dockeroo_nagoya.probes`.
-- Without a new container: ``restart`` (changed in place), ``start``
-  (``false`` only creates), ``stop-timeout`` (10s; not waited out for a
-  PID 1 that never sees the stop signal, see :mod:`..stopsignal`), ``callbacks``
-  (``EVENT = module:function`` lines), ``keep`` (leave it when the part goes).
-- ``depends``: lines naming what this container comes after, usually
-  ``${other-part:name}``: the reference is what makes buildout install that
-  part first (nothing else is done with it).
-- ``replicas = N``: N containers ``NAME-1`` ... ``NAME-N`` from one part (as
-  compose's scale), ``{index}`` in any option replaced by each one's number;
-  ``${part:names}`` lists them. Raising N adds containers and touches none of
-  the others; lowering it removes the highest.
-
-nagoya's toji spellings ``working_dir``, ``volumes_from``, ``envs``,
-``add_capabilities`` and ``drop_capabilities`` are read too. How the
-container is planned and brought up is in :mod:`dockeroo_nagoya.containers`.
-``${part:name}`` is the container's name, for parts that link to it or
-reach it on a network. Removing the part stops and removes its container in
-the background, after the removed parts that depend on it
-(:mod:`..removals`).
+A container is disposable and its identity says when it must be made anew:
+a hash of the options that need a new container, the id of its image and
+the content of its ``env-file`` and ``layout``. Everything else (a restart
+policy, a start, the gates) is done to the container in place, so a rerun
+that changes nothing touches nothing. The options, what the part exposes and
+what a removal does: docs/recipes/run.rst (the table comes from
+:data:`dockeroo_nagoya.containers.TABLE`). How the container is planned and
+brought up is in :mod:`dockeroo_nagoya.containers`; the removal runs in the
+background, after the removed parts that depend on it (:mod:`..removals`).
 """
 from __future__ import annotations
 
@@ -64,9 +31,13 @@ class RunRecipe(Recipe):
     keep_default = False
     owns = ('containers',)
     table = containers.TABLE + (
-        opt.Option('replicas', opt.integer(1), identity=False),
+        opt.Option('replicas', opt.integer(1), identity=False,
+                   doc=('Containers ``NAME-1`` ... ``NAME-N`` from one part; ``{index}`` is each '
+                        "one's number; ``${part:names}`` lists them.")),
         # Names of parts this one comes after: a reference is all buildout needs to order them.
-        opt.Option('depends', opt.words, default='', identity=False),
+        opt.Option('depends', opt.words, default='', identity=False,
+                   doc=('Lines such as ``${other:name}``: the reference orders the parts, nothing '
+                        'else.')),
     )
 
     #: toji's spellings, read by take_toji_aliases.

@@ -1,13 +1,9 @@
 """``docker.save`` (dockeroo's): an image to a tar file, rewritten only when the image changed.
 
-``name`` (the image, default the part name; ``tag``, default ``latest``),
-``path`` (the file; default ``parts/PART/IMAGE.tar``), ``keep`` (default
-``false``: removing the part removes the file). Whether the file already
-holds the image is read from the file (its manifest names the image's id),
-so a rerun rewrites it exactly when the image is another one or the file is
-gone. The file carries the tag, so ``docker load`` (or a ``docker.load``
-part on another engine) restores it under the same name: images reach
-engines that have no registry.
+Images reach engines that have no registry: the file carries the tag, so
+``docker load`` (or a ``docker.load`` part on another engine) restores it
+under the same name. Whether the file already holds the image is read from
+the file (its manifest names the image's id), so nothing else is recorded.
 
 What the file will hold is known before anything acts: the image as the
 parts of this buildout see it on the part's engine (the identity of the part
@@ -16,8 +12,7 @@ a part whose identity is only known as it acts, such as docker.temporary,
 that part: :func:`~dockeroo_nagoya.identities.carried_term`). A
 ``docker.load`` part of the same buildout whose ``path`` is this part's
 (``path = ${save:path}``) takes that as its ``image-id``, so it needs no file
-yet on the first run; it loads the file whenever its engine's image is not
-the file's.
+yet on the first run. Options: docs/recipes/save.rst.
 """
 from __future__ import annotations
 
@@ -41,10 +36,13 @@ class SaveRecipe(Recipe):
     kind = 'images'
     owns = ()
     table = (
-        opt.Option('name', opt.text, identity=False),
-        opt.Option('tag', opt.text, identity=False),
-        opt.Option('path', opt.path, identity=False),
-        opt.Option('keep', opt.boolean, default='false', identity=False),
+        opt.Option('name', opt.text, identity=False,
+                   doc="The image to save (default: the part's name)."),
+        opt.Option('tag', opt.text, identity=False, doc="The image's tag (default ``latest``)."),
+        opt.Option('path', opt.path, identity=False,
+                   doc='The file (default ``parts/PART/IMAGE.tar``); ``${part:path}``.'),
+        opt.Option('keep', opt.boolean, default='false', identity=False,
+                   doc='Keep the file when the part is removed.'),
     )
 
     def configure(self) -> None:

@@ -33,8 +33,9 @@ import docker.types
 import zc.buildout
 
 from .. import options as opt
+from .. import ownership
 from ..decisions import Change, Reason, state
-from ..engine import Engine
+from ..engine import Engine, LABEL_PART
 from ..recipe import Recipe, uninstaller
 
 SPEC_LABEL = 'io.dockeroo-nagoya.spec'
@@ -99,15 +100,23 @@ def _roll_options(step: str, actions: tuple[str, ...], parallelism: str) -> tupl
     changes the settings without replacing a task. Not part of the identity, but for
     ``update-parallelism`` and ``update-delay``, which always were: taking them out would
     change every existing service's identity, and the next run would roll it needlessly."""
+    what = 'an update' if step == 'update' else 'a rollback'
     return (
         opt.Option(f'{step}-parallelism', opt.integer(0), default=parallelism,
-                   identity=step == 'update'),
-        opt.Option(f'{step}-delay', opt.duration, default='0', identity=step == 'update'),
-        opt.Option(f'{step}-order', opt.one_of(*ORDERS), identity=False),
+                   identity=step == 'update', doc=f'Tasks replaced at a time in {what}.'),
+        opt.Option(f'{step}-delay', opt.duration, default='0', identity=step == 'update',
+                   doc=f'Time between two batches of {what}.'),
+        opt.Option(f'{step}-order', opt.one_of(*ORDERS), identity=False,
+                   doc=(f'``start-first`` or ``stop-first`` in {what} (default: start-first, '
+                        'stop-first when the service publishes a host-mode port).')),
         opt.Option(f'{step}-failure-action', opt.one_of(*actions), default=actions[0],
-                   identity=False),
-        opt.Option(f'{step}-monitor', opt.duration, default='5s', identity=False),
-        opt.Option(f'{step}-max-failure-ratio', ratio, default='0', identity=False),
+                   identity=False,
+                   doc=f'What the Swarm does when a task of {what} fails: ' + ', '.join(
+                       f'``{action}``' for action in actions) + '.'),
+        opt.Option(f'{step}-monitor', opt.duration, default='5s', identity=False,
+                   doc=f'How long a new task of {what} is watched for failure.'),
+        opt.Option(f'{step}-max-failure-ratio', ratio, default='0', identity=False,
+                   doc=f'The share of tasks of {what} that may fail (0 to 1).'),
     )
 
 
@@ -134,21 +143,30 @@ class ServiceRecipe(Recipe):
     recipe = 'docker.service'
     kind = 'services'
     table = (
-        opt.Option('name', opt.name),
-        opt.Option('image', opt.image_reference, required=True),
-        opt.Option('replicas', opt.integer(0), default='1', identity=False),
-        opt.Option('command', opt.text),
-        opt.Option('env', opt.key_values, default=''),
-        opt.Option('networks', opt.words, default=''),
-        opt.Option('mounts', mount_lines, default=''),
-        opt.Option('ports', port_lines, default=''),
-        opt.Option('constraints', opt.lines, default=''),
-        opt.Option('labels', opt.key_values, default=''),
+        opt.Option('name', opt.name, doc="The service's name (default: the part's name)."),
+        opt.Option('image', opt.image_reference, required=True,
+                   doc="The image; reachable from every node (a registry's reference)."),
+        opt.Option('replicas', opt.integer(0), default='1', identity=False,
+                   doc='Tasks to run; a change scales without restarting the running ones.'),
+        opt.Option('command', opt.text, doc="The tasks' command."),
+        opt.Option('env', opt.key_values, default='', doc='``KEY=VALUE`` lines.'),
+        opt.Option('networks', opt.words, default='', doc='Overlay networks to join.'),
+        opt.Option('mounts', mount_lines, default='', doc='``SOURCE:/TARGET[:ro]`` lines.'),
+        opt.Option('ports', port_lines, default='', doc='``PUBLISHED:TARGET`` lines.'),
+        opt.Option('constraints', opt.lines, default='',
+                   doc='Placement constraints, e.g. ``node.labels.role == builder``.'),
+        opt.Option('labels', opt.key_values, default='',
+                   doc='``KEY=VALUE`` labels of the service.'),
         *_roll_options('update', ('rollback', 'pause', 'continue'), parallelism='1'),
         *_roll_options('rollback', ('pause', 'continue'), parallelism='1'),
-        opt.Option('secrets', secret_lines, default=''),
-        opt.Option('stop-timeout', opt.duration, default='10'),
-        opt.Option('wait-timeout', opt.duration, default='120', identity=False),
+        opt.Option('secrets', secret_lines, default='',
+                   secret=True,
+                   doc=('``NAME = /path/to/file`` lines: Swarm secrets the tasks see as '
+                        '``/run/secrets/NAME``; only a fingerprint is kept.')),
+        opt.Option('stop-timeout', opt.duration, default='10',
+                   doc="Time a task's stop waits before SIGKILL."),
+        opt.Option('wait-timeout', opt.duration, default='120', identity=False,
+                   doc='How long install waits for the wanted replicas to run.'),
     )
 
     def configure(self) -> None:
@@ -456,15 +474,15 @@ class ServiceRecipe(Recipe):
 
 
 def _part_services(engine: Engine, directory: str, part: str) -> list[dict[str, Any]]:
-    found = engine.api.services(filters={'label': f'io.dockeroo-nagoya.part={part}'})
-    return [s for s in found
-            if (s['Spec'].get('Labels') or {}).get('io.dockeroo-nagoya.buildout') == directory]
+    found = engine.api.services(filters={'label': f'{LABEL_PART}={part}'})
+    owner = ownership.of(directory)
+    return [s for s in found if owner.claims(s['Spec'].get('Labels') or {})]
 
 
 def _part_secrets(engine: Engine, directory: str, part: str) -> list[dict[str, Any]]:
-    found = engine.api.secrets(filters={'label': f'io.dockeroo-nagoya.part={part}'})
-    return [s for s in found
-            if (s['Spec'].get('Labels') or {}).get('io.dockeroo-nagoya.buildout') == directory]
+    found = engine.api.secrets(filters={'label': f'{LABEL_PART}={part}'})
+    owner = ownership.of(directory)
+    return [s for s in found if owner.claims(s['Spec'].get('Labels') or {})]
 
 
 #: Seconds an update waits for its roll to start before taking it that none is needed.

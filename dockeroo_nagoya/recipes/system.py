@@ -44,7 +44,9 @@ AHEAD_WORKERS = 4
 LABEL_MEMBER = f'{LABEL}.member'
 
 #: A member's options: docker.run's, plus the members it must come up after.
-MEMBER_TABLE = containers.TABLE + (opt.Option('depends', opt.words, default='', identity=False),)
+MEMBER_TABLE = containers.TABLE + (opt.Option('depends', opt.words, default='', identity=False,
+                                              doc=('Members (section or container names) this one '
+                                                   'comes after.')),)
 
 #: The identity key that makes a container new when a member it links to is new.
 LINKED = 'linked containers'
@@ -80,8 +82,11 @@ class SystemRecipe(Recipe):
     kind = 'containers'
     owns = ('containers',)
     table = (
-        opt.Option('containers', opt.words, required=True),
-        opt.Option('backup-directory', opt.path, identity=False),
+        opt.Option('containers', opt.words, required=True,
+                   doc=("The buildout sections that are the members, each with ``docker.run``'s "
+                        'options.')),
+        opt.Option('backup-directory', opt.path, identity=False,
+                   doc='Where ``backup`` writes (default ``var/backups/PART``).'),
     )
 
     # -- configuration -----------------------------------------------------------------

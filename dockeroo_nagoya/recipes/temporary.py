@@ -3,38 +3,12 @@
 One part brings up a short-lived system, runs its commands in it and
 saves the containers it chooses as images. Say a database image and a
 setup step that loads a schema into it: the database's state is saved as
-an image of its own, and nothing keeps running.
-
-- ``from`` (required): the image of the root container, where the commands
-  run. ``libs`` (resource lines, ``HOSTPATH in /DIR`` or ``HOSTPATH at
-  /PATH``) are copied into it, then the ``entrypoint`` resource (copied in
-  executable) runs in its own directory, then ``script`` (with
-  ``script-shell``, ``/bin/sh``; ``-e`` stops it at the first failing
-  command). One of them is needed. ``env`` (moromi's ``envs``) is the
-  root's environment.
-- ``links``: one container a line that the root links to, running its image's own command:
-  ``IMAGE alias HOST [then] discard``, ``... commit to IMAGE2`` or
-  ``... persist to IMAGE2``.
-- ``volumes-from`` (moromi's ``volumes_from``): one container a line whose
-  volumes the root mounts read-write; it runs its image's command to the
-  end first (if the image has one): ``IMAGE [then] discard`` or
-  ``IMAGE [then] persist to IMAGE2`` (or ``commit to``).
-- ``commit = true`` saves the root itself as ``name`` (the part name) and
-  ``tag``, with the base image's configuration changed by ``command``,
-  ``env``, ``expose``, ``labels``, ``user``, ``working-dir``.
-- ``stop-timeout`` (10s): how long linked containers get to stop cleanly
-  before they are saved.
-
-``commit to`` is ``docker commit``; ``persist to`` also puts the content of
-the container's volumes into the image (see :mod:`dockeroo_nagoya.snapshots`).
-The containers are named ``dockeroo-nagoya-tmp-PART-RANDOM`` and labelled
-as the part's, so they never clash with a container somebody runs; they
-are removed (with their anonymous volumes) when the part is done, whether
-it succeeded or not. The images are made untagged and tagged together at
-the end: when a step fails, the images of the previous run keep their tags
-and the new ones are removed. ``${part:images}`` lists the images made.
-The whole system runs again when an option, a resource's content or one of
-the images used changes.
+an image of its own, and nothing keeps running. The containers are named
+``dockeroo-nagoya-tmp-PART-RANDOM`` and labelled as the part's, so they
+never clash with a container somebody runs, and are removed whether the
+part succeeded or not; the images are made untagged and tagged together at
+the end, so a failed step leaves the previous run's images as they were.
+Options: docs/recipes/temporary.rst.
 """
 from __future__ import annotations
 
@@ -109,24 +83,35 @@ class TemporaryRecipe(ImageRecipe):
 
     recipe = 'docker.temporary'
     table = (
-        opt.Option('from', opt.image_reference, required=True),
-        opt.Option('name', opt.text, identity=False),
-        opt.Option('tag', opt.text, identity=False),
-        opt.Option('libs', opt.text, default='', identity=False),
-        opt.Option('entrypoint', opt.text, default='', identity=False),
-        opt.Option('script', script_text),
-        opt.Option('script-shell', opt.text, default='/bin/sh'),
-        opt.Option('links', members(linked=True), default=''),
-        opt.Option('volumes-from', members(linked=False), default='', aliases=('volumes_from',)),
-        opt.Option('commit', opt.boolean, default='false'),
-        opt.Option('command', command_line),
-        opt.Option('env', opt.key_values, default='', aliases=('envs',)),
-        opt.Option('expose', ports, default=''),
-        opt.Option('labels', opt.key_values, default=''),
-        opt.Option('user', opt.text),
-        opt.Option('working-dir', opt.text),
-        opt.Option('stop-timeout', opt.duration, default='10s', identity=False),
-        opt.Option('keep', opt.boolean, default='false', identity=False),
+        opt.Option('from', opt.image_reference, required=True, doc="The root container's image."),
+        opt.Option('name', opt.text, identity=False,
+                   doc="The root's image when ``commit = true`` (default: the part's name)."),
+        opt.Option('tag', opt.text, identity=False, doc="The image's tag (default ``latest``)."),
+        opt.Option('libs', opt.text, default='', identity=False,
+                   doc='Resource lines copied into the root.'),
+        opt.Option('entrypoint', opt.text, default='', identity=False,
+                   doc='One resource line, run in the root.'),
+        opt.Option('script', script_text, doc='Shell script run in the root.'),
+        opt.Option('script-shell', opt.text, default='/bin/sh',
+                   doc='The shell that runs ``script``.'),
+        opt.Option('links', members(linked=True), default='',
+                   doc=('``IMAGE alias HOST [then] discard|commit to IMAGE2|persist to IMAGE2`` '
+                        'lines.')),
+        opt.Option('volumes-from', members(linked=False), default='', aliases=('volumes_from',),
+                   doc='``IMAGE [then] discard|persist to IMAGE2|commit to IMAGE2`` lines.'),
+        opt.Option('commit', opt.boolean, default='false',
+                   doc='Save the root as ``name``/``tag``.'),
+        opt.Option('command', command_line, doc="The committed image's CMD."),
+        opt.Option('env', opt.key_values, default='', aliases=('envs',),
+                   doc="The root's environment (moromi's ``envs``)."),
+        opt.Option('expose', ports, default='', doc="The committed image's EXPOSE."),
+        opt.Option('labels', opt.key_values, default='', doc="The committed image's labels."),
+        opt.Option('user', opt.text, doc="The committed image's USER."),
+        opt.Option('working-dir', opt.text, doc="The committed image's WORKDIR."),
+        opt.Option('stop-timeout', opt.duration, default='10s', identity=False,
+                   doc="Time a linked container's stop waits."),
+        opt.Option('keep', opt.boolean, default='false', identity=False,
+                   doc='Keep the images when the part is removed.'),
     )
 
     def configure(self) -> None:
@@ -295,8 +280,8 @@ class TemporaryRecipe(ImageRecipe):
                       else 'committing', box.what, member.image, member.target)
         container = self.engine.inspect('containers', box.id or '')
         assert container is not None
-        image_id = snapshots.commit(self.engine, container['Id'], ImageConfig(), labels,
-                                    pause=False)
+        image_id = snapshots.commit(self.engine, self.name, container, ImageConfig(), labels,
+                                    self.log, pause=False)
         if member.action == 'persist':
             mounts = snapshots.volume_mounts(self.name, container, None)
             image_id = snapshots.with_volumes(self.engine, self.name, image_id, container['Id'],

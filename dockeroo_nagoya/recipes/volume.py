@@ -46,14 +46,20 @@ class VolumeRecipe(Recipe):
     owns = ('volumes',)
     keep_default = True
     table = (
-        opt.Option('name', opt.name),
-        opt.Option('driver', opt.text, default='local'),
-        opt.Option('driver-opts', opt.key_values, default=''),
-        opt.Option('labels', opt.key_values, default=''),
-        opt.Option('keep', opt.boolean, default='true', identity=False),
-        opt.Option('archive', opt.boolean, default='true', identity=False),
-        opt.Option('restore-from', opt.existing_file, identity=False),
-        opt.Option('backup-directory', opt.path, identity=False),
+        opt.Option('name', opt.name,
+                   doc="The volume's name (default: the part's name); ``${part:name}``."),
+        opt.Option('driver', opt.text, default='local', doc='The volume driver.'),
+        opt.Option('driver-opts', opt.key_values, default='', doc='``KEY=VALUE`` driver options.'),
+        opt.Option('labels', opt.key_values, default='', doc='``KEY=VALUE`` labels.'),
+        opt.Option('keep', opt.boolean, default='true', identity=False,
+                   doc='Leave the volume when the part is removed (else archived, then removed).'),
+        opt.Option('archive', opt.boolean, default='true', identity=False,
+                   doc=('Archive the content before the volume is removed (``false``: disposable '
+                        'content).')),
+        opt.Option('restore-from', opt.existing_file, identity=False,
+                   doc='An archive made by this recipe, to seed a new volume.'),
+        opt.Option('backup-directory', opt.path, identity=False,
+                   doc='Where archives go (default ``var/backups``).'),
     )
 
     def configure(self) -> None:

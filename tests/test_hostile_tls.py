@@ -1,0 +1,321 @@
+"""An engine or a service that poses as another gets nothing (issue 22, finding 4).
+
+A directory of client certificates (``docker-cert-path``, dockeroo's
+``engine-tls-cert-path``, in a part or in ``[buildout]``) means the engine's
+certificate is checked against its ``ca.pem``, as ``docker --tlsverify`` does,
+for a run, a plan, an uninstall from the recorded options and a control
+script alike. The impostor is a man in the middle on 127.0.0.1: a certificate
+of another CA, forwarding to the real engine and keeping what it was sent
+(:class:`helpers.TLSProxy`). It must get nothing: no request line, no registry
+credentials. Not checking takes ``docker-tls-verify = false``, said on every
+run; a ``key.pem`` others can read is refused in one line. An ``https`` gate
+checks its server's certificate too.
+
+``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE`` and ``SSL_CERT_FILE`` are unset for
+every run here: set (as on this machine), requests checks even an unchecked
+engine against the system's CAs, which hides the mistake.
+"""
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+import subprocess
+import textwrap
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from conftest import PLAN, SecondEngine
+from helpers import TLSProxy, actions, assert_one_error, buildout_config, control, sleeper
+from pki import client_directory, make_ca, two_authorities
+
+pytestmark = pytest.mark.skipif(not shutil.which('openssl'), reason='needs the openssl command')
+
+SECRET = 'dn-hostile-registry-password'
+
+
+@pytest.fixture(scope='module')
+def pki(tmp_path_factory) -> Path:
+    return two_authorities(tmp_path_factory.mktemp('pki'))
+
+
+@pytest.fixture(autouse=True)
+def no_ca_bundles(monkeypatch) -> None:
+    """The runs see the CAs their options give, not a bundle of the machine's."""
+    for name in ('REQUESTS_CA_BUNDLE', 'CURL_CA_BUNDLE', 'SSL_CERT_FILE'):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv('DN_HOSTILE_PASSWORD', SECRET)
+
+
+@pytest.fixture
+def impostor(pki) -> Iterator[TLSProxy]:
+    """A man in the middle: another CA's certificate, no client certificate asked for."""
+    served = TLSProxy(pki, server='rogue-server', client_ca=None)
+    try:
+        yield served
+    finally:
+        served.close()
+
+
+@pytest.fixture
+def certs(pki, tmp_path) -> Path:
+    """The client's docker-cert-path: the engine's CA, a client certificate it trusts."""
+    return client_directory(pki, str(tmp_path / 'certs'), 'ca', 'client')
+
+
+def leaked(received: bytes) -> list[str]:
+    """What an impostor got that it must not: request lines and registry credentials
+    (``X-Registry-Auth`` is base64 JSON)."""
+    text = received.decode('latin-1')
+    found = re.findall(r'^[A-Z]+ /\S* HTTP/1\.[01]', text, re.M)
+    for header in re.findall(r'^X-Registry-Auth: *(\S+)', text, re.M | re.I):
+        decoded = base64.urlsafe_b64decode(header + '=' * (-len(header) % 4)).decode('latin-1')
+        if SECRET in decoded:
+            found.append(f'the registry password, in X-Registry-Auth: {decoded}')
+    if SECRET in text:
+        found.append('the registry password')
+    return found
+
+
+#: The ways a buildout names a directory of certificates without docker-tls-verify.
+WAYS = {
+    'part': ('', 'docker-host = {address}\ndocker-cert-path = {certs}', 'docker-cert-path'),
+    'dockeroo-aliases': ('', 'engine-url = {address}\nengine-tls-cert-path = {certs}',
+                         'docker-cert-path'),
+    'buildout': ('docker-host = {address}\ndocker-cert-path = {certs}', '', 'docker-cert-path'),
+    # DOCKER_CERT_PATH in the environment (test_an_impostor_engine_gets_nothing... sets it)
+    'environment': ('', 'docker-host = {address}', 'DOCKER_CERT_PATH'),
+}
+
+
+def tls_config(b, way: str, address: str, certs: Path, extra: str = '',
+               pull: bool = False) -> str:
+    """A volume (and with ``pull`` a docker.pull with registry credentials) on the engine at
+    ``address``, its certificates named the ``way`` given."""
+    head, own, _ = WAYS[way]
+    own = own.format(address=address, certs=certs)
+    parts = ['data'] + (['image'] if pull else [])
+    text = f'''
+        [buildout]
+        parts = {' '.join(parts)}
+        {head.format(address=address, certs=certs).replace(chr(10), chr(10) + ' ' * 8)}
+
+        [data]
+        recipe = dockeroo_nagoya:docker.volume
+        name = {b.prefix}-data
+        {own.replace(chr(10), chr(10) + ' ' * 8)}
+        {extra}
+        '''
+    if pull:
+        text += f'''
+        [image]
+        recipe = dockeroo_nagoya:docker.pull
+        image = 127.0.0.1:9/{b.prefix}/private:1
+        username = someone
+        password-env = DN_HOSTILE_PASSWORD
+        {own.replace(chr(10), chr(10) + ' ' * 8)}
+        '''
+    return textwrap.dedent(text).lstrip()
+
+
+def run_plan(b, *args: str) -> subprocess.CompletedProcess[str]:
+    """dockeroo-plan asking the registry (no -N): a read that carries the credentials."""
+    return subprocess.run([str(PLAN), *args], cwd=b.directory, capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.mark.parametrize('way', list(WAYS))
+def test_an_impostor_engine_gets_nothing_from_a_plan_or_a_run(buildout, client, certs,
+                                                              impostor, way, monkeypatch):
+    b = buildout
+    if way == 'environment':
+        monkeypatch.setenv('DOCKER_CERT_PATH', str(certs))
+    b.write(tls_config(b, way, impostor.address, certs, pull=True))
+    handshake = f'the TLS handshake with {impostor.address} failed'
+
+    planned = run_plan(b)
+    assert planned.returncode != 0, planned.stdout + planned.stderr
+    line = assert_one_error(planned.stdout + planned.stderr)
+    assert handshake in line and 'certificate verify failed' in line, line
+
+    line = assert_one_error(b.fail())
+    assert line.startswith(('Error: data: ', 'Error: image: ')), line
+    assert handshake in line and 'certificate verify failed' in line, line
+
+    assert leaked(impostor.received) == [], impostor.received[:2000]
+    assert impostor.received == b''
+    assert not client.volumes.list(filters={'name': f'{b.prefix}-data'})
+
+
+def test_docker_tls_verify_false_connects_and_says_so_on_every_run(buildout, client, certs,
+                                                                   impostor):
+    b = buildout
+    b.write(tls_config(b, 'part', impostor.address, certs, extra='docker-tls-verify = false'))
+    warning = (f'data: docker-tls-verify = false: the certificate of the engine at '
+               f'{impostor.address} is not checked against {certs}/ca.pem')
+    for run in range(2):
+        out = b.run()
+        said = out.stdout + out.stderr
+        warned = [line for line in said.splitlines() if 'docker-tls-verify = false' in line]
+        assert len(warned) == 1 and warned[0].startswith(warning), said
+        assert actions(out.stdout) == (['Installing data.'] if run == 0 else []), said
+    assert client.volumes.get(f'{b.prefix}-data')
+    assert impostor.received, 'it went through the man in the middle, as asked'
+    assert 'docker-tls-verify = false' in (b.directory / '.installed.cfg').read_text()
+
+    planned = run_plan(b, '-N')
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    assert (planned.stdout + planned.stderr).count(warning) == 1, planned.stderr
+
+    # The uninstall reads the recorded options: unchecked as they say, and said again.
+    before = len(impostor.received)
+    b.write(tls_config(b, 'part', impostor.address, certs,
+                       extra='docker-tls-verify = false').replace('parts = data', 'parts ='))
+    out = b.run()
+    assert 'Uninstalling data.' in out.stdout, out.stdout
+    assert (out.stdout + out.stderr).count(warning) == 1, out.stdout + out.stderr
+    assert len(impostor.received) > before, 'the uninstall reached the engine it was on'
+
+
+@pytest.mark.parametrize('way', [*(w for w in WAYS if w != 'environment'), 'engine-phrase'])
+def test_a_key_others_can_read_is_refused_in_one_line(buildout, client, pki, certs, way):
+    b = buildout
+    (certs / 'key.pem').chmod(0o644)
+    proxy = TLSProxy(pki)
+    try:
+        if way == 'engine-phrase':
+            b.write(textwrap.dedent(f'''
+                [buildout]
+                parts = data
+
+                [data]
+                recipe = dockeroo_nagoya:docker.volume
+                name = {b.prefix}-data
+                engine = {proxy.address} tls={certs}
+                ''').lstrip())
+            option = 'engine'
+        else:
+            b.write(tls_config(b, way, proxy.address, certs))
+            option = WAYS[way][2]
+        line = assert_one_error(b.fail())
+        assert line.startswith(f'Error: data: option {option}: '), line
+        assert f'{certs}/key.pem is mode 0644: chmod 600 it' in line, line
+        planned = run_plan(b, '-N')
+        assert assert_one_error(planned.stdout + planned.stderr) == line
+        assert proxy.received == b'' and proxy.refused == 0, 'nothing connected'
+        assert not client.volumes.list(filters={'name': f'{b.prefix}-data'})
+    finally:
+        proxy.close()
+
+
+def test_an_uninstall_and_a_control_script_check_the_engine_too(buildout, client, busybox,
+                                                                 pki, certs):
+    """Installed through the real engine's TLS, then an impostor takes its address: the
+    control script and the uninstall (from the options .installed.cfg recorded) send it
+    nothing."""
+    b = buildout
+    proxy = TLSProxy(pki)
+    address, port = proxy.address, proxy.port
+    own = f'docker-host = {address}\n        docker-cert-path = {certs}'
+    b.write(textwrap.dedent(f'''
+        [buildout]
+        parts = sys
+
+        [sys]
+        recipe = dockeroo_nagoya:docker.system
+        containers = one
+        {own}
+
+        [one]
+        name = {b.prefix}-one
+        image = {busybox}
+        command = sleep 3600
+        ''').lstrip())
+    try:
+        b.run()
+        assert control(b, 'status').returncode == 0
+    finally:
+        proxy.close()
+    assert proxy.received, 'installed through TLS'
+    impostor = TLSProxy(pki, server='rogue-server', client_ca=None, port=port)
+    try:
+        status = control(b, 'status')
+        assert status.returncode != 0, status.stdout + status.stderr
+        line = status.stderr.strip().splitlines()
+        assert len(line) == 1 and f'the TLS handshake with {address} failed' in line[0], \
+            status.stderr
+        assert 'Traceback' not in status.stderr
+
+        b.write('[buildout]\nparts =\n')
+        out = b.run()
+        assert 'Uninstalling sys.' in out.stdout, out.stdout + out.stderr
+        assert 'Traceback' not in out.stderr, out.stderr
+        assert impostor.received == b'', impostor.received[:2000]
+        assert leaked(impostor.received) == []
+        assert [c.name for c in b.owned('containers')] == [f'{b.prefix}-one'], \
+            'left on the engine it could not check'
+    finally:
+        impostor.close()
+
+
+def test_an_https_gate_checks_the_certificate(buildout, client, busybox, pki):
+    """The gate's server is a man in the middle to the engine (which answers 404 at /):
+    a certificate of a CA the system does not know fails the gate at once, in one line;
+    wait-for-tls-ca trusts that CA, wait-for-tls-verify = false trusts anything."""
+    b = buildout
+    server = TLSProxy(pki, server='rogue-server', client_ca=None)
+    gate = f'https://127.0.0.1:{server.port}/ 404'
+    try:
+        b.write(buildout_config(['web'], sleeper('web', busybox, name=f'{b.prefix}-web',
+                                                 wait_for=gate, wait_timeout='60s')))
+        started = time.monotonic()
+        out = b.fail()
+        assert time.monotonic() - started < 45, 'failed at once, not at the timeout'
+        line = assert_one_error(out)
+        assert line.startswith(f'Error: web: option wait-for: {gate}: the certificate of '
+                               f'https://127.0.0.1:{server.port}/ is not trusted'), line
+        assert 'wait-for-tls-ca' in line, line
+        assert server.received == b'', server.received[:2000]
+
+        for trust in ({'wait_for_tls_ca': str(pki / 'rogue-ca.pem')},
+                      {'wait_for_tls_verify': 'false'}):
+            b.write(buildout_config(['web'], sleeper('web', busybox, name=f'{b.prefix}-web',
+                                                     wait_for=gate, wait_timeout='60s',
+                                                     **trust)))
+            out = b.run()
+            assert 'passed' in out.stdout + out.stderr, out.stdout + out.stderr
+        assert server.received.startswith(b'GET / HTTP/1.1')
+    finally:
+        server.close()
+
+
+@pytest.mark.slow
+def test_a_real_tls_engine_with_a_certificate_directory_alone(buildout, client,
+                                                              tls_second_engine):
+    """dockerd --tlsverify: a directory alone is enough (the engine's certificate checked),
+    and a directory of another CA is refused at the handshake."""
+    b = buildout
+    engine: SecondEngine = tls_second_engine
+    assert engine.pki is not None and engine.client_certs is not None and engine.tls_host
+    if not (engine.pki / 'hostile-ca.pem').exists():
+        make_ca(engine.pki, 'hostile-ca')
+    stranger = client_directory(engine.pki, str(b.directory.parent / 'stranger'),
+                                'hostile-ca', 'client')
+    try:
+        b.write(tls_config(b, 'part', engine.tls_host, stranger))
+        line = assert_one_error(b.fail())
+        assert f'the TLS handshake with {engine.tls_host} failed' in line, line
+        assert 'certificate verify failed' in line, line
+
+        b.write(tls_config(b, 'part', engine.tls_host, engine.client_certs))
+        out = b.run()
+        assert 'docker-tls-verify' not in out.stdout + out.stderr, 'nothing to warn about'
+        assert engine.client is not None
+        assert engine.client.volumes.get(f'{b.prefix}-data')
+        assert actions(b.run().stdout) == []
+    finally:
+        assert engine.client is not None
+        b.cleanup(engine.client)
