@@ -100,23 +100,27 @@ def _roll_options(step: str, actions: tuple[str, ...], parallelism: str) -> tupl
     changes the settings without replacing a task. Not part of the identity, but for
     ``update-parallelism`` and ``update-delay``, which always were: taking them out would
     change every existing service's identity, and the next run would roll it needlessly."""
-    what = 'an update' if step == 'update' else 'a rollback'
+    what = 'an update' if step == 'update' else 'a rollback (back to the previous spec)'
     return (
         opt.Option(f'{step}-parallelism', opt.integer(0), default=parallelism,
-                   identity=step == 'update', doc=f'Tasks replaced at a time in {what}.'),
+                   identity=step == 'update',
+                   doc=f'Tasks {what} replaces at a time (0: all at once).'),
         opt.Option(f'{step}-delay', opt.duration, default='0', identity=step == 'update',
-                   doc=f'Time between two batches of {what}.'),
+                   doc=f'Pause between two batches of {what}.'),
         opt.Option(f'{step}-order', opt.one_of(*ORDERS), identity=False,
-                   doc=(f'``start-first`` or ``stop-first`` in {what} (default: start-first, '
-                        'stop-first when the service publishes a host-mode port).')),
+                   doc=(f'``start-first`` (the default: in {what} the new task runs before '
+                        'the old one stops) or ``stop-first`` (the default, and the only '
+                        'choice, when a port is published in host mode).')),
         opt.Option(f'{step}-failure-action', opt.one_of(*actions), default=actions[0],
                    identity=False,
-                   doc=f'What the Swarm does when a task of {what} fails: ' + ', '.join(
-                       f'``{action}``' for action in actions) + '.'),
+                   doc=(f'What a failed task of {what} does: '
+                        + ', '.join(f'``{a}``' for a in actions)
+                        + ('; ``rollback`` puts the previous spec back and the run fails '
+                           'naming the task errors.' if step == 'update' else '.'))),
         opt.Option(f'{step}-monitor', opt.duration, default='5s', identity=False,
-                   doc=f'How long a new task of {what} is watched for failure.'),
+                   doc=f'How long each new task of {what} is watched for a failure.'),
         opt.Option(f'{step}-max-failure-ratio', ratio, default='0', identity=False,
-                   doc=f'The share of tasks of {what} that may fail (0 to 1).'),
+                   doc=f'Share of the tasks of {what} that may fail (0 to 1).'),
     )
 
 
@@ -152,7 +156,9 @@ class ServiceRecipe(Recipe):
         opt.Option('env', opt.key_values, default='', doc='``KEY=VALUE`` lines.'),
         opt.Option('networks', opt.words, default='', doc='Overlay networks to join.'),
         opt.Option('mounts', mount_lines, default='', doc='``SOURCE:/TARGET[:ro]`` lines.'),
-        opt.Option('ports', port_lines, default='', doc='``PUBLISHED:TARGET`` lines.'),
+        opt.Option('ports', port_lines, default='',
+                   doc=('``PUBLISHED:TARGET`` lines (every node, through the routing mesh), '
+                        'or ``PUBLISHED:TARGET:host`` (the task\'s node only).')),
         opt.Option('constraints', opt.lines, default='',
                    doc='Placement constraints, e.g. ``node.labels.role == builder``.'),
         opt.Option('labels', opt.key_values, default='',
