@@ -73,7 +73,7 @@ def port_lines(raw: str) -> dict[int, int | tuple[int, str, str]]:
     for line in opt.lines(raw):
         parts = line.split(':')
         if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2].strip() != 'host'):
-            raise opt.Invalid('PUBLISHED:TARGET[:host] port lines')
+            raise opt.Invalid('PUBLISHED:TARGET port lines (or PUBLISHED:TARGET:host)')
         target = opt.port(parts[1])
         # (A plain line stays a number: the identity of existing services keeps its hash.)
         result[opt.port(parts[0])] = (target, 'tcp', 'host') if len(parts) == 3 else target
