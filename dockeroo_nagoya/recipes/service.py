@@ -220,7 +220,8 @@ class ServiceRecipe(Recipe):
         rolling = (current['Spec'].get('Labels') or {}).get(SPEC_LABEL) != spec_id
         reasons = [Reason.of(key, before[key], after[key]) for key in after
                    if before[key] != after[key] and (rolling or key not in TASK_OPTIONS)]
-        if rolling and not any(r.input in TASK_OPTIONS for r in reasons):
+        if rolling and not {r.input for r in reasons} & set(self.identity_values()):
+            # (The identity changed and no option did: the image behind the same name.)
             reasons.insert(0, state(f'the image {self.values["image"]} is another one now'))
         if _replicas(current) != replicas:
             reasons.append(Reason('replicas', str(_replicas(current)), str(replicas)))
