@@ -622,6 +622,22 @@ def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(['ip', *args], check=check, capture_output=True)
 
 
+def _stop_left(pidfile: Path, root: Path) -> None:
+    """What a killed test session left running in ``root`` (a daemon, the registry): the
+    process of ``pidfile`` if its command line names ``root``."""
+    try:
+        pid = int(pidfile.read_text())
+        command = Path(f'/proc/{pid}/cmdline').read_bytes()
+    except (OSError, ValueError):
+        return
+    if str(root).encode() not in command:
+        return
+    os.kill(pid, 15)
+    deadline = time.monotonic() + 30
+    while Path(f'/proc/{pid}').exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
 class SwarmNode(SecondEngine):
     """One machine of the Swarm: a dockerd in a network namespace of its own (``NS``), with
     its own host name (a UTS namespace), data root, exec root, pid file, unix socket and
@@ -670,6 +686,7 @@ class SwarmNode(SecondEngine):
 
     def destroy(self) -> None:
         self.stop()
+        _stop_left(self.root / 'docker.pid', self.root)
         # What the daemon mounted under its roots (its netns files, overlay layers).
         mounts = Path('/proc/self/mounts').read_text().split('\n')
         mine = [line.split()[1] for line in mounts
@@ -769,6 +786,7 @@ class SwarmNodes:
         self.registry_process = subprocess.Popen(
             ['docker-registry', 'serve', str(registry / 'config.yml')],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        (registry / 'pid').write_text(str(self.registry_process.pid))
         host, port = self.registry.split(':')
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -787,6 +805,7 @@ class SwarmNodes:
             self.registry_process.terminate()
             self.registry_process.wait(10)
             self.registry_process = None
+        _stop_left(self.root / 'registry' / 'pid', self.root)
         while subprocess.run(self._rule('-D'), capture_output=True).returncode == 0:
             pass
         self.rule_added = False
@@ -801,6 +820,9 @@ def swarm_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SwarmNodes
     if not shutil.which('docker-registry') or not shutil.which('nsenter'):
         pytest.skip('needs docker-registry and nsenter')
     with shared_lock('swarm-nodes'):
+        for left in Path('/tmp').glob('dnsw-*'):  # a killed session's (the lock is ours)
+            SwarmNodes(left, 0).down()
+            shutil.rmtree(left, ignore_errors=True)
         root = Path(tempfile.mkdtemp(prefix='dnsw-', dir='/tmp'))
         nodes = SwarmNodes(root, free_port())
         try:

@@ -200,7 +200,13 @@ def test_a_bad_update_rolls_back_keeping_replicas_running_and_says_why(
     assert fewest[0] >= 1, 'no replica was running at some moment of the update'
     after = spec(nodes, name)
     assert after['TaskTemplate']['ContainerSpec'] == before['TaskTemplate']['ContainerSpec']
-    assert len(running(nodes, name)) == 2
+    serving = running(nodes, name)
+    assert len(serving) == 2
+
+    # The part put back as it was: the service is already that; nothing is touched.
+    b.write(service_cfg(b, nodes, good['image'], 2, command=good['command']))
+    assert 'update service' not in b.run('-N').stdout
+    assert running(nodes, name) == serving
 
 
 def test_waiting_says_what_the_tasks_do_and_stops_on_an_error_that_cannot_heal(

@@ -73,7 +73,7 @@ def port_lines(raw: str) -> dict[int, int | tuple[int, str, str]]:
     for line in opt.lines(raw):
         parts = line.split(':')
         if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2].strip() != 'host'):
-            raise opt.Invalid('PUBLISHED:TARGET[:host] port lines')
+            raise opt.Invalid('PUBLISHED:TARGET port lines (or PUBLISHED:TARGET:host)')
         target = opt.port(parts[1])
         # (A plain line stays a number: the identity of existing services keeps its hash.)
         result[opt.port(parts[0])] = (target, 'tcp', 'host') if len(parts) == 3 else target
@@ -100,23 +100,27 @@ def _roll_options(step: str, actions: tuple[str, ...], parallelism: str) -> tupl
     changes the settings without replacing a task. Not part of the identity, but for
     ``update-parallelism`` and ``update-delay``, which always were: taking them out would
     change every existing service's identity, and the next run would roll it needlessly."""
-    what = 'an update' if step == 'update' else 'a rollback'
+    what = 'an update' if step == 'update' else 'a rollback (back to the previous spec)'
     return (
         opt.Option(f'{step}-parallelism', opt.integer(0, opt.MAX_REPLICAS), default=parallelism,
-                   identity=step == 'update', doc=f'Tasks replaced at a time in {what}.'),
+                   identity=step == 'update',
+                   doc=f'Tasks {what} replaces at a time (0: all at once).'),
         opt.Option(f'{step}-delay', opt.duration, default='0', identity=step == 'update',
-                   doc=f'Time between two batches of {what}.'),
+                   doc=f'Pause between two batches of {what}.'),
         opt.Option(f'{step}-order', opt.one_of(*ORDERS), identity=False,
-                   doc=(f'``start-first`` or ``stop-first`` in {what} (default: start-first, '
-                        'stop-first when the service publishes a host-mode port).')),
+                   doc=(f'``start-first`` (the default: in {what} the new task runs before '
+                        'the old one stops) or ``stop-first`` (the default, and the only '
+                        'choice, when a port is published in host mode).')),
         opt.Option(f'{step}-failure-action', opt.one_of(*actions), default=actions[0],
                    identity=False,
-                   doc=f'What the Swarm does when a task of {what} fails: ' + ', '.join(
-                       f'``{action}``' for action in actions) + '.'),
+                   doc=(f'What a failed task of {what} does: '
+                        + ', '.join(f'``{a}``' for a in actions)
+                        + ('; ``rollback`` puts the previous spec back and the run fails '
+                           'naming the task errors.' if step == 'update' else '.'))),
         opt.Option(f'{step}-monitor', opt.duration, default='5s', identity=False,
-                   doc=f'How long a new task of {what} is watched for failure.'),
+                   doc=f'How long each new task of {what} is watched for a failure.'),
         opt.Option(f'{step}-max-failure-ratio', ratio, default='0', identity=False,
-                   doc=f'The share of tasks of {what} that may fail (0 to 1).'),
+                   doc=f'Share of the tasks of {what} that may fail (0 to 1).'),
     )
 
 
@@ -152,7 +156,9 @@ class ServiceRecipe(Recipe):
         opt.Option('env', opt.key_values, default='', doc='``KEY=VALUE`` lines.'),
         opt.Option('networks', opt.words, default='', doc='Overlay networks to join.'),
         opt.Option('mounts', mount_lines, default='', doc='``SOURCE:/TARGET[:ro]`` lines.'),
-        opt.Option('ports', port_lines, default='', doc='``PUBLISHED:TARGET`` lines.'),
+        opt.Option('ports', port_lines, default='',
+                   doc=('``PUBLISHED:TARGET`` lines (every node, through the routing mesh), '
+                        'or ``PUBLISHED:TARGET:host`` (the task\'s node only).')),
         opt.Option('constraints', opt.lines, default='',
                    doc='Placement constraints, e.g. ``node.labels.role == builder``.'),
         opt.Option('labels', opt.key_values, default='',
@@ -214,7 +220,8 @@ class ServiceRecipe(Recipe):
         rolling = (current['Spec'].get('Labels') or {}).get(SPEC_LABEL) != spec_id
         reasons = [Reason.of(key, before[key], after[key]) for key in after
                    if before[key] != after[key] and (rolling or key not in TASK_OPTIONS)]
-        if rolling and not any(r.input in TASK_OPTIONS for r in reasons):
+        if rolling and not {r.input for r in reasons} & set(self.identity_values()):
+            # (The identity changed and no option did: the image behind the same name.)
             reasons.insert(0, state(f'the image {self.values["image"]} is another one now'))
         if _replicas(current) != replicas:
             reasons.append(Reason('replicas', str(_replicas(current)), str(replicas)))
@@ -257,7 +264,7 @@ class ServiceRecipe(Recipe):
             self.log.info('%s', change.text())
             self._update_in_place(current, replicas)
         self._wait_running(name, replicas, current['UpdatedAt'] if current else '',
-                           rolled=change.how == 'rolling update')
+                           changed=change.changes, rolled=change.how == 'rolling update')
         self._remove_unused_secrets(name)
         return []
 
@@ -347,7 +354,8 @@ class ServiceRecipe(Recipe):
             update_config=self._roll_config('update'), endpoint_spec=spec.get('EndpointSpec'),
             rollback_config=self._roll_config('rollback'))
 
-    def _wait_running(self, name: str, replicas: int, since: str, rolled: bool = False) -> None:
+    def _wait_running(self, name: str, replicas: int, since: str, changed: bool,
+                      rolled: bool = False) -> None:
         """Until ``replicas`` tasks of the current spec run, saying every
         :data:`PROGRESS_EVERY` seconds what the tasks do; a failure early, when a task
         error cannot heal or the Swarm rolled the update back.
@@ -356,12 +364,14 @@ class ServiceRecipe(Recipe):
         after it, and a roll started after it, count (the update status stays the last
         roll's until the Swarm starts the next, and a change that restarts no task starts
         none). Not the time read after the change: the Swarm moves ``UpdatedAt`` again
-        just after it starts the roll, which would make the roll look older.
+        just after it starts the roll, which would make the roll look older. After a
+        change (``changed``) the same tasks must run for :data:`STEADY` seconds.
         """
         started = time.monotonic()
         deadline = started + self.values['wait-timeout']
         said = started
         delay = 0.1
+        steady: tuple[frozenset[str], float] | None = None
         while True:
             service = self._find(name)
             assert service is not None
@@ -382,8 +392,17 @@ class ServiceRecipe(Recipe):
                     f'it back to its previous spec ({len(running)} of {replicas} replicas '
                     f'running): {self._errors(recent) or status.get("Message", "")}')
             if all_running and update in (None, 'completed'):
-                self.log.info('service %s: %d of %d replicas running', name, len(running), replicas)
-                return
+                # The same tasks still running a moment later: a command that exits at once
+                # is running for an instant too.
+                ids = frozenset(t['ID'] for t in running)
+                if not changed or (steady and steady[0] == ids and now - steady[1] >= STEADY):
+                    self.log.info('service %s: %d of %d replicas running', name, len(running),
+                                  replicas)
+                    return
+                if not steady or steady[0] != ids:
+                    steady = (ids, now)
+            else:
+                steady = None
             if update in ('paused', 'rollback_paused'):
                 raise zc.buildout.UserError(
                     f'{self.name}: the update of service {name} stopped ({update}): '
@@ -475,6 +494,8 @@ def _part_secrets(engine: Engine, directory: str, part: str) -> list[dict[str, A
 
 #: Seconds an update waits for its roll to start before taking it that none is needed.
 ROLL_START_GRACE = 3.0
+#: Seconds the same tasks must be running after a change before the wait takes them as up.
+STEADY = 1.5
 #: Seconds between the lines that say what a wait sees.
 PROGRESS_EVERY = 10.0
 #: How many distinct task errors a message shows.
