@@ -18,8 +18,9 @@ The rules, everywhere:
 - No absolute name, no ``..``; no member below a symbolic link of the same
   archive; no hard link out of the archive, nor to a symbolic link.
 - Symbolic links by where the archive goes (``links``): :data:`IN_TARGET`
-  (the host, and an archive a user gives a volume) allows no absolute link
-  and no relative one climbing out of where the archive is placed;
+  (the host, and an archive a user gives a volume) allows no absolute link,
+  no relative one climbing out of where the archive is placed, and no ``..``
+  after a name (``up/../..``: on disk it climbs from where a link ``up`` leads);
   :data:`IN_ROOT` (root filesystems, persist, copies into a container) keeps
   absolute links, which resolve against the image's or the container's own
   root, but no relative one climbing above it; :data:`KEPT` (a volume's own
@@ -165,9 +166,30 @@ class Placement:
                 return
             raise ArchiveError(f'symbolic link {raw!r} is absolute ({target!r}): it would lead '
                                f'out of the root')
+        if self.links == IN_TARGET and _climbs_after_descending(target):
+            raise ArchiveError(f'symbolic link {raw!r} leads out of the root ({target!r}): '
+                               f'".." after a name may climb back through a link')
         resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name), target))
         if not _under(resolved, self.root if self.links == IN_TARGET else ''):
             raise ArchiveError(f'symbolic link {raw!r} leads out of the root ({target!r})')
+
+
+def _climbs_after_descending(target: str) -> bool:
+    """Whether a relative link target has ``..`` after a name (``a/..``, ``up/../..``).
+
+    Normalising such a target takes the name back out, but on disk ``..`` climbs from
+    where the name leads: through a link (``up -> ../..``) that is above where the text
+    says. Only leading ``..`` is resolved the same on disk and on paper, because the
+    link's own parents are real directories (nothing is placed below a link).
+    """
+    descended = False
+    for part in target.split('/'):
+        if part == '..':
+            if descended:
+                return True
+        elif part not in ('', '.'):
+            descended = True
+    return False
 
 
 def host_mode(member: tarfile.TarInfo) -> int:

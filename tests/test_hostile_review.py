@@ -1,0 +1,61 @@
+"""A review of the one way to place archive members (dockeroo_nagoya.members), by attacks
+run through bin/buildout: what the first hostile suites did not try.
+
+A link whose target climbs back through another link of the archive
+(``t -> d/e/up/../..`` with ``d/e/up -> ../..``) reads as inside the target
+when its text is normalised, yet leads out on the host.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tarfile
+
+import pytest
+
+from dockeroo_nagoya import archives
+from helpers import assert_one_error
+from test_hostile_archives import DOCKERFILE, build_config, tar_of
+
+#: A link that is inside by its text and outside on disk: up is the root, t two levels above.
+CLIMBING_CHAIN = [('d/e', {'type': tarfile.DIRTYPE, 'mode': 0o755}, b''),
+                  ('d/e/up', {'type': tarfile.SYMTYPE, 'linkname': '../..'}, b''),
+                  ('t', {'type': tarfile.SYMTYPE, 'linkname': 'd/e/up/../..'}, b'')]
+
+
+def links_leading_out(directory) -> list[str]:
+    """The links below ``directory`` that resolve outside it."""
+    root = os.path.realpath(directory)
+    found = []
+    for parent, dirs, files in os.walk(directory):
+        for name in dirs + files:
+            path = os.path.join(parent, name)
+            resolved = os.path.realpath(path)
+            if os.path.islink(path) and resolved != root and \
+                    not resolved.startswith(root + os.sep):
+                found.append(f'{path} -> {os.readlink(path)}')
+    return found
+
+
+def test_source_tarball_link_climbing_through_another_link_is_refused(buildout, busybox):
+    b = buildout
+    tarball = b.directory / 'ctx.tar'
+    tar_of(tarball, [('Dockerfile', {'mode': 0o644}, DOCKERFILE), *CLIMBING_CHAIN])
+    b.write(build_config(b, busybox, tarball))
+    result = b.run('-N', check=False)
+    assert links_leading_out(b.directory / 'var' / 'sources') == []
+    line = assert_one_error(result.stdout + result.stderr)
+    assert line.startswith('Error: image: option source:') and "'t'" in line, line
+
+
+def test_extract_refuses_a_link_climbing_through_another_link_in_any_order(tmp_path):
+    for order in (CLIMBING_CHAIN, [CLIMBING_CHAIN[0], CLIMBING_CHAIN[2], CLIMBING_CHAIN[1]]):
+        tarball = tmp_path / 'chain.tar'
+        tar_of(tarball, order)
+        target = tmp_path / 'target'
+        target.mkdir()
+        with pytest.raises(archives.ArchiveError, match='leads out'):
+            archives.extract(str(tarball), str(target))
+        assert links_leading_out(target) == []
+        shutil.rmtree(target)
+
