@@ -236,8 +236,7 @@ def write_host(members: list[Member], target: str) -> None:
     relative = target.lstrip('/')
     base = os.path.basename(target)
     try:
-        os.makedirs(parent, exist_ok=True)
-        with HostWriter(parent, durable=True) as out:
+        with HostWriter(parent, durable=True, make=True) as out:
             for member, body in members:
                 placed = renamed(member.replace(deep=False), base + member.name[len(relative):],
                                  base + member.linkname[len(relative):] if member.islnk() else None)

@@ -36,6 +36,7 @@ file goes, and writes each file through :mod:`.atomicfile`.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import posixpath
@@ -199,20 +200,81 @@ def host_mode(member: tarfile.TarInfo) -> int:
     return mode | 0o700 if member.isdir() else mode
 
 
+#: How many links :func:`open_trusted_directory` follows (the kernel's own limit).
+_MAX_LINKS = 40
+
+
+def open_trusted_directory(path: str, make: bool = False) -> int:
+    """A descriptor of the directory ``path``, each step opened without following a link,
+    a link followed only when root or the buildout user owns it.
+
+    The configuration names the path, links and all (``out -> /mnt/disk``); but a
+    link another local user puts on the way (a directory writable to them, its
+    subdirectory renamed and a link left in its place between runs) would make the
+    buildout user write where that user chose, as the kernel's ``protected_symlinks``
+    prevents only in sticky directories. Walking with descriptors leaves no moment to
+    swap a step after it is checked. Missing directories are made with ``make``.
+    """
+    trusted = {0, os.geteuid()}
+    pending = [part for part in os.path.abspath(path).split('/') if part]
+    fd = os.open('/', _DIRECTORY)
+    done = '/'
+    links = 0
+    try:
+        while pending:
+            part = pending.pop(0)
+            try:
+                step = os.open(part, _DIRECTORY, dir_fd=fd)
+            except FileNotFoundError:
+                if not make:
+                    raise
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(part, 0o777, dir_fd=fd)
+                pending.insert(0, part)
+                continue
+            except OSError as exc:
+                if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                    raise
+                info = os.lstat(part, dir_fd=fd)
+                if not stat.S_ISLNK(info.st_mode):
+                    raise
+                target = os.readlink(part, dir_fd=fd)
+                if info.st_uid not in trusted:
+                    raise ArchiveError(f'{os.path.join(done, part)} is a link (to {target}) that '
+                                       f'user {info.st_uid} made: only links of root or of the '
+                                       f'buildout user are followed') from None
+                links += 1
+                if links > _MAX_LINKS:
+                    raise ArchiveError(f'{path}: too many levels of links') from None
+                pending[:0] = [item for item in target.split('/') if item]
+                if target.startswith('/'):
+                    os.close(fd)
+                    fd, done = os.open('/', _DIRECTORY), '/'
+                continue
+            os.close(fd)
+            fd, done = step, os.path.join(done, part)
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 class HostWriter:
     """Writes placed members below one host directory, never through a link.
 
-    ``directory`` itself is opened as the configuration names it; below it,
+    ``directory`` itself is opened as the configuration names it, following only
+    the links its owner or root made (:func:`open_trusted_directory`; made when
+    missing with ``make``); below it,
     every directory is opened with ``O_NOFOLLOW``: a link on the way or where
     a directory goes (an earlier copy's, a planted one) is refused; a link
     where a file or a link goes is replaced. Directory modes are set last (a read-only directory would
     stop what goes into it). Use it as a context manager.
     """
 
-    def __init__(self, directory: str, durable: bool = False) -> None:
+    def __init__(self, directory: str, durable: bool = False, make: bool = False) -> None:
         self.directory = directory
         self.durable = durable
-        self._fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        self._fd = open_trusted_directory(directory, make)
         self._modes: list[tuple[str, int]] = []
 
     def __enter__(self) -> HostWriter:
@@ -339,5 +401,5 @@ class HostWriter:
             os.close(source)
 
 
-__all__ = ['ArchiveError', 'Placement', 'HostWriter', 'renamed', 'host_mode',
+__all__ = ['ArchiveError', 'Placement', 'HostWriter', 'open_trusted_directory', 'renamed', 'host_mode',
            'KEPT', 'IN_ROOT', 'IN_TARGET']

@@ -15,6 +15,7 @@ import pytest
 
 from dockeroo_nagoya import archives
 from helpers import assert_one_error
+from test_hostile_archives import as_nobody, cfg, shared_directory  # noqa: F401 - a fixture
 from test_hostile_archives import DOCKERFILE, build_config, tar_of
 
 #: A link that is inside by its text and outside on disk: up is the root, t two levels above.
@@ -58,4 +59,45 @@ def test_extract_refuses_a_link_climbing_through_another_link_in_any_order(tmp_p
             archives.extract(str(tarball), str(target))
         assert links_leading_out(target) == []
         shutil.rmtree(target)
+
+
+# -- a copy to the host whose parent directory another user replaces by a link ---------------
+@pytest.mark.skipif(os.geteuid() != 0, reason='planting files as another user needs root')
+def test_copy_to_the_host_follows_no_link_another_user_put_on_its_way(buildout, busybox, client,
+                                                                       shared_directory,
+                                                                       tmp_path):
+    b = buildout
+    out = os.path.join(shared_directory, 'out')
+    os.mkdir(out)
+    os.chmod(out, 0o777)                      # anyone may rename what is in it (not sticky)
+    victim = tmp_path / 'victim'
+    victim.mkdir(mode=0o700)
+    (victim / 'x').write_text('untouched\n')
+    b.write(cfg(f'''
+        [buildout]
+        parts = source out
+
+        [source]
+        recipe = dockeroo_nagoya:docker.run
+        name = {b.prefix}-source
+        image = {busybox}
+        init = true
+        stop-timeout = 1
+        command = sh -c 'echo one > /x && touch /ready && exec sleep 3600'
+        wait-for = exec:test -f /ready
+
+        [out]
+        recipe = dockeroo_nagoya:docker.copy
+        container-from = ${{source:name}}
+        paths = /x {out}/sub/x
+        '''))
+    b.run('-N')
+    assert open(os.path.join(out, 'sub', 'x')).read() == 'one\n'
+    as_nobody(f'mv {out}/sub {out}/old && ln -s {victim} {out}/sub')
+    source = client.containers.get(f'{b.prefix}-source')
+    assert source.exec_run(['sh', '-c', 'echo two > /x']).exit_code == 0
+    result = b.run('-N', check=False)
+    assert (victim / 'x').read_text() == 'untouched\n', 'the copy followed the planted link'
+    line = assert_one_error(result.stdout + result.stderr)
+    assert line.startswith('Error: out: option paths:') and 'sub' in line, line
 
