@@ -393,8 +393,11 @@ def _new_client(config: EngineConfig, part: str, version: str | None = None) -> 
             env['DOCKER_CERT_PATH'] = config.cert_path
         if config.tls_verify is not None or config.cert_path:
             env['DOCKER_TLS_VERIFY'] = '1' if config.verifies else ''  # '': the SDK's "false"
-        elif env.get('DOCKER_CERT_PATH') and 'DOCKER_TLS_VERIFY' not in env:
-            env['DOCKER_TLS_VERIFY'] = '1'  # a directory of certificates means checking, there too
+        elif env.get('DOCKER_CERT_PATH') and not env.get('DOCKER_TLS_VERIFY'):
+            # A directory of certificates means checking, there too: the SDK reads an
+            # empty DOCKER_TLS_VERIFY as TLS that checks nothing (docker's client as
+            # unset); not checking takes docker-tls-verify = false, which says so.
+            env['DOCKER_TLS_VERIFY'] = '1'
         return tls_client(docker.from_env, environment=env, **kwargs)
 
 

@@ -3,7 +3,10 @@ run through bin/buildout: what the first hostile suites did not try.
 
 A link whose target climbs back through another link of the archive
 (``t -> d/e/up/../..`` with ``d/e/up -> ../..``) reads as inside the target
-when its text is normalised, yet leads out on the host.
+when its text is normalised, yet leads out on the host. A copy to the host
+follows no link another user put on the way to its directory. A directory
+of certificates in the environment (``DOCKER_CERT_PATH``) means checking the
+engine whatever ``DOCKER_TLS_VERIFY`` holds.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from dockeroo_nagoya import archives
 from helpers import assert_one_error
 from test_hostile_archives import as_nobody, cfg, shared_directory  # noqa: F401 - a fixture
 from test_hostile_archives import DOCKERFILE, build_config, tar_of
+from test_hostile_tls import certs, impostor, leaked, no_ca_bundles, pki, tls_config  # noqa: F401
 
 #: A link that is inside by its text and outside on disk: up is the root, t two levels above.
 CLIMBING_CHAIN = [('d/e', {'type': tarfile.DIRTYPE, 'mode': 0o755}, b''),
@@ -101,3 +105,20 @@ def test_copy_to_the_host_follows_no_link_another_user_put_on_its_way(buildout, 
     line = assert_one_error(result.stdout + result.stderr)
     assert line.startswith('Error: out: option paths:') and 'sub' in line, line
 
+
+# -- TLS named by the environment --------------------------------------------------------
+@pytest.mark.parametrize('verify', ['0', '', 'false'])
+def test_an_impostor_gets_nothing_whatever_docker_tls_verify_the_environment_holds(
+        buildout, client, certs, impostor, verify, monkeypatch):
+    """DOCKER_CERT_PATH names a directory of certificates: the engine is checked against
+    its ca.pem, whatever an environment's DOCKER_TLS_VERIFY says (docker's own client
+    reads any non-empty value as on, and the SDK turns TLS on without checking for an
+    empty one): not checking takes docker-tls-verify = false, written in the buildout."""
+    b = buildout
+    monkeypatch.setenv('DOCKER_CERT_PATH', str(certs))
+    monkeypatch.setenv('DOCKER_TLS_VERIFY', verify)
+    b.write(tls_config(b, 'environment', impostor.address, certs, pull=True))
+    line = assert_one_error(b.fail())
+    assert f'the TLS handshake with {impostor.address} failed' in line, line
+    assert leaked(impostor.received) == [] and impostor.received == b'', impostor.received[:2000]
+    assert not client.volumes.list(filters={'name': f'{b.prefix}-data'})
