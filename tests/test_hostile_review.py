@@ -122,3 +122,31 @@ def test_an_impostor_gets_nothing_whatever_docker_tls_verify_the_environment_hol
     assert f'the TLS handshake with {impostor.address} failed' in line, line
     assert leaked(impostor.received) == [] and impostor.received == b'', impostor.received[:2000]
     assert not client.volumes.list(filters={'name': f'{b.prefix}-data'})
+
+
+# -- files the buildout writes for itself ---------------------------------------------------
+def test_a_script_is_never_written_through_a_link_at_a_temporary_name(buildout, tmp_path):
+    """bin scripts (and every state file: .kept-by-parts.json, job logs, manifests, the
+    reconnect and push records) are written by atomicfile alone: a fresh temporary name
+    made with O_EXCL | O_NOFOLLOW, never a fixed one opened through whatever is there."""
+    b = buildout
+    victim = tmp_path / 'victim'
+    victim.write_text('untouched\n')
+    victim.chmod(0o600)
+    (b.directory / 'bin').mkdir(exist_ok=True)
+    os.symlink(victim, b.directory / 'bin' / 'tool.tmp')
+    b.write(cfg(f'''
+        [buildout]
+        parts = tool
+
+        [tool]
+        recipe = dockeroo_nagoya:docker.command
+        container = {b.prefix}-none
+        command = true
+        '''))
+    b.run('-N')
+    assert victim.read_text() == 'untouched\n', 'the script went through the planted link'
+    assert (victim.stat().st_mode & 0o777) == 0o600
+    script = b.directory / 'bin' / 'tool'
+    assert not script.is_symlink() and (script.stat().st_mode & 0o777) == 0o755
+
