@@ -38,7 +38,6 @@ import logging
 import os
 import posixpath
 import shlex
-import shutil
 import stat
 import tarfile
 from typing import Any, Iterable, Mapping
@@ -48,7 +47,8 @@ import zc.buildout
 
 from .archives import ChunkReader
 from .engine import Engine, engine_errors
-from .members import IN_ROOT, IN_TARGET, ArchiveError, HostWriter, Placement, renamed
+from .members import (IN_ROOT, IN_TARGET, ArchiveError, HostWriter, Placement, remove_host_path,
+                      renamed)
 from .options import Invalid, lines
 from .throwaway import Throwaway
 
@@ -438,11 +438,8 @@ def remove_on_host(paths: Iterable[str]) -> None:
     """Remove paths on the host; a directory with what it holds, a link as a link."""
     for path in paths:
         try:
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path)
-            else:
-                os.unlink(path)
-        except FileNotFoundError:
-            continue
+            remove_host_path(path)
+        except ArchiveError as exc:
+            raise SyncError(f'removing {path} refused: {exc}') from None
         except OSError as exc:
             raise SyncError(f'removing {path} failed: {exc.strerror}') from None

@@ -259,6 +259,28 @@ def open_trusted_directory(path: str, make: bool = False) -> int:
         raise
 
 
+def remove_host_path(path: str) -> None:
+    """Remove ``path`` on the host, a directory with what it holds, a link as a link;
+    its directory reached as :func:`open_trusted_directory` does (a link another user put
+    on the way makes it refuse, never remove what the link leads to). Gone already: done."""
+    try:
+        fd = open_trusted_directory(os.path.dirname(os.path.abspath(path)))
+    except FileNotFoundError:
+        return
+    try:
+        base = os.path.basename(path)
+        try:
+            found = os.lstat(base, dir_fd=fd).st_mode
+        except FileNotFoundError:
+            return
+        if stat.S_ISDIR(found):
+            shutil.rmtree(base, dir_fd=fd)
+        else:
+            os.unlink(base, dir_fd=fd)
+    finally:
+        os.close(fd)
+
+
 class HostWriter:
     """Writes placed members below one host directory, never through a link.
 
@@ -401,5 +423,6 @@ class HostWriter:
             os.close(source)
 
 
-__all__ = ['ArchiveError', 'Placement', 'HostWriter', 'open_trusted_directory', 'renamed', 'host_mode',
+__all__ = ['ArchiveError', 'Placement', 'HostWriter', 'open_trusted_directory',
+           'remove_host_path', 'renamed', 'host_mode',
            'KEPT', 'IN_ROOT', 'IN_TARGET']

@@ -4,7 +4,9 @@ run through bin/buildout: what the first hostile suites did not try.
 A link whose target climbs back through another link of the archive
 (``t -> d/e/up/../..`` with ``d/e/up -> ../..``) reads as inside the target
 when its text is normalised, yet leads out on the host. A copy to the host
-follows no link another user put on the way to its directory. A directory
+follows no link another user put on the way to its directory, neither to
+write nor to remove what sync finds stale. bin scripts and state files are
+written by atomicfile alone, never through a fixed temporary name. A directory
 of certificates in the environment (``DOCKER_CERT_PATH``) means checking the
 engine whatever ``DOCKER_TLS_VERIFY`` holds.
 """
@@ -149,4 +151,46 @@ def test_a_script_is_never_written_through_a_link_at_a_temporary_name(buildout, 
     assert (victim.stat().st_mode & 0o777) == 0o600
     script = b.directory / 'bin' / 'tool'
     assert not script.is_symlink() and (script.stat().st_mode & 0o777) == 0o755
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason='planting files as another user needs root')
+def test_a_synced_copy_removes_nothing_through_a_link_another_user_put_on_its_way(
+        buildout, busybox, client, shared_directory, tmp_path):
+    b = buildout
+    out = os.path.join(shared_directory, 'out')
+    os.mkdir(out)
+    os.chmod(out, 0o777)
+    victim = tmp_path / 'victim'
+    (victim / 'data').mkdir(parents=True, mode=0o700)
+    (victim / 'data' / 'secret').write_text('root only\n')
+    b.write(cfg(f'''
+        [buildout]
+        parts = source out
+
+        [source]
+        recipe = dockeroo_nagoya:docker.run
+        name = {b.prefix}-source
+        image = {busybox}
+        init = true
+        stop-timeout = 1
+        command = sh -c 'mkdir -p /data && echo one > /data/a && touch /ready && exec sleep 3600'
+        wait-for = exec:test -f /ready
+
+        [out]
+        recipe = dockeroo_nagoya:docker.copy
+        container-from = ${{source:name}}
+        sync = true
+        paths = /data/ {out}/sub/data/
+        '''))
+    b.run('-N')
+    assert sorted(os.listdir(os.path.join(out, 'sub', 'data'))) == ['a']
+    as_nobody(f'mv {out}/sub {out}/old && ln -s {victim} {out}/sub')
+    source = client.containers.get(f'{b.prefix}-source')
+    assert source.exec_run(['sh', '-c', 'echo two > /data/b']).exit_code == 0
+    result = b.run('-N', check=False)
+    assert (victim / 'data' / 'secret').read_text() == 'root only\n', \
+        'the sync removed through the planted link'
+    assert sorted(os.listdir(victim / 'data')) == ['secret']
+    line = assert_one_error(result.stdout + result.stderr)
+    assert line.startswith('Error: out: option ') and 'sub' in line, line
 
