@@ -8,18 +8,24 @@ follows no link another user put on the way to its directory, neither to
 write nor to remove what sync finds stale. bin scripts and state files are
 written by atomicfile alone, never through a fixed temporary name. A directory
 of certificates in the environment (``DOCKER_CERT_PATH``) means checking the
-engine whatever ``DOCKER_TLS_VERIFY`` holds.
+engine whatever ``DOCKER_TLS_VERIFY`` holds. An https gate follows no
+redirect to plain http.
 """
 from __future__ import annotations
 
+import contextlib
+import http.server
 import os
 import shutil
+import ssl
 import tarfile
+import threading
+import time
 
 import pytest
 
 from dockeroo_nagoya import archives
-from helpers import assert_one_error
+from helpers import assert_one_error, buildout_config, sleeper
 from test_hostile_archives import as_nobody, cfg, shared_directory  # noqa: F401 - a fixture
 from test_hostile_archives import DOCKERFILE, build_config, tar_of
 from test_hostile_tls import certs, impostor, leaked, no_ca_bundles, pki, tls_config  # noqa: F401
@@ -194,3 +200,65 @@ def test_a_synced_copy_removes_nothing_through_a_link_another_user_put_on_its_wa
     line = assert_one_error(result.stdout + result.stderr)
     assert line.startswith('Error: out: option ') and 'sub' in line, line
 
+
+# -- an https gate whose server sends it elsewhere ------------------------------------------
+class _Redirecting(http.server.BaseHTTPRequestHandler):
+    """Answers every GET with a redirect to ``self.server.location``."""
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self.send_response(302)
+        self.send_header('Location', self.server.location)
+        self.send_header('Content-Length', '0')
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+class _Plain(http.server.BaseHTTPRequestHandler):
+    """Answers 200 over plain HTTP: what anyone on the way could answer."""
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self.send_response(200)
+        self.send_header('Content-Length', '6')
+        self.end_headers()
+        self.wfile.write(b'ready\n')
+        self.server.asked = True
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def serving(server: http.server.HTTPServer):
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_https_gate_follows_no_redirect_to_plain_http(buildout, busybox, client, pki):
+    """The https gate's certificate is checked; a redirect to http:// would let its answer
+    come over a connection nobody checks: the gate fails at once, in one line."""
+    b = buildout
+    plain = http.server.HTTPServer(('127.0.0.1', 0), _Plain)
+    plain.asked = False
+    secure = http.server.HTTPServer(('127.0.0.1', 0), _Redirecting)
+    secure.location = f'http://127.0.0.1:{plain.server_address[1]}/'
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(pki / 'rogue-server.pem', pki / 'rogue-server-key.pem')
+    secure.socket = context.wrap_socket(secure.socket, server_side=True)
+    gate = f'https://127.0.0.1:{secure.server_address[1]}/ 200'
+    with serving(plain), serving(secure):
+        b.write(buildout_config(['web'], sleeper('web', busybox, name=f'{b.prefix}-web',
+                                                 wait_for=gate, wait_timeout='20s',
+                                                 wait_for_tls_ca=str(pki / 'rogue-ca.pem'))))
+        started = time.monotonic()
+        out = b.fail()
+        assert time.monotonic() - started < 18, 'failed at once, not at the timeout'
+    line = assert_one_error(out)
+    assert line.startswith(f'Error: web: option wait-for: {gate}: ') and 'http://' in line, line
+    assert not plain.asked, 'the gate asked the plain http server'
