@@ -439,7 +439,5 @@ def remove_on_host(paths: Iterable[str]) -> None:
     for path in paths:
         try:
             remove_host_path(path)
-        except ArchiveError as exc:
-            raise SyncError(f'removing {path} refused: {exc}') from None
         except OSError as exc:
             raise SyncError(f'removing {path} failed: {exc.strerror}') from None

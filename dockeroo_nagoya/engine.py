@@ -21,7 +21,7 @@ import docker.utils
 import requests.exceptions
 import zc.buildout
 
-from . import ownership
+from . import atomicfile, ownership
 from .options import with_tag
 from .ownership import LABEL, LABEL_BUILDOUT, LABEL_PART, Owner
 from .tls import client as tls_client, handshake_failed
@@ -174,6 +174,8 @@ def engine_errors(part: str, config: EngineConfig | None = None,
         yield
     except zc.buildout.UserError:
         raise
+    except atomicfile.UntrustedLink as exc:   # a host write of any recipe, refused
+        raise zc.buildout.UserError(f'{part}: {exc.strerror}') from None
     except requests.exceptions.SSLError as exc:
         raise EngineError(handshake_failed(part, _address(config), exc, where)) from exc
     except (requests.exceptions.ConnectionError, ConnectionError) as exc:

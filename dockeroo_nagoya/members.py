@@ -36,7 +36,6 @@ file goes, and writes each file through :mod:`.atomicfile`.
 """
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import posixpath
@@ -46,7 +45,7 @@ import tarfile
 from types import TracebackType
 from typing import IO, Callable, NoReturn
 
-from .atomicfile import atomic_file, temporary_name
+from .atomicfile import DIRECTORY_FLAGS, atomic_file, open_trusted_directory, temporary_name
 
 #: Symbolic links kept as they are (a volume's own content, carried over).
 KEPT = 'kept'
@@ -60,8 +59,6 @@ NAME_HEADERS = ('path', 'linkpath')
 
 CHUNK = 1 << 20
 
-#: How :class:`HostWriter` opens a directory on the way: never through a link.
-_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
 
 
 class ArchiveError(Exception):
@@ -200,65 +197,6 @@ def host_mode(member: tarfile.TarInfo) -> int:
     return mode | 0o700 if member.isdir() else mode
 
 
-#: How many links :func:`open_trusted_directory` follows (the kernel's own limit).
-_MAX_LINKS = 40
-
-
-def open_trusted_directory(path: str, make: bool = False) -> int:
-    """A descriptor of the directory ``path``, each step opened without following a link,
-    a link followed only when root or the buildout user owns it.
-
-    The configuration names the path, links and all (``out -> /mnt/disk``); but a
-    link another local user puts on the way (a directory writable to them, its
-    subdirectory renamed and a link left in its place between runs) would make the
-    buildout user write where that user chose, as the kernel's ``protected_symlinks``
-    prevents only in sticky directories. Walking with descriptors leaves no moment to
-    swap a step after it is checked. Missing directories are made with ``make``.
-    """
-    trusted = {0, os.geteuid()}
-    pending = [part for part in os.path.abspath(path).split('/') if part]
-    fd = os.open('/', _DIRECTORY)
-    done = '/'
-    links = 0
-    try:
-        while pending:
-            part = pending.pop(0)
-            try:
-                step = os.open(part, _DIRECTORY, dir_fd=fd)
-            except FileNotFoundError:
-                if not make:
-                    raise
-                with contextlib.suppress(FileExistsError):
-                    os.mkdir(part, 0o777, dir_fd=fd)
-                pending.insert(0, part)
-                continue
-            except OSError as exc:
-                if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
-                    raise
-                info = os.lstat(part, dir_fd=fd)
-                if not stat.S_ISLNK(info.st_mode):
-                    raise
-                target = os.readlink(part, dir_fd=fd)
-                if info.st_uid not in trusted:
-                    raise ArchiveError(f'{os.path.join(done, part)} is a link (to {target}) that '
-                                       f'user {info.st_uid} made: only links of root or of the '
-                                       f'buildout user are followed') from None
-                links += 1
-                if links > _MAX_LINKS:
-                    raise ArchiveError(f'{path}: too many levels of links') from None
-                pending[:0] = [item for item in target.split('/') if item]
-                if target.startswith('/'):
-                    os.close(fd)
-                    fd, done = os.open('/', _DIRECTORY), '/'
-                continue
-            os.close(fd)
-            fd, done = step, os.path.join(done, part)
-        return fd
-    except BaseException:
-        os.close(fd)
-        raise
-
-
 def remove_host_path(path: str) -> None:
     """Remove ``path`` on the host, a directory with what it holds, a link as a link;
     its directory reached as :func:`open_trusted_directory` does (a link another user put
@@ -359,12 +297,12 @@ class HostWriter:
             for part in ([] if name in ('', '.') else name.split('/')):
                 done = posixpath.join(done, part)
                 try:
-                    step = os.open(part, _DIRECTORY, dir_fd=fd)
+                    step = os.open(part, DIRECTORY_FLAGS, dir_fd=fd)
                 except FileNotFoundError:
                     if not make:
                         raise
                     os.mkdir(part, 0o755, dir_fd=fd)
-                    step = os.open(part, _DIRECTORY, dir_fd=fd)
+                    step = os.open(part, DIRECTORY_FLAGS, dir_fd=fd)
                 except OSError as exc:
                     if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
                         raise

@@ -262,3 +262,33 @@ def test_an_https_gate_follows_no_redirect_to_plain_http(buildout, busybox, clie
     line = assert_one_error(out)
     assert line.startswith(f'Error: web: option wait-for: {gate}: ') and 'http://' in line, line
     assert not plain.asked, 'the gate asked the plain http server'
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason='planting files as another user needs root')
+def test_a_saved_image_is_not_written_through_a_link_another_user_put_on_its_way(
+        buildout, busybox, shared_directory, tmp_path):
+    """Every atomic host write (atomicfile: image archives, backups, checksums, records)
+    reaches its directory as HostWriter does."""
+    b = buildout
+    out = os.path.join(shared_directory, 'out')
+    os.mkdir(out)
+    os.chmod(out, 0o777)
+    victim = tmp_path / 'victim'
+    victim.mkdir(mode=0o700)
+    b.write(cfg(f'''
+        [buildout]
+        parts = save
+
+        [save]
+        recipe = dockeroo_nagoya:docker.save
+        name = {busybox}
+        path = {out}/sub/app.tar
+        '''))
+    b.run('-N')
+    assert os.path.getsize(os.path.join(out, 'sub', 'app.tar')) > 0
+    as_nobody(f'mv {out}/sub {out}/old && ln -s {victim} {out}/sub')
+    result = b.run('-N', check=False)
+    assert os.listdir(victim) == [], 'the image archive went through the planted link'
+    line = assert_one_error(result.stdout + result.stderr)
+    assert line.startswith('Error: save: ') and 'user 65534 made' in line, line
+
