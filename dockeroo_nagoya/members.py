@@ -190,6 +190,21 @@ def _climbs_after_descending(target: str) -> bool:
     return False
 
 
+def check_links(directory: str) -> None:
+    """Hold the links a tool other than :class:`HostWriter` wrote below ``directory`` (a
+    git checkout) to the host's rules (:data:`IN_TARGET`); a bad one raises
+    :class:`ArchiveError`."""
+    placement = Placement(links=IN_TARGET)
+    for parent, dirs, files in os.walk(directory):
+        dirs.sort()
+        for name in sorted(dirs + files):
+            path = os.path.join(parent, name)
+            if os.path.islink(path):
+                member = tarfile.TarInfo(os.path.relpath(path, directory))
+                member.type, member.linkname = tarfile.SYMTYPE, os.readlink(path)
+                placement.place(member)
+
+
 def host_mode(member: tarfile.TarInfo) -> int:
     """A member's mode on the host: no set-id or sticky bit, no group or other write
     (a directory stays the owner's to manage: a rerun writes into it)."""
@@ -362,5 +377,5 @@ class HostWriter:
 
 
 __all__ = ['ArchiveError', 'Placement', 'HostWriter', 'open_trusted_directory',
-           'remove_host_path', 'renamed', 'host_mode',
+           'remove_host_path', 'check_links', 'renamed', 'host_mode',
            'KEPT', 'IN_ROOT', 'IN_TARGET']

@@ -9,7 +9,9 @@ write nor to remove what sync finds stale. bin scripts and state files are
 written by atomicfile alone, never through a fixed temporary name. A directory
 of certificates in the environment (``DOCKER_CERT_PATH``) means checking the
 engine whatever ``DOCKER_TLS_VERIFY`` holds. An https gate follows no
-redirect to plain http.
+redirect to plain http. Every atomic host write (docker.save's archive too)
+reaches its directory as HostWriter does. A git source's checkout is held to
+the host's rules of links, as a source tarball is.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ import time
 import pytest
 
 from dockeroo_nagoya import archives
-from helpers import assert_one_error, buildout_config, sleeper
+from helpers import assert_one_error, buildout_config, git, git_repository, sleeper
 from test_hostile_archives import as_nobody, cfg, shared_directory  # noqa: F401 - a fixture
 from test_hostile_archives import DOCKERFILE, build_config, tar_of
 from test_hostile_tls import certs, impostor, leaked, no_ca_bundles, pki, tls_config  # noqa: F401
@@ -74,18 +76,19 @@ def test_extract_refuses_a_link_climbing_through_another_link_in_any_order(tmp_p
 
 
 # -- a copy to the host whose parent directory another user replaces by a link ---------------
-@pytest.mark.skipif(os.geteuid() != 0, reason='planting files as another user needs root')
-def test_copy_to_the_host_follows_no_link_another_user_put_on_its_way(buildout, busybox, client,
-                                                                       shared_directory,
-                                                                       tmp_path):
-    b = buildout
+@pytest.fixture
+def renamable(shared_directory) -> str:
+    """A directory anyone may rename things in (0777, not sticky: the kernel's
+    protected_symlinks does not apply), for a copy's target below ``sub``."""
     out = os.path.join(shared_directory, 'out')
     os.mkdir(out)
-    os.chmod(out, 0o777)                      # anyone may rename what is in it (not sticky)
-    victim = tmp_path / 'victim'
-    victim.mkdir(mode=0o700)
-    (victim / 'x').write_text('untouched\n')
-    b.write(cfg(f'''
+    os.chmod(out, 0o777)
+    return out
+
+
+def copy_to_host_config(b, busybox: str, made: str, paths: str, extra: str = '') -> str:
+    """A sleeper that runs ``made`` first, and a docker.copy of ``paths`` from it to the host."""
+    return cfg(f'''
         [buildout]
         parts = source out
 
@@ -95,17 +98,34 @@ def test_copy_to_the_host_follows_no_link_another_user_put_on_its_way(buildout, 
         image = {busybox}
         init = true
         stop-timeout = 1
-        command = sh -c 'echo one > /x && touch /ready && exec sleep 3600'
+        command = sh -c '{made} && touch /ready && exec sleep 3600'
         wait-for = exec:test -f /ready
 
         [out]
         recipe = dockeroo_nagoya:docker.copy
         container-from = ${{source:name}}
-        paths = /x {out}/sub/x
-        '''))
+        paths = {paths}
+        {extra}
+        ''')
+
+
+def plant_link_as_nobody(out: str, victim) -> None:
+    """Another user renames ``out/sub`` away and leaves a link to ``victim`` in its place."""
+    as_nobody(f'mv {out}/sub {out}/old && ln -s {victim} {out}/sub')
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason='planting files as another user needs root')
+def test_copy_to_the_host_follows_no_link_another_user_put_on_its_way(buildout, busybox, client,
+                                                                       renamable, tmp_path):
+    b = buildout
+    out = renamable
+    victim = tmp_path / 'victim'
+    victim.mkdir(mode=0o700)
+    (victim / 'x').write_text('untouched\n')
+    b.write(copy_to_host_config(b, busybox, 'echo one > /x', f'/x {out}/sub/x'))
     b.run('-N')
     assert open(os.path.join(out, 'sub', 'x')).read() == 'one\n'
-    as_nobody(f'mv {out}/sub {out}/old && ln -s {victim} {out}/sub')
+    plant_link_as_nobody(out, victim)
     source = client.containers.get(f'{b.prefix}-source')
     assert source.exec_run(['sh', '-c', 'echo two > /x']).exit_code == 0
     result = b.run('-N', check=False)
@@ -161,36 +181,17 @@ def test_a_script_is_never_written_through_a_link_at_a_temporary_name(buildout, 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason='planting files as another user needs root')
 def test_a_synced_copy_removes_nothing_through_a_link_another_user_put_on_its_way(
-        buildout, busybox, client, shared_directory, tmp_path):
+        buildout, busybox, client, renamable, tmp_path):
     b = buildout
-    out = os.path.join(shared_directory, 'out')
-    os.mkdir(out)
-    os.chmod(out, 0o777)
+    out = renamable
     victim = tmp_path / 'victim'
     (victim / 'data').mkdir(parents=True, mode=0o700)
     (victim / 'data' / 'secret').write_text('root only\n')
-    b.write(cfg(f'''
-        [buildout]
-        parts = source out
-
-        [source]
-        recipe = dockeroo_nagoya:docker.run
-        name = {b.prefix}-source
-        image = {busybox}
-        init = true
-        stop-timeout = 1
-        command = sh -c 'mkdir -p /data && echo one > /data/a && touch /ready && exec sleep 3600'
-        wait-for = exec:test -f /ready
-
-        [out]
-        recipe = dockeroo_nagoya:docker.copy
-        container-from = ${{source:name}}
-        sync = true
-        paths = /data/ {out}/sub/data/
-        '''))
+    b.write(copy_to_host_config(b, busybox, 'mkdir -p /data && echo one > /data/a',
+                                f'/data/ {out}/sub/data/', 'sync = true'))
     b.run('-N')
     assert sorted(os.listdir(os.path.join(out, 'sub', 'data'))) == ['a']
-    as_nobody(f'mv {out}/sub {out}/old && ln -s {victim} {out}/sub')
+    plant_link_as_nobody(out, victim)
     source = client.containers.get(f'{b.prefix}-source')
     assert source.exec_run(['sh', '-c', 'echo two > /data/b']).exit_code == 0
     result = b.run('-N', check=False)
@@ -266,13 +267,11 @@ def test_an_https_gate_follows_no_redirect_to_plain_http(buildout, busybox, clie
 
 @pytest.mark.skipif(os.geteuid() != 0, reason='planting files as another user needs root')
 def test_a_saved_image_is_not_written_through_a_link_another_user_put_on_its_way(
-        buildout, busybox, shared_directory, tmp_path):
+        buildout, busybox, renamable, tmp_path):
     """Every atomic host write (atomicfile: image archives, backups, checksums, records)
     reaches its directory as HostWriter does."""
     b = buildout
-    out = os.path.join(shared_directory, 'out')
-    os.mkdir(out)
-    os.chmod(out, 0o777)
+    out = renamable
     victim = tmp_path / 'victim'
     victim.mkdir(mode=0o700)
     b.write(cfg(f'''
@@ -286,9 +285,33 @@ def test_a_saved_image_is_not_written_through_a_link_another_user_put_on_its_way
         '''))
     b.run('-N')
     assert os.path.getsize(os.path.join(out, 'sub', 'app.tar')) > 0
-    as_nobody(f'mv {out}/sub {out}/old && ln -s {victim} {out}/sub')
+    plant_link_as_nobody(out, victim)
     result = b.run('-N', check=False)
     assert os.listdir(victim) == [], 'the image archive went through the planted link'
     line = assert_one_error(result.stdout + result.stderr)
     assert line.startswith('Error: save: ') and 'user 65534 made' in line, line
 
+
+# -- a git source ------------------------------------------------------------------------
+def test_a_git_source_with_a_link_leading_out_is_refused(buildout, busybox, tmp_path):
+    """git writes a repository's links as they are stored: its checkout is held to the
+    host's rules of links (members.IN_TARGET), as a source tarball's members are."""
+    b = buildout
+    repo = git_repository(tmp_path / 'repo', {'Dockerfile': DOCKERFILE.decode()})
+    os.symlink('/etc', repo / 'etc')
+    git('add', 'etc', cwd=repo)
+    git('commit', '-q', '-m', 'link', cwd=repo)
+    b.write(cfg(f'''
+        [buildout]
+        parts = image
+
+        [image]
+        recipe = dockeroo_nagoya:docker.build
+        name = {b.prefix}/ctx
+        source = git+file://{repo}#main
+        build-args = BASE={busybox}
+        '''))
+    result = b.run('-N', check=False)
+    line = assert_one_error(result.stdout + result.stderr)
+    assert line.startswith('Error: image: option source:') and "'etc'" in line, line
+    assert links_leading_out(b.directory / 'var' / 'sources') == []
