@@ -5,18 +5,89 @@ A file is written to a temporary name in its own directory, made with
 any name is never opened, let alone written), synced, then renamed over the
 target with ``os.replace``: a rename replaces a link at the target itself and
 never follows it. The directory is synced after the rename, so a crash leaves
-the old file or the new one. Every archive, backup, checksum, manifest and
+the old file or the new one. The directory itself is reached step by step
+without following a link that another local user made
+(:func:`open_trusted_directory`): one who may rename what is in a directory
+on the way cannot put a link there and have the file written where it leads. Every archive, backup, checksum, manifest and
 copied file goes through here.
 """
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
+import stat
 from typing import IO, Iterator
 
 #: How a temporary file is opened: only ever a new file of ours, never through a link.
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
+
+#: How a directory on the way is opened: never through a link.
+DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
+
+
+class UntrustedLink(PermissionError):
+    """A link on the way to a host path that another user made (the message says which)."""
+
+
+#: How many links :func:`open_trusted_directory` follows (the kernel's own limit).
+_MAX_LINKS = 40
+
+
+def open_trusted_directory(path: str, make: bool = False) -> int:
+    """A descriptor of the directory ``path``, each step opened without following a link,
+    a link followed only when root or the buildout user owns it.
+
+    The configuration names the path, links and all (``out -> /mnt/disk``); but a
+    link another local user puts on the way (a directory writable to them, its
+    subdirectory renamed and a link left in its place between runs) would make the
+    buildout user write where that user chose, as the kernel's ``protected_symlinks``
+    prevents only in sticky directories. Walking with descriptors leaves no moment to
+    swap a step after it is checked. Missing directories are made with ``make``.
+    """
+    trusted = {0, os.geteuid()}
+    pending = [part for part in os.path.abspath(path).split('/') if part]
+    fd = os.open('/', DIRECTORY_FLAGS)
+    done = '/'
+    links = 0
+    try:
+        while pending:
+            part = pending.pop(0)
+            try:
+                step = os.open(part, DIRECTORY_FLAGS, dir_fd=fd)
+            except FileNotFoundError:
+                if not make:
+                    raise
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(part, 0o777, dir_fd=fd)
+                pending.insert(0, part)
+                continue
+            except OSError as exc:
+                if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                    raise
+                info = os.lstat(part, dir_fd=fd)
+                if not stat.S_ISLNK(info.st_mode):
+                    raise
+                target = os.readlink(part, dir_fd=fd)
+                if info.st_uid not in trusted:
+                    raise UntrustedLink(errno.EACCES, f'{os.path.join(done, part)} is a link (to '
+                                        f'{target}) that user {info.st_uid} made: only links of '
+                                        f'root or of the buildout user are followed')
+                links += 1
+                if links > _MAX_LINKS:
+                    raise OSError(errno.ELOOP, f'{path}: too many levels of links')
+                pending[:0] = [item for item in target.split('/') if item]
+                if target.startswith('/'):
+                    os.close(fd)
+                    fd, done = os.open('/', DIRECTORY_FLAGS), '/'
+                continue
+            os.close(fd)
+            fd, done = step, os.path.join(done, part)
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def temporary_name() -> str:
@@ -60,6 +131,15 @@ def atomic_file(path: str, mode: int = 0o600, *, dir_fd: int | None = None,
     ``durable`` false the syncs are left out (many files of an unpacked
     archive, whose directory is renamed into place afterwards).
     """
+    if dir_fd is None:   # its directory reached as every host write reaches one
+        directory = open_trusted_directory(os.path.dirname(os.path.abspath(path)))
+        try:
+            with atomic_file(os.path.basename(path), mode, dir_fd=directory,
+                             durable=durable) as out:
+                yield out
+        finally:
+            os.close(directory)
+        return
     fd, temporary = new_file(path, mode, dir_fd)
     try:
         with os.fdopen(fd, 'wb') as out:
@@ -88,4 +168,5 @@ def write_text(path: str, text: str, mode: int = 0o644) -> None:
     write_bytes(path, text.encode('utf-8'), mode)
 
 
-__all__ = ['atomic_file', 'write_bytes', 'write_text', 'new_file', 'temporary_name']
+__all__ = ['atomic_file', 'write_bytes', 'write_text', 'new_file', 'temporary_name',
+           'open_trusted_directory', 'UntrustedLink']

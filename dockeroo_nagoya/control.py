@@ -120,9 +120,9 @@ def write_control(bin_directory: str, parts_directory: str, part: str, recipe: s
     os.makedirs(parts, exist_ok=True)
     os.makedirs(bin_directory, exist_ok=True)
     path = os.path.join(parts, file_name)
-    _write_file(path, json.dumps(description, indent=2, sort_keys=True) + '\n', 0o644)
+    atomicfile.write_text(path, json.dumps(description, indent=2, sort_keys=True) + '\n', 0o644)
     target = os.path.join(bin_directory, script or part)
-    _write_file(target, script_text(sys.executable, path, part, recipe, script), 0o755)
+    atomicfile.write_text(target, script_text(sys.executable, path, part, recipe, script), 0o755)
     return [target, parts]
 
 
@@ -1060,15 +1060,6 @@ def _uptime(started: str | None) -> str:
 def _explain(exc: docker.errors.APIError) -> str:
     text = exc.explanation or str(exc)
     return (text.decode('utf-8', 'replace') if isinstance(text, bytes) else str(text)).strip()
-
-
-def _write_file(path: str, text: str, mode: int) -> None:
-    """Write whole or not at all (the control script may be running)."""
-    temporary = f'{path}.{os.getpid()}.tmp'
-    with open(temporary, 'w', encoding='utf-8') as out:
-        out.write(text)
-    os.chmod(temporary, mode)
-    os.replace(temporary, path)
 
 
 def _write_json(path: str, data: Any) -> None:

@@ -38,7 +38,6 @@ import logging
 import os
 import posixpath
 import shlex
-import shutil
 import stat
 import tarfile
 from typing import Any, Iterable, Mapping
@@ -48,7 +47,8 @@ import zc.buildout
 
 from .archives import ChunkReader
 from .engine import Engine, engine_errors
-from .members import IN_ROOT, IN_TARGET, ArchiveError, HostWriter, Placement, renamed
+from .members import (IN_ROOT, IN_TARGET, ArchiveError, HostWriter, Placement, remove_host_path,
+                      renamed)
 from .options import Invalid, lines
 from .throwaway import Throwaway
 
@@ -236,8 +236,7 @@ def write_host(members: list[Member], target: str) -> None:
     relative = target.lstrip('/')
     base = os.path.basename(target)
     try:
-        os.makedirs(parent, exist_ok=True)
-        with HostWriter(parent, durable=True) as out:
+        with HostWriter(parent, durable=True, make=True) as out:
             for member, body in members:
                 placed = renamed(member.replace(deep=False), base + member.name[len(relative):],
                                  base + member.linkname[len(relative):] if member.islnk() else None)
@@ -439,11 +438,6 @@ def remove_on_host(paths: Iterable[str]) -> None:
     """Remove paths on the host; a directory with what it holds, a link as a link."""
     for path in paths:
         try:
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path)
-            else:
-                os.unlink(path)
-        except FileNotFoundError:
-            continue
+            remove_host_path(path)
         except OSError as exc:
             raise SyncError(f'removing {path} failed: {exc.strerror}') from None

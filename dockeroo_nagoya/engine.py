@@ -21,7 +21,7 @@ import docker.utils
 import requests.exceptions
 import zc.buildout
 
-from . import ownership
+from . import atomicfile, ownership
 from .options import with_tag
 from .ownership import LABEL, LABEL_BUILDOUT, LABEL_PART, Owner
 from .tls import client as tls_client, handshake_failed
@@ -174,6 +174,8 @@ def engine_errors(part: str, config: EngineConfig | None = None,
         yield
     except zc.buildout.UserError:
         raise
+    except atomicfile.UntrustedLink as exc:   # a host write of any recipe, refused
+        raise zc.buildout.UserError(f'{part}: {exc.strerror}') from None
     except requests.exceptions.SSLError as exc:
         raise EngineError(handshake_failed(part, _address(config), exc, where)) from exc
     except (requests.exceptions.ConnectionError, ConnectionError) as exc:
@@ -393,8 +395,11 @@ def _new_client(config: EngineConfig, part: str, version: str | None = None) -> 
             env['DOCKER_CERT_PATH'] = config.cert_path
         if config.tls_verify is not None or config.cert_path:
             env['DOCKER_TLS_VERIFY'] = '1' if config.verifies else ''  # '': the SDK's "false"
-        elif env.get('DOCKER_CERT_PATH') and 'DOCKER_TLS_VERIFY' not in env:
-            env['DOCKER_TLS_VERIFY'] = '1'  # a directory of certificates means checking, there too
+        elif env.get('DOCKER_CERT_PATH') and not env.get('DOCKER_TLS_VERIFY'):
+            # A directory of certificates means checking, there too: the SDK reads an
+            # empty DOCKER_TLS_VERIFY as TLS that checks nothing (docker's client as
+            # unset); not checking takes docker-tls-verify = false, which says so.
+            env['DOCKER_TLS_VERIFY'] = '1'
         return tls_client(docker.from_env, environment=env, **kwargs)
 
 

@@ -18,8 +18,9 @@ The rules, everywhere:
 - No absolute name, no ``..``; no member below a symbolic link of the same
   archive; no hard link out of the archive, nor to a symbolic link.
 - Symbolic links by where the archive goes (``links``): :data:`IN_TARGET`
-  (the host, and an archive a user gives a volume) allows no absolute link
-  and no relative one climbing out of where the archive is placed;
+  (the host, and an archive a user gives a volume) allows no absolute link,
+  no relative one climbing out of where the archive is placed, and no ``..``
+  after a name (``up/../..``: on disk it climbs from where a link ``up`` leads);
   :data:`IN_ROOT` (root filesystems, persist, copies into a container) keeps
   absolute links, which resolve against the image's or the container's own
   root, but no relative one climbing above it; :data:`KEPT` (a volume's own
@@ -44,7 +45,7 @@ import tarfile
 from types import TracebackType
 from typing import IO, Callable, NoReturn
 
-from .atomicfile import atomic_file, temporary_name
+from .atomicfile import DIRECTORY_FLAGS, atomic_file, open_trusted_directory, temporary_name
 
 #: Symbolic links kept as they are (a volume's own content, carried over).
 KEPT = 'kept'
@@ -58,8 +59,6 @@ NAME_HEADERS = ('path', 'linkpath')
 
 CHUNK = 1 << 20
 
-#: How :class:`HostWriter` opens a directory on the way: never through a link.
-_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
 
 
 class ArchiveError(Exception):
@@ -165,9 +164,45 @@ class Placement:
                 return
             raise ArchiveError(f'symbolic link {raw!r} is absolute ({target!r}): it would lead '
                                f'out of the root')
+        if self.links == IN_TARGET and _climbs_after_descending(target):
+            raise ArchiveError(f'symbolic link {raw!r} leads out of the root ({target!r}): '
+                               f'".." after a name may climb back through a link')
         resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name), target))
         if not _under(resolved, self.root if self.links == IN_TARGET else ''):
             raise ArchiveError(f'symbolic link {raw!r} leads out of the root ({target!r})')
+
+
+def _climbs_after_descending(target: str) -> bool:
+    """Whether a relative link target has ``..`` after a name (``a/..``, ``up/../..``).
+
+    Normalising such a target takes the name back out, but on disk ``..`` climbs from
+    where the name leads: through a link (``up -> ../..``) that is above where the text
+    says. Only leading ``..`` is resolved the same on disk and on paper, because the
+    link's own parents are real directories (nothing is placed below a link).
+    """
+    descended = False
+    for part in target.split('/'):
+        if part == '..':
+            if descended:
+                return True
+        elif part not in ('', '.'):
+            descended = True
+    return False
+
+
+def check_links(directory: str) -> None:
+    """Hold the links a tool other than :class:`HostWriter` wrote below ``directory`` (a
+    git checkout) to the host's rules (:data:`IN_TARGET`); a bad one raises
+    :class:`ArchiveError`."""
+    placement = Placement(links=IN_TARGET)
+    for parent, dirs, files in os.walk(directory):
+        dirs.sort()
+        for name in sorted(dirs + files):
+            path = os.path.join(parent, name)
+            if os.path.islink(path):
+                member = tarfile.TarInfo(os.path.relpath(path, directory))
+                member.type, member.linkname = tarfile.SYMTYPE, os.readlink(path)
+                placement.place(member)
 
 
 def host_mode(member: tarfile.TarInfo) -> int:
@@ -177,20 +212,44 @@ def host_mode(member: tarfile.TarInfo) -> int:
     return mode | 0o700 if member.isdir() else mode
 
 
+def remove_host_path(path: str) -> None:
+    """Remove ``path`` on the host, a directory with what it holds, a link as a link;
+    its directory reached as :func:`open_trusted_directory` does (a link another user put
+    on the way makes it refuse, never remove what the link leads to). Gone already: done."""
+    try:
+        fd = open_trusted_directory(os.path.dirname(os.path.abspath(path)))
+    except FileNotFoundError:
+        return
+    try:
+        base = os.path.basename(path)
+        try:
+            found = os.lstat(base, dir_fd=fd).st_mode
+        except FileNotFoundError:
+            return
+        if stat.S_ISDIR(found):
+            shutil.rmtree(base, dir_fd=fd)
+        else:
+            os.unlink(base, dir_fd=fd)
+    finally:
+        os.close(fd)
+
+
 class HostWriter:
     """Writes placed members below one host directory, never through a link.
 
-    ``directory`` itself is opened as the configuration names it; below it,
+    ``directory`` itself is opened as the configuration names it, following only
+    the links its owner or root made (:func:`open_trusted_directory`; made when
+    missing with ``make``); below it,
     every directory is opened with ``O_NOFOLLOW``: a link on the way or where
     a directory goes (an earlier copy's, a planted one) is refused; a link
     where a file or a link goes is replaced. Directory modes are set last (a read-only directory would
     stop what goes into it). Use it as a context manager.
     """
 
-    def __init__(self, directory: str, durable: bool = False) -> None:
+    def __init__(self, directory: str, durable: bool = False, make: bool = False) -> None:
         self.directory = directory
         self.durable = durable
-        self._fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        self._fd = open_trusted_directory(directory, make)
         self._modes: list[tuple[str, int]] = []
 
     def __enter__(self) -> HostWriter:
@@ -253,12 +312,12 @@ class HostWriter:
             for part in ([] if name in ('', '.') else name.split('/')):
                 done = posixpath.join(done, part)
                 try:
-                    step = os.open(part, _DIRECTORY, dir_fd=fd)
+                    step = os.open(part, DIRECTORY_FLAGS, dir_fd=fd)
                 except FileNotFoundError:
                     if not make:
                         raise
                     os.mkdir(part, 0o755, dir_fd=fd)
-                    step = os.open(part, _DIRECTORY, dir_fd=fd)
+                    step = os.open(part, DIRECTORY_FLAGS, dir_fd=fd)
                 except OSError as exc:
                     if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
                         raise
@@ -317,5 +376,6 @@ class HostWriter:
             os.close(source)
 
 
-__all__ = ['ArchiveError', 'Placement', 'HostWriter', 'renamed', 'host_mode',
+__all__ = ['ArchiveError', 'Placement', 'HostWriter', 'open_trusted_directory',
+           'remove_host_path', 'check_links', 'renamed', 'host_mode',
            'KEPT', 'IN_ROOT', 'IN_TARGET']

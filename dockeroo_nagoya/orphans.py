@@ -41,7 +41,7 @@ from typing import Any, Iterable, Mapping
 
 import docker.errors
 
-from . import ownership, readfiles, removals, runlock
+from . import atomicfile, ownership, readfiles, removals, runlock
 from .engine import (LABEL_BUILDOUT, LABEL_HELPER, LABEL_PART, Engine, labels_of)
 from .throwaway import PREFIX as THROWAWAY_PREFIX
 
@@ -281,11 +281,7 @@ def read_record(directory: str, name: str, unreadable: str) -> dict[str, Any]:
 
 def write_record(directory: str, name: str, record: Mapping[str, Any]) -> None:
     """Write such a record at once (a reader never sees half of it), keys in their order."""
-    path = os.path.join(directory, name)
-    temporary = f'{path}.{os.getpid()}.{threading.get_ident()}.tmp'
-    with open(temporary, 'w', encoding='utf-8') as out:
-        json.dump(record, out, indent=1)
-    os.replace(temporary, path)
+    atomicfile.write_text(os.path.join(directory, name), json.dumps(record, indent=1))
 
 
 def released(engine: Engine, directory: str, part: str,

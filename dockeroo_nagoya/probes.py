@@ -340,7 +340,7 @@ def _check_http(engine: Engine, container: str, state: dict[str, Any], gate: Gat
         name = host or state.get('Name', '').lstrip('/')
     else:
         url, name = gate.url, host
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _StaysSecure(),
                                          _NamedHTTPSHandler(_tls_context(gate.tls_verify, gate.tls_ca), name))
     try:
         with opener.open(url, timeout=_remaining(deadline, 2.0)) as answer:
@@ -375,6 +375,20 @@ def _tls_context(verify: bool, ca: str | None) -> ssl.SSLContext:
     if not verify:
         return ssl._create_unverified_context()  # noqa: S323  (wait-for-tls-verify = false)
     return ssl.create_default_context(cafile=ca)
+
+
+class _StaysSecure(urllib.request.HTTPRedirectHandler):
+    """Redirects a gate follows: none from ``https`` to another scheme, whose answer would
+    come over a connection whose certificate nobody checks (a downgrade the https gate
+    exists to rule out); the gate fails at once, saying where it was sent."""
+
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str,
+                         headers: Any, newurl: str) -> urllib.request.Request | None:
+        if urllib.parse.urlsplit(req.full_url).scheme == 'https' and \
+                urllib.parse.urlsplit(newurl).scheme != 'https':
+            raise Hopeless(f'{req.full_url} redirects to {newurl}: an https gate follows no '
+                           f'redirect away from https (make the gate the address it sends to)')
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
 class _NamedHTTPSConnection(http.client.HTTPSConnection):

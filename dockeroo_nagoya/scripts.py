@@ -14,6 +14,7 @@ from typing import Any
 import docker
 
 import dockeroo_nagoya
+from dockeroo_nagoya import atomicfile
 
 
 def import_paths() -> list[str]:
@@ -44,9 +45,5 @@ def write_script(path: str, function: str, config: dict[str, Any]) -> str:
         f'CONFIG = json.loads({json.dumps(config, sort_keys=True)!r})\n'
         f'sys.exit({name}(CONFIG, sys.argv[1:]))\n')
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f'{path}.tmp'
-    with open(tmp, 'w', encoding='utf-8') as handle:
-        handle.write(text)
-    os.chmod(tmp, 0o755)
-    os.replace(tmp, path)
+    atomicfile.write_text(path, text, 0o755)
     return path

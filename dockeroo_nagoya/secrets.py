@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 from typing import Any, Iterable, Mapping
 
 import zc.buildout
 
+from . import atomicfile
 from . import options as opt
 from . import readfiles
 from .engine import LABEL, LABEL_INPUTS, Engine
@@ -99,11 +99,7 @@ def registry_auth(part: str, options: Mapping[str, str]) -> dict[str, str] | Non
 
 def write_private(path: str, data: bytes) -> None:
     """Write a file only its owner can read (mode 0600), atomically."""
-    tmp = f'{path}.tmp{os.getpid()}'
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
-    with os.fdopen(fd, 'wb') as handle:
-        handle.write(data)
-    os.replace(tmp, path)
+    atomicfile.write_bytes(path, data, 0o600)
 
 
 def secret_env_label(names: Iterable[str]) -> dict[str, str]:

@@ -41,7 +41,7 @@ from typing import Mapping
 
 import zc.buildout
 
-from . import archives, runlock, secrets
+from . import archives, members, runlock, secrets
 from . import options as opt
 
 GIT_RE = re.compile(r'^(?:git@|git://|ssh://|git\+[a-z]+://|github\.com/)')
@@ -280,6 +280,12 @@ class Fetcher:
             shutil.rmtree(partial, ignore_errors=True)
             os.makedirs(partial)
             self._run_git(['--work-tree', partial, 'checkout', '-f', commit, '--', '.'], source)
+            try:   # git writes a repository's links as stored: held to the host's rules
+                members.check_links(partial)
+            except members.ArchiveError as exc:
+                shutil.rmtree(partial, ignore_errors=True)
+                raise zc.buildout.UserError(f'{self.part}: option source: {source}: '
+                                            f'{exc}') from None
             os.replace(partial, export)
         self._save(source, {'commit': commit})
         self._tidy(source, export)

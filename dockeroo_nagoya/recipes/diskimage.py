@@ -21,7 +21,7 @@ from typing import Any, Mapping
 
 import zc.buildout
 
-from .. import archives, readfiles
+from .. import archives, atomicfile, readfiles
 from .. import options as opt
 from ..decisions import Change, Reason, state
 from ..engine import Engine, identity_hash
@@ -102,9 +102,8 @@ class DiskImageRecipe(Recipe):
         with contextlib.suppress(FileNotFoundError):
             os.remove(record)
         size = self.build(self.labels(identity))
-        with open(record, 'w', encoding='utf-8') as out:
-            json.dump({'identity': identity, 'inputs': {
-                k: _digest(v) for k, v in {**self.identity_values(), **inputs}.items()}}, out)
+        atomicfile.write_text(record, json.dumps({'identity': identity, 'inputs': {
+            k: _digest(v) for k, v in {**self.identity_values(), **inputs}.items()}}))
         self.log.info('made %s (%d bytes)', self.path, size)
         return [self.location]
 

@@ -20,6 +20,7 @@ import docker.errors
 import docker.types
 import zc.buildout
 
+from .. import atomicfile
 from .. import options as opt
 from .. import readfiles
 from ..decisions import Change, state
@@ -186,10 +187,8 @@ class NetworkRecipe(Recipe):
 
     def _write_reconnect(self, aliases: Mapping[str, list[str]]) -> None:
         os.makedirs(os.path.dirname(self.reconnect_file), exist_ok=True)
-        temporary = f'{self.reconnect_file}.{os.getpid()}.tmp'
-        with open(temporary, 'w', encoding='utf-8') as out:
-            json.dump(dict(aliases), out, indent=1, sort_keys=True)
-        os.replace(temporary, self.reconnect_file)
+        atomicfile.write_text(self.reconnect_file,
+                              json.dumps(dict(aliases), indent=1, sort_keys=True))
 
     def _reconnect(self, aliases: Mapping[str, list[str]], why: str = '') -> None:
         """Connect the containers again (those still there and not on it yet), then forget them."""

@@ -24,6 +24,7 @@ from typing import Any, Mapping
 
 import zc.buildout
 
+from .. import atomicfile
 from .. import options as opt
 from .. import identities, readfiles
 from ..decisions import Change, Reason
@@ -156,8 +157,7 @@ class PushRecipe(Recipe):
 
     def _write_state(self, pushed: dict[str, str]) -> None:
         os.makedirs(os.path.dirname(self.state), exist_ok=True)
-        with open(self.state, 'w', encoding='utf-8') as handle:
-            json.dump(pushed, handle, indent=1, sort_keys=True)
+        atomicfile.write_text(self.state, json.dumps(pushed, indent=1, sort_keys=True))
 
     @classmethod
     def teardown(cls, engine: Engine, directory: str, part: str,
