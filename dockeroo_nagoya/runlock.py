@@ -25,7 +25,13 @@ def hold(directory: str, part: str) -> None:
     if PLANNING or directory in _HELD:
         return
     path = os.path.join(directory, LOCK_NAME)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        # Never through a link: the pid written below would truncate what it points at.
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        raise zc.buildout.UserError(
+            f'{part}: cannot take the lock {path} ({exc.strerror}); a link there is '
+            f'refused: remove it') from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

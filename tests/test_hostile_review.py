@@ -315,3 +315,24 @@ def test_a_git_source_with_a_link_leading_out_is_refused(buildout, busybox, tmp_
     line = assert_one_error(result.stdout + result.stderr)
     assert line.startswith('Error: image: option source:') and "'etc'" in line, line
     assert links_leading_out(b.directory / 'var' / 'sources') == []
+
+
+def test_a_link_planted_at_the_lock_file_is_refused_and_its_target_untouched(buildout, tmp_path):
+    """The run's lock file is opened without following a link: a link planted there (by
+    whoever can write the buildout directory) would have the pid written over its target."""
+    victim = tmp_path / 'victim'
+    victim.write_text('precious\n')
+    lock = buildout.directory / '.dockeroo-nagoya.lock'
+    lock.unlink(missing_ok=True)
+    lock.symlink_to(victim)
+    buildout.write(f'''
+        [buildout]
+        parts = data
+
+        [data]
+        recipe = dockeroo_nagoya:docker.volume
+        name = {buildout.prefix}-data
+        ''')
+    out = buildout.fail('-N')
+    assert 'a link there is refused' in out and 'Traceback' not in out
+    assert victim.read_text() == 'precious\n'
