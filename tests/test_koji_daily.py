@@ -1,0 +1,165 @@
+"""The Koji profile in daily use (issue 26): the host's koji CLI on the profile's client
+configuration, real content (an RPM built here, imported, tagged, in a repository,
+downloaded), the maintenance jobs, the web UI in a browser.
+
+One installation for the module (bring-up is the slow part). Needs an image with
+Koji's server code in DN_KOJI_IMAGE (../shared/kojilab builds one), ``rpmbuild``
+(Debian's rpm) and PyPI's koji CLI (installed here once, in a venv on
+/usr/bin/python3 with Debian's python3-rpm); without them each test says in one
+line what it misses.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import tempfile
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker.errors
+import pytest
+
+from conftest import PROJECT, Buildout, shared_lock
+from helpers import koji_buildout
+
+KOJI_IMAGE = os.environ.get('DN_KOJI_IMAGE', '')
+#: PyPI's koji CLI, the version of the test images.
+KOJI_CLI_VERSION = '1.35.3'
+KOJI_CLI_VENV = Path(tempfile.gettempdir()) / f'dn-test-koji-cli-{KOJI_CLI_VERSION}'
+#: The maintenance jobs' interval in the test: seconds, not a day.
+SWEEP_INTERVAL = 5
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
+    not KOJI_IMAGE, reason='no Koji image: set DN_KOJI_IMAGE to an image with Koji\'s server '
+    'code (../shared/kojilab builds one) to use Koji from the host')]
+
+#: What hides a TLS mistake on this machine: the host client must not need them.
+TRUST_VARIABLES = ('REQUESTS_CA_BUNDLE', 'CURL_CA_BUNDLE', 'SSL_CERT_FILE', 'SSL_CERT_DIR')
+
+
+@pytest.fixture(scope='module')
+def koji_cli() -> Path:
+    """PyPI's koji CLI in a venv on /usr/bin/python3 (Debian's python3-rpm, which koji's
+    import needs, is a system package), made once per machine."""
+    python = Path('/usr/bin/python3')
+    if subprocess.run([str(python), '-c', 'import rpm'], capture_output=True).returncode:
+        pytest.skip("no python3-rpm for /usr/bin/python3 (Debian: apt-get install python3-rpm)")
+    koji = KOJI_CLI_VENV / 'bin' / 'koji'
+    with shared_lock('koji-cli'):
+        if not koji.exists():
+            shutil.rmtree(KOJI_CLI_VENV, ignore_errors=True)
+            subprocess.run([str(python), '-m', 'venv', '--system-site-packages',
+                            str(KOJI_CLI_VENV)], check=True)
+            made = subprocess.run([str(KOJI_CLI_VENV / 'bin' / 'pip'), 'install', '-q',
+                                   f'koji=={KOJI_CLI_VERSION}'], capture_output=True, text=True)
+            if made.returncode:
+                shutil.rmtree(KOJI_CLI_VENV, ignore_errors=True)
+                pytest.skip(f'PyPI\'s koji {KOJI_CLI_VERSION} could not be installed '
+                            f'(libkrb5-dev missing?): {made.stderr.strip().splitlines()[-1:]}')
+    return koji
+
+
+SPEC = """\
+Name:           dn-hello
+Version:        1.0
+Release:        1
+Summary:        A noarch package for the Koji profile's tests
+License:        MIT
+BuildArch:      noarch
+
+%description
+Imported into Koji by dockeroo_nagoya's tests.
+
+%install
+mkdir -p %{buildroot}/usr/share/dn-hello
+echo hello > %{buildroot}/usr/share/dn-hello/hello.txt
+
+%files
+/usr/share/dn-hello/hello.txt
+"""
+
+
+@pytest.fixture(scope='module')
+def rpms(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """dn-hello-1.0-1: its noarch RPM and its SRPM, made with rpmbuild."""
+    if not shutil.which('rpmbuild'):
+        pytest.skip('no rpmbuild (Debian: apt-get install rpm)')
+    top = tmp_path_factory.mktemp('rpmbuild')
+    spec = top / 'dn-hello.spec'
+    spec.write_text(SPEC)
+    subprocess.run(['rpmbuild', '--define', f'_topdir {top}', '--define', '_binary_payload w9.gzdio',
+                    '--define', '_source_payload w9.gzdio', '-ba', str(spec)],
+                   check=True, capture_output=True)
+    return (top / 'RPMS' / 'noarch' / 'dn-hello-1.0-1.noarch.rpm',
+            top / 'SRPMS' / 'dn-hello-1.0-1.src.rpm')
+
+
+@pytest.fixture(scope='module')
+def koji_system(client, koji_support, debian, tmp_path_factory) -> Iterator[Buildout]:
+    """A whole installation, its maintenance jobs every few seconds, kept for the module."""
+    directory = tmp_path_factory.mktemp('koji-daily') / 'buildout'
+    directory.mkdir()
+    b = Buildout(directory, client)
+    extra = (f'image = {KOJI_IMAGE}\nsupport-image = {koji_support}\nbase-image = {debian}\n'
+             f'sweep-interval = {SWEEP_INTERVAL}\ngc = true')
+    koji_buildout(b, extra=extra)
+    try:
+        b.run('-N')
+        yield b
+    finally:
+        b.cleanup()
+        for volume in client.volumes.list(filters={'name': b.prefix}):
+            with contextlib.suppress(docker.errors.APIError):
+                volume.remove(force=True)
+
+
+def host_koji(koji: Path, *args: str, config: Path | None = None, home: Path | None = None,
+              cwd: Path | None = None, timeout: float = 120) -> str:
+    """The host's koji CLI, with none of the variables that would hide a TLS mistake."""
+    env = {k: v for k, v in os.environ.items() if k not in TRUST_VARIABLES}
+    if home:
+        env['HOME'] = str(home)
+    command = [str(koji), *(['-c', str(config)] if config else []), *args]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=cwd,
+                            timeout=timeout)
+    assert result.returncode == 0, f'{command}: {result.stdout}{result.stderr}'
+    return result.stdout
+
+
+def imported(koji: Path, config: Path, rpms: tuple[Path, Path]) -> None:
+    """dn-hello-1.0-1 in Koji: its SRPM and RPM imported, the package in a tag (once)."""
+    if 'dn-dest' in host_koji(koji, 'list-tags', config=config).split():
+        return
+    host_koji(koji, 'add-tag', 'dn-dest', config=config)
+    host_koji(koji, 'add-pkg', '--owner=kojiadmin', 'dn-dest', 'dn-hello', config=config)
+    host_koji(koji, 'import', str(rpms[1]), str(rpms[0]), config=config)
+
+
+def test_host_client_downloads_with_the_profiles_configuration(koji_system, koji_cli, rpms,
+                                                                tmp_path):
+    """``koji -c parts/koji-client/koji.conf download-build`` and the same from
+    ~/.koji/config.d trust the installation's CA for topurl, with nothing set by hand
+    (REQUESTS_CA_BUNDLE and the like unset)."""
+    config = koji_system.directory / 'parts' / 'koji-client' / 'koji.conf'
+    imported(koji_cli, config, rpms)
+    direct = tmp_path / 'direct'
+    direct.mkdir()
+    out = host_koji(koji_cli, 'download-build', '--arch=noarch', '--arch=src', 'dn-hello-1.0-1',
+                    config=config, cwd=direct)
+    assert 'dn-hello-1.0-1.noarch.rpm' in out
+    for rpm in rpms:
+        assert (direct / rpm.name).read_bytes() == rpm.read_bytes()
+
+    # The README's other way: koji.conf copied to ~/.koji/config.d/, no -c.
+    home = tmp_path / 'home'
+    (home / '.koji' / 'config.d').mkdir(parents=True)
+    shutil.copy(config, home / '.koji' / 'config.d' / 'dockeroo-koji.conf')
+    copied = tmp_path / 'copied'
+    copied.mkdir()
+    host_koji(koji_cli, 'download-build', '--arch=noarch', 'dn-hello-1.0-1', home=home,
+              cwd=copied)
+    assert (copied / rpms[0].name).read_bytes() == rpms[0].read_bytes()
