@@ -24,7 +24,7 @@ import docker.errors
 import pytest
 
 from conftest import PROJECT, Buildout, shared_lock
-from helpers import koji_buildout
+from helpers import container_ids, koji_buildout, koji_services_hold_only_their_own
 
 KOJI_IMAGE = os.environ.get('DN_KOJI_IMAGE', '')
 #: PyPI's koji CLI, the version of the test images.
@@ -163,3 +163,37 @@ def test_host_client_downloads_with_the_profiles_configuration(koji_system, koji
     host_koji(koji_cli, 'download-build', '--arch=noarch', 'dn-hello-1.0-1', home=home,
               cwd=copied)
     assert (copied / rpms[0].name).read_bytes() == rpms[0].read_bytes()
+
+
+def test_maintenance_runs_by_itself(koji_system, client, koji_support):
+    """koji-sweep-db and koji-gc (gc = true) run at start and every sweep-interval
+    seconds, their output in the maintenance container's log; unchanged reruns touch
+    nothing."""
+    b = koji_system
+    container = client.containers.get(f'{b.prefix}-maintenance')
+
+    def runs(job: str) -> int:
+        return container.logs().decode().count(f'koji-maintenance: {job} at ')
+
+    first = runs('koji-sweep-db')
+    assert first >= 1 and runs('koji-gc') >= 1
+    deadline = time.monotonic() + 6 * SWEEP_INTERVAL
+    while runs('koji-sweep-db') < first + 2 and time.monotonic() < deadline:
+        time.sleep(1)
+    log = container.logs().decode()
+    assert runs('koji-sweep-db') >= first + 2, log[-3000:]
+    assert 'failed (exit' not in log, log[-3000:]
+    # koji-gc logged in as kojiadmin (through the web's certificate) and went through
+    # its actions.
+    assert 'koji-maintenance: done, next run in 5 s' in log
+    # It holds the database password and the web's key, as the hub does; nothing more.
+    koji_services_hold_only_their_own(client, b, koji_support)
+    stats = container.stats(stream=False)
+    print(f"\nmaintenance container's memory: {stats['memory_stats'].get('usage', 0) / 2**20:.1f} MiB")
+
+    # Two unchanged reruns: nothing installed again, nothing restarted.
+    before = container_ids(b)
+    for _ in range(2):
+        out = b.run('-N')
+        assert 'Installing' not in out.stdout + out.stderr, out.stdout + out.stderr
+        assert container_ids(b) == before
