@@ -18,9 +18,10 @@ import os
 import re
 import ssl
 import shutil
+import signal
 import subprocess
 import tempfile
-import textwrap
+import threading
 import time
 import urllib.request
 import xml.etree.ElementTree as ET
@@ -31,6 +32,7 @@ import docker.errors
 import pytest
 
 from conftest import PROJECT, Buildout, shared_lock
+from dockeroo_nagoya.containers import next_name
 from helpers import container_ids, koji_buildout, koji_services_hold_only_their_own, timed
 
 KOJI_IMAGE = os.environ.get('DN_KOJI_IMAGE', '')
@@ -299,3 +301,100 @@ def test_web_ui_in_a_browser(koji_system, koji_cli, rpms, tmp_path):
     assert 'Information for tag dn-dest' in text and 'Builds 1' in text, text
     page = chromium_dom(f'{web}/builds?tagID={tag["id"]}', tmp_path)
     assert 'dn-hello-1.0-1' in page
+
+
+#: The older Koji an installation is upgraded from (to DN_KOJI_IMAGE) in the killed-run test.
+UPGRADE_FROM = os.environ.get('DN_KOJI_UPGRADE_FROM', 'kojilab/fedoralike:1.34.3')
+
+#: Where an upgrade run is cut short: (engine event, the profile's container it happens to).
+KILL_POINTS = [
+    ('start', 'schema-job'),   # during the schema job
+    ('die', 'schema-job'),     # the schema upgraded, the hub still the old one
+    ('start', 'hub'),          # the old hub stopped, the new one started, its gate not passed
+    ('start', 'kojira'),       # the hub ready on the new Koji, kojira and the builder old
+    ('start', 'builder-1'),    # the hub and kojira new, the builder's replacement not ready
+]
+
+
+@pytest.fixture
+def killable(client, buildout) -> Iterator[None]:
+    """The test's volumes (kept by the profile when its parts go) removed afterwards."""
+    yield
+    for volume in client.volumes.list(filters={'name': buildout.prefix}):
+        with contextlib.suppress(docker.errors.APIError):
+            volume.remove(force=True)
+
+
+def run_killed_at(b, client, event: str, container: str, timeout: float = 600) -> None:
+    """Run bin/buildout -N and SIGKILL it as soon as the engine reports ``event`` for the
+    buildout's ``container`` or its replacement (made under a temporary name, renamed once
+    it passed its gate); what the run started goes on on the engine."""
+    name = f'{b.prefix}-{container}'
+    names = {name, next_name(name)}
+    events = client.events(decode=True, filters={'type': 'container', 'event': event,
+                                                 'label': b.label})
+    process = subprocess.Popen([str(PROJECT / 'bin' / 'buildout'), '-c', 'buildout.cfg', '-N'],
+                               cwd=b.directory, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    killed = threading.Event()
+
+    def watch() -> None:
+        for seen in events:
+            if seen.get('Actor', {}).get('Attributes', {}).get('name') in names:
+                with contextlib.suppress(ProcessLookupError):
+                    process.send_signal(signal.SIGKILL)
+                killed.set()
+                return
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        process.wait(timeout=timeout)
+    finally:
+        events.close()
+    assert killed.is_set() and process.returncode == -signal.SIGKILL, \
+        f'the run ended ({process.returncode}) before {event} of {name}'
+
+
+@pytest.mark.parametrize('event,container', KILL_POINTS,
+                         ids=[f'{e}-{c}' for e, c in KILL_POINTS])
+def test_upgrade_run_killed_is_finished_by_the_next_run(buildout, client, koji_support, debian,
+                                                        koji_cli, rpms, killable, event,
+                                                        container):
+    """An upgrade (UPGRADE_FROM -> DN_KOJI_IMAGE) whose bin/buildout is SIGKILLed at a
+    chosen point: the next plain run finishes it (the new Koji's version, hosts ready),
+    the tags and the imported build are still there, and the run after is a no-op."""
+    try:
+        client.images.get(UPGRADE_FROM)
+    except docker.errors.ImageNotFound:
+        pytest.skip(f'no {UPGRADE_FROM} to upgrade from (../shared/kojilab/build.sh '
+                    'KOJI_GIT koji-1.34.3; or set DN_KOJI_UPGRADE_FROM)')
+    b = buildout
+    common = f'support-image = {koji_support}\nbase-image = {debian}'
+    koji_buildout(b, extra=f'image = {UPGRADE_FROM}\n{common}')
+    b.run('-N')
+    config = b.directory / 'parts' / 'koji-client' / 'koji.conf'
+    imported(koji_cli, config, rpms)
+
+    koji_buildout(b, extra=f'image = {KOJI_IMAGE}\n{common}')
+    run_killed_at(b, client, event, container)
+    timed('the run after the killed one', b.run, '-N')
+
+    version = client.images.get(KOJI_IMAGE).labels['org.opencontainers.image.version']
+    assert version in host_koji(koji_cli, 'call', 'getKojiVersion', config=config)
+    assert 'dn-dest' in host_koji(koji_cli, 'list-tags', config=config).split()
+    assert 'dn-hello-1.0-1' in host_koji(koji_cli, 'list-builds', '--package=dn-hello',
+                                         config=config)
+    deadline = time.monotonic() + 60
+    while (hosts := host_koji(koji_cli, 'list-hosts', '--quiet', config=config).split()[:3]) != \
+            ['kojibuilder1', 'Y', 'Y'] and time.monotonic() < deadline:
+        time.sleep(1)
+    assert hosts == ['kojibuilder1', 'Y', 'Y']
+    for name in ('hub', 'kojira', 'builder-1', 'maintenance'):
+        assert client.containers.get(f'{b.prefix}-{name}').image.id == \
+            client.images.get(KOJI_IMAGE).id, name
+
+    before = container_ids(b)
+    out = b.run('-N')
+    assert 'Installing' not in out.stdout + out.stderr, out.stdout + out.stderr
+    assert container_ids(b) == before
