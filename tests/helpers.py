@@ -436,10 +436,12 @@ def koji_service_credentials(prefix: str, container: str) -> set[str]:
     """The secrets (names as :func:`koji_secrets` has them) a running service container of
     the Koji profile uses, and so may hold: the hub and web its server key, the web's
     proxy key and the two secrets; the database its password; kojira and each builder
-    its own key. Never the CA's key or kojiadmin's."""
+    its own key; the maintenance jobs the database password and the web's key (koji-gc
+    logs in as the web does). Never the CA's key or kojiadmin's."""
     role = container[len(prefix) + 1:]
     fixed = {'hub': {'hub.key', 'kojiweb.key', 'db-password', 'web-secret'},
-             'database': {'db-password'}, 'kojira': {'kojira.key'}}
+             'database': {'db-password'}, 'kojira': {'kojira.key'},
+             'maintenance': {'kojiweb.key', 'db-password'}}
     if role in fixed:
         return fixed[role]
     match = re.fullmatch(r'builder-(?:(\d+)|(.+-\d+))', role)

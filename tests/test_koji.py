@@ -283,7 +283,7 @@ def test_whole_koji_system(buildout, client, koji_support, debian, tmp_path):
     assert sorted(e['volume'] for e in manifest['volumes']) == sorted(
         f'{b.prefix}-{v}' for v in ('credentials', 'dbdata', 'topdir', 'credentials-hub',
                                     'credentials-database', 'credentials-kojira',
-                                    'credentials-builder-1', 'credentials-builder-2'))
+                                    'credentials-maintenance', 'credentials-builder-1', 'credentials-builder-2'))
 
     # Everything removed, the volumes too; restore into fresh volumes; the tags come back.
     run(kojictl, 'purge', '--yes', timeout=300)
