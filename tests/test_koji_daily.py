@@ -131,8 +131,7 @@ def test_imported_build_reaches_a_repository_and_the_host(koji_system, koji_cli,
     config = client_dir / 'koji.conf'
     repo = repository_with_build(koji_cli, config, rpms)
     koji = functools.partial(host_koji, koji_cli, config=config)
-    if 'dn-target' not in koji('list-targets', '--quiet'):
-        koji('add-target', 'dn-target', 'dn-build', 'dn-dest')
+    koji('add-target', 'dn-target', 'dn-build', 'dn-dest')
     base = f'https://localhost:{b.port}/kojifiles/repos/dn-build/{repo}/x86_64'
     context = ssl.create_default_context(cafile=str(client_dir / 'ca.crt'))
 
