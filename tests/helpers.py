@@ -553,8 +553,9 @@ def repository_packages(fetch: Callable[[str], bytes]) -> set[str]:
           'common': 'http://linux.duke.edu/metadata/common'}
     primary = next(data for data in repomd.findall('repo:data', ns)
                    if data.get('type') == 'primary')
-    href = primary.find('repo:location', ns).get('href')
-    assert href.endswith('.gz'), href
+    location = primary.find('repo:location', ns)
+    href = location.get('href', '') if location is not None else ''
+    assert href.endswith('.gz'), ET.tostring(primary)
     listing = ET.fromstring(gzip.decompress(fetch(href)))
     return {f"{package.findtext('common:name', namespaces=ns)}-{version.get('ver')}-"
             f"{version.get('rel')}"
