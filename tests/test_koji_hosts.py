@@ -252,7 +252,7 @@ def test_builders_on_a_second_engine_through_a_registry(buildout, client, koji_s
 
 
 def test_builder_machine_reads_the_imported_build_through_kojifiles(
-        buildout, client, koji_support, debian, second_engine, koji_cli, rpms):
+        buildout, client, koji_support, debian, koji_cli, rpms, second_engine):
     """A real RPM imported from the host and tagged; once the build tag's repository is
     made, the builder on the second engine finds the package (name-version-release) in
     that repository's primary metadata, read through its topurl (the hub's /kojifiles
