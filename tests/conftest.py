@@ -831,3 +831,65 @@ def swarm_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SwarmNodes
         finally:
             nodes.down()
             shutil.rmtree(root, ignore_errors=True)
+
+
+#: PyPI's koji CLI, the version of the test images.
+KOJI_CLI_VERSION = '1.35.3'
+KOJI_CLI_VENV = Path(tempfile.gettempdir()) / f'dn-test-koji-cli-{KOJI_CLI_VERSION}'
+
+
+@pytest.fixture(scope='module')
+def koji_cli() -> Path:
+    """PyPI's koji CLI in a venv on /usr/bin/python3 (Debian's python3-rpm, which koji's
+    import needs, is a system package), made once per machine."""
+    python = Path('/usr/bin/python3')
+    if subprocess.run([str(python), '-c', 'import rpm'], capture_output=True).returncode:
+        pytest.skip("no python3-rpm for /usr/bin/python3 (Debian: apt-get install python3-rpm)")
+    koji = KOJI_CLI_VENV / 'bin' / 'koji'
+    with shared_lock('koji-cli'):
+        if not koji.exists():
+            shutil.rmtree(KOJI_CLI_VENV, ignore_errors=True)
+            subprocess.run([str(python), '-m', 'venv', '--system-site-packages',
+                            str(KOJI_CLI_VENV)], check=True)
+            made = subprocess.run([str(KOJI_CLI_VENV / 'bin' / 'pip'), 'install', '-q',
+                                   f'koji=={KOJI_CLI_VERSION}'], capture_output=True, text=True)
+            if made.returncode:
+                shutil.rmtree(KOJI_CLI_VENV, ignore_errors=True)
+                pytest.skip(f'PyPI\'s koji {KOJI_CLI_VERSION} could not be installed '
+                            f'(libkrb5-dev missing?): {made.stderr.strip().splitlines()[-1:]}')
+    return koji
+
+
+SPEC = """\
+Name:           dn-hello
+Version:        1.0
+Release:        1
+Summary:        A noarch package for the Koji profile's tests
+License:        MIT
+BuildArch:      noarch
+
+%description
+Imported into Koji by dockeroo_nagoya's tests.
+
+%install
+mkdir -p %{buildroot}/usr/share/dn-hello
+echo hello > %{buildroot}/usr/share/dn-hello/hello.txt
+
+%files
+/usr/share/dn-hello/hello.txt
+"""
+
+
+@pytest.fixture(scope='module')
+def rpms(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """dn-hello-1.0-1: its noarch RPM and its SRPM, made with rpmbuild."""
+    if not shutil.which('rpmbuild'):
+        pytest.skip('no rpmbuild (Debian: apt-get install rpm)')
+    top = tmp_path_factory.mktemp('rpmbuild')
+    spec = top / 'dn-hello.spec'
+    spec.write_text(SPEC)
+    subprocess.run(['rpmbuild', '--define', f'_topdir {top}', '--define', '_binary_payload w9.gzdio',
+                    '--define', '_source_payload w9.gzdio', '-ba', str(spec)],
+                   check=True, capture_output=True)
+    return (top / 'RPMS' / 'noarch' / 'dn-hello-1.0-1.noarch.rpm',
+            top / 'SRPMS' / 'dn-hello-1.0-1.src.rpm')

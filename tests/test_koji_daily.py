@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import gzip
 import json
 import os
 import re
@@ -24,88 +23,25 @@ import tempfile
 import threading
 import time
 import urllib.request
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
 import docker.errors
 import pytest
 
-from conftest import PROJECT, Buildout, shared_lock
+from conftest import PROJECT, Buildout
 from dockeroo_nagoya.containers import next_name
-from helpers import container_ids, koji_buildout, koji_services_hold_only_their_own, timed
+from helpers import (TRUST_VARIABLES, container_ids, host_koji, imported, koji_buildout,
+                     koji_services_hold_only_their_own, repository_packages, repository_with_build,
+                     tagged, timed)
 
 KOJI_IMAGE = os.environ.get('DN_KOJI_IMAGE', '')
-#: PyPI's koji CLI, the version of the test images.
-KOJI_CLI_VERSION = '1.35.3'
-KOJI_CLI_VENV = Path(tempfile.gettempdir()) / f'dn-test-koji-cli-{KOJI_CLI_VERSION}'
 #: The maintenance jobs' interval in the test: seconds, not a day.
 SWEEP_INTERVAL = 5
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     not KOJI_IMAGE, reason='no Koji image: set DN_KOJI_IMAGE to an image with Koji\'s server '
     'code (../shared/kojilab builds one) to use Koji from the host')]
-
-#: What hides a TLS mistake on this machine: the host client must not need them.
-TRUST_VARIABLES = ('REQUESTS_CA_BUNDLE', 'CURL_CA_BUNDLE', 'SSL_CERT_FILE', 'SSL_CERT_DIR')
-
-
-@pytest.fixture(scope='module')
-def koji_cli() -> Path:
-    """PyPI's koji CLI in a venv on /usr/bin/python3 (Debian's python3-rpm, which koji's
-    import needs, is a system package), made once per machine."""
-    python = Path('/usr/bin/python3')
-    if subprocess.run([str(python), '-c', 'import rpm'], capture_output=True).returncode:
-        pytest.skip("no python3-rpm for /usr/bin/python3 (Debian: apt-get install python3-rpm)")
-    koji = KOJI_CLI_VENV / 'bin' / 'koji'
-    with shared_lock('koji-cli'):
-        if not koji.exists():
-            shutil.rmtree(KOJI_CLI_VENV, ignore_errors=True)
-            subprocess.run([str(python), '-m', 'venv', '--system-site-packages',
-                            str(KOJI_CLI_VENV)], check=True)
-            made = subprocess.run([str(KOJI_CLI_VENV / 'bin' / 'pip'), 'install', '-q',
-                                   f'koji=={KOJI_CLI_VERSION}'], capture_output=True, text=True)
-            if made.returncode:
-                shutil.rmtree(KOJI_CLI_VENV, ignore_errors=True)
-                pytest.skip(f'PyPI\'s koji {KOJI_CLI_VERSION} could not be installed '
-                            f'(libkrb5-dev missing?): {made.stderr.strip().splitlines()[-1:]}')
-    return koji
-
-
-SPEC = """\
-Name:           dn-hello
-Version:        1.0
-Release:        1
-Summary:        A noarch package for the Koji profile's tests
-License:        MIT
-BuildArch:      noarch
-
-%description
-Imported into Koji by dockeroo_nagoya's tests.
-
-%install
-mkdir -p %{buildroot}/usr/share/dn-hello
-echo hello > %{buildroot}/usr/share/dn-hello/hello.txt
-
-%files
-/usr/share/dn-hello/hello.txt
-"""
-
-
-@pytest.fixture(scope='module')
-def rpms(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """dn-hello-1.0-1: its noarch RPM and its SRPM, made with rpmbuild."""
-    if not shutil.which('rpmbuild'):
-        pytest.skip('no rpmbuild (Debian: apt-get install rpm)')
-    top = tmp_path_factory.mktemp('rpmbuild')
-    spec = top / 'dn-hello.spec'
-    spec.write_text(SPEC)
-    subprocess.run(['rpmbuild', '--define', f'_topdir {top}', '--define', '_binary_payload w9.gzdio',
-                    '--define', '_source_payload w9.gzdio', '-ba', str(spec)],
-                   check=True, capture_output=True)
-    return (top / 'RPMS' / 'noarch' / 'dn-hello-1.0-1.noarch.rpm',
-            top / 'SRPMS' / 'dn-hello-1.0-1.src.rpm')
-
 
 @pytest.fixture(scope='module')
 def koji_system(client, koji_support, debian, tmp_path_factory) -> Iterator[Buildout]:
@@ -124,37 +60,6 @@ def koji_system(client, koji_support, debian, tmp_path_factory) -> Iterator[Buil
         for volume in client.volumes.list(filters={'name': b.prefix}):
             with contextlib.suppress(docker.errors.APIError):
                 volume.remove(force=True)
-
-
-def host_koji(koji: Path, *args: str, config: Path | None = None, home: Path | None = None,
-              cwd: Path | None = None, timeout: float = 120) -> str:
-    """The host's koji CLI, with none of the variables that would hide a TLS mistake."""
-    env = {k: v for k, v in os.environ.items() if k not in TRUST_VARIABLES}
-    if home:
-        env['HOME'] = str(home)
-    command = [str(koji), *(['-c', str(config)] if config else []), *args]
-    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=cwd,
-                            timeout=timeout)
-    assert result.returncode == 0, f'{command}: {result.stdout}{result.stderr}'
-    return result.stdout
-
-
-def imported(koji: Path, config: Path, rpms: tuple[Path, Path]) -> None:
-    """dn-hello-1.0-1 in Koji: its SRPM and RPM imported, the package in a tag (once)."""
-    if 'dn-dest' in host_koji(koji, 'list-tags', config=config).split():
-        return
-    host_koji(koji, 'add-tag', 'dn-dest', config=config)
-    host_koji(koji, 'add-pkg', '--owner=kojiadmin', 'dn-dest', 'dn-hello', config=config)
-    host_koji(koji, 'import', str(rpms[1]), str(rpms[0]), config=config)
-
-
-def tagged(koji: Path, config: Path, rpms: tuple[Path, Path]) -> None:
-    """dn-hello-1.0-1 imported and tagged into dn-dest (a tagBuild task, which a builder
-    runs), once."""
-    imported(koji, config, rpms)
-    if 'dn-hello-1.0-1' not in host_koji(koji, 'list-tagged', 'dn-dest', config=config):
-        timed('tag-build', host_koji, koji, 'tag-build', '--wait', 'dn-dest', 'dn-hello-1.0-1',
-              config=config, timeout=300)
 
 
 def test_host_client_downloads_with_the_profiles_configuration(koji_system, koji_cli, rpms,
@@ -224,31 +129,17 @@ def test_imported_build_reaches_a_repository_and_the_host(koji_system, koji_cli,
     b = koji_system
     client_dir = b.directory / 'parts' / 'koji-client'
     config = client_dir / 'koji.conf'
-    tagged(koji_cli, config, rpms)
+    repo = repository_with_build(koji_cli, config, rpms)
     koji = functools.partial(host_koji, koji_cli, config=config)
-    koji('add-tag', '--arches=x86_64', 'dn-build')
-    koji('add-tag-inheritance', 'dn-build', 'dn-dest')
     koji('add-target', 'dn-target', 'dn-build', 'dn-dest')
-    assert 'dn-hello-1.0-1' in koji('list-tagged', '--inherit', 'dn-build')
-    # A repository with the build, requested as Koji 1.35 recommends (a tag without the
-    # extra repo.auto is not regenerated by itself); the hub and kojira make it.
-    timed('repository with the build', koji, 'wait-repo', '--request', 'dn-build',
-          '--build=dn-hello-1.0-1', '--timeout=4', timeout=270)
-    repo = json.loads(koji('call', '--json-output', 'getRepo', 'dn-build'))
-    base = f'https://localhost:{b.port}/kojifiles/repos/dn-build/{repo["id"]}/x86_64'
+    base = f'https://localhost:{b.port}/kojifiles/repos/dn-build/{repo}/x86_64'
     context = ssl.create_default_context(cafile=str(client_dir / 'ca.crt'))
 
-    def fetch(url: str) -> bytes:
-        with urllib.request.urlopen(url, context=context, timeout=60) as answer:
+    def fetch(path: str) -> bytes:
+        with urllib.request.urlopen(f'{base}/{path}', context=context, timeout=60) as answer:
             return answer.read()
 
-    repomd = ET.fromstring(fetch(f'{base}/repodata/repomd.xml'))
-    ns = {'repo': 'http://linux.duke.edu/metadata/repo'}
-    primary = next(data for data in repomd.findall('repo:data', ns) if data.get('type') == 'primary')
-    href = primary.find('repo:location', ns).get('href')
-    assert href.endswith('.gz'), href
-    listing = gzip.decompress(fetch(f'{base}/{href}')).decode()
-    assert '<name>dn-hello</name>' in listing and 'dn-hello-1.0-1.noarch.rpm' in listing
+    assert 'dn-hello-1.0-1' in repository_packages(fetch)
 
     out = koji('download-build', '--arch=noarch', '--latestfrom=dn-dest', 'dn-hello', cwd=tmp_path)
     assert 'dn-hello-1.0-1.noarch.rpm' in out

@@ -9,6 +9,7 @@ one), as the whole-system test does.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import subprocess
 import time
@@ -17,8 +18,9 @@ import docker.errors
 import pytest
 
 from conftest import PLAN
-from helpers import (actions, container_ids, koji_buildout, koji_services_hold_only_their_own,
-                     timed, unpublish)
+from helpers import (actions, builder_reads, container_ids, host_koji, koji_buildout,
+                     koji_services_hold_only_their_own, repository_packages,
+                     repository_with_build, timed, unpublish)
 
 KOJI_IMAGE = os.environ.get('DN_KOJI_IMAGE', '')
 
@@ -118,12 +120,9 @@ def test_builders_on_a_second_engine(buildout, client, koji_support, debian, sec
         assert '"state": 1' in run(koji, 'call', '--json-output', 'getRepo', 'dn-hosts-build')
         # The builder there reads topdir through the hub's /kojifiles, trusting its CA, as
         # kojid's downloads and mock's dnf do (the system's trust, not serverca).
-        read = engine2.client.containers.get(f'{b.prefix}-builder-box2-1').exec_run(
-            ['python3', '-c', 'import koji\n'
-             f'f = koji.openRemoteFile("repos/dn-hosts-build/latest/x86_64/repodata/repomd.xml", '
-             f'topurl="https://127.0.0.1:{b.port}/kojifiles")\n'
-             'print(f.read(200).decode())'])
-        assert read.exit_code == 0 and b'<repomd' in read.output, read.output.decode()[-800:]
+        repomd = builder_reads(engine2.client.containers.get(f'{b.prefix}-builder-box2-1'),
+                               'repos/dn-hosts-build/latest/x86_64/repodata/repomd.xml')
+        assert b'<repomd' in repomd, repomd.decode()[-800:]
         run(koji, 'disable-host', 'kojibuilder1')
         try:
             task = run(koji, 'call', '--python', 'makeTask', "'sleep'", '[1]').strip()
@@ -250,3 +249,29 @@ def test_builders_on_a_second_engine_through_a_registry(buildout, client, koji_s
             with contextlib.suppress(docker.errors.APIError):
                 engine_client.images.remove(pushed)
         unpublish(registry, f'{b.prefix}/builder')
+
+
+def test_builder_machine_reads_the_imported_build_through_kojifiles(
+        buildout, client, koji_support, debian, koji_cli, rpms, second_engine):
+    """A real RPM imported from the host and tagged; once the build tag's repository is
+    made, the builder on the second engine finds the package (name-version-release) in
+    that repository's primary metadata, read through its topurl (the hub's /kojifiles
+    over TLS, trusting the installation's CA as kojid does), the way mock's dnf will."""
+    b = buildout
+    engine2 = second_engine
+    local_only = f'image = {KOJI_IMAGE}\nsupport-image = {koji_support}\nbase-image = {debian}'
+    koji_buildout(b, extra=f'{local_only}\nbuilder-hosts =\n    box2 {engine2.host} 1 network=host')
+    try:
+        timed('bring-up with a builder machine', b.run, '-N')
+        config = b.directory / 'parts' / 'koji-client' / 'koji.conf'
+        repo = repository_with_build(koji_cli, config, rpms)
+        koji = functools.partial(host_koji, koji_cli, config=config)
+        assert 'kojibuilder-box2-1 ' in koji('list-hosts', '--quiet')
+        builder = engine2.client.containers.get(f'{b.prefix}-builder-box2-1')
+        # Nothing of topdir on that machine: what it reads comes through the hub.
+        assert not [m for m in builder.attrs['Mounts'] if m['Destination'] == '/mnt/koji']
+        packages = repository_packages(
+            lambda path: builder_reads(builder, f'repos/dn-build/{repo}/x86_64/{path}'))
+        assert 'dn-hello-1.0-1' in packages, packages
+    finally:
+        take_down(b, client, engine2, local_only)
