@@ -206,7 +206,7 @@ CASES: list[tuple[str, str, str, str]] = [
     ('service-port-out-of-range', 'docker.service', f'image = {BUSYBOX}\nports = 99999:80',
      'bad: option ports: expected a port number from 1 to 65535'),
     ('service-port-syntax', 'docker.service', f'image = {BUSYBOX}\nports = 8080',
-     'bad: option ports: expected PUBLISHED:TARGET[:host] port lines'),
+     'bad: option ports: expected PUBLISHED:TARGET port lines (or PUBLISHED:TARGET:host)'),
     ('service-replicas-not-integer', 'docker.service', f'image = {BUSYBOX}\nreplicas = many',
      'bad: option replicas: expected an integer of at least 0'),
     ('service-update-delay', 'docker.service', f'image = {BUSYBOX}\nupdate-delay = 1 fortnight',
