@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import docker
 import docker.errors
@@ -29,7 +29,11 @@ import docker.tls
 import pytest
 
 from dockeroo_nagoya import tls as dockeroo_tls
-from pki import CLIENT_EXTENSIONS, SERVER_EXTENSIONS, client_directory, issue, make_ca
+from pki import (CLIENT_EXTENSIONS, SERVER_EXTENSIONS, client_directory, issue, make_ca,
+                 two_authorities)
+
+if TYPE_CHECKING:
+    from helpers import TLSProxy
 
 PROJECT = Path(__file__).resolve().parent.parent
 BUILDOUT = PROJECT / 'bin' / 'buildout'
@@ -893,3 +897,48 @@ def rpms(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
                    check=True, capture_output=True)
     return (top / 'RPMS' / 'noarch' / 'dn-hello-1.0-1.noarch.rpm',
             top / 'SRPMS' / 'dn-hello-1.0-1.src.rpm')
+
+
+# -- hostile input: a directory anyone writes, a PKI and an impostor TLS engine ---------
+@pytest.fixture
+def shared_directory():
+    """A directory anyone may write to (sticky, as /tmp), removed after."""
+    directory = tempfile.mkdtemp(prefix='dn-shared-', dir='/tmp')
+    os.chmod(directory, 0o1777)
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope='module')
+def pki(tmp_path_factory) -> Path:
+    return two_authorities(tmp_path_factory.mktemp('pki'))
+
+
+@pytest.fixture
+def no_ca_bundles(monkeypatch) -> None:
+    """The runs see the CAs their options give, not a bundle of the machine's."""
+    for name in ('REQUESTS_CA_BUNDLE', 'CURL_CA_BUNDLE', 'SSL_CERT_FILE'):
+        monkeypatch.delenv(name, raising=False)
+    from helpers import SECRET  # helpers imports this module: not at its top
+    monkeypatch.setenv('DN_HOSTILE_PASSWORD', SECRET)
+
+
+@pytest.fixture
+def impostor(pki) -> Iterator[TLSProxy]:
+    """A man in the middle: another CA's certificate, no client certificate asked for."""
+    from helpers import TLSProxy
+    served = TLSProxy(pki, server='rogue-server', client_ca=None)
+    try:
+        yield served
+    finally:
+        served.close()
+
+
+@pytest.fixture
+def certs(pki, tmp_path) -> Path:
+    """The client's docker-cert-path: the engine's CA, a client certificate it trusts."""
+    return client_directory(pki, str(tmp_path / 'certs'), 'ca', 'client')
+
+

@@ -2,6 +2,7 @@
 lines, the scripts a buildout makes, tarballs of a root filesystem."""
 from __future__ import annotations
 
+import base64
 import contextlib
 import gzip
 import hashlib
@@ -15,6 +16,7 @@ import socket
 import ssl
 import subprocess
 import tarfile
+import textwrap
 import threading
 import time
 import urllib.error
@@ -580,3 +582,125 @@ def builder_reads(container, path: str) -> bytes:
     code, (out, err) = container.exec_run(['python3', '-c', BUILDER_FETCH, path], demux=True)
     assert code == 0, (err or b'').decode()[-800:]
     return out or b''
+
+
+# -- hostile input: configs, tarballs, another user, TLS impostors ---------------------
+def cfg(text: str) -> str:
+    """A buildout configuration written indented in a test, as buildout reads it."""
+    return textwrap.dedent(text).lstrip()
+
+
+def tar_of(path, members: list[tuple[str, dict, bytes]]) -> None:
+    """A tarball of (name, TarInfo fields, bytes of a regular file), in order."""
+    with tarfile.open(path, 'w', format=tarfile.PAX_FORMAT) as tar:
+        for name, fields, data in members:
+            info = tarfile.TarInfo(name)
+            for key, value in fields.items():
+                setattr(info, key, value)
+            if info.isreg():
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+            else:
+                tar.addfile(info)
+
+
+def build_config(b, busybox: str, tarball) -> str:
+    return cfg(f'''
+        [buildout]
+        parts = image
+
+        [image]
+        recipe = dockeroo_nagoya:docker.build
+        name = {b.prefix}/ctx
+        source = file://{tarball}
+        build-args = BASE={busybox}
+        ''')
+
+
+DOCKERFILE = b'ARG BASE\nFROM $BASE\nCOPY . /ctx/\n'
+
+
+def as_nobody(script: str) -> None:
+    subprocess.run(['sh', '-c', script], user='nobody', group='nogroup', check=True, timeout=30)
+
+
+#: The registry password the TLS tests give by reference (DN_HOSTILE_PASSWORD).
+SECRET = 'dn-hostile-registry-password'
+
+
+def leaked(received: bytes) -> list[str]:
+    """What an impostor got that it must not: request lines and registry credentials
+    (``X-Registry-Auth`` is base64 JSON)."""
+    text = received.decode('latin-1')
+    found = re.findall(r'^[A-Z]+ /\S* HTTP/1\.[01]', text, re.M)
+    for header in re.findall(r'^X-Registry-Auth: *(\S+)', text, re.M | re.I):
+        decoded = base64.urlsafe_b64decode(header + '=' * (-len(header) % 4)).decode('latin-1')
+        if SECRET in decoded:
+            found.append(f'the registry password, in X-Registry-Auth: {decoded}')
+    if SECRET in text:
+        found.append('the registry password')
+    return found
+
+
+#: The ways a buildout names a directory of certificates without docker-tls-verify.
+WAYS = {
+    'part': ('', 'docker-host = {address}\ndocker-cert-path = {certs}', 'docker-cert-path'),
+    'dockeroo-aliases': ('', 'engine-url = {address}\nengine-tls-cert-path = {certs}',
+                         'docker-cert-path'),
+    'buildout': ('docker-host = {address}\ndocker-cert-path = {certs}', '', 'docker-cert-path'),
+    # DOCKER_CERT_PATH in the environment (test_an_impostor_engine_gets_nothing... sets it)
+    'environment': ('', 'docker-host = {address}', 'DOCKER_CERT_PATH'),
+}
+
+
+def tls_config(b, way: str, address: str, certs: Path, extra: str = '',
+               pull: bool = False) -> str:
+    """A volume (and with ``pull`` a docker.pull with registry credentials) on the engine at
+    ``address``, its certificates named the ``way`` given."""
+    head, own, _ = WAYS[way]
+    own = own.format(address=address, certs=certs)
+    parts = ['data'] + (['image'] if pull else [])
+    text = f'''
+        [buildout]
+        parts = {' '.join(parts)}
+        {head.format(address=address, certs=certs).replace(chr(10), chr(10) + ' ' * 8)}
+
+        [data]
+        recipe = dockeroo_nagoya:docker.volume
+        name = {b.prefix}-data
+        {own.replace(chr(10), chr(10) + ' ' * 8)}
+        {extra}
+        '''
+    if pull:
+        text += f'''
+        [image]
+        recipe = dockeroo_nagoya:docker.pull
+        image = 127.0.0.1:9/{b.prefix}/private:1
+        username = someone
+        password-env = DN_HOSTILE_PASSWORD
+        {own.replace(chr(10), chr(10) + ' ' * 8)}
+        '''
+    return textwrap.dedent(text).lstrip()
+
+
+def copy_to_host_config(b, busybox: str, made: str, paths: str, extra: str = '') -> str:
+    """A sleeper that runs ``made`` first, and a docker.copy of ``paths`` from it to the host."""
+    return cfg(f'''
+        [buildout]
+        parts = source out
+
+        [source]
+        recipe = dockeroo_nagoya:docker.run
+        name = {b.prefix}-source
+        image = {busybox}
+        init = true
+        stop-timeout = 1
+        command = sh -c '{made} && touch /ready && exec sleep 3600'
+        wait-for = exec:test -f /ready
+
+        [out]
+        recipe = dockeroo_nagoya:docker.copy
+        container-from = ${{source:name}}
+        paths = {paths}
+        {extra}
+        ''')

@@ -11,39 +11,18 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import stat
-import subprocess
 import tarfile
-import tempfile
-import textwrap
 
 import pytest
 
 from dockeroo_nagoya import archives
-from helpers import _mounted, assert_one_error, control, write_volume_file
+from helpers import (DOCKERFILE, _mounted, as_nobody, assert_one_error, build_config, cfg,
+                     control, copy_to_host_config, tar_of, write_volume_file)
 
 CAFE = 'café.txt'
 LONG = 'l' * 116 + '.txt'     # 120 characters: a PAX path header
 NAMES = {CAFE: b'coffee\n', LONG: b'long\n'}
-
-
-def cfg(text: str) -> str:
-    return textwrap.dedent(text).lstrip()
-
-
-def tar_of(path, members: list[tuple[str, dict, bytes]]) -> None:
-    """A tarball of (name, TarInfo fields, bytes of a regular file), in order."""
-    with tarfile.open(path, 'w', format=tarfile.PAX_FORMAT) as tar:
-        for name, fields, data in members:
-            info = tarfile.TarInfo(name)
-            for key, value in fields.items():
-                setattr(info, key, value)
-            if info.isreg():
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
-            else:
-                tar.addfile(info)
 
 
 def names_in_volume(client, volume: str) -> dict[str, bytes]:
@@ -74,22 +53,6 @@ def put_files(client, container: str, directory: str, files: dict[str, bytes]) -
 
 
 # -- source tarballs (docker.build source = file:///...) -----------------------------------
-def build_config(b, busybox: str, tarball) -> str:
-    return cfg(f'''
-        [buildout]
-        parts = image
-
-        [image]
-        recipe = dockeroo_nagoya:docker.build
-        name = {b.prefix}/ctx
-        source = file://{tarball}
-        build-args = BASE={busybox}
-        ''')
-
-
-DOCKERFILE = b'ARG BASE\nFROM $BASE\nCOPY . /ctx/\n'
-
-
 @pytest.fixture
 def host_directory(tmp_path):
     """A root-owned 0700 directory and 0600 file of the host, outside the buildout."""
@@ -173,24 +136,7 @@ def test_copy_to_a_host_file_never_writes_through_a_link_at_its_target(buildout,
     victim = tmp_path / 'victim.txt'
     victim.write_text('untouched\n')
     os.chmod(victim, 0o600)
-    b.write(cfg(f'''
-        [buildout]
-        parts = source out
-
-        [source]
-        recipe = dockeroo_nagoya:docker.run
-        name = {b.prefix}-source
-        image = {busybox}
-        init = true
-        stop-timeout = 1
-        command = sh -c 'ln -s {victim} /x && touch /ready && exec sleep 3600'
-        wait-for = exec:test -f /ready
-
-        [out]
-        recipe = dockeroo_nagoya:docker.copy
-        container-from = ${{source:name}}
-        paths = /x out/x
-        '''))
+    b.write(copy_to_host_config(b, busybox, f'ln -s {victim} /x', '/x out/x'))
     first = b.run('-N', check=False)
     copied = b.directory / 'out' / 'x'
     planted = os.path.lexists(copied)   # an older version copied the link itself
@@ -375,21 +321,6 @@ def system_config(b, busybox: str) -> str:
         volumes = {b.prefix}-data:/data
         command = sh -c 'echo rows > /data/db; exec sleep 3600'
         ''')
-
-
-@pytest.fixture
-def shared_directory():
-    """A directory anyone may write to (sticky, as /tmp), removed after."""
-    directory = tempfile.mkdtemp(prefix='dn-shared-', dir='/tmp')
-    os.chmod(directory, 0o1777)
-    try:
-        yield directory
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-def as_nobody(script: str) -> None:
-    subprocess.run(['sh', '-c', script], user='nobody', group='nogroup', check=True, timeout=30)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason='planting files as another user needs root')

@@ -27,10 +27,12 @@ import time
 import pytest
 
 from dockeroo_nagoya import archives
-from helpers import assert_one_error, buildout_config, git, git_repository, sleeper
-from test_hostile_archives import as_nobody, cfg, shared_directory  # noqa: F401 - a fixture
-from test_hostile_archives import DOCKERFILE, build_config, tar_of
-from test_hostile_tls import certs, impostor, leaked, no_ca_bundles, pki, tls_config  # noqa: F401
+from helpers import (DOCKERFILE, as_nobody, assert_one_error, build_config, buildout_config, cfg,
+                     copy_to_host_config, git, git_repository, leaked, sleeper, tar_of,
+                     tls_config)
+
+#: Every run here sees the CAs its options give, not a bundle of the machine's.
+pytestmark = pytest.mark.usefixtures('no_ca_bundles')
 
 #: A link that is inside by its text and outside on disk: up is the root, t two levels above.
 CLIMBING_CHAIN = [('d/e', {'type': tarfile.DIRTYPE, 'mode': 0o755}, b''),
@@ -84,29 +86,6 @@ def renamable(shared_directory) -> str:
     os.mkdir(out)
     os.chmod(out, 0o777)
     return out
-
-
-def copy_to_host_config(b, busybox: str, made: str, paths: str, extra: str = '') -> str:
-    """A sleeper that runs ``made`` first, and a docker.copy of ``paths`` from it to the host."""
-    return cfg(f'''
-        [buildout]
-        parts = source out
-
-        [source]
-        recipe = dockeroo_nagoya:docker.run
-        name = {b.prefix}-source
-        image = {busybox}
-        init = true
-        stop-timeout = 1
-        command = sh -c '{made} && touch /ready && exec sleep 3600'
-        wait-for = exec:test -f /ready
-
-        [out]
-        recipe = dockeroo_nagoya:docker.copy
-        container-from = ${{source:name}}
-        paths = {paths}
-        {extra}
-        ''')
 
 
 def plant_link_as_nobody(out: str, victim) -> None:

@@ -17,110 +17,20 @@ engine against the system's CAs, which hides the mistake.
 """
 from __future__ import annotations
 
-import base64
-import re
 import shutil
 import subprocess
 import textwrap
 import time
-from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from conftest import PLAN, SecondEngine
-from helpers import (TLSProxy, actions, assert_one_error, buildout_config, control, section,
-                     sleeper)
-from pki import client_directory, make_ca, two_authorities
+from helpers import (WAYS, TLSProxy, actions, assert_one_error, buildout_config, control, leaked,
+                     section, sleeper, tls_config)
+from pki import client_directory, make_ca
 
-pytestmark = pytest.mark.skipif(not shutil.which('openssl'), reason='needs the openssl command')
-
-SECRET = 'dn-hostile-registry-password'
-
-
-@pytest.fixture(scope='module')
-def pki(tmp_path_factory) -> Path:
-    return two_authorities(tmp_path_factory.mktemp('pki'))
-
-
-@pytest.fixture(autouse=True)
-def no_ca_bundles(monkeypatch) -> None:
-    """The runs see the CAs their options give, not a bundle of the machine's."""
-    for name in ('REQUESTS_CA_BUNDLE', 'CURL_CA_BUNDLE', 'SSL_CERT_FILE'):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv('DN_HOSTILE_PASSWORD', SECRET)
-
-
-@pytest.fixture
-def impostor(pki) -> Iterator[TLSProxy]:
-    """A man in the middle: another CA's certificate, no client certificate asked for."""
-    served = TLSProxy(pki, server='rogue-server', client_ca=None)
-    try:
-        yield served
-    finally:
-        served.close()
-
-
-@pytest.fixture
-def certs(pki, tmp_path) -> Path:
-    """The client's docker-cert-path: the engine's CA, a client certificate it trusts."""
-    return client_directory(pki, str(tmp_path / 'certs'), 'ca', 'client')
-
-
-def leaked(received: bytes) -> list[str]:
-    """What an impostor got that it must not: request lines and registry credentials
-    (``X-Registry-Auth`` is base64 JSON)."""
-    text = received.decode('latin-1')
-    found = re.findall(r'^[A-Z]+ /\S* HTTP/1\.[01]', text, re.M)
-    for header in re.findall(r'^X-Registry-Auth: *(\S+)', text, re.M | re.I):
-        decoded = base64.urlsafe_b64decode(header + '=' * (-len(header) % 4)).decode('latin-1')
-        if SECRET in decoded:
-            found.append(f'the registry password, in X-Registry-Auth: {decoded}')
-    if SECRET in text:
-        found.append('the registry password')
-    return found
-
-
-#: The ways a buildout names a directory of certificates without docker-tls-verify.
-WAYS = {
-    'part': ('', 'docker-host = {address}\ndocker-cert-path = {certs}', 'docker-cert-path'),
-    'dockeroo-aliases': ('', 'engine-url = {address}\nengine-tls-cert-path = {certs}',
-                         'docker-cert-path'),
-    'buildout': ('docker-host = {address}\ndocker-cert-path = {certs}', '', 'docker-cert-path'),
-    # DOCKER_CERT_PATH in the environment (test_an_impostor_engine_gets_nothing... sets it)
-    'environment': ('', 'docker-host = {address}', 'DOCKER_CERT_PATH'),
-}
-
-
-def tls_config(b, way: str, address: str, certs: Path, extra: str = '',
-               pull: bool = False) -> str:
-    """A volume (and with ``pull`` a docker.pull with registry credentials) on the engine at
-    ``address``, its certificates named the ``way`` given."""
-    head, own, _ = WAYS[way]
-    own = own.format(address=address, certs=certs)
-    parts = ['data'] + (['image'] if pull else [])
-    text = f'''
-        [buildout]
-        parts = {' '.join(parts)}
-        {head.format(address=address, certs=certs).replace(chr(10), chr(10) + ' ' * 8)}
-
-        [data]
-        recipe = dockeroo_nagoya:docker.volume
-        name = {b.prefix}-data
-        {own.replace(chr(10), chr(10) + ' ' * 8)}
-        {extra}
-        '''
-    if pull:
-        text += f'''
-        [image]
-        recipe = dockeroo_nagoya:docker.pull
-        image = 127.0.0.1:9/{b.prefix}/private:1
-        username = someone
-        password-env = DN_HOSTILE_PASSWORD
-        {own.replace(chr(10), chr(10) + ' ' * 8)}
-        '''
-    return textwrap.dedent(text).lstrip()
-
+pytestmark = [pytest.mark.skipif(not shutil.which('openssl'), reason='needs the openssl command'),
+              pytest.mark.usefixtures('no_ca_bundles')]
 
 def system_config(b, busybox: str, **engine: str) -> str:
     """A docker.system ``sys`` (bin/sys) of one sleeper, on the engine its options say."""
