@@ -7,7 +7,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), '_ext'))
 project = 'dockeroo_nagoya'
 author = 'dockeroo_nagoya contributors'
 copyright = '2026, ' + author
-extensions = ['optiontables']
+extensions = ['optiontables', 'packagelayout']
 exclude_patterns = ['_build']
 html_theme = 'alabaster'
 html_theme_options = {'page_width': '1100px', 'sidebar_width': '230px'}
