@@ -23,6 +23,7 @@ acting can tell.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -321,6 +322,37 @@ class Recipe:
                     log.warning('%s; it is left, the next run tries again', exc)
         removals.at_end(later)
 
+    def decide_old_names(self, name: str, fresh: bool, keep: bool,
+                         removal: tuple[decisions.Reason, ...] = ()) -> list[decisions.Change]:
+        """The part's objects of its kind under another name than ``name`` (its name option
+        changed): ``remove`` (with the ``removal`` reasons), ``none`` with ``keep``.
+
+        Looked for on an install, and on an update unless kept: an old name an
+        earlier run could not remove yet (its users were replaced later in that run,
+        :meth:`remove_old_name`) is tried again. One rule for volumes and networks.
+        """
+        if keep and not fresh:
+            return []
+        what = self.kind.rstrip('s')
+        return [decisions.Change(what, old['Name'], 'none' if keep else 'remove', [
+            decisions.state(f'the old name of the part\'s {what} ({name} now)'),
+            *(() if keep else removal)], old.get('Id') or old['Name'])
+            for old in self.engine.part_objects(self.kind, self.directory, self.name)
+            if old['Name'] != name]
+
+    def act_on_old_names(self, changes: list[decisions.Change], fresh: bool,
+                         remove: Callable[[Engine, decisions.Change], None]) -> None:
+        """Keep or remove the objects under old names as :meth:`decide_old_names` decided;
+        ``remove`` removes one (refusing when someone else uses it). On an update (a later
+        run trying again) a refusal is a warning."""
+        what = self.kind.rstrip('s')
+        for change in changes:
+            if change.action == 'remove':
+                self.remove_old_name(what, change.object, strict=fresh,
+                                     remove=functools.partial(_swapped, remove, change))
+            else:
+                self.log.info('keeping %s %s (keep = true)', what, change.object)
+
     def find_named(self, kind: str, name: str, what: str) -> dict[str, Any] | None:
         """The object called ``name``: from the run's shared listing when it is ours,
         else inspected, and refused when it belongs to someone else."""
@@ -447,6 +479,12 @@ class Recipe:
             finally:
                 forked.close()
         removals.submit(name, engine.config.key(), *order, work)
+
+
+def _swapped(remove: Callable[[Engine, decisions.Change], None], change: decisions.Change,
+             engine: Engine) -> None:
+    """``remove(engine, change)``, for :meth:`Recipe.act_on_old_names`."""
+    remove(engine, change)
 
 
 def left_by_removal(directory: str, part: str, config: EngineConfig, why: str) -> str:
