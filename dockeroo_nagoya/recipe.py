@@ -169,10 +169,6 @@ class Recipe:
         files created."""
         raise NotImplementedError
 
-    def apply(self, fresh: bool) -> list[str]:
-        """A recipe not converted to :meth:`decide` and :meth:`act` yet."""
-        raise NotImplementedError
-
     def publish(self, decision: decisions.Decision) -> None:
         """Tell the parts after this one what the decision promises them (:mod:`.identities`),
         in the run as in a plan: they decide on it before this part's acting shows."""
@@ -189,15 +185,11 @@ class Recipe:
     def planned(self, fresh: bool) -> decisions.Decision:
         """Decide and publish the promises: the first half of a run, and all of a plan."""
         decision = self.decide(fresh)
-        if isinstance(decision, list):  # a recipe not converted yet
-            return decisions.Decision(decision, fresh=fresh)
         self.publish(decision)
         return decision
 
     def converge(self, fresh: bool) -> list[str]:
         """Install (``fresh``) or update: decide, publish the promises, act on the decision."""
-        if type(self).apply is not Recipe.apply:  # a recipe not converted yet
-            return list(self.apply(fresh))
         return list(self.act(self.planned(fresh)))
 
     @classmethod
