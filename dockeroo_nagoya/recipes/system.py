@@ -226,29 +226,28 @@ class SystemRecipe(Recipe):
         found = [Change('container', _name(c), 'remove', [state('it is no longer in containers')],
                         c['Id']) for c in departed]
         ids: dict[str, str] = {}
-        steps: dict[str, tuple[containers.Plan, Change, dict[str, str]]] = {}
+        steps: dict[str, tuple[containers.Plan, Change]] = {}
         for section in self.order:
             runner = containers.Runner(self, self.members[section].spec,
                                        labels={LABEL_MEMBER: section})
-            step, change, linked = self.decide_member(runner, section, ids, fresh, installed)
+            step, change = self.decide_member(runner, section, ids, fresh, installed)
             ids[section] = change.id if change.action in ('none', 'start', 'update') and \
                 change.id else f'planned:{self.members[section].name}'
-            steps[section] = (step, change, linked)
+            steps[section] = (step, change)
             found.append(change)
         return Decision(found, found={'installed': installed, 'departed': departed,
                                       'steps': steps}, fresh=fresh)
 
     def decide_member(self, runner: containers.Runner, section: str, ids: Mapping[str, str],
-                      fresh: bool, installed: set[str]
-                      ) -> tuple[containers.Plan, Change, dict[str, str]]:
-        """One member's decision, given the ids of the members it links to or takes volumes
-        from (``ids``: planned ones when deciding, the ones acting made when it re-decides):
-        (its step, its change, the linked ids it assumed)."""
+                      fresh: bool, installed: set[str]) -> tuple[containers.Plan, Change]:
+        """One member's decision (its step and change), given the ids of the members it
+        links to or takes volumes from (``ids``: planned ones when deciding, the ones
+        acting made when it decides again)."""
         member = self.members[section]
         linked = {self.members[s].name: ids[s] for s in sorted(member.linked)}
         step = runner.decide(fresh, expected=member.name in installed,
                              extra_identity={LINKED: linked})
-        return step, runner.change(step), linked
+        return step, runner.change(step)
 
     def act(self, decision: Decision) -> list[str]:
         previous = PREVIOUS.pop((self.directory, self.name), None)
@@ -275,12 +274,13 @@ class SystemRecipe(Recipe):
                         why='it is no longer in containers', keep=False)
 
     def _bring_up(self, decision: Decision, by_member: Mapping[str, Change]) -> None:
-        """Each member in its turn (after what it depends on), as decided; a member whose
-        linked members were made anew is decided again with the ids they got (through
+        """Each member in its turn (after what it depends on), as decided; a member linked
+        to one that acting made anew is decided again with the id that one got (through
         :meth:`decide_member`, as the decision was). New ones are created ahead."""
         fresh, installed = decision.fresh, decision.found['installed']
         steps = decision.found['steps']
         ids: dict[str, str] = {}
+        remade: set[str] = set()
         started = time.monotonic()
         runners: dict[str, containers.Runner] = {}
         for section, member in self.members.items():
@@ -298,14 +298,15 @@ class SystemRecipe(Recipe):
             if section in ahead:
                 ahead.pop(section).result()
             with engine_errors(member.spec.part, self.engine_config):
-                step, _, assumed = steps[section]
-                change = by_member.get(member.name, steps[section][1])
-                linked = {self.members[s].name: ids[s] for s in sorted(member.linked)}
-                if linked != assumed:
-                    step, change, _ = self.decide_member(runners[section], section, ids, fresh,
-                                                         installed)
+                step, change = steps[section]
+                change = by_member.get(member.name, change)
+                if member.linked & remade:
+                    step, change = self.decide_member(runners[section], section, ids, fresh,
+                                                      installed)
                 found = runners[section].act(step, change, fresh)
-                ids[section] = found or f'absent:{member.name}'
+                if found is not None and found != change.id:
+                    remade.add(section)
+                ids[section] = found or change.id or f'absent:{member.name}'
             return found
 
         graph = self.graph()
