@@ -245,6 +245,8 @@ class ServiceRecipe(Recipe):
         current = decision.found['current']
         identity, spec_id = decision.found['identity'], decision.found['spec-id']
         replicas = self.values['replicas']
+        if current is None and change.action != 'create':
+            return []  # no service, and none to make
         if change.action == 'create':
             self.log.info('creating service %s with %d replicas', name, replicas)
             self.engine.api.create_service(**self._spec(identity, spec_id, self._secret_references()))
