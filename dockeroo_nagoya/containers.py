@@ -14,7 +14,7 @@ part; a system recipe has many). The steps, as docker compose does them:
 3. :func:`plan` compares that with the container found in the buildout's one
    labelled listing (no request per container on a rerun) and decides:
    keep, create, recreate or start, with the reason it logs.
-4. :meth:`Runner.converge` acts: create (callbacks, layout), start, then a
+4. :meth:`Runner.act` acts: create (callbacks, layout), start, then a
    job is waited for, a service is gated (:mod:`.probes`) and its script run.
 
 Jobs (``job = true``) keep their exited container as the record that they
@@ -532,6 +532,10 @@ class Plan:
     hashes: Mapping[str, str] = dataclasses.field(default_factory=dict)
     #: (before, after) of the restart policy when a kept container changes it in place.
     restart: tuple[str, str] | None = None
+    #: The environment a new container gets (env-file read when deciding), and the names in
+    #: it that came from env-file (secrets).
+    env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    secret_names: frozenset[str] = frozenset()
 
 
 def plan(spec: ContainerSpec, current: Mapping[str, Any] | None, identity: str,
@@ -711,45 +715,45 @@ class Runner:
                 **self.extra_labels}
 
     # -- the plan, carried out ------------------------------------------------------
-    def converge(self, fresh: bool, expected: bool | None = None,
-                 extra_identity: Mapping[str, Any] | None = None) -> str:
-        """Make the container match the spec; return its id.
+    def act(self, step: Plan, change: decisions.Change, fresh: bool) -> str | None:
+        """Do what ``change`` (:meth:`change` of ``step``, or what a recipe's decision made of
+        it) says, with what deciding read (``step``): the container's id, ``None`` when the
+        decision leaves no container (``none`` for one that does not exist).
 
-        ``fresh`` is an install (first, or after a change or a failure): then a
-        kept container also gets its in-place changes and its gates checked.
-        ``expected`` says the container was installed before (by default: the
-        part was); ``extra_identity`` goes to :meth:`identity`.
-        """
-        if self.ahead is not None:
+        ``fresh``: an install (first, or after a change or a failure), whose kept container
+        also gets its gates checked. A container :meth:`create_ahead` made is brought up."""
+        current, identity, hashes = step.current, step.identity, step.hashes
+        name, action = self.spec.name, change.action
+        self.env, self.secret_names = dict(step.env), set(step.secret_names)
+        if self.ahead is not None and action in ('create', 'recreate'):
             container, self.ahead = self.ahead, None
             self._bring_up(container, new=True)
             return container
-        step = self.decide(fresh, expected, extra_identity)
-        current, identity, hashes = step.current, step.identity, step.hashes
-        name = self.spec.name
-        if step.action == 'keep':
+        if action in ('none', 'update') and current is None:
+            return None
+        if action == 'none' and step.action == 'wait':  # never started again: it may end
+            assert current is not None                  # while we look
+            self.log.info('waiting for job %s: %s', name, step.reason)
+            self._await_job(current['Id'])
+            return current['Id']
+        if action in ('none', 'update'):
             assert current is not None
             self.log.debug('%s: %s', name, step.reason)
-            if step.restart is not None:
+            if action == 'update':
                 self.log.info('updating %s in place: restart changed', self.spec.name)
                 self._update_in_place(current['Id'])
             if fresh:
                 if current.get('State') == 'running' and self.spec.values['wait-for']:
                     self._wait_ready(current['Id'])
             return current['Id']
-        if step.action == 'start':
+        if action == 'start':
             assert current is not None
             self.log.info('starting %s: %s', name, step.reason)
             self._bring_up(current['Id'], new=False)
             return current['Id']
-        if step.action == 'wait':  # never started again: it may end while we look
-            assert current is not None
-            self.log.info('waiting for job %s: %s', name, step.reason)
-            self._await_job(current['Id'])
-            return current['Id']
-        if step.action == 'recreate':
-            assert current is not None
-            self.log.info('recreating %s: %s', name, step.reason)
+        if action == 'recreate' and current is not None:
+            self.log.info('recreating %s: %s', name, step.reason or ', '.join(
+                r.text() for r in change.reasons))
             if self.spec.job:  # a job's old container is only the record of its last run
                 inherited = self._anonymous_volumes(current['Id'])
                 self.remove(current['Id'])
@@ -757,6 +761,8 @@ class Runner:
                 self._bring_up(container, new=True)
                 return container
             return self._replace(current, self.labels(identity, hashes))
+        if action not in ('create', 'recreate'):
+            raise ValueError(f'{name}: a container cannot {action}')
         self._say_creating(step)
         container = self._create(self.labels(identity, hashes), [])
         self._bring_up(container, new=True)
@@ -764,7 +770,7 @@ class Runner:
 
     def decide(self, fresh: bool, expected: bool | None = None,
                extra_identity: Mapping[str, Any] | None = None) -> Plan:
-        """What :meth:`converge` will do, and why: the one decision for a run and a plan.
+        """What :meth:`act` will do, and why: the one decision for a run and a plan.
 
         Reads only: the shared listing, the image's id, the env-file, and for a
         kept container of an install its restart policy."""
@@ -779,7 +785,8 @@ class Runner:
         restart = None
         if step.action == 'keep' and fresh and current is not None:
             restart = self._restart_change(current['Id'])
-        return dataclasses.replace(step, identity=identity, hashes=hashes, restart=restart)
+        return dataclasses.replace(step, identity=identity, hashes=hashes, restart=restart,
+                                   env=dict(self.env), secret_names=frozenset(self.secret_names))
 
     def change(self, step: Plan) -> decisions.Change:
         """A decision as data: the action in the plan's words, with its reasons."""

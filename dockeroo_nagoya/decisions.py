@@ -3,8 +3,12 @@
 A run decides, then acts (STYLE.md, "Decide, then act"): each recipe's
 ``decide()`` says, for every engine object its part owns, an action
 (:data:`ACTIONS`) with the reasons (the option or input, before and after,
-and what it follows from), and its ``apply()`` acts on that same decision.
-``dockeroo-plan`` (:mod:`.plan`) only calls ``decide()``.
+and what it follows from), as a :class:`Decision`, and its ``act()``
+performs that decision and nothing else. The run and ``dockeroo-plan``
+(:mod:`.plan`) call the same ``decide()``; the promises a decision makes to
+the parts after it (an image made anew, a container removed first, a
+reference pushed anew) are data too, published by the base recipe before it
+acts (:meth:`.recipe.Recipe.converge`), in the run as in the plan.
 
 Values of options that hold or point at secrets are never kept in a reason:
 only that they changed (:func:`is_secret`).
@@ -14,7 +18,10 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
+
+if TYPE_CHECKING:
+    from .engine import EngineConfig
 
 #: What can happen to one object; ``none`` leaves it as it is.
 ACTIONS = ('create', 'recreate', 'update', 'start', 'build', 'pull', 'push', 'remove',
@@ -125,4 +132,68 @@ class Change:
         return found
 
 
-__all__ = ['ACTIONS', 'Change', 'Reason', 'is_secret', 'state']
+@dataclasses.dataclass(frozen=True)
+class ImageChanges:
+    """A promise: the part makes or pulls ``reference`` anew on ``engine`` (the parts after it
+    that start from the image see it as changed, ``becomes`` when the id is known)."""
+
+    engine: EngineConfig
+    reference: str
+    why: str
+    becomes: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ContainerRemoved:
+    """A promise: the part removes the container ``name`` (``id``) that its own part makes
+    again later in the run (a volume made anew removes its users first)."""
+
+    engine: EngineConfig
+    name: str
+    id: str
+    why: str
+
+
+@dataclasses.dataclass(frozen=True)
+class PushedAnew:
+    """A promise: the part pushes ``reference`` anew (a pull of it follows)."""
+
+    reference: str
+    why: str
+
+
+#: What a decision tells the parts after it may rely on.
+Promise = Union[ImageChanges, ContainerRemoved, PushedAnew]
+
+
+@dataclasses.dataclass
+class Decision:
+    """What a part's run does: its changes and promises, and what deciding read.
+
+    ``act()`` performs the ``changes`` (their actions, and ``how``) and branches
+    on nothing else; ``found`` holds what deciding read from the engine that
+    acting needs as it is (the object now, the identity computed), so acting
+    asks the engine no question twice. ``fresh``: an install (first, or after a
+    change), whose acting also tidies what the part left under earlier names.
+    """
+
+    changes: list[Change]
+    promises: list[Promise] = dataclasses.field(default_factory=list)
+    found: dict[str, Any] = dataclasses.field(default_factory=dict)
+    fresh: bool = False
+
+    def action(self, obj: str | None = None) -> str:
+        """The action for the object ``obj`` (the first change's when ``None``; ``none``
+        when the decision has no change for it)."""
+        change = self.change(obj)
+        return change.action if change is not None else 'none'
+
+    def change(self, obj: str | None = None) -> Change | None:
+        """The change for the object ``obj`` (the first when ``None``)."""
+        if obj is None:
+            return self.changes[0] if self.changes else None
+        return next((c for c in self.changes if c.object == obj), None)
+
+
+__all__ = ['ACTIONS', 'Change', 'Reason', 'is_secret', 'state', 'Decision', 'Promise',
+           'ImageChanges', 'ContainerRemoved', 'PushedAnew']

@@ -9,8 +9,10 @@ recorded and configured options), so a part is said to be installed,
 updated, reinstalled (with the options that differ) or uninstalled exactly
 as the run would. Each part's recipe is made as the run makes it (its
 ``__init__`` validates and computes identities) and asked what it would do
-with :meth:`~dockeroo_nagoya.recipe.Recipe.decide`, the decision its
-``apply()`` acts on; a removed part is asked with ``decide_removal``.
+with :meth:`~dockeroo_nagoya.recipe.Recipe.planned`: the same ``decide()``
+whose decision the run's ``act()`` performs, its promises to the parts after
+it published as the run publishes them; a removed part is asked with
+``decide_removal``.
 
 Read-only by construction: every engine client refuses any request that is
 not a read (:data:`.engine.PLANNING`), the run lock is neither taken nor
@@ -154,7 +156,7 @@ def plan_buildout(buildout: zc.buildout.buildout.Buildout) -> dict[str, Any]:
         if isinstance(recipe, Recipe):
             fresh = actions[part][0] != 'update'
             with engine.engine_errors(part, recipe.engine_config):
-                found = recipe.decide(fresh)
+                found = recipe.planned(fresh).changes
         add(part, name, found)
     return {'directory': directory, 'parts': parts, 'changes': changes,
             'totals': totals(parts, changes)}

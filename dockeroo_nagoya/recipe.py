@@ -23,6 +23,7 @@ acting can tell.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -60,7 +61,8 @@ class Recipe:
 
     Subclasses set ``recipe`` (the entry point name), ``kind`` (the kind of
     engine object they own) and ``table`` (their options), and implement
-    :meth:`apply` (install and update) and :meth:`teardown` (removal).
+    :meth:`decide` and :meth:`act` (install and update: :meth:`converge`) and
+    :meth:`teardown` (removal).
     """
 
     recipe: ClassVar[str]
@@ -151,18 +153,44 @@ class Recipe:
     def configure(self) -> None:
         """Cross-option checks and derived options (written into ``options``)."""
 
-    def apply(self, fresh: bool) -> list[str]:
-        """Make the engine match the configuration; return files created."""
-        raise NotImplementedError
-
-    def decide(self, fresh: bool) -> list[decisions.Change]:
-        """What :meth:`apply` would do to each object the part owns, and why, asking the
-        engine only (``fresh`` as for :meth:`apply`); the decision ``apply`` acts on.
+    def decide(self, fresh: bool) -> decisions.Decision:
+        """What the part's run does to each object the part owns, and why, asking the
+        engine only: the one decision the run acts on (:meth:`act`) and ``dockeroo-plan``
+        shows. ``fresh``: an install (first, or after a change or a failure), not an update.
 
         A recipe that does not say yet is one ``unknown`` change: a plan never
         promises that nothing happens when it cannot tell."""
-        return [decisions.Change(self.kind.rstrip('s'), self.name, 'unknown', [decisions.Reason(
-            'recipe', note=f'{self.recipe} does not plan yet')])]
+        return decisions.Decision([decisions.Change(
+            self.kind.rstrip('s'), self.name, 'unknown',
+            [decisions.Reason('recipe', note=f'{self.recipe} does not plan yet')])], fresh=fresh)
+
+    def act(self, decision: decisions.Decision) -> list[str]:
+        """Perform ``decision`` (what :meth:`decide` returned) and nothing else; return the
+        files created."""
+        raise NotImplementedError
+
+    def publish(self, decision: decisions.Decision) -> None:
+        """Tell the parts after this one what the decision promises them (:mod:`.identities`),
+        in the run as in a plan: they decide on it before this part's acting shows."""
+        for promise in decision.promises:
+            if isinstance(promise, decisions.ImageChanges):
+                identities.will_change_image(self.directory, promise.engine, promise.reference,
+                                             promise.why, promise.becomes)
+            elif isinstance(promise, decisions.ContainerRemoved):
+                identities.will_remove_container(self.directory, promise.engine, promise.name,
+                                                 promise.id, promise.why)
+            else:
+                identities.will_push_anew(self.directory, promise.reference, promise.why)
+
+    def planned(self, fresh: bool) -> decisions.Decision:
+        """Decide and publish the promises: the first half of a run, and all of a plan."""
+        decision = self.decide(fresh)
+        self.publish(decision)
+        return decision
+
+    def converge(self, fresh: bool) -> list[str]:
+        """Install (``fresh``) or update: decide, publish the promises, act on the decision."""
+        return list(self.act(self.planned(fresh)))
 
     @classmethod
     def decide_removal(cls, engine: Engine, directory: str, part: str,
@@ -286,6 +314,37 @@ class Recipe:
                     log.warning('%s; it is left, the next run tries again', exc)
         removals.at_end(later)
 
+    def decide_old_names(self, name: str, fresh: bool, keep: bool,
+                         removal: tuple[decisions.Reason, ...] = ()) -> list[decisions.Change]:
+        """The part's objects of its kind under another name than ``name`` (its name option
+        changed): ``remove`` (with the ``removal`` reasons), ``none`` with ``keep``.
+
+        Looked for on an install, and on an update unless kept: an old name an
+        earlier run could not remove yet (its users were replaced later in that run,
+        :meth:`remove_old_name`) is tried again. One rule for volumes and networks.
+        """
+        if keep and not fresh:
+            return []
+        what = self.kind.rstrip('s')
+        return [decisions.Change(what, old['Name'], 'none' if keep else 'remove', [
+            decisions.state(f'the old name of the part\'s {what} ({name} now)'),
+            *(() if keep else removal)], old.get('Id') or old['Name'])
+            for old in self.engine.part_objects(self.kind, self.directory, self.name)
+            if old['Name'] != name]
+
+    def act_on_old_names(self, changes: list[decisions.Change], fresh: bool,
+                         remove: Callable[[Engine, decisions.Change], None]) -> None:
+        """Keep or remove the objects under old names as :meth:`decide_old_names` decided;
+        ``remove`` removes one (refusing when someone else uses it). On an update (a later
+        run trying again) a refusal is a warning."""
+        what = self.kind.rstrip('s')
+        for change in changes:
+            if change.action == 'remove':
+                self.remove_old_name(what, change.object, strict=fresh,
+                                     remove=functools.partial(_swapped, remove, change))
+            else:
+                self.log.info('keeping %s %s (keep = true)', what, change.object)
+
     def find_named(self, kind: str, name: str, what: str) -> dict[str, Any] | None:
         """The object called ``name``: from the run's shared listing when it is ours,
         else inspected, and refused when it belongs to someone else."""
@@ -315,14 +374,14 @@ class Recipe:
         moves.resume(self.directory)
         with engine_errors(self.name, self.engine_config):
             orphans.sweep_once(self.engine, self.directory)
-            return list(self.apply(fresh=True))
+            return self.converge(fresh=True)
 
     def update(self) -> list[str]:
         removals.finish(raising=False)
         moves.resume(self.directory)
         with engine_errors(self.name, self.engine_config):
             orphans.sweep_once(self.engine, self.directory)
-            return list(self.apply(fresh=False))
+            return self.converge(fresh=False)
 
     @classmethod
     def uninstall(cls, name: str, options: Mapping[str, str]) -> None:
@@ -414,6 +473,12 @@ class Recipe:
         removals.submit(name, engine.config.key(), *order, work)
 
 
+def _swapped(remove: Callable[[Engine, decisions.Change], None], change: decisions.Change,
+             engine: Engine) -> None:
+    """``remove(engine, change)``, for :meth:`Recipe.act_on_old_names`."""
+    remove(engine, change)
+
+
 def left_by_removal(directory: str, part: str, config: EngineConfig, why: str) -> str:
     """What a part gone from the configuration leaves on an engine it cannot reach
     (``why``), and whether a later run removes it: the orphan sweep of an engine removes
@@ -461,11 +526,12 @@ CANDIDATE_OPTIONS = (
 class ImageRecipe(Recipe):
     """A recipe whose product is one tagged image, made again exactly when its inputs change.
 
-    ``configure`` calls :meth:`image_from_options`; ``apply`` gets the
-    identity and labels from :meth:`image_identity` and hands a function that
-    makes an untagged image to :meth:`make_image`, which skips it when the
-    tagged image already has that identity, removes whatever the part left
-    unfinished when it fails, and tags and tidies up when it succeeds.
+    ``configure`` calls :meth:`image_from_options`; :meth:`decide` compares
+    the identity of :meth:`image_inputs` with the tagged image's; ``act``
+    hands the decision and a function that makes an untagged image to
+    :meth:`make_image`, which builds when the decision says ``build``, removes
+    whatever the part left unfinished when it fails, and tags and tidies up
+    when it succeeds.
 
     With :data:`CANDIDATE_OPTIONS` in the table, a ``test`` makes the new
     image a candidate first (makina-states' candidate, docker_meta's tested
@@ -481,6 +547,10 @@ class ImageRecipe(Recipe):
     image: str
     #: The id ``image`` points at after :meth:`make_image`.
     image_id: str | None = None
+    #: The identity and labels of the image to make, known in ``configure`` (a recipe
+    #: that reads more when it decides says so in :meth:`image_inputs`).
+    identity_now: str
+    image_labels: dict[str, str]
 
     def image_from_options(self) -> str:
         """``name`` (the part name by default) with ``tag`` (``latest``), as ``${part:image}``;
@@ -535,17 +605,42 @@ class ImageRecipe(Recipe):
             sort_keys=True, separators=(',', ':'))
         return identity, labels
 
-    def make_image(self, identity: str, labels: Mapping[str, str], fresh: bool,
-                   build: Callable[[], str]) -> bool:
-        """Make the image with ``build`` unless it is current; True when it was made.
+    def image_inputs(self) -> tuple[str, dict[str, str]]:
+        """(identity, labels) of the image to make, as :meth:`image_identity` gives them;
+        ``identity_now`` and ``image_labels`` unless a recipe reads more."""
+        return self.identity_now, self.image_labels
+
+    def decide(self, fresh: bool) -> decisions.Decision:
+        """Build when the tagged image's identity is not the inputs' one; a build is
+        promised to the parts that start from the image."""
+        identity, labels = self.image_inputs()
+        return self.decide_image(identity, labels, fresh)
+
+    def decide_image(self, identity: str, labels: dict[str, str],
+                     fresh: bool) -> decisions.Decision:
+        """The decision of :meth:`decide` for an image of this identity and labels."""
+        current, change = self._image_decision(identity, labels)
+        promises: list[decisions.Promise] = []
+        if change.action != 'none':
+            promises.append(decisions.ImageChanges(
+                self.engine_config, self.image,
+                f'{"rebuilt" if change.id else "built"} by {self.name}: '
+                + ', '.join(r.text() for r in change.reasons)))
+        return decisions.Decision([change], promises, {
+            'current': current, 'identity': identity, 'labels': labels}, fresh)
+
+    def make_image(self, decision: decisions.Decision,
+                   build: Callable[[dict[str, str]], str]) -> bool:
+        """Make the image with ``build`` (given the labels) when the decision says
+        ``build``; True when it was made.
 
         ``self.image_id`` is the id the tag points at afterwards.
         """
-        current, change = self._image_decision(identity, labels)
-        if change.action == 'none':
-            assert current is not None
-            self.image_id = current['Id']
-            if fresh:
+        current = decision.found['current']
+        labels = decision.found['labels']
+        if decision.action() != 'build':
+            self.image_id = current['Id'] if current is not None else None
+            if decision.fresh and current is not None:
                 self._remove_stale(current['Id'])
             return False
         if current is not None:
@@ -553,7 +648,7 @@ class ImageRecipe(Recipe):
         else:
             self.log.info('building %s', self.image)
         try:
-            image_id = build()
+            image_id = build(labels)
             tests = self.values.get('test')
             if tests:
                 self._self_check(image_id, tests, labels)
@@ -570,7 +665,7 @@ class ImageRecipe(Recipe):
         if current is not None and current['Id'] != image_id:
             self.retire_image(current['Id'])
         self.engine.forget()
-        if fresh:
+        if decision.fresh:
             self._remove_stale(image_id)
         return True
 
@@ -594,16 +689,6 @@ class ImageRecipe(Recipe):
                        labels: Mapping[str, str]) -> list[decisions.Reason]:
         """Why an input of the image changed (a recipe that records more says more)."""
         return [decisions.Reason.of(key)]
-
-    def decide_image(self, identity: str, labels: Mapping[str, str]) -> list[decisions.Change]:
-        """:meth:`make_image`'s decision; a build is told to the parts that use the image."""
-        change = self._image_decision(identity, labels)[1]
-        if change.action != 'none':
-            identities.will_change_image(
-                self.directory, self.engine_config, self.image,
-                f'{"rebuilt" if change.id else "built"} by {self.name}: '
-                + ', '.join(r.text() for r in change.reasons))
-        return [change]
 
     def retire_image(self, image_id: str) -> None:
         """Remove the image a new one replaced (see :func:`retire_image`)."""

@@ -24,7 +24,7 @@ import zc.buildout
 
 from .. import archives, copying
 from .. import options as opt
-from ..decisions import Change
+from ..decisions import Decision
 from ..engine import identity_hash
 from ..recipe import ImageRecipe, uninstaller
 from ..throwaway import Throwaway, image_config, image_config_options, scratch_image, script_text
@@ -182,12 +182,11 @@ class AssembleRecipe(ImageRecipe):
             'build-image-id': build_id, 'base-image-id': base_id, 'layout': self.layout_digest,
             'build-layout': self.build_layout_digest})
 
-    def decide(self, fresh: bool) -> list[Change]:
-        return self.decide_image(*self.made_identity())
+    def image_inputs(self) -> tuple[str, dict[str, str]]:
+        return self.made_identity()
 
-    def apply(self, fresh: bool) -> list[str]:
-        identity, labels = self.made_identity()
-        self.make_image(identity, labels, fresh, lambda: self.build(labels))
+    def act(self, decision: Decision) -> list[str]:
+        self.make_image(decision, self.build)
         return []
 
     def image_id(self, option: str) -> str:

@@ -20,7 +20,7 @@ import zc.buildout
 
 from .. import archives
 from .. import options as opt
-from ..decisions import Change
+from ..decisions import Decision
 from ..engine import identity_hash
 from ..recipe import ImageRecipe, uninstaller
 from ..throwaway import Throwaway, binds, image_config, image_config_options, script_text
@@ -93,12 +93,11 @@ class BootstrapRecipe(ImageRecipe):
             archives=[[digest, archive.prefix] for digest, archive in zip(self.digests, self.archives)],
             layout=self.layout_digest)
 
-    def decide(self, fresh: bool) -> list[Change]:
-        return self.decide_image(*self.made_identity())
+    def image_inputs(self) -> tuple[str, dict[str, str]]:
+        return self.made_identity()
 
-    def apply(self, fresh: bool) -> list[str]:
-        identity, labels = self.made_identity()
-        self.make_image(identity, labels, fresh, lambda: self.build(labels))
+    def act(self, decision: Decision) -> list[str]:
+        self.make_image(decision, self.build)
         return []
 
     def build(self, labels: dict[str, str]) -> str:

@@ -25,7 +25,7 @@ from .. import identities
 from .. import options as opt
 from .. import readfiles, sources
 from ..context import base_images, context_digests
-from ..decisions import Change, Reason
+from ..decisions import Decision, Reason
 from ..engine import LABEL, engine_errors, labels_of
 from ..identities import normalised
 from ..progress import follow_build
@@ -130,12 +130,8 @@ class BuildRecipe(ImageRecipe):
             found.append(Reason('context', note=f'{len(changed) - 5} more files'))
         return found or [Reason('context')]
 
-    def decide(self, fresh: bool) -> list[Change]:
-        return self.decide_image(self.identity_now, self.image_labels)
-
-    def apply(self, fresh: bool) -> list[str]:
-        labels = self.image_labels
-        self.make_image(self.identity_now, labels, fresh, lambda: self.build(labels))
+    def act(self, decision: Decision) -> list[str]:
+        self.make_image(decision, self.build)
         return []
 
     def pull_bases(self) -> None:

@@ -16,6 +16,7 @@ from typing import Any, Mapping
 import zc.buildout
 
 from .. import options as opt
+from ..decisions import Decision
 from ..engine import Engine, connect, engine_errors
 from ..engine_options import described
 from ..recipe import Recipe, uninstaller
@@ -46,11 +47,11 @@ class CommandRecipe(Recipe):
         self.script = os.path.join(self.buildout['buildout']['bin-directory'],
                                    self.values['script-name'] or self.name)
 
-    def decide(self, fresh: bool) -> list:
-        """A script, a file of the buildout: no engine object."""
-        return []
+    def decide(self, fresh: bool) -> Decision:
+        """A script, a file of the buildout (written on every run): no engine object."""
+        return Decision([], fresh=fresh)
 
-    def apply(self, fresh: bool) -> list[str]:
+    def act(self, decision: Decision) -> list[str]:
         config = self.engine_config
         write_script(self.script, 'dockeroo_nagoya.recipes.command:run', {
             'part': self.name, 'container': self.values['container'], 'command': self.command,

@@ -20,7 +20,7 @@ import zc.buildout
 from .. import identities
 from .. import options as opt
 from .. import snapshots
-from ..decisions import Change
+from ..decisions import Decision
 from ..engine import engine_errors
 from ..recipe import CANDIDATE_OPTIONS, ImageRecipe, uninstaller
 from ..throwaway import image_config, image_config_options
@@ -68,21 +68,11 @@ class CommitRecipe(ImageRecipe):
                 f'(name it with ${{run-part:name}} so that buildout makes it first)')
         return container
 
-    def source_identity(self, container: dict[str, Any]) -> dict[str, Any]:
-        """What is read from the container when the part acts, beyond ``image-id``: none
-        for a commit (a container its part recreates changes ``image-id`` already)."""
-        return {}
-
-    def decide(self, fresh: bool) -> list[Change]:
-        return self.decide_image(self.identity_now, self.image_labels)
-
-    def apply(self, fresh: bool) -> list[str]:
-        container = self.source()
-        identity, labels = self.identity_now, self.image_labels
-        extra = self.source_identity(container)
-        if extra:  # read from the container as the part acts (persist: its volumes' content)
-            identity, labels = self.image_identity(container=self.container_term, **extra)
-        self.make_image(identity, labels, fresh, lambda: self.build(container, labels))
+    def act(self, decision: Decision) -> list[str]:
+        # The container inspected as the part acts (its part may have just made it), unless
+        # deciding read it already (persist).
+        container = decision.found.get('container') or self.source()
+        self.make_image(decision, lambda labels: self.build(container, labels))
         return []
 
     def build(self, container: dict[str, Any], labels: dict[str, str]) -> str:

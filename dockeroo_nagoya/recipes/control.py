@@ -19,6 +19,7 @@ import zc.buildout
 
 from .. import control, scheduling
 from .. import options as opt
+from ..decisions import Decision
 from ..engine import Engine, EngineConfig
 from ..recipe import Recipe, uninstaller
 from .run import RunRecipe
@@ -99,11 +100,12 @@ class ControlRecipe(Recipe):
         # Written into the part so buildout sees what the script acts on.
         self.options['containers'] = ' '.join(m['container'] for m in self.members)
 
-    def decide(self, fresh: bool) -> list:
-        """A script and its description, files of the buildout: no engine object."""
-        return []
+    def decide(self, fresh: bool) -> Decision:
+        """A script and its description, files of the buildout (written on every run): no
+        engine object."""
+        return Decision([], fresh=fresh)
 
-    def apply(self, fresh: bool) -> list[str]:
+    def act(self, decision: Decision) -> list[str]:
         description = control.describe(self.name, self.directory, self.engine_config,
                                        self.backups, self.members)
         return control.write_control(self.buildout['buildout']['bin-directory'],

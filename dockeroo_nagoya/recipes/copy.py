@@ -39,6 +39,7 @@ a container that may never run, is :mod:`dockeroo_nagoya.copying`'s.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -48,7 +49,7 @@ import zc.buildout
 
 from .. import atomicfile, copying, identities, readfiles
 from .. import options as opt
-from ..decisions import Change, state
+from ..decisions import Change, Decision, state
 from ..engine import Engine, EngineConfig, connect, engine_errors
 from ..engine_options import engine_of_spec
 from ..recipe import Recipe, uninstaller
@@ -123,25 +124,28 @@ class CopyRecipe(Recipe):
         with engine_errors(self.name, config):
             return connect(config, self.name), config
 
-    def decide(self, fresh: bool) -> list[Change]:
+    def decide(self, fresh: bool) -> Decision:
         """Each line copied again when its content or target changed (read now); a
-        container a part of this run makes first means every line is copied."""
+        container a part of this run makes first (a plan: it is not there yet) means every
+        line is copied."""
         later = [self.values[o] for o in ('container-from', 'container-to') if self.values[o]
-                 and self._inspect(o) is None
                  and identities.will_have_container(self.directory, self._config_of(o),
-                                                    self.values[o])]
+                                                    self.values[o])
+                 and self._inspect(o) is None]
         if later:
             removed = [state('what its directory holds and the source does not is removed '
                              'then')] if self.values['sync'] else []
-            return [Change('copy', copy.text, 'create', [state(f'{later[0]} is made first')]
-                           + (removed if copy.directory else []))
-                    for copy in self.copies]
-        _, made = self._copies_to_make()
-        return [Change('copy', one.copy.text, 'none' if one.why is None else 'create'
-                       if one.why == 'first copy' else 'update',
-                       ([state(one.why)] if one.why else [])
-                       + ([state(f'removes {", ".join(one.stale)}')] if one.stale else []))
-                for one in made]
+            return Decision([Change('copy', copy.text, 'create',
+                                    [state(f'{later[0]} is made first')]
+                                    + (removed if copy.directory else []))
+                             for copy in self.copies], fresh=fresh)
+        target, made = self._copies_to_make()
+        return Decision([Change('copy', one.copy.text, 'none' if one.why is None else 'create'
+                                if one.why == 'first copy' else 'update',
+                                ([state(one.why)] if one.why else [])
+                                + ([state(f'removes {", ".join(one.stale)}')]
+                                   if one.stale else []))
+                         for one in made], found={'target': target, 'made': made}, fresh=fresh)
 
     def _copies_to_make(self) -> tuple[str | None, list[copying.CopyToMake]]:
         """The target's container id and each copy read from the source's engine, with why
@@ -168,8 +172,15 @@ class CopyRecipe(Recipe):
         option = 'sync' if isinstance(exc, copying.SyncError) else 'paths'
         return zc.buildout.UserError(f'{self.name}: option {option}: {exc}')
 
-    def apply(self, fresh: bool) -> list[str]:
-        target, made = self._copies_to_make()
+    def act(self, decision: Decision) -> list[str]:
+        if 'made' in decision.found:
+            target, made = decision.found['target'], decision.found['made']
+        else:  # a container made first: read now that it is (it is one line if it is not)
+            target, made = self._copies_to_make()
+        # Each line as decided: left when its change is none, copied (why: its reasons) else.
+        made = [dataclasses.replace(one, why=None if change.action == 'none' else one.why or
+                                    ', '.join(r.text() for r in change.reasons) or change.action)
+                for one, change in zip(made, decision.changes)]
         written: list[str] = []
         try:
             record = copying.make_copies(self.engine, made, target, self.log, self.name,

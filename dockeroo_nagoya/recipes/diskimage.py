@@ -23,7 +23,7 @@ import zc.buildout
 
 from .. import archives, atomicfile, readfiles
 from .. import options as opt
-from ..decisions import Change, Reason, state
+from ..decisions import Change, Decision, Reason, state
 from ..engine import Engine, identity_hash
 from ..recipe import Recipe, uninstaller
 from ..throwaway import Throwaway, script_text
@@ -70,26 +70,27 @@ class DiskImageRecipe(Recipe):
         self.options['location'] = self.location
         self.options['path'] = self.path
 
-    def _decision(self) -> tuple[str, dict[str, str], Change]:
-        """(identity, input image ids, whether the file is made again and why)."""
+    def decide(self, fresh: bool) -> Decision:
+        """Make the file again when the identity of its inputs (the options and the two
+        images' ids) is not the one recorded beside it, or it is gone."""
         inputs = {'build-image': self.image_id('build-image'),
                   'base-image': self.image_id('base-image')}
         identity = self.identity(**inputs)
+        found = {'identity': identity, 'inputs': inputs}
         before = _read_record(os.path.join(self.location, '.dockeroo-nagoya.json'))
         if before.get('identity') == identity and os.path.isfile(self.path):
-            return identity, inputs, Change('file', self.path, 'none')
+            return Decision([Change('file', self.path, 'none')], found=found, fresh=fresh)
         if not os.path.isfile(self.path):
-            return identity, inputs, Change('file', self.path, 'create')
+            return Decision([Change('file', self.path, 'create')], found=found, fresh=fresh)
         changed = sorted(k for k, v in {**self.identity_values(), **inputs}.items()
                          if before.get('inputs', {}).get(k) != _digest(v))
-        return identity, inputs, Change('file', self.path, 'update', [
-            Reason.of(key) for key in changed] or [state('its inputs changed')])
+        return Decision([Change('file', self.path, 'update', [
+            Reason.of(key) for key in changed] or [state('its inputs changed')])],
+            found=found, fresh=fresh)
 
-    def decide(self, fresh: bool) -> list[Change]:
-        return [self._decision()[2]]
-
-    def apply(self, fresh: bool) -> list[str]:
-        identity, inputs, change = self._decision()
+    def act(self, decision: Decision) -> list[str]:
+        identity, inputs = decision.found['identity'], decision.found['inputs']
+        change = decision.changes[0]
         record = os.path.join(self.location, '.dockeroo-nagoya.json')
         if change.action == 'none':
             return [self.location]

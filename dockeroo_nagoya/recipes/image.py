@@ -22,6 +22,7 @@ import zc.buildout
 from .. import identities
 from .. import options as opt
 from .. import resources
+from ..decisions import Decision
 from ..engine import engine_errors, identity_hash
 from ..progress import follow_build
 from ..recipe import CANDIDATE_OPTIONS, ImageRecipe, uninstaller
@@ -97,18 +98,18 @@ class ImageFromOptionsRecipe(ImageRecipe):
             resources=self.resource_digests, **{'from-id': from_term})
         self.expose_identity(self.identity_now)
 
-    def decide(self, fresh: bool) -> list:
-        return self.decide_image(self.identity_now, self.image_labels)
+    def act(self, decision: Decision) -> list[str]:
+        self.make_image(decision, lambda labels: self.build(self.base(), labels))
+        return []
 
-    def apply(self, fresh: bool) -> list[str]:
+    def base(self) -> dict[str, Any]:
+        """The image ``from`` names, inspected as the build starts."""
         base = self.engine.inspect('images', self.values['from'])
         if base is None:
             raise zc.buildout.UserError(
                 f'{self.name}: option from: image {self.values["from"]} does not exist (make it '
                 f'with a docker.pull, docker.build or docker.image part)')
-        labels = self.image_labels
-        self.make_image(self.identity_now, labels, fresh, lambda: self.build(base, labels))
-        return []
+        return base
 
     def dockerfile(self, base: dict[str, Any]) -> str:
         """The Dockerfile: moromi's order, with the configuration after the resources."""

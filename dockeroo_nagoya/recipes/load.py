@@ -20,7 +20,7 @@ import zc.buildout
 
 from .. import identities
 from .. import options as opt
-from ..decisions import Change, Reason, state
+from ..decisions import Change, Decision, ImageChanges, Promise, Reason, state
 from ..engine import Engine, connect, engine_errors
 from ..imagefiles import ArchivedImage, NotAnImageArchive, archived_images
 from ..recipe import ImageRecipe, Recipe, retire_untagged, uninstaller
@@ -86,12 +86,15 @@ class LoadRecipe(Recipe):
                               self.image)
         return (tagged or images)[0]
 
-    def decide(self, fresh: bool) -> list[Change]:
+    def decide(self, fresh: bool) -> Decision:
+        """Load unless the tag already names the image the file holds; a load is promised
+        to the parts that start from the image."""
         change = self._decision(*self._expected())
+        promises: list[Promise] = []
         if change.action != 'none':
-            identities.will_change_image(self.directory, self.engine_config, self.image,
-                                         f'loaded by {self.name} from {self.path}')
-        return [change]
+            promises.append(ImageChanges(self.engine_config, self.image,
+                                         f'loaded by {self.name} from {self.path}'))
+        return Decision([change], promises, fresh=fresh)
 
     def _expected(self) -> tuple[str | None, str | None]:
         """(the id of the image the file holds when this part acts, ``None`` if it is not
@@ -128,14 +131,16 @@ class LoadRecipe(Recipe):
             reasons = [state(f'it is loaded from {self.path}')]
         return Change('image', self.image, 'create' if now is None else 'recreate', reasons, now)
 
-    def apply(self, fresh: bool) -> list[str]:
+    def act(self, decision: Decision) -> list[str]:
+        change = decision.changes[0]
+        if change.action not in ('create', 'recreate'):
+            self.log.debug('%s is already loaded', self.image)
+            return []
+        # What the file holds, read as it is loaded (a save part before may just have
+        # written it).
         archived = self.archived if self.writer is None else self._saved_archive()
         assert archived is not None
         wanted = archived.image_id
-        change = self._decision(wanted)
-        if change.action == 'none':
-            self.log.debug('%s is already loaded', self.image)
-            return []
         self.log.info('loading %s (%s) from %s', self.image, wanted[:19], self.path)
         with engine_errors(self.name, self.engine_config, f'loading {self.path}'):
             with open(self.path, 'rb') as data:

@@ -23,7 +23,7 @@ import zc.buildout
 from .. import atomicfile
 from .. import options as opt
 from .. import readfiles
-from ..decisions import Change, state
+from ..decisions import Change, Decision, state
 from ..engine import Engine
 from ..recipe import Recipe, uninstaller
 
@@ -78,54 +78,45 @@ class NetworkRecipe(Recipe):
         values.pop('name')
         return values
 
-    def decide(self, fresh: bool) -> list[Change]:
+    def decide(self, fresh: bool) -> Decision:
+        """Create, recreate (its options changed: its containers connected again), finish
+        an interrupted recreate, or nothing; then the part's networks under old names."""
         name = self.values['name']
+        identity = self.identity()
         current = self.find_named('networks', name, 'network')
         pending = self._pending_reconnect()
         if current is None:
-            found = [Change('network', name, 'create', [state('it was removed')] if
-                            self.installed_before(fresh) else [])]
-        elif self.identity_of(current) != self.identity():
+            change = Change('network', name, 'create', [state('it was removed')] if
+                            self.installed_before(fresh) else [])
+        elif self.identity_of(current) != identity:
             attached = len(attached_containers(self.engine, name))
-            found = [Change('network', name, 'recreate', [state(
+            change = Change('network', name, 'recreate', [state(
                 'its options changed' + (f' (its {attached} containers are connected again)'
-                                         if attached else ''))], current['Id'])]
+                                         if attached else ''))], current['Id'])
         elif pending:
-            found = [Change('network', name, 'update', [state(
+            change = Change('network', name, 'update', [state(
                 'finishing an interrupted recreate: connecting its containers again')],
-                current['Id'])]
+                current['Id'])
         else:
-            found = [Change('network', name, 'none', [], current['Id'])]
-        for stale in self.engine.part_objects('networks', self.directory, self.name):
-            if stale['Name'] == name or (self.values['keep'] and not fresh):
-                continue
-            found.append(Change('network', stale['Name'], 'none' if self.values['keep'] else
-                                'remove', [state(f'the old name of the part\'s network ({name} '
-                                                 f'now)')], stale['Id']))
-        return found
+            change = Change('network', name, 'none', [], current['Id'])
+        old = self.decide_old_names(name, fresh, self.values['keep'])
+        return Decision([change, *old], found={'identity': identity, 'pending': pending},
+                        fresh=fresh)
 
-    def apply(self, fresh: bool) -> list[str]:
+    def act(self, decision: Decision) -> list[str]:
         name = self.values['name']
-        identity = self.identity()
-        change = self.decide(fresh)[0]
-        pending = self._pending_reconnect()
+        identity, pending = decision.found['identity'], decision.found['pending']
+        change = decision.changes[0]
         if change.action == 'create':
             self.log.info('creating network %s', name)
             self._create(identity)
         elif change.action == 'recreate':
             assert change.id is not None
             self._recreate(change.id, identity, pending)
-        if pending:
+        if pending and change.action != 'none':
             self._reconnect(pending, 'finishing an interrupted recreate')
-        for stale in self.engine.part_objects('networks', self.directory, self.name):
-            if stale['Name'] == name or (self.values['keep'] and not fresh):
-                continue
-            if self.values['keep']:
-                self.log.info('keeping network %s (keep = true)', stale['Name'])
-            else:
-                self.remove_old_name(
-                    'network', stale['Name'], strict=fresh,
-                    remove=lambda engine, stale=stale: _remove(engine, stale, False, self.log))
+        self.act_on_old_names(decision.changes[1:], decision.fresh, lambda engine, old: _remove(
+            engine, {'Name': old.object, 'Id': old.id}, False, self.log))
         self.engine.forget('networks')
         return []
 

@@ -10,11 +10,14 @@ advance. Options (``docker.commit``'s, plus ``paths``): docs/recipes/persist.rst
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from .. import options as opt
 from .. import snapshots
-from ..recipe import Recipe, uninstaller
+from ..decisions import Change, Decision, Reason
+from ..engine import WriteRefused
+from ..recipe import uninstaller
 from ..throwaway import container_paths
 from .commit import COMMIT_TABLE, CommitRecipe
 
@@ -27,12 +30,24 @@ class PersistRecipe(CommitRecipe):
                                        doc=('Which volumes to include (default: every volume, not '
                                             'bind mounts; name a bind mount to include it).')),)
 
-    #: Its identity holds its volumes' content, read as it acts: a plan says ``unknown``.
-    decide = Recipe.decide
-
-    def source_identity(self, container: dict[str, Any]) -> dict[str, Any]:
-        self.mounts = snapshots.volume_mounts(self.name, container, list(self.values['paths']))
-        return {'volumes': snapshots.volumes_digest(self.engine, self.mounts)}
+    def decide(self, fresh: bool) -> Decision:
+        """Its identity holds its volumes' content, read through a throwaway container:
+        the run reads it, a plan (which makes no container) says ``unknown``, as for a
+        container its part has not made yet."""
+        container = self.engine.inspect('containers', self.values['container'])
+        if container is not None:
+            self.mounts = snapshots.volume_mounts(self.name, container,
+                                                  list(self.values['paths']))
+            with contextlib.suppress(WriteRefused):
+                identity, labels = self.image_identity(
+                    container=self.container_term,
+                    volumes=snapshots.volumes_digest(self.engine, self.mounts))
+                decision = self.decide_image(identity, labels, fresh)
+                decision.found['container'] = container
+                return decision
+        return Decision([Change('image', self.image, 'unknown', [Reason(
+            'recipe', note=f'{self.recipe} reads the content of the volumes as it acts')])],
+            found={'current': None, 'labels': self.image_labels}, fresh=fresh)
 
     def build(self, container: dict[str, Any], labels: dict[str, str]) -> str:
         committed = super().build(container, labels)

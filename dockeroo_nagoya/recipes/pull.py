@@ -28,7 +28,7 @@ import zc.buildout
 from .. import identities
 from .. import options as opt
 from ..options import split_reference
-from ..decisions import Change, Reason
+from ..decisions import Change, Decision, ImageChanges, Promise, Reason
 from ..engine import Engine, connect, engine_errors
 from ..progress import follow_layers
 from ..recipe import Recipe, retire_untagged, uninstaller
@@ -149,23 +149,24 @@ class PullRecipe(Recipe):
             return _UNASKED
         return self._remote_digest()
 
-    def decide(self, fresh: bool) -> list[Change]:
+    def decide(self, fresh: bool) -> Decision:
+        """Pull when the image is not here, or (newest mode, a tag) the registry's digest
+        is not the local image's; for a reference a push part pushes, when the image is
+        not the pushed one (:meth:`_decision_of_pushed`). A pull is promised to the parts
+        that start from the image."""
         if self.pusher is not None:
             change, becomes = self._decision_of_pushed()
         else:
             change, becomes = self._decision(), None
+        promises: list[Promise] = []
         if change.action == 'pull':
-            identities.will_change_image(self.directory, self.engine_config, self.reference,
+            promises.append(ImageChanges(self.engine_config, self.reference,
                                          f'pulled by {self.name}: '
-                                         + ', '.join(r.text() for r in change.reasons), becomes)
-        return [change]
+                                         + ', '.join(r.text() for r in change.reasons), becomes))
+        return Decision([change], promises, fresh=fresh)
 
     def _decision(self) -> Change:
-        """Pull when the image is not here, or (newest mode, a tag) the registry's digest
-        is not the local image's; for a reference a push part pushes, when the image is
-        not the pushed one (:meth:`_decision_of_pushed`)."""
-        if self.pusher is not None:
-            return self._decision_of_pushed()[0]
+        """The decision for a reference no push part of this run pushes."""
         local = self.engine.inspect('images', self.reference)
         if local is None:
             return Change('image', self.reference, 'pull', [Reason('state', note='it is not on '
@@ -208,9 +209,9 @@ class PullRecipe(Recipe):
             reasons = [Reason('image', found, becomes, follows=f'pushed by {pusher.part}')]
         return Change('image', self.reference, 'pull', reasons, found), becomes
 
-    def apply(self, fresh: bool) -> list[str]:
-        change = self._decision()
-        if change.action == 'none':
+    def act(self, decision: Decision) -> list[str]:
+        change = decision.changes[0]
+        if change.action != 'pull':
             self.log.debug('%s is up to date', self.reference)
             return []
         if self.pusher is not None and change.id is not None:

@@ -27,7 +27,7 @@ import zc.buildout
 from .. import atomicfile
 from .. import options as opt
 from .. import identities, readfiles
-from ..decisions import Change, Reason
+from ..decisions import Change, Decision, Promise, PushedAnew, Reason
 from ..engine import Engine, engine_errors
 from ..progress import follow_layers
 from ..recipe import Recipe, uninstaller
@@ -100,18 +100,10 @@ class PushRecipe(Recipe):
         for target in self.targets:
             identities.will_push(self.directory, target, carried)
 
-    def decide(self, fresh: bool) -> list[Change]:
-        changes = self._decision()[1]
-        for change in changes:
-            if change.action == 'push':
-                identities.will_push_anew(self.directory, change.object, f'pushed by {self.name}: '
-                                          + ', '.join(r.text() for r in change.reasons))
-        return changes
-
-    def _decision(self) -> tuple[dict[str, Any] | None, list[Change]]:
-        """(the local image, each target pushed unless the record says this image went there).
-
-        In a plan, an image a part before this one makes anew is pushed after it."""
+    def decide(self, fresh: bool) -> Decision:
+        """Each target pushed unless the record says this image went there; an image a part
+        before this one makes anew is pushed after it. A push is promised to a pull of the
+        target."""
         image = self.engine.inspect('images', self.source)
         remade = identities.planned_change(self.directory, self.engine_config, self.source)
         if image is None and remade is None:
@@ -127,15 +119,20 @@ class PushRecipe(Recipe):
                 found.append(Change('pushed', target, 'push', [Reason(
                     'image', pushed.get(target), image['Id'])] if pushed.get(target) else
                     [Reason('state', note='it was never pushed there')]))
-        return image, found
+        promises: list[Promise] = [
+            PushedAnew(change.object, f'pushed by {self.name}: '
+                       + ', '.join(r.text() for r in change.reasons))
+            for change in found if change.action == 'push']
+        return Decision(found, promises, {'image': image, 'pushed': pushed}, fresh)
 
-    def apply(self, fresh: bool) -> list[str]:
-        image, changes = self._decision()
-        assert image is not None
-        pushed = self._read_state()
-        for change in changes:
-            if change.action == 'none':
+    def act(self, decision: Decision) -> list[str]:
+        image, pushed = decision.found['image'], decision.found['pushed']
+        for change in decision.changes:
+            if change.action != 'push':
                 continue
+            if image is None:  # the part before that makes it failed to
+                raise zc.buildout.UserError(
+                    f'{self.name}: option image: no local image {self.source!r}')
             target = change.object
             repository, tag = split_reference(target)
             self.engine.api.tag(image['Id'], repository, tag)

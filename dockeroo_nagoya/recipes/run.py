@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping, MutableMapping
 
 from .. import containers, identities
 from .. import options as opt
-from ..decisions import Change, Reason
+from ..decisions import Change, Decision, Reason
 from ..engine import Engine, engine_errors
 from ..recipe import PREVIOUS, Recipe, uninstaller
 
@@ -89,14 +89,17 @@ class RunRecipe(Recipe):
             identities.will_run_container(self.directory, self.engine_config, spec.name,
                                           lambda spec=spec: spec.configured_identity(self.engine))
 
-    def decide(self, fresh: bool) -> list[Change]:
+    def decide(self, fresh: bool) -> Decision:
+        """Each container's decision (:meth:`.containers.Runner.decide`), then the containers
+        of the part no spec names any more."""
         runners = [containers.Runner(self, spec) for spec in self.specs]
-        found = [runner.change(runner.decide(fresh, self.was_installed(runner.spec, fresh)))
+        steps = [runner.decide(fresh, self.was_installed(runner.spec, fresh))
                  for runner in runners]
+        found = [runner.change(step) for runner, step in zip(runners, steps)]
         for stale, why in self.stale(fresh):
             found.append(Change('container', stale['Names'][0].lstrip('/'), 'remove',
                                 [Reason('state', note=why)], stale['Id']))
-        return found
+        return Decision(found, found={'runners': runners, 'steps': steps}, fresh=fresh)
 
     def was_installed(self, spec: containers.ContainerSpec, fresh: bool) -> bool:
         """Whether an earlier run installed this container (a replica added by raising
@@ -120,13 +123,16 @@ class RunRecipe(Recipe):
                 for c in self.engine.part_objects('containers', self.directory, self.name)
                 if not wanted & set(c.get('Names') or [])]
 
-    def apply(self, fresh: bool) -> list[str]:
-        runners = [containers.Runner(self, spec) for spec in self.specs]
-        for runner in runners:
-            runner.converge(fresh, self.was_installed(runner.spec, fresh))
-        for stale, why in self.stale(fresh):
-            self.log.info('removing %s: %s', stale['Names'][0].lstrip('/'), why)
-            runners[0].remove(stale['Id'])
+    def act(self, decision: Decision) -> list[str]:
+        runners, steps = decision.found['runners'], decision.found['steps']
+        for runner, step, change in zip(runners, steps, decision.changes):
+            runner.act(step, change, decision.fresh)
+        for change in decision.changes[len(runners):]:
+            if change.action == 'remove':
+                assert change.id is not None
+                self.log.info('removing %s: %s', change.object,
+                              ', '.join(r.text() for r in change.reasons))
+                runners[0].remove(change.id)
         return []
 
     @classmethod

@@ -24,7 +24,7 @@ import zc.buildout
 
 from .. import identities
 from .. import options as opt
-from ..decisions import Change, Reason, state
+from ..decisions import Change, Decision, Reason, state
 from ..engine import Engine, engine_errors
 from ..imagefiles import image_in_archive, write_atomically
 from ..recipe import PREVIOUS, ImageRecipe, Recipe, uninstaller
@@ -64,20 +64,20 @@ class SaveRecipe(Recipe):
         identities.will_write_archive(self.directory, path, identities.Carried(
             self.name, self.engine_config, self.image, term))
 
-    def apply(self, fresh: bool) -> list[str]:
-        previous = (PREVIOUS.get((self.directory, self.name)) or {}).get('path')
-        image = self.engine.inspect('images', self.image)
-        if image is None:
-            raise self._missing()
-        why = self._why_saved(image)
-        if why is None:
+    def act(self, decision: Decision) -> list[str]:
+        written, image = decision.changes[0], decision.found['image']
+        if written.action == 'none':
             self.log.debug('%s already holds %s', self.path, self.image)
-        else:
-            self.log.info('saving %s (%s) to %s: %s', self.image, image['Id'][:19], self.path, why)
+        elif written.action in ('create', 'update'):
+            if image is None:  # the part before that makes it failed to
+                raise self._missing()
+            self.log.info('saving %s (%s) to %s: %s', self.image, image['Id'][:19], self.path,
+                          ', '.join(r.text() for r in written.reasons))
             with engine_errors(self.name, self.engine_config, f'saving {self.image}'):
                 write_atomically(self.path, self.engine.api.get_image(self.image))
-        if previous and previous != self.path and not self.values['keep']:
-            _remove_file(previous, self.log)
+        for change in decision.changes[1:]:
+            if change.action == 'remove':
+                _remove_file(change.object, self.log)
         return []
 
     def _missing(self) -> zc.buildout.UserError:
@@ -93,18 +93,27 @@ class SaveRecipe(Recipe):
         return ('the file was missing' if not os.path.isfile(self.path) else
                 'the image changed' if held is not None else 'the file held no such image')
 
-    def decide(self, fresh: bool) -> list[Change]:
+    def decide(self, fresh: bool) -> Decision:
+        """Write the file when it does not hold the image under its tag (or a part before
+        this one makes the image anew); remove the file of the part's old ``path``."""
         remade = identities.planned_change(self.directory, self.engine_config, self.image)
         image = self.engine.inspect('images', self.image)
         if remade is not None:
-            return [Change('file', self.path, 'update' if os.path.isfile(self.path) else 'create',
-                           [Reason(f'image {self.image}', follows=remade)])]
-        if image is None:
-            raise self._missing()
-        why = self._why_saved(image)
-        return [Change('file', self.path, 'none' if why is None else 'create'
-                       if why == 'the file was missing' else 'update',
-                       [state(why)] if why else [])]
+            change = Change('file', self.path, 'update' if os.path.isfile(self.path) else 'create',
+                            [Reason(f'image {self.image}', follows=remade)])
+        else:
+            if image is None:
+                raise self._missing()
+            why = self._why_saved(image)
+            change = Change('file', self.path, 'none' if why is None else 'create'
+                            if why == 'the file was missing' else 'update',
+                            [state(why)] if why else [])
+        found = [change]
+        previous = (PREVIOUS.get((self.directory, self.name)) or {}).get('path')
+        if previous and previous != self.path:
+            found.append(Change('file', previous, 'none' if self.values['keep'] else 'remove',
+                                [state(f'the part\'s old path ({self.path} now)')]))
+        return Decision(found, found={'image': image}, fresh=fresh)
 
     @classmethod
     def teardown(cls, engine: Engine, directory: str, part: str,

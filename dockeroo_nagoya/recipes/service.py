@@ -34,7 +34,7 @@ import zc.buildout
 
 from .. import options as opt
 from .. import ownership
-from ..decisions import Change, Reason, state
+from ..decisions import Change, Decision, Reason, state
 from ..engine import Engine, LABEL_PART
 from ..recipe import Recipe, uninstaller
 
@@ -198,20 +198,22 @@ class ServiceRecipe(Recipe):
         return values
 
     # -- install and update -----------------------------------------------------
-    def _decision(self) -> tuple[Change, dict[str, Any] | None, str, str]:
+    def decide(self, fresh: bool) -> Decision:
         """create; update (``how``: a rolling update, a scale, or new update settings); or
         none; with the service now, its identity and the identity of its spec with the
         image's id. The reasons are every option whose value differs from what the engine
         holds (:func:`spec_view`), secret values hidden."""
+        self._require_swarm()
         name = self.values['name']
         identity = self.identity()
         image_id = self.engine.image_id(self.values['image']) or self.values['image']
         spec_id = self.identity(image=image_id)
         current = self._find(name)
         replicas = self.values['replicas']
+        found = {'current': current, 'identity': identity, 'spec-id': spec_id}
         if current is None:
-            return (Change('service', name, 'create', [state(f'{replicas} replicas')]), None,
-                    identity, spec_id)
+            return Decision([Change('service', name, 'create', [state(f'{replicas} replicas')])],
+                            found=found, fresh=fresh)
         self.check_ours(current['Spec'], 'service', name)
         before = spec_view(current['Spec'], self._network_name)
         wanted = self._spec(identity, spec_id, self._secret_references(make=False))
@@ -232,30 +234,30 @@ class ServiceRecipe(Recipe):
         elif reasons:
             how = 'new update settings'
         else:
-            return Change('service', name, 'none', [], current['ID']), current, identity, spec_id
-        return (Change('service', name, 'update', reasons, current['ID'], how=how), current,
-                identity, spec_id)
+            return Decision([Change('service', name, 'none', [], current['ID'])], found=found,
+                            fresh=fresh)
+        return Decision([Change('service', name, 'update', reasons, current['ID'], how=how)],
+                        found=found, fresh=fresh)
 
-    def decide(self, fresh: bool) -> list[Change]:
-        self._require_swarm()
-        return [self._decision()[0]]
-
-    def apply(self, fresh: bool) -> list[str]:
-        self._require_swarm()
+    def act(self, decision: Decision) -> list[str]:
         name = self.values['name']
-        change, current, identity, spec_id = self._decision()
+        change = decision.changes[0]
+        current = decision.found['current']
+        identity, spec_id = decision.found['identity'], decision.found['spec-id']
         replicas = self.values['replicas']
-        if current is None:
+        if current is None and change.action != 'create':
+            return []  # no service, and none to make
+        if change.action == 'create':
             self.log.info('creating service %s with %d replicas', name, replicas)
             self.engine.api.create_service(**self._spec(identity, spec_id, self._secret_references()))
-        elif change.how == 'rolling update':
+        elif change.action == 'update' and change.how == 'rolling update':
             self.log.info('%s (%d at a time, %s, on failure: %s)', change.text(),
                           self.values['update-parallelism'], self.values['update-order'],
                           self.values['update-failure-action'])
             self.engine.api.update_service(
                 current['ID'], current['Version']['Index'],
                 **self._spec(identity, spec_id, self._secret_references()))
-        elif change.how == 'scale':
+        elif change.action == 'update' and change.how == 'scale':
             others = ', '.join(r.text() for r in change.reasons if r.input != 'replicas')
             self.log.info('scaling service %s from %d to %d replicas%s', name,
                           _replicas(current), replicas, f' ({others})' if others else '')

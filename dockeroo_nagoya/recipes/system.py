@@ -33,7 +33,7 @@ import zc.buildout
 
 from .. import containers, control, identities, scheduling, secrets
 from .. import options as opt
-from ..decisions import Change, state
+from ..decisions import Change, Decision, state
 from ..engine import LABEL, Engine, engine_errors, identity_hash
 from ..recipe import PLAIN_SECRETS, PREVIOUS, Recipe, uninstaller
 
@@ -217,50 +217,70 @@ class SystemRecipe(Recipe):
         return [c for c in self.engine.part_objects('containers', self.directory, self.name)
                 if _name(c) not in names]
 
-    def decide(self, fresh: bool) -> list[Change]:
+    def decide(self, fresh: bool) -> Decision:
         """Each member as docker.run decides it, in dependency order: a member linked to
-        one that is made anew is made anew after it."""
+        one that is made anew is made anew after it. Containers of members no longer in
+        ``containers`` are removed first."""
         installed = self._installed(fresh, PREVIOUS.get((self.directory, self.name)))
+        departed = self._departed()
         found = [Change('container', _name(c), 'remove', [state('it is no longer in containers')],
-                        c['Id']) for c in self._departed()]
+                        c['Id']) for c in departed]
         ids: dict[str, str] = {}
+        steps: dict[str, tuple[containers.Plan, Change]] = {}
         for section in self.order:
-            member = self.members[section]
-            runner = containers.Runner(self, member.spec, labels={LABEL_MEMBER: section})
-            linked = {self.members[s].name: ids[s] for s in sorted(member.linked)}
-            step = runner.decide(fresh, expected=member.name in installed,
-                                 extra_identity={LINKED: linked})
-            change = runner.change(step)
+            runner = containers.Runner(self, self.members[section].spec,
+                                       labels={LABEL_MEMBER: section})
+            step, change = self.decide_member(runner, section, ids, fresh, installed)
             ids[section] = change.id if change.action in ('none', 'start', 'update') and \
-                change.id else f'planned:{member.name}'
+                change.id else f'planned:{self.members[section].name}'
+            steps[section] = (step, change)
             found.append(change)
-        return found
+        return Decision(found, found={'installed': installed, 'departed': departed,
+                                      'steps': steps}, fresh=fresh)
 
-    def apply(self, fresh: bool) -> list[str]:
+    def decide_member(self, runner: containers.Runner, section: str, ids: Mapping[str, str],
+                      fresh: bool, installed: set[str]) -> tuple[containers.Plan, Change]:
+        """One member's decision (its step and change), given the ids of the members it
+        links to or takes volumes from (``ids``: planned ones when deciding, the ones
+        acting made when it decides again)."""
+        member = self.members[section]
+        linked = {self.members[s].name: ids[s] for s in sorted(member.linked)}
+        step = runner.decide(fresh, expected=member.name in installed,
+                             extra_identity={LINKED: linked})
+        return step, runner.change(step)
+
+    def act(self, decision: Decision) -> list[str]:
         previous = PREVIOUS.pop((self.directory, self.name), None)
-        installed = self._installed(fresh, previous)
         # One listing of containers and one of images, copied to every member's thread.
         self.engine.owned('containers', self.directory)
         for member in self.members.values():
             self.engine.image_id(member.spec.values['image'])
-        self._remove_departed(previous)
+        removed = {c.id for c in decision.changes if c.action == 'remove'}
+        self._remove_departed([c for c in decision.found['departed'] if c['Id'] in removed],
+                              previous)
         self.engine.owned('containers', self.directory)   # again, if a departure changed it
-        self._bring_up(fresh, installed)
+        by_member = {change.object: change for change in decision.changes}
+        self._bring_up(decision, by_member)
         self.engine.forget()
         return self._write_control()
 
-    def _remove_departed(self, previous: Mapping[str, str] | None) -> None:
+    def _remove_departed(self, departed: list[dict[str, Any]],
+                         previous: Mapping[str, str] | None) -> None:
         """Containers of members no longer in ``containers`` (dependents first)."""
-        departed = self._departed()
         if not departed:
             return
         recorded = {m['container']: m for m in _recorded_members(previous or {}, self.log)}
         remove_in_order(self.engine, self.directory, self.name, departed, recorded, self.log,
                         why='it is no longer in containers', keep=False)
 
-    def _bring_up(self, fresh: bool, installed: set[str]) -> None:
-        """Each member in its turn (after what it depends on); new ones are created ahead."""
+    def _bring_up(self, decision: Decision, by_member: Mapping[str, Change]) -> None:
+        """Each member in its turn (after what it depends on), as decided; a member linked
+        to one that acting made anew is decided again with the id that one got (through
+        :meth:`decide_member`, as the decision was). New ones are created ahead."""
+        fresh, installed = decision.fresh, decision.found['installed']
+        steps = decision.found['steps']
         ids: dict[str, str] = {}
+        remade: set[str] = set()
         started = time.monotonic()
         runners: dict[str, containers.Runner] = {}
         for section, member in self.members.items():
@@ -273,20 +293,27 @@ class SystemRecipe(Recipe):
             with engine_errors(member.spec.part, self.engine_config):
                 runners[section].create_ahead(expected=member.name in installed)
 
-        def converge(section: str) -> str:
+        def converge(section: str) -> str | None:
             member = self.members[section]
             if section in ahead:
                 ahead.pop(section).result()
             with engine_errors(member.spec.part, self.engine_config):
-                linked = {self.members[s].name: ids[s] for s in sorted(member.linked)}
-                ids[section] = runners[section].converge(
-                    fresh, expected=member.name in installed, extra_identity={LINKED: linked})
-            return ids[section]
+                step, change = steps[section]
+                change = by_member.get(member.name, change)
+                if member.linked & remade:
+                    step, change = self.decide_member(runners[section], section, ids, fresh,
+                                                      installed)
+                found = runners[section].act(step, change, fresh)
+                if found is not None and found != change.id:
+                    remade.add(section)
+                ids[section] = found or change.id or f'absent:{member.name}'
+            return found
 
         graph = self.graph()
-        # Members that link to no other member (their identity is known now) and that
-        # wait for one: the first ones start at once anyway.
-        early = [s for s, m in self.members.items() if graph[s] and not m.linked]
+        # Members that link to no other member (their identity is known now), that wait for
+        # one, and that are to be created: the first ones start at once anyway.
+        early = [s for s, m in self.members.items() if graph[s] and not m.linked
+                 and by_member.get(m.name, steps[s][1]).action == 'create']
         try:
             with concurrent.futures.ThreadPoolExecutor(
                     max_workers=AHEAD_WORKERS, thread_name_prefix='dockeroo-nagoya-ahead') as pool:

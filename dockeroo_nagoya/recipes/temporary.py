@@ -23,7 +23,7 @@ import zc.buildout
 
 from .. import options as opt
 from .. import resources, snapshots
-from ..decisions import Change, state
+from ..decisions import Change, Decision, ImageChanges, Promise, state
 from ..engine import identity_hash
 from .. import identities
 from ..recipe import ImageRecipe, _remove_image, references_of, uninstaller
@@ -169,22 +169,25 @@ class TemporaryRecipe(ImageRecipe):
                    else [state('there is no such image yet')] if again else [],
                    image['Id'] if image else None) for ref, image in current.items()]
 
-    def decide(self, fresh: bool) -> list[Change]:
+    def decide(self, fresh: bool) -> Decision:
+        """The throwaway containers a killed run left are removed; the system runs again
+        unless every output image has this identity, and its saving them anew is promised
+        to the parts that start from them."""
         found = [Change('container', c['Names'][0].lstrip('/'), 'remove', [state(
             'a leftover of a killed run')], c['Id'])
             for c in self.engine.part_objects('containers', self.directory, self.name)]
-        changes = self._decision()[3]
-        for change in changes:
-            if change.action != 'none':
-                identities.will_change_image(self.directory, self.engine_config, change.object,
-                                             f'saved by {self.name}')
-        return found + changes
-
-    def apply(self, fresh: bool) -> list[str]:
-        self.remove_leftovers()
         identity, labels, current, changes = self._decision()
-        if all(change.action == 'none' for change in changes):
-            if fresh:
+        promises: list[Promise] = [ImageChanges(self.engine_config, change.object,
+                                                f'saved by {self.name}')
+                                   for change in changes if change.action != 'none']
+        return Decision(found + changes, promises, {'labels': labels, 'current': current}, fresh)
+
+    def act(self, decision: Decision) -> list[str]:
+        self.remove_leftovers([c for c in decision.changes
+                               if c.kind == 'container' and c.action == 'remove'])
+        labels, current = decision.found['labels'], decision.found['current']
+        if all(c.action == 'none' for c in decision.changes if c.kind == 'image'):
+            if decision.fresh:
                 self.remove_stale_outputs({image['Id'] for image in current.values() if image})
             return []
         self.log.info('running the temporary system of %s', self.name)
@@ -205,16 +208,17 @@ class TemporaryRecipe(ImageRecipe):
             if image is not None and image['Id'] != made.get(reference):
                 _remove_image(self.engine, image['Id'], self.log, quiet=True)
         self.engine.forget()
-        if fresh:
+        if decision.fresh:
             self.remove_stale_outputs(set(made.values()))
         return []
 
-    def remove_leftovers(self) -> None:
+    def remove_leftovers(self, leftovers: list[Change]) -> None:
         """Throwaway containers of this part that a killed run left behind."""
-        for container in self.engine.part_objects('containers', self.directory, self.name):
+        for container in leftovers:
+            assert container.id is not None
             with contextlib.suppress(docker.errors.NotFound):
-                self.engine.api.remove_container(container['Id'], force=True, v=True)
-                self.log.info('removed the leftover container %s', container['Names'][0][1:])
+                self.engine.api.remove_container(container.id, force=True, v=True)
+                self.log.info('removed the leftover container %s', container.object)
         self.engine.forget('containers')
 
     def remove_stale_outputs(self, keep: set[str]) -> None:

@@ -25,10 +25,10 @@ from typing import Any, Mapping
 
 import zc.buildout
 
-from .. import archives, atomicfile, containers, identities, members
+from .. import archives, atomicfile, containers, members
 from .. import options as opt
 from .. import volumedata
-from ..decisions import Change, state
+from ..decisions import Change, ContainerRemoved, Decision, Promise, state
 from ..engine import Engine, labels_of
 from ..recipe import Recipe, uninstaller
 
@@ -71,66 +71,56 @@ class VolumeRecipe(Recipe):
         values.pop('name')
         return values
 
-    def _found(self, fresh: bool) -> tuple[str, str, str | None, dict[str, Any] | None, bool]:
-        """(name, identity, archive to restore, the volume now, whether an old name is left
-        to remove): what :meth:`apply` and :meth:`decide` decide from."""
+    def decide(self, fresh: bool) -> Decision:
+        """Create, recreate (new driver or labels: its content carried over), finish an
+        interrupted recreate, or nothing; then the part's volumes under old names."""
         name = self.values['name']
         identity = self.identity()
         pending = self._pending_restore()
         current = self.find_named('volumes', name, 'volume')
-        # An old name that an earlier run could not remove yet (see remove_old_name).
-        retry = not fresh and not self.values['keep'] and any(
-            v['Name'] != name for v in self.engine.part_objects('volumes', self.directory, self.name))
-        return name, identity, pending, current, retry
-
-    def decide(self, fresh: bool) -> list[Change]:
-        name, identity, pending, current, retry = self._found(fresh)
+        found: dict[str, Any] = {'identity': identity, 'pending': pending, 'current': current}
+        promises: list[Promise] = []
         if current is None:
-            found = [Change('volume', name, 'create', [state(
+            change = Change('volume', name, 'create', [state(
                 'restored from the archive of an interrupted recreate' if pending else
                 f'seeded from {self.values["restore-from"]}' if self.values['restore-from'] else
-                'it was removed' if self.installed_before(fresh) else '')])]
+                'it was removed' if self.installed_before(fresh) else '')])
         elif self.identity_of(current) != identity:
-            found = [Change('volume', name, 'recreate', [state(
+            change = Change('volume', name, 'recreate', [state(
                 f'{_changes(current, self.values) or "its identity changed"}: its content is '
                 f'archived and put back' + ('' if self.values['archive'] else
                                             ', then the archive removed (archive = false)'))],
-                current['Name'])]
-            for user in self.users_to_remove(current):
-                identities.will_remove_container(self.directory, self.engine_config,
-                                                 user['Names'][0].lstrip('/'), user['Id'],
-                                                 f'volume {name} is made anew by {self.name}')
+                current['Name'])
+            found['users'] = self.users_to_remove(current)
+            promises = [ContainerRemoved(self.engine_config, user['Names'][0].lstrip('/'),
+                                         user['Id'], f'volume {name} is made anew by {self.name}')
+                        for user in found['users']]
         elif pending is not None:
-            found = [Change('volume', name, 'update', [state(
-                'finishing an interrupted recreate: its content is restored')], current['Name'])]
+            change = Change('volume', name, 'update', [state(
+                'finishing an interrupted recreate: its content is restored')], current['Name'])
         else:
-            found = [Change('volume', name, 'none', [], current['Name'])]
-        found[0].reasons[:] = [r for r in found[0].reasons if r.note]
-        if fresh or retry:
-            for stale in self.engine.part_objects('volumes', self.directory, self.name):
-                if stale['Name'] != name:
-                    found.append(Change('volume', stale['Name'], 'none' if self.values['keep']
-                                        else 'remove', [state(
-                                            f'the old name of the part\'s volume ({name} now)')]
-                                        + ([] if self.values['keep'] else
-                                           [state(_removal(self.values['archive']))]),
-                                        stale['Name']))
-        return found
+            change = Change('volume', name, 'none', [], current['Name'])
+        change.reasons[:] = [r for r in change.reasons if r.note]
+        old = self.decide_old_names(name, fresh, self.values['keep'],
+                                    (state(_removal(self.values['archive'])),))
+        return Decision([change, *old], promises, found, fresh)
 
-    def apply(self, fresh: bool) -> list[str]:
+    def act(self, decision: Decision) -> list[str]:
         try:
-            return self._apply(fresh)
+            return self._act(decision)
         except members.ArchiveError as exc:
             raise _archive_error(self.name, self.values['name'], exc) from None
 
-    def _apply(self, fresh: bool) -> list[str]:
-        name, identity, pending, current, retry = self._found(fresh)
-        if current is not None and pending is None and self.identity_of(current) == identity \
-                and not fresh and not retry:
+    def _act(self, decision: Decision) -> list[str]:
+        name = self.values['name']
+        found = decision.found
+        identity, pending, current = found['identity'], found['pending'], found['current']
+        action, old = decision.action(name), decision.changes[1:]
+        if action == 'none' and not old and not decision.fresh:
             return []  # the everyday rerun: the run's one listing of volumes stays valid
-        if current is None or self.identity_of(current) != identity:
+        if action in ('create', 'recreate'):
             self._check_driver()
-        if current is None:
+        if action == 'create':
             if pending is None and self.values['restore-from']:
                 self._check_archive(self.values['restore-from'])
             self.log.info('creating volume %s', name)
@@ -141,14 +131,14 @@ class VolumeRecipe(Recipe):
                 self.log.info('seeding volume %s from %s', name, self.values['restore-from'])
                 volumedata.restore(self.engine, name, self.values['restore-from'],
                                    links=members.IN_TARGET)
-        else:
+        elif action in ('recreate', 'update'):
+            assert current is not None
             if pending is not None:
                 # First the content back, so that a new recreate archives all of it.
                 self._finish_restore(pending, created=False)
-            if self.identity_of(current) != identity:
-                self._recreate(current, identity)
-        if fresh or retry:
-            self._settle_stale(name, fresh)
+            if action == 'recreate':
+                self._recreate(current, identity, found.get('users'))
+        self._settle_old_names(name, old, decision.fresh)
         self.engine.forget('volumes')
         return []
 
@@ -179,7 +169,8 @@ class VolumeRecipe(Recipe):
             raise opt.invalid(self.name, 'driver', 'a volume driver this engine has ('
                               + ', '.join(sorted(set(known) | set(managed))) + ')', driver)
 
-    def _recreate(self, current: dict[str, Any], identity: str) -> None:
+    def _recreate(self, current: dict[str, Any], identity: str,
+                  users: list[dict[str, Any]] | None = None) -> None:
         """New driver or labels need a new volume: carry the content over.
 
         A volume in use cannot be removed, even by stopped containers. When every
@@ -190,7 +181,8 @@ class VolumeRecipe(Recipe):
         """
         name = self.values['name']
         changed = _changes(current, self.values)
-        users = self.users_to_remove(current)
+        if users is None:  # not read by deciding (a decision that recreates by request)
+            users = self.users_to_remove(current)
         self.log.info('recreating volume %s (%s): archiving its content first', name,
                       changed or 'its identity changed')
         for user in users:
@@ -267,24 +259,18 @@ class VolumeRecipe(Recipe):
             _discard_archive(archive)
             self.log.info('removed the archive %s (archive = false)', archive)
 
-    def _settle_stale(self, name: str, fresh: bool) -> None:
-        """A renamed volume of this part: copy its data over (on the run that renamed it),
-        then honour keep."""
-        for stale in self.engine.part_objects('volumes', self.directory, self.name):
-            if stale['Name'] == name:
-                continue
-            if fresh and volumedata.is_empty(self.engine, name):
-                self._stop_replaced_users(stale['Name'])
-                self.log.info('copying the content of %s (the old name of this part\'s volume) '
-                              'into %s', stale['Name'], name)
-                volumedata.copy_volume(self.engine, stale['Name'], name)
-            if self.values['keep']:
-                self.log.info('keeping volume %s (keep = true); its data stays', stale['Name'])
-            else:
-                self.remove_old_name('volume', stale['Name'], strict=fresh,
-                                     remove=lambda engine, old=stale['Name']:
-                                     _remove(engine, old, False, self.backups, self.log,
-                                             archive=self.values['archive']))
+    def _settle_old_names(self, name: str, old: list[Change], fresh: bool) -> None:
+        """The part's volumes under old names: their data copied into the new one (on the
+        run that renamed it, while it is empty), then kept or removed as decided."""
+        if fresh:
+            for change in old:
+                if volumedata.is_empty(self.engine, name):
+                    self._stop_replaced_users(change.object)
+                    self.log.info('copying the content of %s (the old name of this part\'s '
+                                  'volume) into %s', change.object, name)
+                    volumedata.copy_volume(self.engine, change.object, name)
+        self.act_on_old_names(old, fresh, lambda engine, change: _remove(
+            engine, change.object, False, self.backups, self.log, archive=self.values['archive']))
 
     def _stop_replaced_users(self, volume: str) -> None:
         """Stop the running containers on the old volume that their parts replace in this
