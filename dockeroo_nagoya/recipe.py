@@ -600,6 +600,12 @@ def uninstaller(cls: type[Recipe]):
 CANDIDATE_SUFFIX = '-candidate'
 
 
+def candidate_of(image: str) -> str:
+    """The candidate's name of the image ``NAME:TAG`` (see :attr:`ImageRecipe.candidate`)."""
+    repository, tag = image.rsplit(':', 1)
+    return f'{repository}:{tag[:128 - len(CANDIDATE_SUFFIX)]}{CANDIDATE_SUFFIX}'
+
+
 def test_commands(raw: str) -> tuple[str, ...]:
     """``test``: one shell command a line, run in order; the first that fails stops."""
     return tuple(opt.lines(raw))
@@ -639,6 +645,18 @@ class ImageRecipe(Recipe):
     keep_default = False
     kept_kinds = ('image',)
     image: str
+
+    @classmethod
+    def removal_objects(cls, engine: Engine, directory: str, part: str,
+                        options: Mapping[str, str]) -> list[decisions.Change]:
+        """The base's, but of its images only the names this part gave (``image``, the
+        candidate's, or an untagged image's id): another name of the same image is
+        another part's (a docker.load of its saved file) or someone's, for them to
+        remove, and the image stays under it."""
+        image = options.get('image') or ''
+        own = {image, candidate_of(image)} if ':' in image else set()
+        return [change for change in super().removal_objects(engine, directory, part, options)
+                if change.kind != 'image' or change.object in own or change.object == change.id]
     #: The id ``image`` points at after :meth:`make_image`.
     image_id: str | None = None
 
@@ -772,8 +790,7 @@ class ImageRecipe(Recipe):
     @property
     def candidate(self) -> str:
         """``NAME:TAG-candidate``: where a new image waits while its tests run."""
-        repository, tag = self.image.rsplit(':', 1)
-        return f'{repository}:{tag[:128 - len(CANDIDATE_SUFFIX)]}{CANDIDATE_SUFFIX}'
+        return candidate_of(self.image)
 
     def _self_check(self, image_id: str, tests: tuple[str, ...], labels: Mapping[str, str]) -> None:
         """Tag the new image as the candidate and run each test command in a container of it."""
