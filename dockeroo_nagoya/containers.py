@@ -34,7 +34,6 @@ anonymous volumes back at the same paths.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import importlib
 import json
@@ -53,10 +52,12 @@ import requests.exceptions
 import zc.buildout
 
 from . import copying, decisions, identities, readfiles
+from .dependencies import link_line, volumes_from_line
 from . import options as opt
 from . import probes, stopsignal
 from .secrets import masked, secret_env_label, write_private
-from .engine import LABEL_IDENTITY, LABEL_INPUTS, Engine, identity_hash, labels_of, owner_of
+from .engine import (LABEL_IDENTITY, LABEL_INPUTS, Engine, explain, identity_hash, labels_of,
+                     owner_of)
 
 if TYPE_CHECKING:
     from .recipe import Recipe
@@ -152,22 +153,6 @@ def volume_line(raw: str) -> dict[str, Any]:
         if not is_path and not opt.NAME_RE.match(source):
             raise opt.Invalid(expected)
     return {'source': source, 'target': target, 'mode': mode}
-
-
-def volumes_from_line(raw: str) -> str:
-    """``CONTAINER[:ro|rw]`` (nagoya writes the mode, dockeroo leaves it out)."""
-    name, _, mode = raw.strip().partition(':')
-    if not opt.NAME_RE.match(name) or mode not in ('', 'ro', 'rw'):
-        raise opt.Invalid('volumes-from lines CONTAINER[:ro|rw]')
-    return f'{name}:{mode or "rw"}'
-
-
-def link_line(raw: str) -> list[str]:
-    """``CONTAINER[:ALIAS]``."""
-    name, _, alias = raw.strip().partition(':')
-    if not opt.NAME_RE.match(name) or (alias and not opt.NAME_RE.match(alias)):
-        raise opt.Invalid('links lines CONTAINER[:ALIAS]')
-    return [name, alias or name]
 
 
 def restart_policy(raw: str) -> dict[str, Any]:
@@ -1047,7 +1032,7 @@ class Runner:
         except docker.errors.NotFound:
             pass
         except docker.errors.APIError as exc:
-            self.log.warning('could not remove %s: %s', self.spec.name, exc.explanation or exc)
+            self.log.warning('could not remove %s: %s', self.spec.name, explain(exc))
         self.engine.forget('containers')
 
     # -- objects for callbacks ------------------------------------------------------
@@ -1083,7 +1068,7 @@ def next_name(name: str) -> str:
 def refused(spec: ContainerSpec, exc: docker.errors.APIError, old: str,
             tail: str = '') -> zc.buildout.UserError:
     """One line for a change the engine refused, naming the option when it can be told."""
-    said = ' '.join(str(exc.explanation or exc).split())
+    said = ' '.join(explain(exc).split())
     option = next((name for pattern, name in REFUSALS if pattern.search(said)), None)
     where = f'option {option}: ' if option else ''
     return zc.buildout.UserError(
@@ -1180,29 +1165,6 @@ def remove(engine: Engine, container: str, timeout: int, callbacks: Callbacks) -
         pass
     engine.forget('containers')
     callbacks.fire('post-remove', fetched)
-
-
-def comes_after(options: Mapping[str, str]) -> frozenset[str]:
-    """The container names a part's recorded options say it comes after (unreadable lines
-    name nothing: they were checked when the part was installed); ``{index}`` stands for
-    each replica's number."""
-    try:
-        replicas = opt.integer(1, opt.MAX_REPLICAS)(options.get('replicas') or '')
-    except opt.Invalid:
-        replicas = 0
-    found: set[str] = set()
-    for index in range(1, replicas + 1) if replicas else (None,):
-        def value(option: str) -> str:
-            raw = options.get(option) or ''
-            return raw if index is None else raw.replace('{index}', str(index))
-        found.update(opt.words(value('depends')))
-        for option, parse in (('links', link_line), ('volumes-from', volumes_from_line)):
-            for line in value(option).splitlines():
-                with contextlib.suppress(opt.Invalid):
-                    if line.strip():
-                        found.add(parse(line.strip())[0] if option == 'links'
-                                  else parse(line.strip()).split(':')[0])
-    return frozenset(found)
 
 
 def teardown(engine: Engine, directory: str, part: str, options: Mapping[str, str],

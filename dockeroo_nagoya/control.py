@@ -45,10 +45,11 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 import docker.errors
 import zc.buildout
 
-from . import atomicfile, containers, logstreams, ownership, probes, scheduling, volumedata
+from . import atomicfile, containers, dependencies, logstreams, ownership, probes, scheduling
+from . import volumedata
 from . import options as opt
-from .engine import Engine, EngineConfig, connect, engine_errors
-from .engine_options import described
+from .engine import Engine, EngineConfig, connect, engine_errors, explain
+from .engine_options import described, record
 from .members import ArchiveError
 
 OK, FAILED, USAGE, NOT_UP = 0, 1, 2, 3
@@ -138,8 +139,8 @@ def describe(part: str, directory: str, engine: EngineConfig, backups: str,
     owner = ownership.of(directory)
     return {'format': 1, 'part': part, 'directory': directory, 'installed': owner.installed,
             'host': owner.host,
-            'engine': dataclasses.asdict(engine), 'backup-directory': backups,
-            'levels': scheduling.levels(graph), 'members': members, 'volumes': volumes}
+            'engine': record(engine), 'backup-directory': backups,
+            'levels': dependencies.levels(graph), 'members': members, 'volumes': volumes}
 
 
 def describe_member(section: str, spec: containers.ContainerSpec, after: Iterable[str],
@@ -151,7 +152,7 @@ def describe_member(section: str, spec: containers.ContainerSpec, after: Iterabl
     come from a part with its own engine options); without it the member is on
     the engine of the description, as every member of a docker.system is."""
     values = spec.values
-    own = {'engine': dataclasses.asdict(engine)} if engine is not None else {}
+    own = {'engine': record(engine)} if engine is not None else {}
     return {**own,
         'section': section, 'container': spec.name, 'image': values['image'],
         'after': sorted(after), 'linked': sorted(linked),
@@ -197,7 +198,7 @@ class Member:
         (``part``: the control part, which says what is wrong with it)."""
         own = data.get('engine')
         return cls(section=data['section'], container=data['container'], image=data['image'],
-                   engine=described(part, own) if own else engine,
+                   engine=described(part, own) if own is not None else engine,
                    after=list(data.get('after') or []), linked=list(data.get('linked') or []),
                    job=bool(data.get('job')), start=bool(data.get('start', True)),
                    stop_timeout=int(math.ceil(data.get('stop-timeout', 10))),
@@ -379,7 +380,7 @@ class System:
         """``work`` on each member after (or, ``backwards``, before) those it depends on."""
         graph = self.graph(sections)
         if backwards:
-            graph = scheduling.reverse(graph)
+            graph = dependencies.reverse(graph)
         needed = [self.members[section].engine for section in graph]
         self.need(needed)   # every engine answers, or nothing is done
         engines = {config: connect(config, self.part) for config in dict.fromkeys(needed)}
@@ -548,7 +549,7 @@ class System:
                      'content': archived.content, 'members': archived.members,
                      'labels': labels, 'time': _now().isoformat()}
             if volume.engine != self.config:   # a restore puts it back on that engine
-                entry['engine'] = dataclasses.asdict(volume.engine)
+                entry['engine'] = record(volume.engine)
             entries.append(entry)
             self.say(f'backed up volume {self.placed_name(volume)} ({archived.size} bytes, '
                      f'sha256 {archived.sha256[:12]})')
@@ -634,7 +635,7 @@ class System:
         when it says none), or, when the members that mount it have moved to another
         single engine since, that one."""
         place = Placed(entry['volume'], self.same_engine(described(self.part, entry['engine']))
-                       if entry.get('engine') else self.config)
+                       if entry.get('engine') is not None else self.config)
         known = [v for v in self.volumes if v.name == place.name]
         if not known or place in known:
             return place
@@ -696,7 +697,7 @@ class System:
                     except docker.errors.NotFound:
                         pass
                     except docker.errors.APIError as exc:
-                        problems.append(f'{kind} {shown}: {_explain(exc)}')
+                        problems.append(f'{kind} {shown}: {explain(exc)}')
             except zc.buildout.UserError as exc:   # that engine stopped answering meanwhile
                 problems.append(f'{kind} {shown}: {exc}')
         return problems
@@ -1055,11 +1056,6 @@ def _uptime(started: str | None) -> str:
     if minutes:
         return f'{minutes}m{second:02d}s'
     return f'{second}s'
-
-
-def _explain(exc: docker.errors.APIError) -> str:
-    text = exc.explanation or str(exc)
-    return (text.decode('utf-8', 'replace') if isinstance(text, bytes) else str(text)).strip()
 
 
 def _write_json(path: str, data: Any) -> None:

@@ -156,7 +156,9 @@ class EngineError(zc.buildout.UserError):
     """An engine failure, already phrased for the user."""
 
 
-def _user_message(exc: BaseException) -> str:
+def explain(exc: BaseException) -> str:
+    """What the engine said, as text for a message: an API error's explanation (bytes
+    decoded), else the exception's own text. Every message that quotes the engine uses it."""
     if isinstance(exc, docker.errors.APIError):
         text = exc.explanation or str(exc)
         if isinstance(text, bytes):
@@ -187,7 +189,7 @@ def engine_errors(part: str, config: EngineConfig | None = None,
         raise EngineError(f'{part}: the Docker engine did not answer in time{where}: '
                           f'raise the timeout option') from exc
     except docker.errors.DockerException as exc:
-        text = _user_message(exc)
+        text = explain(exc)
         if 'Error while fetching server API version' in text:
             if isinstance(exc.__cause__, requests.exceptions.SSLError):
                 raise EngineError(handshake_failed(part, _address(config), exc, where)) from exc

@@ -17,7 +17,7 @@ import zc.buildout
 
 from .. import options as opt
 from ..engine import Engine, connect, engine_errors
-from ..engine_options import described
+from ..engine_options import described, record
 from ..recipe import Recipe, uninstaller
 from ..scripts import write_script
 
@@ -55,9 +55,7 @@ class CommandRecipe(Recipe):
         write_script(self.script, 'dockeroo_nagoya.recipes.command:run', {
             'part': self.name, 'container': self.values['container'], 'command': self.command,
             'user': self.values['user'], 'working-dir': self.values['working-dir'],
-            'engine': {'host': config.host, 'tls_verify': config.tls_verify,
-                       'cert_path': config.cert_path, 'timeout': config.timeout,
-                       'context': config.context}})
+            'engine': record(config)})
         return [self.script]
 
     @classmethod

@@ -24,7 +24,7 @@ from ..decisions import Change, Reason, state
 from ..engine import Engine, connect, engine_errors
 from ..imagefiles import ArchivedImage, NotAnImageArchive, archived_images
 from ..recipe import ImageRecipe, Recipe, retire_untagged, uninstaller
-from ..recipe import _remove_image as remove_image
+from ..recipe import remove_image
 
 
 class LoadRecipe(Recipe):

@@ -29,9 +29,9 @@ from .. import identities
 from .. import options as opt
 from ..options import split_reference
 from ..decisions import Change, Reason
-from ..engine import Engine, connect, engine_errors
+from ..engine import Engine, connect, engine_errors, explain
 from ..progress import follow_layers
-from ..recipe import Recipe, retire_untagged, uninstaller
+from ..recipe import Recipe, remove_image, retire_untagged, uninstaller
 from ..secrets import CREDENTIAL_OPTIONS, registry_auth
 
 
@@ -235,7 +235,7 @@ class PullRecipe(Recipe):
         except docker.errors.APIError as exc:
             if self.engine.listed_image(self.reference) is not None:
                 self.log.warning('could not ask the registry about %s (%s); keeping the local '
-                                 'image', self.reference, (exc.explanation or str(exc)).strip())
+                                 'image', self.reference, explain(exc))
             return None
         return answer['Descriptor']['digest']
 
@@ -253,17 +253,7 @@ class PullRecipe(Recipe):
         reference = options.get('name')
         if keep or not reference:
             return
-        try:
-            engine.api.remove_image(reference)
-            log.info('removed image %s (keep = false)', reference)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as exc:
-            log.warning('image %s not removed: %s', reference, _explain(exc))
-
-
-def _explain(exc: docker.errors.APIError) -> Any:
-    return (exc.explanation or str(exc)).strip() if isinstance(exc.explanation, str) else str(exc)
+        remove_image(engine, reference, log, why='keep = false')
 
 
 uninstall = uninstaller(PullRecipe)

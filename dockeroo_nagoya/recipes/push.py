@@ -31,7 +31,7 @@ from ..decisions import Change, Reason
 from ..engine import Engine, engine_errors
 from ..progress import follow_layers
 from ..recipe import Recipe, uninstaller
-from ..recipe import _remove_image as remove_image
+from ..recipe import remove_image
 from ..secrets import CREDENTIAL_OPTIONS, registry_auth
 from ..options import split_reference
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Mapping, MutableMapping
 
-from .. import containers, identities
+from .. import containers, dependencies, identities
 from .. import options as opt
 from ..decisions import Change, Reason
 from ..engine import Engine, engine_errors
@@ -143,7 +143,7 @@ class RunRecipe(Recipe):
         if opt.saved_flag(options, 'keep', False):
             return None
         names = (options.get('names') or options.get('name') or '').split()
-        return frozenset(names), containers.comes_after(options)
+        return frozenset(names), dependencies.recorded(options)
 
 
 uninstall = uninstaller(RunRecipe)

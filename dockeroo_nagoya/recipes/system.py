@@ -31,7 +31,7 @@ from typing import Any, Mapping
 
 import zc.buildout
 
-from .. import containers, control, identities, scheduling, secrets
+from .. import containers, control, dependencies, identities, scheduling, secrets
 from .. import options as opt
 from ..decisions import Change, state
 from ..engine import LABEL, Engine, engine_errors, identity_hash
@@ -120,12 +120,8 @@ class SystemRecipe(Recipe):
             for member in self.members.values():
                 member.spec.check_links(self.engine, system=True)
         graph = self.graph()
-        cycle = scheduling.find_cycle(graph)
-        if cycle:
-            raise zc.buildout.UserError(
-                f'{self.name}: option containers: dependency cycle {" -> ".join(cycle)} '
-                f'(from links, volumes-from and depends): break it')
-        self.order = [section for level in scheduling.levels(graph) for section in level]
+        dependencies.check_acyclic(graph, self.name, 'containers')
+        self.order = dependencies.order(graph)
         self.backups = self.values['backup-directory'] or os.path.join(
             self.directory, 'var', 'backups', self.name)
         # Written into the part so buildout sees a member's change, and so the uninstall
@@ -172,31 +168,30 @@ class SystemRecipe(Recipe):
         def member_of(reference: str) -> str | None:
             return by_container.get(reference) or (reference if reference in self.members else None)
 
+        def members_of(reference: str) -> list[str]:
+            target = member_of(reference)
+            return [target] if target else []
+
+        needs = dependencies.resolve(
+            {section: member.spec.values for section, member in self.members.items()},
+            members_of,
+            lambda section, reference: opt.invalid(
+                f'{self.name}: member {section}', 'depends',
+                f'members of this system ({", ".join(self.members)})', reference))
         for section, member in self.members.items():
+            member.after, member.linked = needs[section].after, needs[section].linked
+            # The engine knows the members by container name.
             values = member.spec.values
             for link in values['links']:
                 target = member_of(link[0])
                 if target:
                     link[0] = self.members[target].name
-                    member.after.add(target)
-                    member.linked.add(target)
             resolved = []
             for line in values['volumes-from']:
                 source, _, mode = line.rpartition(':')
                 target = member_of(source)
-                if target:
-                    source = self.members[target].name
-                    member.after.add(target)
-                    member.linked.add(target)
-                resolved.append(f'{source}:{mode}')
+                resolved.append(f'{self.members[target].name if target else source}:{mode}')
             values['volumes-from'] = resolved
-            for reference in values['depends']:
-                target = member_of(reference)
-                if target is None:
-                    raise opt.invalid(
-                        f'{self.name}: member {section}', 'depends',
-                        f'members of this system ({", ".join(self.members)})', reference)
-                member.after.add(target)
 
     def graph(self) -> dict[str, set[str]]:
         """section -> the sections it comes up after."""
@@ -301,7 +296,7 @@ class SystemRecipe(Recipe):
         finally:
             for runner in runners.values():
                 runner.engine.close()
-        chain = len(scheduling.levels(graph))
+        chain = len(dependencies.levels(graph))
         self.log.info('%d containers of %s up in %.1fs (longest dependency chain: %d)',
                       len(self.members), self.name, time.monotonic() - started, chain)
 
@@ -381,7 +376,7 @@ def remove_in_order(engine: Engine, directory: str, part: str, found: list[dict[
             max_workers=scheduling.MAX_WORKERS, thread_name_prefix='dockeroo-nagoya-cleanup') \
             as cleanup:
         try:
-            scheduling.run_or_raise(scheduling.reverse(graph), remove, log)
+            scheduling.run_or_raise(dependencies.reverse(graph), remove, log)
         finally:
             concurrent.futures.wait(cleaning)
             engine.forget('containers')
