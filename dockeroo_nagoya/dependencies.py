@@ -176,5 +176,5 @@ def reverse(graph: Mapping[str, Iterable[str]]) -> dict[str, set[str]]:
     return turned
 
 
-__all__ = ['Needs', 'references', 'resolve', 'recorded', 'link_line', 'volumes_from_line', 'find_cycle', 'check_acyclic',
-           'levels', 'order', 'reverse', 'sorter']
+__all__ = ['Needs', 'references', 'resolve', 'recorded', 'link_line', 'volumes_from_line',
+           'find_cycle', 'check_acyclic', 'levels', 'order', 'reverse', 'sorter']

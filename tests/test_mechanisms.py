@@ -2,37 +2,17 @@
 options, image removal; and the control script of an older version still runs."""
 from __future__ import annotations
 
-from helpers import assert_one_error
+from helpers import assert_one_error, buildout_config, section, sleeper
 
 
 def control_config(b, busybox: str, parts: str) -> str:
-    return f'''
-        [buildout]
-        parts = db web ctl
-
-        [db]
-        recipe = dockeroo_nagoya:docker.run
-        name = {b.prefix}-db
-        image = {busybox}
-        init = true
-        stop-timeout = 1
-        command = sleep 3600
-
-        [web]
-        recipe = dockeroo_nagoya:docker.run
-        name = {b.prefix}-web
-        image = {busybox}
-        init = true
-        stop-timeout = 1
-        command = sleep 3600
-        depends =
-            ${{db:name}}
-            ${{buildout:directory}}/not-a-container
-
-        [ctl]
-        recipe = dockeroo_nagoya:docker.control
-        parts = {parts}
-    '''
+    """db, and web after it (and after a path, which is no container); ctl over ``parts``."""
+    return buildout_config(
+        ['db', 'web', 'ctl'],
+        sleeper('db', busybox, name=f'{b.prefix}-db', init='true', stop_timeout='1'),
+        sleeper('web', busybox, name=f'{b.prefix}-web', init='true', stop_timeout='1',
+                depends='${db:name}\n${buildout:directory}/not-a-container'),
+        section('ctl', 'docker.control', parts=parts))
 
 
 def test_control_refuses_a_depends_on_a_container_it_leaves_out(buildout, busybox, client):
@@ -102,3 +82,51 @@ def test_engine_options_are_written_one_way_and_read_back_one_way():
         assert described('p', dataclasses.asdict(config)) == config    # a script of before
     assert record(EngineConfig(host='tcp://box:2376', timeout=30)) == {
         'docker-host': 'tcp://box:2376', 'timeout': '30'}
+
+
+#: bin/<part> as the version before control.py's split wrote it (control.script_text of
+#: 476b3e6), with the engine in its description as that version wrote it (every
+#: EngineConfig field): installed buildouts keep such scripts until their next run.
+OLD_SCRIPT = '''#!{python}
+'Control script of the docker.system part sys (made by buildout: bin/sys --help).'
+import sys
+sys.path[0:0] = [
+{paths}]
+
+from dockeroo_nagoya import control
+
+if __name__ == '__main__':
+    sys.exit(control.main({description!r}, sys.argv[1:], prog='sys'))
+'''
+OLD_ENGINE = {'host': None, 'tls_verify': None, 'cert_path': None, 'timeout': 120,
+              'context': None}
+
+
+def test_a_control_script_written_by_the_previous_version_still_runs(buildout, busybox):
+    import json
+    import subprocess
+    import sys
+    from dockeroo_nagoya.scripts import importable_paths
+    b = buildout
+    b.write(buildout_config(
+        ['sys'], section('sys', 'docker.system', containers='web'),
+        section('web', '', name=f'{b.prefix}-web', image=busybox, init='true',
+                stop_timeout='1', command='sleep 3600')))
+    b.run('-N')
+    description = b.directory / 'parts' / 'sys' / 'system.json'
+    old = json.loads(description.read_text())
+    old['engine'] = OLD_ENGINE
+    description.write_text(json.dumps(old))
+    script = b.directory / 'bin' / 'sys'
+    script.write_text(OLD_SCRIPT.format(
+        python=sys.executable, description=str(description),
+        paths=''.join(f'    {path!r},\n' for path in importable_paths())))
+
+    def ctl(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(script), *args], capture_output=True, text=True, timeout=120)
+
+    assert ctl('stop').stdout.splitlines() == [f'stopped {b.prefix}-web']
+    assert ctl('status').returncode == 3
+    assert ctl('start').stdout.splitlines() == [f'started {b.prefix}-web']
+    status = ctl('status')
+    assert status.returncode == 0 and f'{b.prefix}-web' in status.stdout, status.stderr

@@ -1,7 +1,7 @@
 """``docker.control``: ``bin/NAME``, one control command for containers of separate parts.
 
 A ``docker.system`` part writes a control script for its members; this
-recipe writes the same script (:mod:`dockeroo_nagoya.control`, one
+recipe writes the same script (:mod:`dockeroo_nagoya.controlscript`, one
 implementation) for containers that come from separate ``docker.run``
 parts, such as the Koji profile's ``bin/kojictl``. Their order is the one
 buildout follows, and each part's containers are on that part's engine, so
@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 import zc.buildout
 
-from .. import control, dependencies, identities
+from .. import controlscript, dependencies, identities
 from .. import options as opt
 from ..engine import Engine, EngineConfig
 from ..recipe import Recipe, uninstaller
@@ -88,7 +88,8 @@ class ControlRecipe(Recipe):
         members = []
         for member, (part, spec) in specs.items():
             after, linked = needs[member].after - {member}, needs[member].linked
-            members.append(control.describe_member(member, spec, after, linked, engines[part]))
+            members.append(controlscript.describe_member(member, spec, after, linked,
+                                                         engines[part]))
         graph = {m['section']: set(m['after']) for m in members}
         dependencies.check_acyclic(graph, self.name, 'parts', 'depends, links and volumes-from')
         order = dependencies.order(graph)
@@ -105,11 +106,11 @@ class ControlRecipe(Recipe):
         return []
 
     def apply(self, fresh: bool) -> list[str]:
-        description = control.describe(self.name, self.directory, self.engine_config,
-                                       self.backups, self.members)
-        return control.write_control(self.buildout['buildout']['bin-directory'],
-                                     self.buildout['buildout']['parts-directory'], self.name,
-                                     self.recipe, description, self.script)
+        description = controlscript.describe(self.name, self.directory, self.engine_config,
+                                             self.backups, self.members)
+        return controlscript.write_control(self.buildout['buildout']['bin-directory'],
+                                           self.buildout['buildout']['parts-directory'],
+                                           self.name, self.recipe, description, self.script)
 
     @classmethod
     def teardown(cls, engine: Engine, directory: str, part: str,

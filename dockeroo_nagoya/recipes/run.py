@@ -6,8 +6,8 @@ the content of its ``env-file`` and ``layout``. Everything else (a restart
 policy, a start, the gates) is done to the container in place, so a rerun
 that changes nothing touches nothing. The options, what the part exposes and
 what a removal does: docs/recipes/run.rst (the table comes from
-:data:`dockeroo_nagoya.containers.TABLE`). How the container is planned and
-brought up is in :mod:`dockeroo_nagoya.containers`; the removal runs in the
+:data:`dockeroo_nagoya.containerspec.TABLE`). How the container is planned and
+brought up is in :mod:`dockeroo_nagoya.runner`; the removal runs in the
 background, after the removed parts that depend on it (:mod:`..removals`).
 """
 from __future__ import annotations
@@ -15,7 +15,8 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Mapping, MutableMapping
 
-from .. import containers, dependencies, identities
+from .. import containers, containerspec, dependencies, identities
+from ..runner import Runner
 from .. import options as opt
 from ..decisions import Change, Reason
 from ..engine import Engine, engine_errors
@@ -30,7 +31,7 @@ class RunRecipe(Recipe):
     #: ``keep = true`` leaves the containers: the plan says so, the listings stay valid.
     keep_default = False
     owns = ('containers',)
-    table = containers.TABLE + (
+    table = containerspec.TABLE + (
         opt.Option('replicas', opt.integer(1, opt.MAX_REPLICAS), identity=False,
                    doc=('Containers ``NAME-1`` ... ``NAME-N`` from one part; ``{index}`` is each '
                         "one's number; ``${part:names}`` lists them.")),
@@ -41,11 +42,11 @@ class RunRecipe(Recipe):
     )
 
     #: toji's spellings, read by take_toji_aliases.
-    extra_options = (*containers.TOJI_ALIASES, 'detach')
+    extra_options = (*containerspec.TOJI_ALIASES, 'detach')
 
     def __init__(self, buildout: Mapping[str, Mapping[str, str]], name: str,
                  options: MutableMapping[str, str]) -> None:
-        containers.take_toji_aliases(options, name)
+        containerspec.take_toji_aliases(options, name)
         super().__init__(buildout, name, options)
 
     def parse_values(self, options: Mapping[str, str]) -> dict[str, Any]:
@@ -62,7 +63,7 @@ class RunRecipe(Recipe):
         name = self.name_from_part()
         replicas = self.values['replicas']
         if replicas is None:
-            self.specs = [containers.ContainerSpec.from_values(
+            self.specs = [containerspec.ContainerSpec.from_values(
                 self.name, name, self.values, self.directory)]
             self.options['names'] = name
             self.configured()
@@ -73,7 +74,7 @@ class RunRecipe(Recipe):
             raw = {o.name: self.options[o.name].replace('{index}', str(index))
                    for o in self.table if o.name in self.options}
             values = opt.parse_options(self.name, raw, self.table)
-            self.specs.append(containers.ContainerSpec.from_values(
+            self.specs.append(containerspec.ContainerSpec.from_values(
                 self.name, f'{name}-{index}', values, self.directory))
         self.options['names'] = ' '.join(spec.name for spec in self.specs)
         self.configured()
@@ -90,7 +91,7 @@ class RunRecipe(Recipe):
                                           lambda spec=spec: spec.configured_identity(self.engine))
 
     def decide(self, fresh: bool) -> list[Change]:
-        runners = [containers.Runner(self, spec) for spec in self.specs]
+        runners = [Runner(self, spec) for spec in self.specs]
         found = [runner.change(runner.decide(fresh, self.was_installed(runner.spec, fresh)))
                  for runner in runners]
         for stale, why in self.stale(fresh):
@@ -98,7 +99,7 @@ class RunRecipe(Recipe):
                                 [Reason('state', note=why)], stale['Id']))
         return found
 
-    def was_installed(self, spec: containers.ContainerSpec, fresh: bool) -> bool:
+    def was_installed(self, spec: containerspec.ContainerSpec, fresh: bool) -> bool:
         """Whether an earlier run installed this container (a replica added by raising
         replicas was not: it is new, not removed)."""
         names = (PREVIOUS.get((self.directory, self.name)) or {}).get('names')
@@ -121,7 +122,7 @@ class RunRecipe(Recipe):
                 if not wanted & set(c.get('Names') or [])]
 
     def apply(self, fresh: bool) -> list[str]:
-        runners = [containers.Runner(self, spec) for spec in self.specs]
+        runners = [Runner(self, spec) for spec in self.specs]
         for runner in runners:
             runner.converge(fresh, self.was_installed(runner.spec, fresh))
         for stale, why in self.stale(fresh):

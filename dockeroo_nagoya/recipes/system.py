@@ -31,7 +31,10 @@ from typing import Any, Mapping
 
 import zc.buildout
 
-from .. import containers, control, dependencies, identities, scheduling, secrets
+from .. import (containers, containerspec, controlscript, dependencies, identities, scheduling,
+                secrets)
+from ..callbacks import Callbacks
+from ..runner import Runner
 from .. import options as opt
 from ..decisions import Change, state
 from ..engine import LABEL, Engine, engine_errors, identity_hash
@@ -44,9 +47,9 @@ AHEAD_WORKERS = 4
 LABEL_MEMBER = f'{LABEL}.member'
 
 #: A member's options: docker.run's, plus the members it must come up after.
-MEMBER_TABLE = containers.TABLE + (opt.Option('depends', opt.words, default='', identity=False,
-                                              doc=('Members (section or container names) this one '
-                                                   'comes after.')),)
+MEMBER_TABLE = containerspec.TABLE + (
+    opt.Option('depends', opt.words, default='', identity=False,
+               doc='Members (section or container names) this one comes after.'),)
 
 #: The identity key that makes a container new when a member it links to is new.
 LINKED = 'linked containers'
@@ -59,7 +62,7 @@ class Member:
     """One container of the system and what it comes up after."""
 
     section: str
-    spec: containers.ContainerSpec
+    spec: containerspec.ContainerSpec
     after: set[str] = dataclasses.field(default_factory=set)    # sections it waits for
     linked: set[str] = dataclasses.field(default_factory=set)   # sections it is recreated with
 
@@ -145,12 +148,12 @@ class SystemRecipe(Recipe):
             raise zc.buildout.UserError(
                 f'{self.name}: option containers: section [{section}] has a recipe; a member '
                 f'section holds docker.run\'s options only (remove its recipe line)')
-        containers.take_toji_aliases(raw, display)
+        containerspec.take_toji_aliases(raw, display)
         for key in PLAIN_SECRETS:
             if key in raw:
                 raise secrets.plain_secret_refused(display, key, 'a docker.system member', (),
                                                    container=True)
-        self.warn_misspelt(raw, opt.known_names(MEMBER_TABLE) | set(containers.TOJI_ALIASES) | {
+        self.warn_misspelt(raw, opt.known_names(MEMBER_TABLE) | set(containerspec.TOJI_ALIASES) | {
             'detach'}, f'member {section}: ')
         values = opt.parse_options(display, raw, MEMBER_TABLE)
         if values['name'] is None:
@@ -159,8 +162,8 @@ class SystemRecipe(Recipe):
             except opt.Invalid as exc:
                 raise opt.invalid(display, 'name', f'{exc} (the section name is not one: '
                                   f'set name)', section) from None
-        spec = containers.ContainerSpec.from_values(display, values['name'], values,
-                                                    self.directory)
+        spec = containerspec.ContainerSpec.from_values(display, values['name'], values,
+                                                       self.directory)
         return Member(section, spec)
 
     def _resolve(self, by_container: Mapping[str, str]) -> None:
@@ -221,7 +224,7 @@ class SystemRecipe(Recipe):
         ids: dict[str, str] = {}
         for section in self.order:
             member = self.members[section]
-            runner = containers.Runner(self, member.spec, labels={LABEL_MEMBER: section})
+            runner = Runner(self, member.spec, labels={LABEL_MEMBER: section})
             linked = {self.members[s].name: ids[s] for s in sorted(member.linked)}
             step = runner.decide(fresh, expected=member.name in installed,
                                  extra_identity={LINKED: linked})
@@ -257,9 +260,9 @@ class SystemRecipe(Recipe):
         """Each member in its turn (after what it depends on); new ones are created ahead."""
         ids: dict[str, str] = {}
         started = time.monotonic()
-        runners: dict[str, containers.Runner] = {}
+        runners: dict[str, Runner] = {}
         for section, member in self.members.items():
-            runners[section] = containers.Runner(
+            runners[section] = Runner(
                 self, member.spec, engine=self.engine.fork(member.spec.part),
                 labels={LABEL_MEMBER: section})
 
@@ -302,16 +305,18 @@ class SystemRecipe(Recipe):
 
     def _write_control(self) -> list[str]:
         """``bin/<part>`` and ``parts/<part>/system.json``, made anew at every run."""
-        return control.write_control(self.buildout['buildout']['bin-directory'],
-                                     self.buildout['buildout']['parts-directory'], self.name,
-                                     self.recipe, self.description(), file_name=DESCRIPTION)
+        return controlscript.write_control(self.buildout['buildout']['bin-directory'],
+                                           self.buildout['buildout']['parts-directory'],
+                                           self.name, self.recipe, self.description(),
+                                           file_name=DESCRIPTION)
 
     def description(self) -> dict[str, Any]:
         """What the control script needs: no option values beyond names (env never)."""
-        return control.describe(
+        return controlscript.describe(
             self.name, self.directory, self.engine_config, self.backups,
-            [control.describe_member(section, self.members[section].spec,
-                                     self.members[section].after, self.members[section].linked)
+            [controlscript.describe_member(section, self.members[section].spec,
+                                           self.members[section].after,
+                                           self.members[section].linked)
              for section in self.order])
 
     # -- removal ------------------------------------------------------------------------
@@ -339,9 +344,8 @@ def remove_in_order(engine: Engine, directory: str, part: str, found: list[dict[
         if keep and member.get('keep'):
             log.info('keeping container %s (keep = true)', name)
             return
-        callbacks = containers.Callbacks(f'{part}: member {member.get("section", name)}',
-                                         directory, [tuple(line) for line in
-                                                     member.get('callbacks') or []])
+        callbacks = Callbacks(f'{part}: member {member.get("section", name)}', directory,
+                              [tuple(line) for line in member.get('callbacks') or []])
         container = by_name[name]['Id']
         timeout = int(math.ceil(member.get('stop-timeout', 10)))
         forked = engine.fork(part)
