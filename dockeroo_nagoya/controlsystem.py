@@ -12,7 +12,7 @@ import logging
 import math
 import os
 import threading
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 
 import docker.errors
 import zc.buildout
@@ -27,6 +27,8 @@ from .members import ArchiveError
 
 
 OK, FAILED, USAGE, NOT_UP = 0, 1, 2, 3
+
+T = TypeVar('T')
 
 MANIFEST = 'manifest.json'
 
@@ -121,15 +123,11 @@ class System:
 
     @classmethod
     def load(cls, path: str) -> System:
-        try:
-            with open(path, encoding='utf-8') as handle:
-                return cls(json.load(handle))
-        except OSError as exc:
-            raise ControlError(f'cannot read the description of the system {path} '
-                               f'({exc.strerror}): run bin/buildout') from None
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ControlError(f'the description of the system {path} is damaged ({exc}): '
-                               f'run bin/buildout') from None
+        return read_json(path, cls,
+                         lambda why: f'cannot read the description of the system {path} '
+                                     f'({why}): run bin/buildout',
+                         lambda why: f'the description of the system {path} is damaged '
+                                     f'({why}): run bin/buildout')
 
     def _placed_volumes(self, names: Iterable[str]) -> list[Placed]:
         """Each named volume on each engine of the members that mount it."""
@@ -474,19 +472,16 @@ class System:
 
     def _verified(self, source: str) -> list[dict[str, Any]]:
         """The manifest's entries, once every archive matches its size and checksum."""
-        try:
-            with open(os.path.join(source, MANIFEST), encoding='utf-8') as handle:
-                manifest = json.load(handle)
+        def placed(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
             entries = list(manifest['volumes'])
             for entry in entries:
                 entry['volume'], entry['archive'], entry['sha256']  # noqa: B018 - all present
                 entry['place'] = self._placed_entry(entry)
-        except OSError as exc:
-            raise ControlError(f'{self.part}: cannot read {os.path.join(source, MANIFEST)} '
-                               f'({exc.strerror})') from None
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ControlError(f'{self.part}: {os.path.join(source, MANIFEST)} is not a '
-                               f'backup manifest ({exc})') from None
+            return entries
+
+        path = os.path.join(source, MANIFEST)
+        entries = read_json(path, placed, lambda why: f'{self.part}: cannot read {path} ({why})',
+                            lambda why: f'{self.part}: {path} is not a backup manifest ({why})')
         for entry in entries:
             path = os.path.join(source, os.path.basename(entry['archive']))
             try:
@@ -667,6 +662,19 @@ def _uptime(started: str | None) -> str:
     if minutes:
         return f'{minutes}m{second:02d}s'
     return f'{second}s'
+
+
+def read_json(path: str, read: Callable[[Any], T], unreadable: Callable[[str], str],
+              damaged: Callable[[str], str]) -> T:
+    """``read`` of the JSON document at ``path`` (a description, a manifest): a file that
+    cannot be read, or whose content ``read`` does not take, is one line saying so."""
+    try:
+        with open(path, encoding='utf-8') as handle:
+            return read(json.load(handle))
+    except OSError as exc:
+        raise ControlError(unreadable(str(exc.strerror))) from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ControlError(damaged(str(exc))) from None
 
 
 def _write_json(path: str, data: Any) -> None:

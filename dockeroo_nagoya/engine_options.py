@@ -36,7 +36,7 @@ import zc.buildout
 
 from . import options as opt
 from . import tls
-from .engine import Engine, EngineConfig, EngineError, connect, engine_errors
+from .engine import Engine, EngineConfig, EngineError, NoEngine, connect, engine_errors
 
 #: Options every recipe takes: where the engine is.
 ENGINE_OPTIONS = ('engine', 'docker-host', 'docker-tls-verify', 'docker-cert-path', 'timeout',
@@ -342,11 +342,10 @@ def reach(part: str, config: EngineConfig) -> tuple[Engine | None, str]:
     try:
         with engine_errors(part, config, 'connecting'):
             return connect(config, part), ''
+    except NoEngine as exc:
+        return None, f'no Docker engine answers at {exc.address}'
     except EngineError as exc:
-        said = str(exc).removeprefix(f'{part}: ')
-        if said.startswith('no Docker engine answers'):
-            said = f'no Docker engine answers at {config.describe()}'
-        return None, said
+        return None, str(exc).removeprefix(f'{part}: ')
 
 
 def same_daemon(first: Engine, second: Engine) -> bool:
