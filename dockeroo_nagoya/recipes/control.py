@@ -66,9 +66,9 @@ class ControlRecipe(Recipe):
         # A reference to a part, or to one of its containers by name, means those members.
         by_reference: dict[str, list[str]] = {}
         for part, members_of_part in found.items():
-            for section, spec in members_of_part:
-                by_reference.setdefault(part, []).append(section)
-                by_reference.setdefault(spec.name, []).append(section)
+            for member, spec in members_of_part:
+                by_reference.setdefault(part, []).append(member)
+                by_reference.setdefault(spec.name, []).append(member)
         specs = {member: (part, spec) for part, members_of_part in found.items()
                  for member, spec in members_of_part}
 
