@@ -156,7 +156,18 @@ class EngineError(zc.buildout.UserError):
     """An engine failure, already phrased for the user."""
 
 
-def _user_message(exc: BaseException) -> str:
+class NoEngine(EngineError):
+    """No engine answers at the address: the hooks that can go on without it tell it apart."""
+
+    def __init__(self, part: str, config: EngineConfig | None, where: str = '') -> None:
+        self.address = _address(config)
+        super().__init__(f'{part}: no Docker engine answers at {self.address}{where}: start '
+                         f'dockerd (Debian: apt-get install docker.io) or set docker-host')
+
+
+def explain(exc: BaseException) -> str:
+    """What the engine said, as text for a message: an API error's explanation (bytes
+    decoded), else the exception's own text. Every message that quotes the engine uses it."""
     if isinstance(exc, docker.errors.APIError):
         text = exc.explanation or str(exc)
         if isinstance(text, bytes):
@@ -179,22 +190,16 @@ def engine_errors(part: str, config: EngineConfig | None = None,
     except requests.exceptions.SSLError as exc:
         raise EngineError(handshake_failed(part, _address(config), exc, where)) from exc
     except (requests.exceptions.ConnectionError, ConnectionError) as exc:
-        address = config.describe() if config else 'the Docker engine'
-        raise EngineError(
-            f'{part}: no Docker engine answers at {address}{where}: start dockerd '
-            f'(Debian: apt-get install docker.io) or set docker-host') from exc
+        raise NoEngine(part, config, where) from exc
     except requests.exceptions.Timeout as exc:
         raise EngineError(f'{part}: the Docker engine did not answer in time{where}: '
                           f'raise the timeout option') from exc
     except docker.errors.DockerException as exc:
-        text = _user_message(exc)
+        text = explain(exc)
         if 'Error while fetching server API version' in text:
             if isinstance(exc.__cause__, requests.exceptions.SSLError):
                 raise EngineError(handshake_failed(part, _address(config), exc, where)) from exc
-            address = config.describe() if config else 'the Docker engine'
-            raise EngineError(
-                f'{part}: no Docker engine answers at {address}: start dockerd '
-                f'(Debian: apt-get install docker.io) or set docker-host') from exc
+            raise NoEngine(part, config) from exc
         raise EngineError(f'{part}: Docker engine error{where}: {text}') from exc
 
 

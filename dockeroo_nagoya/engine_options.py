@@ -36,7 +36,7 @@ import zc.buildout
 
 from . import options as opt
 from . import tls
-from .engine import Engine, EngineConfig, EngineError, connect, engine_errors
+from .engine import Engine, EngineConfig, EngineError, NoEngine, connect, engine_errors
 
 #: Options every recipe takes: where the engine is.
 ENGINE_OPTIONS = ('engine', 'docker-host', 'docker-tls-verify', 'docker-cert-path', 'timeout',
@@ -189,33 +189,46 @@ def engine_of_spec(part: str, option: str, spec: Mapping[str, str],
                              else base.get('timeout')})
 
 
-def _config_of(part: str, values: Mapping[str, str | None]) -> EngineConfig:
-    """The engine options, checked: booleans, the timeout, the TLS directory, the context."""
+def _config_of(part: str, values: Mapping[str, str | None],
+               recorded: bool = False) -> EngineConfig:
+    """The engine options (as written: strings), checked: booleans, the timeout, the TLS
+    directory, the context. The one reading of engine options, live and recorded.
+
+    ``recorded``: options written by an earlier run (:func:`record`); a value that
+    cannot be read is its default (it was checked when it was written), the context
+    is left to connecting, and only :func:`trusted`'s checks are made.
+    """
     verify = values.get('docker-tls-verify')
+    tls_verify: bool | None = None
+    timeout = 120
     try:
-        tls = opt.boolean(verify) if verify else None
+        tls_verify = opt.boolean(verify) if verify else None
     except opt.Invalid as exc:
-        raise opt.invalid(part, 'docker-tls-verify', str(exc), verify) from None
+        if not recorded:
+            raise opt.invalid(part, 'docker-tls-verify', str(exc), verify) from None
     try:
         timeout = opt.integer(1, opt.MAX_DURATION)(values.get('timeout') or '120')
     except opt.Invalid:
-        raise opt.invalid(part, 'timeout', 'a number of seconds of at least 1 and at most '
-                          f'{opt.MAX_DURATION}', values.get('timeout')) from None
+        if not recorded:
+            raise opt.invalid(part, 'timeout', 'a number of seconds of at least 1 and at most '
+                              f'{opt.MAX_DURATION}', values.get('timeout')) from None
     cert_path = values.get('docker-cert-path')
     context = values.get('machine-name')
-    if context and not context_exists(context):
-        raise zc.buildout.UserError(
-            f'{part}: option machine-name: no Docker context named {context!r} '
-            f'(docker context ls lists them)')
     host = values.get('docker-host')
-    if host:
-        try:
-            opt.split_url(host, 'an engine URL such as tcp://HOST:2376')
-        except opt.Invalid as exc:
-            raise opt.invalid(part, 'docker-host', str(exc), host) from None
+    if not recorded:
+        if context and not context_exists(context):
+            raise zc.buildout.UserError(
+                f'{part}: option machine-name: no Docker context named {context!r} '
+                f'(docker context ls lists them)')
+        if host:
+            try:
+                opt.split_url(host, 'an engine URL such as tcp://HOST:2376')
+            except opt.Invalid as exc:
+                raise opt.invalid(part, 'docker-host', str(exc), host) from None
+        context = context or machine_from_environment(part, host)
     return trusted(part, 'docker-cert-path', EngineConfig(
-        host=host, tls_verify=tls, cert_path=cert_path and os.path.expanduser(cert_path),
-        timeout=timeout, context=context or machine_from_environment(part, host)))
+        host=host, tls_verify=tls_verify, cert_path=cert_path and os.path.expanduser(cert_path),
+        timeout=timeout, context=context), complete=not recorded)
 
 
 def _recorded(part: str, options: Mapping[str, str]) -> EngineConfig:
@@ -229,17 +242,19 @@ def _recorded(part: str, options: Mapping[str, str]) -> EngineConfig:
             spoken = opt.engine_spec(phrase)
     values = spoken or {key: value for key in LOCATION_OPTIONS
                         if (value := _given(options, key)) is not None}
-    tls, timeout = None, 120
-    with contextlib.suppress(opt.Invalid):
-        tls = opt.boolean(values['docker-tls-verify']) if values.get('docker-tls-verify') \
-            else None
-    with contextlib.suppress(opt.Invalid):
-        timeout = opt.integer(1, opt.MAX_DURATION)(_given(options, 'timeout') or '120')
-    cert_path = values.get('docker-cert-path')
-    return trusted(part, 'docker-cert-path', EngineConfig(
-        host=values.get('docker-host'), tls_verify=tls,
-        cert_path=cert_path and os.path.expanduser(cert_path), timeout=timeout,
-        context=values.get('machine-name')), complete=False)
+    return _config_of(part, {**values, 'timeout': _given(options, 'timeout')}, recorded=True)
+
+
+def record(config: EngineConfig) -> dict[str, str]:
+    """``config`` as engine options (what :func:`engine_config` reads back): the one way an
+    engine is written down, into a part's options for its uninstall hook, a control
+    script's description, a backup's manifest, a command script. Defaults are left out
+    (``docker-tls-verify = false`` means something only beside a directory)."""
+    verify = {True: 'true', False: 'false' if config.cert_path else None, None: None}
+    found = {'docker-host': config.host, 'docker-tls-verify': verify[config.tls_verify],
+             'docker-cert-path': config.cert_path, 'machine-name': config.context,
+             'timeout': str(config.timeout) if config.timeout != 120 else None}
+    return {key: value for key, value in found.items() if value}
 
 
 def trusted(part: str, option: str, config: EngineConfig, complete: bool = True
@@ -267,11 +282,17 @@ def trusted(part: str, option: str, config: EngineConfig, complete: bool = True
 
 
 def described(part: str, recorded: Mapping[str, object]) -> EngineConfig:
-    """An engine as a generated script's description holds it (its ``EngineConfig``'s
-    fields), checked as every configuration is (:func:`trusted`) before the script
-    connects: its key may have been opened up, or its checking turned off, since."""
-    return trusted(part, 'docker-cert-path', EngineConfig(**recorded),  # type: ignore[arg-type]
-                   complete=False)
+    """An engine as a generated script's description or a backup's manifest holds it
+    (:func:`record`; those of earlier versions hold its ``EngineConfig``'s fields, and a
+    script written then still runs), read as a part's recorded options are and so
+    checked as every configuration is (:func:`trusted`) before the script connects: its
+    key may have been opened up, or its checking turned off, since."""
+    if {'host', 'tls_verify'} <= set(recorded):   # every field, as earlier versions wrote it
+        old = {key: recorded.get(field) for key, field in (
+            ('docker-host', 'host'), ('docker-cert-path', 'cert_path'),
+            ('machine-name', 'context'), ('timeout', 'timeout'), ('docker-tls-verify', 'tls_verify'))}
+        recorded = {key: str(value).lower() for key, value in old.items() if value is not None}
+    return _recorded(part, {key: str(value) for key, value in recorded.items()})
 
 
 def machine_from_environment(part: str, host: str | None) -> str | None:
@@ -321,11 +342,10 @@ def reach(part: str, config: EngineConfig) -> tuple[Engine | None, str]:
     try:
         with engine_errors(part, config, 'connecting'):
             return connect(config, part), ''
+    except NoEngine as exc:
+        return None, f'no Docker engine answers at {exc.address}'
     except EngineError as exc:
-        said = str(exc).removeprefix(f'{part}: ')
-        if said.startswith('no Docker engine answers'):
-            said = f'no Docker engine answers at {config.describe()}'
-        return None, said
+        return None, str(exc).removeprefix(f'{part}: ')
 
 
 def same_daemon(first: Engine, second: Engine) -> bool:
@@ -373,6 +393,6 @@ def engine_move(directory: str, part: str, options: Mapping[str, str]) -> Move |
 __all__ = ['Move', 'engine_move', 'ENGINE_OPTIONS', 'LOCATION_OPTIONS', 'DOCKEROO_ALIASES',
            'CONFIGURED_ENGINES',
            'engine_config', 'buildout_engine', 'spoken_engine', 'check_spoken', 'engine_of_spec',
-           'trusted', 'described',
+           'trusted', 'described', 'record',
            'machine_from_environment', 'tls_directory_problem', 'context_exists', 'reach',
            'same_daemon']

@@ -42,7 +42,7 @@ from typing import Any, Iterable, Mapping
 import docker.errors
 
 from . import atomicfile, ownership, readfiles, removals, runlock
-from .engine import (LABEL_BUILDOUT, LABEL_HELPER, LABEL_PART, Engine, labels_of)
+from .engine import LABEL_BUILDOUT, LABEL_HELPER, LABEL_PART, Engine, explain, labels_of
 from .throwaway import PREFIX as THROWAWAY_PREFIX
 
 #: Ids (volume names) of the objects parts kept when they were removed, per kind.
@@ -206,7 +206,7 @@ class Sweep:
         except docker.errors.NotFound:
             pass
         except docker.errors.APIError as exc:
-            log.warning('container %s (%s) not removed: %s', name, why, _explain(exc))
+            log.warning('container %s (%s) not removed: %s', name, why, explain(exc))
 
     def images(self) -> None:
         if self.changed:
@@ -230,7 +230,7 @@ class Sweep:
                 except docker.errors.APIError as exc:
                     # An old image a container still runs on is in use, not orphaned.
                     (log.debug if exc.status_code == 409 else log.warning)(
-                        'image %s (%s) not removed: %s', _short(reference), why, _explain(exc))
+                        'image %s (%s) not removed: %s', _short(reference), why, explain(exc))
 
     def networks(self) -> None:
         for network in self.listed('networks'):
@@ -251,7 +251,7 @@ class Sweep:
             except docker.errors.NotFound:
                 pass
             except docker.errors.APIError as exc:
-                log.warning('network %s (%s) not removed: %s', network['Name'], why, _explain(exc))
+                log.warning('network %s (%s) not removed: %s', network['Name'], why, explain(exc))
 
     def volumes(self) -> None:
         for volume in self.listed('volumes'):
@@ -313,11 +313,6 @@ def _container_name(container: Mapping[str, Any]) -> str:
 
 def _short(reference: str) -> str:
     return reference[:19] if reference.startswith('sha256:') else reference
-
-
-def _explain(exc: docker.errors.APIError) -> str:
-    text = exc.explanation or str(exc)
-    return (text.decode('utf-8', 'replace') if isinstance(text, bytes) else str(text)).strip()
 
 
 __all__ = ['note', 'sweep_once', 'released', 'installed_parts', 'installed_options',

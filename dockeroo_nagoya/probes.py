@@ -63,7 +63,7 @@ import docker.errors
 import requests.exceptions
 import zc.buildout
 
-from .engine import Engine
+from .engine import Engine, explain
 from .options import Invalid, lines, split_url
 from .options import port as port_number
 from .secrets import masked, secret_env
@@ -210,7 +210,7 @@ def wait_until_ready(engine: Engine, container: str, name: str, gates: list[Gate
             except docker.errors.APIError as exc:
                 if exc.status_code != 409:  # 409: it stopped or is restarting: looked at above
                     raise
-                passed, why = False, str(exc.explanation or exc)
+                passed, why = False, explain(exc)
             if passed:
                 log.info('%s: %s passed after %.1fs', name, gate.text, time.monotonic() - started)
                 break

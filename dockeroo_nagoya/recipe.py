@@ -37,8 +37,8 @@ import zc.buildout
 from . import options as opt
 from . import decisions, identities, moves, orphans, ownership, removals, runlock, secrets
 from .engine_options import (CONFIGURED_ENGINES, DOCKEROO_ALIASES, ENGINE_OPTIONS,
-                             engine_config, engine_move, reach)
-from .engine import (Engine, EngineConfig, connect, engine_errors, identity_hash,
+                             engine_config, engine_move, reach, record)
+from .engine import (Engine, EngineConfig, connect, engine_errors, explain, identity_hash,
                      labels_of, owner_labels, LABEL_BUILDOUT, LABEL_IDENTITY, LABEL_INPUTS,
                      LABEL_PART)
 from .decisions import BY_BUILDOUT
@@ -96,20 +96,14 @@ class Recipe:
                 raise self.plain_secret_refused(key)
         self.engine_config = engine_config(name, options, buildout['buildout'])
         CONFIGURED_ENGINES[(self.directory, name)] = self.engine_config
-        for key, value in (('docker-host', self.engine_config.host),
-                           ('docker-cert-path', self.engine_config.cert_path),
-                           ('machine-name', self.engine_config.context)):
-            # Written into the part so the uninstall hook reaches the same engine (it reads
-            # them back without [buildout]: engine_config(recorded=True)).
-            if value and key not in options:
+        # Written into the part so the uninstall hook reaches the same engine (it reads
+        # them back without [buildout]: engine_config(recorded=True)). What the part says
+        # itself stands; a checked engine is always said; the timeout is left as written
+        # (written for every part, it would change the options of installed parts).
+        for key, value in record(self.engine_config).items():
+            said = [key, DOCKEROO_ALIASES[key]] if key == 'docker-tls-verify' else [key]
+            if key != 'timeout' and (value == 'true' or not any(k in options for k in said)):
                 options[key] = value
-        if self.engine_config.tls_verify:
-            options['docker-tls-verify'] = 'true'
-        elif self.engine_config.tls_verify is False and self.engine_config.cert_path and \
-                not any(key in options for key in ('docker-tls-verify', 'engine-tls-verify')):
-            # Not checking is said where the uninstall hook reads it; a directory alone
-            # (nothing written) is read back as checking, as before.
-            options['docker-tls-verify'] = 'false'
         self.values: dict[str, Any] = self.parse_values(options)
         self._engine: Engine | None = None
         self._written: set[str] = set()
@@ -281,7 +275,7 @@ class Recipe:
         """Remove one decided object that is not a container; a recipe whose kind needs
         more (a volume archived first, a service waited for) adds its step."""
         if change.kind in ('image', 'tag'):
-            _remove_image(engine, change.object, log)
+            remove_image(engine, change.object, log)
         elif change.kind == 'secret':
             with contextlib.suppress(docker.errors.NotFound):
                 engine.api.remove_secret(change.id or change.object)
@@ -839,7 +833,7 @@ class ImageRecipe(Recipe):
         self.image_id = image_id
         self.log.info('built %s (%s)', self.image, image_id[:19])
         if self.values.get('test'):
-            _remove_image(self.engine, self.candidate, self.log, quiet=True)
+            remove_image(self.engine, self.candidate, self.log, quiet=True)
         if current is not None and current['Id'] != image_id:
             self.retire_image(current['Id'])
         self.engine.forget()
@@ -883,7 +877,7 @@ class ImageRecipe(Recipe):
         before = self.engine.image_id(self.candidate)
         self.engine.api.tag(image_id, repository, tag, force=True)
         if before and before != image_id:
-            _remove_image(self.engine, before, self.log, quiet=True)  # an earlier failed candidate
+            remove_image(self.engine, before, self.log, quiet=True)  # an earlier failed candidate
         self.log.info('testing the candidate %s (%s)', self.candidate, image_id[:19])
         with Throwaway(self.engine, image_id, self.name, labels, what='test container',
                        shell=self.values.get('test-shell') or '/bin/sh', log=self.log) as box:
@@ -907,7 +901,7 @@ class ImageRecipe(Recipe):
         for image in self.engine.api.images(filters={'dangling': True, 'label': [
                 f'{LABEL_BUILDOUT}={self.directory}', f'{LABEL_PART}={self.name}']}):
             if self.is_ours(image):
-                _remove_image(self.engine, image['Id'], self.log, quiet=True)
+                remove_image(self.engine, image['Id'], self.log, quiet=True)
 
     def _remove_stale(self, keep_id: str) -> None:
         """Images this part made under an earlier name."""
@@ -916,7 +910,7 @@ class ImageRecipe(Recipe):
         for image in self.engine.part_objects('images', self.directory, self.name):
             if image['Id'] != keep_id:
                 for tag in references_of(image):
-                    _remove_image(self.engine, tag, self.log, quiet=True)
+                    remove_image(self.engine, tag, self.log, quiet=True)
                 self.retire_image(image['Id'])  # still run by containers: at the end of the run
 
 
@@ -937,7 +931,7 @@ def retire_image(engine: Engine, log: logging.Logger, image_id: str) -> None:
         return
     except docker.errors.APIError as exc:
         if exc.status_code != 409:
-            log.debug('image %s kept: %s', image_id[:19], exc.explanation or exc)
+            log.debug('image %s kept: %s', image_id[:19], explain(exc))
             return
     if not _RETIRING:
         removals.at_end(_retire_at_end)
@@ -975,7 +969,7 @@ def _retire_at_end() -> None:
                     left.append((config, log, image_id, exc))
         if len(left) == len(pending):
             for _, log, image_id, exc in left:
-                log.debug('image %s kept: %s', image_id[:19], exc.explanation or exc)
+                log.debug('image %s kept: %s', image_id[:19], explain(exc))
             break
         pending = [entry[:3] for entry in left]
 
@@ -1015,19 +1009,24 @@ def _why(current: Mapping[str, Any], labels: Mapping[str, str]) -> str:
     return 'its inputs changed (' + ', '.join(f'{key} changed' for key in changed) + ')'
 
 
-def _remove_image(engine: Engine, reference: str, log: logging.Logger, quiet: bool = False) -> None:
+def remove_image(engine: Engine, reference: str, log: logging.Logger, quiet: bool = False,
+                 why: str = '') -> None:
+    """Remove an image by tag or id and say so (``why``: in brackets after it); one that is
+    gone already is no failure, one the engine keeps (in use, another tag's child) is said
+    (``quiet``: in the debug log only), and the removal goes on. Every recipe's image
+    removal goes through here."""
+    shown = reference if not reference.startswith('sha256:') else reference[:19]
+    because = f' ({why})' if why else ''
     try:
         engine.api.remove_image(reference)
-        log.info('removed image %s', reference if not reference.startswith('sha256:')
-                 else reference[:19])
+        log.info('removed image %s%s', shown, because)
     except docker.errors.NotFound:
         pass
     except docker.errors.APIError as exc:
-        (log.debug if quiet else log.warning)('image %s kept: %s', reference[:40],
-                                              exc.explanation or exc)
+        (log.debug if quiet else log.warning)('image %s kept: %s', reference[:40], explain(exc))
 
 
-__all__ = ['Recipe', 'ImageRecipe', 'uninstaller', 'kept', 'removes_any', 'remove_file',
+__all__ = ['Recipe', 'ImageRecipe', 'uninstaller', 'kept', 'removes_any', 'remove_file', 'remove_image',
            'reference_removal',
            'BY_BUILDOUT', 'engine_config', 'retire_image',
            'retire_untagged', 'left_by_removal', 'CONFIGURED', 'CONFIGURED_ENGINES',

@@ -16,69 +16,14 @@ import concurrent.futures
 import logging
 from typing import Callable, Iterable, Mapping, TypeVar
 
+from . import dependencies
+
 T = TypeVar('T')
 
 #: Threads (each with its own engine connection) at most, unless the caller says otherwise.
 MAX_WORKERS = 16
 
 log = logging.getLogger('dockeroo_nagoya')
-
-
-def find_cycle(graph: Mapping[str, Iterable[str]]) -> list[str] | None:
-    """One dependency cycle as a path (``[a, b, a]``), or ``None`` when there is none."""
-    state: dict[str, int] = {}  # 1: on the current path, 2: done
-    path: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        state[node] = 1
-        path.append(node)
-        for after in sorted(graph.get(node, ())):
-            if after not in graph:
-                continue
-            if state.get(after) == 1:
-                return path[path.index(after):] + [after]
-            if after not in state:
-                found = visit(after)
-                if found:
-                    return found
-        path.pop()
-        state[node] = 2
-        return None
-
-    for node in graph:
-        if node not in state:
-            found = visit(node)
-            if found:
-                return found
-    return None
-
-
-def reverse(graph: Mapping[str, Iterable[str]]) -> dict[str, set[str]]:
-    """The graph with every edge turned round: what depends on each item."""
-    turned: dict[str, set[str]] = {node: set() for node in graph}
-    for node, needs in graph.items():
-        for need in needs:
-            if need in turned:
-                turned[need].add(node)
-    return turned
-
-
-def levels(graph: Mapping[str, Iterable[str]]) -> list[list[str]]:
-    """Items grouped by the length of their longest dependency chain (for reading, not running)."""
-    depth: dict[str, int] = {}
-
-    def of(node: str) -> int:
-        if node not in depth:
-            needs = [n for n in graph.get(node, ()) if n in graph]
-            depth[node] = 1 + max((of(n) for n in needs), default=-1)
-        return depth[node]
-
-    for node in graph:
-        of(node)
-    grouped: list[list[str]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
-    for node in graph:
-        grouped[depth[node]].append(node)
-    return grouped
 
 
 class Failed(Exception):
@@ -98,26 +43,27 @@ def run(graph: Mapping[str, Iterable[str]], work: Callable[[str], T],
     """Call ``work(item)`` for every item after the items it depends on; return the results.
 
     ``graph`` maps each item to what it depends on (names outside the graph
-    are ignored); it must have no cycle (see :func:`find_cycle`).
+    are ignored); it must have no cycle (see :func:`.dependencies.check_acyclic`).
+    graphlib's ``get_ready()``/``done()`` hand out each item as soon as what it
+    needs is done.
 
     Raises:
         Failed: when one or more items raised; nothing new was started after
             the first failure.
     """
-    needs = {node: {n for n in graph[node] if n in graph and n != node} for node in graph}
+    sorter = dependencies.sorter(graph)
+    sorter.prepare()   # raises graphlib.CycleError (dependencies.check_acyclic says it first)
     done: dict[str, T] = {}
     failures: list[tuple[str, BaseException]] = []
-    pending = dict(needs)
-    if not pending:
+    if not graph:
         return done
     with concurrent.futures.ThreadPoolExecutor(
-            max_workers=workers or min(MAX_WORKERS, len(pending)),
+            max_workers=workers or min(MAX_WORKERS, len(graph)),
             thread_name_prefix='dockeroo-nagoya') as pool:
         running: dict[concurrent.futures.Future[T], str] = {}
 
         def schedule() -> None:
-            for node in [n for n, wanted in pending.items() if wanted <= done.keys()]:
-                del pending[node]
+            for node in sorter.get_ready():
                 running[pool.submit(work, node)] = node
 
         schedule()
@@ -131,12 +77,11 @@ def run(graph: Mapping[str, Iterable[str]], work: Callable[[str], T],
                     failures.append((node, error))
                 else:
                     done[node] = future.result()
+                    sorter.done(node)
             if not failures:
                 schedule()
     if failures:
         raise Failed(failures)
-    if pending:
-        raise ValueError(f'items that wait for each other: {", ".join(sorted(pending))}')
     return done
 
 
@@ -152,4 +97,4 @@ def run_or_raise(graph: Mapping[str, Iterable[str]], work: Callable[[str], T],
         raise failed.first[1] from None
 
 
-__all__ = ['find_cycle', 'reverse', 'levels', 'run', 'run_or_raise', 'Failed']
+__all__ = ['run', 'run_or_raise', 'Failed']

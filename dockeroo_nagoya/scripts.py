@@ -6,28 +6,39 @@ so that it keeps working without buildout and reads as what it does.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
-from typing import Any
+from typing import Any, Iterable
 
-import docker
-
-import dockeroo_nagoya
 from dockeroo_nagoya import atomicfile
 
 
-def import_paths() -> list[str]:
-    """Where this package and its dependencies were imported from, in this run."""
-    paths: list[str] = []
-    for module in (dockeroo_nagoya, docker):
-        parent = os.path.dirname(os.path.dirname(os.path.abspath(module.__file__ or '')))
-        if parent not in paths:
-            paths.append(parent)
-    for entry in sys.path:
-        if entry.endswith('site-packages') and entry not in paths:
-            paths.append(entry)
-    return paths
+#: Modules a script in bin imports, to find the directories it needs on sys.path.
+NEEDED_MODULES = ('dockeroo_nagoya', 'docker', 'requests', 'urllib3', 'idna', 'certifi',
+                  'charset_normalizer', 'zc.buildout', 'setuptools', 'pip')
+
+
+def importable_paths(modules: Iterable[str] = NEEDED_MODULES) -> list[str]:
+    """The directories this process imports the needed modules from, in sys.path order."""
+    found: list[str] = []
+    for name in modules:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        origin = getattr(module, '__file__', None)
+        if not origin:
+            continue
+        root = os.path.dirname(os.path.abspath(origin))
+        depth = name.count('.') + (1 if os.path.basename(origin) == '__init__.py' else 0)
+        for _ in range(depth):
+            root = os.path.dirname(root)
+        if root not in found:
+            found.append(root)
+    ordered = list(dict.fromkeys(p for p in sys.path if p in found))
+    return ordered + [p for p in found if p not in ordered]
 
 
 def write_script(path: str, function: str, config: dict[str, Any]) -> str:
@@ -37,7 +48,7 @@ def write_script(path: str, function: str, config: dict[str, Any]) -> str:
         f'#!{sys.executable}\n'
         f'"""Made by dockeroo_nagoya; buildout writes it again on each install."""\n'
         'import sys\n'
-        f'sys.path[0:0] = {import_paths()!r}\n'
+        f'sys.path[0:0] = {importable_paths()!r}\n'
         f'from {module} import {name}\n'
         'import json\n'
         # What the config names (a part, a container) reaches the script as a Python

@@ -40,13 +40,13 @@ import shlex
 import tarfile
 import textwrap
 import uuid
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import docker.errors
 import zc.buildout
 
 from . import options as opt
-from .engine import LABEL, Engine
+from .engine import LABEL, Engine, explain
 from .probes import bounded
 
 PREFIX = 'dockeroo-nagoya-tmp-'
@@ -183,17 +183,26 @@ def binds(base: str) -> opt.Parser:
 
 
 # -- images with nothing in them ------------------------------------------------
-def scratch_image(engine: Engine) -> str:
-    """An image with an empty root (``scratch`` cannot make a container), made once."""
-    if engine.image_id(SCRATCH_IMAGE) is None:
+def empty_image(engine: Engine, reference: str, changes: Sequence[str] = ()) -> str:
+    """``reference``, an image with an empty root and the Dockerfile ``changes``, made
+    once per engine (``scratch`` itself cannot make a container). Every empty image of
+    the package comes from here."""
+    if engine.image_id(reference) is None:
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode='w') as tar:
             root = tarfile.TarInfo('.')
             root.type, root.mode = tarfile.DIRTYPE, 0o755
             tar.addfile(root)
-        repository, tag = SCRATCH_IMAGE.split(':')
-        engine.api.import_image_from_data(buf.getvalue(), repository=repository, tag=tag)
-    return SCRATCH_IMAGE
+        repository, tag = reference.split(':')
+        engine.api.import_image_from_data(buf.getvalue(), repository=repository, tag=tag,
+                                          changes=list(changes) or None)
+    return reference
+
+
+def scratch_image(engine: Engine) -> str:
+    """The root an assembled image with ``base-image = scratch`` starts from (no label:
+    the image made from it is the user's)."""
+    return empty_image(engine, SCRATCH_IMAGE)
 
 
 # -- the container -------------------------------------------------------------
@@ -271,7 +280,7 @@ class Throwaway:
             pass
         except docker.errors.APIError as exc:
             self.log.warning('throwaway container %s not removed: %s', self.name,
-                             exc.explanation or exc)
+                             explain(exc))
 
     # -- files ---------------------------------------------------------------------
     def put(self, path: str, data: bytes | Iterable[bytes]) -> None:
@@ -296,7 +305,7 @@ class Throwaway:
         try:
             self.api.start(self._id)
         except docker.errors.APIError as exc:
-            text = _one_line(exc.explanation or exc)
+            text = _one_line(explain(exc))
             needed = f'{self.command[0]}' if self.command else f'the shell {self.shell}'
             hint = f' (it needs {needed})' if 'no such file' in text.lower() or \
                 'not found' in text.lower() else ''

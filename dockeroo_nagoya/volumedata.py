@@ -26,23 +26,16 @@ from .archives import ChunkReader
 from .context import file_sha256
 from .engine import LABEL_HELPER, Engine
 from .members import KEPT, Placement
+from .throwaway import empty_image
 
 HELPER_IMAGE = 'dockeroo-nagoya/helper:empty'
 MOUNT = '/volume'
 
 
 def helper_image(engine: Engine) -> str:
-    """An empty image for never-started helper containers (made once per engine)."""
-    if engine.image_id(HELPER_IMAGE) is None:
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode='w') as tar:
-            info = tarfile.TarInfo('.dockeroo-nagoya-helper')
-            tar.addfile(info, io.BytesIO(b''))
-        repository, tag = HELPER_IMAGE.split(':')
-        engine.api.import_image_from_data(
-            buf.getvalue(), repository=repository, tag=tag,
-            changes=[f'LABEL {LABEL_HELPER}=1', 'CMD ["/none"]'])
-    return HELPER_IMAGE
+    """An empty image for never-started helper containers (made once per engine; its
+    label marks their containers for the orphan sweep)."""
+    return empty_image(engine, HELPER_IMAGE, [f'LABEL {LABEL_HELPER}=1', 'CMD ["/none"]'])
 
 
 @contextlib.contextmanager

@@ -190,7 +190,9 @@ def test_backup_and_restore_of_one_volume_name_on_two_engines(buildout, busybox,
     manifest = json.loads((tmp_path / 'backup' / 'manifest.json').read_text())
     assert sorted(e['archive'] for e in manifest['volumes']) == [f'{volume}.2.tar',
                                                                  f'{volume}.tar']
-    assert [e.get('engine', {}).get('host') for e in manifest['volumes']] == [None, remote.host]
+    # The engine as engine options say it (engine_options.record), as a part records it.
+    assert [e.get('engine', {}).get('docker-host') for e in manifest['volumes']] == \
+        [None, remote.host]
 
     ctl(b, 'purge', '--yes')
     assert not client.volumes.list(filters={'name': volume})

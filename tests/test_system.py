@@ -285,7 +285,7 @@ def test_two_members_with_one_container_name_are_refused(buildout, busybox):
 
 # -- the scheduler, without an engine ------------------------------------------------------
 def test_scheduler_starts_each_item_as_soon_as_what_it_needs_is_done():
-    from dockeroo_nagoya import scheduling
+    from dockeroo_nagoya import dependencies, scheduling
     # a (0.3s) -> c; b (0.1s) -> d (0.1s): d must not wait for a's level.
     graph = {'a': set(), 'b': set(), 'c': {'a'}, 'd': {'b'}}
     took = {'a': 0.3, 'b': 0.1, 'c': 0.1, 'd': 0.1}
@@ -302,8 +302,8 @@ def test_scheduler_starts_each_item_as_soon_as_what_it_needs_is_done():
     assert began['c'] >= ended['a'] and began['d'] >= ended['b']
     assert began['d'] < ended['a']                     # not level by level
     assert max(ended.values()) < 0.55                  # the longest chain, not the sum (0.6)
-    assert scheduling.reverse(graph) == {'a': {'c'}, 'b': {'d'}, 'c': set(), 'd': set()}
-    assert scheduling.levels(graph) == [['a', 'b'], ['c', 'd']]
+    assert dependencies.reverse(graph) == {'a': {'c'}, 'b': {'d'}, 'c': set(), 'd': set()}
+    assert dependencies.levels(graph) == [['a', 'b'], ['c', 'd']]
 
 
 def test_scheduler_stops_scheduling_after_a_failure_and_waits_for_running_items():
@@ -324,10 +324,10 @@ def test_scheduler_stops_scheduling_after_a_failure_and_waits_for_running_items(
 
 
 def test_cycles_are_found_and_named():
-    from dockeroo_nagoya import scheduling
-    assert scheduling.find_cycle({'a': {'b'}, 'b': {'c'}, 'c': set()}) is None
-    assert scheduling.find_cycle({'a': {'b'}, 'b': {'c'}, 'c': {'a'}}) == ['a', 'b', 'c', 'a']
-    assert scheduling.find_cycle({'a': {'outside'}, 'b': {'b'}}) == ['b', 'b']
+    from dockeroo_nagoya import dependencies
+    assert dependencies.find_cycle({'a': {'b'}, 'b': {'c'}, 'c': set()}) is None
+    assert dependencies.find_cycle({'a': {'b'}, 'b': {'c'}, 'c': {'a'}}) == ['a', 'b', 'c', 'a']
+    assert dependencies.find_cycle({'a': {'outside'}, 'b': {'b'}}) == ['b', 'b']
 
 
 def test_members_created_ahead_are_removed_when_an_earlier_member_fails(buildout, client,

@@ -7,7 +7,6 @@ installed there.
 """
 from __future__ import annotations
 
-import logging
 import os
 import shlex
 import sys
@@ -17,8 +16,8 @@ import zc.buildout
 
 from .. import options as opt
 from ..decisions import Decision
-from ..engine import Engine, connect, engine_errors
-from ..engine_options import described
+from ..engine import connect, engine_errors
+from ..engine_options import described, record
 from ..recipe import Recipe, uninstaller
 from ..scripts import write_script
 
@@ -56,9 +55,7 @@ class CommandRecipe(Recipe):
         write_script(self.script, 'dockeroo_nagoya.recipes.command:run', {
             'part': self.name, 'container': self.values['container'], 'command': self.command,
             'user': self.values['user'], 'working-dir': self.values['working-dir'],
-            'engine': {'host': config.host, 'tls_verify': config.tls_verify,
-                       'cert_path': config.cert_path, 'timeout': config.timeout,
-                       'context': config.context}})
+            'engine': record(config)})
         return [self.script]
 
     @classmethod

@@ -1,7 +1,7 @@
 """``docker.control``: ``bin/NAME``, one control command for containers of separate parts.
 
 A ``docker.system`` part writes a control script for its members; this
-recipe writes the same script (:mod:`dockeroo_nagoya.control`, one
+recipe writes the same script (:mod:`dockeroo_nagoya.controlscript`, one
 implementation) for containers that come from separate ``docker.run``
 parts, such as the Koji profile's ``bin/kojictl``. Their order is the one
 buildout follows, and each part's containers are on that part's engine, so
@@ -11,16 +11,15 @@ docs/recipes/control.rst and docs/control.rst.
 """
 from __future__ import annotations
 
-import logging
 import os
 from typing import Any, Mapping
 
 import zc.buildout
 
-from .. import control, scheduling
+from .. import controlscript, dependencies, identities
 from .. import options as opt
 from ..decisions import Decision
-from ..engine import Engine, EngineConfig
+from ..engine import EngineConfig
 from ..recipe import Recipe, uninstaller
 from .run import RunRecipe
 
@@ -67,31 +66,33 @@ class ControlRecipe(Recipe):
         # A reference to a part, or to one of its containers by name, means those members.
         by_reference: dict[str, list[str]] = {}
         for part, members_of_part in found.items():
-            for section, spec in members_of_part:
-                by_reference.setdefault(part, []).append(section)
-                by_reference.setdefault(spec.name, []).append(section)
+            for member, spec in members_of_part:
+                by_reference.setdefault(part, []).append(member)
+                by_reference.setdefault(spec.name, []).append(member)
+        specs = {member: (part, spec) for part, members_of_part in found.items()
+                 for member, spec in members_of_part}
+
+        def unknown(member: str, reference: str) -> zc.buildout.UserError | None:
+            """A container another part of this buildout runs, left out of ``parts``: the
+            script would start this one without it (any other reference, a path or a
+            volume, only orders buildout's parts)."""
+            part, _ = specs[member]
+            if not identities.will_have_container(self.directory, engines[part], reference):
+                return None
+            return opt.invalid(f'{self.name}: member {member}', 'depends',
+                               f'containers of the parts in parts (add the part that runs '
+                               f'{reference} to parts)', reference)
+
+        needs = dependencies.resolve({member: spec.values for member, (_, spec) in specs.items()},
+                                     lambda reference: by_reference.get(reference, []), unknown)
         members = []
-        for part, members_of_part in found.items():
-            for section, spec in members_of_part:
-                after, linked = set(), set()
-                values = spec.values
-                for reference in values.get('depends') or []:
-                    after.update(by_reference.get(reference, []))
-                for link in values['links']:
-                    linked.update(by_reference.get(link[0], []))
-                for line in values['volumes-from']:
-                    linked.update(by_reference.get(line.rpartition(':')[0], []))
-                after |= linked
-                after.discard(section)
-                members.append(control.describe_member(section, spec, after, linked,
-                                                       engines[part]))
+        for member, (part, spec) in specs.items():
+            after, linked = needs[member].after - {member}, needs[member].linked
+            members.append(controlscript.describe_member(member, spec, after, linked,
+                                                         engines[part]))
         graph = {m['section']: set(m['after']) for m in members}
-        cycle = scheduling.find_cycle(graph)
-        if cycle:
-            raise zc.buildout.UserError(
-                f'{self.name}: option parts: dependency cycle {" -> ".join(cycle)} (from '
-                f'depends, links and volumes-from): break it')
-        order = [s for level in scheduling.levels(graph) for s in level]
+        dependencies.check_acyclic(graph, self.name, 'parts', 'depends, links and volumes-from')
+        order = dependencies.order(graph)
         by_section = {m['section']: m for m in members}
         self.members = [by_section[s] for s in order]
         self.script = self.values['script-name'] or self.name
@@ -106,11 +107,11 @@ class ControlRecipe(Recipe):
         return Decision([], fresh=fresh)
 
     def act(self, decision: Decision) -> list[str]:
-        description = control.describe(self.name, self.directory, self.engine_config,
-                                       self.backups, self.members)
-        return control.write_control(self.buildout['buildout']['bin-directory'],
-                                     self.buildout['buildout']['parts-directory'], self.name,
-                                     self.recipe, description, self.script)
+        description = controlscript.describe(self.name, self.directory, self.engine_config,
+                                             self.backups, self.members)
+        return controlscript.write_control(self.buildout['buildout']['bin-directory'],
+                                           self.buildout['buildout']['parts-directory'],
+                                           self.name, self.recipe, description, self.script)
 
     @classmethod
     def uninstall(cls, name: str, options: Mapping[str, str]) -> None:

@@ -38,10 +38,8 @@ a container that may never run, is :mod:`dockeroo_nagoya.copying`'s.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import logging
 import os
 from typing import Any, Mapping
 

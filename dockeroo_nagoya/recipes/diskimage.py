@@ -13,18 +13,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import posixpath
 import tarfile
-from typing import Any, Mapping
+from typing import Any
 
 import zc.buildout
 
 from .. import archives, atomicfile, readfiles
 from .. import options as opt
 from ..decisions import Change, Decision, Reason, state
-from ..engine import Engine, identity_hash
+from ..engine import identity_hash
 from ..recipe import Recipe, uninstaller
 from ..throwaway import Throwaway, script_text
 

@@ -12,7 +12,6 @@ that engine may name ``${part:image}``. Options: docs/recipes/load.rst.
 """
 from __future__ import annotations
 
-import logging
 import os
 from typing import Mapping
 

@@ -24,7 +24,7 @@ from .. import atomicfile
 from .. import options as opt
 from .. import readfiles
 from ..decisions import Change, Decision, state
-from ..engine import Engine
+from ..engine import Engine, explain
 from ..recipe import Recipe, uninstaller
 
 #: Seconds a removal waits for the engine to forget the endpoints of removed containers.
@@ -238,7 +238,7 @@ def _remove_network(engine: Engine, network_id: str, name: str, log: logging.Log
             engine.api.remove_network(network_id)
             return
         except docker.errors.APIError as exc:
-            if 'active endpoints' not in str(exc.explanation or exc):
+            if 'active endpoints' not in explain(exc):
                 raise
             if time.monotonic() >= deadline:
                 raise zc.buildout.UserError(

@@ -29,7 +29,7 @@ from .. import identities
 from .. import options as opt
 from ..options import split_reference
 from ..decisions import Change, Decision, ImageChanges, Promise, Reason
-from ..engine import Engine, connect, engine_errors
+from ..engine import Engine, connect, engine_errors, explain
 from ..progress import follow_layers
 from ..recipe import Recipe, reference_removal, retire_untagged, uninstaller
 from ..secrets import CREDENTIAL_OPTIONS, registry_auth
@@ -238,7 +238,7 @@ class PullRecipe(Recipe):
         except docker.errors.APIError as exc:
             if self.engine.listed_image(self.reference) is not None:
                 self.log.warning('could not ask the registry about %s (%s); keeping the local '
-                                 'image', self.reference, (exc.explanation or str(exc)).strip())
+                                 'image', self.reference, explain(exc))
             return None
         return answer['Descriptor']['digest']
 
@@ -256,10 +256,6 @@ class PullRecipe(Recipe):
         reference = options.get('name')
         return reference_removal(engine, reference, 'its part was removed (keep = false)') \
             if reference else []
-
-
-def _explain(exc: docker.errors.APIError) -> Any:
-    return (exc.explanation or str(exc)).strip() if isinstance(exc.explanation, str) else str(exc)
 
 
 uninstall = uninstaller(PullRecipe)

@@ -18,9 +18,8 @@ happened; it pulls whenever its engine's image is not the one pushed.
 from __future__ import annotations
 
 import json
-import logging
 import os
-from typing import Any, Mapping
+from typing import Mapping
 
 import zc.buildout
 

@@ -6,8 +6,8 @@ the content of its ``env-file`` and ``layout``. Everything else (a restart
 policy, a start, the gates) is done to the container in place, so a rerun
 that changes nothing touches nothing. The options, what the part exposes and
 what a removal does: docs/recipes/run.rst (the table comes from
-:data:`dockeroo_nagoya.containers.TABLE`). How the container is planned and
-brought up is in :mod:`dockeroo_nagoya.containers`; the removal runs in the
+:data:`dockeroo_nagoya.containerspec.TABLE`). How the container is planned and
+brought up is in :mod:`dockeroo_nagoya.runner`; the removal runs in the
 background, after the removed parts that depend on it (:mod:`..removals`).
 """
 from __future__ import annotations
@@ -15,7 +15,8 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Mapping, MutableMapping
 
-from .. import containers, identities
+from .. import containers, containerspec, dependencies, identities
+from ..runner import Runner
 from .. import options as opt
 from ..decisions import Change, Decision, Reason
 from ..engine import Engine, engine_errors
@@ -31,7 +32,7 @@ class RunRecipe(Recipe):
     keep_default = False
     kept_kinds = ('container',)
     owns = ('containers',)
-    table = containers.TABLE + (
+    table = containerspec.TABLE + (
         opt.Option('replicas', opt.integer(1, opt.MAX_REPLICAS), identity=False,
                    doc=('Containers ``NAME-1`` ... ``NAME-N`` from one part; ``{index}`` is each '
                         "one's number; ``${part:names}`` lists them.")),
@@ -42,11 +43,11 @@ class RunRecipe(Recipe):
     )
 
     #: toji's spellings, read by take_toji_aliases.
-    extra_options = (*containers.TOJI_ALIASES, 'detach')
+    extra_options = (*containerspec.TOJI_ALIASES, 'detach')
 
     def __init__(self, buildout: Mapping[str, Mapping[str, str]], name: str,
                  options: MutableMapping[str, str]) -> None:
-        containers.take_toji_aliases(options, name)
+        containerspec.take_toji_aliases(options, name)
         super().__init__(buildout, name, options)
 
     def parse_values(self, options: Mapping[str, str]) -> dict[str, Any]:
@@ -63,7 +64,7 @@ class RunRecipe(Recipe):
         name = self.name_from_part()
         replicas = self.values['replicas']
         if replicas is None:
-            self.specs = [containers.ContainerSpec.from_values(
+            self.specs = [containerspec.ContainerSpec.from_values(
                 self.name, name, self.values, self.directory)]
             self.options['names'] = name
             self.configured()
@@ -74,7 +75,7 @@ class RunRecipe(Recipe):
             raw = {o.name: self.options[o.name].replace('{index}', str(index))
                    for o in self.table if o.name in self.options}
             values = opt.parse_options(self.name, raw, self.table)
-            self.specs.append(containers.ContainerSpec.from_values(
+            self.specs.append(containerspec.ContainerSpec.from_values(
                 self.name, f'{name}-{index}', values, self.directory))
         self.options['names'] = ' '.join(spec.name for spec in self.specs)
         self.configured()
@@ -91,9 +92,9 @@ class RunRecipe(Recipe):
                                           lambda spec=spec: spec.configured_identity(self.engine))
 
     def decide(self, fresh: bool) -> Decision:
-        """Each container's decision (:meth:`.containers.Runner.decide`), then the containers
+        """Each container's decision (:meth:`.runner.Runner.decide`), then the containers
         of the part no spec names any more."""
-        runners = [containers.Runner(self, spec) for spec in self.specs]
+        runners = [Runner(self, spec) for spec in self.specs]
         steps = [runner.decide(fresh, self.was_installed(runner.spec, fresh))
                  for runner in runners]
         found = [runner.change(step) for runner, step in zip(runners, steps)]
@@ -102,7 +103,7 @@ class RunRecipe(Recipe):
                                 [Reason('state', note=why)], stale['Id']))
         return Decision(found, found={'runners': runners, 'steps': steps}, fresh=fresh)
 
-    def was_installed(self, spec: containers.ContainerSpec, fresh: bool) -> bool:
+    def was_installed(self, spec: containerspec.ContainerSpec, fresh: bool) -> bool:
         """Whether an earlier run installed this container (a replica added by raising
         replicas was not: it is new, not removed)."""
         names = (PREVIOUS.get((self.directory, self.name)) or {}).get('names')
@@ -152,7 +153,7 @@ class RunRecipe(Recipe):
         if cls.keeps_all(options):
             return None
         names = (options.get('names') or options.get('name') or '').split()
-        return frozenset(names), containers.comes_after(options)
+        return frozenset(names), dependencies.recorded(options)
 
 
 uninstall = uninstaller(RunRecipe)

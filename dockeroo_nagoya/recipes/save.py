@@ -16,7 +16,6 @@ yet on the first run. Options: docs/recipes/save.rst.
 """
 from __future__ import annotations
 
-import logging
 import os
 from typing import Any, Mapping
 

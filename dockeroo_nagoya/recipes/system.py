@@ -31,7 +31,11 @@ from typing import Any, Callable, Mapping
 
 import zc.buildout
 
-from .. import containers, control, identities, scheduling, secrets
+from .. import (containers, containerspec, controlscript, dependencies, identities, scheduling,
+                secrets)
+from ..callbacks import Callbacks
+from ..containerplan import Plan
+from ..runner import Runner
 from .. import options as opt
 from ..decisions import Change, Decision, state
 from ..engine import LABEL, Engine, engine_errors, identity_hash
@@ -44,9 +48,9 @@ AHEAD_WORKERS = 4
 LABEL_MEMBER = f'{LABEL}.member'
 
 #: A member's options: docker.run's, plus the members it must come up after.
-MEMBER_TABLE = containers.TABLE + (opt.Option('depends', opt.words, default='', identity=False,
-                                              doc=('Members (section or container names) this one '
-                                                   'comes after.')),)
+MEMBER_TABLE = containerspec.TABLE + (
+    opt.Option('depends', opt.words, default='', identity=False,
+               doc='Members (section or container names) this one comes after.'),)
 
 #: The identity key that makes a container new when a member it links to is new.
 LINKED = 'linked containers'
@@ -59,7 +63,7 @@ class Member:
     """One container of the system and what it comes up after."""
 
     section: str
-    spec: containers.ContainerSpec
+    spec: containerspec.ContainerSpec
     after: set[str] = dataclasses.field(default_factory=set)    # sections it waits for
     linked: set[str] = dataclasses.field(default_factory=set)   # sections it is recreated with
 
@@ -120,12 +124,8 @@ class SystemRecipe(Recipe):
             for member in self.members.values():
                 member.spec.check_links(self.engine, system=True)
         graph = self.graph()
-        cycle = scheduling.find_cycle(graph)
-        if cycle:
-            raise zc.buildout.UserError(
-                f'{self.name}: option containers: dependency cycle {" -> ".join(cycle)} '
-                f'(from links, volumes-from and depends): break it')
-        self.order = [section for level in scheduling.levels(graph) for section in level]
+        dependencies.check_acyclic(graph, self.name, 'containers')
+        self.order = dependencies.order(graph)
         self.backups = self.values['backup-directory'] or os.path.join(
             self.directory, 'var', 'backups', self.name)
         # Written into the part so buildout sees a member's change, and so the uninstall
@@ -149,12 +149,12 @@ class SystemRecipe(Recipe):
             raise zc.buildout.UserError(
                 f'{self.name}: option containers: section [{section}] has a recipe; a member '
                 f'section holds docker.run\'s options only (remove its recipe line)')
-        containers.take_toji_aliases(raw, display)
+        containerspec.take_toji_aliases(raw, display)
         for key in PLAIN_SECRETS:
             if key in raw:
                 raise secrets.plain_secret_refused(display, key, 'a docker.system member', (),
                                                    container=True)
-        self.warn_misspelt(raw, opt.known_names(MEMBER_TABLE) | set(containers.TOJI_ALIASES) | {
+        self.warn_misspelt(raw, opt.known_names(MEMBER_TABLE) | set(containerspec.TOJI_ALIASES) | {
             'detach'}, f'member {section}: ')
         values = opt.parse_options(display, raw, MEMBER_TABLE)
         if values['name'] is None:
@@ -163,8 +163,8 @@ class SystemRecipe(Recipe):
             except opt.Invalid as exc:
                 raise opt.invalid(display, 'name', f'{exc} (the section name is not one: '
                                   f'set name)', section) from None
-        spec = containers.ContainerSpec.from_values(display, values['name'], values,
-                                                    self.directory)
+        spec = containerspec.ContainerSpec.from_values(display, values['name'], values,
+                                                       self.directory)
         return Member(section, spec)
 
     def _resolve(self, by_container: Mapping[str, str]) -> None:
@@ -172,31 +172,30 @@ class SystemRecipe(Recipe):
         def member_of(reference: str) -> str | None:
             return by_container.get(reference) or (reference if reference in self.members else None)
 
+        def members_of(reference: str) -> list[str]:
+            target = member_of(reference)
+            return [target] if target else []
+
+        needs = dependencies.resolve(
+            {section: member.spec.values for section, member in self.members.items()},
+            members_of,
+            lambda section, reference: opt.invalid(
+                f'{self.name}: member {section}', 'depends',
+                f'members of this system ({", ".join(self.members)})', reference))
         for section, member in self.members.items():
+            member.after, member.linked = needs[section].after, needs[section].linked
+            # The engine knows the members by container name.
             values = member.spec.values
             for link in values['links']:
                 target = member_of(link[0])
                 if target:
                     link[0] = self.members[target].name
-                    member.after.add(target)
-                    member.linked.add(target)
             resolved = []
             for line in values['volumes-from']:
                 source, _, mode = line.rpartition(':')
                 target = member_of(source)
-                if target:
-                    source = self.members[target].name
-                    member.after.add(target)
-                    member.linked.add(target)
-                resolved.append(f'{source}:{mode}')
+                resolved.append(f'{self.members[target].name if target else source}:{mode}')
             values['volumes-from'] = resolved
-            for reference in values['depends']:
-                target = member_of(reference)
-                if target is None:
-                    raise opt.invalid(
-                        f'{self.name}: member {section}', 'depends',
-                        f'members of this system ({", ".join(self.members)})', reference)
-                member.after.add(target)
 
     def graph(self) -> dict[str, set[str]]:
         """section -> the sections it comes up after."""
@@ -226,9 +225,9 @@ class SystemRecipe(Recipe):
         found = [Change('container', _name(c), 'remove', [state('it is no longer in containers')],
                         c['Id']) for c in departed]
         ids: dict[str, str] = {}
-        steps: dict[str, tuple[containers.Plan, Change]] = {}
+        steps: dict[str, tuple[Plan, Change]] = {}
         for section in self.order:
-            runner = containers.Runner(self, self.members[section].spec,
+            runner = Runner(self, self.members[section].spec,
                                        labels={LABEL_MEMBER: section})
             step, change = self.decide_member(runner, section, ids, fresh, installed)
             ids[section] = change.id if change.action in ('none', 'start', 'update') and \
@@ -238,8 +237,8 @@ class SystemRecipe(Recipe):
         return Decision(found, found={'installed': installed, 'departed': departed,
                                       'steps': steps}, fresh=fresh)
 
-    def decide_member(self, runner: containers.Runner, section: str, ids: Mapping[str, str],
-                      fresh: bool, installed: set[str]) -> tuple[containers.Plan, Change]:
+    def decide_member(self, runner: Runner, section: str, ids: Mapping[str, str],
+                      fresh: bool, installed: set[str]) -> tuple[Plan, Change]:
         """One member's decision (its step and change), given the ids of the members it
         links to or takes volumes from (``ids``: planned ones when deciding, the ones
         acting made when it decides again)."""
@@ -282,9 +281,9 @@ class SystemRecipe(Recipe):
         ids: dict[str, str] = {}
         remade: set[str] = set()
         started = time.monotonic()
-        runners: dict[str, containers.Runner] = {}
+        runners: dict[str, Runner] = {}
         for section, member in self.members.items():
-            runners[section] = containers.Runner(
+            runners[section] = Runner(
                 self, member.spec, engine=self.engine.fork(member.spec.part),
                 labels={LABEL_MEMBER: section})
 
@@ -328,22 +327,24 @@ class SystemRecipe(Recipe):
         finally:
             for runner in runners.values():
                 runner.engine.close()
-        chain = len(scheduling.levels(graph))
+        chain = len(dependencies.levels(graph))
         self.log.info('%d containers of %s up in %.1fs (longest dependency chain: %d)',
                       len(self.members), self.name, time.monotonic() - started, chain)
 
     def _write_control(self) -> list[str]:
         """``bin/<part>`` and ``parts/<part>/system.json``, made anew at every run."""
-        return control.write_control(self.buildout['buildout']['bin-directory'],
-                                     self.buildout['buildout']['parts-directory'], self.name,
-                                     self.recipe, self.description(), file_name=DESCRIPTION)
+        return controlscript.write_control(self.buildout['buildout']['bin-directory'],
+                                           self.buildout['buildout']['parts-directory'],
+                                           self.name, self.recipe, self.description(),
+                                           file_name=DESCRIPTION)
 
     def description(self) -> dict[str, Any]:
         """What the control script needs: no option values beyond names (env never)."""
-        return control.describe(
+        return controlscript.describe(
             self.name, self.directory, self.engine_config, self.backups,
-            [control.describe_member(section, self.members[section].spec,
-                                     self.members[section].after, self.members[section].linked)
+            [controlscript.describe_member(section, self.members[section].spec,
+                                           self.members[section].after,
+                                           self.members[section].linked)
              for section in self.order])
 
     # -- removal ------------------------------------------------------------------------
@@ -390,9 +391,8 @@ def remove_in_order(engine: Engine, directory: str, part: str, found: list[dict[
         if keep and member.get('keep'):
             log.info('keeping container %s (keep = true)', name)
             return
-        callbacks = containers.Callbacks(f'{part}: member {member.get("section", name)}',
-                                         directory, [tuple(line) for line in
-                                                     member.get('callbacks') or []])
+        callbacks = Callbacks(f'{part}: member {member.get("section", name)}', directory,
+                              [tuple(line) for line in member.get('callbacks') or []])
         container = by_name[name]['Id']
         timeout = int(math.ceil(member.get('stop-timeout', 10)))
         forked = engine.fork(part)
@@ -427,7 +427,7 @@ def remove_in_order(engine: Engine, directory: str, part: str, found: list[dict[
             max_workers=scheduling.MAX_WORKERS, thread_name_prefix='dockeroo-nagoya-cleanup') \
             as cleanup:
         try:
-            scheduling.run_or_raise(scheduling.reverse(graph), remove, log)
+            scheduling.run_or_raise(dependencies.reverse(graph), remove, log)
         finally:
             concurrent.futures.wait(cleaning)
             engine.forget('containers')

@@ -26,7 +26,7 @@ from .. import resources, snapshots
 from ..decisions import Change, Decision, ImageChanges, Promise, state
 from ..engine import identity_hash
 from .. import identities
-from ..recipe import ImageRecipe, _remove_image, references_of, uninstaller
+from ..recipe import ImageRecipe, references_of, remove_image, uninstaller
 from ..throwaway import (ImageConfig, Throwaway, command_line, image_config, ports,
                          script_text)
 
@@ -196,7 +196,7 @@ class TemporaryRecipe(ImageRecipe):
             self.run_system(labels, made)
         except BaseException:
             for image_id in reversed(list(made.values())):
-                _remove_image(self.engine, image_id, self.log, quiet=True)
+                remove_image(self.engine, image_id, self.log, quiet=True)
             self.engine.forget()
             self._remove_unfinished()
             raise
@@ -206,7 +206,7 @@ class TemporaryRecipe(ImageRecipe):
             self.log.info('saved %s (%s)', reference, image_id[:19])
         for reference, image in current.items():
             if image is not None and image['Id'] != made.get(reference):
-                _remove_image(self.engine, image['Id'], self.log, quiet=True)
+                remove_image(self.engine, image['Id'], self.log, quiet=True)
         self.engine.forget()
         if decision.fresh:
             self.remove_stale_outputs(set(made.values()))
@@ -228,7 +228,7 @@ class TemporaryRecipe(ImageRecipe):
         for image in self.engine.part_objects('images', self.directory, self.name):
             if image['Id'] not in keep:
                 for reference in references_of(image):
-                    _remove_image(self.engine, reference, self.log)
+                    remove_image(self.engine, reference, self.log)
 
     # -- acting -----------------------------------------------------------------------
     def run_system(self, labels: dict[str, str], made: dict[str, str]) -> None:

@@ -26,6 +26,7 @@ from typing import Any, Mapping
 import zc.buildout
 
 from .. import archives, atomicfile, containers, members
+from ..callbacks import Callbacks
 from .. import options as opt
 from .. import volumedata
 from ..decisions import Change, ContainerRemoved, Decision, Promise, state
@@ -190,7 +191,7 @@ class VolumeRecipe(Recipe):
             self.log.info('removing container %s (it uses volume %s): its part makes it again '
                           'in this run', user['Names'][0].lstrip('/'), name)
             containers.remove(self.engine, user['Id'], STOP_TIMEOUT,
-                              containers.Callbacks(self.name, self.directory, []))
+                              Callbacks(self.name, self.directory, []))
         if users:
             self.engine.forget('containers')
         path, _ = volumedata.backup(self.engine, name, self.backups)
@@ -281,7 +282,7 @@ class VolumeRecipe(Recipe):
                 self.log.info('stopping %s before copying the content of %s: its part '
                               'replaces it in this run', user['Names'][0].lstrip('/'), volume)
                 containers.stop(self.engine, user['Id'], STOP_TIMEOUT,
-                                containers.Callbacks(self.name, self.directory, []))
+                                Callbacks(self.name, self.directory, []))
 
     @classmethod
     def removal_objects(cls, engine: Engine, directory: str, part: str,
