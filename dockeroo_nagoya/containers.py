@@ -1206,32 +1206,29 @@ def comes_after(options: Mapping[str, str]) -> frozenset[str]:
 
 
 def teardown(engine: Engine, directory: str, part: str, options: Mapping[str, str],
-             log: logging.Logger,
+             log: logging.Logger, going: list[tuple[str, str]],
              defer: Callable[[Callable[[], None]], None] | None = None) -> None:
-    """Remove the containers of a part that is gone (unless ``keep``), with its callbacks.
+    """Remove the containers ``going`` ((id, name): what the part's removal decided) of
+    a part that is gone, each stopped within its ``stop-timeout``, with its callbacks.
 
     With ``defer``, it returns once the containers' processes have ended
     (:func:`end_processes`) and hands the rest of each removal to ``defer``.
     """
     try:
         values = opt.parse_options(part, options, tuple(
-            o for o in TABLE if o.name in ('keep', 'stop-timeout', 'callbacks')))
+            o for o in TABLE if o.name in ('stop-timeout', 'callbacks')))
     except zc.buildout.UserError as exc:
         log.warning('%s; removing its containers with the defaults', exc)
-        values = {'keep': False, 'stop-timeout': 10, 'callbacks': []}
+        values = {'stop-timeout': 10, 'callbacks': []}
     callbacks = Callbacks(part, directory, values['callbacks'])
-    for container in engine.part_objects('containers', directory, part):
-        name = container['Names'][0].lstrip('/')
-        if values['keep']:
-            log.info('keeping container %s (keep = true)', name)
-            continue
+    for container_id, name in going:
         timeout = int(math.ceil(values['stop-timeout']))
 
-        def finish(container_id: str = container['Id'], name: str = name) -> None:
+        def finish(container_id: str = container_id, name: str = name) -> None:
             remove(engine, container_id, timeout, callbacks)
             log.info('removed container %s', name)
 
-        if defer is not None and end_processes(engine, container['Id'], timeout, callbacks):
+        if defer is not None and end_processes(engine, container_id, timeout, callbacks):
             defer(finish)
         else:
             finish()

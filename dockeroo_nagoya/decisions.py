@@ -90,6 +90,11 @@ def _short(value: str | None) -> str:
     return repr(text if len(text) <= 60 else text[:57] + '...')
 
 
+#: How a change is made that buildout makes itself after the uninstall hook (the files a
+#: part installed): a plan names it, the hook leaves it to buildout.
+BY_BUILDOUT = 'by buildout'
+
+
 @dataclasses.dataclass
 class Change:
     """What one object owned by a part will undergo."""
@@ -125,4 +130,10 @@ class Change:
         return found
 
 
-__all__ = ['ACTIONS', 'Change', 'Reason', 'is_secret', 'state']
+def moving_removal(decision: list[Change]) -> list[Change]:
+    """A removal decision for a part that moves to another engine: buildout installs
+    it again, so the files it installed are not said to go."""
+    return [c for c in decision if c.how != BY_BUILDOUT]
+
+
+__all__ = ['ACTIONS', 'BY_BUILDOUT', 'moving_removal', 'Change', 'Reason', 'is_secret', 'state']

@@ -7,7 +7,7 @@ buildout reinstalls the part. Its install cannot adopt what the old engine
 holds, and no later run would look there (the part is configured, so the
 orphan sweep of that engine leaves its objects alone). So the uninstall hook
 hands the part's recorded options here (:func:`leave_behind`), and what the
-part made on the old engine is removed by its recipe's own teardown, as for a
+part made on the old engine is removed by its recipe's own removal, as for a
 removed part, at the end of the run, once the part is installed on the new
 engine: the replacement is made before the old one goes, and a run whose
 install of the part failed leaves the old objects as they are (running).
@@ -30,6 +30,7 @@ import zc.buildout
 
 from . import orphans, ownership, removals, runlock
 from . import engine as _engine
+from .decisions import moving_removal
 from .engine import EngineConfig, engine_errors
 from .engine_options import CONFIGURED_ENGINES, engine_config, reach
 
@@ -130,7 +131,7 @@ def retire(directory: str, at_end: bool = False) -> None:
 
 
 def _tear_down(directory: str, part: str, options: Mapping[str, str], to: str) -> bool:
-    """The part's teardown on the engine it left (for ``to``); False when its recipe is
+    """The part's removal on the engine it left (for ``to``); False when its recipe is
     not known here any more (the hand-over stays). An engine that does not answer is
     said, and what is there stays."""
     from .plan import recipe_class  # the entry points of .installed.cfg's recipes
@@ -148,9 +149,10 @@ def _tear_down(directory: str, part: str, options: Mapping[str, str], to: str) -
     part_log.info('removing what it made on %s: it is on %s now', old.describe(), to)
     with engine_errors(part, old):
         orphans.sweep_once(engine, directory)
-        cls.teardown(engine, directory, part, options, part_log)
+        decision = moving_removal(cls.decide_removal(engine, directory, part, options))
+        cls.remove(engine, directory, part, options, decision, part_log)
         orphans.released(engine, directory, part, kinds=cls.owns,
-                         unchanged=cls.keeps_all(options))
+                         unchanged=not any(c.action == 'remove' for c in decision))
     return True
 
 

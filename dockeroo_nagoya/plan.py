@@ -81,7 +81,7 @@ def part_actions(buildout: zc.buildout.buildout.Buildout, installed: dict[str, A
     return found
 
 
-def recipe_class(options: Any) -> type | None:
+def recipe_class(options: Any) -> type[Recipe] | None:
     """The recipe class an installed part was made with (``None``: not one of ours)."""
     spec, entry = zc.buildout.buildout._recipe(options)
     try:
@@ -141,7 +141,7 @@ def plan_buildout(buildout: zc.buildout.buildout.Buildout) -> dict[str, Any]:
             if moving is not None:
                 found = [dataclasses.replace(change, reasons=[decisions.state(
                     f'{part} moves to {moving.new.describe()}')]) if change.action == 'remove'
-                    else change for change in found]
+                    else change for change in decisions.moving_removal(found)]
         if actions[part][0] == 'uninstall':
             add(part, recipe, found)
         else:

@@ -23,9 +23,11 @@ acting can tell.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
+import re
 from typing import Any, Callable, ClassVar, Mapping, MutableMapping
 
 import docker.errors
@@ -38,6 +40,7 @@ from .engine_options import (CONFIGURED_ENGINES, DOCKEROO_ALIASES, ENGINE_OPTION
 from .engine import (Engine, EngineConfig, connect, engine_errors, identity_hash,
                      labels_of, owner_labels, LABEL_BUILDOUT, LABEL_IDENTITY, LABEL_INPUTS,
                      LABEL_PART)
+from .decisions import BY_BUILDOUT
 from .throwaway import ScriptFailed, Throwaway
 
 #: Options that would put a secret into .installed.cfg; refused everywhere.
@@ -60,14 +63,16 @@ class Recipe:
 
     Subclasses set ``recipe`` (the entry point name), ``kind`` (the kind of
     engine object they own) and ``table`` (their options), and implement
-    :meth:`apply` (install and update) and :meth:`teardown` (removal).
+    :meth:`apply` (install and update); removal is :meth:`decide_removal` then
+    :meth:`remove`, the recipe saying what it made (:meth:`removal_objects`) and any
+    step its kind of object needs (:meth:`remove_object`, :meth:`remove_containers`).
     """
 
     recipe: ClassVar[str]
     kind: ClassVar[str]
     table: ClassVar[tuple[opt.Option, ...]] = ()
     #: Kinds of engine objects a part of this recipe labels as its own (what is left of
-    #: them after its teardown was kept on purpose). Every kind unless a recipe says.
+    #: them after its removal was kept on purpose). Every kind unless a recipe says.
     owns: ClassVar[tuple[str, ...]] = ('containers', 'images', 'networks', 'volumes')
 
     def __init__(self, buildout: Mapping[str, Mapping[str, str]], name: str,
@@ -164,28 +169,106 @@ class Recipe:
         return [decisions.Change(self.kind.rstrip('s'), self.name, 'unknown', [decisions.Reason(
             'recipe', note=f'{self.recipe} does not plan yet')])]
 
+    # -- removal: one decision, one executor ------------------------------------
+    #: The default of the part's ``keep`` option (``None``: the recipe has none).
+    keep_default: ClassVar[bool | None] = None
+    #: The kinds of objects (as a :class:`~.decisions.Change` names them) that ``keep =
+    #: true`` keeps: the part's product. What else it made (a crash's throwaway
+    #: containers) goes anyway.
+    kept_kinds: ClassVar[tuple[str, ...]] = ()
+
     @classmethod
     def decide_removal(cls, engine: Engine, directory: str, part: str,
                        options: Mapping[str, str]) -> list[decisions.Change]:
-        """What the uninstall hook does to a part gone from the configuration: its
-        objects removed (left when ``keep``: :meth:`keeps_all`)."""
-        kept = cls.keeps_all(options)
-        found = []
+        """What removing a part gone from the configuration does to each object it made,
+        and why: the one decision :meth:`remove` acts on and ``dockeroo-plan`` shows.
+
+        The recipe lists what it would remove (:meth:`removal_objects`); the keep
+        rule is applied here, once; the anonymous volumes of the containers that go
+        are named, as left (their data is never removed silently); the files buildout
+        removes after the hook are named as buildout's."""
+        found = [kept(change, 'keep = true')
+                 if change.kind in cls.kept_kinds and cls.keeps_all(options) else change
+                 for change in cls.removal_objects(engine, directory, part, options)]
+        return found + left_volumes(engine, directory, part, found) + \
+            installed_files(directory, options)
+
+    @classmethod
+    def removal_objects(cls, engine: Engine, directory: str, part: str,
+                        options: Mapping[str, str]) -> list[decisions.Change]:
+        """Each object the part made, labelled as its own (:attr:`owns`), to remove; a recipe
+        whose objects are not labelled (a pulled image, a file, a tag) says its own."""
+        found: list[decisions.Change] = []
         for kind in cls.owns:
             for obj in engine.part_objects(kind, directory, part):
-                name = (obj.get('Names') or [None])[0] or obj.get('Name') or \
-                    next(iter(obj.get('RepoTags') or []), None) or obj.get('Id')
-                found.append(decisions.Change(
-                    kind.rstrip('s'), str(name).lstrip('/'), 'none' if kept else 'remove',
-                    [decisions.state('kept (keep = true)' if kept else 'its part was removed')],
-                    obj.get('Id') or obj.get('Name')))
+                if kind == 'images':
+                    names = references_of(obj)
+                else:
+                    names = [str((obj.get('Names') or [None])[0] or obj.get('Name') or
+                                 obj['Id']).lstrip('/')]
+                found.extend(decisions.Change(
+                    kind.rstrip('s'), name, 'remove', [decisions.state('its part was removed')],
+                    obj.get('Id') or obj.get('Name')) for name in names)
         return found
 
     @classmethod
-    def teardown(cls, engine: Engine, directory: str, part: str,
-                 options: Mapping[str, str], log: logging.Logger) -> None:
-        """Remove what the part made (the part is gone from the configuration)."""
-        raise NotImplementedError
+    def remove(cls, engine: Engine, directory: str, part: str, options: Mapping[str, str],
+               decision: list[decisions.Change], log: logging.Logger,
+               defer: Callable[[Callable[[], None]], None] | None = None) -> None:
+        """Act on :meth:`decide_removal`'s decision and on nothing else: say what is
+        kept, remove the containers (dependents first where the recipe knows an order),
+        then the other objects kind by kind (what uses an object goes before it).
+
+        With ``defer``, the containers' removal returns once their processes ended and
+        hands the engine's clean-up to ``defer`` (:mod:`.removals`)."""
+        for change in decision:
+            if change.action == 'none':
+                log.info('keeping %s %s (%s)', change.kind, change.object,
+                         ', '.join(r.text() for r in change.reasons))
+        doing = [c for c in decision if c.action == 'remove' and c.how != BY_BUILDOUT]
+        going = [c for c in doing if c.kind == 'container']
+        if going:
+            cls.remove_containers(engine, directory, part, options, going, log, defer)
+        for kind in REMOVAL_ORDER:
+            for change in doing:
+                if change.kind == kind:
+                    cls.remove_object(engine, directory, part, options, change, log)
+
+    @classmethod
+    def remove_containers(cls, engine: Engine, directory: str, part: str,
+                          options: Mapping[str, str], going: list[decisions.Change],
+                          log: logging.Logger,
+                          defer: Callable[[Callable[[], None]], None] | None = None) -> None:
+        """Remove the decided containers at once (what a crash left: nothing to stop
+        gently); a recipe that runs containers stops them its way."""
+        for change in going:
+            with contextlib.suppress(docker.errors.NotFound):
+                engine.api.remove_container(change.id or change.object, v=False, force=True)
+            log.info('removed container %s', change.object)
+
+    @classmethod
+    def remove_object(cls, engine: Engine, directory: str, part: str,
+                      options: Mapping[str, str], change: decisions.Change,
+                      log: logging.Logger) -> None:
+        """Remove one decided object that is not a container; a recipe whose kind needs
+        more (a volume archived first, a service waited for) adds its step."""
+        if change.kind in ('image', 'tag'):
+            _remove_image(engine, change.object, log)
+        elif change.kind == 'secret':
+            with contextlib.suppress(docker.errors.NotFound):
+                engine.api.remove_secret(change.id or change.object)
+                log.info('removed Swarm secret %s', change.object)
+        elif change.kind == 'file':
+            remove_file(change.object, log)
+        elif change.kind == 'directory':
+            with contextlib.suppress(OSError):
+                os.rmdir(change.object)  # only when nothing else is in it
+        elif change.kind in ('volume', 'network'):  # a throwaway's, labelled as the part's
+            with contextlib.suppress(docker.errors.NotFound):
+                getattr(engine.api, f'remove_{change.kind}')(change.id or change.object)
+                log.info('removed %s %s', change.kind, change.object)
+        else:
+            raise NotImplementedError(f'{cls.recipe} cannot remove a {change.kind}')
 
     # -- shared pieces ----------------------------------------------------------
     def name_from_part(self) -> str:
@@ -357,35 +440,35 @@ class Recipe:
             return
         with engine_errors(name, config):
             orphans.sweep_once(engine, directory)
+            decision = cls.decide_removal(engine, directory, name, options)
             if order is not None:
-                cls._remove_in_background(engine, directory, name, options, order)
+                cls._remove_in_background(engine, directory, name, options, order, decision)
                 return
-            cls.teardown(engine, directory, name, options, log)
+            cls.remove(engine, directory, name, options, decision, log)
             # Lists afresh only what this kind of part changes: the next part reuses it.
             orphans.released(engine, directory, name, kinds=cls.owns,
-                             unchanged=cls.keeps_all(options))
-
-    #: The default of a ``keep`` option that keeps the part's one object on removal.
-    keep_default: ClassVar[bool | None] = None
+                             unchanged=not removes_any(decision))
 
     @classmethod
     def keeps_all(cls, options: Mapping[str, str]) -> bool:
-        """Whether the teardown removes nothing (``keep = true``): the run's listings stay
-        valid (a hundred kept volumes would otherwise be listed a hundred times)."""
+        """The part's ``keep`` as recorded (the recipe's default when it is not said, or
+        no longer parses): whether its removal keeps its product (:attr:`kept_kinds`)."""
         return cls.keep_default is not None and opt.saved_flag(options, 'keep', cls.keep_default)
 
     @classmethod
     def removal_order(cls, options: Mapping[str, str]
                       ) -> tuple[frozenset[str], frozenset[str]] | None:
-        """(container names, names they come after) when the teardown may run in the
+        """(container names, names they come after) when the removal may run in the
         background (see :mod:`.removals`); ``None`` to tear down before the hook returns."""
         return None
 
     @classmethod
     def _remove_in_background(cls, engine: Engine, directory: str, name: str,
                               options: Mapping[str, str],
-                              order: tuple[frozenset[str], frozenset[str]]) -> None:
-        engine.part_objects(cls.kind, directory, name)  # listed now, shared with the thread
+                              order: tuple[frozenset[str], frozenset[str]],
+                              decision: list[decisions.Change]) -> None:
+        """:meth:`remove` of the decision, in a worker of :mod:`.removals`: after the
+        removals of what comes after the part's containers, alongside the others."""
         forked = engine.fork(name)   # here: the shared listings change under this thread
         log = logging.getLogger(name)
         saved = dict(options)
@@ -396,7 +479,8 @@ class Recipe:
             """Until the processes ended (what depends on them waits for that much)."""
             try:
                 with engine_errors(name, engine.config):
-                    cls.teardown(forked, directory, name, saved, log, defer=later.append)
+                    cls.remove(forked, directory, name, saved, decision, log,
+                               defer=later.append)
             except BaseException:
                 forked.close()
                 raise
@@ -412,6 +496,80 @@ class Recipe:
             finally:
                 forked.close()
         removals.submit(name, engine.config.key(), *order, work)
+
+
+#: The order :meth:`Recipe.remove` removes kinds of objects in, after the containers: what
+#: uses an object before it (a service before its secrets, a tag before its image).
+REMOVAL_ORDER = ('service', 'secret', 'tag', 'image', 'volume', 'network', 'file', 'directory')
+
+#: The name the engine gives an anonymous volume.
+ANONYMOUS_VOLUME = re.compile(r'[0-9a-f]{64}')
+
+
+def kept(change: decisions.Change, why: str) -> decisions.Change:
+    """``change`` as kept on removal, and why (``keep = true``): the keep rule's one shape."""
+    return dataclasses.replace(change, action='none', reasons=[decisions.state(why)])
+
+
+def removes_any(decision: list[decisions.Change]) -> bool:
+    """Whether a removal decision removes anything on the engine (else the run's listings
+    stay valid: a hundred kept volumes would otherwise be listed a hundred times)."""
+    return any(c.action == 'remove' and c.how != BY_BUILDOUT for c in decision)
+
+
+def left_volumes(engine: Engine, directory: str, part: str,
+                 decision: list[decisions.Change]) -> list[decisions.Change]:
+    """The anonymous volumes of the containers the decision removes: they stay, with
+    their data (the engine would remove them with ``v``, silently, and a toji-style data
+    container holds its data in them), and are named with the command that removes them."""
+    going = {c.id for c in decision if c.kind == 'container' and c.action == 'remove'}
+    found: list[decisions.Change] = []
+    for container in engine.part_objects('containers', directory, part):
+        if container['Id'] not in going:
+            continue
+        name = str((container.get('Names') or ['?'])[0]).lstrip('/')
+        for mount in container.get('Mounts') or []:
+            volume = str(mount.get('Name') or '')
+            if mount.get('Type') == 'volume' and ANONYMOUS_VOLUME.fullmatch(volume):
+                found.append(decisions.Change('volume', volume, 'none', [decisions.state(
+                    f'anonymous volume of container {name} at {mount.get("Destination")}: its '
+                    f'data stays (docker volume rm {volume} removes it)')], volume))
+    return found
+
+
+def installed_files(directory: str, options: Mapping[str, str]) -> list[decisions.Change]:
+    """The files and directories the part installed, which buildout removes after the
+    uninstall hook (copies on the host with ``keep = false`` among them)."""
+    return [decisions.Change('file', path, 'remove', [decisions.state(
+        'buildout removes what the part installed')], how=BY_BUILDOUT)
+        for path in (os.path.join(directory, line.strip()) for line in
+                     (options.get('__buildout_installed__') or '').splitlines() if line.strip())
+        if os.path.lexists(path)]
+
+
+def reference_removal(engine: Engine, reference: str, why: str,
+                      leaving: str | None = None) -> list[decisions.Change]:
+    """The removal of an image's name ``reference`` (none when it names nothing): an
+    ``image`` when it is the image's only name (the image goes with it), else a ``tag``
+    (the image stays under its other names); with ``leaving``, kept for that reason."""
+    current = engine.inspect('images', reference)
+    if current is None:
+        return []
+    tags = [t for t in current.get('RepoTags') or [] if t != '<none>:<none>']
+    change = decisions.Change('image' if len(tags) <= 1 else 'tag', reference, 'remove',
+                              [decisions.state(why)], current['Id'])
+    return [kept(change, leaving) if leaving else change]
+
+
+def remove_file(path: str, log: logging.Logger) -> None:
+    """Remove a file a part wrote on the host (a missing one is gone already)."""
+    try:
+        os.unlink(path)
+        log.info('removed %s', path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        log.warning('%s not removed: %s', path, exc.strerror)
 
 
 def left_by_removal(directory: str, part: str, config: EngineConfig, why: str) -> str:
@@ -440,6 +598,12 @@ def uninstaller(cls: type[Recipe]):
 
 #: What a candidate image is tagged as while its ``test`` runs: ``NAME:TAG-candidate``.
 CANDIDATE_SUFFIX = '-candidate'
+
+
+def candidate_of(image: str) -> str:
+    """The candidate's name of the image ``NAME:TAG`` (see :attr:`ImageRecipe.candidate`)."""
+    repository, tag = image.rsplit(':', 1)
+    return f'{repository}:{tag[:128 - len(CANDIDATE_SUFFIX)]}{CANDIDATE_SUFFIX}'
 
 
 def test_commands(raw: str) -> tuple[str, ...]:
@@ -478,7 +642,21 @@ class ImageRecipe(Recipe):
     """
 
     kind = 'images'
+    keep_default = False
+    kept_kinds = ('image',)
     image: str
+
+    @classmethod
+    def removal_objects(cls, engine: Engine, directory: str, part: str,
+                        options: Mapping[str, str]) -> list[decisions.Change]:
+        """The base's, but of its images only the names this part gave (``image``, the
+        candidate's, or an untagged image's id): another name of the same image is
+        another part's (a docker.load of its saved file) or someone's, for them to
+        remove, and the image stays under it."""
+        image = options.get('image') or ''
+        own = {image, candidate_of(image)} if ':' in image else set()
+        return [change for change in super().removal_objects(engine, directory, part, options)
+                if change.kind != 'image' or change.object in own or change.object == change.id]
     #: The id ``image`` points at after :meth:`make_image`.
     image_id: str | None = None
 
@@ -612,8 +790,7 @@ class ImageRecipe(Recipe):
     @property
     def candidate(self) -> str:
         """``NAME:TAG-candidate``: where a new image waits while its tests run."""
-        repository, tag = self.image.rsplit(':', 1)
-        return f'{repository}:{tag[:128 - len(CANDIDATE_SUFFIX)]}{CANDIDATE_SUFFIX}'
+        return candidate_of(self.image)
 
     def _self_check(self, image_id: str, tests: tuple[str, ...], labels: Mapping[str, str]) -> None:
         """Tag the new image as the candidate and run each test command in a container of it."""
@@ -656,20 +833,6 @@ class ImageRecipe(Recipe):
                 for tag in references_of(image):
                     _remove_image(self.engine, tag, self.log, quiet=True)
                 self.retire_image(image['Id'])  # still run by containers: at the end of the run
-
-    @classmethod
-    def teardown(cls, engine: Engine, directory: str, part: str,
-                 options: Mapping[str, str], log: logging.Logger) -> None:
-        for container in engine.part_objects('containers', directory, part):
-            with contextlib.suppress(docker.errors.NotFound):
-                engine.api.remove_container(container['Id'], force=True)
-        keep = opt.saved_flag(options, 'keep', False)
-        if keep:
-            log.info('keeping image %s (keep = true)', options.get('image'))
-            return
-        for image in engine.part_objects('images', directory, part):
-            for tag in references_of(image):
-                _remove_image(engine, tag, log)
 
 
 #: Replaced images still in use when they were replaced: (engine, log, image id).
@@ -779,6 +942,8 @@ def _remove_image(engine: Engine, reference: str, log: logging.Logger, quiet: bo
                                               exc.explanation or exc)
 
 
-__all__ = ['Recipe', 'ImageRecipe', 'uninstaller', 'engine_config', 'retire_image',
+__all__ = ['Recipe', 'ImageRecipe', 'uninstaller', 'kept', 'removes_any', 'remove_file',
+           'reference_removal',
+           'BY_BUILDOUT', 'engine_config', 'retire_image',
            'retire_untagged', 'left_by_removal', 'CONFIGURED', 'CONFIGURED_ENGINES',
            'ENGINE_OPTIONS', 'DOCKEROO_ALIASES', 'CANDIDATE_OPTIONS']

@@ -61,11 +61,6 @@ class CommandRecipe(Recipe):
         return [self.script]
 
     @classmethod
-    def teardown(cls, engine: Engine, directory: str, part: str,
-                 options: Mapping[str, str], log: logging.Logger) -> None:
-        """The script is a file buildout removes; nothing on the engine."""
-
-    @classmethod
     def uninstall(cls, name: str, options: Mapping[str, str]) -> None:
         """Nothing to do on the engine, so no connection either."""
 

@@ -111,11 +111,6 @@ class ControlRecipe(Recipe):
                                      self.recipe, description, self.script)
 
     @classmethod
-    def teardown(cls, engine: Engine, directory: str, part: str,
-                 options: Mapping[str, str], log: logging.Logger) -> None:
-        """The script and description are files buildout removes; nothing on the engine."""
-
-    @classmethod
     def uninstall(cls, name: str, options: Mapping[str, str]) -> None:
         """Nothing to do on the engine, so no connection either."""
 

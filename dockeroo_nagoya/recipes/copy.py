@@ -225,15 +225,20 @@ class CopyRecipe(Recipe):
         return found
 
     @classmethod
-    def teardown(cls, engine: Engine, directory: str, part: str,
-                 options: Mapping[str, str], log: logging.Logger) -> None:
+    def removal_objects(cls, engine: Engine, directory: str, part: str,
+                        options: Mapping[str, str]) -> list[Change]:
+        """The record of the copies and its directory when nothing else is in it; the
+        copies stay where they went (buildout removes those on the host it was given:
+        ``keep = false``)."""
         location = options.get('location')
-        if location:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(os.path.join(location, RECORD))
-            with contextlib.suppress(OSError):
-                os.rmdir(location)  # only when nothing else is in it
-        log.debug('%s: the copies stay where they went', part)
+        record = os.path.join(location, RECORD) if location else ''
+        if not location or not os.path.isfile(record):
+            return []
+        why = [state('its part was removed')]
+        found = [Change('file', record, 'remove', why)]
+        if os.listdir(location) == [RECORD]:
+            found.append(Change('directory', location, 'remove', why))
+        return found
 
 
 uninstall = uninstaller(CopyRecipe)

@@ -147,13 +147,6 @@ class DiskImageRecipe(Recipe):
             builder.run(option, self.values[option], shell=self.values['build-script-shell'],
                         user=self.values['build-script-user'], env=env)
 
-    @classmethod
-    def teardown(cls, engine: Engine, directory: str, part: str,
-                 options: Mapping[str, str], log: logging.Logger) -> None:
-        """Buildout removes the location; throwaway containers a crash left go here."""
-        for container in engine.part_objects('containers', directory, part):
-            engine.api.remove_container(container['Id'], force=True)
-
 
 def _digest(value: Any) -> str:
     return identity_hash(value)[:12]

@@ -23,8 +23,8 @@ from .. import options as opt
 from ..decisions import Change, Reason, state
 from ..engine import Engine, connect, engine_errors
 from ..imagefiles import ArchivedImage, NotAnImageArchive, archived_images
-from ..recipe import ImageRecipe, Recipe, retire_untagged, uninstaller
-from ..recipe import _remove_image as remove_image
+from ..recipe import (ImageRecipe, Recipe, kept, reference_removal, retire_untagged,
+                      uninstaller)
 
 
 class LoadRecipe(Recipe):
@@ -33,6 +33,8 @@ class LoadRecipe(Recipe):
     recipe = 'docker.load'
     kind = 'images'
     owns = ()
+    keep_default = False
+    kept_kinds = ('image', 'tag')
     table = (
         opt.Option('name', opt.text, identity=False,
                    doc=("The image the part exposes (default: the part's name), tagged so after the"
@@ -163,18 +165,16 @@ class LoadRecipe(Recipe):
         return self._archived()
 
     @classmethod
-    def teardown(cls, engine: Engine, directory: str, part: str,
-                 options: Mapping[str, str], log: logging.Logger) -> None:
+    def removal_objects(cls, engine: Engine, directory: str, part: str,
+                        options: Mapping[str, str]) -> list[Change]:
+        """The name the part loaded the image under, while it names the image loaded."""
         reference = options.get('image')
-        if not reference or opt.saved_flag(options, 'keep', False):
-            return
-        current = engine.inspect('images', reference)
-        if current is None:
-            return
-        if current['Id'] not in _loaded(options):
-            log.info('leaving %s: it is no longer the image this part loaded', reference)
-            return
-        remove_image(engine, reference, log)
+        if not reference:
+            return []
+        found = reference_removal(engine, reference, 'its part was removed')
+        if found and found[0].id not in _loaded(options):
+            return [kept(found[0], 'it is no longer the image this part loaded')]
+        return found
 
 
 def _loaded(options: Mapping[str, str]) -> set[str]:

@@ -38,6 +38,7 @@ class NetworkRecipe(Recipe):
     kind = 'networks'
     owns = ('networks',)
     keep_default = False
+    kept_kinds = ('network',)
     table = (
         opt.Option('name', opt.name,
                    doc="The network's name (default: the part's name); ``${part:name}``."),
@@ -208,11 +209,13 @@ class NetworkRecipe(Recipe):
             os.remove(self.reconnect_file)
 
     @classmethod
-    def teardown(cls, engine: Engine, directory: str, part: str,
-                 options: Mapping[str, str], log: logging.Logger) -> None:
-        keep = opt.saved_flag(options, 'keep', bool(cls.keep_default))
-        for network in engine.part_objects('networks', directory, part):
-            _remove(engine, network, keep, log)
+    def remove_object(cls, engine: Engine, directory: str, part: str,
+                      options: Mapping[str, str], change: Change, log: logging.Logger) -> None:
+        """A network goes once no container uses it (stale endpoints waited out)."""
+        if change.kind != 'network':
+            super().remove_object(engine, directory, part, options, change, log)
+            return
+        _remove(engine, {'Name': change.object, 'Id': change.id}, False, log)
 
 
 def _remove(engine: Engine, network: Mapping[str, Any], keep: bool, log: logging.Logger) -> None:

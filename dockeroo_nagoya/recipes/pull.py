@@ -31,7 +31,7 @@ from ..options import split_reference
 from ..decisions import Change, Reason
 from ..engine import Engine, connect, engine_errors
 from ..progress import follow_layers
-from ..recipe import Recipe, retire_untagged, uninstaller
+from ..recipe import Recipe, reference_removal, retire_untagged, uninstaller
 from ..secrets import CREDENTIAL_OPTIONS, registry_auth
 
 
@@ -72,6 +72,8 @@ class PullRecipe(Recipe):
 
     recipe = 'docker.pull'
     kind = 'images'
+    keep_default = True
+    kept_kinds = ('image', 'tag')
     table = (
         opt.Option('image', opt.image_reference,
                    doc='The image: ``NAME[:TAG]`` or ``NAME@sha256:DIGEST``.'),
@@ -247,19 +249,12 @@ class PullRecipe(Recipe):
         return image['Id']
 
     @classmethod
-    def teardown(cls, engine: Engine, directory: str, part: str,
-                 options: Mapping[str, str], log: logging.Logger) -> None:
-        keep = opt.saved_flag(options, 'keep', True)
+    def removal_objects(cls, engine: Engine, directory: str, part: str,
+                        options: Mapping[str, str]) -> list[Change]:
+        """The pulled reference (``keep = true`` by default: a pull is cheap to keep)."""
         reference = options.get('name')
-        if keep or not reference:
-            return
-        try:
-            engine.api.remove_image(reference)
-            log.info('removed image %s (keep = false)', reference)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as exc:
-            log.warning('image %s not removed: %s', reference, _explain(exc))
+        return reference_removal(engine, reference, 'its part was removed (keep = false)') \
+            if reference else []
 
 
 def _explain(exc: docker.errors.APIError) -> Any:

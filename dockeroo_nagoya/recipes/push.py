@@ -27,11 +27,10 @@ import zc.buildout
 from .. import atomicfile
 from .. import options as opt
 from .. import identities, readfiles
-from ..decisions import Change, Reason
+from ..decisions import Change, Reason, state
 from ..engine import Engine, engine_errors
 from ..progress import follow_layers
-from ..recipe import Recipe, uninstaller
-from ..recipe import _remove_image as remove_image
+from ..recipe import Recipe, kept, uninstaller
 from ..secrets import CREDENTIAL_OPTIONS, registry_auth
 from ..options import split_reference
 
@@ -160,8 +159,8 @@ class PushRecipe(Recipe):
         atomicfile.write_text(self.state, json.dumps(pushed, indent=1, sort_keys=True))
 
     @classmethod
-    def teardown(cls, engine: Engine, directory: str, part: str,
-                 options: Mapping[str, str], log: logging.Logger) -> None:
+    def removal_objects(cls, engine: Engine, directory: str, part: str,
+                        options: Mapping[str, str]) -> list[Change]:
         """A push is not undone (the registry keeps what it received), but the local tags
         the part made to push are removed: each target that is not the source image's
         own name, while it names the image the part pushed there (or the source's image,
@@ -170,17 +169,20 @@ class PushRecipe(Recipe):
         recorded = _recorded(part, options)
         now = engine.inspect('images', source) if source else None
         ours = {recorded.get(target) for target in recorded} | {now['Id'] if now else None}
+        found = []
         for target in made_tags(source, (options.get('pushed') or '').split()):
             current = engine.inspect('images', target)
             if current is None or target not in (current.get('RepoTags') or []):
                 continue
+            change = Change('tag', target, 'remove', [state('its part was removed; the '
+                                                            'registry keeps what it received')],
+                            current['Id'])
             if current['Id'] not in ours - {None}:
-                log.info('leaving the tag %s: it names another image than this part pushed',
-                         target)
+                change = kept(change, 'it names another image than this part pushed')
             elif len(current['RepoTags']) == 1:
-                log.info('leaving the tag %s: it is the only name of its image', target)
-            else:
-                remove_image(engine, target, log)
+                change = kept(change, 'it is the only name of its image')
+            found.append(change)
+        return found
 
 
 def made_tags(source: str, targets: list[str]) -> list[str]:

@@ -29,6 +29,7 @@ class RunRecipe(Recipe):
     kind = 'containers'
     #: ``keep = true`` leaves the containers: the plan says so, the listings stay valid.
     keep_default = False
+    kept_kinds = ('container',)
     owns = ('containers',)
     table = containers.TABLE + (
         opt.Option('replicas', opt.integer(1, opt.MAX_REPLICAS), identity=False,
@@ -130,17 +131,19 @@ class RunRecipe(Recipe):
         return []
 
     @classmethod
-    def teardown(cls, engine: Engine, directory: str, part: str,
-                 options: Mapping[str, Any], log: logging.Logger,
-                 defer: Callable[[Callable[[], None]], None] | None = None) -> None:
-        containers.teardown(engine, directory, part, options, log, defer)
+    def remove_containers(cls, engine: Engine, directory: str, part: str,
+                          options: Mapping[str, str], going: list[Change], log: logging.Logger,
+                          defer: Callable[[Callable[[], None]], None] | None = None) -> None:
+        """Stopped within ``stop-timeout``, with the part's callbacks."""
+        containers.teardown(engine, directory, part, options, log,
+                            [(str(change.id), change.object) for change in going], defer)
 
     @classmethod
     def removal_order(cls, options: Mapping[str, str]
                       ) -> tuple[frozenset[str], frozenset[str]] | None:
         """Removed in the background, after the removed parts that come after it; a kept
         part stops nothing and is recorded as kept before the hook returns."""
-        if opt.saved_flag(options, 'keep', False):
+        if cls.keeps_all(options):
             return None
         names = (options.get('names') or options.get('name') or '').split()
         return frozenset(names), containers.comes_after(options)

@@ -27,7 +27,7 @@ from .. import options as opt
 from ..decisions import Change, Reason, state
 from ..engine import Engine, engine_errors
 from ..imagefiles import image_in_archive, write_atomically
-from ..recipe import PREVIOUS, ImageRecipe, Recipe, uninstaller
+from ..recipe import PREVIOUS, ImageRecipe, Recipe, remove_file, uninstaller
 
 class SaveRecipe(Recipe):
     """An image written to a file with the engine's ``docker save``."""
@@ -35,6 +35,8 @@ class SaveRecipe(Recipe):
     recipe = 'docker.save'
     kind = 'images'
     owns = ()
+    keep_default = False
+    kept_kinds = ('file',)
     table = (
         opt.Option('name', opt.text, identity=False,
                    doc="The image to save (default: the part's name)."),
@@ -77,7 +79,7 @@ class SaveRecipe(Recipe):
             with engine_errors(self.name, self.engine_config, f'saving {self.image}'):
                 write_atomically(self.path, self.engine.api.get_image(self.image))
         if previous and previous != self.path and not self.values['keep']:
-            _remove_file(previous, self.log)
+            remove_file(previous, self.log)
         return []
 
     def _missing(self) -> zc.buildout.UserError:
@@ -107,25 +109,13 @@ class SaveRecipe(Recipe):
                        [state(why)] if why else [])]
 
     @classmethod
-    def teardown(cls, engine: Engine, directory: str, part: str,
-                 options: Mapping[str, str], log: logging.Logger) -> None:
+    def removal_objects(cls, engine: Engine, directory: str, part: str,
+                        options: Mapping[str, str]) -> list[Change]:
+        """The file the part wrote (the image is another part's)."""
         path = options.get('path')
-        if not path:
-            return
-        if opt.saved_flag(options, 'keep', False):
-            log.info('keeping %s (keep = true)', path)
-            return
-        _remove_file(path, log)
-
-
-def _remove_file(path: str, log: logging.Logger) -> None:
-    try:
-        os.unlink(path)
-        log.info('removed %s', path)
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        log.warning('%s not removed: %s', path, exc.strerror)
+        if not path or not os.path.isfile(path):
+            return []
+        return [Change('file', path, 'remove', [state('its part was removed')])]
 
 
 uninstall = uninstaller(SaveRecipe)

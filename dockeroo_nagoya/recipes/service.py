@@ -463,21 +463,25 @@ class ServiceRecipe(Recipe):
 
     # -- removal ----------------------------------------------------------------
     @classmethod
-    def decide_removal(cls, engine: Engine, directory: str, part: str,
-                       options: Mapping[str, str]) -> list[Change]:
-        return [Change('service', s['Spec']['Name'], 'remove', [state('its part was removed')],
-                       s['ID']) for s in _part_services(engine, directory, part)]
+    def removal_objects(cls, engine: Engine, directory: str, part: str,
+                        options: Mapping[str, str]) -> list[Change]:
+        """The part's services, then the Swarm secrets it made for them."""
+        why = [state('its part was removed')]
+        return [Change('service', s['Spec']['Name'], 'remove', why, s['ID'])
+                for s in _part_services(engine, directory, part)] + \
+            [Change('secret', s['Spec']['Name'], 'remove', why, s['ID'])
+             for s in _part_secrets(engine, directory, part)]
 
     @classmethod
-    def teardown(cls, engine: Engine, directory: str, part: str,
-                 options: Mapping[str, str], log: logging.Logger) -> None:
-        for service in _part_services(engine, directory, part):
-            engine.api.remove_service(service['ID'])
-            log.info('removed service %s', service['Spec']['Name'])
-            _wait_gone(engine, service['ID'])
-        for secret in _part_secrets(engine, directory, part):
-            engine.api.remove_secret(secret['ID'])
-            log.info('removed Swarm secret %s', secret['Spec']['Name'])
+    def remove_object(cls, engine: Engine, directory: str, part: str,
+                      options: Mapping[str, str], change: Change, log: logging.Logger) -> None:
+        """A service is waited for until its tasks are gone (its secrets go after it)."""
+        if change.kind != 'service':
+            super().remove_object(engine, directory, part, options, change, log)
+            return
+        engine.api.remove_service(change.id)
+        log.info('removed service %s', change.object)
+        _wait_gone(engine, str(change.id))
 
 
 def _part_services(engine: Engine, directory: str, part: str) -> list[dict[str, Any]]:

@@ -27,7 +27,7 @@ import math
 import os
 import threading
 import time
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import zc.buildout
 
@@ -35,7 +35,7 @@ from .. import containers, control, identities, scheduling, secrets
 from .. import options as opt
 from ..decisions import Change, state
 from ..engine import LABEL, Engine, engine_errors, identity_hash
-from ..recipe import PLAIN_SECRETS, PREVIOUS, Recipe, uninstaller
+from ..recipe import PLAIN_SECRETS, PREVIOUS, Recipe, kept, uninstaller
 
 #: Threads that create new members ahead of their turn (creating is quick; starting is not).
 AHEAD_WORKERS = 4
@@ -321,12 +321,31 @@ class SystemRecipe(Recipe):
 
     # -- removal ------------------------------------------------------------------------
     @classmethod
-    def teardown(cls, engine: Engine, directory: str, part: str,
-                 options: Mapping[str, str], log: logging.Logger) -> None:
-        found = engine.part_objects('containers', directory, part)
+    def removal_objects(cls, engine: Engine, directory: str, part: str,
+                        options: Mapping[str, str]) -> list[Change]:
+        """The members' containers, each kept by its own ``keep`` (recorded with it)."""
+        recorded = {m['container']: m for m in _recorded_members(
+            options, logging.getLogger(part))}
+        found = []
+        for container in engine.part_objects('containers', directory, part):
+            name = _name(container)
+            change = Change('container', name, 'remove', [state('its part was removed')],
+                            container['Id'])
+            found.append(kept(change, f'keep = true in member {recorded[name].get("section")}')
+                         if (recorded.get(name) or {}).get('keep') else change)
+        return found
+
+    @classmethod
+    def remove_containers(cls, engine: Engine, directory: str, part: str,
+                          options: Mapping[str, str], going: list[Change],
+                          log: logging.Logger,
+                          defer: Callable[[Callable[[], None]], None] | None = None) -> None:
+        """Dependents first, independent members at the same time."""
+        ids = {change.id for change in going}
+        found = [c for c in engine.part_objects('containers', directory, part) if c['Id'] in ids]
         recorded = {m['container']: m for m in _recorded_members(options, log)}
         remove_in_order(engine, directory, part, found, recorded, log,
-                        why='its part was removed', keep=True)
+                        why='its part was removed', keep=False)
 
 
 # -- removing in order (departed members, the whole part) ------------------------------

@@ -45,6 +45,7 @@ class VolumeRecipe(Recipe):
     kind = 'volumes'
     owns = ('volumes',)
     keep_default = True
+    kept_kinds = ('volume',)
     table = (
         opt.Option('name', opt.name,
                    doc="The volume's name (default: the part's name); ``${part:name}``."),
@@ -297,29 +298,30 @@ class VolumeRecipe(Recipe):
                                 containers.Callbacks(self.name, self.directory, []))
 
     @classmethod
-    def decide_removal(cls, engine: Engine, directory: str, part: str,
-                       options: Mapping[str, str]) -> list[Change]:
-        """The base's decision, saying whether the content is archived first: what a
-        plan shows before a part whose data is disposable goes."""
-        found = super().decide_removal(engine, directory, part, options)
-        if not cls.keeps_all(options):
-            archive = opt.saved_flag(options, 'archive', True)
-            for change in found:
-                change.reasons.append(state(_removal(archive)))
+    def removal_objects(cls, engine: Engine, directory: str, part: str,
+                        options: Mapping[str, str]) -> list[Change]:
+        """The base's, saying whether the content is archived first: what a plan shows
+        before a part whose data is disposable goes."""
+        found = super().removal_objects(engine, directory, part, options)
+        # A value that no longer parses archives: a removal never loses data by mistake.
+        archive = opt.saved_flag(options, 'archive', True)
+        for change in found:
+            change.reasons.append(state(_removal(archive)))
         return found
 
     @classmethod
-    def teardown(cls, engine: Engine, directory: str, part: str,
-                 options: Mapping[str, str], log: logging.Logger) -> None:
-        keep = opt.saved_flag(options, 'keep', bool(cls.keep_default))
-        # A value that no longer parses archives: a removal never loses data by mistake.
+    def remove_object(cls, engine: Engine, directory: str, part: str,
+                      options: Mapping[str, str], change: Change, log: logging.Logger) -> None:
+        """A volume is archived first unless the part said its content is disposable."""
+        if change.kind != 'volume':
+            super().remove_object(engine, directory, part, options, change, log)
+            return
         archive = opt.saved_flag(options, 'archive', True)
-        backups = backup_directory(directory, options)
-        for volume in engine.part_objects('volumes', directory, part):
-            try:
-                _remove(engine, volume['Name'], keep, backups, log, archive=archive)
-            except members.ArchiveError as exc:
-                raise _archive_error(part, volume['Name'], exc) from None
+        try:
+            _remove(engine, change.object, False, backup_directory(directory, options), log,
+                    archive=archive)
+        except members.ArchiveError as exc:
+            raise _archive_error(part, change.object, exc) from None
 
 
 def _changes(current: dict[str, Any], values: dict[str, Any]) -> str:
