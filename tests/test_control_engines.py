@@ -17,7 +17,8 @@ import subprocess
 
 import docker
 import pytest
-from helpers import buildout_config, section, volume_digest, write_volume_file
+from helpers import (buildout_config, container_state, section, status_table, volume_digest,
+                     write_volume_file)
 
 pytestmark = pytest.mark.slow
 
@@ -67,16 +68,8 @@ def ctl(b, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return result
 
 
-def status_table(result: subprocess.CompletedProcess[str]) -> dict[str, list[str]]:
-    """CONTAINER -> [ENGINE, STATE, ...] (one word each: these states have no exit code)."""
-    header, *rows = result.stdout.splitlines()
-    assert header.split() == ['CONTAINER', 'ENGINE', 'STATE', 'HEALTH', 'IMAGE', 'UPTIME',
-                              'PORTS'], result.stdout
-    return {cells[0]: cells[1:] for cells in (row.split() for row in rows)}
-
-
 def running(client: docker.DockerClient, name: str) -> bool:
-    return bool(client.api.inspect_container(name)['State']['Running'])
+    return bool(container_state(client, name)['Running'])
 
 
 def test_status_stop_and_start_over_two_engines(buildout, busybox, client, remote):
@@ -88,7 +81,7 @@ def test_status_stop_and_start_over_two_engines(buildout, busybox, client, remot
     assert not client.containers.list(all=True, filters={'name': f'{b.prefix}-remote'})
 
     result = ctl(b, 'status')
-    rows = status_table(result)
+    rows = status_table(result, engines=True)
     assert set(rows) == {here, one, two}, result.stdout
     assert rows[here][:2] == ['default', 'running']
     assert rows[one][:2] == rows[two][:2] == [remote.host, 'running']
@@ -112,7 +105,7 @@ def test_status_stop_and_start_over_two_engines(buildout, busybox, client, remot
     remote.stop()
     result = ctl(b, 'status', check=False)
     assert result.returncode == 3, result.stdout + result.stderr
-    rows = status_table(result)
+    rows = status_table(result, engines=True)
     assert list(rows) == [here] and rows[here][:2] == ['default', 'running'], result.stdout
     problems = result.stderr.splitlines()
     assert len(problems) == 1, result.stderr
@@ -151,12 +144,12 @@ def test_a_part_added_later_shows_with_its_engine_and_order(buildout, busybox, c
     '''
     b.write(config(b, busybox, remote.host))
     b.run('-N')
-    assert len(status_table(ctl(b, 'status'))) == 3
+    assert len(status_table(ctl(b, 'status'), engines=True)) == 3
 
     # One more builder part in the list one ${builders:parts} reference brings.
     b.write(config(b, busybox, remote.host, builders='remote more') + more)
     b.run('-N')
-    rows = status_table(ctl(b, 'status'))
+    rows = status_table(ctl(b, 'status'), engines=True)
     assert set(rows) == {f'{b.prefix}-here', f'{b.prefix}-remote-1', f'{b.prefix}-remote-2',
                          f'{b.prefix}-more-1', f'{b.prefix}-more-2'}, rows
     assert rows[f'{b.prefix}-more-1'][:2] == [remote.host, 'running']
@@ -223,7 +216,7 @@ def test_members_on_one_daemon_in_other_words_are_one_engine(buildout, busybox, 
     write_volume_file(client, volume, 'rows', b'one\n')
     before = volume_digest(client, volume)
 
-    rows = status_table(ctl(b, 'status'))
+    rows = status_table(ctl(b, 'status'), engines=True)
     assert {name: cells[:2] for name, cells in rows.items()} == {
         f'{b.prefix}-{part}': ['default', 'running'] for part in ('plain', 'spelt', 'patient')}
 

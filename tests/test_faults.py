@@ -14,8 +14,6 @@ injected faults.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import io
 import json
 import os
 import subprocess
@@ -29,8 +27,8 @@ import docker.errors
 import pytest
 
 from faults.harness import assert_clean, fault_env, inject, installed_parts, tally
-from helpers import (assert_one_error, busybox_tarball, force_reinstall, volume_digest,
-                     write_volume_file)
+from helpers import (assert_one_error, busybox_tarball, cfg, force_reinstall, put_in_volume,
+                     volume_digest, write_volume_file)
 
 pytestmark = pytest.mark.slow
 
@@ -52,10 +50,6 @@ def cycle(b, client, counter, rule: str, expected: set[str], *, args: tuple[str,
     assert_clean(client, b, expected)
     counter.add('faults recovered')
     return faulted
-
-
-def cfg(text: str) -> str:
-    return textwrap.dedent(text).lstrip()
 
 
 # -- docker.volume: install, recreate (new labels), removal with keep = false -------------------
@@ -89,13 +83,8 @@ def restored_digest(client, b, archive) -> str:
     """The archive unpacked into a fresh volume, as the user would restore it, and its digest."""
     name = f'{b.prefix}-check'
     client.volumes.create(name)
-    helper = client.containers.create('dockeroo-nagoya/helper:empty', command=['/none'],
-                                      volumes={name: {'bind': '/v', 'mode': 'rw'}})
     try:
-        helper.put_archive('/v', archive.read_bytes())
-    finally:
-        helper.remove(force=True)
-    try:
+        put_in_volume(client, name, archive.read_bytes())
         return volume_digest(client, name)
     finally:
         client.volumes.get(name).remove()
@@ -141,26 +130,6 @@ def test_volume_removal_with_keep_false_loses_no_byte(buildout, client, counter,
     assert restored_digest(client, b, archive) == before
 
 
-def files_digest(client, volume: str) -> str:
-    """Names, owners, modes and bytes of everything below the volume's root (whose own mode
-    is the driver's: a tmpfs root is 1777)."""
-    helper = client.containers.create('dockeroo-nagoya/helper:empty', command=['/none'],
-                                      volumes={volume: {'bind': '/v', 'mode': 'ro'}})
-    try:
-        chunks, _ = helper.get_archive('/v')
-        data = b''.join(chunks)
-    finally:
-        helper.remove(force=True)
-    digest = hashlib.sha256()
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        for member in sorted(tar.getmembers(), key=lambda m: m.name):
-            if member.name != 'v':
-                body = tar.extractfile(member).read() if member.isfile() else b''
-                digest.update(f'{member.name} {member.uid} {member.gid} {member.mode:o} '.encode()
-                              + body)
-    return digest.hexdigest()
-
-
 def test_volume_data_survives_reinstalls_and_new_driver_opts(buildout, client):
     """No fault: a reinstall of every part, then driver options that need a new volume."""
     b = buildout
@@ -168,10 +137,10 @@ def test_volume_data_survives_reinstalls_and_new_driver_opts(buildout, client):
     b.write(volume_cfg(b))
     b.run('-N')
     fill(client, volume)
-    before = files_digest(client, volume)
+    before = volume_digest(client, volume, root=False)
     force_reinstall(b)
     b.run('-N')
-    assert files_digest(client, volume) == before
+    assert volume_digest(client, volume, root=False) == before
     # Now the data is to live in a directory of the host (the local driver's bind).
     host = b.directory / 'volume-data'
     host.mkdir()
@@ -181,7 +150,7 @@ def test_volume_data_survives_reinstalls_and_new_driver_opts(buildout, client):
     assert 'driver-opts changed' in out.stdout
     assert client.volumes.get(volume).attrs['Options'] == {
         'type': 'none', 'o': 'bind', 'device': str(host)}
-    assert files_digest(client, volume) == before
+    assert volume_digest(client, volume, root=False) == before
     assert (host / 'db' / 'small.txt').read_bytes() == b'precious\n'
 
 

@@ -9,19 +9,14 @@ from __future__ import annotations
 import io
 import os
 import tarfile
-import textwrap
 import time
 
 import pytest
 
 from faults.harness import helpers_on, inventory
-from helpers import assert_one_error, busybox_tarball
+from helpers import assert_one_error, busybox_tarball, cfg
 
 HOST_SECRET = 'host-only-3f9a1c'
-
-
-def cfg(text: str) -> str:
-    return textwrap.dedent(text).lstrip()
 
 
 def hostile_tar(path, members: list[tuple[str, dict]]) -> None:

@@ -17,8 +17,8 @@ import tarfile
 import pytest
 
 from dockeroo_nagoya import archives
-from helpers import (DOCKERFILE, _mounted, as_nobody, assert_one_error, build_config, cfg,
-                     control, copy_to_host_config, tar_of, write_volume_file)
+from helpers import (DOCKERFILE, as_nobody, assert_one_error, build_config, cfg, control,
+                     copy_to_host_config, tar_of, volume_tar, write_volume_file)
 
 CAFE = 'café.txt'
 LONG = 'l' * 116 + '.txt'     # 120 characters: a PAX path header
@@ -27,14 +27,8 @@ NAMES = {CAFE: b'coffee\n', LONG: b'long\n'}
 
 def names_in_volume(client, volume: str) -> dict[str, bytes]:
     """Path (relative to the volume's root) -> bytes of each file in a volume."""
-    holder = _mounted(client, volume)
-    try:
-        chunks, _ = holder.get_archive('/v')
-        data = b''.join(chunks)
-    finally:
-        holder.remove(force=True)
     found = {}
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+    with tarfile.open(fileobj=io.BytesIO(volume_tar(client, volume))) as tar:
         for member in tar:
             if member.isfile():
                 found[member.name.removeprefix('v/')] = tar.extractfile(member).read()
