@@ -669,27 +669,17 @@ def tls_config(b, way: str, address: str, certs: Path, extra: str = '',
     return textwrap.dedent(text).lstrip()
 
 
-def copy_to_host_config(b, busybox: str, made: str, paths: str, extra: str = '') -> str:
-    """A sleeper that runs ``made`` first, and a docker.copy of ``paths`` from it to the host."""
-    return cfg(f'''
-        [buildout]
-        parts = source out
-
-        [source]
-        recipe = dockeroo_nagoya:docker.run
-        name = {b.prefix}-source
-        image = {busybox}
-        init = true
-        stop-timeout = 1
-        command = sh -c '{made} && touch /ready && exec sleep 3600'
-        wait-for = exec:test -f /ready
-
-        [out]
-        recipe = dockeroo_nagoya:docker.copy
-        container-from = ${{source:name}}
-        paths = {paths}
-        {extra}
-        ''')
+def copy_to_host_config(b, busybox: str, made: str, paths: str, extra: str = '',
+                        **options: str) -> str:
+    """A sleeper that runs ``made`` first, and a docker.copy of ``paths`` (lines) from it to
+    the host, with ``options`` and the option line ``extra``."""
+    return buildout_config(
+        ['source', 'out'],
+        container_part(b, 'source', busybox, init='true', stop_timeout='1',
+                       command=f"sh -c '{made} && touch /ready && exec sleep 3600'",
+                       wait_for='exec:test -f /ready'),
+        section('out', 'docker.copy', container_from='${source:name}', paths=paths, **options)
+        + (extra + '\n' if extra else ''))
 
 
 # -- shared scaffolding (issue 23, item 5): what several test modules wrote each for itself --
@@ -778,3 +768,25 @@ def container_ids_by_name(client: docker.DockerClient, b) -> dict[str, str]:
 def container_state(client: docker.DockerClient, name: str) -> dict:
     """The engine's ``State`` of a container (Status, Running, ExitCode, StartedAt, ...)."""
     return client.api.inspect_container(name)['State']
+
+
+def volume_part(b, part: str = 'data', **options: str) -> str:
+    """A docker.volume section ``[PART]`` of the volume ``PREFIX-PART`` (the buildout's prefix:
+    what its clean-up finds)."""
+    return section(part, 'docker.volume', name=f'{b.prefix}-{part}', **options)
+
+
+def network_part(b, part: str = 'net', **options: str) -> str:
+    """A docker.network section ``[PART]`` of the network ``PREFIX-PART``."""
+    return section(part, 'docker.network', name=f'{b.prefix}-{part}', **options)
+
+
+def container_part(b, part: str, image: str, **options: str) -> str:
+    """A docker.run section ``[PART]`` of the container ``PREFIX-PART`` on ``image``."""
+    return section(part, 'docker.run', name=f'{b.prefix}-{part}', image=image, **options)
+
+
+def image_part(b, part: str, recipe: str, **options: str) -> str:
+    """A section ``[PART]`` of an image recipe (build, image, assemble, ...) making the image
+    ``PREFIX/PART``."""
+    return section(part, recipe, name=f'{b.prefix}/{part}', **options)

@@ -155,27 +155,8 @@ def test_copy_to_a_host_file_never_writes_through_a_link_at_its_target(buildout,
 def test_failed_keep_false_copy_leaves_no_key_and_says_one_line(buildout, busybox):
     b = buildout
     (b.directory / 'blocker').write_text('a file where a directory is wanted\n')
-    b.write(cfg(f'''
-        [buildout]
-        parts = source out
-
-        [source]
-        recipe = dockeroo_nagoya:docker.run
-        name = {b.prefix}-source
-        image = {busybox}
-        init = true
-        stop-timeout = 1
-        command = sh -c 'echo private > /key && echo other > /other && touch /ready && exec sleep 3600'
-        wait-for = exec:test -f /ready
-
-        [out]
-        recipe = dockeroo_nagoya:docker.copy
-        container-from = ${{source:name}}
-        keep = false
-        paths =
-            /key keys/key.pem
-            /other blocker/other
-        '''))
+    b.write(copy_to_host_config(b, busybox, 'echo private > /key && echo other > /other',
+                                '/key keys/key.pem\n/other blocker/other', keep='false'))
     line = assert_one_error(b.fail('-N'))
     assert line.startswith('Error: out: option paths:') and 'blocker' in line, line
     assert not (b.directory / 'keys' / 'key.pem').exists(), 'the copied key stayed on the host'
