@@ -790,3 +790,17 @@ def image_part(b, part: str, recipe: str, **options: str) -> str:
     """A section ``[PART]`` of an image recipe (build, image, assemble, ...) making the image
     ``PREFIX/PART``."""
     return section(part, recipe, name=f'{b.prefix}/{part}', **options)
+
+
+def sleeping_part(b, part: str, image: str, **options: str) -> str:
+    """A docker.run section ``[PART]`` of a container ``PREFIX-PART`` that sleeps, quick to
+    stop (``init``, a one-second stop timeout): what a test keeps running to act on."""
+    return container_part(b, part, image, command='sleep 3600', init='true', stop_timeout='1',
+                          **options)
+
+
+def context_build_part(b, part: str = 'app', **options: str) -> str:
+    """A docker.build section ``[PART]`` of the image ``PREFIX/PART`` from the directory
+    ``PART`` of the buildout (the test writes its Dockerfile there)."""
+    return image_part(b, part, 'docker.build', source=f'${{buildout:directory}}/{part}',
+                      **options)

@@ -28,6 +28,7 @@ import pytest
 
 from faults.harness import assert_clean, fault_env, inject, installed_parts, tally
 from helpers import (assert_one_error, buildout_config, busybox_tarball, container_part,
+                     context_build_part,
                      force_reinstall, image_part, network_part, put_in_volume, section,
                      volume_digest, volume_part, write_volume_file)
 
@@ -366,8 +367,7 @@ def build_cfg(b, busybox: str, version: str = 'one') -> str:
         f'FROM {busybox}\nCOPY version.txt /version.txt\nRUN cat /version.txt > /copy\n'
         'RUN echo built > /built\n')
     (context / 'version.txt').write_text(version + '\n')
-    return buildout_config(['app'], image_part(b, 'app', 'docker.build',
-                                               source='${buildout:directory}/app'))
+    return buildout_config(['app'], context_build_part(b))
 
 
 @pytest.mark.parametrize('rule', [
