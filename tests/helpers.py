@@ -804,3 +804,25 @@ def context_build_part(b, part: str = 'app', **options: str) -> str:
     ``PART`` of the buildout (the test writes its Dockerfile there)."""
     return image_part(b, part, 'docker.build', source=f'${{buildout:directory}}/{part}',
                       **options)
+
+
+def disk_part(build_image: str, base_image: str, part: str = 'disk', **options: str) -> str:
+    """A docker.diskimage section ``[PART]``: ``base_image``'s file system at /mnt/root of a
+    builder of ``build_image``, made into a file by the ``options``' scripts."""
+    return section(part, 'docker.diskimage', build_image=build_image, base_image=base_image,
+                   build_root='/mnt/root', **options)
+
+
+def system_part(members: list[str], part: str = 'sys', **options: str) -> str:
+    """A docker.system section ``[PART]`` of the ``members`` (sections of their own)."""
+    return section(part, 'docker.system', containers=' '.join(members), **options)
+
+
+def member_part(b, member: str, image: str = '', extends: str = '', name: str = '',
+                **options: str) -> str:
+    """A docker.system member's section (no recipe) of the container ``PREFIX-MEMBER`` (or
+    ``name``); with ``extends``, buildout's ``<=`` macro first, so that it takes that member's
+    options."""
+    body = section(member, '', name=name or f'{b.prefix}-{member}',
+                   **({'image': image} if image else {}), **options).split('\n', 1)[1]
+    return f'[{member}]\n' + (f'<= {extends}\n' if extends else '') + body

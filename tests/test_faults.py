@@ -28,7 +28,7 @@ import pytest
 
 from faults.harness import assert_clean, fault_env, inject, installed_parts, tally
 from helpers import (assert_one_error, buildout_config, busybox_tarball, container_part,
-                     context_build_part,
+                     context_build_part, disk_part, member_part, system_part,
                      force_reinstall, image_part, network_part, put_in_volume, section,
                      volume_digest, volume_part, write_volume_file)
 
@@ -461,9 +461,8 @@ def test_temporary_killed_after_its_commit(buildout, client, busybox, counter):
 ])
 def test_diskimage(buildout, client, busybox, counter, rule):
     b = buildout
-    b.write(buildout_config(['disk'], section(
-        'disk', 'docker.diskimage', build_image=busybox, base_image=busybox,
-        build_root='/mnt/root', image_file='/out/disk.tar', prepare_script='mkdir -p /out',
+    b.write(buildout_config(['disk'], disk_part(
+        busybox, busybox, image_file='/out/disk.tar', prepare_script='mkdir -p /out',
         build_script='tar -cf "$IMAGE_FILE" -C "$BUILD_ROOT" .')))
     cycle(b, client, counter, rule, set())
     disk = b.directory / 'parts' / 'disk' / 'disk.tar'
@@ -475,9 +474,9 @@ def test_diskimage(buildout, client, busybox, counter, rule):
 # -- docker.system -----------------------------------------------------------------------------
 def system_cfg(b, busybox: str) -> str:
     return buildout_config(
-        ['sys'], section('sys', 'docker.system', containers='a b c'),
-        *(section(name, '', name=f'{b.prefix}-{name}', image=busybox, init='true',
-                  stop_timeout='1', command='httpd -f -p 80', wait_for='tcp:80', **extra)
+        ['sys'], system_part(['a', 'b', 'c']),
+        *(member_part(b, name, busybox, init='true', stop_timeout='1', command='httpd -f -p 80',
+                      wait_for='tcp:80', **extra)
           for name, extra in (('a', {}), ('b', {'links': 'a'}), ('c', {'depends': 'b'}))))
 
 

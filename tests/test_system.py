@@ -14,7 +14,8 @@ import time
 
 import pytest
 
-from helpers import assert_one_error, container_ids_by_name, output
+from helpers import (assert_one_error, buildout_config, container_ids_by_name, member_part, output,
+                     system_part)
 
 #: (section, options) of the six members, in the order separate parts would need.
 SERVICE = "sh -c 'sleep 1; exec httpd -f -p 80 -h /tmp'"
@@ -258,22 +259,9 @@ def test_bad_configuration_gives_one_clear_error(buildout, busybox, sections, bo
 
 def test_two_members_with_one_container_name_are_refused(buildout, busybox):
     b = buildout
-    b.write(f'''
-        [buildout]
-        parts = sys
-
-        [sys]
-        recipe = dockeroo_nagoya:docker.system
-        containers = a b
-
-        [a]
-        name = {b.prefix}-same
-        image = {busybox}
-
-        [b]
-        name = {b.prefix}-same
-        image = {busybox}
-        ''')
+    b.write(buildout_config(['sys'], system_part(['a', 'b']),
+                            member_part(b, 'a', busybox, name=f'{b.prefix}-same'),
+                            member_part(b, 'b', busybox, name=f'{b.prefix}-same')))
     assert_one_error(b.fail('-N'), f'sys: members a and b both name their container '
                      f'{b.prefix}-same')
 
@@ -330,33 +318,12 @@ def test_members_created_ahead_are_removed_when_an_earlier_member_fails(buildout
     """b and c wait for a: created while a starts, and removed again when a's gate fails."""
     import time as clock
     b = buildout
-    b.write(f'''
-        [buildout]
-        parts = sys
-
-        [sys]
-        recipe = dockeroo_nagoya:docker.system
-        containers = a b c
-
-        [a]
-        name = {b.prefix}-a
-        image = {busybox}
-        command = sleep 3600
-        init = true
-        wait-for = exec:false
-        wait-timeout = 1
-
-        [b]
-        name = {b.prefix}-b
-        image = {busybox}
-        command = sleep 3600
-        init = true
-        depends = a
-
-        [c]
-        <= b
-        name = {b.prefix}-c
-        ''')
+    b.write(buildout_config(
+        ['sys'], system_part(['a', 'b', 'c']),
+        member_part(b, 'a', busybox, command='sleep 3600', init='true', wait_for='exec:false',
+                    wait_timeout='1'),
+        member_part(b, 'b', busybox, command='sleep 3600', init='true', depends='a'),
+        member_part(b, 'c', extends='b')))
     since = clock.time()
     out = b.fail('-N')
     assert 'wait-for' in out
