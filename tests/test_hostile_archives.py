@@ -17,8 +17,10 @@ import tarfile
 import pytest
 
 from dockeroo_nagoya import archives
-from helpers import (DOCKERFILE, as_nobody, assert_one_error, build_config, cfg, control,
-                     copy_to_host_config, tar_of, volume_tar, write_volume_file)
+from helpers import (DOCKERFILE, as_nobody, assert_one_error, build_config, buildout_config, cfg,
+                     container_part, control, copy_to_host_config, image_part, member_part,
+                     section, sleeping_part, system_part, tar_of, volume_part, volume_tar,
+                     write_volume_file)
 
 CAFE = 'café.txt'
 LONG = 'l' * 116 + '.txt'     # 120 characters: a PAX path header
@@ -212,36 +214,15 @@ FIND = (f"find / -path /proc -prune -o -path /sys -prune -o -type f \\( -name '{
 
 def test_long_and_non_ascii_names_survive_a_container_to_container_copy(buildout, busybox, client):
     b = buildout
-    containers = cfg(f'''
-        [buildout]
-        parts = source target{{more}}
-
-        [source]
-        recipe = dockeroo_nagoya:docker.run
-        name = {b.prefix}-source
-        image = {busybox}
-        init = true
-        stop-timeout = 1
-        command = sh -c 'mkdir -p /src && exec sleep 3600'
-
-        [target]
-        recipe = dockeroo_nagoya:docker.run
-        name = {b.prefix}-target
-        image = {busybox}
-        init = true
-        stop-timeout = 1
-        command = sleep 3600
-        ''')
-    b.write(containers.format(more=''))
+    containers = (container_part(b, 'source', busybox, init='true', stop_timeout='1',
+                                 command="sh -c 'mkdir -p /src && exec sleep 3600'"),
+                  sleeping_part(b, 'target', busybox))
+    b.write(buildout_config(['source', 'target'], *containers))
     b.run('-N')
     put_files(client, f'{b.prefix}-source', '/src', {'clé.pem': b'key\n', LONG: b'long\n'})
-    b.write(containers.format(more=' copy') + cfg('''
-        [copy]
-        recipe = dockeroo_nagoya:docker.copy
-        container-from = ${source:name}
-        container-to = ${target:name}
-        paths = /src/ /dst/
-        '''))
+    b.write(buildout_config(['source', 'target', 'copy'], *containers, section(
+        'copy', 'docker.copy', container_from='${source:name}', container_to='${target:name}',
+        paths='/src/ /dst/')))
     b.run('-N')
     found = client.containers.get(f'{b.prefix}-target').exec_run(['sh', '-c', FIND]).output
     assert sorted(found.decode().split()) == sorted([f'/dst/{LONG}', '/dst/clé.pem']), found
@@ -250,29 +231,13 @@ def test_long_and_non_ascii_names_survive_a_container_to_container_copy(buildout
 def test_long_and_non_ascii_names_survive_persist(buildout, busybox, client):
     b = buildout
     volume = f'{b.prefix}-data'
-    app = cfg(f'''
-        [buildout]
-        parts = app{{more}}
-
-        [app]
-        recipe = dockeroo_nagoya:docker.run
-        name = {b.prefix}-app
-        image = {busybox}
-        init = true
-        stop-timeout = 1
-        command = sleep 3600
-        volumes = {volume}:/srv/data
-        ''')
-    b.write(app.format(more=''))
+    app = sleeping_part(b, 'app', busybox, volumes=f'{volume}:/srv/data')
+    b.write(buildout_config(['app'], app))
     b.run('-N')
     for name, body in NAMES.items():
         write_volume_file(client, volume, name, body)
-    b.write(app.format(more=' persisted') + cfg(f'''
-        [persisted]
-        recipe = dockeroo_nagoya:docker.persist
-        container = ${{app:name}}
-        name = {b.prefix}/persisted
-        '''))
+    b.write(buildout_config(['app', 'persisted'], app, image_part(
+        b, 'persisted', 'docker.persist', container='${app:name}')))
     b.run('-N')
     found = client.containers.run(f'{b.prefix}/persisted', ['sh', '-c', FIND], remove=True)
     assert sorted(found.decode().split()) == sorted([f'/srv/data/{CAFE}', f'/srv/data/{LONG}']), found
@@ -280,22 +245,9 @@ def test_long_and_non_ascii_names_survive_persist(buildout, busybox, client):
 
 # -- a backup directory another user can write to ----------------------------------------------
 def system_config(b, busybox: str) -> str:
-    return cfg(f'''
-        [buildout]
-        parts = sys
-
-        [sys]
-        recipe = dockeroo_nagoya:docker.system
-        containers = db
-
-        [db]
-        name = {b.prefix}-db
-        image = {busybox}
-        init = true
-        stop-timeout = 1
-        volumes = {b.prefix}-data:/data
-        command = sh -c 'echo rows > /data/db; exec sleep 3600'
-        ''')
+    return buildout_config(['sys'], system_part(['db']), member_part(
+        b, 'db', busybox, init='true', stop_timeout='1', volumes=f'{b.prefix}-data:/data',
+        command="sh -c 'echo rows > /data/db; exec sleep 3600'"))
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason='planting files as another user needs root')
@@ -341,15 +293,7 @@ def test_restore_from_an_archive_with_an_absolute_symlink_is_refused(buildout, c
     b = buildout
     tar_of(b.directory / 'seed.tar', [('ok.txt', {}, b'fine\n'),
                                       ('etc', {'type': tarfile.SYMTYPE, 'linkname': '/etc'}, b'')])
-    b.write(cfg(f'''
-        [buildout]
-        parts = data
-
-        [data]
-        recipe = dockeroo_nagoya:docker.volume
-        name = {b.prefix}-data
-        restore-from = seed.tar
-        '''))
+    b.write(buildout_config(['data'], volume_part(b, restore_from='seed.tar')))
     line = assert_one_error(b.fail('-N'))
     assert line.startswith('Error: data: option restore-from:') and 'absolute' in line, line
     assert not client.volumes.list(filters={'name': f'{b.prefix}-data'}), \

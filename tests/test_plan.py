@@ -13,7 +13,8 @@ from pathlib import Path
 
 import docker
 
-from helpers import buildout_config, git, n_containers_config, plan, plan_json, section, sleeper
+from helpers import (buildout_config, git, image_part, n_containers_config, plan, plan_json, section,
+                     sleeper)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'bench'))
 from countproxy import CountingProxy  # noqa: E402
@@ -325,15 +326,8 @@ def test_a_source_url_is_planned_without_writing_the_buildout(buildout, busybox,
     (repo / 'Dockerfile').write_text(f'FROM {busybox}\nRUN echo one > /version\n')
     git('add', '.', cwd=repo)
     git('commit', '-q', '-m', 'one', cwd=repo)
-    b.write(f'''
-        [buildout]
-        parts = app
-
-        [app]
-        recipe = dockeroo_nagoya:docker.build
-        name = {b.prefix}/app
-        source = git+file://{repo}#main
-        ''')
+    b.write(buildout_config(['app'], image_part(b, 'app', 'docker.build',
+                                                source=f'git+file://{repo}#main')))
 
     def listing() -> list[str]:
         return sorted(str(p.relative_to(b.directory)) for p in b.directory.rglob('*'))

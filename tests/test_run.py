@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from helpers import (actions, assert_one_error, container_ids_by_name, container_state,
-                     force_reinstall, ids, output)
+from helpers import (actions, assert_one_error, buildout_config, container_ids_by_name,
+                     container_part, container_state, force_reinstall, ids, output, volume_part)
 
 
 def system(b, busybox: str, *, app_env: str = 'MODE=one', app_image: str | None = None,
@@ -187,23 +187,9 @@ def test_job_runs_once_and_again_when_its_inputs_change(buildout, busybox, clien
     b = buildout
 
     def config(round_: str) -> str:
-        return f'''
-            [buildout]
-            parts = data job
-
-            [data]
-            recipe = dockeroo_nagoya:docker.volume
-            name = {b.prefix}-data
-
-            [job]
-            recipe = dockeroo_nagoya:docker.run
-            name = {b.prefix}-job
-            image = {busybox}
-            job = true
-            volumes = ${{data:name}}:/data
-            env = ROUND={round_}
-            command = sh -c 'echo "round $ROUND" >> /data/runs'
-            '''
+        return buildout_config(['data', 'job'], volume_part(b), container_part(
+            b, 'job', busybox, job='true', volumes='${data:name}:/data', env=f'ROUND={round_}',
+            command='sh -c \'echo "round $ROUND" >> /data/runs\''))
 
     b.write(config('1'))
     b.run('-N')
