@@ -17,48 +17,22 @@ import subprocess
 
 import docker
 import pytest
-from helpers import (buildout_config, container_state, section, status_table, volume_digest,
-                     write_volume_file)
+from helpers import (buildout_config, container_state, section, sleeping_part, status_table,
+                     volume_digest, write_volume_file)
 
 pytestmark = pytest.mark.slow
 
 
 def config(b, busybox: str, remote_host: str, builders: str = 'remote',
            extra: str = '') -> str:
-    return f'''
-        [buildout]
-        parts = here ${{builders:parts}} ctl
-
-        [builders]
-        parts = {builders}
-
-        [here]
-        recipe = dockeroo_nagoya:docker.run
-        name = {b.prefix}-here
-        image = {busybox}
-        init = true
-        stop-timeout = 1
-        volumes = {b.prefix}-data:/data
-        command = sleep 3600
-
-        [remote]
-        recipe = dockeroo_nagoya:docker.run
-        docker-host = {remote_host}
-        name = {b.prefix}-remote
-        replicas = 2
-        image = {busybox}
-        init = true
-        stop-timeout = 1
-        volumes = {b.prefix}-data:/data
-        command = sleep 3600
-        depends = ${{here:name}}
-
-        [ctl]
-        recipe = dockeroo_nagoya:docker.control
-        parts = here ${{builders:parts}}
-        script-name = ctl
-        {extra}
-    '''
+    return buildout_config(
+        ['here', '${builders:parts}', 'ctl'],
+        section('builders', '', parts=builders),
+        sleeping_part(b, 'here', busybox, volumes=f'{b.prefix}-data:/data'),
+        sleeping_part(b, 'remote', busybox, docker_host=remote_host, replicas='2',
+                      volumes=f'{b.prefix}-data:/data', depends='${here:name}'),
+        section('ctl', 'docker.control', parts='here ${builders:parts}', script_name='ctl')
+        + (extra + '\n' if extra else ''))
 
 
 def ctl(b, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -130,18 +104,8 @@ def test_status_stop_and_start_over_two_engines(buildout, busybox, client, remot
 
 def test_a_part_added_later_shows_with_its_engine_and_order(buildout, busybox, client, remote):
     b = buildout
-    more = f'''
-        [more]
-        recipe = dockeroo_nagoya:docker.run
-        docker-host = {remote.host}
-        name = {b.prefix}-more
-        replicas = 2
-        image = {busybox}
-        init = true
-        stop-timeout = 1
-        command = sleep 3600
-        depends = ${{remote:names}}
-    '''
+    more = '\n' + sleeping_part(b, 'more', busybox, docker_host=remote.host, replicas='2',
+                                 depends='${remote:names}')
     b.write(config(b, busybox, remote.host))
     b.run('-N')
     assert len(status_table(ctl(b, 'status'), engines=True)) == 3

@@ -6,7 +6,6 @@ one readable, bounded error, in bounded time.
 """
 from __future__ import annotations
 
-import io
 import os
 import tarfile
 import time
@@ -15,24 +14,14 @@ import pytest
 
 from faults.harness import helpers_on, inventory
 from helpers import (assert_one_error, buildout_config, busybox_tarball, container_part,
-                     copy_to_host_config, image_part, volume_part)
+                     copy_to_host_config, image_part, tar_of, volume_part)
 
 HOST_SECRET = 'host-only-3f9a1c'
 
 
 def hostile_tar(path, members: list[tuple[str, dict]]) -> None:
     """A tarball with the given members (``name``, TarInfo fields); files hold a marker."""
-    with tarfile.open(path, 'w') as tar:
-        for name, fields in members:
-            info = tarfile.TarInfo(name)
-            data = b'planted by a hostile archive\n'
-            for key, value in fields.items():
-                setattr(info, key, value)
-            if info.isreg():
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
-            else:
-                tar.addfile(info)
+    tar_of(path, [(name, fields, b'planted by a hostile archive\n') for name, fields in members])
 
 
 HOSTILE = [
