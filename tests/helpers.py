@@ -51,39 +51,23 @@ def ids(client: docker.DockerClient, b) -> dict[str, str]:
 
 
 def _mounted(client: docker.DockerClient, volume: str):
-    if not client.images.list(name=HELPER):
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode='w') as tar:
-            tar.addfile(tarfile.TarInfo('.x'), io.BytesIO(b''))
-        client.api.import_image_from_data(buf.getvalue(), repository=HELPER.split(':')[0], tag='empty')
+    empty_helper_image(client)
     return client.containers.create(HELPER, command=['/none'], volumes={volume: {'bind': '/v', 'mode': 'rw'}})
 
 
 def write_volume_file(client: docker.DockerClient, volume: str, name: str, data: bytes,
                       uid: int = 1234, mode: int = 0o640) -> None:
-    container = _mounted(client, volume)
-    try:
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode='w') as tar:
-            info = tarfile.TarInfo(name)
-            info.size, info.uid, info.gid, info.mode = len(data), uid, uid, mode
-            tar.addfile(info, io.BytesIO(data))
-        container.put_archive('/v', buf.getvalue())
-    finally:
-        container.remove(force=True)
+    put_in_volume(client, volume, file_tar(name, data, uid=uid, mode=mode))
 
 
-def volume_digest(client: docker.DockerClient, volume: str) -> str:
-    """Names, owners, modes and bytes of every file in the volume."""
-    container = _mounted(client, volume)
-    try:
-        chunks, _ = container.get_archive('/v')
-        data = b''.join(chunks)
-    finally:
-        container.remove(force=True)
+def volume_digest(client: docker.DockerClient, volume: str, root: bool = True) -> str:
+    """Names, owners, modes and bytes of every file in the volume; with ``root`` false, of
+    everything below its root (whose own mode is the driver's: a tmpfs root is 1777)."""
     digest = hashlib.sha256()
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+    with tarfile.open(fileobj=io.BytesIO(volume_tar(client, volume))) as tar:
         for member in sorted(tar.getmembers(), key=lambda m: m.name):
+            if member.name == 'v' and not root:
+                continue
             body = tar.extractfile(member).read() if member.isfile() else b''
             digest.update(f'{member.name} {member.uid} {member.gid} {member.mode:o} '.encode() + body)
     return digest.hexdigest()
@@ -243,10 +227,12 @@ def assert_one_error_at_end(out: str, start: str) -> str:
     return line
 
 
-def plan(b, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """dockeroo-plan (offline) in the buildout's directory."""
-    return subprocess.run([str(PLAN), '-N', *args], cwd=b.directory, capture_output=True,
-                          text=True, env={**os.environ, **(env or {})}, timeout=300)
+def plan(b, *args: str, env: dict[str, str] | None = None,
+         offline: bool = True) -> subprocess.CompletedProcess[str]:
+    """dockeroo-plan in the buildout's directory, offline (``-N``) unless told otherwise."""
+    return subprocess.run([str(PLAN), *(['-N'] if offline else []), *args], cwd=b.directory,
+                          capture_output=True, text=True, env={**os.environ, **(env or {})},
+                          timeout=300)
 
 
 def control(b, *args: str) -> subprocess.CompletedProcess[str]:
@@ -683,24 +669,160 @@ def tls_config(b, way: str, address: str, certs: Path, extra: str = '',
     return textwrap.dedent(text).lstrip()
 
 
-def copy_to_host_config(b, busybox: str, made: str, paths: str, extra: str = '') -> str:
-    """A sleeper that runs ``made`` first, and a docker.copy of ``paths`` from it to the host."""
-    return cfg(f'''
-        [buildout]
-        parts = source out
+def copy_to_host_config(b, busybox: str, made: str, paths: str, extra: str = '',
+                        **options: str) -> str:
+    """A sleeper that runs ``made`` first, and a docker.copy of ``paths`` (lines) from it to
+    the host, with ``options`` and the option line ``extra``."""
+    return buildout_config(
+        ['source', 'out'],
+        container_part(b, 'source', busybox, init='true', stop_timeout='1',
+                       command=f"sh -c '{made} && touch /ready && exec sleep 3600'",
+                       wait_for='exec:test -f /ready'),
+        section('out', 'docker.copy', container_from='${source:name}', paths=paths, **options)
+        + (extra + '\n' if extra else ''))
 
-        [source]
-        recipe = dockeroo_nagoya:docker.run
-        name = {b.prefix}-source
-        image = {busybox}
-        init = true
-        stop-timeout = 1
-        command = sh -c '{made} && touch /ready && exec sleep 3600'
-        wait-for = exec:test -f /ready
 
-        [out]
-        recipe = dockeroo_nagoya:docker.copy
-        container-from = ${{source:name}}
-        paths = {paths}
-        {extra}
-        ''')
+# -- shared scaffolding (issue 23, item 5): what several test modules wrote each for itself --
+def empty_helper_image(client: docker.DockerClient) -> str:
+    """The package's empty helper image (one empty file, nothing to run), imported when the
+    engine has none yet: what holds a volume for reading and writing it."""
+    if not client.images.list(name=HELPER):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode='w') as tar:
+            tar.addfile(tarfile.TarInfo('.x'), io.BytesIO(b''))
+        client.api.import_image_from_data(buf.getvalue(), repository=HELPER.split(':')[0], tag='empty')
+    return HELPER
+
+
+def file_tar(name: str, data: bytes, uid: int = 1234, mode: int = 0o600) -> bytes:
+    """A tar of one regular file owned by ``uid`` (user and group), for ``put_archive``: a
+    file changed in place, by hand as it were."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode='w') as tar:
+        info = tarfile.TarInfo(name)
+        info.size, info.uid, info.gid, info.mode = len(data), uid, uid, mode
+        tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def put_in_volume(client: docker.DockerClient, volume: str, tar: bytes) -> None:
+    """Unpack an archive (the engine's ``put_archive`` form) at the volume's root, through a
+    throwaway container of the empty helper image, as a user restoring it would."""
+    container = _mounted(client, volume)
+    try:
+        container.put_archive('/v', tar)
+    finally:
+        container.remove(force=True)
+
+
+def volume_tar(client: docker.DockerClient, volume: str) -> bytes:
+    """The volume's whole content as the engine's archive API gives it (members under
+    ``v/``, the root itself ``v``), read without running anything in it."""
+    container = _mounted(client, volume)
+    try:
+        chunks, _ = container.get_archive('/v')
+        return b''.join(chunks)
+    finally:
+        container.remove(force=True)
+
+
+def plan_json(b, status: int, *args: str, offline: bool = True,
+              secrets: tuple[str, ...] = ()) -> dict:
+    """What ``dockeroo-plan --json`` answers (offline unless told otherwise), after checking
+    its exit status (0 no changes, 2 changes) and that none of ``secrets`` is in its output."""
+    result = plan(b, *args, '--json', offline=offline)
+    said = result.stdout + result.stderr
+    assert result.returncode == status, said
+    for secret in secrets:
+        assert secret not in said, said
+    return json.loads(result.stdout)
+
+
+def status_table(result: subprocess.CompletedProcess[str],
+                 engines: bool = False) -> dict[str, list[str]]:
+    """CONTAINER -> the other cells of a control script's ``status`` table (the header checked;
+    with ``engines``, the ENGINE column of a system over several engines). ``exited (N)`` is
+    one cell."""
+    header, *rows = result.stdout.splitlines()
+    columns = ['CONTAINER', *(['ENGINE'] if engines else []), 'STATE', 'HEALTH', 'IMAGE',
+               'UPTIME', 'PORTS']
+    assert header.split() == columns, result.stdout
+    state = columns.index('STATE')
+    table = {}
+    for row in rows:
+        cells = row.split()
+        if cells[state] == 'exited':
+            cells[state:state + 2] = [f'{cells[state]} {cells[state + 1]}']
+        table[cells[0]] = cells[1:]
+    return table
+
+
+def container_ids_by_name(client: docker.DockerClient, b) -> dict[str, str]:
+    """Name without the buildout's prefix (``db``, ``web-2``) -> id of each of its containers:
+    equal before and after a run when the run recreated none (:func:`container_ids` also
+    tells a restart, by full name)."""
+    return {key.split(':', 1)[1].removeprefix(b.prefix + '-'): value
+            for key, value in ids(client, b).items() if key.startswith('container:')}
+
+
+def container_state(client: docker.DockerClient, name: str) -> dict:
+    """The engine's ``State`` of a container (Status, Running, ExitCode, StartedAt, ...)."""
+    return client.api.inspect_container(name)['State']
+
+
+def volume_part(b, part: str = 'data', **options: str) -> str:
+    """A docker.volume section ``[PART]`` of the volume ``PREFIX-PART`` (the buildout's prefix:
+    what its clean-up finds)."""
+    return section(part, 'docker.volume', name=f'{b.prefix}-{part}', **options)
+
+
+def network_part(b, part: str = 'net', **options: str) -> str:
+    """A docker.network section ``[PART]`` of the network ``PREFIX-PART``."""
+    return section(part, 'docker.network', name=f'{b.prefix}-{part}', **options)
+
+
+def container_part(b, part: str, image: str, **options: str) -> str:
+    """A docker.run section ``[PART]`` of the container ``PREFIX-PART`` on ``image``."""
+    return section(part, 'docker.run', name=f'{b.prefix}-{part}', image=image, **options)
+
+
+def image_part(b, part: str, recipe: str, **options: str) -> str:
+    """A section ``[PART]`` of an image recipe (build, image, assemble, ...) making the image
+    ``PREFIX/PART``."""
+    return section(part, recipe, name=f'{b.prefix}/{part}', **options)
+
+
+def sleeping_part(b, part: str, image: str, **options: str) -> str:
+    """A docker.run section ``[PART]`` of a container ``PREFIX-PART`` that sleeps, quick to
+    stop (``init``, a one-second stop timeout): what a test keeps running to act on."""
+    return container_part(b, part, image, command='sleep 3600', init='true', stop_timeout='1',
+                          **options)
+
+
+def context_build_part(b, part: str = 'app', **options: str) -> str:
+    """A docker.build section ``[PART]`` of the image ``PREFIX/PART`` from the directory
+    ``PART`` of the buildout (the test writes its Dockerfile there)."""
+    return image_part(b, part, 'docker.build', source=f'${{buildout:directory}}/{part}',
+                      **options)
+
+
+def disk_part(build_image: str, base_image: str, part: str = 'disk', **options: str) -> str:
+    """A docker.diskimage section ``[PART]``: ``base_image``'s file system at /mnt/root of a
+    builder of ``build_image``, made into a file by the ``options``' scripts."""
+    return section(part, 'docker.diskimage', build_image=build_image, base_image=base_image,
+                   build_root='/mnt/root', **options)
+
+
+def system_part(members: list[str], part: str = 'sys', **options: str) -> str:
+    """A docker.system section ``[PART]`` of the ``members`` (sections of their own)."""
+    return section(part, 'docker.system', containers=' '.join(members), **options)
+
+
+def member_part(b, member: str, image: str = '', extends: str = '', name: str = '',
+                **options: str) -> str:
+    """A docker.system member's section (no recipe) of the container ``PREFIX-MEMBER`` (or
+    ``name``); with ``extends``, buildout's ``<=`` macro first, so that it takes that member's
+    options."""
+    body = section(member, '', name=name or f'{b.prefix}-{member}',
+                   **({'image': image} if image else {}), **options).split('\n', 1)[1]
+    return f'[{member}]\n' + (f'<= {extends}\n' if extends else '') + body

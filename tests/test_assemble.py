@@ -7,7 +7,7 @@ import tarfile
 import docker.errors
 import pytest
 
-from helpers import assert_one_error_at_end, image_id, leftovers
+from helpers import assert_one_error_at_end, buildout_config, image_id, image_part, leftovers
 
 
 def files_in(client, image: str, path: str) -> dict[str, str]:
@@ -82,24 +82,12 @@ def test_apt_packages_make_a_small_image_that_runs(buildout, client, debian):
 
 def test_gentoo_options_write_the_builders_portage_files(buildout, client, busybox):
     b = buildout
-    b.write(f'''
-        [buildout]
-        parts = gentoo
-
-        [gentoo]
-        recipe = dockeroo_nagoya:docker.gentoo-build
-        name = {b.prefix}/gentoo
-        build-image = {busybox}
-        base-image = {busybox}
-        use =
-            dev-lang/python sqlite -tk
-            sys-apps/busybox static
-        accept-keywords = app-misc/foo ~amd64
-        mask = >=dev-libs/openssl-3.2
-        unmask = dev-libs/bar
-        build-script = cp -r /etc/portage "$BUILD_ROOT/portage-seen"
-        assemble-script = test -d /portage-seen
-        ''')
+    b.write(buildout_config(['gentoo'], image_part(
+        b, 'gentoo', 'docker.gentoo-build', build_image=busybox, base_image=busybox,
+        use='dev-lang/python sqlite -tk\nsys-apps/busybox static',
+        accept_keywords='app-misc/foo ~amd64', mask='>=dev-libs/openssl-3.2',
+        unmask='dev-libs/bar', build_script='cp -r /etc/portage "$BUILD_ROOT/portage-seen"',
+        assemble_script='test -d /portage-seen')))
     b.run('-N')
     found = files_in(client, f'{b.prefix}/gentoo', '/portage-seen')
     assert found == {
@@ -116,18 +104,10 @@ def test_portage_options_append_to_an_existing_file(buildout, client, busybox):
     layout = b.directory / 'build-layout'
     (layout / 'etc' / 'portage').mkdir(parents=True)
     (layout / 'etc' / 'portage' / 'package.use').write_text('sys-libs/zlib minizip\n')
-    b.write(f'''
-        [buildout]
-        parts = gentoo
-
-        [gentoo]
-        recipe = dockeroo_nagoya:docker.assemble
-        name = {b.prefix}/gentoo
-        build-image = {busybox}
-        build-layout = ${{buildout:directory}}/build-layout
-        use = app-editors/vim -X
-        build-script = cp /etc/portage/package.use "$BUILD_ROOT/package.use"
-        ''')
+    b.write(buildout_config(['gentoo'], image_part(
+        b, 'gentoo', 'docker.assemble', build_image=busybox,
+        build_layout='${buildout:directory}/build-layout', use='app-editors/vim -X',
+        build_script='cp /etc/portage/package.use "$BUILD_ROOT/package.use"')))
     b.run('-N')
     assert files_in(client, f'{b.prefix}/gentoo', '/package.use') == {
         'package.use': 'sys-libs/zlib minizip\napp-editors/vim -X\n'}
@@ -135,18 +115,9 @@ def test_portage_options_append_to_an_existing_file(buildout, client, busybox):
 
 def test_a_copy_path_missing_in_the_builder_is_an_error_and_leaves_nothing(buildout, client, busybox):
     b = buildout
-    b.write(f'''
-        [buildout]
-        parts = small
-
-        [small]
-        recipe = dockeroo_nagoya:docker.assemble
-        name = {b.prefix}/small
-        build-image = {busybox}
-        copy =
-            /etc/passwd
-            /nowhere/to/be/found
-        ''')
+    b.write(buildout_config(['small'], image_part(
+        b, 'small', 'docker.assemble', build_image=busybox,
+        copy='/etc/passwd\n/nowhere/to/be/found')))
     line = assert_one_error_at_end(
         b.fail('-N'), 'small: option copy: /nowhere/to/be/found does not exist')
     assert 'builder' in line
@@ -156,19 +127,9 @@ def test_a_copy_path_missing_in_the_builder_is_an_error_and_leaves_nothing(build
 
 def test_a_failing_build_script_is_an_error_and_leaves_nothing(buildout, client, busybox):
     b = buildout
-    b.write(f'''
-        [buildout]
-        parts = small
-
-        [small]
-        recipe = dockeroo_nagoya:docker.assemble
-        name = {b.prefix}/small
-        build-image = {busybox}
-        build-script =
-            echo compiling
-            false
-            echo never
-        ''')
+    b.write(buildout_config(['small'], image_part(
+        b, 'small', 'docker.assemble', build_image=busybox,
+        build_script='echo compiling\nfalse\necho never')))
     line = assert_one_error_at_end(
         b.fail('-N'), 'small: build-script exited with code 1 in the builder')
     assert line.endswith('compiling')
@@ -177,15 +138,8 @@ def test_a_failing_build_script_is_an_error_and_leaves_nothing(buildout, client,
 
 def test_a_missing_build_image_is_named(buildout):
     b = buildout
-    b.write(f'''
-        [buildout]
-        parts = small
-
-        [small]
-        recipe = dockeroo_nagoya:docker.assemble
-        name = {b.prefix}/small
-        build-image = {b.prefix}/not-made-yet
-        ''')
+    b.write(buildout_config(['small'], image_part(b, 'small', 'docker.assemble',
+                                                  build_image=f'{b.prefix}/not-made-yet')))
     assert_one_error_at_end(
         b.fail('-N'), f'small: option build-image: image {b.prefix}/not-made-yet does not exist')
 

@@ -23,13 +23,12 @@ import signal
 import subprocess
 import sys
 import tarfile
-import textwrap
 
 import pytest
 
 from conftest import PROJECT, Buildout
 from faults.harness import FAULTS_DIR, tally
-from helpers import assert_one_error
+from helpers import assert_one_error, buildout_config, container_part, volume_part
 
 BUSYBOX = 'dn-test/busybox:latest'
 DIGEST = 'sha256:' + 'ab' * 32
@@ -514,32 +513,12 @@ def parts_recorded(b) -> dict[str, dict[str, str]]:
 def test_bad_configuration_tears_no_container_down(buildout, client, busybox):
     """A changed container part and a broken one: the error comes before any uninstall."""
     b = buildout
-    good = textwrap.dedent(f'''
-        [buildout]
-        parts = data web other
-
-        [data]
-        recipe = dockeroo_nagoya:docker.volume
-        name = {b.prefix}-data
-
-        [web]
-        recipe = dockeroo_nagoya:docker.run
-        name = {b.prefix}-web
-        image = {busybox}
-        init = true
-        stop-timeout = 1
-        volumes = ${{data:name}}:/data
-        command = httpd -f -p 80
-        env = MODE=one
-
-        [other]
-        recipe = dockeroo_nagoya:docker.run
-        name = {b.prefix}-other
-        image = {busybox}
-        init = true
-        stop-timeout = 1
-        command = httpd -f -p 80
-        ''')
+    good = buildout_config(
+        ['data', 'web', 'other'], volume_part(b),
+        container_part(b, 'web', busybox, init='true', stop_timeout='1',
+                       volumes='${data:name}:/data', command='httpd -f -p 80', env='MODE=one'),
+        container_part(b, 'other', busybox, init='true', stop_timeout='1',
+                       command='httpd -f -p 80'))
     b.write(good)
     b.run('-N')
     before = {c.name: c.id for c in b.owned('containers')}

@@ -3,37 +3,18 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import ids
+from helpers import buildout_config, ids, image_part, sleeping_part
 
 pytestmark = pytest.mark.slow
 
 
 def config(b, busybox: str, *, app_env: str = 'MODE=one', commit_env: str = 'SAVED=yes') -> str:
-    return f'''
-        [buildout]
-        parts = app saved
-
-        [app]
-        recipe = dockeroo_nagoya:docker.run
-        name = {b.prefix}-app
-        image = {busybox}
-        command = sleep 3600
-        init = true
-        stop-timeout = 1
-        env = {app_env}
-        script = echo "made in $MODE" > /state.txt
-
-        [saved]
-        recipe = dockeroo_nagoya:docker.commit
-        container = ${{app:name}}
-        name = {b.prefix}/saved
-        env = {commit_env}
-        command = cat /state.txt
-        labels = purpose=demo
-        message = saved by buildout
-        author = Tester <t@example.org>
-        test = grep -q "made in" /state.txt
-        '''
+    return buildout_config(
+        ['app', 'saved'],
+        sleeping_part(b, 'app', busybox, env=app_env, script='echo "made in $MODE" > /state.txt'),
+        image_part(b, 'saved', 'docker.commit', container='${app:name}', env=commit_env,
+                   command='cat /state.txt', labels='purpose=demo', message='saved by buildout',
+                   author='Tester <t@example.org>', test='grep -q "made in" /state.txt'))
 
 
 def test_commit_round_trips_a_container_and_redoes_only_what_changed(buildout, busybox, client):

@@ -15,7 +15,7 @@ import subprocess
 
 import pytest
 
-from helpers import control, volume_digest, write_volume_file
+from helpers import control, container_state, status_table, volume_digest, write_volume_file
 
 
 def config(b, busybox: str) -> str:
@@ -87,23 +87,6 @@ def one_error(result: subprocess.CompletedProcess[str], code: int, *expected: st
     return lines[0]
 
 
-def status_table(result: subprocess.CompletedProcess[str]) -> dict[str, list[str]]:
-    lines = result.stdout.splitlines()
-    assert lines[0].split() == ['CONTAINER', 'STATE', 'HEALTH', 'IMAGE', 'UPTIME', 'PORTS'], \
-        result.stdout
-    rows = {}
-    for line in lines[1:]:
-        cells = line.split()
-        if cells[1] == 'exited':            # "exited (0)" is one cell
-            cells[1:3] = [f'{cells[1]} {cells[2]}']
-        rows[cells[0]] = cells[1:]
-    return rows
-
-
-def state(client, name: str) -> dict:
-    return client.api.inspect_container(name)['State']
-
-
 @pytest.mark.slow
 def test_status_stop_start_restart_in_dependency_order(system, client):
     b, p = system, system.prefix
@@ -119,7 +102,7 @@ def test_status_stop_start_restart_in_dependency_order(system, client):
     result = control(b, 'stop')
     assert result.returncode == 0, result.stderr
     assert result.stdout.index(f'stopped {p}-app') < result.stdout.index(f'stopped {p}-db')
-    assert not state(client, f'{p}-db')['Running']
+    assert not container_state(client, f'{p}-db')['Running']
     result = control(b, 'status')
     assert result.returncode == 3
     assert status_table(result)[f'{p}-db'][0].startswith('exited')
@@ -136,7 +119,7 @@ def test_status_stop_start_restart_in_dependency_order(system, client):
     assert result.returncode == 0, result.stderr
     assert result.stdout.index(f'stopped {p}-app') < result.stdout.index(f'started {p}-db')
     assert {name: client.api.inspect_container(name)['Id'] for name in rows} == ids
-    assert state(client, f'{p}-app')['Running']
+    assert container_state(client, f'{p}-app')['Running']
 
     client.api.pause(f'{p}-app')
     assert control(b, 'status').returncode == 3
@@ -192,7 +175,7 @@ def test_backup_wipe_restore_gives_the_same_data_and_services_back(system, clien
         assert entry['size'] == archive.stat().st_size
         assert len(entry['sha256']) == 64 and len(entry['content']) == 64 and entry['time']
         assert archive.stat().st_mode & 0o777 == 0o600
-    assert state(client, f'{p}-db')['Running'] and not state(client, f'{p}-db')['Paused']
+    assert container_state(client, f'{p}-db')['Running'] and not container_state(client, f'{p}-db')['Paused']
 
     # Over data that is there, a restore refuses, and says how to insist.
     one_error(control(b, 'restore', str(target)), 1, f'volume {data}, {logs} is not empty',
@@ -213,7 +196,7 @@ def test_backup_wipe_restore_gives_the_same_data_and_services_back(system, clien
     archive.write_bytes(bytes(blob))
     one_error(control(b, 'restore', str(damaged)), 1, 'does not match its checksum',
               'nothing was restored')
-    assert state(client, f'{p}-db')['Running']
+    assert container_state(client, f'{p}-db')['Running']
 
     result = control(b, 'restore', str(target))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -237,7 +220,7 @@ def test_backup_wipe_restore_gives_the_same_data_and_services_back(system, clien
 def test_remove_keeps_volumes_and_purge_asks_first(system, client, busybox):
     b, p = system, system.prefix
     one_error(control(b, 'purge'), 2, 'with no terminal to ask on, give --yes', f'{p}-data')
-    assert state(client, f'{p}-db')['Running']
+    assert container_state(client, f'{p}-db')['Running']
 
     result = control(b, 'remove')
     assert result.returncode == 0, result.stderr

@@ -7,37 +7,21 @@ import time
 import pytest
 
 from conftest import free_port
-from helpers import control, write_volume_file
+from helpers import buildout_config, control, member_part, system_part, write_volume_file
 
 pytestmark = pytest.mark.slow
 
 
 def cli_cfg(b, busybox: str, port: int) -> str:
     # a and b write one line each in turn, so their logs interleave by time.
-    return f'''
-        [buildout]
-        parts = sys
-
-        [sys]
-        recipe = dockeroo_nagoya:docker.system
-        containers = a b
-
-        [a]
-        name = {b.prefix}-a
-        image = {busybox}
-        init = true
-        stop-timeout = 1
-        volumes = {b.prefix}-data:/data
-        ports = 127.0.0.1:{port}:80
-        command = sh -c 'echo a1; sleep 0.6; echo a2; sleep 0.6; echo a3; exec httpd -f -p 80 -h /data'
-
-        [b]
-        name = {b.prefix}-b
-        image = {busybox}
-        init = true
-        stop-timeout = 1
-        command = sh -c 'sleep 0.3; echo b1; sleep 0.6; echo b2; exec sleep 3600'
-        '''
+    return buildout_config(
+        ['sys'], system_part(['a', 'b']),
+        member_part(b, 'a', busybox, init='true', stop_timeout='1',
+                    volumes=f'{b.prefix}-data:/data', ports=f'127.0.0.1:{port}:80',
+                    command="sh -c 'echo a1; sleep 0.6; echo a2; sleep 0.6; echo a3; "
+                            "exec httpd -f -p 80 -h /data'"),
+        member_part(b, 'b', busybox, init='true', stop_timeout='1',
+                    command="sh -c 'sleep 0.3; echo b1; sleep 0.6; echo b2; exec sleep 3600'"))
 
 
 @pytest.fixture

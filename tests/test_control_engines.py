@@ -17,47 +17,22 @@ import subprocess
 
 import docker
 import pytest
-from helpers import buildout_config, section, volume_digest, write_volume_file
+from helpers import (buildout_config, container_state, section, sleeping_part, status_table,
+                     volume_digest, write_volume_file)
 
 pytestmark = pytest.mark.slow
 
 
 def config(b, busybox: str, remote_host: str, builders: str = 'remote',
            extra: str = '') -> str:
-    return f'''
-        [buildout]
-        parts = here ${{builders:parts}} ctl
-
-        [builders]
-        parts = {builders}
-
-        [here]
-        recipe = dockeroo_nagoya:docker.run
-        name = {b.prefix}-here
-        image = {busybox}
-        init = true
-        stop-timeout = 1
-        volumes = {b.prefix}-data:/data
-        command = sleep 3600
-
-        [remote]
-        recipe = dockeroo_nagoya:docker.run
-        docker-host = {remote_host}
-        name = {b.prefix}-remote
-        replicas = 2
-        image = {busybox}
-        init = true
-        stop-timeout = 1
-        volumes = {b.prefix}-data:/data
-        command = sleep 3600
-        depends = ${{here:name}}
-
-        [ctl]
-        recipe = dockeroo_nagoya:docker.control
-        parts = here ${{builders:parts}}
-        script-name = ctl
-        {extra}
-    '''
+    return buildout_config(
+        ['here', '${builders:parts}', 'ctl'],
+        section('builders', '', parts=builders),
+        sleeping_part(b, 'here', busybox, volumes=f'{b.prefix}-data:/data'),
+        sleeping_part(b, 'remote', busybox, docker_host=remote_host, replicas='2',
+                      volumes=f'{b.prefix}-data:/data', depends='${here:name}'),
+        section('ctl', 'docker.control', parts='here ${builders:parts}', script_name='ctl')
+        + (extra + '\n' if extra else ''))
 
 
 def ctl(b, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -67,16 +42,8 @@ def ctl(b, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return result
 
 
-def status_table(result: subprocess.CompletedProcess[str]) -> dict[str, list[str]]:
-    """CONTAINER -> [ENGINE, STATE, ...] (one word each: these states have no exit code)."""
-    header, *rows = result.stdout.splitlines()
-    assert header.split() == ['CONTAINER', 'ENGINE', 'STATE', 'HEALTH', 'IMAGE', 'UPTIME',
-                              'PORTS'], result.stdout
-    return {cells[0]: cells[1:] for cells in (row.split() for row in rows)}
-
-
 def running(client: docker.DockerClient, name: str) -> bool:
-    return bool(client.api.inspect_container(name)['State']['Running'])
+    return bool(container_state(client, name)['Running'])
 
 
 def test_status_stop_and_start_over_two_engines(buildout, busybox, client, remote):
@@ -88,7 +55,7 @@ def test_status_stop_and_start_over_two_engines(buildout, busybox, client, remot
     assert not client.containers.list(all=True, filters={'name': f'{b.prefix}-remote'})
 
     result = ctl(b, 'status')
-    rows = status_table(result)
+    rows = status_table(result, engines=True)
     assert set(rows) == {here, one, two}, result.stdout
     assert rows[here][:2] == ['default', 'running']
     assert rows[one][:2] == rows[two][:2] == [remote.host, 'running']
@@ -112,7 +79,7 @@ def test_status_stop_and_start_over_two_engines(buildout, busybox, client, remot
     remote.stop()
     result = ctl(b, 'status', check=False)
     assert result.returncode == 3, result.stdout + result.stderr
-    rows = status_table(result)
+    rows = status_table(result, engines=True)
     assert list(rows) == [here] and rows[here][:2] == ['default', 'running'], result.stdout
     problems = result.stderr.splitlines()
     assert len(problems) == 1, result.stderr
@@ -137,26 +104,16 @@ def test_status_stop_and_start_over_two_engines(buildout, busybox, client, remot
 
 def test_a_part_added_later_shows_with_its_engine_and_order(buildout, busybox, client, remote):
     b = buildout
-    more = f'''
-        [more]
-        recipe = dockeroo_nagoya:docker.run
-        docker-host = {remote.host}
-        name = {b.prefix}-more
-        replicas = 2
-        image = {busybox}
-        init = true
-        stop-timeout = 1
-        command = sleep 3600
-        depends = ${{remote:names}}
-    '''
+    more = '\n' + sleeping_part(b, 'more', busybox, docker_host=remote.host, replicas='2',
+                                 depends='${remote:names}')
     b.write(config(b, busybox, remote.host))
     b.run('-N')
-    assert len(status_table(ctl(b, 'status'))) == 3
+    assert len(status_table(ctl(b, 'status'), engines=True)) == 3
 
     # One more builder part in the list one ${builders:parts} reference brings.
     b.write(config(b, busybox, remote.host, builders='remote more') + more)
     b.run('-N')
-    rows = status_table(ctl(b, 'status'))
+    rows = status_table(ctl(b, 'status'), engines=True)
     assert set(rows) == {f'{b.prefix}-here', f'{b.prefix}-remote-1', f'{b.prefix}-remote-2',
                          f'{b.prefix}-more-1', f'{b.prefix}-more-2'}, rows
     assert rows[f'{b.prefix}-more-1'][:2] == [remote.host, 'running']
@@ -225,7 +182,7 @@ def test_members_on_one_daemon_in_other_words_are_one_engine(buildout, busybox, 
     write_volume_file(client, volume, 'rows', b'one\n')
     before = volume_digest(client, volume)
 
-    rows = status_table(ctl(b, 'status'))
+    rows = status_table(ctl(b, 'status'), engines=True)
     assert {name: cells[:2] for name, cells in rows.items()} == {
         f'{b.prefix}-{part}': ['default', 'running'] for part in ('plain', 'spelt', 'patient')}
 

@@ -10,39 +10,19 @@ from __future__ import annotations
 import json
 import subprocess
 
-from helpers import volume_digest, write_volume_file
+from helpers import (buildout_config, container_part, section, sleeping_part, volume_digest,
+                     write_volume_file)
 
 
 def config(b, busybox: str, extra: str = '') -> str:
-    return f'''
-        [buildout]
-        parts = web db ctl
-
-        [db]
-        recipe = dockeroo_nagoya:docker.run
-        name = {b.prefix}-db
-        image = {busybox}
-        init = true
-        stop-timeout = 1
-        volumes = {b.prefix}-data:/data
-        command = sh -c 'echo db up; exec sleep 3600'
-
-        [web]
-        recipe = dockeroo_nagoya:docker.run
-        name = {b.prefix}-web
-        replicas = 2
-        image = {busybox}
-        init = true
-        stop-timeout = 1
-        command = sleep 3600
-        depends = ${{db:name}}
-
-        [ctl]
-        recipe = dockeroo_nagoya:docker.control
-        parts = web db
-        script-name = labctl
-        {extra}
-    '''
+    return buildout_config(
+        ['web', 'db', 'ctl'],
+        container_part(b, 'db', busybox, init='true', stop_timeout='1',
+                       volumes=f'{b.prefix}-data:/data',
+                       command="sh -c 'echo db up; exec sleep 3600'"),
+        sleeping_part(b, 'web', busybox, replicas='2', depends='${db:name}'),
+        section('ctl', 'docker.control', parts='web db', script_name='labctl')
+        + (extra + '\n' if extra else ''))
 
 
 def ctl(b, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -89,6 +69,6 @@ def test_control_of_separate_parts_in_their_dependency_order(buildout, busybox, 
 def test_control_names_only_docker_run_parts(buildout, busybox):
     b = buildout
     b.write(config(b, busybox).replace('parts = web db\n', 'parts = web db nothing\n')
-            + '\n        [nothing]\n        recipe = dockeroo_nagoya:docker.network\n')
+            + '\n' + section('nothing', 'docker.network'))
     out = b.fail('-N')
     assert 'ctl: option parts' in out and 'docker.run' in out, out

@@ -10,8 +10,8 @@ import textwrap
 
 import pytest
 
-from helpers import (archive, buildout_config, error_lines, force_reinstall, keys_job, output,
-                     section)
+from helpers import (archive, buildout_config, empty_helper_image, error_lines, force_reinstall,
+                     keys_job, output, section)
 
 
 def config(b, busybox: str, copy: str, source_env: str = 'A=1', target_env: str = 'B=1') -> str:
@@ -210,10 +210,9 @@ def test_sync_says_in_one_line_that_the_target_image_has_no_rm(buildout, busybox
     """The removal runs rm in a container of the target's image; an image without it (a
     holder made of the empty helper image) is one line, and the record is not written:
     the next run tries again."""
-    from helpers import HELPER, _mounted
-    _mounted(client, f'{buildout.prefix}-certs').remove(force=True)   # the helper image, made
     b = buildout
-    holder = section('holder', 'docker.run', name=f'{b.prefix}-holder', image=HELPER,
+    holder = section('holder', 'docker.run', name=f'{b.prefix}-holder',
+                     image=empty_helper_image(client),
                      start='false', command='/none', volumes=f'{b.prefix}-certs:/etc/pki/koji')
     b.write(keys_to(b, busybox, 'a b', '/etc/pki/koji/', holder))
     b.run('-N')

@@ -9,14 +9,12 @@ The second engine is a second dockerd on this machine (``second_engine``).
 from __future__ import annotations
 
 import contextlib
-import io
-import tarfile
 
 import docker
 import pytest
 
-from helpers import (actions, archive, buildout_config, error_lines, ids, keys_job, output, plan,
-                     section)
+from helpers import (actions, archive, buildout_config, error_lines, file_tar, ids, keys_job,
+                     output, plan, section)
 
 CERTS = '/etc/pki/koji'
 
@@ -43,16 +41,6 @@ def between_engines(b, busybox: str, host: str, content: str = 'one') -> str:
         section('copy', 'docker.copy', docker_host=host, from_engine='default',
                 container_from='${credentials:name}', container_to='${holder:name}',
                 paths=f'/out/a.pem {CERTS}/a.pem\n/out/ca.crt {CERTS}/ca.crt'))
-
-
-def one_file(name: str, body: bytes, uid: int = 1234, mode: int = 0o600) -> bytes:
-    """A tar of one file, to change a container's file in place (by hand, as it were)."""
-    data = io.BytesIO()
-    with tarfile.open(fileobj=data, mode='w') as tar:
-        info = tarfile.TarInfo(name)
-        info.size, info.uid, info.gid, info.mode = len(body), uid, uid, mode
-        tar.addfile(info, io.BytesIO(body))
-    return data.getvalue()
 
 
 def in_volume(client: docker.DockerClient, busybox: str, volume: str, path: str) -> str:
@@ -103,7 +91,7 @@ def test_plan_reads_the_source_on_its_engine(buildout, busybox, client, second_e
     b = buildout
     b.write(between_engines(b, busybox, second_engine.host))
     b.run('-N')
-    client.api.put_archive(f'{b.prefix}-credentials', '/out', one_file('a.pem', b'new\n'))
+    client.api.put_archive(f'{b.prefix}-credentials', '/out', file_tar('a.pem', b'new\n'))
     result = plan(b)
     assert result.returncode == 2, result.stdout + result.stderr
     assert f'update copy /out/a.pem {CERTS}/a.pem: its source changed' in result.stdout
@@ -139,7 +127,7 @@ def test_copy_to_the_host_from_a_container_on_another_engine(buildout, busybox, 
     b = buildout
     source = second_engine.client.containers.create(
         busybox, ['sh', '-c', 'true'], name=f'{b.prefix}-elsewhere')
-    source.put_archive('/', one_file('out/a.pem', b'key\n', uid=0))
+    source.put_archive('/', file_tar('out/a.pem', b'key\n', uid=0))
     try:
         b.write(buildout_config(['copy'], section(
             'copy', 'docker.copy', from_engine=second_engine.host,

@@ -11,18 +11,13 @@ a second dockerd on this machine (``second_engine``).
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import subprocess
 from typing import Iterator
 
 import docker
 import docker.errors
 import pytest
 
-from conftest import PLAN
-
-from helpers import actions, buildout_config, ids, section, sleeper
+from helpers import actions, buildout_config, ids, plan_json, section, sleeper
 
 pytestmark = pytest.mark.slow
 
@@ -80,13 +75,6 @@ def remote_parts(b, host: str) -> list[str]:
 def carried(b, host: str) -> str:
     return buildout_config(['app', 'save', 'load', 'remote', 'derived', 'local'],
                            *local_parts(b), *remote_parts(b, host))
-
-
-def plan_json(b, status: int) -> dict:
-    result = subprocess.run([str(PLAN), '-N', '--json'], cwd=b.directory, capture_output=True,
-                            text=True, env=dict(os.environ), timeout=300)
-    assert result.returncode == status, result.stdout + result.stderr
-    return json.loads(result.stdout)
 
 
 def moves(found: dict) -> set[tuple[str, str, str]]:

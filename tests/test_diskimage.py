@@ -12,7 +12,8 @@ from pathlib import Path
 import docker.errors
 import pytest
 
-from helpers import MKE2FS, assert_one_error_at_end, busybox_tarball, image_id, leftovers
+from helpers import (MKE2FS, assert_one_error_at_end, buildout_config, busybox_tarball, disk_part,
+                     image_id, image_part, leftovers)
 
 pytestmark = pytest.mark.skipif(not shutil.which('debugfs'), reason='needs debugfs (e2fsprogs)')
 
@@ -34,24 +35,10 @@ def test_an_ext4_image_of_an_image_is_made_again_only_when_an_input_changes(
         buildout, client, debian):
     b = buildout
     busybox_tarball(b.directory / 'root.tar', {'etc/release': 'one\n'})
-    b.write(f'''
-        [buildout]
-        parts = base disk
-
-        [base]
-        recipe = dockeroo_nagoya:docker.bootstrap
-        name = {b.prefix}/base
-        archives = root.tar
-
-        [disk]
-        recipe = dockeroo_nagoya:docker.diskimage
-        build-image = {debian}
-        base-image = ${{base:image}}
-        build-root = /mnt/root
-        image-file = /out/disk.ext4
-        prepare-script = mkdir -p /out
-        build-script = {MKE2FS}
-        ''')
+    b.write(buildout_config(
+        ['base', 'disk'], image_part(b, 'base', 'docker.bootstrap', archives='root.tar'),
+        disk_part(debian, '${base:image}', image_file='/out/disk.ext4',
+                  prepare_script='mkdir -p /out', build_script=MKE2FS)))
     b.run('-N')
     disk = b.directory / 'parts' / 'disk' / 'disk.ext4'
     assert debugfs(disk, 'cat /etc/release') == 'one\n'
@@ -86,18 +73,8 @@ def test_an_ext4_image_of_an_image_is_made_again_only_when_an_input_changes(
 
 def test_a_missing_image_file_is_an_error_and_leaves_nothing(buildout, client, busybox):
     b = buildout
-    b.write(f'''
-        [buildout]
-        parts = disk
-
-        [disk]
-        recipe = dockeroo_nagoya:docker.diskimage
-        build-image = {busybox}
-        base-image = {busybox}
-        build-root = /mnt/root
-        image-file = /disk.img
-        build-script = echo "forgot to make it"
-        ''')
+    b.write(buildout_config(['disk'], disk_part(busybox, busybox, image_file='/disk.img',
+                                                build_script='echo "forgot to make it"')))
     assert_one_error_at_end(
         b.fail('-N'), 'disk: option image-file: the scripts did not make /disk.img in the builder')
     assert leftovers(client, b) == []
@@ -121,19 +98,10 @@ def test_privileged_gives_the_builder_what_loop_devices_need(buildout, client, b
     if privileged and not privileged_allowed(client, busybox):
         pytest.skip('this engine refuses privileged containers')
     b = buildout
-    b.write(f'''
-        [buildout]
-        parts = disk
-
-        [disk]
-        recipe = dockeroo_nagoya:docker.diskimage
-        build-image = {busybox}
-        base-image = {busybox}
-        build-root = /mnt/root
-        image-file = /caps
-        build-script = grep CapEff /proc/self/status > "$IMAGE_FILE"
-        privileged = {str(privileged).lower()}
-        ''')
+    b.write(buildout_config(['disk'], disk_part(
+        busybox, busybox, image_file='/caps',
+        build_script='grep CapEff /proc/self/status > "$IMAGE_FILE"',
+        privileged=str(privileged).lower())))
     b.run('-N')
     capabilities = int((b.directory / 'parts' / 'disk' / 'caps').read_text().split()[1], 16)
     sys_admin = 1 << 21

@@ -9,6 +9,7 @@ import docker
 import pytest
 
 from conftest import BUILDOUT
+from helpers import buildout_config, context_build_part, volume_part
 
 
 def test_machine_name_names_a_docker_context(buildout, client, tmp_path, monkeypatch):
@@ -20,15 +21,7 @@ def test_machine_name_names_a_docker_context(buildout, client, tmp_path, monkeyp
     monkeypatch.setenv('DOCKER_CONFIG', str(tmp_path / 'docker-config'))
     docker.ContextAPI.create_context(context, host='unix:///var/run/docker.sock')
     try:
-        b.write(f'''
-            [buildout]
-            parts = data
-
-            [data]
-            recipe = dockeroo_nagoya:docker.volume
-            name = {b.prefix}-data
-            machine-name = {context}
-            ''')
+        b.write(buildout_config(['data'], volume_part(b, machine_name=context)))
         b.run('-N', env={'DOCKER_CONFIG': str(tmp_path / 'docker-config')})
         assert client.volumes.get(f'{b.prefix}-data')
         installed = (b.directory / '.installed.cfg').read_text()
@@ -54,15 +47,7 @@ def test_unknown_context_is_one_clear_line(buildout):
 
 def test_dockeroo_engine_url_is_accepted(buildout, client):
     b = buildout
-    b.write(f'''
-        [buildout]
-        parts = data
-
-        [data]
-        recipe = dockeroo_nagoya:docker.volume
-        name = {b.prefix}-data
-        engine-url = unix:///var/run/docker.sock
-        ''')
+    b.write(buildout_config(['data'], volume_part(b, engine_url='unix:///var/run/docker.sock')))
     b.run('-N')
     assert client.volumes.get(f'{b.prefix}-data')
 
@@ -72,16 +57,7 @@ def test_second_run_in_the_same_directory_stops_with_a_clear_message(buildout, b
     b = buildout
     (b.directory / 'slow').mkdir()
     (b.directory / 'slow' / 'Dockerfile').write_text(f'FROM {busybox}\nRUN sleep 4\n')
-    b.write(f'''
-        [buildout]
-        parts = slow
-
-        [slow]
-        recipe = dockeroo_nagoya:docker.build
-        name = {b.prefix}/slow
-        source = ${{buildout:directory}}/slow
-        no-cache = true
-        ''')
+    b.write(buildout_config(['slow'], context_build_part(b, 'slow', no_cache='true')))
     first = subprocess.Popen([str(BUILDOUT), '-N'], cwd=b.directory, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
     lock = b.directory / '.dockeroo-nagoya.lock'

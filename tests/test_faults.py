@@ -14,8 +14,6 @@ injected faults.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import io
 import json
 import os
 import subprocess
@@ -29,8 +27,10 @@ import docker.errors
 import pytest
 
 from faults.harness import assert_clean, fault_env, inject, installed_parts, tally
-from helpers import (assert_one_error, busybox_tarball, force_reinstall, volume_digest,
-                     write_volume_file)
+from helpers import (assert_one_error, buildout_config, busybox_tarball, container_part,
+                     context_build_part, disk_part, member_part, system_part,
+                     force_reinstall, image_part, network_part, put_in_volume, section,
+                     volume_digest, volume_part, write_volume_file)
 
 pytestmark = pytest.mark.slow
 
@@ -54,22 +54,9 @@ def cycle(b, client, counter, rule: str, expected: set[str], *, args: tuple[str,
     return faulted
 
 
-def cfg(text: str) -> str:
-    return textwrap.dedent(text).lstrip()
-
-
 # -- docker.volume: install, recreate (new labels), removal with keep = false -------------------
 def volume_cfg(b, labels: str = 'tier=one', parts: str = 'data') -> str:
-    return cfg(f'''
-        [buildout]
-        parts = {parts}
-
-        [data]
-        recipe = dockeroo_nagoya:docker.volume
-        name = {b.prefix}-data
-        labels = {labels}
-        keep = false
-        ''')
+    return buildout_config(parts.split(), volume_part(b, labels=labels, keep='false'))
 
 
 def fill(client, volume: str) -> str:
@@ -89,13 +76,8 @@ def restored_digest(client, b, archive) -> str:
     """The archive unpacked into a fresh volume, as the user would restore it, and its digest."""
     name = f'{b.prefix}-check'
     client.volumes.create(name)
-    helper = client.containers.create('dockeroo-nagoya/helper:empty', command=['/none'],
-                                      volumes={name: {'bind': '/v', 'mode': 'rw'}})
     try:
-        helper.put_archive('/v', archive.read_bytes())
-    finally:
-        helper.remove(force=True)
-    try:
+        put_in_volume(client, name, archive.read_bytes())
         return volume_digest(client, name)
     finally:
         client.volumes.get(name).remove()
@@ -141,26 +123,6 @@ def test_volume_removal_with_keep_false_loses_no_byte(buildout, client, counter,
     assert restored_digest(client, b, archive) == before
 
 
-def files_digest(client, volume: str) -> str:
-    """Names, owners, modes and bytes of everything below the volume's root (whose own mode
-    is the driver's: a tmpfs root is 1777)."""
-    helper = client.containers.create('dockeroo-nagoya/helper:empty', command=['/none'],
-                                      volumes={volume: {'bind': '/v', 'mode': 'ro'}})
-    try:
-        chunks, _ = helper.get_archive('/v')
-        data = b''.join(chunks)
-    finally:
-        helper.remove(force=True)
-    digest = hashlib.sha256()
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        for member in sorted(tar.getmembers(), key=lambda m: m.name):
-            if member.name != 'v':
-                body = tar.extractfile(member).read() if member.isfile() else b''
-                digest.update(f'{member.name} {member.uid} {member.gid} {member.mode:o} '.encode()
-                              + body)
-    return digest.hexdigest()
-
-
 def test_volume_data_survives_reinstalls_and_new_driver_opts(buildout, client):
     """No fault: a reinstall of every part, then driver options that need a new volume."""
     b = buildout
@@ -168,10 +130,10 @@ def test_volume_data_survives_reinstalls_and_new_driver_opts(buildout, client):
     b.write(volume_cfg(b))
     b.run('-N')
     fill(client, volume)
-    before = files_digest(client, volume)
+    before = volume_digest(client, volume, root=False)
     force_reinstall(b)
     b.run('-N')
-    assert files_digest(client, volume) == before
+    assert volume_digest(client, volume, root=False) == before
     # Now the data is to live in a directory of the host (the local driver's bind).
     host = b.directory / 'volume-data'
     host.mkdir()
@@ -181,7 +143,7 @@ def test_volume_data_survives_reinstalls_and_new_driver_opts(buildout, client):
     assert 'driver-opts changed' in out.stdout
     assert client.volumes.get(volume).attrs['Options'] == {
         'type': 'none', 'o': 'bind', 'device': str(host)}
-    assert files_digest(client, volume) == before
+    assert volume_digest(client, volume, root=False) == before
     assert (host / 'db' / 'small.txt').read_bytes() == b'precious\n'
 
 
@@ -192,25 +154,10 @@ def subnets(b) -> str:
 
 
 def network_cfg(b, busybox: str, subnet: str) -> str:
-    return cfg(f'''
-        [buildout]
-        parts = net web
-
-        [net]
-        recipe = dockeroo_nagoya:docker.network
-        name = {b.prefix}-net
-        subnet = {subnet}
-
-        [web]
-        recipe = dockeroo_nagoya:docker.run
-        name = {b.prefix}-web
-        image = {busybox}
-        init = true
-        stop-timeout = 1
-        command = httpd -f -p 80
-        networks = ${{net:name}}
-        network-aliases = www
-        ''')
+    return buildout_config(
+        ['net', 'web'], network_part(b, subnet=subnet),
+        container_part(b, 'web', busybox, init='true', stop_timeout='1', command='httpd -f -p 80',
+                       networks='${net:name}', network_aliases='www'))
 
 
 def test_network_install_whose_answer_is_lost(buildout, client, busybox, counter):
@@ -254,22 +201,11 @@ def run_cfg(b, busybox: str, parts: str = 'web', extra: str = '') -> str:
         (layout / 'index.html').write_text('laid out\n')
         (b.directory / 'hooks.py').write_text(HOOKS)
         (b.directory / 'flags').mkdir()
-    return cfg(f'''
-        [buildout]
-        parts = {parts}
-
-        [web]
-        recipe = dockeroo_nagoya:docker.run
-        name = {b.prefix}-web
-        image = {busybox}
-        init = true
-        stop-timeout = 1
-        command = httpd -f -p 80 -h /www
-        layout = ${{buildout:directory}}/layout
-        script = echo ran >> /tmp/script.log
-        wait-for = exec:test -f /www/index.html
-        callbacks = post-start = hooks:maybe_boom
-        ''') + textwrap.dedent(extra)
+    return buildout_config(parts.split(), container_part(
+        b, 'web', busybox, init='true', stop_timeout='1', command='httpd -f -p 80 -h /www',
+        layout='${buildout:directory}/layout', script='echo ran >> /tmp/script.log',
+        wait_for='exec:test -f /www/index.html',
+        callbacks='post-start = hooks:maybe_boom')) + textwrap.dedent(extra)
 
 
 def assert_web_is_whole(client, b) -> None:
@@ -339,20 +275,13 @@ def test_forgotten_part_removed_from_the_configuration_leaves_no_orphan(
         buildout, client, busybox, counter):
     """The orphan sweep: buildout dropped the part after its failed update, then it was removed."""
     b = buildout
-    b.write(run_cfg(b, busybox, parts='web data', extra=f'''
-        [data]
-        recipe = dockeroo_nagoya:docker.volume
-        name = {b.prefix}-kept
-        '''))
+    kept = '\n' + section('data', 'docker.volume', name=f'{b.prefix}-kept')
+    b.write(run_cfg(b, busybox, parts='web data', extra=kept))
     b.run('-N')
     client.api.stop(f'{b.prefix}-web', timeout=1)
     faulted = inject(b, 'POST /containers/[^/]+/start:error', counter=counter)
     assert 'web' not in installed_parts(b), faulted.output
-    b.write(run_cfg(b, busybox, parts='data', extra=f'''
-        [data]
-        recipe = dockeroo_nagoya:docker.volume
-        name = {b.prefix}-kept
-        '''))
+    b.write(run_cfg(b, busybox, parts='data', extra=kept))
     out = b.run('-N')
     assert f'removed container {b.prefix}-web: its part web is neither installed nor configured' \
         in out.stdout + out.stderr
@@ -366,11 +295,7 @@ def test_orphan_volume_is_reported_never_removed(buildout, client, counter):
     inject(b, 'POST /volumes/create:killafter', counter=counter)
     write_volume_file(client, f'{b.prefix}-data', 'kept.txt', b'data is never destroyed silently')
     before = volume_digest(client, f'{b.prefix}-data')
-    b.write(volume_cfg(b, parts='other') + cfg(f'''
-        [other]
-        recipe = dockeroo_nagoya:docker.network
-        name = {b.prefix}-other
-        '''))
+    b.write(volume_cfg(b, parts='other') + '\n' + network_part(b, 'other'))
     out = b.run('-N')
     assert f'volume {b.prefix}-data belongs to part data, which is neither installed nor ' \
         f'configured; its data is kept: remove it with docker volume rm {b.prefix}-data' \
@@ -381,19 +306,9 @@ def test_orphan_volume_is_reported_never_removed(buildout, client, counter):
 
 def test_what_a_removed_part_kept_on_purpose_is_no_orphan(buildout, client, busybox):
     b = buildout
-    volume = f'''
-        [data]
-        recipe = dockeroo_nagoya:docker.volume
-        name = {b.prefix}-data
-        '''
-    b.write(run_cfg(b, busybox, parts='web net data', extra=f'''
-        keep = true
-
-        [net]
-        recipe = dockeroo_nagoya:docker.network
-        name = {b.prefix}-net
-        keep = true
-        ''' + volume))
+    volume = '\n' + volume_part(b)
+    b.write(run_cfg(b, busybox, parts='web net data', extra='keep = true\n\n'
+                    + network_part(b, keep='true') + volume))
     b.run('-N')
     b.write(run_cfg(b, busybox, parts='data', extra=volume))
     assert 'keeping container' in b.run('-N').stdout
@@ -405,22 +320,9 @@ def test_what_a_removed_part_kept_on_purpose_is_no_orphan(buildout, client, busy
 
 def test_job_killed_while_it_runs_runs_once(buildout, client, busybox, counter):
     b = buildout
-    b.write(cfg(f'''
-        [buildout]
-        parts = data job
-
-        [data]
-        recipe = dockeroo_nagoya:docker.volume
-        name = {b.prefix}-data
-
-        [job]
-        recipe = dockeroo_nagoya:docker.run
-        name = {b.prefix}-job
-        image = {busybox}
-        job = true
-        volumes = ${{data:name}}:/data
-        command = sh -c 'sleep 1; echo once >> /data/runs'
-        '''))
+    b.write(buildout_config(['data', 'job'], volume_part(b), container_part(
+        b, 'job', busybox, job='true', volumes='${data:name}:/data',
+        command="sh -c 'sleep 1; echo once >> /data/runs'")))
     cycle(b, client, counter, 'POST /containers/[^/]+/wait:kill',
           {f'volume:{b.prefix}-data', f'container:{b.prefix}-job'})
     runs = client.containers.run(busybox, ['cat', '/data/runs'], remove=True,
@@ -435,28 +337,13 @@ def copy_cfg(b, busybox: str) -> str:
         conf.mkdir()
         (conf / 'large.bin').write_bytes(os.urandom(400_000))
         (conf / 'app.conf').write_text('colour = blue\n')
-    return cfg(f'''
-        [buildout]
-        parts = target in out
-
-        [target]
-        recipe = dockeroo_nagoya:docker.run
-        name = {b.prefix}-target
-        image = {busybox}
-        init = true
-        stop-timeout = 1
-        command = httpd -f -p 80
-
-        [in]
-        recipe = dockeroo_nagoya:docker.copy
-        container-to = ${{target:name}}
-        paths = conf/ /etc/app/
-
-        [out]
-        recipe = dockeroo_nagoya:docker.copy
-        container-from = ${{in:container-to}}
-        paths = /etc/app/ copied/
-        ''')
+    return buildout_config(
+        ['target', 'in', 'out'],
+        container_part(b, 'target', busybox, init='true', stop_timeout='1',
+                       command='httpd -f -p 80'),
+        section('in', 'docker.copy', container_to='${target:name}', paths='conf/ /etc/app/'),
+        section('out', 'docker.copy', container_from='${in:container-to}',
+                paths='/etc/app/ copied/'))
 
 
 @pytest.mark.parametrize('rule', [
@@ -480,15 +367,7 @@ def build_cfg(b, busybox: str, version: str = 'one') -> str:
         f'FROM {busybox}\nCOPY version.txt /version.txt\nRUN cat /version.txt > /copy\n'
         'RUN echo built > /built\n')
     (context / 'version.txt').write_text(version + '\n')
-    return cfg(f'''
-        [buildout]
-        parts = app
-
-        [app]
-        recipe = dockeroo_nagoya:docker.build
-        name = {b.prefix}/app
-        source = ${{buildout:directory}}/app
-        ''')
+    return buildout_config(['app'], context_build_part(b))
 
 
 @pytest.mark.parametrize('rule', [
@@ -521,16 +400,8 @@ def test_rebuild_whose_old_image_cannot_be_removed_leaves_no_orphan(buildout, cl
 
 def bootstrap_cfg(b) -> str:
     busybox_tarball(b.directory / 'root.tar', {'etc/release': 'one\n'})
-    return cfg(f'''
-        [buildout]
-        parts = base
-
-        [base]
-        recipe = dockeroo_nagoya:docker.bootstrap
-        name = {b.prefix}/base
-        archives = root.tar
-        script = echo scripted > /scripted
-        ''')
+    return buildout_config(['base'], image_part(b, 'base', 'docker.bootstrap', archives='root.tar',
+                                                script='echo scripted > /scripted'))
 
 
 @pytest.mark.parametrize('rule', [
@@ -546,22 +417,11 @@ def test_bootstrap(buildout, client, counter, rule):
 
 
 def assemble_cfg(b, busybox: str) -> str:
-    return cfg(f'''
-        [buildout]
-        parts = small
-
-        [small]
-        recipe = dockeroo_nagoya:docker.assemble
-        name = {b.prefix}/small
-        build-image = {busybox}
-        build-script =
-            mkdir -p "$BUILD_ROOT/bin"
-            cp /bin/busybox "$BUILD_ROOT/bin/busybox"
-            ln -s busybox "$BUILD_ROOT/bin/sh"
-            ln -s busybox "$BUILD_ROOT/bin/cat"
-        script = echo assembled > /mark
-        script-shell = /bin/sh
-        ''')
+    return buildout_config(['small'], image_part(
+        b, 'small', 'docker.assemble', build_image=busybox,
+        build_script='mkdir -p "$BUILD_ROOT/bin"\ncp /bin/busybox "$BUILD_ROOT/bin/busybox"\n'
+                     'ln -s busybox "$BUILD_ROOT/bin/sh"\nln -s busybox "$BUILD_ROOT/bin/cat"',
+        script='echo assembled > /mark', script_shell='/bin/sh'))
 
 
 @pytest.mark.parametrize('rule', [
@@ -579,33 +439,17 @@ def test_assemble(buildout, client, busybox, counter, rule):
 def test_image_from_options_killed_mid_build(buildout, client, busybox, counter):
     b = buildout
     (b.directory / 'setup.sh').write_text('#!/bin/sh\necho moromi > /made\n')
-    b.write(cfg(f'''
-        [buildout]
-        parts = img
-
-        [img]
-        recipe = dockeroo_nagoya:docker.image
-        name = {b.prefix}/img
-        from = {busybox}
-        runs = setup.sh in /opt/setup
-        '''))
+    b.write(buildout_config(['img'], image_part(b, 'img', 'docker.image', **{'from': busybox},
+                                                runs='setup.sh in /opt/setup')))
     cycle(b, client, counter, 'POST /build:kill@2', {f'image:{b.prefix}/img:latest'})
     assert client.containers.run(f'{b.prefix}/img', ['cat', '/made'], remove=True) == b'moromi\n'
 
 
 def test_temporary_killed_after_its_commit(buildout, client, busybox, counter):
     b = buildout
-    b.write(cfg(f'''
-        [buildout]
-        parts = sys
-
-        [sys]
-        recipe = dockeroo_nagoya:docker.temporary
-        from = {busybox}
-        name = {b.prefix}/root
-        commit = true
-        script = echo done > /root-done.txt
-        '''))
+    b.write(buildout_config(['sys'], section('sys', 'docker.temporary', **{'from': busybox},
+                                             name=f'{b.prefix}/root', commit='true',
+                                             script='echo done > /root-done.txt')))
     cycle(b, client, counter, 'POST /commit:killafter', {f'image:{b.prefix}/root:latest'})
     assert client.containers.run(f'{b.prefix}/root', ['cat', '/root-done.txt'], remove=True) == \
         b'done\n'
@@ -617,19 +461,9 @@ def test_temporary_killed_after_its_commit(buildout, client, busybox, counter):
 ])
 def test_diskimage(buildout, client, busybox, counter, rule):
     b = buildout
-    b.write(cfg(f'''
-        [buildout]
-        parts = disk
-
-        [disk]
-        recipe = dockeroo_nagoya:docker.diskimage
-        build-image = {busybox}
-        base-image = {busybox}
-        build-root = /mnt/root
-        image-file = /out/disk.tar
-        prepare-script = mkdir -p /out
-        build-script = tar -cf "$IMAGE_FILE" -C "$BUILD_ROOT" .
-        '''))
+    b.write(buildout_config(['disk'], disk_part(
+        busybox, busybox, image_file='/out/disk.tar', prepare_script='mkdir -p /out',
+        build_script='tar -cf "$IMAGE_FILE" -C "$BUILD_ROOT" .')))
     cycle(b, client, counter, rule, set())
     disk = b.directory / 'parts' / 'disk' / 'disk.tar'
     with tarfile.open(disk) as tar:
@@ -639,24 +473,11 @@ def test_diskimage(buildout, client, busybox, counter, rule):
 
 # -- docker.system -----------------------------------------------------------------------------
 def system_cfg(b, busybox: str) -> str:
-    members = ''.join(cfg(f'''
-        [{name}]
-        name = {b.prefix}-{name}
-        image = {busybox}
-        init = true
-        stop-timeout = 1
-        command = httpd -f -p 80
-        wait-for = tcp:80
-        {extra}
-        ''') + '\n' for name, extra in (('a', ''), ('b', 'links = a'), ('c', 'depends = b')))
-    return cfg('''
-        [buildout]
-        parts = sys
-
-        [sys]
-        recipe = dockeroo_nagoya:docker.system
-        containers = a b c
-        ''') + '\n' + members
+    return buildout_config(
+        ['sys'], system_part(['a', 'b', 'c']),
+        *(member_part(b, name, busybox, init='true', stop_timeout='1', command='httpd -f -p 80',
+                      wait_for='tcp:80', **extra)
+          for name, extra in (('a', {}), ('b', {'links': 'a'}), ('c', {'depends': 'b'}))))
 
 
 @pytest.mark.parametrize('rule', [
@@ -672,29 +493,12 @@ def test_system(buildout, client, busybox, counter, rule):
 
 # -- docker.commit and docker.persist ----------------------------------------------------------
 def commit_cfg(b, busybox: str, recipe: str = 'docker.commit') -> str:
-    return cfg(f'''
-        [buildout]
-        parts = data app saved
-
-        [data]
-        recipe = dockeroo_nagoya:docker.volume
-        name = {b.prefix}-data
-
-        [app]
-        recipe = dockeroo_nagoya:docker.run
-        name = {b.prefix}-app
-        image = {busybox}
-        command = sleep 3600
-        init = true
-        stop-timeout = 1
-        volumes = ${{data:name}}:/data
-        script = echo state > /state.txt; echo volume > /data/v.txt
-
-        [saved]
-        recipe = dockeroo_nagoya:{recipe}
-        container = ${{app:name}}
-        name = {b.prefix}/saved
-        ''')
+    return buildout_config(
+        ['data', 'app', 'saved'], volume_part(b),
+        container_part(b, 'app', busybox, command='sleep 3600', init='true', stop_timeout='1',
+                       volumes='${data:name}:/data',
+                       script='echo state > /state.txt; echo volume > /data/v.txt'),
+        image_part(b, 'saved', recipe, container='${app:name}'))
 
 
 @pytest.mark.parametrize('recipe, rule', [
@@ -729,14 +533,7 @@ def pushed(client, busybox, registry):
 ])
 def test_pull(buildout, client, counter, pushed, rule):
     b = buildout
-    b.write(cfg(f'''
-        [buildout]
-        parts = base
-
-        [base]
-        recipe = dockeroo_nagoya:docker.pull
-        image = {pushed}
-        '''))
+    b.write(buildout_config(['base'], section('base', 'docker.pull', image=pushed)))
     cycle(b, client, counter, rule, set(), args=())
     assert client.images.get(pushed)
 
@@ -758,12 +555,8 @@ def manifest_exists(registry: str, repository: str, tag: str) -> bool:
 ])
 def test_push(buildout, client, busybox, counter, registry, rule):
     b = buildout
-    b.write(build_cfg(b, busybox).replace('parts = app', 'parts = app publish') + cfg(f'''
-        [publish]
-        recipe = dockeroo_nagoya:docker.push
-        image = ${{app:image}}
-        registry = {registry}
-        '''))
+    b.write(build_cfg(b, busybox).replace('parts = app', 'parts = app publish') + '\n'
+            + section('publish', 'docker.push', image='${app:image}', registry=registry))
     b.run('-N', 'install', 'app')
     try:
         cycle(b, client, counter, rule, {f'image:{b.prefix}/app:latest',
@@ -794,34 +587,14 @@ def dockerd_pid() -> int | None:
 def test_engine_restart_brings_back_restart_policies_and_a_rerun_repairs_the_rest(
         buildout, client, busybox, counter):
     b = buildout
-    b.write(cfg(f'''
-        [buildout]
-        parts = data always plain
-
-        [data]
-        recipe = dockeroo_nagoya:docker.volume
-        name = {b.prefix}-data
-
-        [always]
-        recipe = dockeroo_nagoya:docker.run
-        name = {b.prefix}-always
-        image = {busybox}
-        init = true
-        stop-timeout = 1
-        restart = always
-        volumes = ${{data:name}}:/data
-        command = sh -c 'echo up >> /data/starts; exec httpd -f -p 80'
-        wait-for = tcp:80
-
-        [plain]
-        recipe = dockeroo_nagoya:docker.run
-        name = {b.prefix}-plain
-        image = {busybox}
-        init = true
-        stop-timeout = 1
-        command = httpd -f -p 80
-        wait-for = tcp:80
-        '''))
+    b.write(buildout_config(
+        ['data', 'always', 'plain'], volume_part(b),
+        container_part(b, 'always', busybox, init='true', stop_timeout='1', restart='always',
+                       volumes='${data:name}:/data',
+                       command="sh -c 'echo up >> /data/starts; exec httpd -f -p 80'",
+                       wait_for='tcp:80'),
+        container_part(b, 'plain', busybox, init='true', stop_timeout='1',
+                       command='httpd -f -p 80', wait_for='tcp:80')))
     b.run('-N')
     pid = dockerd_pid()
     assert pid, 'dockerd runs on this machine'

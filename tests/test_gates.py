@@ -3,25 +3,18 @@ from __future__ import annotations
 
 import pytest
 
+from helpers import buildout_config, container_part
+
 pytestmark = pytest.mark.slow
 
 
 def gate_cfg(b, busybox: str, gates: str, timeout: str = '30s') -> str:
-    return f'''
-        [buildout]
-        parts = web
-
-        [web]
-        recipe = dockeroo_nagoya:docker.run
-        name = {b.prefix}-web
-        image = {busybox}
-        init = true
-        stop-timeout = 1
-        command = sh -c 'mkdir -p /www && echo "ready: yes" > /www/index.html && echo serving && exec httpd -f -p 8080 -h /www'
-        wait-timeout = {timeout}
-        wait-for =
-        {gates}
-        '''
+    """A web server that says ``serving``, waited for by ``gates`` (one a line)."""
+    return buildout_config(['web'], container_part(
+        b, 'web', busybox, init='true', stop_timeout='1',
+        command='sh -c \'mkdir -p /www && echo "ready: yes" > /www/index.html && echo serving && '
+                'exec httpd -f -p 8080 -h /www\'',
+        wait_timeout=timeout, wait_for='\n'.join(line.strip() for line in gates.splitlines())))
 
 
 def test_every_readme_gate_form_passes(buildout, client, busybox):

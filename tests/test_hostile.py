@@ -6,37 +6,22 @@ one readable, bounded error, in bounded time.
 """
 from __future__ import annotations
 
-import io
 import os
 import tarfile
-import textwrap
 import time
 
 import pytest
 
 from faults.harness import helpers_on, inventory
-from helpers import assert_one_error, busybox_tarball
+from helpers import (assert_one_error, buildout_config, busybox_tarball, container_part,
+                     copy_to_host_config, image_part, tar_of, volume_part)
 
 HOST_SECRET = 'host-only-3f9a1c'
 
 
-def cfg(text: str) -> str:
-    return textwrap.dedent(text).lstrip()
-
-
 def hostile_tar(path, members: list[tuple[str, dict]]) -> None:
     """A tarball with the given members (``name``, TarInfo fields); files hold a marker."""
-    with tarfile.open(path, 'w') as tar:
-        for name, fields in members:
-            info = tarfile.TarInfo(name)
-            data = b'planted by a hostile archive\n'
-            for key, value in fields.items():
-                setattr(info, key, value)
-            if info.isreg():
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
-            else:
-                tar.addfile(info)
+    tar_of(path, [(name, fields, b'planted by a hostile archive\n') for name, fields in members])
 
 
 HOSTILE = [
@@ -60,15 +45,7 @@ def nothing_planted() -> None:
 def test_volume_restore_from_a_hostile_archive_is_refused(buildout, client, members, said):
     b = buildout
     hostile_tar(b.directory / 'hostile.tar', members)
-    b.write(cfg(f'''
-        [buildout]
-        parts = data
-
-        [data]
-        recipe = dockeroo_nagoya:docker.volume
-        name = {b.prefix}-data
-        restore-from = hostile.tar
-        '''))
+    b.write(buildout_config(['data'], volume_part(b, restore_from='hostile.tar')))
     line = assert_one_error(b.fail('-N'))
     assert line.startswith('Error: data: option restore-from:') and said in line, line
     nothing_planted()
@@ -81,17 +58,8 @@ def test_bootstrap_archive_that_climbs_out_is_refused(buildout, client, members,
     b = buildout
     busybox_tarball(b.directory / 'root.tar')
     hostile_tar(b.directory / 'hostile.tar', members)
-    b.write(cfg(f'''
-        [buildout]
-        parts = base
-
-        [base]
-        recipe = dockeroo_nagoya:docker.bootstrap
-        name = {b.prefix}/base
-        archives =
-            root.tar
-            hostile.tar
-        '''))
+    b.write(buildout_config(['base'], image_part(b, 'base', 'docker.bootstrap',
+                                                 archives='root.tar\nhostile.tar')))
     line = assert_one_error(b.fail('-N'))
     assert line.startswith('Error: base: option archives:') and said in line, line
     nothing_planted()
@@ -123,19 +91,9 @@ def read_all(container) -> bytes:
 def test_run_layout_links_out_of_the_layout_read_nothing_of_the_host(buildout, client, busybox):
     b = buildout
     outside_layout(b)
-    b.write(cfg(f'''
-        [buildout]
-        parts = web
-
-        [web]
-        recipe = dockeroo_nagoya:docker.run
-        name = {b.prefix}-web
-        image = {busybox}
-        init = true
-        stop-timeout = 1
-        command = httpd -f -p 80
-        layout = ${{buildout:directory}}/layout
-        '''))
+    b.write(buildout_config(['web'], container_part(
+        b, 'web', busybox, init='true', stop_timeout='1', command='httpd -f -p 80',
+        layout='${buildout:directory}/layout')))
     b.run('-N')
     container = client.containers.get(f'{b.prefix}-web')
     seen = read_all(container)
@@ -149,16 +107,8 @@ def test_bootstrap_layout_links_out_of_the_layout_read_nothing_of_the_host(build
     b = buildout
     busybox_tarball(b.directory / 'root.tar')
     outside_layout(b)
-    b.write(cfg(f'''
-        [buildout]
-        parts = base
-
-        [base]
-        recipe = dockeroo_nagoya:docker.bootstrap
-        name = {b.prefix}/base
-        archives = root.tar
-        layout = ${{buildout:directory}}/layout
-        '''))
+    b.write(buildout_config(['base'], image_part(b, 'base', 'docker.bootstrap', archives='root.tar',
+                                                 layout='${buildout:directory}/layout')))
     b.run('-N')
     image = f'{b.prefix}/base'
     seen = client.containers.run(image, ['/bin/busybox', 'sh', '-c',
@@ -180,25 +130,9 @@ def test_copy_to_the_host_never_writes_through_a_link_out_of_its_target(buildout
     outside.mkdir()
     (b.directory / 'copied').mkdir()
     os.symlink('../outside', b.directory / 'copied' / 'sub')
-    b.write(cfg(f'''
-        [buildout]
-        parts = source out
-
-        [source]
-        recipe = dockeroo_nagoya:docker.run
-        name = {b.prefix}-source
-        image = {busybox}
-        init = true
-        stop-timeout = 1
-        command = sh -c 'mkdir -p /out/sub && ln -s data.txt /out/link && echo data > /out/data.txt &&
-            echo planted > /out/sub/evil.txt && touch /ready && exec httpd -f -p 80'
-        wait-for = exec:test -f /ready
-
-        [out]
-        recipe = dockeroo_nagoya:docker.copy
-        container-from = ${{source:name}}
-        paths = /out/ copied/
-        '''))
+    b.write(copy_to_host_config(b, busybox, 'mkdir -p /out/sub && ln -s data.txt /out/link && '
+                                'echo data > /out/data.txt && echo planted > /out/sub/evil.txt',
+                                '/out/ copied/'))
     line = assert_one_error(b.fail('-N'))
     assert line.startswith('Error: out: option paths:') and 'outside' in line, line
     assert list(outside.iterdir()) == [], 'nothing was written through the link'
@@ -234,28 +168,13 @@ def test_huge_log_line_of_a_failure_is_one_bounded_error(buildout, busybox, wher
                 'wait-for = log:never-said\nwait-timeout = 3s')
     if where == 'bootstrap-script':
         busybox_tarball(b.directory / 'root.tar')
-        b.write(cfg(f'''
-            [buildout]
-            parts = base
-
-            [base]
-            recipe = dockeroo_nagoya:docker.bootstrap
-            name = {b.prefix}/base
-            archives = root.tar
-            script = echo starting; busybox head -c 5000000 /dev/zero | busybox tr "\\0" x; echo; echo the end; exit 1
-            '''))
+        b.write(buildout_config(['base'], image_part(
+            b, 'base', 'docker.bootstrap', archives='root.tar',
+            script='echo starting; busybox head -c 5000000 /dev/zero | busybox tr "\\0" x; echo; '
+                   'echo the end; exit 1')))
     else:
-        b.write(cfg(f'''
-            [buildout]
-            parts = web
-
-            [web]
-            recipe = dockeroo_nagoya:docker.run
-            name = {b.prefix}-web
-            image = {busybox}
-            init = true
-            stop-timeout = 1
-            ''') + body + '\n')
+        b.write(buildout_config(['web'], container_part(b, 'web', busybox, init='true',
+                                                        stop_timeout='1')) + body + '\n')
     started = time.monotonic()
     out = b.fail('-N')
     took = time.monotonic() - started

@@ -17,8 +17,10 @@ import tarfile
 import pytest
 
 from dockeroo_nagoya import archives
-from helpers import (DOCKERFILE, _mounted, as_nobody, assert_one_error, build_config, cfg,
-                     control, copy_to_host_config, tar_of, write_volume_file)
+from helpers import (DOCKERFILE, as_nobody, assert_one_error, build_config, buildout_config, cfg,
+                     container_part, control, copy_to_host_config, image_part, member_part,
+                     section, sleeping_part, system_part, tar_of, volume_part, volume_tar,
+                     write_volume_file)
 
 CAFE = 'café.txt'
 LONG = 'l' * 116 + '.txt'     # 120 characters: a PAX path header
@@ -27,14 +29,8 @@ NAMES = {CAFE: b'coffee\n', LONG: b'long\n'}
 
 def names_in_volume(client, volume: str) -> dict[str, bytes]:
     """Path (relative to the volume's root) -> bytes of each file in a volume."""
-    holder = _mounted(client, volume)
-    try:
-        chunks, _ = holder.get_archive('/v')
-        data = b''.join(chunks)
-    finally:
-        holder.remove(force=True)
     found = {}
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+    with tarfile.open(fileobj=io.BytesIO(volume_tar(client, volume))) as tar:
         for member in tar:
             if member.isfile():
                 found[member.name.removeprefix('v/')] = tar.extractfile(member).read()
@@ -161,27 +157,8 @@ def test_copy_to_a_host_file_never_writes_through_a_link_at_its_target(buildout,
 def test_failed_keep_false_copy_leaves_no_key_and_says_one_line(buildout, busybox):
     b = buildout
     (b.directory / 'blocker').write_text('a file where a directory is wanted\n')
-    b.write(cfg(f'''
-        [buildout]
-        parts = source out
-
-        [source]
-        recipe = dockeroo_nagoya:docker.run
-        name = {b.prefix}-source
-        image = {busybox}
-        init = true
-        stop-timeout = 1
-        command = sh -c 'echo private > /key && echo other > /other && touch /ready && exec sleep 3600'
-        wait-for = exec:test -f /ready
-
-        [out]
-        recipe = dockeroo_nagoya:docker.copy
-        container-from = ${{source:name}}
-        keep = false
-        paths =
-            /key keys/key.pem
-            /other blocker/other
-        '''))
+    b.write(copy_to_host_config(b, busybox, 'echo private > /key && echo other > /other',
+                                '/key keys/key.pem\n/other blocker/other', keep='false'))
     line = assert_one_error(b.fail('-N'))
     assert line.startswith('Error: out: option paths:') and 'blocker' in line, line
     assert not (b.directory / 'keys' / 'key.pem').exists(), 'the copied key stayed on the host'
@@ -237,36 +214,15 @@ FIND = (f"find / -path /proc -prune -o -path /sys -prune -o -type f \\( -name '{
 
 def test_long_and_non_ascii_names_survive_a_container_to_container_copy(buildout, busybox, client):
     b = buildout
-    containers = cfg(f'''
-        [buildout]
-        parts = source target{{more}}
-
-        [source]
-        recipe = dockeroo_nagoya:docker.run
-        name = {b.prefix}-source
-        image = {busybox}
-        init = true
-        stop-timeout = 1
-        command = sh -c 'mkdir -p /src && exec sleep 3600'
-
-        [target]
-        recipe = dockeroo_nagoya:docker.run
-        name = {b.prefix}-target
-        image = {busybox}
-        init = true
-        stop-timeout = 1
-        command = sleep 3600
-        ''')
-    b.write(containers.format(more=''))
+    containers = (container_part(b, 'source', busybox, init='true', stop_timeout='1',
+                                 command="sh -c 'mkdir -p /src && exec sleep 3600'"),
+                  sleeping_part(b, 'target', busybox))
+    b.write(buildout_config(['source', 'target'], *containers))
     b.run('-N')
     put_files(client, f'{b.prefix}-source', '/src', {'clé.pem': b'key\n', LONG: b'long\n'})
-    b.write(containers.format(more=' copy') + cfg('''
-        [copy]
-        recipe = dockeroo_nagoya:docker.copy
-        container-from = ${source:name}
-        container-to = ${target:name}
-        paths = /src/ /dst/
-        '''))
+    b.write(buildout_config(['source', 'target', 'copy'], *containers, section(
+        'copy', 'docker.copy', container_from='${source:name}', container_to='${target:name}',
+        paths='/src/ /dst/')))
     b.run('-N')
     found = client.containers.get(f'{b.prefix}-target').exec_run(['sh', '-c', FIND]).output
     assert sorted(found.decode().split()) == sorted([f'/dst/{LONG}', '/dst/clé.pem']), found
@@ -275,29 +231,13 @@ def test_long_and_non_ascii_names_survive_a_container_to_container_copy(buildout
 def test_long_and_non_ascii_names_survive_persist(buildout, busybox, client):
     b = buildout
     volume = f'{b.prefix}-data'
-    app = cfg(f'''
-        [buildout]
-        parts = app{{more}}
-
-        [app]
-        recipe = dockeroo_nagoya:docker.run
-        name = {b.prefix}-app
-        image = {busybox}
-        init = true
-        stop-timeout = 1
-        command = sleep 3600
-        volumes = {volume}:/srv/data
-        ''')
-    b.write(app.format(more=''))
+    app = sleeping_part(b, 'app', busybox, volumes=f'{volume}:/srv/data')
+    b.write(buildout_config(['app'], app))
     b.run('-N')
     for name, body in NAMES.items():
         write_volume_file(client, volume, name, body)
-    b.write(app.format(more=' persisted') + cfg(f'''
-        [persisted]
-        recipe = dockeroo_nagoya:docker.persist
-        container = ${{app:name}}
-        name = {b.prefix}/persisted
-        '''))
+    b.write(buildout_config(['app', 'persisted'], app, image_part(
+        b, 'persisted', 'docker.persist', container='${app:name}')))
     b.run('-N')
     found = client.containers.run(f'{b.prefix}/persisted', ['sh', '-c', FIND], remove=True)
     assert sorted(found.decode().split()) == sorted([f'/srv/data/{CAFE}', f'/srv/data/{LONG}']), found
@@ -305,22 +245,9 @@ def test_long_and_non_ascii_names_survive_persist(buildout, busybox, client):
 
 # -- a backup directory another user can write to ----------------------------------------------
 def system_config(b, busybox: str) -> str:
-    return cfg(f'''
-        [buildout]
-        parts = sys
-
-        [sys]
-        recipe = dockeroo_nagoya:docker.system
-        containers = db
-
-        [db]
-        name = {b.prefix}-db
-        image = {busybox}
-        init = true
-        stop-timeout = 1
-        volumes = {b.prefix}-data:/data
-        command = sh -c 'echo rows > /data/db; exec sleep 3600'
-        ''')
+    return buildout_config(['sys'], system_part(['db']), member_part(
+        b, 'db', busybox, init='true', stop_timeout='1', volumes=f'{b.prefix}-data:/data',
+        command="sh -c 'echo rows > /data/db; exec sleep 3600'"))
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason='planting files as another user needs root')
@@ -366,15 +293,7 @@ def test_restore_from_an_archive_with_an_absolute_symlink_is_refused(buildout, c
     b = buildout
     tar_of(b.directory / 'seed.tar', [('ok.txt', {}, b'fine\n'),
                                       ('etc', {'type': tarfile.SYMTYPE, 'linkname': '/etc'}, b'')])
-    b.write(cfg(f'''
-        [buildout]
-        parts = data
-
-        [data]
-        recipe = dockeroo_nagoya:docker.volume
-        name = {b.prefix}-data
-        restore-from = seed.tar
-        '''))
+    b.write(buildout_config(['data'], volume_part(b, restore_from='seed.tar')))
     line = assert_one_error(b.fail('-N'))
     assert line.startswith('Error: data: option restore-from:') and 'absolute' in line, line
     assert not client.volumes.list(filters={'name': f'{b.prefix}-data'}), \

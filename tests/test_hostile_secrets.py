@@ -24,7 +24,8 @@ from typing import Iterator
 import pytest
 
 from conftest import free_port
-from helpers import assert_one_error, git, git_repository, output, plan
+from helpers import (assert_one_error, buildout_config, container_part, git, git_repository,
+                     image_part, output, plan, sleeping_part)
 
 pytestmark = pytest.mark.slow
 
@@ -32,32 +33,13 @@ PASSWORD = 'hunter2-dn-secret-7f3a'
 
 
 def commit_config(b, busybox: str, env_file) -> str:
-    return f'''
-        [buildout]
-        parts = app saved persisted
-
-        [app]
-        recipe = dockeroo_nagoya:docker.run
-        name = {b.prefix}-app
-        image = {busybox}
-        command = sleep 3600
-        init = true
-        stop-timeout = 1
-        env = MODE=one
-        env-file = {env_file}
-        volumes = {b.prefix}-data:/data
-        script = echo "made in $MODE" > /state.txt && echo kept > /data/f
-
-        [saved]
-        recipe = dockeroo_nagoya:docker.commit
-        container = ${{app:name}}
-        name = {b.prefix}/saved
-
-        [persisted]
-        recipe = dockeroo_nagoya:docker.persist
-        container = ${{app:name}}
-        name = {b.prefix}/persisted
-        '''
+    return buildout_config(
+        ['app', 'saved', 'persisted'],
+        sleeping_part(b, 'app', busybox, env='MODE=one', env_file=str(env_file),
+                      volumes=f'{b.prefix}-data:/data',
+                      script='echo "made in $MODE" > /state.txt && echo kept > /data/f'),
+        image_part(b, 'saved', 'docker.commit', container='${app:name}'),
+        image_part(b, 'persisted', 'docker.persist', container='${app:name}'))
 
 
 def docker_history(image: str) -> str:
@@ -94,15 +76,9 @@ def test_a_git_ref_that_is_a_git_option_is_refused_and_runs_nothing(buildout, bu
     b = buildout
     repo = git_repository(tmp_path / 'repo', {'Dockerfile': f'FROM {busybox}\n'})
     marker = tmp_path / 'ran'
-    b.write(f'''
-        [buildout]
-        parts = app
-
-        [app]
-        recipe = dockeroo_nagoya:docker.build
-        name = {b.prefix}/app
-        source = git+file://{repo}#--upload-pack=touch {marker} && git-upload-pack
-        ''')
+    b.write(buildout_config(['app'], image_part(
+        b, 'app', 'docker.build',
+        source=f'git+file://{repo}#--upload-pack=touch {marker} && git-upload-pack')))
     planned = plan(b)
     assert planned.returncode not in (0, 2), output(planned)
     assert_one_error(output(planned), 'app: option source: expected a ref that does not start '
@@ -116,15 +92,9 @@ def test_a_git_ref_that_is_a_git_option_is_refused_and_runs_nothing(buildout, bu
 # -- credentials for sources, by reference ------------------------------------------------
 def test_a_source_url_with_credentials_is_refused_in_one_line(buildout):
     b = buildout
-    b.write(f'''
-        [buildout]
-        parts = app
-
-        [app]
-        recipe = dockeroo_nagoya:docker.build
-        name = {b.prefix}/app
-        source = https://builder:{PASSWORD}@127.0.0.1:{free_port()}/ctx.tar
-        ''')
+    b.write(buildout_config(['app'], image_part(
+        b, 'app', 'docker.build',
+        source=f'https://builder:{PASSWORD}@127.0.0.1:{free_port()}/ctx.tar')))
     for said in (b.fail('-N'), output(plan(b))):
         assert_one_error(said, 'app: option source: expected a URL without credentials',
                          'source-username', 'source-password-env', 'source-netrc')
@@ -187,30 +157,14 @@ def test_sources_behind_basic_auth_take_credentials_by_reference_and_keep_them_n
     git('update-server-info', cwd=root / 'repo.git')  # git's dumb http protocol
     netrc_file = tmp_path / 'netrc'
     netrc_file.write_text(f'machine 127.0.0.1 login builder password {PASSWORD}\n')
-    b.write(f'''
-        [buildout]
-        parts = tarball git netrc
-
-        [tarball]
-        recipe = dockeroo_nagoya:docker.build
-        name = {b.prefix}/tarball
-        source = {url}/ctx.tar
-        source-username = builder
-        source-password-env = DN_SOURCE_PASSWORD
-
-        [git]
-        recipe = dockeroo_nagoya:docker.build
-        name = {b.prefix}/git
-        source = {url}/repo.git#main
-        source-username = builder
-        source-password-env = DN_SOURCE_PASSWORD
-
-        [netrc]
-        recipe = dockeroo_nagoya:docker.build
-        name = {b.prefix}/netrc
-        source = git+{url}/repo.git#main
-        source-netrc = {netrc_file}
-        ''')
+    b.write(buildout_config(
+        ['tarball', 'git', 'netrc'],
+        image_part(b, 'tarball', 'docker.build', source=f'{url}/ctx.tar',
+                   source_username='builder', source_password_env='DN_SOURCE_PASSWORD'),
+        image_part(b, 'git', 'docker.build', source=f'{url}/repo.git#main',
+                   source_username='builder', source_password_env='DN_SOURCE_PASSWORD'),
+        image_part(b, 'netrc', 'docker.build', source=f'git+{url}/repo.git#main',
+                   source_netrc=str(netrc_file))))
     said = output(b.run('-N', env={'DN_SOURCE_PASSWORD': PASSWORD}))
     assert PASSWORD not in said
     for name, made in (('tarball', b'tarball\n'), ('git', b'git\n'), ('netrc', b'git\n')):
@@ -239,18 +193,9 @@ def test_a_failed_job_prints_its_log_with_its_secrets_masked(buildout, busybox, 
     b = buildout
     env_file = tmp_path / 'job.env'
     env_file.write_text(f'DB_PASSWORD={PASSWORD}\n')
-    b.write(f'''
-        [buildout]
-        parts = job
-
-        [job]
-        recipe = dockeroo_nagoya:docker.run
-        name = {b.prefix}-job
-        image = {busybox}
-        job = true
-        env-file = {env_file}
-        command = sh -c 'echo "connecting with $DB_PASSWORD"; exit 3'
-        ''')
+    b.write(buildout_config(['job'], container_part(
+        b, 'job', busybox, job='true', env_file=str(env_file),
+        command='sh -c \'echo "connecting with $DB_PASSWORD"; exit 3\'')))
     said = b.fail('-N')
     assert_one_error(said, f'job: job {b.prefix}-job exited with code 3',
                      'connecting with ***')

@@ -3,23 +3,14 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import ids
+from helpers import buildout_config, container_part, ids, network_part
 
 
 def network_cfg(b, extra: str = '', parts: str = 'net') -> str:
-    return f'''
-        [buildout]
-        parts = {parts}
-
-        [net]
-        recipe = dockeroo_nagoya:docker.network
-        name = {b.prefix}-net
-        subnet = {b.subnet_base}.0/24
-        gateway = {b.subnet_base}.1
-        ip-range = {b.subnet_base}.128/25
-        internal = true
-        {extra}
-        '''
+    """The network ``PREFIX-net`` in the test's own subnet, with the option line ``extra``."""
+    return buildout_config(parts.split(), network_part(
+        b, subnet=f'{b.subnet_base}.0/24', gateway=f'{b.subnet_base}.1',
+        ip_range=f'{b.subnet_base}.128/25', internal='true') + (extra + '\n' if extra else ''))
 
 
 def test_network_options_reach_the_engine_and_rerun_is_a_no_op(buildout, client):
@@ -72,15 +63,8 @@ def test_stale_endpoints_of_removed_containers_are_waited_out(buildout, client, 
     """A loaded engine may count removed containers' endpoints for a moment: retried, not failed."""
     from faults.harness import fault_env
     b = buildout
-    b.write(network_cfg(b, parts='net app') + f'''
-        [app]
-        recipe = dockeroo_nagoya:docker.run
-        name = {b.prefix}-app
-        image = {busybox}
-        command = sleep 3600
-        init = true
-        networks = ${{net:name}}
-        ''')
+    b.write(network_cfg(b, parts='net app') + '\n' + container_part(
+        b, 'app', busybox, command='sleep 3600', init='true', networks='${net:name}'))
     b.run('-N')
     b.write('[buildout]\nparts =\n')
     log = tmp_path / 'fault.log'

@@ -3,45 +3,21 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import ids, write_volume_file
+from helpers import buildout_config, ids, image_part, sleeping_part, write_volume_file
 
 pytestmark = pytest.mark.slow
 
 
 def config(b, busybox: str) -> str:
-    return f'''
-        [buildout]
-        parts = app committed persisted
-
-        [app]
-        recipe = dockeroo_nagoya:docker.run
-        name = {b.prefix}-app
-        image = {busybox}
-        command = sleep 3600
-        init = true
-        stop-timeout = 1
-        volumes =
-            {b.prefix}-data:/data
-            /cache
-        script =
-            mkdir -p /data/sub
-            echo secret > /data/sub/f
-            chown 999:999 /data/sub /data/sub/f
-            chmod 0640 /data/sub/f
-            echo warm > /cache/x
-            echo layer > /layer.txt
-
-        [committed]
-        recipe = dockeroo_nagoya:docker.commit
-        container = ${{app:name}}
-        name = {b.prefix}/committed
-
-        [persisted]
-        recipe = dockeroo_nagoya:docker.persist
-        container = ${{app:name}}
-        name = {b.prefix}/persisted
-        test = test -f /data/sub/f
-        '''
+    return buildout_config(
+        ['app', 'committed', 'persisted'],
+        sleeping_part(b, 'app', busybox, volumes=f'{b.prefix}-data:/data\n/cache',
+                      script='mkdir -p /data/sub\necho secret > /data/sub/f\n'
+                             'chown 999:999 /data/sub /data/sub/f\nchmod 0640 /data/sub/f\n'
+                             'echo warm > /cache/x\necho layer > /layer.txt'),
+        image_part(b, 'committed', 'docker.commit', container='${app:name}'),
+        image_part(b, 'persisted', 'docker.persist', container='${app:name}',
+                   test='test -f /data/sub/f'))
 
 
 SHOW = ('stat -c "%u:%g %a %n" /data/sub /data/sub/f; cat /data/sub/f /cache/x /layer.txt; '

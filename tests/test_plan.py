@@ -8,27 +8,18 @@ exited container running again a start).
 from __future__ import annotations
 
 import fcntl
-import json
-import subprocess
 import sys
 from pathlib import Path
 
 import docker
 
-from conftest import PLAN
-from helpers import buildout_config, git, n_containers_config, plan, section, sleeper
+from helpers import (buildout_config, git, image_part, n_containers_config, plan, plan_json, section,
+                     sleeper)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'bench'))
 from countproxy import CountingProxy  # noqa: E402
 
 SECRET = 's3cr3t-value-'
-
-
-def plan_json(b, expected_status: int) -> dict:
-    result = plan(b, '--json')
-    assert result.returncode == expected_status, result.stdout + result.stderr
-    assert SECRET not in result.stdout + result.stderr
-    return json.loads(result.stdout)
 
 
 def snapshot(b, client: docker.DockerClient) -> dict[str, tuple[str, str]]:
@@ -121,7 +112,7 @@ def test_plan_predicts_what_the_next_run_changes(buildout, client, busybox, regi
             before_plan()
         installed = recorded(b) if (b.directory / '.installed.cfg').exists() else None
         listing = sorted(b.directory.rglob('*'))
-        found = plan_json(b, expected_status)
+        found = plan_json(b, expected_status, secrets=(SECRET,))
         assert sorted(b.directory.rglob('*')) == listing  # the plan wrote nothing, not even eggs/
         if installed is not None:
             assert recorded(b) == installed
@@ -259,11 +250,11 @@ def test_a_saved_image_is_planned_after_its_build(buildout, busybox):
                                     source='${buildout:directory}/context'),
                             section('tarball', 'docker.save', name='${app:image}',
                                     path='${buildout:directory}/app.tar')))
-    found = plan_json(b, 2)
+    found = plan_json(b, 2, secrets=(SECRET,))
     assert [(c['kind'], c['action']) for c in found['changes']] == [('image', 'build'),
                                                                    ('file', 'create')]
     b.run('-N')
-    plan_json(b, 0)
+    plan_json(b, 0, secrets=(SECRET,))
     (context / 'a').write_text('two\n')
     out = plan(b).stdout
     assert f'update file {b.directory}/app.tar: image {b.prefix}/app:latest changed (rebuilt by ' \
@@ -271,7 +262,7 @@ def test_a_saved_image_is_planned_after_its_build(buildout, busybox):
     before = (b.directory / 'app.tar').stat().st_mtime_ns
     b.run('-N')
     assert (b.directory / 'app.tar').stat().st_mtime_ns != before
-    plan_json(b, 0)
+    plan_json(b, 0, secrets=(SECRET,))
 
 
 def test_a_service_is_planned_created_scaled_rolled_and_removed(buildout, busybox, swarm):
@@ -285,9 +276,9 @@ def test_a_service_is_planned_created_scaled_rolled_and_removed(buildout, busybo
 
     def changes(config_text: str) -> list[tuple[str, str, str]]:
         b.write(config_text)
-        found = plan_json(b, 2)
+        found = plan_json(b, 2, secrets=(SECRET,))
         b.run('-N')
-        plan_json(b, 0)
+        plan_json(b, 0, secrets=(SECRET,))
         return [(c['object'], c['action'], ' '.join(r.get('input', '') for r in c['reasons']))
                 for c in found['changes'] if c['action'] != 'none']
 
@@ -297,7 +288,7 @@ def test_a_service_is_planned_created_scaled_rolled_and_removed(buildout, busybo
         assert changes(service(2)) == [(name, 'update', 'replicas')]
         assert changes(service(2, role='db')) == [(name, 'update', 'env')]
         b.write(buildout_config([]))
-        assert [c['action'] for c in plan_json(b, 2)['changes']] == ['remove']
+        assert [c['action'] for c in plan_json(b, 2, secrets=(SECRET,))['changes']] == ['remove']
         b.run('-N')
     finally:
         for found in b.client.services.list(filters={'name': name}):
@@ -312,17 +303,17 @@ def test_a_temporary_system_is_planned_as_the_images_it_saves(buildout, busybox)
                                                  script=f'echo {text} > /made', commit='true',
                                                  **{'from': busybox}))
     b.write(config('one'))
-    assert [(c['object'], c['action']) for c in plan_json(b, 2)['changes']] == [
+    assert [(c['object'], c['action']) for c in plan_json(b, 2, secrets=(SECRET,))['changes']] == [
         (f'{b.prefix}/made:latest', 'build')]
     b.run('-N')
-    plan_json(b, 0)
+    plan_json(b, 0, secrets=(SECRET,))
     b.write(config('two'))
-    [change] = plan_json(b, 2)['changes']
+    [change] = plan_json(b, 2, secrets=(SECRET,))['changes']
     before = b.client.images.get(f'{b.prefix}/made:latest').id
     b.run('-N')
     assert (change['action'], change['id']) == ('build', before)
     assert b.client.images.get(f'{b.prefix}/made:latest').id != before
-    plan_json(b, 0)
+    plan_json(b, 0, secrets=(SECRET,))
 
 
 def test_a_source_url_is_planned_without_writing_the_buildout(buildout, busybox, tmp_path):
@@ -335,15 +326,8 @@ def test_a_source_url_is_planned_without_writing_the_buildout(buildout, busybox,
     (repo / 'Dockerfile').write_text(f'FROM {busybox}\nRUN echo one > /version\n')
     git('add', '.', cwd=repo)
     git('commit', '-q', '-m', 'one', cwd=repo)
-    b.write(f'''
-        [buildout]
-        parts = app
-
-        [app]
-        recipe = dockeroo_nagoya:docker.build
-        name = {b.prefix}/app
-        source = git+file://{repo}#main
-        ''')
+    b.write(buildout_config(['app'], image_part(b, 'app', 'docker.build',
+                                                source=f'git+file://{repo}#main')))
 
     def listing() -> list[str]:
         return sorted(str(p.relative_to(b.directory)) for p in b.directory.rglob('*'))
@@ -358,7 +342,6 @@ def test_a_source_url_is_planned_without_writing_the_buildout(buildout, busybox,
     kept = listing()
     (repo / 'Dockerfile').write_text(f'FROM {busybox}\nRUN echo two > /version\n')
     git('commit', '-q', '-am', 'two', cwd=repo)
-    again = subprocess.run([str(PLAN)], cwd=b.directory, capture_output=True, text=True,
-                           timeout=300)  # newest on: the run would fetch again, so does the plan
+    again = plan(b, offline=False)  # newest on: the run would fetch again, so does the plan
     assert again.returncode == 2 and 'app' in again.stdout, again.stdout + again.stderr
     assert listing() == kept

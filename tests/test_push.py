@@ -11,39 +11,23 @@ import docker.errors
 import pytest
 
 from conftest import REGISTRY_PASSWORD, REGISTRY_USER
-from helpers import actions, buildout_config, ids, section
+from helpers import actions, buildout_config, context_build_part, ids, section
 
 pytestmark = pytest.mark.slow
 
 
-def cfg(b, registry: str, parts: str, version: str = 'one') -> str:
-    return f'''
-        [buildout]
-        parts = {parts}
-
-        [app]
-        recipe = dockeroo_nagoya:docker.build
-        name = {b.prefix}/app
-        source = ${{buildout:directory}}/app
-        build-args = VERSION={version}
-
-        [publish]
-        recipe = dockeroo_nagoya:docker.push
-        image = ${{app:image}}
-        registry = {registry}
-        tags =
-            {b.prefix}/app:{version}
-            {b.prefix}/app:latest
-        username = {REGISTRY_USER}
-        password-env = DN_TEST_REGISTRY_PASSWORD
-
-        [fetch]
-        recipe = dockeroo_nagoya:docker.pull
-        image = {registry}/{b.prefix}/app:{version}
-        username = {REGISTRY_USER}
-        password-file = ${{buildout:directory}}/registry-password
-        keep = false
-        '''
+def push_config(b, registry: str, parts: str, version: str = 'one') -> str:
+    """The app built, pushed with a password from the environment and pulled with one from
+    a file: the ``parts`` named."""
+    return buildout_config(
+        parts.split(),
+        context_build_part(b, build_args=f'VERSION={version}'),
+        section('publish', 'docker.push', image='${app:image}', registry=registry,
+                tags=f'{b.prefix}/app:{version}\n{b.prefix}/app:latest', username=REGISTRY_USER,
+                password_env='DN_TEST_REGISTRY_PASSWORD'),
+        section('fetch', 'docker.pull', image=f'{registry}/{b.prefix}/app:{version}',
+                username=REGISTRY_USER,
+                password_file='${buildout:directory}/registry-password', keep='false'))
 
 
 def test_push_and_pull_with_a_password_that_is_never_written(buildout, client, busybox,
@@ -57,7 +41,7 @@ def test_push_and_pull_with_a_password_that_is_never_written(buildout, client, b
     os.chmod(b.directory / 'registry-password', 0o600)
     pushed_refs = [f'{auth_registry}/{b.prefix}/app:{t}' for t in ('one', 'latest', 'two')]
     try:
-        b.write(cfg(b, auth_registry, 'app publish'))
+        b.write(push_config(b, auth_registry, 'app publish'))
         out = b.run('-N', '-vvv', env=env)
         log = out.stdout + out.stderr
         assert log.count('pushing') == 2
@@ -68,7 +52,7 @@ def test_push_and_pull_with_a_password_that_is_never_written(buildout, client, b
         # Pull it back through the registry, with the password from a file.
         for ref in pushed_refs[:2]:
             client.images.remove(ref)
-        b.write(cfg(b, auth_registry, 'app publish fetch'))
+        b.write(push_config(b, auth_registry, 'app publish fetch'))
         out = b.run('-vvv', env=env)
         log += out.stdout + out.stderr
         assert f'pulling {auth_registry}/{b.prefix}/app:one' in out.stdout
@@ -76,7 +60,7 @@ def test_push_and_pull_with_a_password_that_is_never_written(buildout, client, b
                                      remove=True) == b'one\n'
 
         # A changed image is pushed again.
-        b.write(cfg(b, auth_registry, 'app publish', version='two'))
+        b.write(push_config(b, auth_registry, 'app publish', version='two'))
         out = b.run('-N', env=env)
         log += out.stdout + out.stderr
         assert out.stdout.count('pushing') == 2
@@ -100,7 +84,7 @@ def test_push_without_the_password_variable_is_one_clear_line(buildout, auth_reg
     b = buildout
     (b.directory / 'app').mkdir()
     (b.directory / 'app' / 'Dockerfile').write_text('FROM scratch\n')
-    b.write(cfg(b, auth_registry, 'app publish'))
+    b.write(push_config(b, auth_registry, 'app publish'))
     out = b.fail('-N', env={'DN_TEST_REGISTRY_PASSWORD': ''} and {})
     assert 'publish: option password-env: the environment variable DN_TEST_REGISTRY_PASSWORD is not set' in out
     assert 'Traceback' not in out

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
-import subprocess
 import time
 from typing import Iterator
 
@@ -24,8 +22,7 @@ import docker
 import docker.errors
 import pytest
 
-from conftest import PLAN
-from helpers import actions, buildout_config, ids, section, sleeper, unpublish
+from helpers import actions, buildout_config, ids, plan_json, section, sleeper, unpublish
 
 pytestmark = pytest.mark.slow
 
@@ -60,13 +57,6 @@ def carried(b, registry: str, host: str) -> str:
         sleeper('remote', '${pull:image}', docker_host=host, name=f'{b.prefix}-remote'))
 
 
-def plan_json(b, status: int, *args: str) -> dict:
-    result = subprocess.run([str(PLAN), *args, '--json'], cwd=b.directory, capture_output=True,
-                            text=True, env=dict(os.environ), timeout=300)
-    assert result.returncode == status, result.stdout + result.stderr
-    return json.loads(result.stdout)
-
-
 def moves(found: dict) -> dict[tuple[str, str], str]:
     """(kind, object) -> action of what a plan says changes."""
     return {(c['kind'], c['object']): c['action'] for c in found['changes']
@@ -97,7 +87,7 @@ def test_an_image_pushed_here_is_pulled_there_in_the_same_run_and_again_only_whe
     b.write(carried(b, registry, remote.host))
 
     # Planned before anything exists: the pull follows the push, which follows the build.
-    plan = plan_json(b, 2, '-N')
+    plan = plan_json(b, 2)
     planned = moves(plan)
     assert planned.get(('pushed', target)) == 'push', planned
     assert planned.get(('image', target)) == 'pull', planned
@@ -125,14 +115,14 @@ def test_an_image_pushed_here_is_pulled_there_in_the_same_run_and_again_only_whe
         assert pull_image_id(b) == first_id
         assert image_events(client, since, b.prefix) == []
         assert image_events(remote.client, since, b.prefix) == []
-    assert moves(plan_json(b, 0, '-N')) == {}
+    assert moves(plan_json(b, 0)) == {}
 
     # The Dockerfile changes: built, pushed and pulled again in the one run, with -N (a plain
     # pull with -N never fetches a present image; this one follows the push) and without;
     # the container there is recreated on the new image. The plan says so first.
     for text, args in (('two', ('-N',)), ('three', ())):
         context(b, busybox, text)
-        planned = moves(plan_json(b, 2, *args))
+        planned = moves(plan_json(b, 2, offline=bool(args)))
         assert planned.get(('image', f'{b.prefix}/app:latest')) == 'build', planned
         assert planned.get(('pushed', target)) == 'push', planned
         assert planned.get(('image', target)) == 'pull', planned
@@ -161,7 +151,7 @@ def test_an_image_pushed_here_is_pulled_there_in_the_same_run_and_again_only_whe
         assert ids(client, b) == here and ids(remote.client, b) == there
         assert pull_image_id(b) == changed_id
         assert image_events(remote.client, since, b.prefix) == []
-        assert moves(plan_json(b, 0, '-N')) == {}
+        assert moves(plan_json(b, 0)) == {}
         built, first_id = rebuilt, changed_id
 
 
@@ -179,7 +169,7 @@ def test_a_pull_of_a_pushed_reference_fetches_again_when_the_image_there_was_rep
     container = remote.client.containers.get(f'{b.prefix}-remote').id
     remote.load(client, busybox)
     remote.client.images.get(busybox).tag(target)
-    assert moves(plan_json(b, 2, '-N')) == {('image', target): 'pull'}
+    assert moves(plan_json(b, 2)) == {('image', target): 'pull'}
     out = b.run('-N').stdout
     assert f'pulling {target}' in out and 'pushing' not in out, out
     assert remote.client.images.get(target).id == pushed

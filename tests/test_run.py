@@ -13,7 +13,8 @@ import time
 
 import pytest
 
-from helpers import actions, assert_one_error, force_reinstall, ids, output
+from helpers import (actions, assert_one_error, buildout_config, container_ids_by_name,
+                     container_part, container_state, force_reinstall, ids, output, volume_part)
 
 
 def system(b, busybox: str, *, app_env: str = 'MODE=one', app_image: str | None = None,
@@ -75,15 +76,6 @@ def volume_file(client, busybox: str, volume: str, path: str) -> str:
                                  volumes={volume: {'bind': '/v', 'mode': 'ro'}}).decode()
 
 
-def containers(client, b) -> dict[str, str]:
-    return {key.split(':', 1)[1].removeprefix(b.prefix + '-'): value
-            for key, value in ids(client, b).items() if key.startswith('container:')}
-
-
-def state(client, name: str) -> dict:
-    return client.api.inspect_container(name)['State']
-
-
 @pytest.mark.slow
 def test_system_comes_up_in_order_and_a_rerun_changes_nothing(buildout, busybox, client):
     b = buildout
@@ -95,13 +87,13 @@ def test_system_comes_up_in_order_and_a_rerun_changes_nothing(buildout, busybox,
         'Installing app.', 'index.html 200 rows-from-db passed')]
     assert order == sorted(order), out
     assert volume_file(client, busybox, f'{b.prefix}-data', 'runs') == 'loaded\n'
-    first = containers(client, b)
+    first = container_ids_by_name(client, b)
     assert set(first) == {'db', 'load', 'app'}
-    assert state(client, f'{b.prefix}-db')['Running'] and state(client, f'{b.prefix}-app')['Running']
-    assert state(client, f'{b.prefix}-load')['ExitCode'] == 0
+    assert container_state(client, f'{b.prefix}-db')['Running'] and container_state(client, f'{b.prefix}-app')['Running']
+    assert container_state(client, f'{b.prefix}-load')['ExitCode'] == 0
 
     out = output(b.run('-N'))
-    assert containers(client, b) == first
+    assert container_ids_by_name(client, b) == first
     assert not re.search(r'creating|recreating|starting|running job', out), out
     assert volume_file(client, busybox, f'{b.prefix}-data', 'runs') == 'loaded\n'
 
@@ -109,7 +101,7 @@ def test_system_comes_up_in_order_and_a_rerun_changes_nothing(buildout, busybox,
     force_reinstall(b)
     out = output(b.run('-N'))
     assert 'Installing app.' in out
-    assert containers(client, b) == first
+    assert container_ids_by_name(client, b) == first
     assert not re.search(r'creating|recreating|starting|running job', out), out
 
 
@@ -118,10 +110,10 @@ def test_changing_one_env_recreates_only_that_container(buildout, busybox, clien
     b = buildout
     b.write(system(b, busybox))
     b.run('-N')
-    first = containers(client, b)
+    first = container_ids_by_name(client, b)
     b.write(system(b, busybox, app_env='MODE=two'))
     out = output(b.run('-N'))
-    after = containers(client, b)
+    after = container_ids_by_name(client, b)
     assert after['app'] != first['app']
     assert {k: v for k, v in after.items() if k != 'app'} == \
         {k: v for k, v in first.items() if k != 'app'}
@@ -147,12 +139,12 @@ def test_rebuilt_image_recreates_its_containers(buildout, busybox, client):
                     parts='app-image data net db load app', before=build)
     b.write(config)
     b.run('-N')
-    first = containers(client, b)
-    assert b.run('-N') and containers(client, b) == first
+    first = container_ids_by_name(client, b)
+    assert b.run('-N') and container_ids_by_name(client, b) == first
 
     (context / 'version.txt').write_text('two\n')
     out = output(b.run('-N'))
-    after = containers(client, b)
+    after = container_ids_by_name(client, b)
     assert after['app'] != first['app']
     assert after['db'] == first['db'] and after['load'] == first['load']
     assert f'recreating {b.prefix}-app: its image changed' in out
@@ -165,14 +157,14 @@ def test_container_stopped_or_removed_by_hand_is_repaired(buildout, busybox, cli
     b = buildout
     b.write(system(b, busybox))
     b.run('-N')
-    first = containers(client, b)
+    first = container_ids_by_name(client, b)
     client.api.stop(f'{b.prefix}-db', timeout=5)
     client.api.remove_container(f'{b.prefix}-app', force=True)
     out = output(b.run('-N'))
-    after = containers(client, b)
-    assert after['db'] == first['db'] and state(client, f'{b.prefix}-db')['Running']
+    after = container_ids_by_name(client, b)
+    assert after['db'] == first['db'] and container_state(client, f'{b.prefix}-db')['Running']
     assert re.search(rf'starting {b.prefix}-db: it was stopped \(exited with \d+\)', out), out
-    assert after['app'] != first['app'] and state(client, f'{b.prefix}-app')['Running']
+    assert after['app'] != first['app'] and container_state(client, f'{b.prefix}-app')['Running']
     assert f'creating {b.prefix}-app again: it was removed' in out
     assert after['load'] == first['load']
     assert 'running job' not in out
@@ -185,7 +177,7 @@ def test_removing_parts_removes_containers_and_keeps_volume_data(buildout, busyb
     b.run('-N')
     b.write(system(b, busybox, parts='data'))
     out = output(b.run('-N'))
-    assert containers(client, b) == {}
+    assert container_ids_by_name(client, b) == {}
     assert f'removed container {b.prefix}-app' in out
     assert volume_file(client, busybox, f'{b.prefix}-data', 'index.html') == 'rows-from-db\n'
 
@@ -195,23 +187,9 @@ def test_job_runs_once_and_again_when_its_inputs_change(buildout, busybox, clien
     b = buildout
 
     def config(round_: str) -> str:
-        return f'''
-            [buildout]
-            parts = data job
-
-            [data]
-            recipe = dockeroo_nagoya:docker.volume
-            name = {b.prefix}-data
-
-            [job]
-            recipe = dockeroo_nagoya:docker.run
-            name = {b.prefix}-job
-            image = {busybox}
-            job = true
-            volumes = ${{data:name}}:/data
-            env = ROUND={round_}
-            command = sh -c 'echo "round $ROUND" >> /data/runs'
-            '''
+        return buildout_config(['data', 'job'], volume_part(b), container_part(
+            b, 'job', busybox, job='true', volumes='${data:name}:/data', env=f'ROUND={round_}',
+            command='sh -c \'echo "round $ROUND" >> /data/runs\''))
 
     b.write(config('1'))
     b.run('-N')
@@ -276,7 +254,7 @@ def test_job_that_exits_3_fails_with_its_code_and_log(buildout, busybox, client)
                      'disk full')
     # The failed run's container goes (buildout forgets the part: nothing would remove it
     # later); its whole log is kept, for the owner only, and the next buildout runs it again.
-    assert containers(client, b) == {}
+    assert container_ids_by_name(client, b) == {}
     log = b.directory / 'var' / 'log' / f'{b.prefix}-web.log'
     assert 'loading table users' in log.read_text() and 'disk full' in log.read_text()
     assert log.stat().st_mode & 0o777 == 0o600
@@ -284,7 +262,7 @@ def test_job_that_exits_3_fails_with_its_code_and_log(buildout, busybox, client)
            f'var/log/{b.prefix}-web.log' in out
     out = b.fail('-N')
     assert f'creating {b.prefix}-web' in out and 'exited with code 3' in out
-    assert containers(client, b) == {}
+    assert container_ids_by_name(client, b) == {}
 
 
 def test_a_failed_job_leaves_nothing_when_every_part_is_removed(buildout, busybox, client):
@@ -297,10 +275,10 @@ def test_a_failed_job_leaves_nothing_when_every_part_is_removed(buildout, busybo
     b.write(failing)
     for _ in range(2):
         assert_one_error(b.fail('-N'), f'web: job {b.prefix}-web exited with code 3')
-        assert containers(client, b) == {}
+        assert container_ids_by_name(client, b) == {}
     b.write('[buildout]\nparts =\n')
     assert actions(b.run('-N').stdout) == []
-    assert containers(client, b) == {}
+    assert container_ids_by_name(client, b) == {}
     # Fixed: it runs once, two reruns do nothing, a change runs it again, removal removes it.
     fixed = failing.replace('exit 3', 'exit 0')
     b.write(fixed)
@@ -311,15 +289,15 @@ def test_a_failed_job_leaves_nothing_when_every_part_is_removed(buildout, busybo
         assert ids(client, b) == before
     b.write(failing)
     assert_one_error(b.fail('-N'), f'web: job {b.prefix}-web exited with code 3')
-    assert containers(client, b) == {}
+    assert container_ids_by_name(client, b) == {}
     b.write('[buildout]\nparts =\n')
     assert actions(b.run('-N').stdout) == []
-    assert containers(client, b) == {}
+    assert container_ids_by_name(client, b) == {}
     b.write(fixed)
     assert actions(b.run('-N').stdout) == ['Installing web.']
     b.write('[buildout]\nparts =\n')
     assert actions(b.run('-N').stdout) == ['Uninstalling web.']
-    assert containers(client, b) == {}
+    assert container_ids_by_name(client, b) == {}
 
 
 def test_gate_that_never_passes_fails_naming_it_with_the_log(buildout, busybox):
@@ -366,7 +344,7 @@ def test_exec_log_and_healthy_gates_pass_in_order(buildout, busybox, client):
     assert 'exec:test -e /tmp/ready passed' in out
     assert r'log:accepting conn\w+ passed' in out
     assert 'healthy passed' in out
-    assert state(client, f'{b.prefix}-web')['Health']['Status'] == 'healthy'
+    assert container_state(client, f'{b.prefix}-web')['Health']['Status'] == 'healthy'
 
 
 def test_healthy_gate_without_healthcheck_fails_at_once(buildout, busybox):
@@ -404,7 +382,7 @@ def test_callbacks_get_the_container_in_order(buildout, busybox, client):
     b.run('-N')
     assert (b.directory / 'events.txt').read_text().splitlines()[4:] == [
         f'{name} running', f'{name} exited', f'{name} exited', f'{name} exited']
-    assert containers(client, b) == {}
+    assert container_ids_by_name(client, b) == {}
 
 
 def test_failing_callback_is_named_and_its_container_removed(buildout, busybox, client):
@@ -414,7 +392,7 @@ def test_failing_callback_is_named_and_its_container_removed(buildout, busybox, 
     out = b.fail('-N')
     assert_one_error(out, f'web: callback post-start = hooks:boom failed on {b.prefix}-web: '
                      'RuntimeError: the credentials are not there')
-    assert containers(client, b) == {}
+    assert container_ids_by_name(client, b) == {}
 
 
 def test_layout_is_laid_over_the_root_and_the_script_runs_once(buildout, busybox, client):
@@ -434,9 +412,9 @@ def test_layout_is_laid_over_the_root_and_the_script_runs_once(buildout, busybox
     name = f'{b.prefix}-web'
     listing = client.containers.get(name).exec_run(['ls', '-ln', '/etc/app/app.conf']).output.decode()
     assert listing.startswith('-rw-r-----') and ' 0 ' in listing, listing
-    first = containers(client, b)
+    first = container_ids_by_name(client, b)
     b.run('-N')
-    assert containers(client, b) == first
+    assert container_ids_by_name(client, b) == first
     assert client.containers.get(name).exec_run(['cat', '/tmp/script.log']).output == b'scripted by 0\n'
 
     # A changed layout file makes a new container.
@@ -456,7 +434,7 @@ def test_failing_script_fails_with_its_output(buildout, busybox, client):
     out = b.fail('-N')
     assert_one_error(out, f'web: option script: exited with code 2 in {b.prefix}-web',
                      'migrating', 'no database')
-    assert containers(client, b) == {}
+    assert container_ids_by_name(client, b) == {}
 
 
 # -- options that reach the engine, in place or not -----------------------------------------
@@ -500,10 +478,10 @@ def test_restart_policy_changes_in_place(buildout, busybox, client):
     b = buildout
     b.write(single_part(b, busybox, 'command = httpd -f -p 80\nrestart = no\n'))
     b.run('-N')
-    first = containers(client, b)
+    first = container_ids_by_name(client, b)
     b.write(single_part(b, busybox, 'command = httpd -f -p 80\nrestart = unless-stopped\n'))
     out = output(b.run('-N'))
-    assert containers(client, b) == first
+    assert container_ids_by_name(client, b) == first
     assert f'updating {b.prefix}-web in place: restart changed' in out
     assert client.api.inspect_container(first['web'])['HostConfig']['RestartPolicy']['Name'] == \
         'unless-stopped'
@@ -516,13 +494,13 @@ def test_env_file_is_hashed_never_stored(buildout, busybox, client):
     b.write(single_part(b, busybox, 'command = httpd -f -p 80\nenv-file = secret.env\n'
                         'env = PLAIN=1\n'))
     b.run('-N')
-    first = containers(client, b)
+    first = container_ids_by_name(client, b)
     details = client.api.inspect_container(first['web'])
     assert 'DB_PASSWORD=hunter2' in details['Config']['Env']
     assert 'hunter2' not in str(details['Config']['Labels'])
     assert 'hunter2' not in (b.directory / '.installed.cfg').read_text()
     b.run('-N')
-    assert containers(client, b) == first
+    assert container_ids_by_name(client, b) == first
     env_file.write_text('DB_PASSWORD=correct-horse\n')
     out = output(b.run('-N'))
     assert f'recreating {b.prefix}-web: env-file changed' in out
@@ -533,7 +511,7 @@ def test_start_false_only_creates(buildout, busybox, client):
     b = buildout
     b.write(single_part(b, busybox, 'command = httpd -f -p 80\nstart = false\n'))
     b.run('-N')
-    assert state(client, f'{b.prefix}-web')['Status'] == 'created'
-    first = containers(client, b)
+    assert container_state(client, f'{b.prefix}-web')['Status'] == 'created'
+    first = container_ids_by_name(client, b)
     b.run('-N')
-    assert containers(client, b) == first and state(client, f'{b.prefix}-web')['Status'] == 'created'
+    assert container_ids_by_name(client, b) == first and container_state(client, f'{b.prefix}-web')['Status'] == 'created'

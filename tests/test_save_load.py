@@ -7,39 +7,21 @@ import os
 import docker.errors
 import pytest
 
+from helpers import buildout_config, context_build_part, section
 
 pytestmark = pytest.mark.slow
 
 
 def save_cfg(b, parts: str = 'app save', version: str = 'one', keep: str = 'false') -> str:
-    return f'''
-        [buildout]
-        parts = {parts}
-
-        [app]
-        recipe = dockeroo_nagoya:docker.build
-        name = {b.prefix}/app
-        source = ${{buildout:directory}}/app
-        build-args = VERSION={version}
-
-        [save]
-        recipe = dockeroo_nagoya:docker.save
-        name = ${{app:image}}
-        path = ${{buildout:directory}}/images/app.tar
-        keep = {keep}
-        '''
+    return buildout_config(
+        parts.split(), context_build_part(b, build_args=f'VERSION={version}'),
+        section('save', 'docker.save', name='${app:image}',
+                path='${buildout:directory}/images/app.tar', keep=keep))
 
 
 def load_cfg(b, path: str, parts: str = 'load') -> str:
-    return f'''
-        [buildout]
-        parts = {parts}
-
-        [load]
-        recipe = dockeroo_nagoya:docker.load
-        name = {b.prefix}/carried:v1
-        path = {path}
-        '''
+    return buildout_config(parts.split(), section('load', 'docker.load',
+                                                  name=f'{b.prefix}/carried:v1', path=path))
 
 
 def test_save_rewrites_the_file_only_when_the_image_changed(buildout, client, busybox):

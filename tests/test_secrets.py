@@ -17,7 +17,6 @@ import contextlib
 import json
 import os
 import stat
-import textwrap
 from pathlib import Path
 
 import docker.errors
@@ -25,7 +24,7 @@ import pytest
 
 from conftest import REGISTRY_PASSWORD, REGISTRY_USER
 from faults.harness import tally
-from helpers import write_volume_file
+from helpers import cfg, write_volume_file
 
 pytestmark = pytest.mark.slow
 
@@ -33,10 +32,6 @@ ENV_SECRET = 'envfile-secret-5b2d8e91c4'
 VOLUME_SECRET = 'volume-secret-a7f3b1c9e2'
 KEY_SECRET = 'client-key-secret-9e4d2a7b'
 SWARM_SECRET = 'swarm-secret-for-search-31c8f5'
-
-
-def cfg(text: str) -> str:
-    return textwrap.dedent(text).lstrip()
 
 
 def searched(found: list[str], where: str, text: str | bytes, secrets: list[str]) -> None:

@@ -14,7 +14,8 @@ import time
 
 import pytest
 
-from helpers import assert_one_error, ids, output
+from helpers import (assert_one_error, buildout_config, container_ids_by_name, member_part, output,
+                     system_part)
 
 #: (section, options) of the six members, in the order separate parts would need.
 SERVICE = "sh -c 'sleep 1; exec httpd -f -p 80 -h /tmp'"
@@ -72,11 +73,6 @@ def separate_parts_config(b, busybox: str) -> str:
     return f'[buildout]\nparts = {" ".join(members(b))}\n\n' + '\n'.join(sections)
 
 
-def container_ids(client, b) -> dict[str, str]:
-    return {key.split(':', 1)[1].removeprefix(b.prefix + '-'): value
-            for key, value in ids(client, b).items() if key.startswith('container:')}
-
-
 def started_at(client, name: str) -> datetime.datetime:
     text = client.api.inspect_container(name)['State']['StartedAt']
     return datetime.datetime.fromisoformat(text[:26].rstrip('Z') + '+00:00')
@@ -95,7 +91,7 @@ def test_six_members_in_three_levels_come_up_faster_than_six_separate_parts(
     separate = make_buildout('separate')
     separate.write(separate_parts_config(separate, busybox))
     separate_time, _ = timed_run(separate, '-N')
-    assert len(container_ids(client, separate)) == 6
+    assert len(container_ids_by_name(client, separate)) == 6
 
     b = make_buildout('system')
     b.write(system_config(b, busybox))
@@ -105,7 +101,7 @@ def test_six_members_in_three_levels_come_up_faster_than_six_separate_parts(
     assert system_time < separate_time, out
     assert 'longest dependency chain: 3' in out, out
 
-    first = container_ids(client, b)
+    first = container_ids_by_name(client, b)
     assert set(first) == {'store', 'cache', 'api', 'worker', 'web', 'admin'}
     for name in first:
         assert client.api.inspect_container(f'{b.prefix}-{name}')['State']['Running'], name
@@ -131,7 +127,7 @@ def test_six_members_in_three_levels_come_up_faster_than_six_separate_parts(
     assert (b.directory / 'bin' / 'sys').exists()
 
     rerun_time, out = timed_run(b, '-N')
-    assert container_ids(client, b) == first
+    assert container_ids_by_name(client, b) == first
     assert not re.search(r'creating|recreating|starting', out), out
 
 
@@ -141,10 +137,10 @@ def test_changed_member_is_recreated_with_the_members_linked_to_it_after_it(
     b = buildout
     b.write(system_config(b, busybox))
     b.run('-N')
-    first = container_ids(client, b)
+    first = container_ids_by_name(client, b)
     b.write(system_config(b, busybox, api_env='MODE=two'))
     out = output(b.run('-N'))
-    after = container_ids(client, b)
+    after = container_ids_by_name(client, b)
     changed = {name for name in first if first[name] != after[name]}
     # web links to api: recreated after it; admin only depends on api: kept.
     assert changed == {'api', 'web'}, out
@@ -166,13 +162,13 @@ def test_member_taken_out_is_removed_and_removing_the_part_keeps_the_volumes(
     kept = ['store', 'cache', 'api', 'worker', 'web']
     b.write(system_config(b, busybox, only=kept))
     out = output(b.run('-N'))
-    assert set(container_ids(client, b)) == set(kept)
+    assert set(container_ids_by_name(client, b)) == set(kept)
     assert f'removed container {b.prefix}-admin: it is no longer in containers' in out
 
     b.write('[buildout]\nparts =\n')
     since = time.time()
     out = output(b.run('-N'))
-    assert container_ids(client, b) == {}
+    assert container_ids_by_name(client, b) == {}
     # Dependents went first: web's stop signal before api's before store's (their
     # removals, logged when the engine has cleaned up, may finish in any order).
     kills = [e['Actor']['Attributes']['name'] for e in client.events(
@@ -221,7 +217,7 @@ def test_failing_member_is_named_and_its_dependents_are_not_started(buildout, bu
     assert_one_error(out, f'sys: member bad: container {b.prefix}-bad exited with code 4 '
                      'while waiting for tcp:80', 'no config here')
     assert 'Traceback' not in out
-    found = container_ids(client, b)
+    found = container_ids_by_name(client, b)
     assert 'after-bad' not in found
     assert client.api.inspect_container(f'{b.prefix}-good')['State']['Running']
 
@@ -263,22 +259,9 @@ def test_bad_configuration_gives_one_clear_error(buildout, busybox, sections, bo
 
 def test_two_members_with_one_container_name_are_refused(buildout, busybox):
     b = buildout
-    b.write(f'''
-        [buildout]
-        parts = sys
-
-        [sys]
-        recipe = dockeroo_nagoya:docker.system
-        containers = a b
-
-        [a]
-        name = {b.prefix}-same
-        image = {busybox}
-
-        [b]
-        name = {b.prefix}-same
-        image = {busybox}
-        ''')
+    b.write(buildout_config(['sys'], system_part(['a', 'b']),
+                            member_part(b, 'a', busybox, name=f'{b.prefix}-same'),
+                            member_part(b, 'b', busybox, name=f'{b.prefix}-same')))
     assert_one_error(b.fail('-N'), f'sys: members a and b both name their container '
                      f'{b.prefix}-same')
 
@@ -335,33 +318,12 @@ def test_members_created_ahead_are_removed_when_an_earlier_member_fails(buildout
     """b and c wait for a: created while a starts, and removed again when a's gate fails."""
     import time as clock
     b = buildout
-    b.write(f'''
-        [buildout]
-        parts = sys
-
-        [sys]
-        recipe = dockeroo_nagoya:docker.system
-        containers = a b c
-
-        [a]
-        name = {b.prefix}-a
-        image = {busybox}
-        command = sleep 3600
-        init = true
-        wait-for = exec:false
-        wait-timeout = 1
-
-        [b]
-        name = {b.prefix}-b
-        image = {busybox}
-        command = sleep 3600
-        init = true
-        depends = a
-
-        [c]
-        <= b
-        name = {b.prefix}-c
-        ''')
+    b.write(buildout_config(
+        ['sys'], system_part(['a', 'b', 'c']),
+        member_part(b, 'a', busybox, command='sleep 3600', init='true', wait_for='exec:false',
+                    wait_timeout='1'),
+        member_part(b, 'b', busybox, command='sleep 3600', init='true', depends='a'),
+        member_part(b, 'c', extends='b')))
     since = clock.time()
     out = b.fail('-N')
     assert 'wait-for' in out

@@ -14,6 +14,7 @@ import pytest
 
 from dockeroo_nagoya import stopsignal
 from faults.harness import fault_env
+from helpers import buildout_config, member_part, system_part
 
 #: A service that takes a second to shut down after SIGTERM, then exits 0.
 SLOW_STOP = "sh -c 'trap \"sleep 1; exit 0\" TERM; while true; do sleep 0.2; done'"
@@ -151,33 +152,12 @@ def test_a_system_member_that_ignores_sigterm_is_not_waited_for(buildout, client
     out = tmp_path / 'out'
     out.mkdir()
     (out / 'stop.sh').write_text(STAMPED_STOP)
-    b.write(f'''
-        [buildout]
-        parts = sys
-
-        [sys]
-        recipe = dockeroo_nagoya:docker.system
-        containers = a b c
-
-        [a]
-        name = {b.prefix}-a
-        image = {busybox}
-        command = sleep 3600
-        stop-timeout = 30
-
-        [b]
-        <= a
-        name = {b.prefix}-b
-        depends = a
-
-        [c]
-        <= a
-        name = {b.prefix}-c
-        command = sh /out/stop.sh
-        env = NAME=c
-        volumes = {out}:/out
-        depends = b
-        ''')
+    b.write(buildout_config(
+        ['sys'], system_part(['a', 'b', 'c']),
+        member_part(b, 'a', busybox, command='sleep 3600', stop_timeout='30'),
+        member_part(b, 'b', extends='a', depends='a'),
+        member_part(b, 'c', extends='a', command='sh /out/stop.sh', env='NAME=c',
+                    volumes=f'{out}:/out', depends='b')))
     b.run('-N')
     b.write('[buildout]\nparts =\n')
     since = time.time()

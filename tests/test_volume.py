@@ -1,28 +1,18 @@
 """docker.volume: adoption, carried-over content, archives before removal."""
 from __future__ import annotations
 
-from helpers import ids, volume_digest, write_volume_file
+from helpers import buildout_config, ids, section, volume_digest, volume_part, write_volume_file
 
 
 def volume_cfg(b, extra: str = '', parts: str = 'data') -> str:
-    return f'''
-        [buildout]
-        parts = {parts}
-
-        [data]
-        recipe = dockeroo_nagoya:docker.volume
-        name = {b.prefix}-data
-        {extra}
-        '''
+    """The volume ``PREFIX-data`` with the option line ``extra``, among ``parts``."""
+    return buildout_config(parts.split(), volume_part(b) + (extra + '\n' if extra else ''))
 
 
 def test_volume_is_created_once_and_exposes_its_name(buildout, client):
     b = buildout
-    b.write(volume_cfg(b, parts='data show') + '''
-        [show]
-        recipe = dockeroo_nagoya:docker.volume
-        name = ${data:name}-copy
-        ''')
+    b.write(volume_cfg(b, parts='data show') + '\n'
+            + section('show', 'docker.volume', name='${data:name}-copy'))
     b.run('-N')
     first = ids(client, b)
     assert set(first) == {f'volume:{b.prefix}-data', f'volume:{b.prefix}-data-copy'}
@@ -93,15 +83,10 @@ def test_volume_renamed_with_its_container_goes_at_the_end_of_the_run(buildout, 
 
     def config(tag: str) -> str:
         return volume_cfg(b, 'keep = false', parts='data app').replace(
-            f'{b.prefix}-data', f'{b.prefix}-{tag}') + f'''
-        [app]
-        recipe = dockeroo_nagoya:docker.run
-        name = {b.prefix}-app-{tag}
-        image = {busybox}
-        command = sh -c "trap 'echo bye > /data/last; exit 0' TERM; while :; do sleep 1; done"
-        init = true
-        volumes = ${{data:name}}:/data
-        '''
+            f'{b.prefix}-data', f'{b.prefix}-{tag}') + '\n' + section(
+            'app', 'docker.run', name=f'{b.prefix}-app-{tag}', image=busybox,
+            command='sh -c "trap \'echo bye > /data/last; exit 0\' TERM; while :; do sleep 1; done"',
+            init='true', volumes='${data:name}:/data')
 
     def read(volume: str, path: str) -> bytes:
         return client.containers.run(busybox, f'cat /v/{path}', remove=True,
