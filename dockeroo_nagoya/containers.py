@@ -953,7 +953,8 @@ class Runner:
             chunk = JOB_WAIT_CHUNK if limit is None else \
                 max(0.1, min(JOB_WAIT_CHUNK, started + limit - time.monotonic()))
             try:
-                code = self.engine.api.wait(container, timeout=chunk)['StatusCode']
+                # docker-py passes the float on to requests; types-docker says int.
+                code = self.engine.api.wait(container, timeout=chunk)['StatusCode']  # type: ignore[arg-type]
                 break
             except requests.exceptions.ConnectionError:
                 # The SDK reports a wait that outlasted its timeout this way; a gone
@@ -1020,7 +1021,8 @@ class Runner:
     def _update_in_place(self, container: str) -> None:
         """Options the engine changes on a live container (the restart policy)."""
         wanted = self.spec.values['restart'] or {'Name': 'no', 'MaximumRetryCount': 0}
-        self.engine.api.update_container(container, restart_policy=wanted)
+        # types-docker's restart policy names leave out 'no' and 'unless-stopped'.
+        self.engine.api.update_container(container, restart_policy=wanted)  # type: ignore[arg-type]
 
     def _anonymous_volumes(self, container: str) -> list[str]:
         """The old container's anonymous volumes, to mount at the same paths in the new one."""
@@ -1124,7 +1126,8 @@ def end_processes(engine: Engine, container: str, timeout: int, callbacks: Callb
     try:
         policy = ((details.get('HostConfig') or {}).get('RestartPolicy') or {}).get('Name')
         if policy and policy != 'no':  # else the engine would start it again after the signal
-            engine.api.update_container(container, restart_policy={'Name': 'no'})
+            # types-docker's restart policy names leave out 'no'.
+            engine.api.update_container(container, restart_policy={'Name': 'no'})  # type: ignore[arg-type]
         timeout = _grace(details, timeout)
         if timeout > 0:
             _kill(engine, container, (details.get('Config') or {}).get('StopSignal') or 'SIGTERM')
@@ -1182,6 +1185,12 @@ def remove(engine: Engine, container: str, timeout: int, callbacks: Callbacks) -
     callbacks.fire('post-remove', fetched)
 
 
+#: The options whose lines name a container a part comes after, and how to read its name.
+CONTAINER_OF_LINE: tuple[tuple[str, Callable[[str], str]], ...] = (
+    ('links', lambda line: link_line(line)[0]),
+    ('volumes-from', lambda line: volumes_from_line(line).split(':')[0]))
+
+
 def comes_after(options: Mapping[str, str]) -> frozenset[str]:
     """The container names a part's recorded options say it comes after (unreadable lines
     name nothing: they were checked when the part was installed); ``{index}`` stands for
@@ -1196,12 +1205,11 @@ def comes_after(options: Mapping[str, str]) -> frozenset[str]:
             raw = options.get(option) or ''
             return raw if index is None else raw.replace('{index}', str(index))
         found.update(opt.words(value('depends')))
-        for option, parse in (('links', link_line), ('volumes-from', volumes_from_line)):
+        for option, container in CONTAINER_OF_LINE:
             for line in value(option).splitlines():
                 with contextlib.suppress(opt.Invalid):
                     if line.strip():
-                        found.add(parse(line.strip())[0] if option == 'links'
-                                  else parse(line.strip()).split(':')[0])
+                        found.add(container(line.strip()))
     return frozenset(found)
 
 
@@ -1253,7 +1261,8 @@ def create_arguments(engine: Engine, spec: ContainerSpec, env: Mapping[str, str]
     networks = values['networks']
     host_config = api.create_host_config(
         binds=binds or None,
-        port_bindings=port_bindings or None,
+        # types-docker's Mapping[int | str, Any] has an invariant key: no dict[str, ...] fits.
+        port_bindings=port_bindings or None,  # type: ignore[arg-type]
         links=[tuple(link) for link in values['links']] or None,
         volumes_from=values['volumes-from'] or None,
         restart_policy=values['restart'],
@@ -1265,7 +1274,8 @@ def create_arguments(engine: Engine, spec: ContainerSpec, env: Mapping[str, str]
     )
     networking_config = None
     if spec.user_networks and networks[0] == spec.user_networks[0]:
-        networking_config = api.create_networking_config({
+        # docker-py takes {network: endpoint}; types-docker says one endpoint.
+        networking_config = api.create_networking_config({  # type: ignore[arg-type]
             networks[0]: api.create_endpoint_config(aliases=values['network-aliases'] or None)})
     healthcheck = None
     if values['healthcheck']:

@@ -260,7 +260,7 @@ class System:
 
     def _placed_volumes(self, names: Iterable[str]) -> list[Placed]:
         """Each named volume on each engine of the members that mount it."""
-        placed = []
+        placed: list[Placed] = []
         for name in names:
             engines = dict.fromkeys(m.engine for m in self.members.values()
                                     if any(v['volume'] == name for v in m.volumes))

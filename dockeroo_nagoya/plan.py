@@ -81,7 +81,7 @@ def part_actions(buildout: zc.buildout.buildout.Buildout, installed: dict[str, A
     return found
 
 
-def recipe_class(options: Any) -> type | None:
+def recipe_class(options: Any) -> type[Recipe] | None:
     """The recipe class an installed part was made with (``None``: not one of ours)."""
     spec, entry = zc.buildout.buildout._recipe(options)
     try:
@@ -103,7 +103,8 @@ def plan_buildout(buildout: zc.buildout.buildout.Buildout) -> dict[str, Any]:
     buildout._compute_part_signatures(install_parts)
     directory = os.path.realpath(buildout['buildout']['directory'])
     actions = part_actions(buildout, installed, install_parts)
-    parts, changes = [], []
+    parts: list[dict[str, Any]] = []
+    changes: list[dict[str, Any]] = []
 
     def add(part: str, recipe: str, found: list[Change]) -> None:
         action, why = actions[part]
@@ -224,8 +225,9 @@ class _CreatedDirectories(logging.Handler):
         self.paths: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.msg == 'Creating directory %r.' and record.args:
-            self.paths.append(str(record.args[0]))  # type: ignore[index]
+        if record.msg == 'Creating directory %r.' and isinstance(record.args, tuple) \
+                and record.args:
+            self.paths.append(str(record.args[0]))
 
     def remove(self, directory: str) -> None:
         """Remove them again (and the parents made with them) while empty, up to the buildout."""
@@ -247,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     args = [a for a in args if a != '--json']
     engine.PLANNING = {}
     runlock.PLANNING = True
-    zc.buildout.buildout.Buildout.plan = _plan_command  # type: ignore[attr-defined]
+    zc.buildout.buildout.Buildout.plan = _plan_command
     zc.buildout.buildout.Buildout.COMMANDS.add('plan')
     if _RESULT['json']:  # buildout's and the recipes' log lines go to stderr, the JSON alone out
         _RESULT['stdout'], sys.stdout = sys.stdout, sys.stderr

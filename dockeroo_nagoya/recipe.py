@@ -43,6 +43,9 @@ from .throwaway import ScriptFailed, Throwaway
 #: Options that would put a secret into .installed.cfg; refused everywhere.
 PLAIN_SECRETS = ('password', 'token', 'secret', 'private-key', 'auth', 'source-password')
 
+#: What a teardown may hand the slow rest of a removal to (:meth:`Recipe.teardown`).
+Defer = Callable[[Callable[[], None]], None]
+
 #: (buildout directory, part) -> recipe, for every part configured in this run.
 CONFIGURED: dict[tuple[str, str], str] = {}
 
@@ -183,8 +186,13 @@ class Recipe:
 
     @classmethod
     def teardown(cls, engine: Engine, directory: str, part: str,
-                 options: Mapping[str, str], log: logging.Logger) -> None:
-        """Remove what the part made (the part is gone from the configuration)."""
+                 options: Mapping[str, str], log: logging.Logger,
+                 defer: Defer | None = None) -> None:
+        """Remove what the part made (the part is gone from the configuration).
+
+        ``defer`` is given only to a recipe whose :meth:`removal_order` lets its removal
+        run in the background: it may hand the engine's clean-up that need not finish
+        first to it; every other teardown removes everything before it returns."""
         raise NotImplementedError
 
     # -- shared pieces ----------------------------------------------------------
@@ -479,8 +487,9 @@ class ImageRecipe(Recipe):
 
     kind = 'images'
     image: str
-    #: The id ``image`` points at after :meth:`make_image`.
-    image_id: str | None = None
+    #: The id ``image`` points at after :meth:`make_image` (not ``image_id``: assemble's
+    #: method of that name looks up its input images).
+    made_image_id: str | None = None
 
     def image_from_options(self) -> str:
         """``name`` (the part name by default) with ``tag`` (``latest``), as ``${part:image}``;
@@ -539,12 +548,12 @@ class ImageRecipe(Recipe):
                    build: Callable[[], str]) -> bool:
         """Make the image with ``build`` unless it is current; True when it was made.
 
-        ``self.image_id`` is the id the tag points at afterwards.
+        ``self.made_image_id`` is the id the tag points at afterwards.
         """
         current, change = self._image_decision(identity, labels)
         if change.action == 'none':
             assert current is not None
-            self.image_id = current['Id']
+            self.made_image_id = current['Id']
             if fresh:
                 self._remove_stale(current['Id'])
             return False
@@ -563,7 +572,7 @@ class ImageRecipe(Recipe):
             raise
         repository, tag = self.image.rsplit(':', 1)
         self.engine.api.tag(image_id, repository, tag, force=True)
-        self.image_id = image_id
+        self.made_image_id = image_id
         self.log.info('built %s (%s)', self.image, image_id[:19])
         if self.values.get('test'):
             _remove_image(self.engine, self.candidate, self.log, quiet=True)
@@ -659,7 +668,8 @@ class ImageRecipe(Recipe):
 
     @classmethod
     def teardown(cls, engine: Engine, directory: str, part: str,
-                 options: Mapping[str, str], log: logging.Logger) -> None:
+                 options: Mapping[str, str], log: logging.Logger,
+                 defer: Defer | None = None) -> None:
         for container in engine.part_objects('containers', directory, part):
             with contextlib.suppress(docker.errors.NotFound):
                 engine.api.remove_container(container['Id'], force=True)
@@ -726,8 +736,8 @@ def _retire_at_end() -> None:
                 except docker.errors.APIError as exc:
                     left.append((config, log, image_id, exc))
         if len(left) == len(pending):
-            for _, log, image_id, exc in left:
-                log.debug('image %s kept: %s', image_id[:19], exc.explanation or exc)
+            for _, log, image_id, error in left:
+                log.debug('image %s kept: %s', image_id[:19], error.explanation or error)
             break
         pending = [entry[:3] for entry in left]
 

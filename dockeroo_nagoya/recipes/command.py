@@ -18,7 +18,7 @@ import zc.buildout
 from .. import options as opt
 from ..engine import Engine, connect, engine_errors
 from ..engine_options import described
-from ..recipe import Recipe, uninstaller
+from ..recipe import Defer, Recipe, uninstaller
 from ..scripts import write_script
 
 
@@ -62,7 +62,8 @@ class CommandRecipe(Recipe):
 
     @classmethod
     def teardown(cls, engine: Engine, directory: str, part: str,
-                 options: Mapping[str, str], log: logging.Logger) -> None:
+                 options: Mapping[str, str], log: logging.Logger,
+                 defer: Defer | None = None) -> None:
         """The script is a file buildout removes; nothing on the engine."""
 
     @classmethod

@@ -20,7 +20,7 @@ import zc.buildout
 from .. import control, scheduling
 from .. import options as opt
 from ..engine import Engine, EngineConfig
-from ..recipe import Recipe, uninstaller
+from ..recipe import Defer, Recipe, uninstaller
 from .run import RunRecipe
 
 
@@ -50,16 +50,16 @@ class ControlRecipe(Recipe):
             if part in found:
                 raise opt.invalid(self.name, 'parts', 'each part once', f'{part} twice')
             try:
-                section = self.buildout[part]
+                part_options = self.buildout[part]
             except KeyError as exc:
                 if exc.args and exc.args[0] != part:
                     raise
                 raise opt.invalid(self.name, 'parts', 'names of docker.run parts of this '
                                   'buildout', f'{part} (there is no [{part}])') from None
-            recipe = getattr(section, 'recipe', None)
+            recipe = getattr(part_options, 'recipe', None)
             if not isinstance(recipe, RunRecipe):
                 raise opt.invalid(self.name, 'parts', 'names of docker.run parts',
-                                  f'{part} (recipe {section.get("recipe") or "none"})')
+                                  f'{part} (recipe {part_options.get("recipe") or "none"})')
             single = recipe.values['replicas'] is None
             found[part] = [(part if single else spec.name, spec) for spec in recipe.specs]
             engines[part] = recipe.engine_config
@@ -112,7 +112,8 @@ class ControlRecipe(Recipe):
 
     @classmethod
     def teardown(cls, engine: Engine, directory: str, part: str,
-                 options: Mapping[str, str], log: logging.Logger) -> None:
+                 options: Mapping[str, str], log: logging.Logger,
+                 defer: Defer | None = None) -> None:
         """The script and description are files buildout removes; nothing on the engine."""
 
     @classmethod

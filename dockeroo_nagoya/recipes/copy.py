@@ -51,7 +51,7 @@ from .. import options as opt
 from ..decisions import Change, state
 from ..engine import Engine, EngineConfig, connect, engine_errors
 from ..engine_options import engine_of_spec
-from ..recipe import Recipe, uninstaller
+from ..recipe import Defer, Recipe, uninstaller
 
 RECORD = 'copied.json'
 
@@ -226,7 +226,8 @@ class CopyRecipe(Recipe):
 
     @classmethod
     def teardown(cls, engine: Engine, directory: str, part: str,
-                 options: Mapping[str, str], log: logging.Logger) -> None:
+                 options: Mapping[str, str], log: logging.Logger,
+                 defer: Defer | None = None) -> None:
         location = options.get('location')
         if location:
             with contextlib.suppress(FileNotFoundError):

@@ -25,7 +25,7 @@ from .. import archives, atomicfile, readfiles
 from .. import options as opt
 from ..decisions import Change, Reason, state
 from ..engine import Engine, identity_hash
-from ..recipe import Recipe, uninstaller
+from ..recipe import Defer, Recipe, uninstaller
 from ..throwaway import Throwaway, script_text
 
 
@@ -149,7 +149,8 @@ class DiskImageRecipe(Recipe):
 
     @classmethod
     def teardown(cls, engine: Engine, directory: str, part: str,
-                 options: Mapping[str, str], log: logging.Logger) -> None:
+                 options: Mapping[str, str], log: logging.Logger,
+                 defer: Defer | None = None) -> None:
         """Buildout removes the location; throwaway containers a crash left go here."""
         for container in engine.part_objects('containers', directory, part):
             engine.api.remove_container(container['Id'], force=True)

@@ -23,7 +23,7 @@ from .. import options as opt
 from ..decisions import Change, Reason, state
 from ..engine import Engine, connect, engine_errors
 from ..imagefiles import ArchivedImage, NotAnImageArchive, archived_images
-from ..recipe import ImageRecipe, Recipe, retire_untagged, uninstaller
+from ..recipe import Defer, ImageRecipe, Recipe, retire_untagged, uninstaller
 from ..recipe import _remove_image as remove_image
 
 
@@ -164,7 +164,8 @@ class LoadRecipe(Recipe):
 
     @classmethod
     def teardown(cls, engine: Engine, directory: str, part: str,
-                 options: Mapping[str, str], log: logging.Logger) -> None:
+                 options: Mapping[str, str], log: logging.Logger,
+                 defer: Defer | None = None) -> None:
         reference = options.get('image')
         if not reference or opt.saved_flag(options, 'keep', False):
             return

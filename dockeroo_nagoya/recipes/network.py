@@ -10,6 +10,7 @@ finished by the next one instead of leaving them off the network.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -25,7 +26,7 @@ from .. import options as opt
 from .. import readfiles
 from ..decisions import Change, state
 from ..engine import Engine
-from ..recipe import Recipe, uninstaller
+from ..recipe import Defer, Recipe, uninstaller
 
 #: Seconds a removal waits for the engine to forget the endpoints of removed containers.
 STALE_ENDPOINTS_WAIT = 10.0
@@ -125,7 +126,7 @@ class NetworkRecipe(Recipe):
             else:
                 self.remove_old_name(
                     'network', stale['Name'], strict=fresh,
-                    remove=lambda engine, stale=stale: _remove(engine, stale, False, self.log))
+                    remove=functools.partial(_remove, network=stale, keep=False, log=self.log))
         self.engine.forget('networks')
         return []
 
@@ -209,7 +210,8 @@ class NetworkRecipe(Recipe):
 
     @classmethod
     def teardown(cls, engine: Engine, directory: str, part: str,
-                 options: Mapping[str, str], log: logging.Logger) -> None:
+                 options: Mapping[str, str], log: logging.Logger,
+                 defer: Defer | None = None) -> None:
         keep = opt.saved_flag(options, 'keep', bool(cls.keep_default))
         for network in engine.part_objects('networks', directory, part):
             _remove(engine, network, keep, log)

@@ -31,7 +31,7 @@ from ..options import split_reference
 from ..decisions import Change, Reason
 from ..engine import Engine, connect, engine_errors
 from ..progress import follow_layers
-from ..recipe import Recipe, retire_untagged, uninstaller
+from ..recipe import Defer, Recipe, retire_untagged, uninstaller
 from ..secrets import CREDENTIAL_OPTIONS, registry_auth
 
 
@@ -40,7 +40,7 @@ _UNASKED = object()
 
 
 def pull_image(engine: Engine, part: str, reference: str, log: logging.Logger,
-               auth: Mapping[str, str] | None = None, platform: str | None = None
+               auth: dict[str, str] | None = None, platform: str | None = None
                ) -> dict[str, Any]:
     """Pull ``reference`` (layers logged once each); the image, inspected."""
     repository, tag = split_reference(reference)
@@ -248,7 +248,8 @@ class PullRecipe(Recipe):
 
     @classmethod
     def teardown(cls, engine: Engine, directory: str, part: str,
-                 options: Mapping[str, str], log: logging.Logger) -> None:
+                 options: Mapping[str, str], log: logging.Logger,
+                 defer: Defer | None = None) -> None:
         keep = opt.saved_flag(options, 'keep', True)
         reference = options.get('name')
         if keep or not reference:

@@ -30,14 +30,14 @@ from .. import identities, readfiles
 from ..decisions import Change, Reason
 from ..engine import Engine, engine_errors
 from ..progress import follow_layers
-from ..recipe import Recipe, uninstaller
+from ..recipe import Defer, Recipe, uninstaller
 from ..recipe import _remove_image as remove_image
 from ..secrets import CREDENTIAL_OPTIONS, registry_auth
 from ..options import split_reference
 
 
 def target_lines(raw: str) -> list[str]:
-    references = []
+    references: list[str] = []
     for line in opt.lines(raw):
         references.extend(opt.image_reference(word) for word in line.split())
     if not references:
@@ -119,7 +119,7 @@ class PushRecipe(Recipe):
         pushed = self._read_state()
         found = []
         for target in self.targets:
-            if remade is not None:
+            if remade is not None or image is None:  # (image is None only when remade)
                 found.append(Change('pushed', target, 'push', [Reason('image', follows=remade)]))
             elif pushed.get(target) == image['Id']:
                 found.append(Change('pushed', target, 'none', [], image['Id']))
@@ -161,7 +161,8 @@ class PushRecipe(Recipe):
 
     @classmethod
     def teardown(cls, engine: Engine, directory: str, part: str,
-                 options: Mapping[str, str], log: logging.Logger) -> None:
+                 options: Mapping[str, str], log: logging.Logger,
+                 defer: Defer | None = None) -> None:
         """A push is not undone (the registry keeps what it received), but the local tags
         the part made to push are removed: each target that is not the source image's
         own name, while it names the image the part pushed there (or the source's image,

@@ -12,14 +12,15 @@ background, after the removed parts that depend on it (:mod:`..removals`).
 """
 from __future__ import annotations
 
+import functools
 import logging
-from typing import Any, Callable, Mapping, MutableMapping
+from typing import Any, Mapping, MutableMapping
 
 from .. import containers, identities
 from .. import options as opt
 from ..decisions import Change, Reason
 from ..engine import Engine, engine_errors
-from ..recipe import PREVIOUS, Recipe, uninstaller
+from ..recipe import PREVIOUS, Defer, Recipe, uninstaller
 
 
 class RunRecipe(Recipe):
@@ -87,7 +88,7 @@ class RunRecipe(Recipe):
                 spec.check_links(self.engine)
         for spec in self.specs:
             identities.will_run_container(self.directory, self.engine_config, spec.name,
-                                          lambda spec=spec: spec.configured_identity(self.engine))
+                                          functools.partial(spec.configured_identity, self.engine))
 
     def decide(self, fresh: bool) -> list[Change]:
         runners = [containers.Runner(self, spec) for spec in self.specs]
@@ -131,8 +132,8 @@ class RunRecipe(Recipe):
 
     @classmethod
     def teardown(cls, engine: Engine, directory: str, part: str,
-                 options: Mapping[str, Any], log: logging.Logger,
-                 defer: Callable[[Callable[[], None]], None] | None = None) -> None:
+                 options: Mapping[str, str], log: logging.Logger,
+                 defer: Defer | None = None) -> None:
         containers.teardown(engine, directory, part, options, log, defer)
 
     @classmethod

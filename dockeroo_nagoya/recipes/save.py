@@ -27,7 +27,7 @@ from .. import options as opt
 from ..decisions import Change, Reason, state
 from ..engine import Engine, engine_errors
 from ..imagefiles import image_in_archive, write_atomically
-from ..recipe import PREVIOUS, ImageRecipe, Recipe, uninstaller
+from ..recipe import PREVIOUS, Defer, ImageRecipe, Recipe, uninstaller
 
 class SaveRecipe(Recipe):
     """An image written to a file with the engine's ``docker save``."""
@@ -108,7 +108,8 @@ class SaveRecipe(Recipe):
 
     @classmethod
     def teardown(cls, engine: Engine, directory: str, part: str,
-                 options: Mapping[str, str], log: logging.Logger) -> None:
+                 options: Mapping[str, str], log: logging.Logger,
+                 defer: Defer | None = None) -> None:
         path = options.get('path')
         if not path:
             return

@@ -36,7 +36,7 @@ from .. import options as opt
 from .. import ownership
 from ..decisions import Change, Reason, state
 from ..engine import Engine, LABEL_PART
-from ..recipe import Recipe, uninstaller
+from ..recipe import Defer, Recipe, uninstaller
 
 SPEC_LABEL = 'io.dockeroo-nagoya.spec'
 #: Labels of ours on a service (not the user's ``labels``).
@@ -470,7 +470,8 @@ class ServiceRecipe(Recipe):
 
     @classmethod
     def teardown(cls, engine: Engine, directory: str, part: str,
-                 options: Mapping[str, str], log: logging.Logger) -> None:
+                 options: Mapping[str, str], log: logging.Logger,
+                 defer: Defer | None = None) -> None:
         for service in _part_services(engine, directory, part):
             engine.api.remove_service(service['ID'])
             log.info('removed service %s', service['Spec']['Name'])

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import functools
 import json
 import logging
 import math
@@ -35,7 +36,7 @@ from .. import containers, control, identities, scheduling, secrets
 from .. import options as opt
 from ..decisions import Change, state
 from ..engine import LABEL, Engine, engine_errors, identity_hash
-from ..recipe import PLAIN_SECRETS, PREVIOUS, Recipe, uninstaller
+from ..recipe import PLAIN_SECRETS, PREVIOUS, Defer, Recipe, uninstaller
 
 #: Threads that create new members ahead of their turn (creating is quick; starting is not).
 AHEAD_WORKERS = 4
@@ -114,7 +115,7 @@ class SystemRecipe(Recipe):
                 member.spec.check_image(self.engine)
                 identities.will_run_container(
                     self.directory, self.engine_config, member.name,
-                    lambda spec=member.spec: spec.configured_identity(self.engine))
+                    functools.partial(member.spec.configured_identity, self.engine))
         self._resolve(by_container)
         with engine_errors(self.name, self.engine_config, 'looking up the linked containers'):
             for member in self.members.values():
@@ -322,7 +323,8 @@ class SystemRecipe(Recipe):
     # -- removal ------------------------------------------------------------------------
     @classmethod
     def teardown(cls, engine: Engine, directory: str, part: str,
-                 options: Mapping[str, str], log: logging.Logger) -> None:
+                 options: Mapping[str, str], log: logging.Logger,
+                 defer: Defer | None = None) -> None:
         found = engine.part_objects('containers', directory, part)
         recorded = {m['container']: m for m in _recorded_members(options, log)}
         remove_in_order(engine, directory, part, found, recorded, log,

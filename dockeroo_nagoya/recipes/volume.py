@@ -19,6 +19,7 @@ from the archive) instead of leaving an empty volume.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 from typing import Any, Mapping
@@ -30,7 +31,7 @@ from .. import options as opt
 from .. import volumedata
 from ..decisions import Change, state
 from ..engine import Engine, labels_of
-from ..recipe import Recipe, uninstaller
+from ..recipe import Defer, Recipe, uninstaller
 
 
 def backup_directory(directory: str, options: Mapping[str, str]) -> str:
@@ -282,9 +283,10 @@ class VolumeRecipe(Recipe):
                 self.log.info('keeping volume %s (keep = true); its data stays', stale['Name'])
             else:
                 self.remove_old_name('volume', stale['Name'], strict=fresh,
-                                     remove=lambda engine, old=stale['Name']:
-                                     _remove(engine, old, False, self.backups, self.log,
-                                             archive=self.values['archive']))
+                                     remove=functools.partial(
+                                         _remove, name=stale['Name'], keep=False,
+                                         backups=self.backups, log=self.log,
+                                         archive=self.values['archive']))
 
     def _stop_replaced_users(self, volume: str) -> None:
         """Stop the running containers on the old volume that their parts replace in this
@@ -310,7 +312,8 @@ class VolumeRecipe(Recipe):
 
     @classmethod
     def teardown(cls, engine: Engine, directory: str, part: str,
-                 options: Mapping[str, str], log: logging.Logger) -> None:
+                 options: Mapping[str, str], log: logging.Logger,
+                 defer: Defer | None = None) -> None:
         keep = opt.saved_flag(options, 'keep', bool(cls.keep_default))
         # A value that no longer parses archives: a removal never loses data by mistake.
         archive = opt.saved_flag(options, 'archive', True)
