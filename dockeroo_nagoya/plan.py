@@ -31,13 +31,10 @@ from typing import Any
 import zc.buildout
 import zc.buildout.buildout
 
-#: zc.buildout's own pkg_resources (it vendors it).
-pkg_resources = zc.buildout.buildout.pkg_resources
-
 from . import decisions, engine, ownership, runlock
 from .decisions import Change, Reason
 from .engine_options import engine_move, reach
-from .recipe import CONFIGURED, Recipe, engine_config
+from .recipe import CONFIGURED, Recipe, engine_config, recipe_class
 
 #: The order of the totals line.
 TOTALS = ('create', 'recreate', 'update', 'start', 'build', 'pull', 'push', 'remove', 'unknown')
@@ -79,17 +76,6 @@ def part_actions(buildout: zc.buildout.buildout.Buildout, installed: dict[str, A
     for part in install_parts:
         found.setdefault(part, ('install', []))
     return found
-
-
-def recipe_class(options: Any) -> type[Recipe] | None:
-    """The recipe class an installed part was made with (``None``: not one of ours)."""
-    spec, entry = zc.buildout.buildout._recipe(options)
-    try:
-        found = pkg_resources.load_entry_point(
-            pkg_resources.Requirement.parse(spec).project_name, 'zc.buildout', entry)
-    except (ImportError, pkg_resources.DistributionNotFound, ValueError):
-        return None
-    return found if isinstance(found, type) and issubclass(found, Recipe) else None
 
 
 def plan_buildout(buildout: zc.buildout.buildout.Buildout) -> dict[str, Any]:

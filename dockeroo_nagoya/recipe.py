@@ -30,6 +30,7 @@ from typing import Any, Callable, ClassVar, Mapping, MutableMapping
 
 import docker.errors
 import zc.buildout
+import zc.buildout.buildout
 
 from . import options as opt
 from . import decisions, identities, moves, orphans, ownership, removals, runlock, secrets
@@ -320,14 +321,14 @@ class Recipe:
     # -- buildout's entry points ------------------------------------------------
     def install(self) -> list[str]:
         removals.finish(raising=False)
-        moves.resume(self.directory)
+        moves.resume(self.directory, recipe_class)
         with engine_errors(self.name, self.engine_config):
             orphans.sweep_once(self.engine, self.directory)
             return list(self.apply(fresh=True))
 
     def update(self) -> list[str]:
         removals.finish(raising=False)
-        moves.resume(self.directory)
+        moves.resume(self.directory, recipe_class)
         with engine_errors(self.name, self.engine_config):
             orphans.sweep_once(self.engine, self.directory)
             return list(self.apply(fresh=False))
@@ -343,7 +344,7 @@ class Recipe:
         ownership.noted_from(options)  # a run that only uninstalls made no recipe to note it
         log = logging.getLogger(name)
         runlock.hold(directory, name)  # a run that only uninstalls must not interleave either
-        moves.resume(directory)
+        moves.resume(directory, recipe_class)
         if CONFIGURED.get((directory, name)) == cls.recipe:
             move = engine_move(directory, name, options)
             if move is None:
@@ -353,7 +354,7 @@ class Recipe:
             elif move.engine is None:
                 moves.say_left(directory, name, move.why, move.new.describe())
             else:  # made anew there: neither installed before nor with these options
-                moves.leave_behind(directory, name, options, move.old, move.new)
+                moves.leave_behind(directory, name, options, move.old, move.new, recipe_class)
             return
         config = engine_config(name, options, recorded=True)
         order = cls.removal_order(options)
@@ -740,6 +741,19 @@ def _retire_at_end() -> None:
                 log.debug('image %s kept: %s', image_id[:19], error.explanation or error)
             break
         pending = [entry[:3] for entry in left]
+
+
+def recipe_class(options: Any) -> type[Recipe] | None:
+    """The recipe class an installed part was made with (``None``: not one of ours); what
+    :mod:`.moves` is handed to tear down what a part left on an engine."""
+    spec, entry = zc.buildout.buildout._recipe(options)
+    pkg_resources = zc.buildout.buildout.pkg_resources  # buildout's own (it vendors it)
+    try:
+        found = pkg_resources.load_entry_point(
+            pkg_resources.Requirement.parse(spec).project_name, 'zc.buildout', entry)
+    except (ImportError, pkg_resources.DistributionNotFound, ValueError):
+        return None
+    return found if isinstance(found, type) and issubclass(found, Recipe) else None
 
 
 def references_of(image: Mapping[str, Any]) -> list[str]:
