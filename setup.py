@@ -63,7 +63,10 @@ setup(
     install_requires=[
         'docker>=7,<8',
     ],
-    extras_require={'test': ['pytest>=8', 'pytest-xdist>=3', 'zc.recipe.egg==6.0.0', 'bcrypt'],
+    # mypy and docker-py's stubs, pinned: tests/test_typing.py fails on any type error, so a
+    # new release must not change the verdict on unchanged code.
+    extras_require={'test': ['pytest>=8', 'pytest-xdist>=3', 'zc.recipe.egg==6.0.0', 'bcrypt',
+                             'mypy==2.4.1', 'types-docker==7.2.0.20261102'],
                     # make docs (Sphinx), and CI's check of the PyPI page (twine check of
                     # a distribution that build makes).
                     'docs': ['sphinx>=7', 'twine>=5', 'build>=1']},

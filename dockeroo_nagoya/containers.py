@@ -55,7 +55,8 @@ def end_processes(engine: Engine, container: str, timeout: int, callbacks: Callb
     try:
         policy = ((details.get('HostConfig') or {}).get('RestartPolicy') or {}).get('Name')
         if policy and policy != 'no':  # else the engine would start it again after the signal
-            engine.api.update_container(container, restart_policy={'Name': 'no'})
+            # types-docker's restart policy names leave out 'no'.
+            engine.api.update_container(container, restart_policy={'Name': 'no'})  # type: ignore[arg-type]
         timeout = _grace(details, timeout)
         if timeout > 0:
             _kill(engine, container, (details.get('Config') or {}).get('StopSignal') or 'SIGTERM')

@@ -282,7 +282,8 @@ def copies_to_make(engine: Engine, copies: list[CopyPath], source: str | None,
     found = []
     for copy in copies:
         synced = sync is not None and copy.directory
-        if synced and sync.container is not None and not _in_mount(copy.target, sync.mounts):
+        if sync is not None and copy.directory and sync.container is not None \
+                and not _in_mount(copy.target, sync.mounts):
             raise SyncError(f'{copy.target} is in no volume of container-to {sync.name}: sync '
                             f'removes through the container\'s volumes (it may not run): '
                             f'mount a volume at {copy.target} or above it, or leave out sync')
@@ -387,7 +388,7 @@ def _names_on_host(directory: str) -> set[str]:
     (links are not followed: a link is a name of its own)."""
     if os.path.islink(directory) or not os.path.isdir(directory):
         return set()
-    names = set()
+    names: set[str] = set()
     for root, dirs, files in os.walk(directory):
         names.update(os.path.join(root, entry).lstrip('/') for entry in dirs + files)
     return names

@@ -55,9 +55,9 @@ def read_only(client: docker.DockerClient) -> docker.DockerClient:
     api = client.api
     send = api.request
 
-    def request(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+    def request(method: str, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
         if method.upper() not in ('GET', 'HEAD'):
-            raise WriteRefused(f'dockeroo-plan is read-only: refused {method} {url}')
+            raise WriteRefused(f'dockeroo-plan is read-only: refused {method} {url!s}')
         return send(method, url, *args, **kwargs)
     api.request = request  # type: ignore[method-assign]
     return client
@@ -127,6 +127,8 @@ def _address_key(address: str) -> str:
         parsed = docker.utils.parse_host(address)
     except docker.errors.DockerException:
         return address
+    if isinstance(parsed, bytes):  # types-docker allows it; docker-py 7 returns str
+        parsed = parsed.decode()
     scheme, _, rest = parsed.partition('://')
     if scheme in ('http+unix', 'unix'):
         return f'unix://{os.path.realpath(rest)}'

@@ -24,14 +24,14 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, Protocol
 
 import zc.buildout
 
 from . import orphans, ownership, removals, runlock
 from . import engine as _engine
-from .decisions import moving_removal
-from .engine import EngineConfig, engine_errors
+from .decisions import Change, moving_removal
+from .engine import Engine, EngineConfig, engine_errors
 from .engine_options import CONFIGURED_ENGINES, engine_config, reach
 
 #: The parts whose objects on an engine they left are still to be removed: part ->
@@ -48,8 +48,26 @@ _RESUMED: set[str] = set()
 _AT_END: set[str] = set()
 
 
+class Removable(Protocol):
+    """What a hand-over needs of a part's recipe class: its removal, decided and done as
+    for a removed part."""
+
+    owns: tuple[str, ...]
+
+    def decide_removal(self, engine: Engine, directory: str, part: str,
+                       options: Mapping[str, str]) -> list[Change]: ...
+
+    def remove(self, engine: Engine, directory: str, part: str, options: Mapping[str, str],
+               decision: list[Change], log: logging.Logger) -> None: ...
+
+
+#: The recipe class of a part's recorded options (``None``: not known here). The recipes
+#: hand it in (:func:`.recipe.recipe_class`): this module is below them and imports none.
+RecipeOf = Callable[[Mapping[str, str]], Removable | None]
+
+
 def leave_behind(directory: str, part: str, options: Mapping[str, str], old: EngineConfig,
-                 new: EngineConfig) -> None:
+                 new: EngineConfig, recipe_of: RecipeOf) -> None:
     """Hand over what a reinstalled part made on the engine ``old`` it leaves for ``new``:
     removed at the end of the run once the part is installed there (see the module)."""
     with _LOCK:
@@ -59,10 +77,10 @@ def leave_behind(directory: str, part: str, options: Mapping[str, str], old: Eng
     logging.getLogger(part).info(
         'moves from %s to %s: what it made on the old engine is removed at the end of the '
         'run, once it is installed on the new one', old.describe(), new.describe())
-    _retire_at_end(directory)
+    _retire_at_end(directory, recipe_of)
 
 
-def resume(directory: str) -> None:
+def resume(directory: str, recipe_of: RecipeOf) -> None:
     """Before the first part of this run acts: finish the hand-overs an earlier run left
     (killed, or its install of the part failed), once per run; a plan changes nothing."""
     if _engine.PLANNING is not None or runlock.PLANNING or directory in _RESUMED:
@@ -70,17 +88,17 @@ def resume(directory: str) -> None:
     _RESUMED.add(directory)
     if not os.path.exists(os.path.join(directory, _record_name(directory))):
         return
-    _retire_at_end(directory)
-    retire(directory)
+    _retire_at_end(directory, recipe_of)
+    retire(directory, recipe_of)
 
 
-def _retire_at_end(directory: str) -> None:
+def _retire_at_end(directory: str, recipe_of: RecipeOf) -> None:
     if directory not in _AT_END:
         _AT_END.add(directory)
-        removals.at_end(lambda: retire(directory, at_end=True))
+        removals.at_end(lambda: retire(directory, recipe_of, at_end=True))
 
 
-def retire(directory: str, at_end: bool = False) -> None:
+def retire(directory: str, recipe_of: RecipeOf, at_end: bool = False) -> None:
     """Remove what the parts handed over made on the engines they left, each once it is
     installed on its new engine (or gone from the configuration); the first failure is
     raised once the others were tried (the hand-over stays: the next run tries again)."""
@@ -115,7 +133,8 @@ def retire(directory: str, at_end: bool = False) -> None:
                     entry.get('to') or 'its new engine')
             continue
         try:
-            if _tear_down(directory, part, options, entry.get('to') or 'another engine'):
+            if _tear_down(directory, part, options, entry.get('to') or 'another engine',
+                          recipe_of):
                 del moving[part]
         except zc.buildout.UserError as exc:
             failures.append(exc)
@@ -130,13 +149,13 @@ def retire(directory: str, at_end: bool = False) -> None:
         raise failures[0]
 
 
-def _tear_down(directory: str, part: str, options: Mapping[str, str], to: str) -> bool:
+def _tear_down(directory: str, part: str, options: Mapping[str, str], to: str,
+               recipe_of: RecipeOf) -> bool:
     """The part's removal on the engine it left (for ``to``); False when its recipe is
     not known here any more (the hand-over stays). An engine that does not answer is
     said, and what is there stays."""
-    from .plan import recipe_class  # the entry points of .installed.cfg's recipes
     old = engine_config(part, options, recorded=True)
-    cls = recipe_class(options)
+    cls = recipe_of(options)
     if cls is None:
         log.warning('%s: what it made on %s is left: its recipe %s is not installed', part,
                     old.describe(), options.get('recipe'))

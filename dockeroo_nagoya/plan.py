@@ -33,13 +33,10 @@ from typing import Any
 import zc.buildout
 import zc.buildout.buildout
 
-#: zc.buildout's own pkg_resources (it vendors it).
-pkg_resources = zc.buildout.buildout.pkg_resources
-
 from . import decisions, engine, ownership, runlock
 from .decisions import Change, Reason
 from .engine_options import engine_move, reach
-from .recipe import CONFIGURED, Recipe, engine_config
+from .recipe import CONFIGURED, Recipe, engine_config, recipe_class
 
 #: The order of the totals line.
 TOTALS = ('create', 'recreate', 'update', 'start', 'build', 'pull', 'push', 'remove', 'unknown')
@@ -83,17 +80,6 @@ def part_actions(buildout: zc.buildout.buildout.Buildout, installed: dict[str, A
     return found
 
 
-def recipe_class(options: Any) -> type[Recipe] | None:
-    """The recipe class an installed part was made with (``None``: not one of ours)."""
-    spec, entry = zc.buildout.buildout._recipe(options)
-    try:
-        found = pkg_resources.load_entry_point(
-            pkg_resources.Requirement.parse(spec).project_name, 'zc.buildout', entry)
-    except (ImportError, pkg_resources.DistributionNotFound, ValueError):
-        return None
-    return found if isinstance(found, type) and issubclass(found, Recipe) else None
-
-
 def plan_buildout(buildout: zc.buildout.buildout.Buildout) -> dict[str, Any]:
     """The plan as data: parts (what buildout does) and changes (what the recipes do)."""
     buildout._update_sys_path()
@@ -105,7 +91,8 @@ def plan_buildout(buildout: zc.buildout.buildout.Buildout) -> dict[str, Any]:
     buildout._compute_part_signatures(install_parts)
     directory = os.path.realpath(buildout['buildout']['directory'])
     actions = part_actions(buildout, installed, install_parts)
-    parts, changes = [], []
+    parts: list[dict[str, Any]] = []
+    changes: list[dict[str, Any]] = []
 
     def add(part: str, recipe: str, found: list[Change]) -> None:
         action, why = actions[part]
@@ -226,8 +213,9 @@ class _CreatedDirectories(logging.Handler):
         self.paths: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.msg == 'Creating directory %r.' and record.args:
-            self.paths.append(str(record.args[0]))  # type: ignore[index]
+        if record.msg == 'Creating directory %r.' and isinstance(record.args, tuple) \
+                and record.args:
+            self.paths.append(str(record.args[0]))
 
     def remove(self, directory: str) -> None:
         """Remove them again (and the parents made with them) while empty, up to the buildout."""
@@ -249,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     args = [a for a in args if a != '--json']
     engine.PLANNING = {}
     runlock.PLANNING = True
-    zc.buildout.buildout.Buildout.plan = _plan_command  # type: ignore[attr-defined]
+    zc.buildout.buildout.Buildout.plan = _plan_command
     zc.buildout.buildout.Buildout.COMMANDS.add('plan')
     if _RESULT['json']:  # buildout's and the recipes' log lines go to stderr, the JSON alone out
         _RESULT['stdout'], sys.stdout = sys.stdout, sys.stderr

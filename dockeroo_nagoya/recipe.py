@@ -33,6 +33,7 @@ from typing import Any, Callable, ClassVar, Mapping, MutableMapping
 
 import docker.errors
 import zc.buildout
+import zc.buildout.buildout
 
 from . import options as opt
 from . import decisions, identities, moves, orphans, ownership, removals, runlock, secrets
@@ -46,6 +47,9 @@ from .throwaway import ScriptFailed, Throwaway
 
 #: Options that would put a secret into .installed.cfg; refused everywhere.
 PLAIN_SECRETS = ('password', 'token', 'secret', 'private-key', 'auth', 'source-password')
+
+#: What a teardown may hand the slow rest of a removal to (:meth:`Recipe.teardown`).
+Defer = Callable[[Callable[[], None]], None]
 
 #: (buildout directory, part) -> recipe, for every part configured in this run.
 CONFIGURED: dict[tuple[str, str], str] = {}
@@ -236,7 +240,7 @@ class Recipe:
     @classmethod
     def remove(cls, engine: Engine, directory: str, part: str, options: Mapping[str, str],
                decision: list[decisions.Change], log: logging.Logger,
-               defer: Callable[[Callable[[], None]], None] | None = None) -> None:
+               defer: Defer | None = None) -> None:
         """Act on :meth:`decide_removal`'s decision and on nothing else: say what is
         kept, remove the containers (dependents first where the recipe knows an order),
         then the other objects kind by kind (what uses an object goes before it).
@@ -260,7 +264,7 @@ class Recipe:
     def remove_containers(cls, engine: Engine, directory: str, part: str,
                           options: Mapping[str, str], going: list[decisions.Change],
                           log: logging.Logger,
-                          defer: Callable[[Callable[[], None]], None] | None = None) -> None:
+                          defer: Defer | None = None) -> None:
         """Remove the decided containers at once (what a crash left: nothing to stop
         gently); a recipe that runs containers stops them its way."""
         for change in going:
@@ -448,14 +452,14 @@ class Recipe:
     # -- buildout's entry points ------------------------------------------------
     def install(self) -> list[str]:
         removals.finish(raising=False)
-        moves.resume(self.directory)
+        moves.resume(self.directory, recipe_class)
         with engine_errors(self.name, self.engine_config):
             orphans.sweep_once(self.engine, self.directory)
             return self.converge(fresh=True)
 
     def update(self) -> list[str]:
         removals.finish(raising=False)
-        moves.resume(self.directory)
+        moves.resume(self.directory, recipe_class)
         with engine_errors(self.name, self.engine_config):
             orphans.sweep_once(self.engine, self.directory)
             return self.converge(fresh=False)
@@ -471,7 +475,7 @@ class Recipe:
         ownership.noted_from(options)  # a run that only uninstalls made no recipe to note it
         log = logging.getLogger(name)
         runlock.hold(directory, name)  # a run that only uninstalls must not interleave either
-        moves.resume(directory)
+        moves.resume(directory, recipe_class)
         if CONFIGURED.get((directory, name)) == cls.recipe:
             move = engine_move(directory, name, options)
             if move is None:
@@ -481,7 +485,7 @@ class Recipe:
             elif move.engine is None:
                 moves.say_left(directory, name, move.why, move.new.describe())
             else:  # made anew there: neither installed before nor with these options
-                moves.leave_behind(directory, name, options, move.old, move.new)
+                moves.leave_behind(directory, name, options, move.old, move.new, recipe_class)
             return
         config = engine_config(name, options, recorded=True)
         order = cls.removal_order(options)
@@ -718,7 +722,7 @@ class ImageRecipe(Recipe):
         return [change for change in super().removal_objects(engine, directory, part, options)
                 if change.kind != 'image' or change.object in own or change.object == change.id]
     #: The id ``image`` points at after :meth:`make_image`.
-    image_id: str | None = None
+    made_image_id: str | None = None
     #: The identity and labels of the image to make, known in ``configure`` (a recipe
     #: that reads more when it decides says so in :meth:`image_inputs`).
     identity_now: str
@@ -806,12 +810,12 @@ class ImageRecipe(Recipe):
         """Make the image with ``build`` (given the labels) when the decision says
         ``build``; True when it was made.
 
-        ``self.image_id`` is the id the tag points at afterwards.
+        ``self.made_image_id`` is the id the tag points at afterwards.
         """
         current = decision.found['current']
         labels = decision.found['labels']
         if decision.action() != 'build':
-            self.image_id = current['Id'] if current is not None else None
+            self.made_image_id = current['Id'] if current is not None else None
             if decision.fresh and current is not None:
                 self._remove_stale(current['Id'])
             return False
@@ -830,7 +834,7 @@ class ImageRecipe(Recipe):
             raise
         repository, tag = self.image.rsplit(':', 1)
         self.engine.api.tag(image_id, repository, tag, force=True)
-        self.image_id = image_id
+        self.made_image_id = image_id
         self.log.info('built %s (%s)', self.image, image_id[:19])
         if self.values.get('test'):
             remove_image(self.engine, self.candidate, self.log, quiet=True)
@@ -968,10 +972,23 @@ def _retire_at_end() -> None:
                 except docker.errors.APIError as exc:
                     left.append((config, log, image_id, exc))
         if len(left) == len(pending):
-            for _, log, image_id, exc in left:
-                log.debug('image %s kept: %s', image_id[:19], explain(exc))
+            for _, log, image_id, error in left:
+                log.debug('image %s kept: %s', image_id[:19], explain(error))
             break
         pending = [entry[:3] for entry in left]
+
+
+def recipe_class(options: Any) -> type[Recipe] | None:
+    """The recipe class an installed part was made with (``None``: not one of ours); what
+    :mod:`.moves` is handed to tear down what a part left on an engine."""
+    spec, entry = zc.buildout.buildout._recipe(options)
+    pkg_resources = zc.buildout.buildout.pkg_resources  # buildout's own (it vendors it)
+    try:
+        found = pkg_resources.load_entry_point(
+            pkg_resources.Requirement.parse(spec).project_name, 'zc.buildout', entry)
+    except (ImportError, pkg_resources.DistributionNotFound, ValueError):
+        return None
+    return found if isinstance(found, type) and issubclass(found, Recipe) else None
 
 
 def references_of(image: Mapping[str, Any]) -> list[str]:

@@ -149,18 +149,18 @@ def finish(raising: bool = True) -> None:
     if waiting:
         concurrent.futures.wait(waiting)
         forget_everywhere('containers')
-    failures = [f.exception() for f in waiting if f.exception() is not None]
+    failures = [e for e in (f.exception() for f in waiting) if e is not None]
     if not raising:
         for failure in failures:
             log.error('%s', failure)
-        _FAILED.extend(f for f in failures if f is not None)
+        _FAILED.extend(failures)
         return
     failures = [*_FAILED, *failures]
     _FAILED.clear()
     for later in failures[1:]:
         log.error('%s', later)
     if failures:
-        raise failures[0]  # type: ignore[misc]
+        raise failures[0]
 
 
 def at_end(work: Callable[[], None]) -> None:

@@ -393,7 +393,8 @@ class Runner:
             chunk = JOB_WAIT_CHUNK if limit is None else \
                 max(0.1, min(JOB_WAIT_CHUNK, started + limit - time.monotonic()))
             try:
-                code = self.engine.api.wait(container, timeout=chunk)['StatusCode']
+                # docker-py passes the float on to requests; types-docker says int.
+                code = self.engine.api.wait(container, timeout=chunk)['StatusCode']  # type: ignore[arg-type]
                 break
             except requests.exceptions.ConnectionError:
                 # The SDK reports a wait that outlasted its timeout this way; a gone
@@ -460,7 +461,8 @@ class Runner:
     def _update_in_place(self, container: str) -> None:
         """Options the engine changes on a live container (the restart policy)."""
         wanted = self.spec.values['restart'] or {'Name': 'no', 'MaximumRetryCount': 0}
-        self.engine.api.update_container(container, restart_policy=wanted)
+        # types-docker's restart policy names leave out 'no' and 'unless-stopped'.
+        self.engine.api.update_container(container, restart_policy=wanted)  # type: ignore[arg-type]
 
     def _anonymous_volumes(self, container: str) -> list[str]:
         """The old container's anonymous volumes, to mount at the same paths in the new one."""
@@ -547,7 +549,8 @@ def create_arguments(engine: Engine, spec: ContainerSpec, env: Mapping[str, str]
     networks = values['networks']
     host_config = api.create_host_config(
         binds=binds or None,
-        port_bindings=port_bindings or None,
+        # types-docker's Mapping[int | str, Any] has an invariant key: no dict[str, ...] fits.
+        port_bindings=port_bindings or None,  # type: ignore[arg-type]
         links=[tuple(link) for link in values['links']] or None,
         volumes_from=values['volumes-from'] or None,
         restart_policy=values['restart'],
@@ -559,7 +562,8 @@ def create_arguments(engine: Engine, spec: ContainerSpec, env: Mapping[str, str]
     )
     networking_config = None
     if spec.user_networks and networks[0] == spec.user_networks[0]:
-        networking_config = api.create_networking_config({
+        # docker-py takes {network: endpoint}; types-docker says one endpoint.
+        networking_config = api.create_networking_config({  # type: ignore[arg-type]
             networks[0]: api.create_endpoint_config(aliases=values['network-aliases'] or None)})
     healthcheck = None
     if values['healthcheck']:

@@ -37,7 +37,7 @@ import shutil
 import subprocess
 import tempfile
 import urllib.parse
-from typing import Mapping
+from typing import Mapping, MutableMapping
 
 import zc.buildout
 
@@ -187,7 +187,7 @@ def is_git(url: str) -> bool:
 
 
 def local_context(part: str, source: str, buildout: Mapping[str, str], directory: str,
-                  options: dict[str, str] | None = None) -> str:
+                  options: MutableMapping[str, str] | None = None) -> str:
     """The directory to build from: ``source`` itself, or what its URL names, fetched.
 
     ``options`` gives the credentials (:func:`credentials`) and gets

@@ -134,7 +134,7 @@ def container_paths(raw: str) -> tuple[str, ...]:
 
 def image_config_options(volumes: bool = True) -> tuple[opt.Option, ...]:
     """The options of a made image's configuration (``volumes`` means VOLUME here)."""
-    table = (
+    table: tuple[opt.Option, ...] = (
         opt.Option('command', command_line, doc="The image's CMD, split as a shell would."),
         opt.Option('entrypoint', command_line,
                    doc="The image's ENTRYPOINT, split as a shell would."),
@@ -314,7 +314,7 @@ class Throwaway:
                 f'{text}{hint}') from None
         self.started = True
 
-    def wait(self, timeout: float | None = None) -> None:
+    def wait(self, timeout: int | None = None) -> None:
         """Wait for a container that runs its own command to end; raise on a non-zero exit."""
         self.start()
         self.log.info('waiting for the %s (%s) to finish', self.what, _short(self.image))

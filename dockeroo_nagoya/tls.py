@@ -45,7 +45,8 @@ def client(make: Callable[..., docker.DockerClient], **kwargs: Any) -> docker.Do
                    or docker.constants.MINIMUM_DOCKER_API_VERSION})
     keep_ca(made.api)
     if ask:
-        made.api._version = server_version(made.api)
+        # The SDK has no setter: its own __init__ sets _version so when it asks the engine.
+        made.api._version = server_version(made.api)  # type: ignore[attr-defined]
     return made
 
 

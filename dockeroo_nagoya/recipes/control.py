@@ -50,16 +50,16 @@ class ControlRecipe(Recipe):
             if part in found:
                 raise opt.invalid(self.name, 'parts', 'each part once', f'{part} twice')
             try:
-                section = self.buildout[part]
+                part_options = self.buildout[part]
             except KeyError as exc:
                 if exc.args and exc.args[0] != part:
                     raise
                 raise opt.invalid(self.name, 'parts', 'names of docker.run parts of this '
                                   'buildout', f'{part} (there is no [{part}])') from None
-            recipe = getattr(section, 'recipe', None)
+            recipe = getattr(part_options, 'recipe', None)
             if not isinstance(recipe, RunRecipe):
                 raise opt.invalid(self.name, 'parts', 'names of docker.run parts',
-                                  f'{part} (recipe {section.get("recipe") or "none"})')
+                                  f'{part} (recipe {part_options.get("recipe") or "none"})')
             single = recipe.values['replicas'] is None
             found[part] = [(part if single else spec.name, spec) for spec in recipe.specs]
             engines[part] = recipe.engine_config

@@ -40,7 +40,7 @@ _UNASKED = object()
 
 
 def pull_image(engine: Engine, part: str, reference: str, log: logging.Logger,
-               auth: Mapping[str, str] | None = None, platform: str | None = None
+               auth: dict[str, str] | None = None, platform: str | None = None
                ) -> dict[str, Any]:
     """Pull ``reference`` (layers logged once each); the image, inspected."""
     repository, tag = split_reference(reference)

@@ -35,7 +35,7 @@ from ..options import split_reference
 
 
 def target_lines(raw: str) -> list[str]:
-    references = []
+    references: list[str] = []
     for line in opt.lines(raw):
         references.extend(opt.image_reference(word) for word in line.split())
     if not references:
@@ -109,7 +109,7 @@ class PushRecipe(Recipe):
         pushed = self._read_state()
         found = []
         for target in self.targets:
-            if remade is not None:
+            if remade is not None or image is None:  # (image is None only when remade)
                 found.append(Change('pushed', target, 'push', [Reason('image', follows=remade)]))
             elif pushed.get(target) == image['Id']:
                 found.append(Change('pushed', target, 'none', [], image['Id']))

@@ -12,15 +12,16 @@ background, after the removed parts that depend on it (:mod:`..removals`).
 """
 from __future__ import annotations
 
+import functools
 import logging
-from typing import Any, Callable, Mapping, MutableMapping
+from typing import Any, Mapping, MutableMapping
 
 from .. import containers, containerspec, dependencies, identities
 from ..runner import Runner
 from .. import options as opt
 from ..decisions import Change, Decision, Reason
 from ..engine import Engine, engine_errors
-from ..recipe import PREVIOUS, Recipe, uninstaller
+from ..recipe import PREVIOUS, Defer, Recipe, uninstaller
 
 
 class RunRecipe(Recipe):
@@ -89,7 +90,7 @@ class RunRecipe(Recipe):
                 spec.check_links(self.engine)
         for spec in self.specs:
             identities.will_run_container(self.directory, self.engine_config, spec.name,
-                                          lambda spec=spec: spec.configured_identity(self.engine))
+                                          functools.partial(spec.configured_identity, self.engine))
 
     def decide(self, fresh: bool) -> Decision:
         """Each container's decision (:meth:`.runner.Runner.decide`), then the containers
@@ -140,7 +141,7 @@ class RunRecipe(Recipe):
     @classmethod
     def remove_containers(cls, engine: Engine, directory: str, part: str,
                           options: Mapping[str, str], going: list[Change], log: logging.Logger,
-                          defer: Callable[[Callable[[], None]], None] | None = None) -> None:
+                          defer: Defer | None = None) -> None:
         """Stopped within ``stop-timeout``, with the part's callbacks."""
         containers.teardown(engine, directory, part, options, log,
                             [(str(change.id), change.object) for change in going], defer)

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import functools
 import json
 import logging
 import math
 import os
 import threading
 import time
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import zc.buildout
 
@@ -39,7 +40,7 @@ from ..runner import Runner
 from .. import options as opt
 from ..decisions import Change, Decision, state
 from ..engine import LABEL, Engine, engine_errors, identity_hash
-from ..recipe import PLAIN_SECRETS, PREVIOUS, Recipe, kept, uninstaller
+from ..recipe import PLAIN_SECRETS, PREVIOUS, Defer, Recipe, kept, uninstaller
 
 #: Threads that create new members ahead of their turn (creating is quick; starting is not).
 AHEAD_WORKERS = 4
@@ -118,7 +119,7 @@ class SystemRecipe(Recipe):
                 member.spec.check_image(self.engine)
                 identities.will_run_container(
                     self.directory, self.engine_config, member.name,
-                    lambda spec=member.spec: spec.configured_identity(self.engine))
+                    functools.partial(member.spec.configured_identity, self.engine))
         self._resolve(by_container)
         with engine_errors(self.name, self.engine_config, 'looking up the linked containers'):
             for member in self.members.values():
@@ -367,7 +368,7 @@ class SystemRecipe(Recipe):
     def remove_containers(cls, engine: Engine, directory: str, part: str,
                           options: Mapping[str, str], going: list[Change],
                           log: logging.Logger,
-                          defer: Callable[[Callable[[], None]], None] | None = None) -> None:
+                          defer: Defer | None = None) -> None:
         """Dependents first, independent members at the same time."""
         ids = {change.id for change in going}
         found = [c for c in engine.part_objects('containers', directory, part) if c['Id'] in ids]
