@@ -54,6 +54,7 @@ MODULES = {
     'engine_options': 'model.engine_options',
     'foreach': 'model.foreach',
     'scheduling': 'model.scheduling',
+    'dependencies': 'model.dependencies',
     # run: what one buildout run knows.
     'runlock': 'run.runlock',
     'removals': 'run.removals',
@@ -67,6 +68,12 @@ MODULES = {
     'archives': 'mechanisms.archives',
     'copying': 'mechanisms.copying',
     'containers': 'mechanisms.containers',
+    'containerspec': 'mechanisms.containerspec',
+    'containerplan': 'mechanisms.containerplan',
+    'callbacks': 'mechanisms.callbacks',
+    'runner': 'mechanisms.runner',
+    'controlscript': 'mechanisms.controlscript',
+    'controlsystem': 'mechanisms.controlsystem',
     'probes': 'mechanisms.probes',
     'snapshots': 'mechanisms.snapshots',
     'sources': 'mechanisms.sources',
@@ -99,25 +106,19 @@ KNOWN_UPWARD = {
               'Owner) and atomicfile: labels and reference parsing belong in the engine layer',
     'orphans': 'issue 23: orphans (run) imports atomicfile, readfiles and throwaway '
                '(mechanisms)',
-    'containers': 'issue 23: containers imports recipe (Recipe, for types) and is split '
-                  'by the mechanisms work',
-    'recipes.control': 'issue 23: docker.control imports the control script (cli); the '
-                       'mechanisms work splits control.py',
-    'recipes.system': 'issue 23: docker.system imports the control script (cli); the '
-                      'mechanisms work splits control.py',
+    'runner': 'issue 23: the Runner imports recipe (Recipe: the part it runs for) where '
+              'it needs only the part\'s name, log, engine and labels',
 }
 KNOWN_DOCKER_PY = {
     module: 'issue 23: catches or calls docker-py itself; one engine-error mapping in the '
             'driver is the mechanisms work'
-    for module in ('engine_options', 'containers', 'context', 'control', 'copying',
-                   'identities', 'logstreams', 'orphans', 'probes', 'recipe', 'scripts',
+    for module in ('engine_options', 'containers', 'context', 'copying', 'callbacks',
+                   'runner', 'controlsystem',
+                   'identities', 'logstreams', 'orphans', 'probes', 'recipe',
                    'throwaway', 'volumedata', 'recipes.network', 'recipes.pull',
                    'recipes.service', 'recipes.temporary')
 }
-KNOWN_PRIVATE = {
-    module: 'issue 23: imports recipe._remove_image, made public by the mechanisms work'
-    for module in ('recipes.load', 'recipes.push', 'recipes.temporary')
-}
+KNOWN_PRIVATE: dict[str, str] = {}
 
 
 # -- the graph ------------------------------------------------------------------------------
