@@ -58,6 +58,9 @@ def test_credentials_and_database_need_no_koji_code(buildout, client, koji_suppo
                      'openssl x509 -in hub.crt -noout -ext subjectAltName; cat kojiweb.subject; '
                      # As Koji's clients on Python 3.13+ with urllib3 2.4+ (Fedora 44's) verify.
                      'openssl verify -x509_strict -CAfile ca.crt hub.crt kojiadmin.crt kojiweb.crt; '
+                     # ECDSA P-256 keys: made in milliseconds (RSA keys took most of the job).
+                     'for k in ca hub kojiadmin kojiweb kojira kojibuilder1; do '
+                     'echo "$k $(openssl pkey -in $k.key -noout -text | grep -o prime256v1)"; done; '
                      'stat -c "%a %n" ca.key hub.key kojiadmin.pem secrets/db-password secrets/web-secret')
     for user in ('kojiadmin', 'kojiweb', 'kojira', 'kojibuilder1'):
         assert f'subject=CN={user},OU=koji,O=dockeroo_nagoya,C=XX' in text
@@ -65,6 +68,8 @@ def test_credentials_and_database_need_no_koji_code(buildout, client, koji_suppo
     assert 'CN=kojiweb,OU=koji,O=dockeroo_nagoya,C=XX\n' in text
     for cert in ('hub', 'kojiadmin', 'kojiweb'):
         assert f'{cert}.crt: OK' in text
+    for key in ('ca', 'hub', 'kojiadmin', 'kojiweb', 'kojira', 'kojibuilder1'):
+        assert f'{key} prime256v1\n' in text, text
     for path in ('ca.key', 'hub.key', 'kojiadmin.pem', 'secrets/db-password', 'secrets/web-secret'):
         assert f'600 {path}' in text
 
