@@ -14,7 +14,9 @@ import socket
 import threading
 import time
 
-REQUEST_LINE = re.compile(rb'(?:^|\r\n)(GET|POST|PUT|DELETE|HEAD) (/[^ ?\r\n]*)[^ \r\n]* HTTP/1\.[01]\r\n')
+#: A request line wherever it starts: after the headers' blank line, or right after the
+#: body of the request before it on the same connection (a JSON body ends without CRLF).
+REQUEST_LINE = re.compile(rb'(?<![A-Z])(GET|POST|PUT|DELETE|HEAD) (/[^ ?\r\n]*)[^ \r\n]* HTTP/1\.[01]\r\n')
 
 
 class CountingProxy:

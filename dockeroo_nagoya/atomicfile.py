@@ -168,5 +168,31 @@ def write_text(path: str, text: str, mode: int = 0o644) -> None:
     write_bytes(path, text.encode('utf-8'), mode)
 
 
-__all__ = ['atomic_file', 'write_bytes', 'write_text', 'new_file', 'temporary_name',
+def write_text_if_changed(path: str, text: str, mode: int = 0o644) -> bool:
+    """:func:`write_text`, unless ``path`` already is that text: a file of ours (a regular
+    file, not a link, owned by this user, with ``mode``) with those bytes.
+
+    Files that every run writes anew (a system's control script and description)
+    then cost a no-op rerun one read instead of two syncs to disk. Returns whether
+    it wrote.
+    """
+    data = text.encode('utf-8')
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        fd = None
+    if fd is not None:
+        try:
+            found = os.fstat(fd)
+            if stat.S_ISREG(found.st_mode) and found.st_uid == os.geteuid() and \
+                    stat.S_IMODE(found.st_mode) == mode and found.st_size == len(data) and \
+                    os.read(fd, len(data) + 1) == data:
+                return False
+        finally:
+            os.close(fd)
+    write_bytes(path, data, mode)
+    return True
+
+
+__all__ = ['atomic_file', 'write_bytes', 'write_text', 'write_text_if_changed', 'new_file', 'temporary_name',
            'open_trusted_directory', 'UntrustedLink']

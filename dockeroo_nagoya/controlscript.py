@@ -43,9 +43,11 @@ def write_control(bin_directory: str, parts_directory: str, part: str, recipe: s
     os.makedirs(parts, exist_ok=True)
     os.makedirs(bin_directory, exist_ok=True)
     path = os.path.join(parts, file_name)
-    atomicfile.write_text(path, json.dumps(description, indent=2, sort_keys=True) + '\n', 0o644)
+    atomicfile.write_text_if_changed(
+        path, json.dumps(description, indent=2, sort_keys=True) + '\n', 0o644)
     target = os.path.join(bin_directory, script or part)
-    atomicfile.write_text(target, script_text(sys.executable, path, part, recipe, script), 0o755)
+    atomicfile.write_text_if_changed(
+        target, script_text(sys.executable, path, part, recipe, script), 0o755)
     return [target, parts]
 
 

@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 import os
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import docker
 import docker.errors
@@ -212,13 +212,33 @@ def _address(config: EngineConfig | None) -> str:
 class Engine:
     """A client plus the per-run caches of what this buildout owns."""
 
-    def __init__(self, config: EngineConfig, client: docker.DockerClient) -> None:
+    def __init__(self, config: EngineConfig,
+                 client: docker.DockerClient | Callable[[], docker.DockerClient]) -> None:
         self.config = config
-        self.client = client
-        self.api: docker.APIClient = client.api
+        # A forked engine makes its client when it first talks to the engine: a member
+        # whose decision needs only the listings (a no-op rerun) costs no client.
+        self._client: docker.DockerClient | None = None
+        self._make_client: Callable[[], docker.DockerClient] | None = None
+        if callable(client) and not isinstance(client, docker.DockerClient):
+            self._make_client = client
+        else:
+            self._client = client
         self._owned: dict[tuple[str, Owner], list[dict[str, Any]]] = {}
         self._image_ids: dict[str, str] | None = None
         self._images: dict[str, dict[str, Any]] = {}
+
+    @property
+    def client(self) -> docker.DockerClient:
+        """The SDK's client, made on first use for a forked engine."""
+        if self._client is None:
+            assert self._make_client is not None
+            self._client, self._make_client = self._make_client(), None
+        return self._client
+
+    @property
+    def api(self) -> docker.APIClient:
+        """The SDK's low-level client (``client.api``)."""
+        return self.client.api
 
     # -- owned objects, one labelled list per kind and buildout --------------
     def owned(self, kind: str, directory: str) -> list[dict[str, Any]]:
@@ -258,7 +278,8 @@ class Engine:
         threads, and each thread's changes should only drop its own caches.
         Close it with :meth:`close` when the thread is done.
         """
-        engine = Engine(self.config, new_client(self.config, part, self.api.api_version))
+        version = self.api.api_version
+        engine = Engine(self.config, lambda: new_client(self.config, part, version))
         engine._owned = {key: list(found) for key, found in self._owned.items()}
         engine._image_ids = dict(self._image_ids) if self._image_ids is not None else None
         engine._images = dict(self._images)
@@ -285,8 +306,10 @@ class Engine:
 
     def close(self) -> None:
         """Close the client of a forked engine (the shared ones stay open for the run)."""
+        if self._client is None:
+            return
         with contextlib.suppress(OSError, docker.errors.DockerException):
-            self.client.close()
+            self._client.close()
 
     def part_objects(self, kind: str, directory: str, part: str) -> list[dict[str, Any]]:
         """The objects of one part, from the shared listing."""

@@ -92,23 +92,48 @@ def note(directory: str, part: str, buildout: Mapping[str, str]) -> None:
 
 
 def installed_parts(path: str) -> set[str]:
-    """The parts ``.installed.cfg`` lists (buildout appends ``[buildout]``; the last wins)."""
-    return set(installed_options(path))
+    """The parts ``.installed.cfg`` lists (buildout appends ``[buildout]``; the last wins).
+
+    Only the ``[buildout]`` sections are parsed: the rest of the file is every
+    part's recorded options (a system's members among them), which every run's
+    sweep would otherwise parse again after buildout did.
+    """
+    parser = _installed_parser(path, only='buildout')
+    if parser is None:
+        return set()
+    return set((parser.get('buildout', 'parts', fallback='') or '').split())
+
+
+def _installed_parser(path: str, only: str | None = None
+                      ) -> configparser.RawConfigParser | None:
+    """``.installed.cfg`` parsed (its section ``only`` alone, when given), or ``None`` when
+    it is not there or has no ``[buildout]``."""
+    parser = configparser.RawConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]  # options as written
+    try:
+        with open(path, encoding='utf-8') as handle:
+            if only is None:
+                parser.read_file(handle)
+            else:  # a section header starts its line; a value's further lines are indented
+                inside, kept = False, []
+                for line in handle:
+                    if line.startswith('['):
+                        inside = line.split(']', 1)[0] == f'[{only}'
+                    if inside:
+                        kept.append(line)
+                parser.read_string(''.join(kept), path)
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, configparser.Error) as exc:
+        raise OrphanCheckImpossible(f'{path} cannot be read ({exc})') from None
+    return parser if parser.has_section('buildout') else None
 
 
 def installed_options(path: str) -> dict[str, dict[str, str]]:
     """part -> its recorded options, for the parts ``.installed.cfg`` lists (a part's
     section stays in the file after buildout forgot the part: only ``parts`` says)."""
-    parser = configparser.RawConfigParser(strict=False, interpolation=None)
-    parser.optionxform = str  # type: ignore[assignment,method-assign]  # options as written
-    try:
-        with open(path, encoding='utf-8') as handle:
-            parser.read_file(handle)
-    except FileNotFoundError:
-        return {}
-    except (OSError, configparser.Error) as exc:
-        raise OrphanCheckImpossible(f'{path} cannot be read ({exc})') from None
-    if not parser.has_section('buildout'):
+    parser = _installed_parser(path)
+    if parser is None:
         return {}
     parts = (parser.get('buildout', 'parts', fallback='') or '').split()
     return {part: dict(parser.items(part)) if parser.has_section(part) else {}
