@@ -60,6 +60,7 @@ from .engine import LABEL_IDENTITY, LABEL_INPUTS, Engine, identity_hash, labels_
 
 if TYPE_CHECKING:
     from .recipe import Recipe
+    from .runstate import Run
 
 EVENTS = ('pre-create', 'post-create', 'pre-start', 'post-start',
           'pre-stop', 'post-stop', 'pre-remove', 'post-remove')
@@ -340,9 +341,9 @@ class ContainerSpec:
 
     @classmethod
     def from_values(cls, part: str, name: str, values: dict[str, Any],
-                    directory: str) -> ContainerSpec:
+                    directory: str, run: Run | None = None) -> ContainerSpec:
         values['wait-for'] = probes.trusting(values['wait-for'], values['wait-for-tls-verify'],
-                                             values['wait-for-tls-ca'], part)
+                                             values['wait-for-tls-ca'], part, run)
         spec = cls(part, name, directory, values)
         spec.check()
         spec.check_callbacks()
@@ -438,7 +439,7 @@ class ContainerSpec:
         """Refuse, before anything acts, an image that is neither on the engine nor made
         by a part of this buildout (the configuration alone shows it)."""
         image = self.values['image']
-        if identities.maker_of(self.directory, engine.config, image) is not None or \
+        if identities.maker_of(engine.run, engine.config, image) is not None or \
                 engine.image_id(image):
             return
         raise opt.invalid(self.part, 'image', 'an image on the Docker engine or made by a part '
@@ -450,7 +451,7 @@ class ContainerSpec:
         engine nor kept by a part of this buildout (for a member of a system, its other
         members: :meth:`.SystemRecipe._resolve` named them by container already)."""
         for target, _ in self.values['links']:
-            if identities.will_have_container(self.directory, engine.config, target):
+            if identities.will_have_container(engine.run, engine.config, target):
                 continue
             if any(f'/{target}' in (listed.get('Names') or [])
                    for listed in engine.owned('containers', self.directory)):
@@ -682,7 +683,7 @@ class Runner:
         spec = self.spec
         image_id = self.engine.image_id(spec.values['image'])
         if image_id is None:
-            maker = identities.maker_of(spec.directory, self.engine.config, spec.values['image'])
+            maker = identities.maker_of(self.engine.run, self.engine.config, spec.values['image'])
             if maker is not None:  # bin/buildout install PART, on a buildout not installed yet
                 raise zc.buildout.UserError(
                     f'{spec.part}: option image: no image {spec.values["image"]} yet: part '
@@ -769,7 +770,7 @@ class Runner:
         Reads only: the shared listing, the image's id, the env-file, and for a
         kept container of an install its restart policy."""
         current = self.find()
-        if current is not None and identities.planned_removal(self.spec.directory,
+        if current is not None and identities.planned_removal(self.engine.run,
                                                               self.engine.config, self.spec.name):
             current = None  # a part before this one removes it (see Runner.change)
         identity, hashes = self.identity(extra_identity)
@@ -785,7 +786,7 @@ class Runner:
         """A decision as data: the action in the plan's words, with its reasons."""
         current, name = step.current, self.spec.name
         found = current['Id'] if current is not None else None
-        removed = identities.planned_removal(self.spec.directory, self.engine.config, name)
+        removed = identities.planned_removal(self.engine.run, self.engine.config, name)
         if step.action == 'create' and removed is not None:
             return decisions.Change('container', name, 'recreate', [decisions.state(
                 f'removed first: {removed[1]}')], removed[0])
@@ -802,7 +803,7 @@ class Runner:
             changed = changed_inputs(current, step.hashes)
             for key in changed or ():
                 if key == 'image-id':
-                    why = identities.planned_change(self.spec.directory, self.engine.config,
+                    why = identities.planned_change(self.engine.run, self.engine.config,
                                                     self.spec.values['image'])
                     reasons.append(decisions.Reason(f'image {self.spec.values["image"]}',
                                                     follows=why, note=None if why else

@@ -45,9 +45,10 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 import docker.errors
 import zc.buildout
 
-from . import atomicfile, containers, logstreams, ownership, probes, scheduling, volumedata
+from . import (atomicfile, containers, logstreams, ownership, probes, runstate, scheduling,
+               volumedata)
 from . import options as opt
-from .engine import Engine, EngineConfig, connect, engine_errors
+from .engine import Engine, EngineConfig, engine_errors
 from .engine_options import described
 from .members import ArchiveError
 
@@ -126,7 +127,7 @@ def write_control(bin_directory: str, parts_directory: str, part: str, recipe: s
     return [target, parts]
 
 
-def describe(part: str, directory: str, engine: EngineConfig, backups: str,
+def describe(part: str, owner: ownership.Owner, engine: EngineConfig, backups: str,
              members: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """The description the control script reads: members in dependency order, with
     ``section``, ``container``, ``image``, ``after``, ``linked``, ``job``, ``start``,
@@ -135,8 +136,7 @@ def describe(part: str, directory: str, engine: EngineConfig, backups: str,
     members = [dict(m) for m in members]
     graph = {m['section']: {a for a in m['after']} for m in members}
     volumes = sorted({v['volume'] for m in members for v in m['volumes']})
-    owner = ownership.of(directory)
-    return {'format': 1, 'part': part, 'directory': directory, 'installed': owner.installed,
+    return {'format': 1, 'part': part, 'directory': owner.directory, 'installed': owner.installed,
             'host': owner.host,
             'engine': dataclasses.asdict(engine), 'backup-directory': backups,
             'levels': scheduling.levels(graph), 'members': members, 'volumes': volumes}
@@ -230,6 +230,8 @@ class System:
         self.owner = ownership.Owner(
             self.directory, description.get('installed') or ownership.DEFAULT_INSTALLED,
             description.get('host') or ownership.this_host())
+        #: What this command knows: the one client of each engine, warnings said.
+        self.run = runstate.Run(self.owner)
         own = described(self.part, description['engine'])
         self.backups: str = description['backup-directory']
         members = [Member.from_dict(m, own, self.part) for m in description['members']]
@@ -326,7 +328,7 @@ class System:
                     f'{", ".join(names)}' if names else self.part
         try:
             with engine_errors(where, config):
-                connect(config, where).api.ping()
+                self.run.engine(config, where).api.ping()
         except zc.buildout.UserError as exc:
             return str(exc).strip().splitlines()[0] if str(exc).strip() else where
         return None
@@ -341,7 +343,7 @@ class System:
     def engine_at(self, config: EngineConfig) -> Engine:
         """The engine's one client for this command, connected the first time it is needed."""
         self.need([config])
-        return connect(config, self.part)
+        return self.run.engine(config, self.part)
 
     def engine_of(self, member: Member) -> Engine:
         return self.engine_at(member.engine)
@@ -382,7 +384,7 @@ class System:
             graph = scheduling.reverse(graph)
         needed = [self.members[section].engine for section in graph]
         self.need(needed)   # every engine answers, or nothing is done
-        engines = {config: connect(config, self.part) for config in dict.fromkeys(needed)}
+        engines = {config: self.run.engine(config, self.part) for config in dict.fromkeys(needed)}
 
         def one(section: str) -> None:
             member = self.members[section]
@@ -425,7 +427,7 @@ class System:
             return
         gates = probes.trusting(probes.parse_gates('\n'.join(member.wait_for)),
                                 member.wait_for_tls_verify, member.wait_for_tls_ca,
-                                member.section)
+                                member.section, self.run)
         timeout = member.wait_timeout or containers.DEFAULT_WAIT_TIMEOUT
         probes.wait_until_ready(engine, member.container, member.container, gates, timeout,
                                 self.display(member), log)
@@ -799,7 +801,7 @@ def cmd_logs(system: System, args: argparse.Namespace) -> int:
     for member in system.members.values():
         with engine_errors(system.part, member.engine):
             if system.inspect(member) is not None:
-                sources.append((member.engine, member.container))
+                sources.append((system.run.engine(member.engine, system.part), member.container))
     with engine_errors(system.part, engines[0] if len(engines) == 1 else None):
         for container, line in logstreams.interleaved(sources, tail, args.since, args.follow):
             out.write(container.encode() + b' | ' + line)

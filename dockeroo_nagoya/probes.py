@@ -57,7 +57,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import docker.errors
 import requests.exceptions
@@ -67,6 +67,9 @@ from .engine import Engine
 from .options import Invalid, lines, split_url
 from .options import port as port_number
 from .secrets import masked, secret_env
+
+if TYPE_CHECKING:
+    from .runstate import Run
 
 FIRST_DELAY = 0.1
 MAX_DELAY = 0.5
@@ -108,17 +111,13 @@ class Gate:
     tls_ca: str | None = None
 
 
-#: The parts already warned in this process that their https gates check nothing.
-_UNCHECKED: set[str] = set()
-
-
-def trusting(gates: list[Gate], verify: bool, ca: str | None, part: str) -> list[Gate]:
+def trusting(gates: list[Gate], verify: bool, ca: str | None, part: str,
+             run: Run | None = None) -> list[Gate]:
     """The gates with the part's ``wait-for-tls-verify`` and ``wait-for-tls-ca``: the one
     place a gate learns them, for a run and for a control script alike. ``https`` gates
-    that check nothing are said once per part and run."""
-    if not verify and part not in _UNCHECKED and \
-            any((gate.url or '').lower().startswith('https:') for gate in gates):
-        _UNCHECKED.add(part)
+    that check nothing are said once per part and ``run``."""
+    if not verify and any((gate.url or '').lower().startswith('https:') for gate in gates) \
+            and (run is None or run.first_time(('wait-for-tls-verify', part))):
         logging.getLogger(part).warning(
             'wait-for-tls-verify = false: the certificates of its https gates are not checked '
             '(give their CA with wait-for-tls-ca to check them)')

@@ -104,7 +104,7 @@ class ControlRecipe(Recipe):
         return []
 
     def apply(self, fresh: bool) -> list[str]:
-        description = control.describe(self.name, self.directory, self.engine_config,
+        description = control.describe(self.name, self.owner, self.engine_config,
                                        self.backups, self.members)
         return control.write_control(self.buildout['buildout']['bin-directory'],
                                      self.buildout['buildout']['parts-directory'], self.name,

@@ -98,13 +98,13 @@ class PushRecipe(Recipe):
             term = identities.carried_term(self.engine, self.directory, self.source)
         carried = identities.Carried(self.name, self.engine_config, self.source, term)
         for target in self.targets:
-            identities.will_push(self.directory, target, carried)
+            identities.will_push(self.run, target, carried)
 
     def decide(self, fresh: bool) -> list[Change]:
         changes = self._decision()[1]
         for change in changes:
             if change.action == 'push':
-                identities.will_push_anew(self.directory, change.object, f'pushed by {self.name}: '
+                identities.will_push_anew(self.run, change.object, f'pushed by {self.name}: '
                                           + ', '.join(r.text() for r in change.reasons))
         return changes
 
@@ -113,7 +113,7 @@ class PushRecipe(Recipe):
 
         In a plan, an image a part before this one makes anew is pushed after it."""
         image = self.engine.inspect('images', self.source)
-        remade = identities.planned_change(self.directory, self.engine_config, self.source)
+        remade = identities.planned_change(self.run, self.engine_config, self.source)
         if image is None and remade is None:
             raise zc.buildout.UserError(f'{self.name}: option image: no local image {self.source!r}')
         pushed = self._read_state()

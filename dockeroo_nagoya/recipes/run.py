@@ -19,7 +19,7 @@ from .. import containers, identities
 from .. import options as opt
 from ..decisions import Change, Reason
 from ..engine import Engine, engine_errors
-from ..recipe import PREVIOUS, Recipe, uninstaller
+from ..recipe import Recipe, uninstaller
 
 
 class RunRecipe(Recipe):
@@ -63,7 +63,7 @@ class RunRecipe(Recipe):
         replicas = self.values['replicas']
         if replicas is None:
             self.specs = [containers.ContainerSpec.from_values(
-                self.name, name, self.values, self.directory)]
+                self.name, name, self.values, self.directory, self.run)]
             self.options['names'] = name
             self.configured()
             return
@@ -74,7 +74,7 @@ class RunRecipe(Recipe):
                    for o in self.table if o.name in self.options}
             values = opt.parse_options(self.name, raw, self.table)
             self.specs.append(containers.ContainerSpec.from_values(
-                self.name, f'{name}-{index}', values, self.directory))
+                self.name, f'{name}-{index}', values, self.directory, self.run))
         self.options['names'] = ' '.join(spec.name for spec in self.specs)
         self.configured()
 
@@ -86,7 +86,7 @@ class RunRecipe(Recipe):
             for spec in self.specs:
                 spec.check_links(self.engine)
         for spec in self.specs:
-            identities.will_run_container(self.directory, self.engine_config, spec.name,
+            identities.will_run_container(self.run, self.engine_config, spec.name,
                                           lambda spec=spec: spec.configured_identity(self.engine))
 
     def decide(self, fresh: bool) -> list[Change]:
@@ -101,7 +101,7 @@ class RunRecipe(Recipe):
     def was_installed(self, spec: containers.ContainerSpec, fresh: bool) -> bool:
         """Whether an earlier run installed this container (a replica added by raising
         replicas was not: it is new, not removed)."""
-        names = (PREVIOUS.get((self.directory, self.name)) or {}).get('names')
+        names = (self.run.previous.get(self.name) or {}).get('names')
         if fresh and names is not None:
             return spec.name in names.split()
         return self.installed_before(fresh)

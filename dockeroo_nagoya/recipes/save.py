@@ -27,7 +27,7 @@ from .. import options as opt
 from ..decisions import Change, Reason, state
 from ..engine import Engine, engine_errors
 from ..imagefiles import image_in_archive, write_atomically
-from ..recipe import PREVIOUS, ImageRecipe, Recipe, uninstaller
+from ..recipe import ImageRecipe, Recipe, uninstaller
 
 class SaveRecipe(Recipe):
     """An image written to a file with the engine's ``docker save``."""
@@ -61,11 +61,11 @@ class SaveRecipe(Recipe):
         # What the file will hold, for a docker.load of it in this run (on any engine).
         with engine_errors(self.name, self.engine_config, 'looking up the image'):
             term = identities.carried_term(self.engine, self.directory, self.image)
-        identities.will_write_archive(self.directory, path, identities.Carried(
+        identities.will_write_archive(self.run, path, identities.Carried(
             self.name, self.engine_config, self.image, term))
 
     def apply(self, fresh: bool) -> list[str]:
-        previous = (PREVIOUS.get((self.directory, self.name)) or {}).get('path')
+        previous = (self.run.previous.get(self.name) or {}).get('path')
         image = self.engine.inspect('images', self.image)
         if image is None:
             raise self._missing()
@@ -94,7 +94,7 @@ class SaveRecipe(Recipe):
                 'the image changed' if held is not None else 'the file held no such image')
 
     def decide(self, fresh: bool) -> list[Change]:
-        remade = identities.planned_change(self.directory, self.engine_config, self.image)
+        remade = identities.planned_change(self.run, self.engine_config, self.image)
         image = self.engine.inspect('images', self.image)
         if remade is not None:
             return [Change('file', self.path, 'update' if os.path.isfile(self.path) else 'create',

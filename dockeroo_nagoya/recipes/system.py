@@ -35,7 +35,7 @@ from .. import containers, control, identities, scheduling, secrets
 from .. import options as opt
 from ..decisions import Change, state
 from ..engine import LABEL, Engine, engine_errors, identity_hash
-from ..recipe import PLAIN_SECRETS, PREVIOUS, Recipe, uninstaller
+from ..recipe import PLAIN_SECRETS, Recipe, uninstaller
 
 #: Threads that create new members ahead of their turn (creating is quick; starting is not).
 AHEAD_WORKERS = 4
@@ -113,7 +113,7 @@ class SystemRecipe(Recipe):
             for member in self.members.values():
                 member.spec.check_image(self.engine)
                 identities.will_run_container(
-                    self.directory, self.engine_config, member.name,
+                    self.run, self.engine_config, member.name,
                     lambda spec=member.spec: spec.configured_identity(self.engine))
         self._resolve(by_container)
         with engine_errors(self.name, self.engine_config, 'looking up the linked containers'):
@@ -164,7 +164,7 @@ class SystemRecipe(Recipe):
                 raise opt.invalid(display, 'name', f'{exc} (the section name is not one: '
                                   f'set name)', section) from None
         spec = containers.ContainerSpec.from_values(display, values['name'], values,
-                                                    self.directory)
+                                                    self.directory, self.run)
         return Member(section, spec)
 
     def _resolve(self, by_container: Mapping[str, str]) -> None:
@@ -220,7 +220,7 @@ class SystemRecipe(Recipe):
     def decide(self, fresh: bool) -> list[Change]:
         """Each member as docker.run decides it, in dependency order: a member linked to
         one that is made anew is made anew after it."""
-        installed = self._installed(fresh, PREVIOUS.get((self.directory, self.name)))
+        installed = self._installed(fresh, self.run.previous.get(self.name))
         found = [Change('container', _name(c), 'remove', [state('it is no longer in containers')],
                         c['Id']) for c in self._departed()]
         ids: dict[str, str] = {}
@@ -237,7 +237,7 @@ class SystemRecipe(Recipe):
         return found
 
     def apply(self, fresh: bool) -> list[str]:
-        previous = PREVIOUS.pop((self.directory, self.name), None)
+        previous = self.run.previous.pop(self.name, None)
         installed = self._installed(fresh, previous)
         # One listing of containers and one of images, copied to every member's thread.
         self.engine.owned('containers', self.directory)
@@ -314,7 +314,7 @@ class SystemRecipe(Recipe):
     def description(self) -> dict[str, Any]:
         """What the control script needs: no option values beyond names (env never)."""
         return control.describe(
-            self.name, self.directory, self.engine_config, self.backups,
+            self.name, self.owner, self.engine_config, self.backups,
             [control.describe_member(section, self.members[section].spec,
                                      self.members[section].after, self.members[section].linked)
              for section in self.order])

@@ -97,7 +97,7 @@ class VolumeRecipe(Recipe):
                                             ', then the archive removed (archive = false)'))],
                 current['Name'])]
             for user in self.users_to_remove(current):
-                identities.will_remove_container(self.directory, self.engine_config,
+                identities.will_remove_container(self.run, self.engine_config,
                                                  user['Names'][0].lstrip('/'), user['Id'],
                                                  f'volume {name} is made anew by {self.name}')
         elif pending is not None:
