@@ -98,7 +98,7 @@ class Promises:
 def will_change_image(run: Run, engine: EngineConfig, reference: str, why: str,
                       becomes: str | None = None) -> None:
     """A part decided to make or pull ``reference`` anew on ``engine``; while planning, the
-    parts after it see the image there as changed (:data:`.engine.PLANNING`), as they
+    parts after it see the image there as changed (:attr:`.runstate.Run.planned_images`), as they
     will in the run: as ``becomes`` when the deciding part knows the image's id (a pull
     of an image another engine has), else as an id no image has."""
     run.promises.changing[(engine.key(), normalised(reference))] = why
