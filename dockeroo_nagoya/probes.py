@@ -110,6 +110,14 @@ class Gate:
     tls_verify: bool = True
     tls_ca: str | None = None
 
+    @functools.cached_property
+    def tls_context(self) -> ssl.SSLContext:
+        """What an ``https`` gate trusts (see the module's docstring); made once per gate,
+        not at every poll (loading the system's CAs takes a while)."""
+        if not self.tls_verify:
+            return ssl._create_unverified_context()  # noqa: S323  (wait-for-tls-verify = false)
+        return ssl.create_default_context(cafile=self.tls_ca)
+
 
 def trusting(gates: list[Gate], verify: bool, ca: str | None, part: str,
              run: Run | None = None) -> list[Gate]:
@@ -340,7 +348,7 @@ def _check_http(engine: Engine, container: str, state: dict[str, Any], gate: Gat
     else:
         url, name = gate.url, host
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _StaysSecure(),
-                                         _NamedHTTPSHandler(_tls_context(gate.tls_verify, gate.tls_ca), name))
+                                         _NamedHTTPSHandler(gate.tls_context, name))
     try:
         with opener.open(url, timeout=_remaining(deadline, 2.0)) as answer:
             status, body = answer.status, answer.read(1 << 20)
@@ -365,15 +373,6 @@ def _check_http(engine: Engine, container: str, state: dict[str, Any], gate: Gat
     if gate.pattern and not re.search(gate.pattern, body.decode('utf-8', 'replace'), re.M):
         return False, f'{url} answered {status} without {gate.pattern!r} in its body'
     return True, ''
-
-
-@functools.lru_cache(maxsize=None)
-def _tls_context(verify: bool, ca: str | None) -> ssl.SSLContext:
-    """What an ``https`` gate trusts (see the module's docstring); made once, not at every
-    poll (loading the system's CAs takes a while)."""
-    if not verify:
-        return ssl._create_unverified_context()  # noqa: S323  (wait-for-tls-verify = false)
-    return ssl.create_default_context(cafile=ca)
 
 
 class _StaysSecure(urllib.request.HTTPRedirectHandler):
