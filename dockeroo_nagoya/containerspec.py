@@ -7,7 +7,7 @@ import math
 import os
 import re
 import shlex
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import copying, identities, readfiles
 from .dependencies import link_line, volumes_from_line
@@ -15,6 +15,9 @@ from . import options as opt
 from . import probes
 from .engine import Engine, identity_hash
 from .callbacks import Callbacks, EVENTS
+
+if TYPE_CHECKING:
+    from .runstate import Run
 
 
 #: nagoya toji's spellings, taken when the dockeroo name is not given.
@@ -272,9 +275,9 @@ class ContainerSpec:
 
     @classmethod
     def from_values(cls, part: str, name: str, values: dict[str, Any],
-                    directory: str) -> ContainerSpec:
+                    directory: str, run: Run | None = None) -> ContainerSpec:
         values['wait-for'] = probes.trusting(values['wait-for'], values['wait-for-tls-verify'],
-                                             values['wait-for-tls-ca'], part)
+                                             values['wait-for-tls-ca'], part, run)
         spec = cls(part, name, directory, values)
         spec.check()
         spec.check_callbacks()
@@ -370,7 +373,7 @@ class ContainerSpec:
         """Refuse, before anything acts, an image that is neither on the engine nor made
         by a part of this buildout (the configuration alone shows it)."""
         image = self.values['image']
-        if identities.maker_of(self.directory, engine.config, image) is not None or \
+        if identities.maker_of(engine.run, engine.config, image) is not None or \
                 engine.image_id(image):
             return
         raise opt.invalid(self.part, 'image', 'an image on the Docker engine or made by a part '
@@ -382,7 +385,7 @@ class ContainerSpec:
         engine nor kept by a part of this buildout (for a member of a system, its other
         members: :meth:`.SystemRecipe._resolve` named them by container already)."""
         for target, _ in self.values['links']:
-            if identities.will_have_container(self.directory, engine.config, target):
+            if identities.will_have_container(engine.run, engine.config, target):
                 continue
             if any(f'/{target}' in (listed.get('Names') or [])
                    for listed in engine.owned('containers', self.directory)):

@@ -105,7 +105,7 @@ def cmd_logs(system: System, args: argparse.Namespace) -> int:
     for member in system.members.values():
         with engine_errors(system.part, member.engine):
             if system.inspect(member) is not None:
-                sources.append((member.engine, member.container))
+                sources.append((system.run.engine(member.engine, system.part), member.container))
     with engine_errors(system.part, engines[0] if len(engines) == 1 else None):
         for container, line in logstreams.interleaved(sources, tail, args.since, args.follow):
             out.write(container.encode() + b' | ' + line)

@@ -51,7 +51,7 @@ def write_control(bin_directory: str, parts_directory: str, part: str, recipe: s
     return [target, parts]
 
 
-def describe(part: str, directory: str, engine: EngineConfig, backups: str,
+def describe(part: str, owner: ownership.Owner, engine: EngineConfig, backups: str,
              members: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """The description the control script reads: members in dependency order, with
     ``section``, ``container``, ``image``, ``after``, ``linked``, ``job``, ``start``,
@@ -60,8 +60,7 @@ def describe(part: str, directory: str, engine: EngineConfig, backups: str,
     members = [dict(m) for m in members]
     graph = {m['section']: {a for a in m['after']} for m in members}
     volumes = sorted({v['volume'] for m in members for v in m['volumes']})
-    owner = ownership.of(directory)
-    return {'format': 1, 'part': part, 'directory': directory, 'installed': owner.installed,
+    return {'format': 1, 'part': part, 'directory': owner.directory, 'installed': owner.installed,
             'host': owner.host,
             'engine': record(engine), 'backup-directory': backups,
             'levels': dependencies.levels(graph), 'members': members, 'volumes': volumes}

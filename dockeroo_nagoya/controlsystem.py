@@ -17,11 +17,12 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 import docker.errors
 import zc.buildout
 
-from . import atomicfile, containers, containerspec, dependencies, ownership, probes, scheduling
+from . import (atomicfile, containers, containerspec, dependencies, ownership, probes, runstate,
+               scheduling)
 from .callbacks import Callbacks
 from . import volumedata
 from . import options as opt
-from .engine import Engine, EngineConfig, connect, engine_errors, explain
+from .engine import Engine, EngineConfig, engine_errors, explain
 from .engine_options import described, record
 from .members import ArchiveError
 
@@ -105,6 +106,8 @@ class System:
         self.owner = ownership.Owner(
             self.directory, description.get('installed') or ownership.DEFAULT_INSTALLED,
             description.get('host') or ownership.this_host())
+        #: What this command knows: the one client of each engine, warnings said.
+        self.run = runstate.Run(self.owner)
         own = described(self.part, description['engine'])
         self.backups: str = description['backup-directory']
         members = [Member.from_dict(m, own, self.part) for m in description['members']]
@@ -197,7 +200,7 @@ class System:
                     f'{", ".join(names)}' if names else self.part
         try:
             with engine_errors(where, config):
-                connect(config, where).api.ping()
+                self.run.engine(config, where).api.ping()
         except zc.buildout.UserError as exc:
             return str(exc).strip().splitlines()[0] if str(exc).strip() else where
         return None
@@ -212,7 +215,7 @@ class System:
     def engine_at(self, config: EngineConfig) -> Engine:
         """The engine's one client for this command, connected the first time it is needed."""
         self.need([config])
-        return connect(config, self.part)
+        return self.run.engine(config, self.part)
 
     def engine_of(self, member: Member) -> Engine:
         return self.engine_at(member.engine)
@@ -253,7 +256,7 @@ class System:
             graph = dependencies.reverse(graph)
         needed = [self.members[section].engine for section in graph]
         self.need(needed)   # every engine answers, or nothing is done
-        engines = {config: connect(config, self.part) for config in dict.fromkeys(needed)}
+        engines = {config: self.run.engine(config, self.part) for config in dict.fromkeys(needed)}
 
         def one(section: str) -> None:
             member = self.members[section]
@@ -296,7 +299,7 @@ class System:
             return
         gates = probes.trusting(probes.parse_gates('\n'.join(member.wait_for)),
                                 member.wait_for_tls_verify, member.wait_for_tls_ca,
-                                member.section)
+                                member.section, self.run)
         timeout = member.wait_timeout or containerspec.DEFAULT_WAIT_TIMEOUT
         probes.wait_until_ready(engine, member.container, member.container, gates, timeout,
                                 self.display(member), log)

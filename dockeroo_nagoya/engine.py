@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 import os
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import docker
 import docker.errors
@@ -21,10 +21,13 @@ import docker.utils
 import requests.exceptions
 import zc.buildout
 
-from . import atomicfile, ownership
+from . import atomicfile
 from .options import with_tag
 from .ownership import LABEL, LABEL_BUILDOUT, LABEL_PART, Owner
 from .tls import client as tls_client, handshake_failed
+
+if TYPE_CHECKING:
+    from .runstate import Run
 
 LABEL_IDENTITY = f'{LABEL}.identity'
 LABEL_RECIPE = f'{LABEL}.recipe'
@@ -35,12 +38,6 @@ LABEL_INPUTS = f'{LABEL}.inputs'
 KINDS = ('containers', 'images', 'volumes', 'networks')
 
 log = logging.getLogger('dockeroo_nagoya')
-
-#: Set by ``dockeroo-plan`` (:mod:`.plan`): every client refuses any request that is not a
-#: read, and an image the plan's earlier parts make anew has the id in here ((engine key,
-#: normalised reference) -> planned id), so the parts that use it on that engine decide as
-#: they will in the run.
-PLANNING: dict[tuple[str, str], str] | None = None
 
 #: Where the SDK (and the docker CLI) connect when nothing says otherwise.
 DEFAULT_HOST = 'unix:///var/run/docker.sock'
@@ -100,9 +97,12 @@ class EngineConfig:
         address, one daemon). Two addresses of one daemon (a socket and a TCP
         port) stay two keys: only the daemon could tell (:attr:`Engine.daemon`).
         """
-        found = _KEYS.get((self, os.environ.get('DOCKER_HOST')))
+        # Kept on the instance (a context is read from files), per DOCKER_HOST; not a field.
+        known: dict[str | None, str] = self.__dict__.setdefault('_keys', {})
+        environment = os.environ.get('DOCKER_HOST')
+        found = known.get(environment)
         if found is None:
-            found = _KEYS[(self, os.environ.get('DOCKER_HOST'))] = _address_key(self._address())
+            found = known[environment] = _address_key(self._address())
         return found
 
     def _address(self) -> str:
@@ -114,10 +114,6 @@ class EngineConfig:
                     return str(ctx.Host)
             return f'context:{self.context}'  # no such context: connecting says so
         return self.host or os.environ.get('DOCKER_HOST') or DEFAULT_HOST
-
-
-#: (configuration, DOCKER_HOST) -> :meth:`EngineConfig.key` (a context is read from files).
-_KEYS: dict[tuple[EngineConfig, str | None], str] = {}
 
 
 def _address_key(address: str) -> str:
@@ -210,11 +206,15 @@ def _address(config: EngineConfig | None) -> str:
 
 
 class Engine:
-    """A client plus the per-run caches of what this buildout owns."""
+    """A client plus the per-run caches of what this buildout owns; made by its run
+    (:meth:`.runstate.Run.engine`), which code that has the engine reaches as ``run``."""
 
     def __init__(self, config: EngineConfig,
-                 client: docker.DockerClient | Callable[[], docker.DockerClient]) -> None:
+                 client: docker.DockerClient | Callable[[], docker.DockerClient],
+                 run: Run) -> None:
         self.config = config
+        self.run = run
+        self._daemon: str | None = None
         # A forked engine makes its client when it first talks to the engine: a member
         # whose decision needs only the listings (a no-op rerun) costs no client.
         self._client: docker.DockerClient | None = None
@@ -244,7 +244,7 @@ class Engine:
     def owned(self, kind: str, directory: str) -> list[dict[str, Any]]:
         """Every object of ``kind`` that this run's configuration of ``directory`` claims
         (:meth:`.ownership.Owner.claims`), listed once per run."""
-        owner = ownership.of(directory)
+        owner = self.run.owner_of(directory)
         key = (kind, owner)
         if key not in self._owned:
             flt = {'label': f'{LABEL_BUILDOUT}={directory}'}
@@ -278,8 +278,11 @@ class Engine:
         threads, and each thread's changes should only drop its own caches.
         Close it with :meth:`close` when the thread is done.
         """
-        version = self.api.api_version
-        engine = Engine(self.config, lambda: new_client(self.config, part, version))
+        version, planning = self.api.api_version, self.run.planning
+        engine = Engine(self.config,
+                        lambda: new_client(self.config, part, version, planning=planning),
+                        self.run)
+        engine._daemon = self._daemon
         engine._owned = {key: list(found) for key, found in self._owned.items()}
         engine._image_ids = dict(self._image_ids) if self._image_ids is not None else None
         engine._images = dict(self._images)
@@ -296,13 +299,12 @@ class Engine:
         ID from ``/etc/docker/key.json``, which every daemon of a machine shares (a
         second dockerd beside the first) and so do machines cloned from one image.
         """
-        found = _DAEMONS.get(self.config)
-        if found is None:
+        if self._daemon is None:
             info = self.api.info()
-            found = _DAEMONS[self.config] = '|'.join(
+            self._daemon = '|'.join(
                 str(info.get(key) or '') for key in ('ID', 'Name', 'DockerRootDir')
             ) if info.get('ID') else str(self.config)
-        return found
+        return self._daemon
 
     def close(self) -> None:
         """Close the client of a forked engine (the shared ones stay open for the run)."""
@@ -343,8 +345,8 @@ class Engine:
         (shared by every part), so a rerun does not ask once per container;
         anything else (an id, a short name the engine completes) is inspected.
         """
-        if PLANNING is not None:
-            planned = PLANNING.get((self.config.key(), with_tag(reference)))
+        if self.run.planning:
+            planned = self.run.planned_images.get((self.config.key(), with_tag(reference)))
             if planned is not None:
                 return planned
         found = self.listed_image(reference)
@@ -380,26 +382,12 @@ def owner_of(obj: dict[str, Any]) -> tuple[str | None, str | None]:
     return labels.get(LABEL_BUILDOUT), labels.get(LABEL_PART)
 
 
-_ENGINES: dict[EngineConfig, Engine] = {}
-#: Engine configuration -> the daemon's ID (see :attr:`Engine.daemon`).
-_DAEMONS: dict[EngineConfig, str] = {}
-
-
-def connect(config: EngineConfig, part: str) -> Engine:
-    """One shared client per engine configuration for the whole buildout run."""
-    engine = _ENGINES.get(config)
-    if engine is not None:
-        return engine
-    engine = Engine(config, new_client(config, part))
-    _ENGINES[config] = engine
-    return engine
-
-
-def new_client(config: EngineConfig, part: str, version: str | None = None) -> docker.DockerClient:
+def new_client(config: EngineConfig, part: str, version: str | None = None,
+               planning: bool = False) -> docker.DockerClient:
     """A client of its own (``version`` known saves the request that asks the engine);
-    read-only while planning."""
+    read-only while ``planning``. A run's shared ones: :meth:`.runstate.Run.engine`."""
     client = _new_client(config, part, version)
-    return read_only(client) if PLANNING is not None else client
+    return read_only(client) if planning else client
 
 
 def _new_client(config: EngineConfig, part: str, version: str | None = None) -> docker.DockerClient:
@@ -431,17 +419,3 @@ def _new_client(config: EngineConfig, part: str, version: str | None = None) -> 
             # unset); not checking takes docker-tls-verify = false, which says so.
             env['DOCKER_TLS_VERIFY'] = '1'
         return tls_client(docker.from_env, environment=env, **kwargs)
-
-
-def forget_everywhere(kind: str) -> None:
-    """Drop a kind's listings of every shared engine (other threads changed it)."""
-    for engine in _ENGINES.values():
-        engine.forget(kind)
-
-
-def reset_connections() -> None:
-    """Forget every client (tests and long-lived processes)."""
-    for engine in _ENGINES.values():
-        with contextlib.suppress(OSError, docker.errors.DockerException):
-            engine.client.close()
-    _ENGINES.clear()

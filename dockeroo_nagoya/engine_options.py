@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import docker
 import docker.errors
@@ -36,7 +36,10 @@ import zc.buildout
 
 from . import options as opt
 from . import tls
-from .engine import Engine, EngineConfig, EngineError, NoEngine, connect, engine_errors
+from .engine import Engine, EngineConfig, EngineError, NoEngine, engine_errors
+
+if TYPE_CHECKING:
+    from .runstate import Run
 
 #: Options every recipe takes: where the engine is.
 ENGINE_OPTIONS = ('engine', 'docker-host', 'docker-tls-verify', 'docker-cert-path', 'timeout',
@@ -65,11 +68,6 @@ LOCATION_OPTIONS = ('docker-host', 'docker-tls-verify', 'docker-cert-path', 'mac
 DOCKEROO_ALIASES = {'docker-host': 'engine-url', 'docker-tls-verify': 'engine-tls-verify',
                     'docker-cert-path': 'engine-tls-cert-path'}
 
-#: (buildout directory, part) -> the engine each part configured in this run is on (its
-#: ``__init__`` says): an uninstall hook compares it with the engine the part was on.
-CONFIGURED_ENGINES: dict[tuple[str, str], EngineConfig] = {}
-
-
 def _first(options: Mapping[str, str], key: str) -> str | None:
     value = options.get(key)
     return value.strip() if value and value.strip() else None
@@ -84,7 +82,7 @@ def _given(options: Mapping[str, str], key: str) -> str | None:
 
 def engine_config(part: str, options: Mapping[str, str],
                   defaults: Mapping[str, str] | None = None,
-                  recorded: bool = False) -> EngineConfig:
+                  recorded: bool = False, run: Run | None = None) -> EngineConfig:
     """The engine a part's options name; ``defaults`` is the ``[buildout]`` section.
 
     The part's own options win, each falling back to ``[buildout]``'s (whose
@@ -94,19 +92,21 @@ def engine_config(part: str, options: Mapping[str, str],
 
     ``recorded``: ``options`` are a part's as ``.installed.cfg`` holds them (see
     the module's docstring): nothing is checked but the key (:func:`trusted`), and
-    ``[buildout]`` is not read.
+    ``[buildout]`` is not read. ``run``: the run that reads them (its warnings are
+    said once: :func:`trusted`).
     """
     if recorded:
-        return _recorded(part, options)
+        return _recorded(part, options, run)
     base = buildout_engine(part, defaults or {})
     phrase = _first(options, 'engine')
     if phrase is None:
         return _config_of(part, {key: _given(options, key) or base.get(key)
-                                 for key in (*LOCATION_OPTIONS, 'timeout')})
+                                 for key in (*LOCATION_OPTIONS, 'timeout')}, run=run)
     spoken = spoken_engine(part, 'engine', phrase)
     meant = spoken or {key: base[key] for key in LOCATION_OPTIONS if key in base}
     _refuse_contradictions(part, options, phrase, meant)
-    return _config_of(part, {**meant, 'timeout': _given(options, 'timeout') or base.get('timeout')})
+    return _config_of(part, {**meant, 'timeout': _given(options, 'timeout') or base.get('timeout')},
+                      run=run)
 
 
 def buildout_engine(part: str, buildout: Mapping[str, str]) -> dict[str, str]:
@@ -174,7 +174,8 @@ def check_spoken(part: str, option: str, spec: Mapping[str, str]) -> None:
 
 
 def engine_of_spec(part: str, option: str, spec: Mapping[str, str],
-                   buildout: Mapping[str, str], timeout: int | None = None) -> EngineConfig:
+                   buildout: Mapping[str, str], timeout: int | None = None,
+                   run: Run | None = None) -> EngineConfig:
     """The engine an option names in one phrase (``spec`` as :func:`.options.engine_spec`
     parsed it), for a part that reaches an engine besides its own.
 
@@ -186,11 +187,11 @@ def engine_of_spec(part: str, option: str, spec: Mapping[str, str],
     base = buildout_engine(part, buildout) if not spec else {}
     meant = dict(spec) or {key: base[key] for key in LOCATION_OPTIONS if key in base}
     return _config_of(part, {**meant, 'timeout': str(timeout) if timeout is not None
-                             else base.get('timeout')})
+                             else base.get('timeout')}, run=run)
 
 
 def _config_of(part: str, values: Mapping[str, str | None],
-               recorded: bool = False) -> EngineConfig:
+               recorded: bool = False, run: Run | None = None) -> EngineConfig:
     """The engine options (as written: strings), checked: booleans, the timeout, the TLS
     directory, the context. The one reading of engine options, live and recorded.
 
@@ -228,10 +229,10 @@ def _config_of(part: str, values: Mapping[str, str | None],
         context = context or machine_from_environment(part, host)
     return trusted(part, 'docker-cert-path', EngineConfig(
         host=host, tls_verify=tls_verify, cert_path=cert_path and os.path.expanduser(cert_path),
-        timeout=timeout, context=context), complete=not recorded)
+        timeout=timeout, context=context), complete=not recorded, run=run)
 
 
-def _recorded(part: str, options: Mapping[str, str]) -> EngineConfig:
+def _recorded(part: str, options: Mapping[str, str], run: Run | None = None) -> EngineConfig:
     """The engine a part was installed on, from its recorded options: its phrase when it
     names an engine (the options written beside it are the phrase's), else the options
     ``__init__`` wrote (``engine = default`` included: ``[buildout]``'s then)."""
@@ -242,7 +243,8 @@ def _recorded(part: str, options: Mapping[str, str]) -> EngineConfig:
             spoken = opt.engine_spec(phrase)
     values = spoken or {key: value for key in LOCATION_OPTIONS
                         if (value := _given(options, key)) is not None}
-    return _config_of(part, {**values, 'timeout': _given(options, 'timeout')}, recorded=True)
+    return _config_of(part, {**values, 'timeout': _given(options, 'timeout')}, recorded=True,
+                      run=run)
 
 
 def record(config: EngineConfig) -> dict[str, str]:
@@ -257,8 +259,8 @@ def record(config: EngineConfig) -> dict[str, str]:
     return {key: value for key, value in found.items() if value}
 
 
-def trusted(part: str, option: str, config: EngineConfig, complete: bool = True
-            ) -> EngineConfig:
+def trusted(part: str, option: str, config: EngineConfig, complete: bool = True,
+            run: Run | None = None) -> EngineConfig:
     """``config``, once its certificates may be used: the one gate of every engine
     configuration, however it was read (a part's options in ``__init__``, from
     ``[buildout]``, a phrase or a builder line; the options ``.installed.cfg``
@@ -266,7 +268,8 @@ def trusted(part: str, option: str, config: EngineConfig, complete: bool = True
 
     A ``key.pem`` group or others can read is refused in one line naming ``option``;
     an engine whose certificate is not checked (``docker-tls-verify = false`` beside
-    a directory) is said in one warning per part and run. ``complete``: the directory
+    a directory) is said in one warning per part and run (``run``; without one, such as a
+    script's one command, at every reading). ``complete``: the directory
     must also hold its files (a recorded or described one is left to connecting,
     which says what is wrong with it).
     """
@@ -276,7 +279,8 @@ def trusted(part: str, option: str, config: EngineConfig, complete: bool = True
         else tls.exposed_key(config.cert_path)
     if problem:
         raise opt.invalid(part, option, problem, config.cert_path)
-    if not config.verifies:
+    if not config.verifies and (run is None or run.first_time(
+            ('docker-tls-verify', part, config.describe(), config.cert_path))):
         tls.warn_unverified(part, config.describe(), config.cert_path)
     return config
 
@@ -335,13 +339,13 @@ def context_exists(name: str) -> bool:
     return False
 
 
-def reach(part: str, config: EngineConfig) -> tuple[Engine | None, str]:
+def reach(run: Run, part: str, config: EngineConfig) -> tuple[Engine | None, str]:
     """(the engine, '') when it answers, else (``None``, why not in a few words): for the
     hooks that can go on without it (a part gone from the configuration, or gone to
     another engine), which say what is left there."""
     try:
         with engine_errors(part, config, 'connecting'):
-            return connect(config, part), ''
+            return run.engine(config, part), ''
     except NoEngine as exc:
         return None, f'no Docker engine answers at {exc.address}'
     except EngineError as exc:
@@ -368,7 +372,7 @@ class Move:
     why: str = ''
 
 
-def engine_move(directory: str, part: str, options: Mapping[str, str]) -> Move | None:
+def engine_move(run: Run, part: str, options: Mapping[str, str]) -> Move | None:
     """Whether a part buildout reinstalls leaves the engine its recorded ``options`` name
     (``None``: it stays, and its install adopts what is there).
 
@@ -376,22 +380,21 @@ def engine_move(directory: str, part: str, options: Mapping[str, str]) -> Move |
     and a TCP port of one dockerd): then it stays. Its install makes it anew on
     the new engine; what it made on the old one is left to :mod:`.moves`.
     """
-    new = CONFIGURED_ENGINES.get((directory, part))
+    new = run.configured_engines.get(part)
     if new is None:
         return None
-    old = engine_config(part, options, recorded=True)
+    old = engine_config(part, options, recorded=True, run=run)
     if old.key() == new.key():
         return None
-    engine, why = reach(part, old)
+    engine, why = reach(run, part, old)
     if engine is not None:
-        there, _ = reach(part, new)
+        there, _ = reach(run, part, new)
         if there is not None and same_daemon(engine, there):
             return None
     return Move(old, new, engine, why)
 
 
 __all__ = ['Move', 'engine_move', 'ENGINE_OPTIONS', 'LOCATION_OPTIONS', 'DOCKEROO_ALIASES',
-           'CONFIGURED_ENGINES',
            'engine_config', 'buildout_engine', 'spoken_engine', 'check_spoken', 'engine_of_spec',
            'trusted', 'described', 'record',
            'machine_from_environment', 'tls_directory_problem', 'context_exists', 'reach',

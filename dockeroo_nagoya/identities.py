@@ -21,7 +21,7 @@ containers it starts from stand for:
   here yet), a form that pulling the image does not change; the local id for
   an image no registry knows (imported or built by hand).
 
-Everything here is kept per buildout directory *and per engine*
+Everything here is kept per run (:class:`Promises`: one buildout directory's) *and per engine*
 (:meth:`.engine.EngineConfig.key`): an image a part makes on one engine is
 not on another, so a ``docker.load`` of ``koji/server:fedora`` on a builder
 machine's engine says nothing about the image of that name on the local one
@@ -45,30 +45,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import docker.errors
 
-from . import engine as _engine
 from .options import split_reference, with_tag as normalised
 from .engine import LABEL_BUILDOUT, LABEL_IDENTITY, Engine, EngineConfig, labels_of
 
-#: (buildout directory, engine key, normalised image reference) -> (identity, part) of the
-#: image a part makes there.
-_IMAGES: dict[tuple[str, str, str], tuple[str | None, str]] = {}
-
-#: (buildout directory, engine key, container name) -> what the configuration says the
-#: container is.
-_CONTAINERS: dict[tuple[str, str, str], Callable[[], str]] = {}
-
-#: (buildout directory, engine key, normalised image reference) -> why a part of this run
-#: makes (or pulls) it anew.
-_CHANGING: dict[tuple[str, str, str], str] = {}
-
-#: (buildout directory, engine key, container name) -> (its id, why a part before its own
-#: removes it).
-_REMOVING: dict[tuple[str, str, str], tuple[str, str]] = {}
-
+if TYPE_CHECKING:
+    from .runstate import Run
 
 @dataclasses.dataclass(frozen=True)
 class Carried:
@@ -85,44 +70,59 @@ class Carried:
     term: str
 
 
-#: (buildout directory, real path of the file) -> what a part writes into it.
-_ARCHIVES: dict[tuple[str, str], Carried] = {}
+@dataclasses.dataclass
+class Promises:
+    """What the parts of one run promise each other before anything acts; one run's
+    (:attr:`.runstate.Run.promises`), so nothing of another buildout is seen."""
 
-#: (buildout directory, normalised pushed reference) -> what a part pushes there.
-_PUSHES: dict[tuple[str, str], Carried] = {}
+    #: (engine key, normalised image reference) -> (identity, part) of the image a part
+    #: makes there.
+    images: dict[tuple[str, str], tuple[str | None, str]] = dataclasses.field(
+        default_factory=dict)
+    #: (engine key, container name) -> what the configuration says the container is.
+    containers: dict[tuple[str, str], Callable[[], str]] = dataclasses.field(
+        default_factory=dict)
+    #: (engine key, normalised image reference) -> why a part of this run makes (or pulls)
+    #: it anew.
+    changing: dict[tuple[str, str], str] = dataclasses.field(default_factory=dict)
+    #: (engine key, container name) -> (its id, why a part before its own removes it).
+    removing: dict[tuple[str, str], tuple[str, str]] = dataclasses.field(default_factory=dict)
+    #: Real path of a file -> what a part writes into it.
+    archives: dict[str, Carried] = dataclasses.field(default_factory=dict)
+    #: Normalised pushed reference -> what a part pushes there.
+    pushes: dict[str, Carried] = dataclasses.field(default_factory=dict)
+    #: Normalised pushed reference -> why a part of this run pushes it anew.
+    pushing: dict[str, str] = dataclasses.field(default_factory=dict)
 
-#: (buildout directory, normalised pushed reference) -> why a part of this run pushes it anew.
-_PUSHING: dict[tuple[str, str], str] = {}
 
-
-def will_change_image(directory: str, engine: EngineConfig, reference: str, why: str,
+def will_change_image(run: Run, engine: EngineConfig, reference: str, why: str,
                       becomes: str | None = None) -> None:
     """A part decided to make or pull ``reference`` anew on ``engine``; while planning, the
-    parts after it see the image there as changed (:data:`.engine.PLANNING`), as they
+    parts after it see the image there as changed (:attr:`.runstate.Run.planned_images`), as they
     will in the run: as ``becomes`` when the deciding part knows the image's id (a pull
     of an image another engine has), else as an id no image has."""
-    _CHANGING[(directory, engine.key(), normalised(reference))] = why
-    if _engine.PLANNING is not None:
-        _engine.PLANNING[(engine.key(), normalised(reference))] = \
+    run.promises.changing[(engine.key(), normalised(reference))] = why
+    if run.planning:
+        run.planned_images[(engine.key(), normalised(reference))] = \
             becomes or f'planned:{normalised(reference)}'
 
 
-def planned_change(directory: str, engine: EngineConfig, reference: str) -> str | None:
+def planned_change(run: Run, engine: EngineConfig, reference: str) -> str | None:
     """Why the image ``reference`` is made anew on ``engine`` in this run (``None``: it is not)."""
-    return _CHANGING.get((directory, engine.key(), normalised(reference)))
+    return run.promises.changing.get((engine.key(), normalised(reference)))
 
 
-def will_remove_container(directory: str, engine: EngineConfig, name: str, container_id: str,
+def will_remove_container(run: Run, engine: EngineConfig, name: str, container_id: str,
                           why: str) -> None:
     """A part decided to remove a container that its own part makes again later in the
     run (a volume made anew removes its users first)."""
-    _REMOVING[(directory, engine.key(), name)] = (container_id, why)
+    run.promises.removing[(engine.key(), name)] = (container_id, why)
 
 
-def planned_removal(directory: str, engine: EngineConfig, name: str) -> tuple[str, str] | None:
+def planned_removal(run: Run, engine: EngineConfig, name: str) -> tuple[str, str] | None:
     """(id, why) of a container on ``engine`` an earlier part removes in this run (``None``:
     none does)."""
-    return _REMOVING.get((directory, engine.key(), name))
+    return run.promises.removing.get((engine.key(), name))
 
 
 def repository_of(reference: str) -> str:
@@ -130,71 +130,71 @@ def repository_of(reference: str) -> str:
     return split_reference(reference)[0]
 
 
-def will_make_image(directory: str, engine: EngineConfig, reference: str, identity: str | None,
+def will_make_image(run: Run, engine: EngineConfig, reference: str, identity: str | None,
                     part: str) -> None:
     """The part ``part`` of this run makes ``reference`` on ``engine`` with this identity
     (``None``: a recipe whose identity is only known as it acts; the image is looked up then)."""
-    _IMAGES[(directory, engine.key(), normalised(reference))] = (identity, part)
+    run.promises.images[(engine.key(), normalised(reference))] = (identity, part)
 
 
-def will_run_container(directory: str, engine: EngineConfig, name: str,
+def will_run_container(run: Run, engine: EngineConfig, name: str,
                        identity: Callable[[], str]) -> None:
     """A part of this run keeps the container ``name`` on ``engine``; ``identity`` says what
     it is."""
-    _CONTAINERS[(directory, engine.key(), name)] = identity
+    run.promises.containers[(engine.key(), name)] = identity
 
 
-def will_have_container(directory: str, engine: EngineConfig, name: str) -> bool:
+def will_have_container(run: Run, engine: EngineConfig, name: str) -> bool:
     """Whether a part configured in this run (initialised before the asking one: one it
     references, or one before it in ``parts``) keeps the container ``name`` on ``engine``."""
-    return (directory, engine.key(), name) in _CONTAINERS
+    return (engine.key(), name) in run.promises.containers
 
 
-def made_image(directory: str, engine: EngineConfig, reference: str) -> str | None:
+def made_image(run: Run, engine: EngineConfig, reference: str) -> str | None:
     """The identity of the image a configured part makes under this reference on ``engine``."""
-    found = _IMAGES.get((directory, engine.key(), normalised(reference)))
+    found = run.promises.images.get((engine.key(), normalised(reference)))
     return found[0] if found else None
 
 
-def maker_of(directory: str, engine: EngineConfig, reference: str) -> str | None:
+def maker_of(run: Run, engine: EngineConfig, reference: str) -> str | None:
     """The configured part that makes (or pulls) the image ``reference`` on ``engine``."""
-    found = _IMAGES.get((directory, engine.key(), normalised(reference)))
+    found = run.promises.images.get((engine.key(), normalised(reference)))
     return found[1] if found else None
 
 
-def will_write_archive(directory: str, path: str, archive: Carried) -> None:
+def will_write_archive(run: Run, path: str, archive: Carried) -> None:
     """A ``docker.save`` part of this run writes ``archive``'s image into the file ``path``."""
-    _ARCHIVES[(directory, os.path.realpath(path))] = archive
+    run.promises.archives[os.path.realpath(path)] = archive
 
 
-def archive_writer(directory: str, path: str) -> Carried | None:
+def archive_writer(run: Run, path: str) -> Carried | None:
     """What a part of this run (initialised before the asking one: the one whose
     ``${part:path}`` it references) writes into the file ``path``; ``None``: none does."""
-    return _ARCHIVES.get((directory, os.path.realpath(path)))
+    return run.promises.archives.get(os.path.realpath(path))
 
 
-def will_push(directory: str, reference: str, pushed: Carried) -> None:
+def will_push(run: Run, reference: str, pushed: Carried) -> None:
     """A ``docker.push`` part of this run pushes ``pushed``'s image as ``reference``."""
-    _PUSHES[(directory, normalised(reference))] = pushed
+    run.promises.pushes[normalised(reference)] = pushed
 
 
-def pusher_of(directory: str, reference: str) -> Carried | None:
+def pusher_of(run: Run, reference: str) -> Carried | None:
     """What a part of this run (initialised before the asking one: the one whose
     ``${part:name}`` or ``${part:pushed}`` it references) pushes as ``reference``;
     ``None``: none does (a pinned digest is never pushed by a tag's push)."""
     if '@' in reference:
         return None
-    return _PUSHES.get((directory, normalised(reference)))
+    return run.promises.pushes.get(normalised(reference))
 
 
-def will_push_anew(directory: str, reference: str, why: str) -> None:
+def will_push_anew(run: Run, reference: str, why: str) -> None:
     """A push part decided to push ``reference`` (planning: a pull of it follows)."""
-    _PUSHING[(directory, normalised(reference))] = why
+    run.promises.pushing[normalised(reference)] = why
 
 
-def planned_push(directory: str, reference: str) -> str | None:
+def planned_push(run: Run, reference: str) -> str | None:
     """Why ``reference`` is pushed in this run (``None``: it is not, or not known to be)."""
-    return _PUSHING.get((directory, normalised(reference)))
+    return run.promises.pushing.get(normalised(reference))
 
 
 def local_term(image: Mapping[str, Any], reference: str, directory: str) -> str:
@@ -226,7 +226,7 @@ def image_term(engine: Engine, directory: str, reference: str,
     An image no part makes there and no registry answers for is ``absent:REFERENCE``:
     acting cannot make it appear (a build that starts from it fails).
     """
-    made = made_image(directory, engine.config, reference)
+    made = made_image(engine.run, engine.config, reference)
     if made is not None:
         return f'made:{made}'
     if '@' in reference:
@@ -249,8 +249,8 @@ def carried_term(engine: Engine, directory: str, reference: str) -> str:
     engine has before the run (``absent:`` on the first), so a part taking it as its own
     identity would change one run after the image; a load reads what the file holds,
     and a pull compares with the pushed image, as they act anyway."""
-    maker = maker_of(directory, engine.config, reference)
-    if maker is not None and made_image(directory, engine.config, reference) is None:
+    maker = maker_of(engine.run, engine.config, reference)
+    if maker is not None and made_image(engine.run, engine.config, reference) is None:
         return f'part:{maker}:{normalised(reference)}'
     return image_term(engine, directory, reference)
 
@@ -258,7 +258,7 @@ def carried_term(engine: Engine, directory: str, reference: str) -> str:
 def container_term(engine: Engine, directory: str, name: str) -> str:
     """What a container a part saves stands for: the identity its part gives it, else
     the live container's id and identity label."""
-    configured = _CONTAINERS.get((directory, engine.config.key(), name))
+    configured = engine.run.promises.containers.get((engine.config.key(), name))
     if configured is not None:
         return f'part:{configured()}'
     current = engine.inspect('containers', name)
@@ -270,5 +270,5 @@ def container_term(engine: Engine, directory: str, name: str) -> str:
 __all__ = ['will_change_image', 'planned_change', 'will_remove_container', 'planned_removal',
            'normalised', 'repository_of', 'will_make_image', 'will_run_container',
            'will_have_container', 'made_image', 'maker_of', 'image_term', 'container_term',
-           'remote_digest', 'local_term', 'Carried', 'will_write_archive', 'archive_writer',
+           'remote_digest', 'local_term', 'Carried', 'Promises', 'will_write_archive', 'archive_writer',
            'will_push', 'pusher_of', 'will_push_anew', 'planned_push', 'carried_term']

@@ -19,7 +19,7 @@ from typing import Any, Iterable, Iterator
 
 import docker.errors
 
-from .engine import EngineConfig, connect, new_client
+from .engine import Engine, EngineConfig, new_client
 
 #: How long a followed line waits for earlier lines of other containers.
 SETTLE = 0.25
@@ -31,7 +31,7 @@ def _split(line: bytes) -> tuple[bytes, bytes]:
     return stamp, text if text.endswith(b'\n') else text + b'\n'
 
 
-def interleaved(containers: Iterable[tuple[EngineConfig, str]], tail: Any,
+def interleaved(containers: Iterable[tuple[Engine, str]], tail: Any,
                 since: datetime.datetime | None, follow: bool) -> Iterator[tuple[str, bytes]]:
     """(container, line) of every container's log, in time order; each container is given
     with its engine (a control script's members may be on several: the engines' clocks
@@ -40,15 +40,15 @@ def interleaved(containers: Iterable[tuple[EngineConfig, str]], tail: Any,
     names = [name for _, name in sources]
     if not follow:
         streams = []
-        for index, (config, name) in enumerate(sources):
-            text = connect(config, 'logs').api.logs(name, timestamps=True, tail=tail, since=since)
+        for index, (engine, name) in enumerate(sources):
+            text = engine.api.logs(name, timestamps=True, tail=tail, since=since)
             streams.append([(*_split(line), index) for line in text.splitlines(keepends=True)])
         for _, line, index in heapq.merge(*streams, key=lambda item: (item[0], item[2])):
             yield names[index], line
         return
     arrived: queue.Queue[tuple[bytes, int, bytes] | None] = queue.Queue()
-    for index, (config, name) in enumerate(sources):
-        threading.Thread(target=_follow, args=(config, name, index, tail, since, arrived),
+    for index, (engine, name) in enumerate(sources):
+        threading.Thread(target=_follow, args=(engine.config, name, index, tail, since, arrived),
                          daemon=True, name=f'logs-{name}').start()
     waiting: list[tuple[bytes, int, float, bytes]] = []
     running = len(names)

@@ -23,29 +23,23 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
-from typing import Any, Callable, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
 import zc.buildout
 
-from . import orphans, ownership, removals, runlock
-from . import engine as _engine
+from . import orphans, removals
 from .decisions import Change, moving_removal
 from .engine import Engine, EngineConfig, engine_errors
-from .engine_options import CONFIGURED_ENGINES, engine_config, reach
+from .engine_options import engine_config, reach
+
+if TYPE_CHECKING:
+    from .runstate import Run
 
 #: The parts whose objects on an engine they left are still to be removed: part ->
 #: {'options': its recorded options then, 'to': the engine it went to, in words}.
 MOVING_NAME = '.dockeroo-nagoya.moving.json'
 
 log = logging.getLogger('dockeroo_nagoya')
-
-_LOCK = threading.Lock()
-
-#: Buildout directories whose hand-overs this run has looked at already (:func:`resume`),
-#: and those whose end of the run looks at them again.
-_RESUMED: set[str] = set()
-_AT_END: set[str] = set()
 
 
 class Removable(Protocol):
@@ -66,59 +60,57 @@ class Removable(Protocol):
 RecipeOf = Callable[[Mapping[str, str]], Removable | None]
 
 
-def leave_behind(directory: str, part: str, options: Mapping[str, str], old: EngineConfig,
+def leave_behind(run: Run, part: str, options: Mapping[str, str], old: EngineConfig,
                  new: EngineConfig, recipe_of: RecipeOf) -> None:
     """Hand over what a reinstalled part made on the engine ``old`` it leaves for ``new``:
     removed at the end of the run once the part is installed there (see the module)."""
-    with _LOCK:
-        moving = _read(directory)
+    with run.moves_lock:
+        moving = _read(run)
         moving[part] = {'options': dict(options), 'to': new.describe()}
-        _write(directory, moving)
+        _write(run, moving)
     logging.getLogger(part).info(
         'moves from %s to %s: what it made on the old engine is removed at the end of the '
         'run, once it is installed on the new one', old.describe(), new.describe())
-    _retire_at_end(directory, recipe_of)
+    _retire_at_end(run, recipe_of)
 
 
-def resume(directory: str, recipe_of: RecipeOf) -> None:
+def resume(run: Run, recipe_of: RecipeOf) -> None:
     """Before the first part of this run acts: finish the hand-overs an earlier run left
     (killed, or its install of the part failed), once per run; a plan changes nothing."""
-    if _engine.PLANNING is not None or runlock.PLANNING or directory in _RESUMED:
+    if run.planning or run.moves_resumed:
         return
-    _RESUMED.add(directory)
-    if not os.path.exists(os.path.join(directory, _record_name(directory))):
+    run.moves_resumed = True
+    if not os.path.exists(os.path.join(run.directory, _record_name(run))):
         return
-    _retire_at_end(directory, recipe_of)
-    retire(directory, recipe_of)
+    _retire_at_end(run, recipe_of)
+    retire(run, recipe_of)
 
 
-def _retire_at_end(directory: str, recipe_of: RecipeOf) -> None:
-    if directory not in _AT_END:
-        _AT_END.add(directory)
-        removals.at_end(lambda: retire(directory, recipe_of, at_end=True))
+def _retire_at_end(run: Run, recipe_of: RecipeOf) -> None:
+    if not run.moves_at_end:
+        run.moves_at_end = True
+        removals.at_end(run, lambda: retire(run, recipe_of, at_end=True))
 
 
-def retire(directory: str, recipe_of: RecipeOf, at_end: bool = False) -> None:
+def retire(run: Run, recipe_of: RecipeOf, at_end: bool = False) -> None:
     """Remove what the parts handed over made on the engines they left, each once it is
     installed on its new engine (or gone from the configuration); the first failure is
     raised once the others were tried (the hand-over stays: the next run tries again)."""
-    with _LOCK:
-        moving = _read(directory)
+    with run.moves_lock:
+        moving = _read(run)
     if not moving:
         return
-    run = orphans.RUNS.get(directory)
-    recorded = ownership.of(directory).record if run is None else run.installed
     try:
-        installed = orphans.installed_options(recorded)
+        installed = orphans.installed_options(run.installed)
     except orphans.OrphanCheckImpossible as exc:
         log.warning('not removing what parts left on the engines they moved from: %s', exc)
         return
-    parts = run.configured if run is not None else set()
+    parts = run.parts
     failures: list[zc.buildout.UserError] = []
     for part, entry in list(moving.items()):
         options = entry.get('options') or {}
         old = engine_config(part, options, recorded=True).key()
-        configured = CONFIGURED_ENGINES.get((directory, part))
+        configured = run.configured_engines.get(part)
         if configured is not None and configured.key() == old:
             del moving[part]  # back on that engine: its install adopted what is there
             continue
@@ -133,23 +125,23 @@ def retire(directory: str, recipe_of: RecipeOf, at_end: bool = False) -> None:
                     entry.get('to') or 'its new engine')
             continue
         try:
-            if _tear_down(directory, part, options, entry.get('to') or 'another engine',
+            if _tear_down(run, part, options, entry.get('to') or 'another engine',
                           recipe_of):
                 del moving[part]
         except zc.buildout.UserError as exc:
             failures.append(exc)
-    with _LOCK:
-        left = _read(directory)
+    with run.moves_lock:
+        left = _read(run)
         for part in set(left) - set(moving):
             del left[part]
-        _write(directory, left)
+        _write(run, left)
     for later in failures[1:]:
         log.error('%s', later)
     if failures:
         raise failures[0]
 
 
-def _tear_down(directory: str, part: str, options: Mapping[str, str], to: str,
+def _tear_down(run: Run, part: str, options: Mapping[str, str], to: str,
                recipe_of: RecipeOf) -> bool:
     """The part's removal on the engine it left (for ``to``); False when its recipe is
     not known here any more (the hand-over stays). An engine that does not answer is
@@ -161,11 +153,12 @@ def _tear_down(directory: str, part: str, options: Mapping[str, str], to: str,
                     old.describe(), options.get('recipe'))
         return False
     part_log = logging.getLogger(part)
-    engine, why = reach(part, old)
+    engine, why = reach(run, part, old)
     if engine is None:
-        say_left(directory, part, why, to)
+        say_left(run, part, why, to)
         return True
     part_log.info('removing what it made on %s: it is on %s now', old.describe(), to)
+    directory = run.directory
     with engine_errors(part, old):
         orphans.sweep_once(engine, directory)
         decision = moving_removal(cls.decide_removal(engine, directory, part, options))
@@ -175,35 +168,35 @@ def _tear_down(directory: str, part: str, options: Mapping[str, str], to: str,
     return True
 
 
-def say_left(directory: str, part: str, why: str, to: str) -> None:
+def say_left(run: Run, part: str, why: str, to: str) -> None:
     """One warning line: a part that went to ``to`` left objects on an engine that cannot
     be reached (``why``). They stay: the part is configured, so no orphan sweep takes
     them, and no later run looks there."""
     logging.getLogger(part).warning(
         'moves to %s, but %s: what it made there is left there, and stays (docker rm -f '
         '$(docker ps -aq %s) on that engine removes its containers)', to, why,
-        ownership.of(directory).filters(part))
+        run.owner.filters(part))
 
 
-def _read(directory: str) -> dict[str, dict[str, Any]]:
-    found = orphans.read_record(directory, _record_name(directory), 'what parts left on the '
+def _read(run: Run) -> dict[str, dict[str, Any]]:
+    found = orphans.read_record(run.directory, _record_name(run), 'what parts left on the '
                                 'engines they moved from is not removed')
     return {part: entry for part, entry in found.items() if isinstance(entry, dict)}
 
 
-def _record_name(directory: str) -> str:
+def _record_name(run: Run) -> str:
     """The hand-over file of this run's configuration of the directory."""
-    return ownership.of(directory).record_name(MOVING_NAME)
+    return run.owner.record_name(MOVING_NAME)
 
 
-def _write(directory: str, moving: Mapping[str, Any]) -> None:
+def _write(run: Run, moving: Mapping[str, Any]) -> None:
     """In the order of the hand-overs (buildout's uninstall order: a part's dependents
     before it, so that they go first); no file when nothing is handed over (a settled
     buildout has none)."""
-    name = _record_name(directory)
-    path = os.path.join(directory, name)
+    name = _record_name(run)
+    path = os.path.join(run.directory, name)
     if moving:
-        orphans.write_record(directory, name, moving)
+        orphans.write_record(run.directory, name, moving)
     elif os.path.exists(path):
         os.remove(path)
 

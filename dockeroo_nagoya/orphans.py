@@ -32,16 +32,14 @@ uninstall hook left on purpose (``keep = true``) are recorded by id in
 from __future__ import annotations
 
 import configparser
-import dataclasses
 import json
 import logging
 import os
-import threading
 from typing import Any, Iterable, Mapping
 
 import docker.errors
 
-from . import atomicfile, ownership, readfiles, removals, runlock
+from . import atomicfile, readfiles, removals, runlock
 from .engine import LABEL_BUILDOUT, LABEL_HELPER, LABEL_PART, Engine, explain, labels_of
 from .throwaway import PREFIX as THROWAWAY_PREFIX
 
@@ -50,45 +48,18 @@ KEPT_NAME = '.dockeroo-nagoya.kept.json'
 
 log = logging.getLogger('dockeroo_nagoya')
 
-_KEPT_LOCK = threading.Lock()
 
-
-@dataclasses.dataclass
-class Run:
-    """What this run knows about a buildout directory: its record and its parts."""
-
-    installed: str
-    configured: set[str] = dataclasses.field(default_factory=set)
-
-
-#: buildout directory -> what the recipes' constructors saw of it in this run.
-RUNS: dict[str, Run] = {}
-
-#: buildout directory -> the engines already swept for it in this run.
-SWEPT: dict[str, list[Engine]] = {}
-
-
-def _swept_already(engine: Engine, directory: str) -> bool:
+def _swept_already(engine: Engine) -> bool:
     """Whether this engine was swept for the buildout in this run, under this spelling
     or another one of the same daemon. The daemon's ID (a request) is asked only when a
     second address connects (two spellings of one address are one key: no request):
     most runs name one engine one way."""
-    done = SWEPT.setdefault(directory, [])
+    done = engine.run.swept
     if any(other.config.key() == engine.config.key() for other in done) or \
             any(other.daemon == engine.daemon for other in done):
         return True
     done.append(engine)
     return False
-
-
-def note(directory: str, part: str, buildout: Mapping[str, str]) -> None:
-    """Called by every recipe's constructor (after :func:`.ownership.note`): the part and
-    the buildout's ``parts`` are configured."""
-    run = RUNS.get(directory)
-    if run is None:
-        run = RUNS[directory] = Run(ownership.of(directory).record)
-        run.configured.update((buildout.get('parts') or '').split())
-    run.configured.add(part)
 
 
 def installed_parts(path: str) -> set[str]:
@@ -146,19 +117,17 @@ class OrphanCheckImpossible(Exception):
 
 def sweep_once(engine: Engine, directory: str) -> None:
     """Sweep this buildout's orphans on this engine, the first time a part acts in this run."""
-    if not runlock.held(directory):
+    run = engine.run
+    if not runlock.held(run) or directory != run.directory:
         return  # without the lock, a throwaway container may be another run's, still at work
-    if _swept_already(engine, directory):
+    if _swept_already(engine):
         return
-    run = RUNS.get(directory)
-    if run is None:
+    if not run.parts and not os.path.exists(run.installed):
         # No part of ours is configured (a run that only uninstalls): the record is the
         # one its uninstall hooks noted, and without it nothing can be told apart.
-        run = Run(ownership.of(directory).record)
-        if not os.path.exists(run.installed):
-            return
+        return
     try:
-        known = installed_parts(run.installed) | run.configured
+        known = installed_parts(run.installed) | run.parts
     except OrphanCheckImpossible as exc:
         log.warning('not looking for orphans: %s', exc)
         return
@@ -180,7 +149,7 @@ class Sweep:
         self.engine = engine
         self.api = engine.api
         self.directory = directory
-        self.owner = ownership.of(directory)
+        self.owner = engine.run.owner_of(directory)
         self.known = known
         self.kept = {kind: set(ids) for kind, ids in kept.items()}
         #: Whether anything was removed: only then are the run's shared listings stale.
@@ -208,7 +177,7 @@ class Sweep:
                 why = f'its part {part} is neither installed nor configured'
             else:
                 continue
-            if removals.in_hand(self.engine.config.key(), name):
+            if removals.in_hand(self.engine.run, self.engine.config.key(), name):
                 continue  # its part's own teardown is removing it in this run
             self._remove_container(container['Id'], name, why)
         owned = {v['Name'] for v in self.listed('volumes')}
@@ -324,7 +293,7 @@ def released(engine: Engine, directory: str, part: str,
             for kind in kinds}
     if not any(left.values()):
         return
-    with _KEPT_LOCK:  # parts are removed in parallel threads (see removals)
+    with engine.run.kept_lock:  # parts are removed in parallel threads (see removals)
         kept = read_kept(directory)
         for kind, ids in left.items():
             kept[kind] = sorted(set(kept.get(kind, [])) | set(ids))
@@ -340,5 +309,5 @@ def _short(reference: str) -> str:
     return reference[:19] if reference.startswith('sha256:') else reference
 
 
-__all__ = ['note', 'sweep_once', 'released', 'installed_parts', 'installed_options',
+__all__ = ['sweep_once', 'released', 'installed_parts', 'installed_options',
            'read_record', 'write_record', 'KEPT_NAME']

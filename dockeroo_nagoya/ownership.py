@@ -18,9 +18,9 @@ default configuration's (``.installed.cfg``), on whichever machine runs it,
 which is what nearly every buildout has; any other configuration leaves
 them alone. They get the new labels when they are next made anew.
 
-Within one process a directory has one configuration (one ``bin/buildout``
-run, one ``dockeroo-plan``): :func:`note` records it from the buildout's
-options, and :func:`of` gives it to whatever asks by directory.
+A run works for one configuration: its :class:`~.runstate.Run` holds the
+:class:`Owner` its ``[buildout]`` options say (:func:`owner_in`), and gives
+it to whatever asks by directory (:meth:`~.runstate.Run.owner_of`).
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ import hashlib
 import os
 import re
 import socket
-from typing import Any, Mapping
+from typing import Mapping
 
 LABEL = 'io.dockeroo-nagoya'
 LABEL_BUILDOUT = f'{LABEL}.buildout'
@@ -119,34 +119,6 @@ def owner_in(directory: str, installed: str | None) -> Owner:
     return Owner(directory, path if relative.startswith(os.pardir) else relative)
 
 
-#: buildout directory -> the configuration this process runs there.
-_OWNERS: dict[str, Owner] = {}
-
-
-def note(buildout: Mapping[str, Any]) -> Owner:
-    """Record the configuration a buildout's ``[buildout]`` options say (its directory
-    and ``installed``), and return it."""
-    directory = os.path.realpath(buildout['directory'])
-    owner = _OWNERS[directory] = owner_in(directory, buildout.get('installed'))
-    return owner
-
-
-def of(directory: str) -> Owner:
-    """The configuration this process runs in ``directory`` (buildout's default record
-    on this machine when none was noted: a control script, a part of no buildout)."""
-    return _OWNERS.get(directory) or Owner(directory)
-
-
-def noted_from(options: Any) -> None:
-    """Note the configuration of an uninstall hook's run: buildout hands the hook the
-    part's recorded options as its ``Options``, which carry the running buildout (a
-    run that configures none of this package's parts makes no recipe that would note
-    it). A plain mapping carries none: what was noted stands."""
-    buildout = getattr(options, 'buildout', None)
-    if buildout is not None:
-        note(buildout['buildout'])
-
-
-__all__ = ['Owner', 'owner_in', 'note', 'of', 'noted_from', 'unlabelled', 'this_host',
+__all__ = ['Owner', 'owner_in', 'unlabelled', 'this_host',
            'LABEL', 'LABEL_BUILDOUT', 'LABEL_INSTALLED', 'LABEL_HOST', 'LABEL_PART',
            'DEFAULT_INSTALLED']

@@ -14,9 +14,10 @@ whose decision the run's ``act()`` performs, its promises to the parts after
 it published as the run publishes them; a removed part is asked with
 ``decide_removal``.
 
-Read-only by construction: every engine client refuses any request that is
-not a read (:data:`.engine.PLANNING`), the run lock is neither taken nor
-kept (:data:`.runlock.PLANNING`), no orphan is swept and no file of the
+Read-only by construction: the plan is a run that plans
+(:attr:`.runstate.Run.planning`, given to buildout's ``Buildout`` before any
+recipe is made): every engine client refuses any request that is not a read,
+the run lock is neither taken nor kept, no orphan is swept and no file of the
 buildout is written. Exit status: 0 no changes, 2 changes, 1 an error (a
 configuration mistake is the line ``bin/buildout`` gives).
 """
@@ -33,17 +34,13 @@ from typing import Any
 import zc.buildout
 import zc.buildout.buildout
 
-from . import decisions, engine, ownership, runlock
+from . import decisions, engine, runstate
 from .decisions import Change, Reason
 from .engine_options import engine_move, reach
-from .recipe import CONFIGURED, Recipe, engine_config, recipe_class
+from .recipe import Recipe, engine_config, recipe_class
 
 #: The order of the totals line.
 TOTALS = ('create', 'recreate', 'update', 'start', 'build', 'pull', 'push', 'remove', 'unknown')
-
-#: What the last plan of this process found (the entry point's exit status comes from it).
-_RESULT: dict[str, Any] = {}
-
 
 def part_actions(buildout: zc.buildout.buildout.Buildout, installed: dict[str, Any],
                  install_parts: list[str]) -> dict[str, tuple[str, list[Reason]]]:
@@ -81,9 +78,10 @@ def part_actions(buildout: zc.buildout.buildout.Buildout, installed: dict[str, A
 
 
 def plan_buildout(buildout: zc.buildout.buildout.Buildout) -> dict[str, Any]:
-    """The plan as data: parts (what buildout does) and changes (what the recipes do)."""
+    """The plan as data: parts (what buildout does) and changes (what the recipes do), for
+    the planning run given to ``buildout`` (:func:`.runstate.attach`)."""
     buildout._update_sys_path()
-    ownership.note(buildout['buildout'])   # whose objects these are, with no part of ours too
+    run = runstate.of(buildout)   # whose objects these are, with no part of ours too
     installed, _ = buildout._read_installed_part_options()
     conf_parts = (buildout['buildout']['parts'] or '').split()
     [buildout[part]['recipe'] for part in conf_parts]  # the recipes' __init__: validation
@@ -107,20 +105,20 @@ def plan_buildout(buildout: zc.buildout.buildout.Buildout) -> dict[str, Any]:
             continue
         cls = recipe_class(options)
         recipe = str(options.get('recipe', ''))
-        config = engine_config(part, options, recorded=True)
+        config = engine_config(part, options, recorded=True, run=run)
         moving = None
         if actions[part][0] == 'reinstall':
             if cls is None:
                 continue
-            if CONFIGURED.get((directory, part)) == cls.recipe:
-                moving = engine_move(directory, part, dict(options))
+            if run.configured.get(part) == cls.recipe:
+                moving = engine_move(run, part, dict(options))
                 if moving is None:
-                    cls.uninstall(part, dict(options))  # only notes the reinstall (recipe.py)
+                    cls.uninstall(part, options)  # only notes the reinstall (recipe.py)
                     continue
                 config = moving.old
         found: list[Change] = []
         if cls is not None:
-            there, why = reach(part, config)
+            there, why = reach(run, part, config)
             if there is None:  # the run says what is left there, and goes on
                 found = [Change('engine', config.describe(), 'unknown', [decisions.state(
                     f'{why}: what {part} made there is left')])]
@@ -194,15 +192,20 @@ def as_json(plan: dict[str, Any]) -> str:
                        'changes': clean(plan['changes']), 'totals': plan['totals']}, indent=1)
 
 
-@zc.buildout.buildout.command
-def _plan_command(self: zc.buildout.buildout.Buildout, args: list[str]) -> None:
-    __doing__ = 'Planning.'  # noqa: F841 - buildout's error report names what it was doing
-    self._load_extensions()  # as install does first: the parts of a list (foreach) are theirs
-    found = plan_buildout(self)
-    _RESULT['plan'] = found
-    out = _RESULT.get('stdout') or sys.stdout
-    print(as_json(found) if _RESULT.get('json') else render(found), file=out)
-    out.flush()
+def _plan_command(result: dict[str, Any]) -> Any:
+    """Buildout's ``plan`` command: the plan of a planning run, said on ``result['stdout']``
+    and kept in ``result['plan']`` (the entry point's exit status comes from it)."""
+    @zc.buildout.buildout.command
+    def plan(self: zc.buildout.buildout.Buildout, args: list[str]) -> None:
+        __doing__ = 'Planning.'  # noqa: F841 - buildout's error report names what it was doing
+        # The plan's run, before any recipe is made (extensions make parts: foreach).
+        runstate.attach(self, runstate.for_buildout(self['buildout'], planning=True))
+        self._load_extensions()  # as install does first: the parts of a list (foreach) are theirs
+        found = result['plan'] = plan_buildout(self)
+        out = result.get('stdout') or sys.stdout
+        print(as_json(found) if result.get('json') else render(found), file=out)
+        out.flush()
+    return plan
 
 
 class _CreatedDirectories(logging.Handler):
@@ -232,15 +235,12 @@ class _CreatedDirectories(logging.Handler):
 def main(argv: list[str] | None = None) -> int:
     """``dockeroo-plan [-c CONFIG] [section:option=value ...] [-N] [-v] [--json]``."""
     args = list(sys.argv[1:] if argv is None else argv)
-    _RESULT.clear()
-    _RESULT['json'] = '--json' in args
+    result: dict[str, Any] = {'json': '--json' in args}
     args = [a for a in args if a != '--json']
-    engine.PLANNING = {}
-    runlock.PLANNING = True
-    zc.buildout.buildout.Buildout.plan = _plan_command
+    zc.buildout.buildout.Buildout.plan = _plan_command(result)
     zc.buildout.buildout.Buildout.COMMANDS.add('plan')
-    if _RESULT['json']:  # buildout's and the recipes' log lines go to stderr, the JSON alone out
-        _RESULT['stdout'], sys.stdout = sys.stdout, sys.stderr
+    if result['json']:  # buildout's and the recipes' log lines go to stderr, the JSON alone out
+        result['stdout'], sys.stdout = sys.stdout, sys.stderr
     created = _CreatedDirectories()
     logging.getLogger('zc.buildout').addHandler(created)
     try:
@@ -248,9 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 1
     finally:
-        sys.stdout = _RESULT.get('stdout') or sys.stdout
+        sys.stdout = result.get('stdout') or sys.stdout
         created.remove(os.path.realpath(os.getcwd()))  # buildout's start went there
-    found = _RESULT.get('plan')
+    found = result.get('plan')
     if found is None:
         return 1
     moved = any(c['action'] != 'none' for c in found['changes']) or \

@@ -57,7 +57,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import docker.errors
 import requests.exceptions
@@ -67,6 +67,9 @@ from .engine import Engine, explain
 from .options import Invalid, lines, split_url
 from .options import port as port_number
 from .secrets import masked, secret_env
+
+if TYPE_CHECKING:
+    from .runstate import Run
 
 FIRST_DELAY = 0.1
 MAX_DELAY = 0.5
@@ -107,18 +110,22 @@ class Gate:
     tls_verify: bool = True
     tls_ca: str | None = None
 
+    @functools.cached_property
+    def tls_context(self) -> ssl.SSLContext:
+        """What an ``https`` gate trusts (see the module's docstring); made once per gate,
+        not at every poll (loading the system's CAs takes a while)."""
+        if not self.tls_verify:
+            return ssl._create_unverified_context()  # noqa: S323  (wait-for-tls-verify = false)
+        return ssl.create_default_context(cafile=self.tls_ca)
 
-#: The parts already warned in this process that their https gates check nothing.
-_UNCHECKED: set[str] = set()
 
-
-def trusting(gates: list[Gate], verify: bool, ca: str | None, part: str) -> list[Gate]:
+def trusting(gates: list[Gate], verify: bool, ca: str | None, part: str,
+             run: Run | None = None) -> list[Gate]:
     """The gates with the part's ``wait-for-tls-verify`` and ``wait-for-tls-ca``: the one
     place a gate learns them, for a run and for a control script alike. ``https`` gates
-    that check nothing are said once per part and run."""
-    if not verify and part not in _UNCHECKED and \
-            any((gate.url or '').lower().startswith('https:') for gate in gates):
-        _UNCHECKED.add(part)
+    that check nothing are said once per part and ``run``."""
+    if not verify and any((gate.url or '').lower().startswith('https:') for gate in gates) \
+            and (run is None or run.first_time(('wait-for-tls-verify', part))):
         logging.getLogger(part).warning(
             'wait-for-tls-verify = false: the certificates of its https gates are not checked '
             '(give their CA with wait-for-tls-ca to check them)')
@@ -341,7 +348,7 @@ def _check_http(engine: Engine, container: str, state: dict[str, Any], gate: Gat
     else:
         url, name = gate.url, host
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _StaysSecure(),
-                                         _NamedHTTPSHandler(_tls_context(gate.tls_verify, gate.tls_ca), name))
+                                         _NamedHTTPSHandler(gate.tls_context, name))
     try:
         with opener.open(url, timeout=_remaining(deadline, 2.0)) as answer:
             status, body = answer.status, answer.read(1 << 20)
@@ -366,15 +373,6 @@ def _check_http(engine: Engine, container: str, state: dict[str, Any], gate: Gat
     if gate.pattern and not re.search(gate.pattern, body.decode('utf-8', 'replace'), re.M):
         return False, f'{url} answered {status} without {gate.pattern!r} in its body'
     return True, ''
-
-
-@functools.lru_cache(maxsize=None)
-def _tls_context(verify: bool, ca: str | None) -> ssl.SSLContext:
-    """What an ``https`` gate trusts (see the module's docstring); made once, not at every
-    poll (loading the system's CAs takes a while)."""
-    if not verify:
-        return ssl._create_unverified_context()  # noqa: S323  (wait-for-tls-verify = false)
-    return ssl.create_default_context(cafile=ca)
 
 
 class _StaysSecure(urllib.request.HTTPRedirectHandler):

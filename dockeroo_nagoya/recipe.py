@@ -36,10 +36,10 @@ import zc.buildout
 import zc.buildout.buildout
 
 from . import options as opt
-from . import decisions, identities, moves, orphans, ownership, removals, runlock, secrets
-from .engine_options import (CONFIGURED_ENGINES, DOCKEROO_ALIASES, ENGINE_OPTIONS,
-                             engine_config, engine_move, reach, record)
-from .engine import (Engine, EngineConfig, connect, engine_errors, explain, identity_hash,
+from . import (decisions, identities, moves, orphans, ownership, removals, runlock, runstate,
+               secrets)
+from .engine_options import DOCKEROO_ALIASES, ENGINE_OPTIONS, engine_config, engine_move, reach, record
+from .engine import (Engine, EngineConfig, engine_errors, explain, identity_hash,
                      labels_of, owner_labels, LABEL_BUILDOUT, LABEL_IDENTITY, LABEL_INPUTS,
                      LABEL_PART)
 from .decisions import BY_BUILDOUT
@@ -50,17 +50,6 @@ PLAIN_SECRETS = ('password', 'token', 'secret', 'private-key', 'auth', 'source-p
 
 #: What a teardown may hand the slow rest of a removal to (:meth:`Recipe.teardown`).
 Defer = Callable[[Callable[[], None]], None]
-
-#: (buildout directory, part) -> recipe, for every part configured in this run.
-CONFIGURED: dict[tuple[str, str], str] = {}
-
-#: (buildout directory, part) of the parts buildout reinstalls in this run (their
-#: uninstall hook was deferred): they were installed before, as updated parts were.
-REINSTALLING: set[tuple[str, str]] = set()
-
-#: (buildout directory, part) -> the options a reinstalled part had (its uninstall hook's),
-#: so that its install knows which of its objects were installed before.
-PREVIOUS: dict[tuple[str, str], dict[str, str]] = {}
 
 
 class Recipe:
@@ -90,16 +79,18 @@ class Recipe:
         self.name = name
         self.options = options
         self.log = logging.getLogger(name)
-        self.directory = os.path.realpath(buildout['buildout']['directory'])
+        #: What this buildout run knows (:mod:`.runstate`), kept on buildout's ``Buildout``.
+        self.run = runstate.of(buildout)
+        self.directory = self.run.directory
         #: The configuration this part belongs to: what it makes is labelled as its own.
-        self.owner = ownership.note(buildout['buildout'])
+        self.owner = self.run.owner
         given = set(options.keys())
-        runlock.hold(self.directory, name)
+        runlock.hold(self.run, name)
         for key in PLAIN_SECRETS:
             if key in options:
                 raise self.plain_secret_refused(key)
-        self.engine_config = engine_config(name, options, buildout['buildout'])
-        CONFIGURED_ENGINES[(self.directory, name)] = self.engine_config
+        self.engine_config = engine_config(name, options, buildout['buildout'], run=self.run)
+        self.run.configured_engines[name] = self.engine_config
         # Written into the part so the uninstall hook reaches the same engine (it reads
         # them back without [buildout]: engine_config(recorded=True)). What the part says
         # itself stands; a checked engine is always said; the timeout is left as written
@@ -114,8 +105,9 @@ class Recipe:
         self.configure()
         self._written = set(options.keys()) - given
         self.warn_misspelt(options, self.known_options())
-        CONFIGURED[(self.directory, name)] = self.recipe
-        orphans.note(self.directory, name, buildout['buildout'])
+        self.run.configured[name] = self.recipe
+        self.run.parts.update((buildout['buildout'].get('parts') or '').split())
+        self.run.parts.add(name)
 
     def parse_values(self, options: Mapping[str, str]) -> dict[str, Any]:
         """The part's options read by its table: one ``UserError`` for the first bad one."""
@@ -177,13 +169,13 @@ class Recipe:
         in the run as in a plan: they decide on it before this part's acting shows."""
         for promise in decision.promises:
             if isinstance(promise, decisions.ImageChanges):
-                identities.will_change_image(self.directory, promise.engine, promise.reference,
+                identities.will_change_image(self.run, promise.engine, promise.reference,
                                              promise.why, promise.becomes)
             elif isinstance(promise, decisions.ContainerRemoved):
-                identities.will_remove_container(self.directory, promise.engine, promise.name,
+                identities.will_remove_container(self.run, promise.engine, promise.name,
                                                  promise.id, promise.why)
             else:
-                identities.will_push_anew(self.directory, promise.reference, promise.why)
+                identities.will_push_anew(self.run, promise.reference, promise.why)
 
     def planned(self, fresh: bool) -> decisions.Decision:
         """Decide and publish the promises: the first half of a run, and all of a plan."""
@@ -311,7 +303,7 @@ class Recipe:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = connect(self.engine_config, self.name)
+            self._engine = self.run.engine(self.engine_config, self.name)
         return self._engine
 
     def identity_values(self) -> dict[str, Any]:
@@ -357,7 +349,7 @@ class Recipe:
         installed or updated later in the run and makes it match (replacing it when
         its options changed)."""
         labels = labels_of(dict(container))
-        return self.owner.claims(labels) and (self.directory, labels.get(LABEL_PART)) in CONFIGURED
+        return self.owner.claims(labels) and labels.get(LABEL_PART) in self.run.configured
 
     def remove_old_name(self, what: str, name: str, remove: Callable[[Engine], None],
                         strict: bool = True) -> None:
@@ -383,17 +375,17 @@ class Recipe:
         self.log.info('%s %s (its old name) is still used by the parts %s; removing it at the '
                       'end of the run, after they replaced their containers', what, name,
                       ', '.join(sorted({str(labels_of(c).get(LABEL_PART)) for c in users})))
-        config, log, kind = self.engine_config, self.log, self.kind
+        config, log, kind, run = self.engine_config, self.log, self.kind, self.run
 
         def later() -> None:
             with engine_errors(log.name, config):
-                engine = connect(config, log.name)
+                engine = run.engine(config, log.name)
                 engine.forget(kind)
                 try:
                     remove(engine)
                 except zc.buildout.UserError as exc:  # the parts' installs have said why
                     log.warning('%s; it is left, the next run tries again', exc)
-        removals.at_end(later)
+        removals.at_end(run, later)
 
     def decide_old_names(self, name: str, fresh: bool, keep: bool,
                          removal: tuple[decisions.Reason, ...] = ()) -> list[decisions.Change]:
@@ -443,7 +435,7 @@ class Recipe:
 
     def installed_before(self, fresh: bool) -> bool:
         """Whether the part was installed by an earlier run (so a missing object was removed)."""
-        return not fresh or (self.directory, self.name) in REINSTALLING
+        return not fresh or self.name in self.run.reinstalling
 
     def newest(self) -> bool:
         """Buildout's newest mode (off with -N)."""
@@ -451,15 +443,15 @@ class Recipe:
 
     # -- buildout's entry points ------------------------------------------------
     def install(self) -> list[str]:
-        removals.finish(raising=False)
-        moves.resume(self.directory, recipe_class)
+        removals.finish(self.run, raising=False)
+        moves.resume(self.run, recipe_class)
         with engine_errors(self.name, self.engine_config):
             orphans.sweep_once(self.engine, self.directory)
             return self.converge(fresh=True)
 
     def update(self) -> list[str]:
-        removals.finish(raising=False)
-        moves.resume(self.directory, recipe_class)
+        removals.finish(self.run, raising=False)
+        moves.resume(self.run, recipe_class)
         with engine_errors(self.name, self.engine_config):
             orphans.sweep_once(self.engine, self.directory)
             return self.converge(fresh=False)
@@ -471,29 +463,29 @@ class Recipe:
         :mod:`.moves`). A part gone from the configuration whose engine does not answer is
         said in one line and forgotten: a run that could never reach that engine again
         must not stop every later run."""
-        directory = os.path.realpath(os.getcwd())
-        ownership.noted_from(options)  # a run that only uninstalls made no recipe to note it
+        run = runstate.of_options(options)  # a run that only uninstalls made no recipe
+        directory = run.directory
         log = logging.getLogger(name)
-        runlock.hold(directory, name)  # a run that only uninstalls must not interleave either
-        moves.resume(directory, recipe_class)
-        if CONFIGURED.get((directory, name)) == cls.recipe:
-            move = engine_move(directory, name, options)
+        runlock.hold(run, name)  # a run that only uninstalls must not interleave either
+        moves.resume(run, recipe_class)
+        if run.configured.get(name) == cls.recipe:
+            move = engine_move(run, name, options)
             if move is None:
-                REINSTALLING.add((directory, name))
-                PREVIOUS[(directory, name)] = dict(options)
+                run.reinstalling.add(name)
+                run.previous[name] = dict(options)
                 log.debug('%s is being reinstalled: its install adopts what exists', name)
             elif move.engine is None:
-                moves.say_left(directory, name, move.why, move.new.describe())
+                moves.say_left(run, name, move.why, move.new.describe())
             else:  # made anew there: neither installed before nor with these options
-                moves.leave_behind(directory, name, options, move.old, move.new, recipe_class)
+                moves.leave_behind(run, name, options, move.old, move.new, recipe_class)
             return
-        config = engine_config(name, options, recorded=True)
+        config = engine_config(name, options, recorded=True, run=run)
         order = cls.removal_order(options)
         if order is None:
-            removals.finish()
-        engine, why = reach(name, config)
+            removals.finish(run)
+        engine, why = reach(run, name, config)
         if engine is None:
-            log.warning('%s', left_by_removal(directory, name, config, why))
+            log.warning('%s', left_by_removal(run, name, config, why))
             return
         with engine_errors(name, config):
             orphans.sweep_once(engine, directory)
@@ -552,7 +544,7 @@ class Recipe:
                     orphans.released(forked, directory, name, kinds=cls.owns)
             finally:
                 forked.close()
-        removals.submit(name, engine.config.key(), *order, work)
+        removals.submit(engine.run, name, engine.config.key(), *order, work)
 
 
 def _swapped(remove: Callable[[Engine, decisions.Change], None], change: decisions.Change,
@@ -635,13 +627,13 @@ def remove_file(path: str, log: logging.Logger) -> None:
         log.warning('%s not removed: %s', path, exc.strerror)
 
 
-def left_by_removal(directory: str, part: str, config: EngineConfig, why: str) -> str:
+def left_by_removal(run: runstate.Run, part: str, config: EngineConfig, why: str) -> str:
     """What a part gone from the configuration leaves on an engine it cannot reach
     (``why``), and whether a later run removes it: the orphan sweep of an engine removes
     the containers, images and networks of parts neither installed nor configured (volumes
     it only reports), once a part of the buildout acts there."""
-    there = sorted(other for (place, other), on in CONFIGURED_ENGINES.items()
-                   if place == directory and other != part and on.key() == config.key())
+    there = sorted(other for other, on in run.configured_engines.items()
+                   if other != part and on.key() == config.key())
     if there:
         later = (f'the first run that reaches that engine removes it (part {there[0]} is on '
                  f'it; volumes are only reported)')
@@ -732,8 +724,8 @@ class ImageRecipe(Recipe):
         """``name`` (the part name by default) with ``tag`` (``latest``), as ``${part:image}``;
         the image is registered as made by this part (:mod:`.identities`)."""
         reference = self.image_named_by_options()
-        if identities.maker_of(self.directory, self.engine_config, reference) != self.name:
-            identities.will_make_image(self.directory, self.engine_config, reference, None,
+        if identities.maker_of(self.run, self.engine_config, reference) != self.name:
+            identities.will_make_image(self.run, self.engine_config, reference, None,
                                        self.name)
         return reference
 
@@ -768,7 +760,7 @@ class ImageRecipe(Recipe):
         references it needs; ``${part:image}`` names the image itself.
         """
         self.options['image-id'] = identity
-        identities.will_make_image(self.directory, self.engine_config, self.image, identity,
+        identities.will_make_image(self.run, self.engine_config, self.image, identity,
                                    self.name)
 
     def image_identity(self, **extra: Any) -> tuple[str, dict[str, str]]:
@@ -918,10 +910,6 @@ class ImageRecipe(Recipe):
                 self.retire_image(image['Id'])  # still run by containers: at the end of the run
 
 
-#: Replaced images still in use when they were replaced: (engine, log, image id).
-_RETIRING: list[tuple[EngineConfig, logging.Logger, str]] = []
-
-
 def retire_image(engine: Engine, log: logging.Logger, image_id: str) -> None:
     """Remove an image a new one replaced under its tag; while containers still run it
     (their parts replace them later in the run), at the end of the run, so that no
@@ -937,9 +925,10 @@ def retire_image(engine: Engine, log: logging.Logger, image_id: str) -> None:
         if exc.status_code != 409:
             log.debug('image %s kept: %s', image_id[:19], explain(exc))
             return
-    if not _RETIRING:
-        removals.at_end(_retire_at_end)
-    _RETIRING.append((engine.config, log, image_id))
+    run = engine.run
+    if not run.retiring:
+        removals.at_end(run, lambda: _retire_at_end(run))
+    run.retiring.append((engine.config, log, image_id))
 
 
 def retire_untagged(engine: Engine, log: logging.Logger, replaced: str) -> None:
@@ -954,16 +943,16 @@ def retire_untagged(engine: Engine, log: logging.Logger, replaced: str) -> None:
         retire_image(engine, log, replaced)
 
 
-def _retire_at_end() -> None:
+def _retire_at_end(run: runstate.Run) -> None:
     """Remove the replaced images, once their containers were replaced: newest first and
     again while one goes (an image committed from a container of an older one is its child)."""
-    pending = list(reversed(_RETIRING))
-    _RETIRING.clear()
+    pending = list(reversed(run.retiring))
+    run.retiring.clear()
     while pending:
         left = []
         for config, log, image_id in pending:
             with engine_errors(log.name, config):
-                engine = connect(config, log.name)
+                engine = run.engine(config, log.name)
                 try:
                     engine.api.remove_image(image_id)
                     log.info('removed image %s (replaced)', image_id[:19])
@@ -1046,5 +1035,5 @@ def remove_image(engine: Engine, reference: str, log: logging.Logger, quiet: boo
 __all__ = ['Recipe', 'ImageRecipe', 'uninstaller', 'kept', 'removes_any', 'remove_file', 'remove_image',
            'reference_removal',
            'BY_BUILDOUT', 'engine_config', 'retire_image',
-           'retire_untagged', 'left_by_removal', 'CONFIGURED', 'CONFIGURED_ENGINES',
+           'retire_untagged', 'left_by_removal',
            'ENGINE_OPTIONS', 'DOCKEROO_ALIASES', 'CANDIDATE_OPTIONS']

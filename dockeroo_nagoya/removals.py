@@ -24,11 +24,12 @@ import logging
 import os
 import sys
 import threading
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import zc.buildout
 
-from .engine import forget_everywhere
+if TYPE_CHECKING:
+    from .runstate import Run
 
 log = logging.getLogger('dockeroo_nagoya')
 
@@ -49,41 +50,45 @@ class Removal:
     future: concurrent.futures.Future[None] | None = None
 
 
-_LOCK = threading.Lock()
-_PENDING: list[Removal] = []
-_POOL: concurrent.futures.ThreadPoolExecutor | None = None
-#: Work for the end of the run, after every removal (see :func:`at_end`).
-_AT_END: list[Callable[[], None]] = []
-_REGISTERED = False
+@dataclasses.dataclass(eq=False)
+class Queue:
+    """One run's removals (:attr:`.runstate.Run.removals`)."""
 
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    pending: list[Removal] = dataclasses.field(default_factory=list)
+    pool: concurrent.futures.ThreadPoolExecutor | None = None
+    #: Work for the end of the run, after every removal (see :func:`at_end`).
+    at_end: list[Callable[[], None]] = dataclasses.field(default_factory=list)
+    registered: bool = False
+    #: (engine key, name) of the containers whose removal this run has taken in hand (see
+    #: :func:`in_hand`): a name is one container per engine, and another engine's container
+    #: of that name is another object.
+    in_hand: set[tuple[str, str]] = dataclasses.field(default_factory=set)
+    #: Failures :func:`finish` was asked not to raise: the end of the run reports them.
+    failed: list[BaseException] = dataclasses.field(default_factory=list)
+    #: Drops a kind's listings of the run's engines (:meth:`.runstate.Run.forget_everywhere`).
+    forget: Callable[[str], None] = lambda kind: None
 
-def _register() -> None:
-    """The exit hook, once (under ``_LOCK``)."""
-    global _REGISTERED
-    if not _REGISTERED:
-        atexit.register(_at_exit)
-        _REGISTERED = True
+    def register(self) -> None:
+        """The exit hook, once (under ``lock``)."""
+        if not self.registered:
+            atexit.register(_at_exit, self)
+            self.registered = True
 
 
 class DependentNotRemoved(zc.buildout.UserError):
     """A container was left because one that depends on it could not be removed."""
 
 
-#: (engine key, name) of the containers whose removal this run has taken in hand (see
-#: :func:`in_hand`): a name is one container per engine, and another engine's container of
-#: that name is another object.
-_IN_HAND: set[tuple[str, str]] = set()
-
-
-def in_hand(engine: str, name: str) -> bool:
+def in_hand(run: Run, engine: str, name: str) -> bool:
     """Whether this run already removes the container ``name`` on the engine of key
     ``engine`` (:meth:`.engine.EngineConfig.key`; its part's teardown): the orphan sweep
     leaves it alone, so that one object is removed once."""
-    with _LOCK:
-        return (engine, name) in _IN_HAND
+    with run.removals.lock:
+        return (engine, name) in run.removals.in_hand
 
 
-def submit(part: str, engine: str, names: frozenset[str], after: frozenset[str],
+def submit(run: Run, part: str, engine: str, names: frozenset[str], after: frozenset[str],
            work: Callable[[], Callable[[], None] | None]) -> None:
     """Run ``work`` once every pending removal of a container that comes after ``names`` is done.
 
@@ -94,19 +99,19 @@ def submit(part: str, engine: str, names: frozenset[str], after: frozenset[str],
     ``work`` may return the rest of the removal (the engine's clean-up once the
     processes ended): it runs on its own, and nothing waits for it but the end.
     """
-    global _POOL
-    with _LOCK:
-        if _POOL is None:
-            _POOL = concurrent.futures.ThreadPoolExecutor(
+    queue = run.removals
+    with queue.lock:
+        if queue.pool is None:
+            queue.pool = concurrent.futures.ThreadPoolExecutor(
                 max_workers=WORKERS, thread_name_prefix='dockeroo-nagoya-removal')
-            _register()
+            queue.register()
         mine = frozenset((engine, name) for name in names)
-        dependents = [r for r in _PENDING if r.after & mine]
-        _IN_HAND.update(mine)
+        dependents = [r for r in queue.pending if r.after & mine]
+        queue.in_hand.update(mine)
         removal = Removal(part, mine, frozenset((engine, name) for name in after),
                           concurrent.futures.Future())
-        removal.future = _POOL.submit(_after, removal, dependents, work)
-        _PENDING.append(removal)
+        removal.future = queue.pool.submit(_after, removal, dependents, work)
+        queue.pending.append(removal)
 
 
 def _after(removal: Removal, dependents: list[Removal],
@@ -133,57 +138,57 @@ def _after(removal: Removal, dependents: list[Removal],
         rest()
 
 
-#: Failures :func:`finish` was asked not to raise: the end of the run reports them.
-_FAILED: list[BaseException] = []
-
-
-def finish(raising: bool = True) -> None:
+def finish(run: Run, raising: bool = True) -> None:
     """Wait for every pending removal; raise the first failure (the others are logged).
 
     ``raising=False`` (before an install or update) logs them and leaves them to the end
     of the run: raised there, buildout would count them against the part it is installing.
     """
-    with _LOCK:
-        waiting = [r.future for r in _PENDING if r.future is not None]
-        _PENDING.clear()
+    _finish(run.removals, raising)
+
+
+def _finish(queue: Queue, raising: bool) -> None:
+    with queue.lock:
+        waiting = [r.future for r in queue.pending if r.future is not None]
+        queue.pending.clear()
     if waiting:
         concurrent.futures.wait(waiting)
-        forget_everywhere('containers')
+        queue.forget('containers')
     failures = [e for e in (f.exception() for f in waiting) if e is not None]
     if not raising:
         for failure in failures:
             log.error('%s', failure)
-        _FAILED.extend(failures)
+        queue.failed.extend(failures)
         return
-    failures = [*_FAILED, *failures]
-    _FAILED.clear()
+    failures = [*queue.failed, *failures]
+    queue.failed.clear()
     for later in failures[1:]:
         log.error('%s', later)
     if failures:
         raise failures[0]
 
 
-def at_end(work: Callable[[], None]) -> None:
+def at_end(run: Run, work: Callable[[], None]) -> None:
     """Run ``work`` when the run ends, after every pending removal.
 
     For what can only go once later parts have been installed: an old network
     that the containers of reinstalled parts still use until they are replaced.
     ``work`` reports its own trouble; an exception from it fails the run.
     """
-    with _LOCK:
-        _register()
-        _AT_END.append(work)
+    with run.removals.lock:
+        run.removals.register()
+        run.removals.at_end.append(work)
 
 
-def _at_exit() -> None:
+def _at_exit(queue: Queue) -> None:
     """A run that only removes parts ends here: report a failure as buildout would."""
     doing = 'Removing the containers of removed parts.'
     try:
-        finish()
+        _finish(queue, True)
         doing = ('Removing objects at the end of the run (under their old names, or on the '
                  'engine their part left).')
-        while _AT_END:
-            _AT_END.pop(0)()
+        while queue.at_end:
+            queue.at_end.pop(0)()
     except Exception as exc:  # the process is ending: say it, and fail the run
         sys.stdout.flush()
         sys.stderr.write(f'While:\n  {doing}\nError: {exc}\n')
@@ -191,4 +196,4 @@ def _at_exit() -> None:
         os._exit(1)
 
 
-__all__ = ['submit', 'finish', 'at_end', 'DependentNotRemoved']
+__all__ = ['Queue', 'submit', 'finish', 'at_end', 'in_hand', 'DependentNotRemoved']

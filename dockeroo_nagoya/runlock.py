@@ -8,22 +8,22 @@ from __future__ import annotations
 
 import fcntl
 import os
+from typing import TYPE_CHECKING
 
 import zc.buildout
 
+if TYPE_CHECKING:
+    from .runstate import Run
+
 LOCK_NAME = '.dockeroo-nagoya.lock'
 
-#: directory -> open lock file, held until the process ends.
-_HELD: dict[str, int] = {}
 
-#: Set by ``dockeroo-plan``: a plan writes nothing, so it neither takes nor keeps the lock.
-PLANNING = False
-
-
-def hold(directory: str, part: str) -> None:
-    """Take the directory's lock for the rest of this process, or stop."""
-    if PLANNING or directory in _HELD:
+def hold(run: Run, part: str) -> None:
+    """Take the run's directory's lock for the rest of this process, or stop; a plan
+    (``run.planning``) writes nothing, so it neither takes nor keeps the lock."""
+    if run.planning or run.lock is not None:
         return
+    directory = run.directory
     path = os.path.join(directory, LOCK_NAME)
     try:
         # Never through a link: the pid written below would truncate what it points at.
@@ -42,9 +42,9 @@ def hold(directory: str, part: str) -> None:
             f'run again when it has finished') from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, str(os.getpid()).encode(), 0)
-    _HELD[directory] = fd
+    run.lock = fd
 
 
-def held(directory: str) -> bool:
-    """Whether this process holds the directory's lock (what is done there is its own)."""
-    return directory in _HELD
+def held(run: Run) -> bool:
+    """Whether the run holds its directory's lock (what is done there is its own)."""
+    return run.lock is not None

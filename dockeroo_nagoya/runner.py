@@ -119,7 +119,7 @@ class Runner:
         spec = self.spec
         image_id = self.engine.image_id(spec.values['image'])
         if image_id is None:
-            maker = identities.maker_of(spec.directory, self.engine.config, spec.values['image'])
+            maker = identities.maker_of(self.engine.run, self.engine.config, spec.values['image'])
             if maker is not None:  # bin/buildout install PART, on a buildout not installed yet
                 raise zc.buildout.UserError(
                     f'{spec.part}: option image: no image {spec.values["image"]} yet: part '
@@ -208,7 +208,7 @@ class Runner:
         Reads only: the shared listing, the image's id, the env-file, and for a
         kept container of an install its restart policy."""
         current = self.find()
-        if current is not None and identities.planned_removal(self.spec.directory,
+        if current is not None and identities.planned_removal(self.engine.run,
                                                               self.engine.config, self.spec.name):
             current = None  # a part before this one removes it (see Runner.change)
         identity, hashes = self.identity(extra_identity)
@@ -225,7 +225,7 @@ class Runner:
         """A decision as data: the action in the plan's words, with its reasons."""
         current, name = step.current, self.spec.name
         found = current['Id'] if current is not None else None
-        removed = identities.planned_removal(self.spec.directory, self.engine.config, name)
+        removed = identities.planned_removal(self.engine.run, self.engine.config, name)
         if step.action == 'create' and removed is not None:
             return decisions.Change('container', name, 'recreate', [decisions.state(
                 f'removed first: {removed[1]}')], removed[0])
@@ -242,7 +242,7 @@ class Runner:
             changed = changed_inputs(current, step.hashes)
             for key in changed or ():
                 if key == 'image-id':
-                    why = identities.planned_change(self.spec.directory, self.engine.config,
+                    why = identities.planned_change(self.engine.run, self.engine.config,
                                                     self.spec.values['image'])
                     reasons.append(decisions.Reason(f'image {self.spec.values["image"]}',
                                                     follows=why, note=None if why else

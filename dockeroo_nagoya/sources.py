@@ -24,7 +24,6 @@ recorded; a URL that carries them (``https://user:pw@host/...``) is refused.
 """
 from __future__ import annotations
 
-import atexit
 import base64
 import dataclasses
 import hashlib
@@ -35,14 +34,16 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import urllib.parse
-from typing import Mapping, MutableMapping
+from typing import TYPE_CHECKING, Mapping, MutableMapping
 
 import zc.buildout
 
-from . import archives, members, runlock, secrets
+from . import archives, members, secrets
 from . import options as opt
+
+if TYPE_CHECKING:
+    from .runstate import Run
 
 GIT_RE = re.compile(r'^(?:git@|git://|ssh://|git\+[a-z]+://|github\.com/)')
 TARBALL_RE = re.compile(r'\.(?:tar|tar\.gz|tgz|tar\.bz2|tbz2|tar\.xz|txz)$')
@@ -186,7 +187,7 @@ def is_git(url: str) -> bool:
     return bool(GIT_RE.match(url)) or without_fragment.endswith('.git')
 
 
-def local_context(part: str, source: str, buildout: Mapping[str, str], directory: str,
+def local_context(part: str, source: str, buildout: Mapping[str, str], run: Run,
                   options: MutableMapping[str, str] | None = None) -> str:
     """The directory to build from: ``source`` itself, or what its URL names, fetched.
 
@@ -196,40 +197,30 @@ def local_context(part: str, source: str, buildout: Mapping[str, str], directory
     auth = credentials(part, source, options or {})
     if not is_url(source):
         return source
-    fetcher = Fetcher(part, buildout, directory, auth)
+    fetcher = Fetcher(part, buildout, run, auth)
     context, revision = (fetcher.git(source) if is_git(source) else fetcher.tarball(source))
     if options is not None:
         options['source-revision'] = revision
     return context
 
 
-_SCRATCH: list[str] = []
-
-
-def _scratch() -> str:
-    """Where a plan fetches what the buildout has not fetched yet: a directory of its own,
-    removed when the plan ends (a plan writes no file of the buildout directory)."""
-    if not _SCRATCH:
-        _SCRATCH.append(tempfile.mkdtemp(prefix='dockeroo-plan-sources-'))
-        atexit.register(shutil.rmtree, _SCRATCH[0], True)
-    return _SCRATCH[0]
-
-
 class Fetcher:
     """Fetches sources into ``var/sources`` (one directory per URL and revision).
 
-    A plan (:data:`.runlock.PLANNING`) reads what a run fetched before when the run
-    would use it as it is, and fetches anything else into a scratch directory.
+    A plan (:attr:`.runstate.Run.planning`) reads what a run fetched before when the run
+    would use it as it is, and fetches anything else into a scratch directory (the
+    plan's own: :meth:`.runstate.Run.scratch`).
     """
 
-    def __init__(self, part: str, buildout: Mapping[str, str], directory: str,
+    def __init__(self, part: str, buildout: Mapping[str, str], run: Run,
                  auth: Credentials | None = None) -> None:
         self.part = part
         self.auth = auth
-        self.kept = os.path.join(directory, 'var', 'sources')
-        self.root = os.path.join(_scratch(), 'sources') if runlock.PLANNING else self.kept
+        self.run = run
+        self.kept = os.path.join(run.directory, 'var', 'sources')
+        self.root = os.path.join(run.scratch(), 'sources') if run.planning else self.kept
         self.buildout = buildout
-        self.directory = directory
+        self.directory = run.directory
         self.again = (buildout.get('newest', 'true') == 'true'
                       and buildout.get('offline', 'false') != 'true')
 
@@ -268,7 +259,7 @@ class Fetcher:
         if not COMMIT_RE.match(str(commit or '')):
             commit = None  # a record someone else wrote: fetched again
         export = os.path.join(self.kept, f'{self._key(source)}-{(commit or "")[:12]}')
-        if runlock.PLANNING and not self.again and commit and os.path.isdir(export):
+        if self.run.planning and not self.again and commit and os.path.isdir(export):
             return self._inside(export, subdir, source), f'git:{commit}'  # read, as the run would
         export = os.path.join(self.root, f'{self._key(source)}-{(commit or "")[:12]}')
         if self.again or not commit or not os.path.isdir(export):
@@ -334,7 +325,7 @@ class Fetcher:
     # -- tarballs ----------------------------------------------------------------------------
     def tarball(self, url: str) -> tuple[str, str]:
         downloads = archives.Downloads(self.buildout, self.directory)
-        if runlock.PLANNING:  # what the run would use as it is is read; the rest fetched aside
+        if self.run.planning:  # what the run would use as it is is read; the rest fetched aside
             cached = downloads.cached_path(url)
             if os.path.exists(cached) and (not self.again or downloads.offline):
                 digest = archives.file_sha256(cached)
@@ -342,7 +333,7 @@ class Fetcher:
                 if os.path.isdir(export):
                     return export, f'sha256:{digest}'
             else:
-                downloads.cache = os.path.join(_scratch(), 'downloads')
+                downloads.cache = os.path.join(self.run.scratch(), 'downloads')
         try:
             path = downloads.fetch(url, again=self.again, authorization=self.auth.authorization()
                                    if self.auth else None)

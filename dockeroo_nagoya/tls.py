@@ -99,15 +99,9 @@ def exposed_key(directory: str) -> str | None:
             f'chmod 600 it; ssh refuses such a key too)')
 
 
-#: (part, address, directory) already warned about in this process: one line per run.
-_WARNED: set[tuple[str, str, str]] = set()
-
-
 def warn_unverified(part: str, address: str, directory: str) -> None:
-    """The line every run prints for a part whose engine's certificate is not checked."""
-    if (part, address, directory) in _WARNED:
-        return
-    _WARNED.add((part, address, directory))
+    """The line every run prints for a part whose engine's certificate is not checked
+    (once per part and run: :func:`.engine_options.trusted` asks the run)."""
     logging.getLogger(part).warning(
         'docker-tls-verify = false: the certificate of the engine at %s is not checked '
         'against %s, so whoever answers there gets this part\'s requests and credentials '

@@ -161,10 +161,14 @@ def test_portage_options_with_apt_are_refused(buildout):
 
 
 def test_a_throwaway_container_goes_away_even_on_keyboard_interrupt(client, busybox):
-    from dockeroo_nagoya.engine import EngineConfig, connect
+    import os
+
+    from dockeroo_nagoya.engine import EngineConfig
+    from dockeroo_nagoya.ownership import Owner
+    from dockeroo_nagoya.runstate import Run
     from dockeroo_nagoya.throwaway import PREFIX, Throwaway
 
-    engine = connect(EngineConfig(), 'test')
+    engine = Run(Owner(os.getcwd())).engine(EngineConfig(), 'test')
     labels = {'io.dockeroo-nagoya.test': 'throwaway'}
     with pytest.raises(KeyboardInterrupt):
         with Throwaway(engine, busybox, 'a part/with odd name', labels) as box:

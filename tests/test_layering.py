@@ -56,6 +56,7 @@ MODULES = {
     'scheduling': 'model.scheduling',
     'dependencies': 'model.dependencies',
     # run: what one buildout run knows.
+    'runstate': 'run.runstate',
     'runlock': 'run.runlock',
     'removals': 'run.removals',
     'moves': 'run.moves',

@@ -80,7 +80,7 @@ class BuildRecipe(ImageRecipe):
         self.options['name'] = self.image_from_options()
         # A URL (dockeroo's docker build URL) is fetched now: its content is the context.
         source = self.values['source'] = sources.local_context(
-            self.name, self.values['source'], self.buildout['buildout'], self.directory, self.options)
+            self.name, self.values['source'], self.buildout['buildout'], self.run, self.options)
         dockerfile = os.path.join(source, self.values['dockerfile'])
         self.dockerfile_text = readfiles.read_text(self.name, 'dockerfile', dockerfile,
                                                    'a readable Dockerfile')

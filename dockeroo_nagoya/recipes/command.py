@@ -16,7 +16,7 @@ import zc.buildout
 
 from .. import options as opt
 from ..decisions import Decision
-from ..engine import connect, engine_errors
+from ..engine import engine_errors, new_client
 from ..engine_options import described, record
 from ..recipe import Recipe, uninstaller
 from ..scripts import write_script
@@ -68,7 +68,7 @@ def run(config: dict[str, Any], argv: list[str]) -> int:
     try:
         engine_config = described(config['part'], config['engine'])
         with engine_errors(config['part'], engine_config, f"running in {config['container']}"):
-            engine = connect(engine_config, config['part'])
+            engine = new_client(engine_config, config['part'])  # the script's one client
             exec_id = engine.api.exec_create(
                 config['container'], config['command'] + argv, user=config['user'] or '',
                 workdir=config['working-dir'], tty=False)['Id']

@@ -77,7 +77,7 @@ class ControlRecipe(Recipe):
             script would start this one without it (any other reference, a path or a
             volume, only orders buildout's parts)."""
             part, _ = specs[member]
-            if not identities.will_have_container(self.directory, engines[part], reference):
+            if not identities.will_have_container(self.run, engines[part], reference):
                 return None
             return opt.invalid(f'{self.name}: member {member}', 'depends',
                                f'containers of the parts in parts (add the part that runs '
@@ -107,7 +107,7 @@ class ControlRecipe(Recipe):
         return Decision([], fresh=fresh)
 
     def act(self, decision: Decision) -> list[str]:
-        description = controlscript.describe(self.name, self.directory, self.engine_config,
+        description = controlscript.describe(self.name, self.owner, self.engine_config,
                                              self.backups, self.members)
         return controlscript.write_control(self.buildout['buildout']['bin-directory'],
                                            self.buildout['buildout']['parts-directory'],

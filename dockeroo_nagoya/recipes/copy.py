@@ -48,7 +48,7 @@ import zc.buildout
 from .. import atomicfile, copying, identities, readfiles
 from .. import options as opt
 from ..decisions import Change, Decision, state
-from ..engine import Engine, EngineConfig, connect, engine_errors
+from ..engine import Engine, EngineConfig, engine_errors
 from ..engine_options import engine_of_spec
 from ..recipe import Recipe, uninstaller
 
@@ -108,7 +108,7 @@ class CopyRecipe(Recipe):
                 f'{self.name}: option from-engine: it is the engine of container-from, which is '
                 f'not set (a copy from the host reads this machine\'s files: leave out from-engine)')
         return engine_of_spec(self.name, 'from-engine', spec, self.buildout['buildout'],
-                              self.engine_config.timeout)
+                              self.engine_config.timeout, run=self.run)
 
     def _config_of(self, option: str) -> EngineConfig:
         """The engine ``container-from`` or ``container-to`` is on (``from-engine``'s for the
@@ -120,14 +120,14 @@ class CopyRecipe(Recipe):
         address an engine that does not answer is named by)."""
         config = self._config_of(option)
         with engine_errors(self.name, config):
-            return connect(config, self.name), config
+            return self.run.engine(config, self.name), config
 
     def decide(self, fresh: bool) -> Decision:
         """Each line copied again when its content or target changed (read now); a
         container a part of this run makes first (a plan: it is not there yet) means every
         line is copied."""
         later = [self.values[o] for o in ('container-from', 'container-to') if self.values[o]
-                 and identities.will_have_container(self.directory, self._config_of(o),
+                 and identities.will_have_container(self.run, self._config_of(o),
                                                     self.values[o])
                  and self._inspect(o) is None]
         if later:

@@ -121,7 +121,7 @@ class DiskImageRecipe(Recipe):
         with Throwaway(self.engine, values['build-image'], self.name, labels, what='builder',
                        volumes_from=values['build-volumes-from'],
                        privileged=values['privileged'], log=self.log) as builder:
-            self.run(builder, 'prepare-script', env)
+            self.run_script(builder, 'prepare-script', env)
             with Throwaway(self.engine, values['base-image'], self.name, labels,
                            what='base image container', log=self.log) as base:
                 self.log.info('unpacking the filesystem of %s into %s', values['base-image'], root)
@@ -131,7 +131,7 @@ class DiskImageRecipe(Recipe):
                                         skip=archives.ENGINE_FILES)
 
                 builder.put('/', archives.tar_stream(fill))
-            self.run(builder, 'build-script', env)
+            self.run_script(builder, 'build-script', env)
             try:
                 chunks, _ = builder.get(values['image-file'])
                 return archives.extract_file(chunks, self.path)
@@ -142,7 +142,7 @@ class DiskImageRecipe(Recipe):
             except archives.ArchiveError as exc:
                 raise zc.buildout.UserError(f'{self.name}: option image-file: {exc}') from None
 
-    def run(self, builder: Throwaway, option: str, env: dict[str, str]) -> None:
+    def run_script(self, builder: Throwaway, option: str, env: dict[str, str]) -> None:
         if self.values[option]:
             builder.run(option, self.values[option], shell=self.values['build-script-shell'],
                         user=self.values['build-script-user'], env=env)

@@ -20,7 +20,7 @@ import zc.buildout
 from .. import identities
 from .. import options as opt
 from ..decisions import Change, Decision, ImageChanges, Promise, Reason, state
-from ..engine import Engine, connect, engine_errors
+from ..engine import Engine, engine_errors
 from ..imagefiles import ArchivedImage, NotAnImageArchive, archived_images
 from ..recipe import (ImageRecipe, Recipe, kept, reference_removal, retire_untagged,
                       uninstaller)
@@ -51,7 +51,7 @@ class LoadRecipe(Recipe):
         given = self.options['path']
         self.path = self.options['path'] = self.values['path']
         #: The docker.save part that writes the file in this run (None: a file from elsewhere).
-        self.writer = identities.archive_writer(self.directory, self.path)
+        self.writer = identities.archive_writer(self.run, self.path)
         if self.writer is None:
             try:
                 opt.existing_file(self.path)
@@ -64,14 +64,14 @@ class LoadRecipe(Recipe):
             identity = self.writer.term
         # Another part makes this image on this very engine (a save's file loaded back where
         # it was saved): the load would stand in for it, and its removal take the image away.
-        maker = identities.maker_of(self.directory, self.engine_config, self.image)
+        maker = identities.maker_of(self.run, self.engine_config, self.image)
         if maker is not None and maker != self.name:
             raise opt.invalid(self.name, 'name', f'an image no other part makes on this engine '
                               f'({self.image} is made by part {maker} here: load it on another '
                               f'engine, or leave this part out)', self.image)
         # Known before anything runs: later parts may reference it, and a new image is a change.
         self.options['image-id'] = identity
-        identities.will_make_image(self.directory, self.engine_config, self.image, identity,
+        identities.will_make_image(self.run, self.engine_config, self.image, identity,
                                    self.name)
 
     def _archived(self) -> ArchivedImage:
@@ -109,11 +109,11 @@ class LoadRecipe(Recipe):
             assert self.archived is not None
             return self.archived.image_id, None
         writer = self.writer
-        remade = identities.planned_change(self.directory, writer.engine, writer.reference)
+        remade = identities.planned_change(self.run, writer.engine, writer.reference)
         if remade is not None:
             return None, f'{remade}; saved by {writer.part}'
         with engine_errors(self.name, writer.engine, f'looking up {writer.reference}'):
-            saved = connect(writer.engine, self.name).image_id(writer.reference)
+            saved = self.run.engine(writer.engine, self.name).image_id(writer.reference)
         if saved is None and os.path.isfile(self.path):  # the save part stops the run first
             saved = self._archived().image_id
         return saved, None if saved else f'saved by {writer.part}'

@@ -29,7 +29,7 @@ from .. import identities
 from .. import options as opt
 from ..options import split_reference
 from ..decisions import Change, Decision, ImageChanges, Promise, Reason
-from ..engine import Engine, connect, engine_errors, explain
+from ..engine import Engine, engine_errors, explain
 from ..progress import follow_layers
 from ..recipe import Recipe, reference_removal, retire_untagged, uninstaller
 from ..secrets import CREDENTIAL_OPTIONS, registry_auth
@@ -121,7 +121,7 @@ class PullRecipe(Recipe):
         self.options['name'] = self.reference
         self.options['image'] = self.reference
         #: The docker.push part that pushes the reference in this run (None: none does).
-        self.pusher = identities.pusher_of(self.directory, self.reference)
+        self.pusher = identities.pusher_of(self.run, self.reference)
         with engine_errors(self.name, self.engine_config, 'looking up the image'):
             # What the image will be once the part acted, known now (see .identities): what
             # the push part pushes; the registry's digest when the part would pull, else
@@ -139,7 +139,7 @@ class PullRecipe(Recipe):
             else:
                 image_id = f'absent:{self.reference}'
         self.options['image-id'] = image_id
-        identities.will_make_image(self.directory, self.engine_config, self.reference, image_id,
+        identities.will_make_image(self.run, self.engine_config, self.reference, image_id,
                                    self.name)
 
     def _decide_remote(self) -> str | None | object:
@@ -196,12 +196,12 @@ class PullRecipe(Recipe):
         assert self.pusher is not None
         pusher, local = self.pusher, self.engine.inspect('images', self.reference)
         found = local['Id'] if local is not None else None
-        remade = identities.planned_push(self.directory, self.reference)
+        remade = identities.planned_push(self.run, self.reference)
         if remade is not None:
             return Change('image', self.reference, 'pull', [Reason('pushed image', follows=remade)],
                           found), None
         with engine_errors(self.name, pusher.engine, f'looking up {pusher.reference}'):
-            sent = connect(pusher.engine, self.name).inspect('images', pusher.reference)
+            sent = self.run.engine(pusher.engine, self.name).inspect('images', pusher.reference)
         if local is not None and sent is not None and same_image(local, sent, self.repository):
             return Change('image', self.reference, 'none', [], found), None
         becomes = sent['Id'] if sent is not None else None

@@ -96,14 +96,14 @@ class PushRecipe(Recipe):
             term = identities.carried_term(self.engine, self.directory, self.source)
         carried = identities.Carried(self.name, self.engine_config, self.source, term)
         for target in self.targets:
-            identities.will_push(self.directory, target, carried)
+            identities.will_push(self.run, target, carried)
 
     def decide(self, fresh: bool) -> Decision:
         """Each target pushed unless the record says this image went there; an image a part
         before this one makes anew is pushed after it. A push is promised to a pull of the
         target."""
         image = self.engine.inspect('images', self.source)
-        remade = identities.planned_change(self.directory, self.engine_config, self.source)
+        remade = identities.planned_change(self.run, self.engine_config, self.source)
         if image is None and remade is None:
             raise zc.buildout.UserError(f'{self.name}: option image: no local image {self.source!r}')
         pushed = self._read_state()

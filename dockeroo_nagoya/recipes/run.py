@@ -21,7 +21,7 @@ from ..runner import Runner
 from .. import options as opt
 from ..decisions import Change, Decision, Reason
 from ..engine import Engine, engine_errors
-from ..recipe import PREVIOUS, Defer, Recipe, uninstaller
+from ..recipe import Defer, Recipe, uninstaller
 
 
 class RunRecipe(Recipe):
@@ -66,7 +66,7 @@ class RunRecipe(Recipe):
         replicas = self.values['replicas']
         if replicas is None:
             self.specs = [containerspec.ContainerSpec.from_values(
-                self.name, name, self.values, self.directory)]
+                self.name, name, self.values, self.directory, self.run)]
             self.options['names'] = name
             self.configured()
             return
@@ -77,7 +77,7 @@ class RunRecipe(Recipe):
                    for o in self.table if o.name in self.options}
             values = opt.parse_options(self.name, raw, self.table)
             self.specs.append(containerspec.ContainerSpec.from_values(
-                self.name, f'{name}-{index}', values, self.directory))
+                self.name, f'{name}-{index}', values, self.directory, self.run))
         self.options['names'] = ' '.join(spec.name for spec in self.specs)
         self.configured()
 
@@ -89,7 +89,7 @@ class RunRecipe(Recipe):
             for spec in self.specs:
                 spec.check_links(self.engine)
         for spec in self.specs:
-            identities.will_run_container(self.directory, self.engine_config, spec.name,
+            identities.will_run_container(self.run, self.engine_config, spec.name,
                                           functools.partial(spec.configured_identity, self.engine))
 
     def decide(self, fresh: bool) -> Decision:
@@ -107,7 +107,7 @@ class RunRecipe(Recipe):
     def was_installed(self, spec: containerspec.ContainerSpec, fresh: bool) -> bool:
         """Whether an earlier run installed this container (a replica added by raising
         replicas was not: it is new, not removed)."""
-        names = (PREVIOUS.get((self.directory, self.name)) or {}).get('names')
+        names = (self.run.previous.get(self.name) or {}).get('names')
         if fresh and names is not None:
             return spec.name in names.split()
         return self.installed_before(fresh)

@@ -26,7 +26,7 @@ from .. import options as opt
 from ..decisions import Change, Decision, Reason, state
 from ..engine import Engine, engine_errors
 from ..imagefiles import image_in_archive, write_atomically
-from ..recipe import PREVIOUS, ImageRecipe, Recipe, remove_file, uninstaller
+from ..recipe import ImageRecipe, Recipe, remove_file, uninstaller
 
 class SaveRecipe(Recipe):
     """An image written to a file with the engine's ``docker save``."""
@@ -62,7 +62,7 @@ class SaveRecipe(Recipe):
         # What the file will hold, for a docker.load of it in this run (on any engine).
         with engine_errors(self.name, self.engine_config, 'looking up the image'):
             term = identities.carried_term(self.engine, self.directory, self.image)
-        identities.will_write_archive(self.directory, path, identities.Carried(
+        identities.will_write_archive(self.run, path, identities.Carried(
             self.name, self.engine_config, self.image, term))
 
     def act(self, decision: Decision) -> list[str]:
@@ -97,7 +97,7 @@ class SaveRecipe(Recipe):
     def decide(self, fresh: bool) -> Decision:
         """Write the file when it does not hold the image under its tag (or a part before
         this one makes the image anew); remove the file of the part's old ``path``."""
-        remade = identities.planned_change(self.directory, self.engine_config, self.image)
+        remade = identities.planned_change(self.run, self.engine_config, self.image)
         image = self.engine.inspect('images', self.image)
         if remade is not None:
             change = Change('file', self.path, 'update' if os.path.isfile(self.path) else 'create',
@@ -110,7 +110,7 @@ class SaveRecipe(Recipe):
                             if why == 'the file was missing' else 'update',
                             [state(why)] if why else [])
         found = [change]
-        previous = (PREVIOUS.get((self.directory, self.name)) or {}).get('path')
+        previous = (self.run.previous.get(self.name) or {}).get('path')
         if previous and previous != self.path:
             found.append(Change('file', previous, 'none' if self.values['keep'] else 'remove',
                                 [state(f'the part\'s old path ({self.path} now)')]))

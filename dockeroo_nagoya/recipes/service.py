@@ -33,7 +33,6 @@ import docker.types
 import zc.buildout
 
 from .. import options as opt
-from .. import ownership
 from ..decisions import Change, Decision, Reason, state
 from ..engine import Engine, LABEL_PART
 from ..recipe import Recipe, uninstaller
@@ -488,13 +487,13 @@ class ServiceRecipe(Recipe):
 
 def _part_services(engine: Engine, directory: str, part: str) -> list[dict[str, Any]]:
     found = engine.api.services(filters={'label': f'{LABEL_PART}={part}'})
-    owner = ownership.of(directory)
+    owner = engine.run.owner_of(directory)
     return [s for s in found if owner.claims(s['Spec'].get('Labels') or {})]
 
 
 def _part_secrets(engine: Engine, directory: str, part: str) -> list[dict[str, Any]]:
     found = engine.api.secrets(filters={'label': f'{LABEL_PART}={part}'})
-    owner = ownership.of(directory)
+    owner = engine.run.owner_of(directory)
     return [s for s in found if owner.claims(s['Spec'].get('Labels') or {})]
 
 

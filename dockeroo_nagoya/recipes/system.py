@@ -40,7 +40,7 @@ from ..runner import Runner
 from .. import options as opt
 from ..decisions import Change, Decision, state
 from ..engine import LABEL, Engine, engine_errors, identity_hash
-from ..recipe import PLAIN_SECRETS, PREVIOUS, Defer, Recipe, kept, uninstaller
+from ..recipe import PLAIN_SECRETS, Defer, Recipe, kept, uninstaller
 
 #: Threads that create new members ahead of their turn (creating is quick; starting is not).
 AHEAD_WORKERS = 4
@@ -118,7 +118,7 @@ class SystemRecipe(Recipe):
             for member in self.members.values():
                 member.spec.check_image(self.engine)
                 identities.will_run_container(
-                    self.directory, self.engine_config, member.name,
+                    self.run, self.engine_config, member.name,
                     functools.partial(member.spec.configured_identity, self.engine))
         self._resolve(by_container)
         with engine_errors(self.name, self.engine_config, 'looking up the linked containers'):
@@ -165,7 +165,7 @@ class SystemRecipe(Recipe):
                 raise opt.invalid(display, 'name', f'{exc} (the section name is not one: '
                                   f'set name)', section) from None
         spec = containerspec.ContainerSpec.from_values(display, values['name'], values,
-                                                       self.directory)
+                                                       self.directory, self.run)
         return Member(section, spec)
 
     def _resolve(self, by_container: Mapping[str, str]) -> None:
@@ -221,7 +221,7 @@ class SystemRecipe(Recipe):
         """Each member as docker.run decides it, in dependency order: a member linked to
         one that is made anew is made anew after it. Containers of members no longer in
         ``containers`` are removed first."""
-        installed = self._installed(fresh, PREVIOUS.get((self.directory, self.name)))
+        installed = self._installed(fresh, self.run.previous.get(self.name))
         departed = self._departed()
         found = [Change('container', _name(c), 'remove', [state('it is no longer in containers')],
                         c['Id']) for c in departed]
@@ -250,7 +250,7 @@ class SystemRecipe(Recipe):
         return step, runner.change(step)
 
     def act(self, decision: Decision) -> list[str]:
-        previous = PREVIOUS.pop((self.directory, self.name), None)
+        previous = self.run.previous.pop(self.name, None)
         # One listing of containers and one of images, copied to every member's thread.
         self.engine.owned('containers', self.directory)
         for member in self.members.values():
@@ -342,7 +342,7 @@ class SystemRecipe(Recipe):
     def description(self) -> dict[str, Any]:
         """What the control script needs: no option values beyond names (env never)."""
         return controlscript.describe(
-            self.name, self.directory, self.engine_config, self.backups,
+            self.name, self.owner, self.engine_config, self.backups,
             [controlscript.describe_member(section, self.members[section].spec,
                                            self.members[section].after,
                                            self.members[section].linked)

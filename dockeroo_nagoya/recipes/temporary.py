@@ -134,7 +134,7 @@ class TemporaryRecipe(ImageRecipe):
                               ' '.join(outputs))
         self.outputs = outputs
         for output in outputs:
-            identities.will_make_image(self.directory, self.engine_config, output, None, self.name)
+            identities.will_make_image(self.run, self.engine_config, output, None, self.name)
         self.resource_digests = {option: [[r.target, resources.digest(r)] for r in values[option]]
                                  for option in ('libs', 'entrypoint')}
         # In the options, so that buildout reinstalls the part when a file changes.
