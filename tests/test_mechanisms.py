@@ -37,9 +37,13 @@ def test_control_refuses_a_depends_on_a_container_it_leaves_out(buildout, busybo
 def test_every_empty_image_comes_from_one_maker(client, buildout):
     """The volume helper and the scratch root were two makers with two tarballs; one now,
     with what each image needs said as Dockerfile changes."""
+    import os
+
     from dockeroo_nagoya import throwaway, volumedata
-    from dockeroo_nagoya.engine import LABEL_HELPER, EngineConfig, connect
-    engine = connect(EngineConfig(), 'test')
+    from dockeroo_nagoya.engine import LABEL_HELPER, EngineConfig
+    from dockeroo_nagoya.ownership import Owner
+    from dockeroo_nagoya.runstate import Run
+    engine = Run(Owner(os.getcwd())).engine(EngineConfig(), 'test')
     reference = f'{buildout.prefix}/empty:test'
     try:
         assert throwaway.empty_image(engine, reference, [f'LABEL {LABEL_HELPER}=1']) == reference
