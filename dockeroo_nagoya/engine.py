@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 import os
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import Any, Callable, Generic, Iterator, Mapping, Protocol, TypeVar
 
 import docker
 import docker.errors
@@ -26,8 +26,24 @@ from .options import with_tag
 from .ownership import LABEL, LABEL_BUILDOUT, LABEL_PART, Owner
 from .tls import client as tls_client, handshake_failed
 
-if TYPE_CHECKING:
-    from .runstate import Run
+
+
+class EngineRun(Protocol):
+    """What an engine needs of the run that made it (:class:`.runstate.Run`, a layer above
+    the driver, which it does not import): whose objects are claimed, and while planning,
+    the images earlier parts are planned to make."""
+
+    @property
+    def planning(self) -> bool: ...
+
+    @property
+    def planned_images(self) -> Mapping[tuple[str, str], str]: ...
+
+    def owner_of(self, directory: str) -> Owner: ...
+
+
+#: The run an engine belongs to (code above the driver reaches it as ``engine.run``).
+RunT = TypeVar('RunT', bound=EngineRun)
 
 LABEL_IDENTITY = f'{LABEL}.identity'
 LABEL_RECIPE = f'{LABEL}.recipe'
@@ -205,13 +221,13 @@ def _address(config: EngineConfig | None) -> str:
     return config.describe() if config else 'the Docker engine'
 
 
-class Engine:
+class Engine(Generic[RunT]):
     """A client plus the per-run caches of what this buildout owns; made by its run
     (:meth:`.runstate.Run.engine`), which code that has the engine reaches as ``run``."""
 
     def __init__(self, config: EngineConfig,
                  client: docker.DockerClient | Callable[[], docker.DockerClient],
-                 run: Run) -> None:
+                 run: RunT) -> None:
         self.config = config
         self.run = run
         self._daemon: str | None = None
@@ -271,7 +287,7 @@ class Engine:
         if kind in (None, 'images'):
             self._image_ids = None
 
-    def fork(self, part: str) -> Engine:
+    def fork(self, part: str) -> Engine[RunT]:
         """An engine with a client of its own for another thread, starting from this one's listings.
 
         The SDK's client (a requests session) is not made to be shared between
@@ -307,7 +323,8 @@ class Engine:
         return self._daemon
 
     def close(self) -> None:
-        """Close the client of a forked engine (the shared ones stay open for the run)."""
+        """Close its client (a forked engine's when its thread is done; the shared ones when
+        their run is: :meth:`.runstate.Run.close`)."""
         if self._client is None:
             return
         with contextlib.suppress(OSError, docker.errors.DockerException):

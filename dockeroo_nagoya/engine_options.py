@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-from typing import TYPE_CHECKING, Mapping
+from typing import Hashable, Mapping, Protocol
 
 import docker
 import docker.errors
@@ -38,8 +38,18 @@ from . import options as opt
 from . import tls
 from .engine import Engine, EngineConfig, EngineError, NoEngine, engine_errors
 
-if TYPE_CHECKING:
-    from .runstate import Run
+
+class Run(Protocol):
+    """What the engine options need of a buildout run (:class:`.runstate.Run`, a layer
+    above this one, which they do not import): its one client of each engine, the engines
+    its parts are configured on, and what it said once already."""
+
+    @property
+    def configured_engines(self) -> Mapping[str, EngineConfig]: ...
+
+    def engine(self, config: EngineConfig, part: str) -> Engine: ...
+
+    def first_time(self, key: Hashable) -> bool: ...
 
 #: Options every recipe takes: where the engine is.
 ENGINE_OPTIONS = ('engine', 'docker-host', 'docker-tls-verify', 'docker-cert-path', 'timeout',

@@ -45,15 +45,27 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Protocol
 
 import docker.errors
 
 from .options import split_reference, with_tag as normalised
 from .engine import LABEL_BUILDOUT, LABEL_IDENTITY, Engine, EngineConfig, labels_of
 
-if TYPE_CHECKING:
-    from .runstate import Run
+
+
+class Run(Protocol):
+    """What the promises need of a buildout run (:class:`.runstate.Run`, which holds them
+    and imports this module): the promises, and while planning the images' planned ids."""
+
+    @property
+    def promises(self) -> Promises: ...
+
+    @property
+    def planning(self) -> bool: ...
+
+    @property
+    def planned_images(self) -> dict[tuple[str, str], str]: ...
 
 @dataclasses.dataclass(frozen=True)
 class Carried:

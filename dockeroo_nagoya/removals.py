@@ -24,12 +24,18 @@ import logging
 import os
 import sys
 import threading
-from typing import TYPE_CHECKING, Callable
+from typing import Callable, Protocol
 
 import zc.buildout
 
-if TYPE_CHECKING:
-    from .runstate import Run
+
+
+class Run(Protocol):
+    """What the removals need of a buildout run (:class:`.runstate.Run`, which holds their
+    queue and imports this module)."""
+
+    @property
+    def removals(self) -> Queue: ...
 
 log = logging.getLogger('dockeroo_nagoya')
 

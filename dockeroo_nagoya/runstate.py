@@ -37,8 +37,6 @@ import tempfile
 import threading
 from typing import Any, Hashable, Mapping
 
-import docker.errors
-
 from .engine import Engine, EngineConfig, new_client
 from .identities import Promises
 from .ownership import Owner, owner_in
@@ -88,13 +86,13 @@ class Run:
     moves_resumed: bool = False
     moves_at_end: bool = False
     #: The engines already swept for orphans in this run (:mod:`.orphans`).
-    swept: list[Engine] = dataclasses.field(default_factory=list)
+    swept: list[Engine[Run]] = dataclasses.field(default_factory=list)
     #: Guards the record of kept objects (parts are removed in parallel threads).
     kept_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
     #: What was said once already (warnings said once per part and run: :meth:`first_time`).
     said: set[Hashable] = dataclasses.field(default_factory=set)
     #: One shared client per engine configuration for the whole run.
-    engines: dict[EngineConfig, Engine] = dataclasses.field(default_factory=dict)
+    engines: dict[EngineConfig, Engine[Run]] = dataclasses.field(default_factory=dict)
     #: Where a plan fetches what the buildout has not fetched yet (:meth:`scratch`).
     _scratch: str | None = None
     _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
@@ -116,7 +114,7 @@ class Run:
         record on this machine for another directory)."""
         return self.owner if directory == self.owner.directory else Owner(directory)
 
-    def engine(self, config: EngineConfig, part: str) -> Engine:
+    def engine(self, config: EngineConfig, part: str) -> Engine[Run]:
         """The run's one client of the engine ``config`` (made the first time)."""
         with self._lock:
             found = self.engines.get(config)
@@ -133,8 +131,7 @@ class Run:
     def close(self) -> None:
         """Close every client (a control script's command is done)."""
         for engine in self.engines.values():
-            with contextlib.suppress(OSError, docker.errors.DockerException):
-                engine.client.close()
+            engine.close()
         self.engines.clear()
 
     def first_time(self, key: Hashable) -> bool:
