@@ -175,6 +175,9 @@ class CopyRecipe(Recipe):
             target, made = decision.found['target'], decision.found['made']
         else:  # a container made first: read now that it is (it is one line if it is not)
             target, made = self._copies_to_make()
+        # A line left by the decision though a copy was due keeps its earlier record.
+        left = {one.copy.text for one, change in zip(made, decision.changes)
+                if change.action == 'none' and one.why is not None}
         # Each line as decided: left when its change is none, copied (why: its reasons) else.
         made = [dataclasses.replace(one, why=None if change.action == 'none' else one.why or
                                     ', '.join(r.text() for r in change.reasons) or change.action)
@@ -183,6 +186,11 @@ class CopyRecipe(Recipe):
         try:
             record = copying.make_copies(self.engine, made, target, self.log, self.name,
                                          self.labels(self.identity()), written)
+            for text in left:
+                if text in self.done:
+                    record[text] = self.done[text]
+                else:
+                    record.pop(text, None)
             os.makedirs(self.location, exist_ok=True)
             atomicfile.write_text(os.path.join(self.location, RECORD),
                                   json.dumps(record, indent=1, sort_keys=True), 0o644)

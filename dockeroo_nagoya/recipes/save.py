@@ -73,7 +73,7 @@ class SaveRecipe(Recipe):
             if image is None:  # the part before that makes it failed to
                 raise self._missing()
             self.log.info('saving %s (%s) to %s: %s', self.image, image['Id'][:19], self.path,
-                          ', '.join(r.text() for r in written.reasons))
+                          self._why_saved(image) or ', '.join(r.text() for r in written.reasons))
             with engine_errors(self.name, self.engine_config, f'saving {self.image}'):
                 write_atomically(self.path, self.engine.api.get_image(self.image))
         for change in decision.changes[1:]:
