@@ -13,7 +13,6 @@ time of code that makes many small calls, so compare columns, not seconds).
 from __future__ import annotations
 
 import argparse
-import cProfile
 import pstats
 import re
 import statistics
