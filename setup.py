@@ -40,10 +40,10 @@ def entry_points() -> dict[str, list[str]]:
         install.append(f'{name} = dockeroo_nagoya.recipes.{module}:{cls}')
         uninstall.append(f'{name} = dockeroo_nagoya.recipes.{module}:uninstall')
     return {'zc.buildout': install, 'zc.buildout.uninstall': uninstall,
-            # Parts made once per line of a list (builder machines): dockeroo_nagoya.foreach.
-            'zc.buildout.extension': ['dockeroo_nagoya = dockeroo_nagoya.foreach:extension'],
+            # Parts made once per line of a list (builder machines): dockeroo_nagoya.model.foreach.
+            'zc.buildout.extension': ['dockeroo_nagoya = dockeroo_nagoya.model.foreach:extension'],
             # What a run would do, and why, before anything is done (issue 16).
-            'console_scripts': ['dockeroo-plan = dockeroo_nagoya.plan:entry']}
+            'console_scripts': ['dockeroo-plan = dockeroo_nagoya.cli.plan:entry']}
 
 
 with open('README.rst', encoding='utf-8') as readme:

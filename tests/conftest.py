@@ -28,7 +28,7 @@ import docker.errors
 import docker.tls
 import pytest
 
-from dockeroo_nagoya import tls as dockeroo_tls
+from dockeroo_nagoya.engine import tls as dockeroo_tls
 from pki import (CLIENT_EXTENSIONS, SERVER_EXTENSIONS, client_directory, issue, make_ca,
                  two_authorities)
 
@@ -481,7 +481,7 @@ class SecondEngine:
         ``client_certs``; ``client_certificate=False``: its ca.pem only), checking the
         engine's certificate against that ca.pem as ``docker --tlsverify`` does.
 
-        Made by :func:`dockeroo_nagoya.tls.client`: the SDK's own lets
+        Made by :func:`dockeroo_nagoya.engine.tls.client`: the SDK's own lets
         ``REQUESTS_CA_BUNDLE`` (set on many machines, this one too) replace ca.pem.
         """
         assert self.tls_host is not None, 'a SecondEngine(tls=True) has a TLS socket'

@@ -28,7 +28,7 @@ from pathlib import Path
 import docker
 
 from conftest import PLAN, free_port
-from dockeroo_nagoya import archives
+from dockeroo_nagoya.mechanisms import archives
 
 HELPER = 'dockeroo-nagoya/helper:empty'
 

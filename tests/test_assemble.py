@@ -163,10 +163,10 @@ def test_portage_options_with_apt_are_refused(buildout):
 def test_a_throwaway_container_goes_away_even_on_keyboard_interrupt(client, busybox):
     import os
 
-    from dockeroo_nagoya.engine import EngineConfig
-    from dockeroo_nagoya.ownership import Owner
-    from dockeroo_nagoya.runstate import Run
-    from dockeroo_nagoya.throwaway import PREFIX, Throwaway
+    from dockeroo_nagoya.engine.driver import EngineConfig
+    from dockeroo_nagoya.run.ownership import Owner
+    from dockeroo_nagoya.run.runstate import Run
+    from dockeroo_nagoya.mechanisms.throwaway import PREFIX, Throwaway
 
     engine = Run(Owner(os.getcwd())).engine(EngineConfig(), 'test')
     labels = {'io.dockeroo-nagoya.test': 'throwaway'}

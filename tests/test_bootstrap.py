@@ -17,7 +17,7 @@ import docker
 import docker.errors
 import pytest
 
-from dockeroo_nagoya import archives
+from dockeroo_nagoya.mechanisms import archives
 from helpers import (BUSYBOX_BINARY, _add_dir, _add_file, assert_one_error_at_end,
                      busybox_tarball, image_id, leftovers)
 

@@ -22,7 +22,7 @@ import pytest
 from helpers import (buildout_config, busybox_tarball, output, publish, section, sleeper,
                      unpublish)
 
-from dockeroo_nagoya.recipe import Recipe
+from dockeroo_nagoya.recipes.base import Recipe
 
 PATCH_DIR = Path(__file__).resolve().parent / 'decide'
 

@@ -20,7 +20,7 @@ from typing import Iterator, NamedTuple
 import pytest
 
 from conftest import PROJECT
-from dockeroo_nagoya.engine_options import ENGINE_OPTION_DOCS, ENGINE_OPTIONS
+from dockeroo_nagoya.model.engine_options import ENGINE_OPTION_DOCS, ENGINE_OPTIONS
 from helpers import ids
 
 DOCS = PROJECT / 'docs'

@@ -24,7 +24,7 @@ import docker.errors
 import pytest
 
 from conftest import SecondEngine
-from dockeroo_nagoya.engine import EngineConfig
+from dockeroo_nagoya.engine.driver import EngineConfig
 from faults.harness import inject
 from helpers import (actions, assert_one_error, buildout_config, builder_hosts, ids, plan, section,
                      sleeper)

@@ -1,4 +1,4 @@
-"""The extension's parts made once per line of a list (dockeroo_nagoya.foreach).
+"""The extension's parts made once per line of a list (dockeroo_nagoya.model.foreach).
 
 Each line is a machine: its parts act on its engine only, so adding a line,
 taking one out, or changing one's count touches no other line's containers.
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from dockeroo_nagoya import foreach
+from dockeroo_nagoya.model import foreach
 from helpers import actions, buildout_config, ids, section
 
 

@@ -1,5 +1,5 @@
 """Hostile archives, and what a container or another local user plants: one way to place
-an archive's members (dockeroo_nagoya.members) for every path that writes one.
+an archive's members (dockeroo_nagoya.mechanisms.members) for every path that writes one.
 
 Source tarballs change nothing outside var/sources and keep no set-id or world-writable
 mode; a copy to the host never writes through a link at its target; names with non-ASCII
@@ -16,7 +16,7 @@ import tarfile
 
 import pytest
 
-from dockeroo_nagoya import archives
+from dockeroo_nagoya.mechanisms import archives
 from helpers import (DOCKERFILE, as_nobody, assert_one_error, build_config, buildout_config, cfg,
                      container_part, control, copy_to_host_config, image_part, member_part,
                      section, sleeping_part, system_part, tar_of, volume_part, volume_tar,

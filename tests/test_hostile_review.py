@@ -1,4 +1,4 @@
-"""A review of the one way to place archive members (dockeroo_nagoya.members), by attacks
+"""A review of the one way to place archive members (dockeroo_nagoya.mechanisms.members), by attacks
 run through bin/buildout: what the first hostile suites did not try.
 
 A link whose target climbs back through another link of the archive
@@ -26,7 +26,7 @@ import time
 
 import pytest
 
-from dockeroo_nagoya import archives
+from dockeroo_nagoya.mechanisms import archives
 from helpers import (DOCKERFILE, as_nobody, assert_one_error, build_config, buildout_config, cfg,
                      copy_to_host_config, git, git_repository, leaked, sleeper, tar_of,
                      tls_config)

@@ -30,7 +30,7 @@ import docker.errors
 import pytest
 
 from conftest import PROJECT, Buildout
-from dockeroo_nagoya.runner import next_name
+from dockeroo_nagoya.mechanisms.runner import next_name
 from helpers import (TRUST_VARIABLES, container_ids, host_koji, imported, koji_buildout,
                      koji_services_hold_only_their_own, repository_packages, repository_with_build,
                      tagged, timed)

@@ -39,10 +39,10 @@ def test_every_empty_image_comes_from_one_maker(client, buildout):
     with what each image needs said as Dockerfile changes."""
     import os
 
-    from dockeroo_nagoya import throwaway, volumedata
-    from dockeroo_nagoya.engine import LABEL_HELPER, EngineConfig
-    from dockeroo_nagoya.ownership import Owner
-    from dockeroo_nagoya.runstate import Run
+    from dockeroo_nagoya.mechanisms import throwaway, volumedata
+    from dockeroo_nagoya.engine.driver import LABEL_HELPER, EngineConfig
+    from dockeroo_nagoya.run.ownership import Owner
+    from dockeroo_nagoya.run.runstate import Run
     engine = Run(Owner(os.getcwd())).engine(EngineConfig(), 'test')
     reference = f'{buildout.prefix}/empty:test'
     try:
@@ -63,7 +63,7 @@ def test_every_empty_image_comes_from_one_maker(client, buildout):
 def test_engine_errors_are_said_by_one_function():
     """pull, orphans and control each had their own reading of an engine error's text."""
     import docker.errors
-    from dockeroo_nagoya.engine import explain
+    from dockeroo_nagoya.engine.driver import explain
     response = type('Response', (), {'status_code': 409, 'reason': 'Conflict', 'url': ''})()
     error = docker.errors.APIError('409', response, explanation=b' conflict: in use \n')
     assert explain(error) == 'conflict: in use'
@@ -76,8 +76,8 @@ def test_engine_options_are_written_one_way_and_read_back_one_way():
     script held an engine in two forms read by two readers; one form now, and the form
     earlier versions wrote into descriptions is still read the same."""
     import dataclasses
-    from dockeroo_nagoya.engine import EngineConfig
-    from dockeroo_nagoya.engine_options import described, engine_config, record
+    from dockeroo_nagoya.engine.driver import EngineConfig
+    from dockeroo_nagoya.model.engine_options import described, engine_config, record
     for config in (EngineConfig(), EngineConfig(host='tcp://box:2376', timeout=30),
                    EngineConfig(host='unix:///var/run/docker.sock', tls_verify=True),
                    EngineConfig(context='nowhere-context')):
@@ -97,7 +97,7 @@ import sys
 sys.path[0:0] = [
 {paths}]
 
-from dockeroo_nagoya import control
+from dockeroo_nagoya.cli import control
 
 if __name__ == '__main__':
     sys.exit(control.main({description!r}, sys.argv[1:], prog='sys'))
@@ -110,7 +110,7 @@ def test_a_control_script_written_by_the_previous_version_still_runs(buildout, b
     import json
     import subprocess
     import sys
-    from dockeroo_nagoya.scripts import importable_paths
+    from dockeroo_nagoya.mechanisms.scripts import importable_paths
     b = buildout
     b.write(buildout_config(
         ['sys'], section('sys', 'docker.system', containers='web'),

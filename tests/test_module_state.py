@@ -2,7 +2,7 @@
 
 What one buildout run learns (the parts configured, the promises between
 parts, the removals under way, the engine clients, the lock, the planning
-flag) lives in :class:`dockeroo_nagoya.runstate.Run`; a module-level list,
+flag) lives in :class:`dockeroo_nagoya.run.runstate.Run`; a module-level list,
 dict or set, a ``global`` statement or a module attribute set from outside
 would be run state hidden in the process, shared by every run in it (a
 plan beside a run, two buildouts in one test). This reads the package's

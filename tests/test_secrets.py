@@ -230,7 +230,7 @@ def test_swarm_secret_reaches_the_task_and_nothing_else(buildout, client, busybo
 
 def test_secret_files_keep_their_mode_and_are_never_copied_in_the_clear(buildout, client):
     """secrets.write_private writes 0600 and atomically (the helper recipes use for secrets)."""
-    from dockeroo_nagoya import secrets
+    from dockeroo_nagoya.mechanisms import secrets
     target = buildout.directory / 'token'
     secrets.write_private(str(target), b'x')
     assert stat.S_IMODE(os.stat(target).st_mode) == 0o600

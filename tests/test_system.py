@@ -268,7 +268,7 @@ def test_two_members_with_one_container_name_are_refused(buildout, busybox):
 
 # -- the scheduler, without an engine ------------------------------------------------------
 def test_scheduler_starts_each_item_as_soon_as_what_it_needs_is_done():
-    from dockeroo_nagoya import dependencies, scheduling
+    from dockeroo_nagoya.model import dependencies, scheduling
     # a (0.3s) -> c; b (0.1s) -> d (0.1s): d must not wait for a's level.
     graph = {'a': set(), 'b': set(), 'c': {'a'}, 'd': {'b'}}
     took = {'a': 0.3, 'b': 0.1, 'c': 0.1, 'd': 0.1}
@@ -290,7 +290,7 @@ def test_scheduler_starts_each_item_as_soon_as_what_it_needs_is_done():
 
 
 def test_scheduler_stops_scheduling_after_a_failure_and_waits_for_running_items():
-    from dockeroo_nagoya import scheduling
+    from dockeroo_nagoya.model import scheduling
     graph = {'slow': set(), 'bad': set(), 'after-bad': {'bad'}, 'after-slow': {'slow'}}
     done = []
 
@@ -307,7 +307,7 @@ def test_scheduler_stops_scheduling_after_a_failure_and_waits_for_running_items(
 
 
 def test_cycles_are_found_and_named():
-    from dockeroo_nagoya import dependencies
+    from dockeroo_nagoya.model import dependencies
     assert dependencies.find_cycle({'a': {'b'}, 'b': {'c'}, 'c': set()}) is None
     assert dependencies.find_cycle({'a': {'b'}, 'b': {'c'}, 'c': {'a'}}) == ['a', 'b', 'c', 'a']
     assert dependencies.find_cycle({'a': {'outside'}, 'b': {'b'}}) == ['b', 'b']

@@ -12,7 +12,7 @@ import time
 import docker
 import pytest
 
-from dockeroo_nagoya import stopsignal
+from dockeroo_nagoya.mechanisms import stopsignal
 from faults.harness import fault_env
 from helpers import buildout_config, member_part, system_part
 

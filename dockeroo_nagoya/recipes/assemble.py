@@ -22,12 +22,13 @@ import tarfile
 
 import zc.buildout
 
-from .. import archives, copying
-from .. import options as opt
-from ..decisions import Decision
-from ..engine import identity_hash
-from ..recipe import ImageRecipe, uninstaller
-from ..throwaway import Throwaway, image_config, image_config_options, scratch_image, script_text
+from ..mechanisms import archives, copying
+from ..model import options as opt
+from ..model.decisions import Decision
+from ..engine.driver import identity_hash
+from .base import ImageRecipe, uninstaller
+from ..mechanisms.throwaway import (Throwaway, image_config, image_config_options, scratch_image,
+                                    script_text)
 
 WORK = '/var/tmp/dockeroo-nagoya'
 PORTAGE_FILES = {'use': 'package.use', 'accept-keywords': 'package.accept_keywords',

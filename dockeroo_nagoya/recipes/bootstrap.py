@@ -18,12 +18,12 @@ import tempfile
 
 import zc.buildout
 
-from .. import archives
-from .. import options as opt
-from ..decisions import Decision
-from ..engine import identity_hash
-from ..recipe import ImageRecipe, uninstaller
-from ..throwaway import Throwaway, binds, image_config, image_config_options, script_text
+from ..mechanisms import archives
+from ..model import options as opt
+from ..model.decisions import Decision
+from ..engine.driver import identity_hash
+from .base import ImageRecipe, uninstaller
+from ..mechanisms.throwaway import Throwaway, binds, image_config, image_config_options, script_text
 
 
 class BootstrapRecipe(ImageRecipe):

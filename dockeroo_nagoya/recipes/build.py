@@ -6,7 +6,7 @@ of the base images. Their digest goes into the part's options (so buildout
 sees a changed file) and into the image's identity label (so a reinstall
 adopts an image that is already right). ``test`` makes the new image a
 candidate that has to pass its commands before ``name`` moves to it (see
-:class:`~dockeroo_nagoya.recipe.ImageRecipe`).
+:class:`~dockeroo_nagoya.recipes.base.ImageRecipe`).
 
 ``source`` may be a URL (:mod:`..sources`); one behind a login takes it by
 reference: ``source-username`` with ``source-password-env`` or
@@ -21,15 +21,15 @@ from typing import Any, Mapping
 
 import zc.buildout
 
-from .. import identities
-from .. import options as opt
-from .. import readfiles, sources
-from ..context import base_images, context_digests
-from ..decisions import Decision, Reason
-from ..engine import LABEL, engine_errors, labels_of
-from ..identities import normalised
-from ..progress import follow_build
-from ..recipe import CANDIDATE_OPTIONS, ImageRecipe, uninstaller
+from ..run import identities
+from ..model import options as opt
+from ..mechanisms import readfiles, sources
+from ..mechanisms.context import base_images, context_digests
+from ..model.decisions import Decision, Reason
+from ..engine.driver import LABEL, engine_errors, labels_of
+from ..run.identities import normalised
+from ..mechanisms.progress import follow_build
+from .base import CANDIDATE_OPTIONS, ImageRecipe, uninstaller
 from .pull import pull_image
 
 #: A short hash per file of the context, so that a rebuild can say which file changed.

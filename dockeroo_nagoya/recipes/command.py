@@ -14,12 +14,12 @@ from typing import Any, Mapping
 
 import zc.buildout
 
-from .. import options as opt
-from ..decisions import Decision
-from ..engine import engine_errors, new_client
-from ..engine_options import described, record
-from ..recipe import Recipe, uninstaller
-from ..scripts import write_script
+from ..model import options as opt
+from ..model.decisions import Decision
+from ..engine.driver import engine_errors, new_client
+from ..model.engine_options import described, record
+from .base import Recipe, uninstaller
+from ..mechanisms.scripts import write_script
 
 
 class CommandRecipe(Recipe):

@@ -17,13 +17,13 @@ from typing import Any
 
 import zc.buildout
 
-from .. import identities
-from .. import options as opt
-from .. import snapshots
-from ..decisions import Decision
-from ..engine import engine_errors
-from ..recipe import CANDIDATE_OPTIONS, ImageRecipe, uninstaller
-from ..throwaway import image_config, image_config_options
+from ..run import identities
+from ..model import options as opt
+from ..mechanisms import snapshots
+from ..model.decisions import Decision
+from ..engine.driver import engine_errors
+from .base import CANDIDATE_OPTIONS, ImageRecipe, uninstaller
+from ..mechanisms.throwaway import image_config, image_config_options
 
 #: The options docker.commit and docker.persist share.
 COMMIT_TABLE = (

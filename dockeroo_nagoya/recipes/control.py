@@ -1,7 +1,7 @@
 """``docker.control``: ``bin/NAME``, one control command for containers of separate parts.
 
 A ``docker.system`` part writes a control script for its members; this
-recipe writes the same script (:mod:`dockeroo_nagoya.controlscript`, one
+recipe writes the same script (:mod:`dockeroo_nagoya.mechanisms.controlscript`, one
 implementation) for containers that come from separate ``docker.run``
 parts, such as the Koji profile's ``bin/kojictl``. Their order is the one
 buildout follows, and each part's containers are on that part's engine, so
@@ -16,11 +16,13 @@ from typing import Any, Mapping
 
 import zc.buildout
 
-from .. import controlscript, dependencies, identities
-from .. import options as opt
-from ..decisions import Decision
-from ..engine import EngineConfig
-from ..recipe import Recipe, uninstaller
+from ..mechanisms import controlscript
+from ..model import dependencies
+from ..run import identities
+from ..model import options as opt
+from ..model.decisions import Decision
+from ..engine.driver import EngineConfig
+from .base import Recipe, uninstaller
 from .run import RunRecipe
 
 

@@ -1,9 +1,9 @@
 """``docker.copy``: files between containers, or between a container and the host.
 
 dockeroo's options: ``container-from``, ``container-to`` and ``paths`` (see
-:mod:`dockeroo_nagoya.copying` for their syntax). Leaving out one of the two
+:mod:`dockeroo_nagoya.mechanisms.copying` for their syntax). Leaving out one of the two
 containers makes that side the host. Owners and modes are kept in a
-container; on the host by the host's rules of :mod:`dockeroo_nagoya.members`
+container; on the host by the host's rules of :mod:`dockeroo_nagoya.mechanisms.members`
 (the buildout user's, no set-id bit, no group or world write). A copy is
 redone only when its source's content changed (or its target container is a
 new one). What was copied is recorded in ``location`` (dockeroo's option,
@@ -17,7 +17,7 @@ which they are copied again), so a copied private key does not outlive it.
 ``from-engine`` (ours): the engine of ``container-from``, when it is not the
 part's own (the part's own engine, that of its ``docker-host``,
 ``machine-name`` or ``[buildout]`` options, is where ``container-to`` is). One
-phrase (:func:`dockeroo_nagoya.options.engine_spec`): ``default`` (the
+phrase (:func:`dockeroo_nagoya.model.options.engine_spec`): ``default`` (the
 buildout's own engine, its ``[buildout]`` options), a URL (``tcp://HOST:2376``,
 ``unix:///PATH``, ``ssh://HOST``) or a Docker context's name, optionally
 followed by ``tls=DIR``. The source is read and its digest taken there, the
@@ -34,7 +34,7 @@ builder taken out of a machine's count would otherwise leave its private
 key in the machine's volume. What the target holds and the source no longer
 has is removed when the line is copied again (its source changed, its
 target is new, or sync was just turned on), and the plan names it; how, in
-a container that may never run, is :mod:`dockeroo_nagoya.copying`'s.
+a container that may never run, is :mod:`dockeroo_nagoya.mechanisms.copying`'s.
 """
 from __future__ import annotations
 
@@ -45,12 +45,13 @@ from typing import Any, Mapping
 
 import zc.buildout
 
-from .. import atomicfile, copying, identities, readfiles
-from .. import options as opt
-from ..decisions import Change, Decision, state
-from ..engine import Engine, EngineConfig, engine_errors
-from ..engine_options import engine_of_spec
-from ..recipe import Recipe, uninstaller
+from ..mechanisms import atomicfile, copying, readfiles
+from ..run import identities
+from ..model import options as opt
+from ..model.decisions import Change, Decision, state
+from ..engine.driver import Engine, EngineConfig, engine_errors
+from ..model.engine_options import engine_of_spec
+from .base import Recipe, uninstaller
 
 RECORD = 'copied.json'
 

@@ -20,12 +20,12 @@ from typing import Any
 
 import zc.buildout
 
-from .. import archives, atomicfile, readfiles
-from .. import options as opt
-from ..decisions import Change, Decision, Reason, state
-from ..engine import identity_hash
-from ..recipe import Recipe, uninstaller
-from ..throwaway import Throwaway, script_text
+from ..mechanisms import archives, atomicfile, readfiles
+from ..model import options as opt
+from ..model.decisions import Change, Decision, Reason, state
+from ..engine.driver import identity_hash
+from .base import Recipe, uninstaller
+from ..mechanisms.throwaway import Throwaway, script_text
 
 
 class DiskImageRecipe(Recipe):

@@ -19,14 +19,14 @@ from typing import IO, Any
 
 import zc.buildout
 
-from .. import identities
-from .. import options as opt
-from .. import resources
-from ..decisions import Decision
-from ..engine import engine_errors, identity_hash
-from ..progress import follow_build
-from ..recipe import CANDIDATE_OPTIONS, ImageRecipe, uninstaller
-from ..throwaway import ImageConfig, command_line, container_paths, ports
+from ..run import identities
+from ..model import options as opt
+from ..mechanisms import resources
+from ..model.decisions import Decision
+from ..engine.driver import engine_errors, identity_hash
+from ..mechanisms.progress import follow_build
+from .base import CANDIDATE_OPTIONS, ImageRecipe, uninstaller
+from ..mechanisms.throwaway import ImageConfig, command_line, container_paths, ports
 
 #: The resource options, and whether what they copy in is made executable.
 RESOURCE_OPTIONS = {'libs': False, 'runs': True, 'entrypoint': True}

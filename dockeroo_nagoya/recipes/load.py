@@ -4,7 +4,7 @@
 acts (buildout initialises every part before it installs any, so on the
 first run a file a ``docker.save`` part writes does not exist yet): for such
 a file it is what that part says the file will hold
-(:func:`dockeroo_nagoya.identities.carried_term`), which changes exactly
+(:func:`dockeroo_nagoya.run.identities.carried_term`), which changes exactly
 when the saved image is made again; for any other file, the image's id from
 its manifest, read when buildout starts. Either way the part registers the
 image as made by it on its own engine, so that the containers and builds of
@@ -17,13 +17,12 @@ from typing import Mapping
 
 import zc.buildout
 
-from .. import identities
-from .. import options as opt
-from ..decisions import Change, Decision, ImageChanges, Promise, Reason, state
-from ..engine import Engine, engine_errors
-from ..imagefiles import ArchivedImage, NotAnImageArchive, archived_images
-from ..recipe import (ImageRecipe, Recipe, kept, reference_removal, retire_untagged,
-                      uninstaller)
+from ..run import identities
+from ..model import options as opt
+from ..model.decisions import Change, Decision, ImageChanges, Promise, Reason, state
+from ..engine.driver import Engine, engine_errors
+from ..mechanisms.imagefiles import ArchivedImage, NotAnImageArchive, archived_images
+from .base import ImageRecipe, Recipe, kept, reference_removal, retire_untagged, uninstaller
 
 
 class LoadRecipe(Recipe):

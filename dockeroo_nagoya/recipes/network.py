@@ -20,12 +20,12 @@ import docker.errors
 import docker.types
 import zc.buildout
 
-from .. import atomicfile
-from .. import options as opt
-from .. import readfiles
-from ..decisions import Change, Decision, state
-from ..engine import Engine, explain
-from ..recipe import Recipe, uninstaller
+from ..mechanisms import atomicfile
+from ..model import options as opt
+from ..mechanisms import readfiles
+from ..model.decisions import Change, Decision, state
+from ..engine.driver import Engine, explain
+from .base import Recipe, uninstaller
 
 #: Seconds a removal waits for the engine to forget the endpoints of removed containers.
 STALE_ENDPOINTS_WAIT = 10.0

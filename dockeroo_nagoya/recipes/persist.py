@@ -13,12 +13,12 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from .. import options as opt
-from .. import snapshots
-from ..decisions import Change, Decision, Reason
-from ..engine import WriteRefused
-from ..recipe import uninstaller
-from ..throwaway import container_paths
+from ..model import options as opt
+from ..mechanisms import snapshots
+from ..model.decisions import Change, Decision, Reason
+from ..engine.driver import WriteRefused
+from .base import uninstaller
+from ..mechanisms.throwaway import container_paths
 from .commit import COMMIT_TABLE, CommitRecipe
 
 

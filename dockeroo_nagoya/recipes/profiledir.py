@@ -22,7 +22,7 @@ from typing import Any, Mapping, MutableMapping
 
 import zc.buildout
 
-from .. import options as opt
+from ..model import options as opt
 
 
 class ProfileDirectoryRecipe:

@@ -25,14 +25,14 @@ from typing import Any, Mapping
 import docker.errors
 import zc.buildout
 
-from .. import identities
-from .. import options as opt
-from ..options import split_reference
-from ..decisions import Change, Decision, ImageChanges, Promise, Reason
-from ..engine import Engine, engine_errors, explain
-from ..progress import follow_layers
-from ..recipe import Recipe, reference_removal, retire_untagged, uninstaller
-from ..secrets import CREDENTIAL_OPTIONS, registry_auth
+from ..run import identities
+from ..model import options as opt
+from ..model.options import split_reference
+from ..model.decisions import Change, Decision, ImageChanges, Promise, Reason
+from ..engine.driver import Engine, engine_errors, explain
+from ..mechanisms.progress import follow_layers
+from .base import Recipe, reference_removal, retire_untagged, uninstaller
+from ..mechanisms.secrets import CREDENTIAL_OPTIONS, registry_auth
 
 
 #: The registry was not asked (a pinned digest, or a present image with newest off).

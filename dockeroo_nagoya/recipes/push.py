@@ -8,7 +8,7 @@ the part's directory, so a rerun with the same image pushes nothing.
 
 What each reference will hold is known before anything acts: the image as
 the parts of this buildout see it on the part's engine
-(:func:`~dockeroo_nagoya.identities.carried_term`, as for ``docker.save``). A
+(:func:`~dockeroo_nagoya.run.identities.carried_term`, as for ``docker.save``). A
 ``docker.pull`` of a pushed reference in the same buildout (``image =
 ${push:name}``, or one of ``${push:pushed}``), typically on another engine
 (a builder machine's), takes that as its ``image-id``, so it needs nothing in
@@ -23,15 +23,16 @@ from typing import Mapping
 
 import zc.buildout
 
-from .. import atomicfile
-from .. import options as opt
-from .. import identities, readfiles
-from ..decisions import Change, Decision, Promise, PushedAnew, Reason, state
-from ..engine import Engine, engine_errors
-from ..progress import follow_layers
-from ..recipe import Recipe, kept, uninstaller
-from ..secrets import CREDENTIAL_OPTIONS, registry_auth
-from ..options import split_reference
+from ..mechanisms import atomicfile
+from ..model import options as opt
+from ..run import identities
+from ..mechanisms import readfiles
+from ..model.decisions import Change, Decision, Promise, PushedAnew, Reason, state
+from ..engine.driver import Engine, engine_errors
+from ..mechanisms.progress import follow_layers
+from .base import Recipe, kept, uninstaller
+from ..mechanisms.secrets import CREDENTIAL_OPTIONS, registry_auth
+from ..model.options import split_reference
 
 
 def target_lines(raw: str) -> list[str]:

@@ -6,8 +6,8 @@ the content of its ``env-file`` and ``layout``. Everything else (a restart
 policy, a start, the gates) is done to the container in place, so a rerun
 that changes nothing touches nothing. The options, what the part exposes and
 what a removal does: docs/recipes/run.rst (the table comes from
-:data:`dockeroo_nagoya.containerspec.TABLE`). How the container is planned and
-brought up is in :mod:`dockeroo_nagoya.runner`; the removal runs in the
+:data:`dockeroo_nagoya.mechanisms.containerspec.TABLE`). How the container is planned and
+brought up is in :mod:`dockeroo_nagoya.mechanisms.runner`; the removal runs in the
 background, after the removed parts that depend on it (:mod:`..removals`).
 """
 from __future__ import annotations
@@ -16,12 +16,14 @@ import functools
 import logging
 from typing import Any, Mapping, MutableMapping
 
-from .. import containers, containerspec, dependencies, identities
-from ..runner import Runner
-from .. import options as opt
-from ..decisions import Change, Decision, Reason
-from ..engine import Engine, engine_errors
-from ..recipe import Defer, Recipe, uninstaller
+from ..mechanisms import containers, containerspec
+from ..model import dependencies
+from ..run import identities
+from ..mechanisms.runner import Runner
+from ..model import options as opt
+from ..model.decisions import Change, Decision, Reason
+from ..engine.driver import Engine, engine_errors
+from .base import Defer, Recipe, uninstaller
 
 
 class RunRecipe(Recipe):

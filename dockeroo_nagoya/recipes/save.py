@@ -9,7 +9,7 @@ What the file will hold is known before anything acts: the image as the
 parts of this buildout see it on the part's engine (the identity of the part
 that makes it, else its registry digest, else its local id; for an image of
 a part whose identity is only known as it acts, such as docker.temporary,
-that part: :func:`~dockeroo_nagoya.identities.carried_term`). A
+that part: :func:`~dockeroo_nagoya.run.identities.carried_term`). A
 ``docker.load`` part of the same buildout whose ``path`` is this part's
 (``path = ${save:path}``) takes that as its ``image-id``, so it needs no file
 yet on the first run. Options: docs/recipes/save.rst.
@@ -21,12 +21,12 @@ from typing import Any, Mapping
 
 import zc.buildout
 
-from .. import identities
-from .. import options as opt
-from ..decisions import Change, Decision, Reason, state
-from ..engine import Engine, engine_errors
-from ..imagefiles import image_in_archive, write_atomically
-from ..recipe import ImageRecipe, Recipe, remove_file, uninstaller
+from ..run import identities
+from ..model import options as opt
+from ..model.decisions import Change, Decision, Reason, state
+from ..engine.driver import Engine, engine_errors
+from ..mechanisms.imagefiles import image_in_archive, write_atomically
+from .base import ImageRecipe, Recipe, remove_file, uninstaller
 
 class SaveRecipe(Recipe):
     """An image written to a file with the engine's ``docker save``."""

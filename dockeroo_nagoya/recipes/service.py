@@ -32,10 +32,10 @@ import docker.errors
 import docker.types
 import zc.buildout
 
-from .. import options as opt
-from ..decisions import Change, Decision, Reason, state
-from ..engine import Engine, LABEL_PART
-from ..recipe import Recipe, uninstaller
+from ..model import options as opt
+from ..model.decisions import Change, Decision, Reason, state
+from ..engine.driver import Engine, LABEL_PART
+from .base import Recipe, uninstaller
 
 SPEC_LABEL = 'io.dockeroo-nagoya.spec'
 #: Labels of ours on a service (not the user's ``labels``).

@@ -14,7 +14,7 @@ container, dependents first, and never a volume.
 
 The part also writes ``bin/<part>``, a control script (start, stop,
 restart, status, logs, exec, backup, restore, remove, purge; see
-:mod:`dockeroo_nagoya.control`), and its description in
+:mod:`dockeroo_nagoya.cli.control`), and its description in
 ``parts/<part>/system.json``.
 """
 from __future__ import annotations
@@ -32,15 +32,16 @@ from typing import Any, Mapping
 
 import zc.buildout
 
-from .. import (containers, containerspec, controlscript, dependencies, identities, scheduling,
-                secrets)
-from ..callbacks import Callbacks
-from ..containerplan import Plan
-from ..runner import Runner
-from .. import options as opt
-from ..decisions import Change, Decision, state
-from ..engine import LABEL, Engine, engine_errors, identity_hash
-from ..recipe import PLAIN_SECRETS, Defer, Recipe, kept, uninstaller
+from ..mechanisms import containers, containerspec, controlscript, secrets
+from ..model import dependencies, scheduling
+from ..run import identities
+from ..mechanisms.callbacks import Callbacks
+from ..mechanisms.containerplan import Plan
+from ..mechanisms.runner import Runner
+from ..model import options as opt
+from ..model.decisions import Change, Decision, state
+from ..engine.driver import LABEL, Engine, engine_errors, identity_hash
+from .base import PLAIN_SECRETS, Defer, Recipe, kept, uninstaller
 
 #: Threads that create new members ahead of their turn (creating is quick; starting is not).
 AHEAD_WORKERS = 4

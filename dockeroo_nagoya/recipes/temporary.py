@@ -21,14 +21,14 @@ from typing import Any
 import docker.errors
 import zc.buildout
 
-from .. import options as opt
-from .. import resources, snapshots
-from ..decisions import Change, Decision, ImageChanges, Promise, state
-from ..engine import identity_hash
-from .. import identities
-from ..recipe import ImageRecipe, references_of, remove_image, uninstaller
-from ..throwaway import (ImageConfig, Throwaway, command_line, image_config, ports,
-                         script_text)
+from ..model import options as opt
+from ..mechanisms import resources, snapshots
+from ..model.decisions import Change, Decision, ImageChanges, Promise, state
+from ..engine.driver import identity_hash
+from ..run import identities
+from .base import ImageRecipe, references_of, remove_image, uninstaller
+from ..mechanisms.throwaway import (ImageConfig, Throwaway, command_line, image_config, ports,
+                                    script_text)
 
 SAVE_RE = re.compile(
     r'^(?P<image>\S+)(?:\s+alias\s+(?P<alias>\S+))?\s+(?:then\s+)?'

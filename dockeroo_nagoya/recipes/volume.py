@@ -25,13 +25,13 @@ from typing import Any, Mapping
 
 import zc.buildout
 
-from .. import archives, atomicfile, containers, members
-from ..callbacks import Callbacks
-from .. import options as opt
-from .. import volumedata
-from ..decisions import Change, ContainerRemoved, Decision, Promise, state
-from ..engine import Engine, labels_of
-from ..recipe import Recipe, uninstaller
+from ..mechanisms import archives, atomicfile, containers, members
+from ..mechanisms.callbacks import Callbacks
+from ..model import options as opt
+from ..mechanisms import volumedata
+from ..model.decisions import Change, ContainerRemoved, Decision, Promise, state
+from ..engine.driver import Engine, labels_of
+from .base import Recipe, uninstaller
 
 
 def backup_directory(directory: str, options: Mapping[str, str]) -> str:
@@ -346,7 +346,7 @@ def _remove(engine: Engine, name: str, keep: bool, backups: str, log: logging.Lo
 
 def _archive_error(part: str, volume: str, exc: members.ArchiveError) -> zc.buildout.UserError:
     """One line for content that cannot be archived or put back (a member the rules of
-    :mod:`dockeroo_nagoya.members` refuse)."""
+    :mod:`dockeroo_nagoya.mechanisms.members` refuse)."""
     return zc.buildout.UserError(f'{part}: the content of volume {volume} cannot be archived '
                                  f'or restored: {exc}')
 

@@ -3,7 +3,7 @@
 ``.. recipe-options:: docker.run`` renders the table of the class the entry
 point names (``:members:`` renders a ``docker.system`` member's table
 instead); ``.. engine-options::`` renders the engine options every recipe
-takes. The descriptions are the ``doc`` of each :class:`dockeroo_nagoya.options.Option`.
+takes. The descriptions are the ``doc`` of each :class:`dockeroo_nagoya.model.options.Option`.
 """
 from __future__ import annotations
 
@@ -114,7 +114,7 @@ class EngineOptions(SphinxDirective):
     """``.. engine-options::``: the options every recipe takes to find its engine."""
 
     def run(self) -> list[nodes.Node]:
-        from dockeroo_nagoya.engine_options import DOCKEROO_ALIASES, ENGINE_OPTION_DOCS, ENGINE_OPTIONS
+        from dockeroo_nagoya.model.engine_options import DOCKEROO_ALIASES, ENGINE_OPTION_DOCS, ENGINE_OPTIONS
         rows = [(name, ENGINE_OPTION_DOCS[name][0], DOCKEROO_ALIASES.get(name, ''),
                  ENGINE_OPTION_DOCS[name][1], '', '') for name in ENGINE_OPTIONS]
         return [table_node(rows)]
