@@ -98,10 +98,13 @@ def test_docker_tls_verify_false_connects_and_says_so_on_every_run(buildout, cli
     assert len(impostor.received) > before, 'the uninstall reached the engine it was on'
 
 
-@pytest.mark.parametrize('way', [*(w for w in WAYS if w != 'environment'), 'engine-phrase'])
-def test_a_key_others_can_read_is_refused_in_one_line(buildout, client, pki, certs, way):
+@pytest.mark.parametrize('way', [*WAYS, 'engine-phrase'])
+def test_a_key_others_can_read_is_refused_in_one_line(buildout, client, pki, certs, way,
+                                                       monkeypatch):
     b = buildout
     (certs / 'key.pem').chmod(0o644)
+    if way == 'environment':
+        monkeypatch.setenv('DOCKER_CERT_PATH', str(certs))
     proxy = TLSProxy(pki)
     try:
         if way == 'engine-phrase':
@@ -119,7 +122,9 @@ def test_a_key_others_can_read_is_refused_in_one_line(buildout, client, pki, cer
             b.write(tls_config(b, way, proxy.address, certs))
             option = WAYS[way][2]
         line = assert_one_error(b.fail())
-        assert line.startswith(f'Error: data: option {option}: '), line
+        start = 'DOCKER_CERT_PATH in the environment' if way == 'environment' else \
+            f'option {option}'
+        assert line.startswith(f'Error: data: {start}: '), line
         assert f'{certs}/key.pem is mode 0644: chmod 600 it' in line, line
         planned = run_plan(b, '-N')
         assert assert_one_error(planned.stdout + planned.stderr) == line

@@ -276,7 +276,8 @@ def trusted(part: str, option: str, config: EngineConfig, complete: bool = True,
     ``[buildout]``, a phrase or a builder line; the options ``.installed.cfg``
     recorded, for an uninstall; the description a control or command script reads).
 
-    A ``key.pem`` group or others can read is refused in one line naming ``option``;
+    A ``key.pem`` group or others can read is refused in one line naming ``option`` (or
+    ``DOCKER_CERT_PATH``, when the SDK would take the directory from the environment);
     an engine whose certificate is not checked (``docker-tls-verify = false`` beside
     a directory) is said in one warning per part and run (``run``; without one, such as a
     script's one command, at every reading). ``complete``: the directory
@@ -284,6 +285,11 @@ def trusted(part: str, option: str, config: EngineConfig, complete: bool = True,
     which says what is wrong with it).
     """
     if not config.cert_path:
+        environment = os.environ.get('DOCKER_CERT_PATH', '').strip()
+        problem = tls.exposed_key(environment) if environment and not config.context else None
+        if problem:   # the SDK takes its key from there (the driver has it checked, too)
+            raise zc.buildout.UserError(f'{part}: DOCKER_CERT_PATH in the environment: '
+                                        f'expected {problem}, got {environment!r}')
         return config
     problem = tls_directory_problem(config.cert_path, config.verifies) if complete \
         else tls.exposed_key(config.cert_path)
