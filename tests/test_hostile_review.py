@@ -244,6 +244,29 @@ def test_an_https_gate_follows_no_redirect_to_plain_http(buildout, busybox, clie
     assert not plain.asked, 'the gate asked the plain http server'
 
 
+def test_an_http_gate_follows_no_redirect_to_another_host(buildout, busybox, client):
+    """What a container answers must not send the buildout's host to an address of its
+    choosing: a redirect to another host is not followed; it is the answer, judged by the
+    gate's status (a gate waiting for 302 passes on it, one waiting for 200 does not)."""
+    b = buildout
+    elsewhere = http.server.HTTPServer(('127.0.0.2', 0), _Plain)
+    elsewhere.asked = False
+    sender = http.server.HTTPServer(('127.0.0.1', 0), _Redirecting)
+    sender.location = f'http://127.0.0.2:{elsewhere.server_address[1]}/metadata'
+    gate = f'http://127.0.0.1:{sender.server_address[1]}/'
+    with serving(elsewhere), serving(sender):
+        b.write(buildout_config(['web'], sleeper('web', busybox, name=f'{b.prefix}-web',
+                                                 wait_for=f'{gate} 200', wait_timeout='3s')))
+        line = assert_one_error(b.fail())
+        assert line.startswith(f'Error: web: option wait-for: {gate} 200 did not pass'), line
+        assert f'answered 302 (a redirect to {sender.location}' in line, line
+        b.write(buildout_config(['web'], sleeper('web', busybox, name=f'{b.prefix}-web',
+                                                 wait_for=f'{gate} 302', wait_timeout='3s')))
+        out = b.run()
+        assert 'Installing web.' in out.stdout, out.stdout
+    assert not elsewhere.asked, 'the gate was sent to another host'
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason='planting files as another user needs root')
 def test_a_saved_image_is_not_written_through_a_link_another_user_put_on_its_way(
         buildout, busybox, renamable, tmp_path):

@@ -351,9 +351,9 @@ def _check_http(engine: Engine, container: str, state: dict[str, Any], gate: Gat
                                          _NamedHTTPSHandler(gate.tls_context, name))
     try:
         with opener.open(url, timeout=_remaining(deadline, 2.0)) as answer:
-            status, body = answer.status, answer.read(1 << 20)
+            status, body, headers = answer.status, answer.read(1 << 20), answer.headers
     except urllib.error.HTTPError as exc:
-        status, body = exc.code, exc.read(1 << 20)
+        status, body, headers = exc.code, exc.read(1 << 20), exc.headers
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
         reason = getattr(exc, 'reason', exc)
         refused = exc if isinstance(exc, ssl.SSLCertVerificationError) else reason
@@ -369,7 +369,11 @@ def _check_http(engine: Engine, container: str, state: dict[str, Any], gate: Gat
                     'empty, http://:PORT/, for the container\'s address)')
         return False, f'{url}: {reason}{hint}'
     if not _status_matches(status, gate.status):
-        return False, f'{url} answered {status}, not {gate.status}'
+        elsewhere = location if 300 <= status < 400 and (location := headers.get('Location')) \
+            else None
+        sent = f' (a redirect to {elsewhere}: a gate follows none to another host)' \
+            if elsewhere else ''
+        return False, f'{url} answered {status}{sent}, not {gate.status}'
     if gate.pattern and not re.search(gate.pattern, body.decode('utf-8', 'replace'), re.M):
         return False, f'{url} answered {status} without {gate.pattern!r} in its body'
     return True, ''
@@ -378,14 +382,19 @@ def _check_http(engine: Engine, container: str, state: dict[str, Any], gate: Gat
 class _StaysSecure(urllib.request.HTTPRedirectHandler):
     """Redirects a gate follows: none from ``https`` to another scheme, whose answer would
     come over a connection whose certificate nobody checks (a downgrade the https gate
-    exists to rule out); the gate fails at once, saying where it was sent."""
+    exists to rule out); the gate fails at once, saying where it was sent. None to another
+    host either: what a container answers must not send the buildout's host to an address
+    of the container's choosing (a cloud's metadata service, a host on the LAN); the
+    redirect itself is then the answer the gate's status is checked against."""
 
     def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str,
                          headers: Any, newurl: str) -> urllib.request.Request | None:
-        if urllib.parse.urlsplit(req.full_url).scheme == 'https' and \
-                urllib.parse.urlsplit(newurl).scheme != 'https':
+        old, new = urllib.parse.urlsplit(req.full_url), urllib.parse.urlsplit(newurl)
+        if old.scheme == 'https' and new.scheme != 'https':
             raise Hopeless(f'{req.full_url} redirects to {newurl}: an https gate follows no '
                            f'redirect away from https (make the gate the address it sends to)')
+        if (new.hostname or '').lower() != (old.hostname or '').lower():
+            return None   # urllib then hands the 3xx over as the answer (an HTTPError)
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
