@@ -14,7 +14,6 @@ import os
 import threading
 from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 
-import docker.errors
 import zc.buildout
 
 from . import atomicfile, containers, containerspec, probes
@@ -24,6 +23,7 @@ from .callbacks import Callbacks
 from . import volumedata
 from ..model import options as opt
 from ..engine.driver import Engine, EngineConfig, engine_errors, explain
+from ..engine.errors import APIError, NotFound
 from ..model.engine_options import described, record
 from .members import ArchiveError
 
@@ -362,7 +362,7 @@ class System:
                     engine.api.pause(member.container)
                     paused.append(member)
                     self.say(f'paused {member.container} while archiving volume {shown}')
-                except docker.errors.APIError as exc:
+                except APIError as exc:
                     log.debug('pausing %s failed: %s', member.container, exc)
                     containers.stop(engine, member.container, member.stop_timeout,
                                     self.callbacks(member))
@@ -565,9 +565,9 @@ class System:
                     try:
                         remove(placed.name)
                         self.say(f'removed {kind} {shown}')
-                    except docker.errors.NotFound:
+                    except NotFound:
                         pass
-                    except docker.errors.APIError as exc:
+                    except APIError as exc:
                         problems.append(f'{kind} {shown}: {explain(exc)}')
             except zc.buildout.UserError as exc:   # that engine stopped answering meanwhile
                 problems.append(f'{kind} {shown}: {exc}')
