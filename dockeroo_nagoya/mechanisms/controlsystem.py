@@ -22,6 +22,7 @@ from ..run import ownership, runstate
 from .callbacks import Callbacks
 from . import volumedata
 from ..model import options as opt
+from ..engine.callbackobjects import container_object
 from ..engine.driver import Engine, EngineConfig, engine_errors, explain
 from ..engine.errors import APIError, NotFound
 from ..model.engine_options import described, record
@@ -287,11 +288,11 @@ class System:
                 self.say(f'resumed {member.container}')
             elif not state.get('Running'):
                 callbacks = self.callbacks(member)
-                callbacks.fire('pre-start', lambda: engine.client.containers.get(member.container))
+                callbacks.fire('pre-start', lambda: container_object(engine, member.container))
                 engine.api.start(member.container)
                 self.say(f'started {member.container}')
                 self._gate(member, engine)
-                callbacks.fire('post-start', lambda: engine.client.containers.get(member.container))
+                callbacks.fire('post-start', lambda: container_object(engine, member.container))
 
         self.in_order(sections, start_one)
 

@@ -49,6 +49,7 @@ from ..run import identities
 from . import probes
 from .secrets import masked, secret_env_label, write_private
 from ..engine.callbackobjects import container_object, planned_container
+from ..engine.containerconfig import host_config, networking_config
 from ..engine.driver import (LABEL_IDENTITY, LABEL_INPUTS, Engine, explain, identity_hash,
                              labels_of, owner_of)
 from ..engine.errors import (APIError, ConnectionFailed, Container, DockerException, NotFound,
@@ -568,7 +569,6 @@ def create_arguments(engine: Engine, spec: ContainerSpec, env: Mapping[str, str]
                      labels: Mapping[str, str], inherited: list[str]) -> dict[str, Any]:
     """``create_container`` keyword arguments for a spec."""
     values = spec.values
-    api = engine.api
     binds = [f'{b["source"]}:{b["target"]}:{b["mode"]}' for b in spec.binds()] + inherited
     inherited_paths = {entry.split(':', 1)[1] for entry in inherited}
     anonymous = [v['target'] for v in values['volumes']
@@ -577,10 +577,10 @@ def create_arguments(engine: Engine, spec: ContainerSpec, env: Mapping[str, str]
     for port in values['ports']:
         port_bindings.setdefault(port['container'], []).append((port['ip'], port['host']))
     networks = values['networks']
-    host_config = api.create_host_config(
+    host = host_config(
+        engine,
         binds=binds or None,
-        # types-docker's Mapping[int | str, Any] has an invariant key: no dict[str, ...] fits.
-        port_bindings=port_bindings or None,  # type: ignore[arg-type]
+        port_bindings=port_bindings or None,
         links=[tuple(link) for link in values['links']] or None,
         volumes_from=values['volumes-from'] or None,
         restart_policy=values['restart'],
@@ -590,11 +590,9 @@ def create_arguments(engine: Engine, spec: ContainerSpec, env: Mapping[str, str]
         init=values['init'] or None,
         network_mode=networks[0] if networks else None,
     )
-    networking_config = None
+    networking = None
     if spec.user_networks and networks[0] == spec.user_networks[0]:
-        # docker-py takes {network: endpoint}; types-docker says one endpoint.
-        networking_config = api.create_networking_config({  # type: ignore[arg-type]
-            networks[0]: api.create_endpoint_config(aliases=values['network-aliases'] or None)})
+        networking = networking_config(engine, networks[0], values['network-aliases'] or None)
     healthcheck = None
     if values['healthcheck']:
         healthcheck = {'test': values['healthcheck']}
@@ -618,8 +616,8 @@ def create_arguments(engine: Engine, spec: ContainerSpec, env: Mapping[str, str]
         'tty': values['tty'],
         'labels': dict(labels),
         'healthcheck': healthcheck,
-        'host_config': host_config,
-        'networking_config': networking_config,
+        'host_config': host,
+        'networking_config': networking,
     }
 
 
