@@ -107,15 +107,12 @@ KNOWN_UPWARD = {
               'Owner) and atomicfile: labels and reference parsing belong in the engine layer',
     'orphans': 'issue 23: orphans (run) imports atomicfile, readfiles and throwaway '
                '(mechanisms)',
-    'runner': 'issue 23: the Runner imports recipe (Recipe: the part it runs for) where '
-              'it needs only the part\'s name, log, engine and labels',
 }
 KNOWN_DOCKER_PY = {
     module: 'issue 23: catches or calls docker-py itself; one engine-error mapping in the '
             'driver is the mechanisms work'
-    for module in ('engine_options', 'containers', 'context', 'copying', 'callbacks',
-                   'runner', 'controlsystem',
-                   'identities', 'logstreams', 'orphans', 'probes', 'recipe',
+    for module in ('engine_options',
+                   'identities', 'orphans', 'recipe',
                    'throwaway', 'volumedata', 'recipes.network', 'recipes.pull',
                    'recipes.service', 'recipes.temporary')
 }

@@ -5,10 +5,9 @@ import importlib
 import sys
 from typing import Any, Callable
 
-import docker.errors
-import docker.models.containers
 import zc.buildout
 
+from ..engine.errors import Container
 from ..model import options as opt
 
 
@@ -25,7 +24,7 @@ class Callbacks:
     """nagoya's callbacks: ``EVENT = module:function``, called with the container.
 
     The buildout directory is importable. The function gets the SDK's
-    container object (``docker.models.containers.Container``); for
+    container object (docker-py's ``Container``: :mod:`..engine.callbackobjects`); for
     ``pre-create`` that object has no id yet, only ``Name`` and ``Config``.
     """
 
@@ -40,7 +39,7 @@ class Callbacks:
     def wanted(self, event: str) -> bool:
         return any(line_event == event for line_event, _ in self.lines)
 
-    def fire(self, event: str, container: Callable[[], docker.models.containers.Container]) -> None:
+    def fire(self, event: str, container: Callable[[], Container]) -> None:
         """Call the event's functions in order; ``container`` makes the object when needed."""
         targets = [target for line_event, target in self.lines if line_event == event]
         if not targets:

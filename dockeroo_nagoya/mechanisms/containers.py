@@ -8,13 +8,13 @@ import math
 import os
 from typing import Any, Callable, Mapping
 
-import docker.errors
-import docker.models.containers
 import zc.buildout
 
 from ..model import options as opt
 from . import stopsignal
+from ..engine.callbackobjects import container_object
 from ..engine.driver import Engine
+from ..engine.errors import APIError, Container, NotFound
 from .callbacks import Callbacks
 from .containerspec import TABLE
 
@@ -28,9 +28,9 @@ def stop(engine: Engine, container: str, timeout: int, callbacks: Callbacks) -> 
     details = engine.inspect('containers', container)
     if details is None or not details['State'].get('Running'):
         return
-    callbacks.fire('pre-stop', lambda: engine.client.containers.get(container))
+    callbacks.fire('pre-stop', lambda: container_object(engine, container))
     engine.api.stop(container, timeout=_grace(details, timeout))
-    callbacks.fire('post-stop', lambda: engine.client.containers.get(container))
+    callbacks.fire('post-stop', lambda: container_object(engine, container))
 
 
 def end_processes(engine: Engine, container: str, timeout: int, callbacks: Callbacks) -> bool:
@@ -83,7 +83,7 @@ def _grace(details: Mapping[str, Any], timeout: int) -> int:
 def _kill(engine: Engine, container: str, signal_name: str) -> None:
     try:
         engine.api.kill(container, signal=signal_name)
-    except docker.errors.APIError as exc:
+    except APIError as exc:
         if exc.status_code not in (404, 409):  # gone, or not running any more: done
             raise
 
@@ -96,11 +96,11 @@ def remove(engine: Engine, container: str, timeout: int, callbacks: Callbacks) -
     counting endpoints of removed containers (moby/moby#17217), so it is not skipped.
     """
     stop(engine, container, timeout, callbacks)
-    model: list[docker.models.containers.Container] = []
+    model: list[Container] = []
 
-    def fetched() -> docker.models.containers.Container:
+    def fetched() -> Container:
         if not model:
-            model.append(engine.client.containers.get(container))
+            model.append(container_object(engine, container))
         return model[0]
 
     callbacks.fire('pre-remove', fetched)
@@ -108,7 +108,7 @@ def remove(engine: Engine, container: str, timeout: int, callbacks: Callbacks) -
         fetched()
     try:
         engine.api.remove_container(container, v=False, force=True)
-    except docker.errors.NotFound:
+    except NotFound:
         pass
     engine.forget('containers')
     callbacks.fire('post-remove', fetched)

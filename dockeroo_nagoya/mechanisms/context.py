@@ -11,8 +11,7 @@ import os
 import re
 import stat
 
-from docker.utils.build import exclude_paths
-
+from ..engine.context import context_paths
 from .readfiles import text_of
 
 FROM_RE = re.compile(r'^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?', re.I | re.M)
@@ -35,7 +34,7 @@ def context_digests(source: str, dockerfile: str) -> tuple[str, dict[str, str]]:
     path): a rebuild can say which file changed."""
     digest = hashlib.sha256()
     files: dict[str, str] = {}
-    included = exclude_paths(source, dockerignore_patterns(source), dockerfile=dockerfile)
+    included = context_paths(source, dockerignore_patterns(source), dockerfile)
     for relative in sorted(included):
         path = os.path.join(source, relative)
         info = os.lstat(path)

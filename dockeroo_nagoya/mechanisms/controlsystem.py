@@ -14,7 +14,6 @@ import os
 import threading
 from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 
-import docker.errors
 import zc.buildout
 
 from . import atomicfile, containers, containerspec, probes
@@ -23,7 +22,9 @@ from ..run import ownership, runstate
 from .callbacks import Callbacks
 from . import volumedata
 from ..model import options as opt
+from ..engine.callbackobjects import container_object
 from ..engine.driver import Engine, EngineConfig, engine_errors, explain
+from ..engine.errors import APIError, NotFound
 from ..model.engine_options import described, record
 from .members import ArchiveError
 
@@ -287,11 +288,11 @@ class System:
                 self.say(f'resumed {member.container}')
             elif not state.get('Running'):
                 callbacks = self.callbacks(member)
-                callbacks.fire('pre-start', lambda: engine.client.containers.get(member.container))
+                callbacks.fire('pre-start', lambda: container_object(engine, member.container))
                 engine.api.start(member.container)
                 self.say(f'started {member.container}')
                 self._gate(member, engine)
-                callbacks.fire('post-start', lambda: engine.client.containers.get(member.container))
+                callbacks.fire('post-start', lambda: container_object(engine, member.container))
 
         self.in_order(sections, start_one)
 
@@ -362,7 +363,7 @@ class System:
                     engine.api.pause(member.container)
                     paused.append(member)
                     self.say(f'paused {member.container} while archiving volume {shown}')
-                except docker.errors.APIError as exc:
+                except APIError as exc:
                     log.debug('pausing %s failed: %s', member.container, exc)
                     containers.stop(engine, member.container, member.stop_timeout,
                                     self.callbacks(member))
@@ -565,9 +566,9 @@ class System:
                     try:
                         remove(placed.name)
                         self.say(f'removed {kind} {shown}')
-                    except docker.errors.NotFound:
+                    except NotFound:
                         pass
-                    except docker.errors.APIError as exc:
+                    except APIError as exc:
                         problems.append(f'{kind} {shown}: {explain(exc)}')
             except zc.buildout.UserError as exc:   # that engine stopped answering meanwhile
                 problems.append(f'{kind} {shown}: {exc}')

@@ -42,11 +42,11 @@ import stat
 import tarfile
 from typing import Any, Iterable, Mapping
 
-import docker.errors
 import zc.buildout
 
 from .archives import ChunkReader
 from ..engine.driver import Engine, engine_errors
+from ..engine.errors import NotFound
 from .members import (IN_ROOT, IN_TARGET, ArchiveError, HostWriter, Placement, remove_host_path,
                       renamed)
 from ..model.options import Invalid, lines
@@ -149,7 +149,7 @@ def read_container(engine: Engine, container: str, copy: CopyPath,
     rules of where they go (``links``: :data:`.members.IN_TARGET` for the host)."""
     try:
         chunks, info = engine.api.get_archive(container, copy.source)
-    except docker.errors.NotFound:
+    except NotFound:
         raise CopyError(f'{copy.source} does not exist in the container') from None
     is_dir = bool(info.get('mode', 0) & GO_MODE_DIR)
     _check_kind(copy, is_dir)
@@ -368,7 +368,7 @@ def _names_in_container(engine: Engine, container: str, copy: CopyPath) -> set[s
     Streamed: only the names are kept, not what the files hold."""
     try:
         chunks, info = engine.api.get_archive(container, copy.target)
-    except docker.errors.NotFound:
+    except NotFound:
         return set()
     if not info.get('mode', 0) & GO_MODE_DIR:
         return set()

@@ -17,9 +17,8 @@ import threading
 import time
 from typing import Any, Iterable, Iterator
 
-import docker.errors
-
 from ..engine.driver import Engine, EngineConfig, new_client
+from ..engine.errors import DockerException
 
 #: How long a followed line waits for earlier lines of other containers.
 SETTLE = 0.25
@@ -85,7 +84,7 @@ def _follow(config: EngineConfig, name: str, index: int, tail: Any,
         if pending:
             stamp, text = _split(pending)
             arrived.put((stamp, index, text))
-    except (docker.errors.DockerException, OSError):
+    except (DockerException, OSError):
         pass
     finally:
         arrived.put(None)

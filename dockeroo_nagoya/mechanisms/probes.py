@@ -59,11 +59,10 @@ import urllib.parse
 import urllib.request
 from typing import TYPE_CHECKING, Any, Callable
 
-import docker.errors
-import requests.exceptions
 import zc.buildout
 
 from ..engine.driver import Engine, explain
+from ..engine.errors import APIError, DockerException, TransportError
 from ..model.options import Invalid, lines, split_url
 from ..model.options import port as port_number
 from .secrets import masked, secret_env
@@ -214,7 +213,7 @@ def wait_until_ready(engine: Engine, container: str, name: str, gates: list[Gate
                 passed, why = check(engine, container, state, gate, deadline)
             except Hopeless as exc:
                 raise NotReady(f'{part}: option wait-for: {gate.text}: {exc}') from None
-            except docker.errors.APIError as exc:
+            except APIError as exc:
                 if exc.status_code != 409:  # 409: it stopped or is restarting: looked at above
                     raise
                 passed, why = False, explain(exc)
@@ -242,7 +241,7 @@ def log_tail(engine: Engine, container: str, name: str, lines_: int = LOG_TAIL) 
     try:
         raw = engine.api.logs(container, stdout=True, stderr=True, tail=lines_)
         secret = secret_env(engine, engine.inspect('containers', container) or {})
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+    except (DockerException, TransportError) as exc:
         return f'\n(no log of {name}: {exc})'
     text = raw.decode('utf-8', 'replace').rstrip() if isinstance(raw, bytes) else str(raw)
     text = masked(text, secret.values())

@@ -39,11 +39,8 @@ import logging
 import os
 import re
 import time
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Protocol
 
-import docker.errors
-import docker.models.containers
-import requests.exceptions
 import zc.buildout
 
 from . import copying
@@ -51,14 +48,17 @@ from ..model import decisions
 from ..run import identities
 from . import probes
 from .secrets import masked, secret_env_label, write_private
+from ..engine.callbackobjects import container_object, planned_container
+from ..engine.containerconfig import host_config, networking_config
 from ..engine.driver import (LABEL_IDENTITY, LABEL_INPUTS, Engine, explain, identity_hash,
                              labels_of, owner_of)
+from ..engine.errors import (APIError, ConnectionFailed, Container, DockerException, NotFound,
+                             TransportError)
 from .containerplan import changed_inputs, encode_hashes, option_hashes, plan
 from .containers import remove, stop
 from .containerspec import DEFAULT_WAIT_TIMEOUT, read_env_file
 
 if TYPE_CHECKING:
-    from ..recipes.base import Recipe
     from .containerplan import Plan
     from .containerspec import ContainerSpec
 
@@ -72,21 +72,53 @@ class JobFailed(zc.buildout.UserError):
     """A job exited with another code than 0, or did not finish in time."""
 
 
+class Part(Protocol):
+    """What a runner needs of the part it runs a container for (a recipe is one): its
+    name, log, directory and engine, and what it says about ownership.
+
+    A protocol, not the recipe class: the runner is a mechanism, below the recipes."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def log(self) -> logging.Logger: ...
+
+    @property
+    def directory(self) -> str: ...
+
+    @property
+    def engine(self) -> Engine: ...
+
+    def labels(self, identity: str, user: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The labels of an object of this part: ``user``'s plus the ownership labels."""
+
+    def is_ours(self, obj: Mapping[str, Any]) -> bool:
+        """Whether this part's configuration made the object."""
+
+    def check_ours(self, obj: Mapping[str, Any], what: str, object_name: str) -> None:
+        """Refuse (a user error) an object another owner made."""
+
+    def installed_before(self, fresh: bool) -> bool:
+        """Whether an earlier run installed the part (a missing object was removed)."""
+
+
 class Runner:
     """Brings one container of a recipe to its spec (one runner per container).
 
-    A recipe with several containers (a system) gives each runner the engine
-    of the thread it runs in and the labels that say which member it is;
-    ``spec.part`` is then the name errors use (``system: member db``), while
-    the ownership labels keep the recipe's part.
+    ``part`` is the part it runs for (:class:`Part`: a recipe). A recipe with
+    several containers (a system) gives each runner the engine of the thread it
+    runs in and the labels that say which member it is; ``spec.part`` is then
+    the name errors use (``system: member db``), while the ownership labels keep
+    the recipe's part.
     """
 
-    def __init__(self, recipe: Recipe, spec: ContainerSpec, engine: Engine | None = None,
+    def __init__(self, part: Part, spec: ContainerSpec, engine: Engine | None = None,
                  labels: Mapping[str, str] | None = None) -> None:
-        self.recipe = recipe
-        self.engine: Engine = engine or recipe.engine
+        self.part = part
+        self.engine: Engine = engine or part.engine
         self.spec = spec
-        self.log: logging.Logger = recipe.log
+        self.log: logging.Logger = part.log
         self.callbacks = spec.callbacks()
         self.env: dict[str, str] = {}
         #: The names in :attr:`env` whose values come from env-file (secrets).
@@ -99,17 +131,17 @@ class Runner:
     def find(self) -> dict[str, Any] | None:
         """The container of this name from the shared listing; refuse one of another owner."""
         name = self.spec.name
-        for listed in self.engine.owned('containers', self.recipe.directory):
+        for listed in self.engine.owned('containers', self.part.directory):
             if f'/{name}' in (listed.get('Names') or []):
                 _, part = owner_of(listed)
-                if part != self.recipe.name:
+                if part != self.part.name:
                     raise zc.buildout.UserError(
                         f'{self.spec.part}: container {name} belongs to part {part} of this '
                         f'buildout: give one of them another name')
                 return listed
         found = self.engine.inspect('containers', name)
         if found is not None:
-            self.recipe.check_ours(found, 'container', name)
+            self.part.check_ours(found, 'container', name)
         return None
 
     def identity(self, extra: Mapping[str, Any] | None = None) -> tuple[str, dict[str, str]]:
@@ -146,7 +178,7 @@ class Runner:
     def labels(self, identity: str, hashes: Mapping[str, str]) -> dict[str, str]:
         user = {**self.spec.values['labels'], LABEL_INPUTS: encode_hashes(hashes)}
         # The names of the variables from env-file: a commit resets them, a log masks them.
-        return {**self.recipe.labels(identity, user), **secret_env_label(self.secret_names),
+        return {**self.part.labels(identity, user), **secret_env_label(self.secret_names),
                 **self.extra_labels}
 
     # -- the plan, carried out ------------------------------------------------------
@@ -215,7 +247,7 @@ class Runner:
             current = None  # a part before this one removes it (see Runner.change)
         identity, hashes = self.identity(extra_identity)
         if expected is None:
-            expected = self.recipe.installed_before(fresh)
+            expected = self.part.installed_before(fresh)
         step = plan(self.spec, current, identity, hashes, expected=expected)
         restart = None
         if step.action == 'keep' and fresh and current is not None:
@@ -273,12 +305,12 @@ class Runner:
         was_running = current.get('State') in ('running', 'restarting', 'paused')
         temporary = next_name(spec.name)
         leftover = self.engine.inspect('containers', temporary)
-        if leftover is not None and self.recipe.is_ours(leftover):  # an interrupted replacement
+        if leftover is not None and self.part.is_ours(leftover):  # an interrupted replacement
             self._discard(leftover['Id'], quiet=True)
         inherited = self._anonymous_volumes(old)
         try:
             container = self._create(labels, inherited, name=temporary)
-        except docker.errors.APIError as exc:
+        except APIError as exc:
             raise refused(spec, exc, 'kept') from None
         self.stop(old)
         try:
@@ -294,7 +326,7 @@ class Runner:
                 self.engine.api.start(old)
                 self.engine.forget('containers')
                 self._wait_ready(old)
-            if isinstance(exc, docker.errors.APIError):
+            if isinstance(exc, APIError):
                 raise refused(spec, exc, 'running again' if was_running else 'kept',
                               tail) from None
             if isinstance(exc, zc.buildout.UserError):
@@ -398,7 +430,7 @@ class Runner:
                 # docker-py passes the float on to requests; types-docker says int.
                 code = self.engine.api.wait(container, timeout=chunk)['StatusCode']  # type: ignore[arg-type]
                 break
-            except requests.exceptions.ConnectionError:
+            except ConnectionFailed:
                 # The SDK reports a wait that outlasted its timeout this way; a gone
                 # engine fails the inspect below with its own message.
                 self.engine.api.inspect_container(container)
@@ -420,14 +452,14 @@ class Runner:
         secret); the next run runs the job again."""
         spec = self.spec
         tail = probes.log_tail(self.engine, container, spec.name)
-        path = os.path.join(self.recipe.directory, 'var', 'log', f'{spec.name}.log')
+        path = os.path.join(self.part.directory, 'var', 'log', f'{spec.name}.log')
         kept = ''
         try:
             log = self.engine.api.logs(container, stdout=True, stderr=True, timestamps=True)
             os.makedirs(os.path.dirname(path), exist_ok=True)
             write_private(path, log if isinstance(log, bytes) else str(log).encode())
-            kept = f'; its whole log is in {os.path.relpath(path, self.recipe.directory)}'
-        except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
+            kept = f'; its whole log is in {os.path.relpath(path, self.part.directory)}'
+        except (DockerException, TransportError, OSError) as exc:
             self.log.warning('the log of job %s is not kept: %s', spec.name, exc)
         self._discard(container, quiet=True)
         self.log.info('removed job %s: its run failed%s', spec.name, kept)
@@ -488,21 +520,18 @@ class Runner:
             self.log.info('removing %s again: its setup failed', self.spec.name)
         try:
             self.engine.api.remove_container(container, force=True)
-        except docker.errors.NotFound:
+        except NotFound:
             pass
-        except docker.errors.APIError as exc:
+        except APIError as exc:
             self.log.warning('could not remove %s: %s', self.spec.name, explain(exc))
         self.engine.forget('containers')
 
     # -- objects for callbacks ------------------------------------------------------
-    def _model(self, container: str) -> docker.models.containers.Container:
-        return self.engine.client.containers.get(container)
+    def _model(self, container: str) -> Container:
+        return container_object(self.engine, container)
 
-    def _planned_model(self, kwargs: dict[str, Any]) -> docker.models.containers.Container:
-        attrs = {'Id': None, 'Name': f'/{self.spec.name}',
-                 'Config': {k: v for k, v in kwargs.items() if k != 'host_config'}}
-        return docker.models.containers.Container(attrs=attrs, client=self.engine.client,
-                                                  collection=self.engine.client.containers)
+    def _planned_model(self, kwargs: dict[str, Any]) -> Container:
+        return planned_container(self.engine, self.spec.name, kwargs)
 
 
 # -- replacing ---------------------------------------------------------------------------
@@ -524,7 +553,7 @@ def next_name(name: str) -> str:
     return f'{name[:240]}.replacement'
 
 
-def refused(spec: ContainerSpec, exc: docker.errors.APIError, old: str,
+def refused(spec: ContainerSpec, exc: APIError, old: str,
             tail: str = '') -> zc.buildout.UserError:
     """One line for a change the engine refused, naming the option when it can be told."""
     said = ' '.join(explain(exc).split())
@@ -540,7 +569,6 @@ def create_arguments(engine: Engine, spec: ContainerSpec, env: Mapping[str, str]
                      labels: Mapping[str, str], inherited: list[str]) -> dict[str, Any]:
     """``create_container`` keyword arguments for a spec."""
     values = spec.values
-    api = engine.api
     binds = [f'{b["source"]}:{b["target"]}:{b["mode"]}' for b in spec.binds()] + inherited
     inherited_paths = {entry.split(':', 1)[1] for entry in inherited}
     anonymous = [v['target'] for v in values['volumes']
@@ -549,10 +577,10 @@ def create_arguments(engine: Engine, spec: ContainerSpec, env: Mapping[str, str]
     for port in values['ports']:
         port_bindings.setdefault(port['container'], []).append((port['ip'], port['host']))
     networks = values['networks']
-    host_config = api.create_host_config(
+    host = host_config(
+        engine,
         binds=binds or None,
-        # types-docker's Mapping[int | str, Any] has an invariant key: no dict[str, ...] fits.
-        port_bindings=port_bindings or None,  # type: ignore[arg-type]
+        port_bindings=port_bindings or None,
         links=[tuple(link) for link in values['links']] or None,
         volumes_from=values['volumes-from'] or None,
         restart_policy=values['restart'],
@@ -562,11 +590,9 @@ def create_arguments(engine: Engine, spec: ContainerSpec, env: Mapping[str, str]
         init=values['init'] or None,
         network_mode=networks[0] if networks else None,
     )
-    networking_config = None
+    networking = None
     if spec.user_networks and networks[0] == spec.user_networks[0]:
-        # docker-py takes {network: endpoint}; types-docker says one endpoint.
-        networking_config = api.create_networking_config({  # type: ignore[arg-type]
-            networks[0]: api.create_endpoint_config(aliases=values['network-aliases'] or None)})
+        networking = networking_config(engine, networks[0], values['network-aliases'] or None)
     healthcheck = None
     if values['healthcheck']:
         healthcheck = {'test': values['healthcheck']}
@@ -590,8 +616,8 @@ def create_arguments(engine: Engine, spec: ContainerSpec, env: Mapping[str, str]
         'tty': values['tty'],
         'labels': dict(labels),
         'healthcheck': healthcheck,
-        'host_config': host_config,
-        'networking_config': networking_config,
+        'host_config': host,
+        'networking_config': networking,
     }
 
 
@@ -599,4 +625,4 @@ def _nanoseconds(seconds: float) -> int:
     return int(seconds * 1_000_000_000)
 
 
-__all__ = ['Runner', 'JobFailed', 'create_arguments', 'next_name', 'refused']
+__all__ = ['Runner', 'Part', 'JobFailed', 'create_arguments', 'next_name', 'refused']
