@@ -59,8 +59,6 @@ MODULES = {
     'runstate': 'run.runstate',
     'runlock': 'run.runlock',
     'removals': 'run.removals',
-    'moves': 'run.moves',
-    'orphans': 'run.orphans',
     'ownership': 'run.ownership',
     'identities': 'run.identities',
     # mechanisms: the shared jobs, each once.
@@ -89,6 +87,8 @@ MODULES = {
     'stopsignal': 'mechanisms.stopsignal',
     'logstreams': 'mechanisms.logstreams',
     'scripts': 'mechanisms.scripts',
+    'orphans': 'mechanisms.orphans',
+    'moves': 'mechanisms.moves',
     # recipes: the base every recipe is made on (the recipes are in recipes/ already).
     'recipe': 'recipes.base',
     # cli: the commands; nothing imports them.
@@ -105,17 +105,8 @@ DOCKER_PY = ('docker', 'requests')
 KNOWN_UPWARD = {
     'engine': 'issue 23: the driver imports options (with_tag), ownership (labels, '
               'Owner) and atomicfile: labels and reference parsing belong in the engine layer',
-    'orphans': 'issue 23: orphans (run) imports atomicfile, readfiles and throwaway '
-               '(mechanisms)',
 }
-KNOWN_DOCKER_PY = {
-    module: 'issue 23: catches or calls docker-py itself; one engine-error mapping in the '
-            'driver is the mechanisms work'
-    for module in ('engine_options',
-                   'identities', 'orphans', 'recipe',
-                   'throwaway', 'volumedata', 'recipes.network', 'recipes.pull',
-                   'recipes.service', 'recipes.temporary')
-}
+KNOWN_DOCKER_PY: dict[str, str] = {}
 KNOWN_PRIVATE: dict[str, str] = {}
 
 

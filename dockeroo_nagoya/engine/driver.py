@@ -132,6 +132,14 @@ class EngineConfig:
         return self.host or os.environ.get('DOCKER_HOST') or DEFAULT_HOST
 
 
+def context_exists(name: str) -> bool:
+    """Whether ``docker context ls`` lists ``name``: read from the client's files, asking no
+    engine, so ``__init__`` can tell (an unreadable context store lists nothing)."""
+    with contextlib.suppress(docker.errors.DockerException, OSError, ValueError):
+        return docker.ContextAPI.get_context(name) is not None
+    return False
+
+
 def _address_key(address: str) -> str:
     """One spelling of an address: the SDK's own parsing, ``unix://`` with the socket's real
     path, ``tcp://HOST:PORT``; an address the SDK refuses as it is (connecting says why)."""

@@ -42,10 +42,10 @@ import textwrap
 import uuid
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
-import docker.errors
 import zc.buildout
 
 from ..model import options as opt
+from ..engine.errors import APIError, ImageNotFound, NotFound
 from ..engine.driver import LABEL, Engine, explain
 from .probes import bounded
 
@@ -260,7 +260,7 @@ class Throwaway:
             created = self.api.create_container(
                 self.image, name=self.name, labels=self.labels, host_config=host_config,
                 environment=self.env or None, **keep_alive)
-        except docker.errors.ImageNotFound:
+        except ImageNotFound:
             raise zc.buildout.UserError(
                 f'{self.part}: image {self.image} for the {self.what} does not exist') from None
         self.id = created['Id']
@@ -276,9 +276,9 @@ class Throwaway:
         container, self.id = self.id, None
         try:
             self.api.remove_container(container, force=True, v=not self.keep_volumes)
-        except docker.errors.NotFound:
+        except NotFound:
             pass
-        except docker.errors.APIError as exc:
+        except APIError as exc:
             self.log.warning('throwaway container %s not removed: %s', self.name,
                              explain(exc))
 
@@ -291,7 +291,7 @@ class Throwaway:
         """A tar stream of ``path`` in the container; ``FileNotFoundError`` when it is missing."""
         try:
             return self.api.get_archive(self._id, path)
-        except docker.errors.NotFound:
+        except NotFound:
             raise FileNotFoundError(path) from None
 
     def export(self) -> Iterator[bytes]:
@@ -304,7 +304,7 @@ class Throwaway:
             return
         try:
             self.api.start(self._id)
-        except docker.errors.APIError as exc:
+        except APIError as exc:
             text = _one_line(explain(exc))
             needed = f'{self.command[0]}' if self.command else f'the shell {self.shell}'
             hint = f' (it needs {needed})' if 'no such file' in text.lower() or \
@@ -333,7 +333,7 @@ class Throwaway:
     def stop(self, timeout: int = 10) -> None:
         """Stop the container (SIGTERM, then SIGKILL after ``timeout``), if it runs."""
         if self.started:
-            with contextlib.suppress(docker.errors.APIError):
+            with contextlib.suppress(APIError):
                 self.api.stop(self._id, timeout=timeout)
             self.api.wait(self._id, timeout=None)
 
@@ -383,7 +383,7 @@ class Throwaway:
         if self.started and self.own_command:
             self.stop()
         elif self.started:
-            with contextlib.suppress(docker.errors.APIError):
+            with contextlib.suppress(APIError):
                 self.api.kill(self._id)
             self.api.wait(self._id, timeout=None)
         base = dict(self.api.inspect_image(self.image).get('Config') or {})

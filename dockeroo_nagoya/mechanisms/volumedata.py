@@ -19,11 +19,10 @@ import os
 import tarfile
 from typing import IO, Any, Iterable, Iterator
 
-import docker.errors
-
 from . import atomicfile
 from .archives import ChunkReader
 from .context import file_sha256
+from ..engine.errors import NotFound
 from ..engine.driver import LABEL_HELPER, Engine
 from .members import KEPT, Placement
 from .throwaway import empty_image
@@ -50,7 +49,7 @@ def mounted(engine: Engine, volume: str, read_only: bool = False) -> Iterator[st
     try:
         yield container
     finally:
-        with contextlib.suppress(docker.errors.NotFound):
+        with contextlib.suppress(NotFound):
             engine.api.remove_container(container, force=True)
 
 

@@ -29,14 +29,13 @@ import dataclasses
 import os
 from typing import Hashable, Mapping, Protocol
 
-import docker
-import docker.errors
-import requests.exceptions
 import zc.buildout
 
 from . import options as opt
 from ..engine import tls
-from ..engine.driver import Engine, EngineConfig, EngineError, NoEngine, engine_errors
+from ..engine.driver import (Engine, EngineConfig, EngineError, NoEngine, context_exists,
+                             engine_errors)
+from ..engine.errors import FAILURES
 
 
 class Run(Protocol):
@@ -347,14 +346,6 @@ def tls_directory_problem(path: str, verify: bool) -> str | None:
         f' ({", ".join(missing)} missing)' if missing else '')
 
 
-def context_exists(name: str) -> bool:
-    """Whether ``docker context ls`` lists ``name``: read from the client's files, asking no
-    engine, so ``__init__`` can tell (an unreadable context store lists nothing)."""
-    with contextlib.suppress(docker.errors.DockerException, OSError, ValueError):
-        return docker.ContextAPI.get_context(name) is not None
-    return False
-
-
 def reach(run: Run, part: str, config: EngineConfig) -> tuple[Engine | None, str]:
     """(the engine, '') when it answers, else (``None``, why not in a few words): for the
     hooks that can go on without it (a part gone from the configuration, or gone to
@@ -373,7 +364,7 @@ def same_daemon(first: Engine, second: Engine) -> bool:
     socket through two links): asked only when their keys differ."""
     try:
         return first.daemon == second.daemon
-    except (docker.errors.DockerException, requests.exceptions.RequestException):
+    except FAILURES:
         return False
 
 
@@ -413,5 +404,5 @@ def engine_move(run: Run, part: str, options: Mapping[str, str]) -> Move | None:
 __all__ = ['Move', 'engine_move', 'ENGINE_OPTIONS', 'LOCATION_OPTIONS', 'DOCKEROO_ALIASES',
            'engine_config', 'buildout_engine', 'spoken_engine', 'check_spoken', 'engine_of_spec',
            'trusted', 'described', 'record',
-           'machine_from_environment', 'tls_directory_problem', 'context_exists', 'reach',
+           'machine_from_environment', 'tls_directory_problem', 'reach',
            'same_daemon']

@@ -31,16 +31,16 @@ import os
 import re
 from typing import Any, Callable, ClassVar, Mapping, MutableMapping
 
-import docker.errors
 import zc.buildout
 import zc.buildout.buildout
 
 from ..model import options as opt
 from ..model import decisions
-from ..run import identities, moves, orphans, ownership, removals, runlock, runstate
-from ..mechanisms import secrets
+from ..run import identities, ownership, removals, runlock, runstate
+from ..mechanisms import moves, orphans, secrets
 from ..model.engine_options import (DOCKEROO_ALIASES, ENGINE_OPTIONS, engine_config, engine_move,
                                     reach, record)
+from ..engine.errors import APIError, NotFound
 from ..engine.driver import (Engine, EngineConfig, engine_errors, explain, identity_hash, labels_of,
                              owner_labels, LABEL_BUILDOUT, LABEL_IDENTITY, LABEL_INPUTS, LABEL_PART)
 from ..model.decisions import BY_BUILDOUT
@@ -261,7 +261,7 @@ class Recipe:
         """Remove the decided containers at once (what a crash left: nothing to stop
         gently); a recipe that runs containers stops them its way."""
         for change in going:
-            with contextlib.suppress(docker.errors.NotFound):
+            with contextlib.suppress(NotFound):
                 engine.api.remove_container(change.id or change.object, v=False, force=True)
             log.info('removed container %s', change.object)
 
@@ -274,7 +274,7 @@ class Recipe:
         if change.kind in ('image', 'tag'):
             remove_image(engine, change.object, log)
         elif change.kind == 'secret':
-            with contextlib.suppress(docker.errors.NotFound):
+            with contextlib.suppress(NotFound):
                 engine.api.remove_secret(change.id or change.object)
                 log.info('removed Swarm secret %s', change.object)
         elif change.kind == 'file':
@@ -283,7 +283,7 @@ class Recipe:
             with contextlib.suppress(OSError):
                 os.rmdir(change.object)  # only when nothing else is in it
         elif change.kind in ('volume', 'network'):  # a throwaway's, labelled as the part's
-            with contextlib.suppress(docker.errors.NotFound):
+            with contextlib.suppress(NotFound):
                 getattr(engine.api, f'remove_{change.kind}')(change.id or change.object)
                 log.info('removed %s %s', change.kind, change.object)
         else:
@@ -920,9 +920,9 @@ def retire_image(engine: Engine, log: logging.Logger, image_id: str) -> None:
         engine.api.remove_image(image_id)
         log.info('removed image %s', image_id[:19])
         return
-    except docker.errors.NotFound:
+    except NotFound:
         return
-    except docker.errors.APIError as exc:
+    except APIError as exc:
         if exc.status_code != 409:
             log.debug('image %s kept: %s', image_id[:19], explain(exc))
             return
@@ -957,9 +957,9 @@ def _retire_at_end(run: runstate.Run) -> None:
                 try:
                     engine.api.remove_image(image_id)
                     log.info('removed image %s (replaced)', image_id[:19])
-                except docker.errors.NotFound:
+                except NotFound:
                     pass
-                except docker.errors.APIError as exc:
+                except APIError as exc:
                     left.append((config, log, image_id, exc))
         if len(left) == len(pending):
             for _, log, image_id, error in left:
@@ -1027,9 +1027,9 @@ def remove_image(engine: Engine, reference: str, log: logging.Logger, quiet: boo
     try:
         engine.api.remove_image(reference)
         log.info('removed image %s%s', shown, because)
-    except docker.errors.NotFound:
+    except NotFound:
         pass
-    except docker.errors.APIError as exc:
+    except APIError as exc:
         (log.debug if quiet else log.warning)('image %s kept: %s', reference[:40], explain(exc))
 
 

@@ -16,14 +16,14 @@ import os
 import time
 from typing import Any, Mapping
 
-import docker.errors
-import docker.types
 import zc.buildout
 
 from ..mechanisms import atomicfile
 from ..model import options as opt
 from ..mechanisms import readfiles
 from ..model.decisions import Change, Decision, state
+from ..engine.errors import APIError, NotFound
+from ..engine import specs
 from ..engine.driver import Engine, explain
 from .base import Recipe, uninstaller
 
@@ -125,11 +125,10 @@ class NetworkRecipe(Recipe):
         values = self.values
         ipam = None
         if values['subnet'] is not None:
-            pool = docker.types.IPAMPool(
-                subnet=str(values['subnet']),
+            ipam = specs.ipam(
+                str(values['subnet']),
                 gateway=str(values['gateway']) if values['gateway'] else None,
-                iprange=str(values['ip-range']) if values['ip-range'] else None)
-            ipam = docker.types.IPAMConfig(pool_configs=[pool])
+                ip_range=str(values['ip-range']) if values['ip-range'] else None)
         self.engine.api.create_network(
             values['name'], driver=values['driver'], options=values['driver-opts'] or None,
             ipam=ipam, internal=values['internal'], attachable=values['attachable'],
@@ -192,7 +191,7 @@ class NetworkRecipe(Recipe):
             try:
                 self.engine.api.connect_container_to_network(container_id, name,
                                                              aliases=names or None)
-            except docker.errors.NotFound:
+            except NotFound:
                 continue  # removed meanwhile: nothing to connect
             if why:
                 self.log.info('%s: connected %s to network %s again', why, container_id[:12], name)
@@ -237,7 +236,7 @@ def _remove_network(engine: Engine, network_id: str, name: str, log: logging.Log
         try:
             engine.api.remove_network(network_id)
             return
-        except docker.errors.APIError as exc:
+        except APIError as exc:
             if 'active endpoints' not in explain(exc):
                 raise
             if time.monotonic() >= deadline:
@@ -248,7 +247,7 @@ def _remove_network(engine: Engine, network_id: str, name: str, log: logging.Log
         log.info('network %s: the engine still counts endpoints of removed containers; '
                  'disconnecting them and trying again', name)
         for endpoint in ((engine.inspect('networks', network_id) or {}).get('Containers') or {}):
-            with contextlib.suppress(docker.errors.APIError):
+            with contextlib.suppress(APIError):
                 engine.api.disconnect_container_from_network(endpoint, network_id, force=True)
         time.sleep(delay)
         delay = min(1.0, delay * 2)

@@ -22,13 +22,13 @@ from __future__ import annotations
 import logging
 from typing import Any, Mapping
 
-import docker.errors
 import zc.buildout
 
 from ..run import identities
 from ..model import options as opt
 from ..model.options import split_reference
 from ..model.decisions import Change, Decision, ImageChanges, Promise, Reason
+from ..engine.errors import APIError
 from ..engine.driver import Engine, engine_errors, explain
 from ..mechanisms.progress import follow_layers
 from .base import Recipe, reference_removal, retire_untagged, uninstaller
@@ -235,7 +235,7 @@ class PullRecipe(Recipe):
         """The registry's digest for the reference, or ``None`` when it can't be asked."""
         try:
             answer = self.engine.api.inspect_distribution(self.reference, auth_config=self.auth)
-        except docker.errors.APIError as exc:
+        except APIError as exc:
             if self.engine.listed_image(self.reference) is not None:
                 self.log.warning('could not ask the registry about %s (%s); keeping the local '
                                  'image', self.reference, explain(exc))

@@ -28,12 +28,12 @@ import re
 import time
 from typing import Any, Callable, Mapping
 
-import docker.errors
-import docker.types
 import zc.buildout
 
 from ..model import options as opt
 from ..model.decisions import Change, Decision, Reason, state
+from ..engine.errors import APIError, NotFound
+from ..engine import specs
 from ..engine.driver import Engine, LABEL_PART
 from .base import Recipe, uninstaller
 
@@ -284,10 +284,10 @@ class ServiceRecipe(Recipe):
         """A network's name from what a spec holds (the Swarm keeps ids)."""
         try:
             return str(self.engine.api.inspect_network(target)['Name'])
-        except docker.errors.NotFound:
+        except NotFound:
             return target
 
-    def _secret_references(self, make: bool = True) -> list[docker.types.SecretReference]:
+    def _secret_references(self, make: bool = True) -> list[specs.SecretReference]:
         """The service's secrets, made in the Swarm when missing (``make``; otherwise, as
         for a plan, by name only)."""
         references = []
@@ -305,43 +305,32 @@ class ServiceRecipe(Recipe):
                         secret_name, handle.read(), labels=self.labels(digest[:12]))
                 secret_id = created['ID']
                 self.log.info('made Swarm secret %s from %s', secret_name, path)
-            references.append(docker.types.SecretReference(secret_id, secret_name, filename=name))
+            references.append(specs.secret_reference(secret_id, secret_name, filename=name))
         return references
 
     def _roll_config(self, step: str) -> dict[str, Any]:
         """The Swarm's settings for one roll (``update`` or ``rollback``), all explicit."""
         values = self.values
-        kind = docker.types.UpdateConfig if step == 'update' else docker.types.RollbackConfig
-        return kind(parallelism=values[f'{step}-parallelism'],
-                    delay=int(values[f'{step}-delay'] * 1e9),
-                    failure_action=values[f'{step}-failure-action'],
-                    monitor=int(values[f'{step}-monitor'] * 1e9),
-                    max_failure_ratio=values[f'{step}-max-failure-ratio'],
-                    order=values[f'{step}-order'])
+        return specs.roll_config(step, parallelism=values[f'{step}-parallelism'],
+                                 delay=int(values[f'{step}-delay'] * 1e9),
+                                 failure_action=values[f'{step}-failure-action'],
+                                 monitor=int(values[f'{step}-monitor'] * 1e9),
+                                 max_failure_ratio=values[f'{step}-max-failure-ratio'],
+                                 order=values[f'{step}-order'])
 
     def _spec(self, identity: str, spec_id: str,
-              secrets: list[docker.types.SecretReference]) -> dict[str, Any]:
+              secrets: list[specs.SecretReference]) -> dict[str, Any]:
         values = self.values
-        mounts = [docker.types.Mount.parse_mount_string(m) for m in values['mounts']]
-        container = docker.types.ContainerSpec(
-            values['image'], command=values['command'].split() if values['command'] else None,
-            env=[f'{k}={v}' for k, v in values['env'].items()] or None,
-            mounts=mounts or None, secrets=secrets or None,
-            stop_grace_period=int(values['stop-timeout'] * 1e9))
-        template = docker.types.TaskTemplate(
-            container, placement=docker.types.Placement(constraints=values['constraints'] or None),
-            networks=values['networks'] or None)
         labels = self.labels(identity, values['labels'])
         labels[SPEC_LABEL] = spec_id
-        return {
-            'task_template': template,
-            'name': values['name'],
-            'labels': labels,
-            'mode': docker.types.ServiceMode('replicated', replicas=values['replicas']),
-            'update_config': self._roll_config('update'),
-            'rollback_config': self._roll_config('rollback'),
-            'endpoint_spec': docker.types.EndpointSpec(ports=values['ports']) if values['ports'] else None,
-        }
+        return specs.service_spec(
+            values['name'], values['image'],
+            command=values['command'].split() if values['command'] else None,
+            env=[f'{k}={v}' for k, v in values['env'].items()], mounts=values['mounts'],
+            secrets=secrets, stop_grace_period=int(values['stop-timeout'] * 1e9),
+            constraints=values['constraints'], networks=values['networks'], labels=labels,
+            replicas=values['replicas'], update_config=self._roll_config('update'),
+            rollback_config=self._roll_config('rollback'), ports=values['ports'])
 
     def _update_in_place(self, current: Mapping[str, Any], replicas: int) -> None:
         """Send the stored spec back with the new count and update settings. The SDK's
@@ -351,7 +340,7 @@ class ServiceRecipe(Recipe):
         self.engine.api.update_service(
             current['ID'], current['Version']['Index'], task_template=spec['TaskTemplate'],
             name=spec['Name'], labels=spec.get('Labels'),
-            mode=docker.types.ServiceMode('replicated', replicas=replicas),
+            mode=specs.replicated(replicas),
             update_config=self._roll_config('update'), endpoint_spec=spec.get('EndpointSpec'),
             rollback_config=self._roll_config('rollback'))
 
@@ -459,7 +448,7 @@ class ServiceRecipe(Recipe):
             if secret['Spec']['Name'] not in used:
                 try:
                     self.engine.api.remove_secret(secret['ID'])
-                except docker.errors.APIError as exc:
+                except APIError as exc:
                     self.log.debug('secret %s kept for now: %s', secret['Spec']['Name'], exc)
 
     # -- removal ----------------------------------------------------------------

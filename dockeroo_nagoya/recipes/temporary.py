@@ -18,12 +18,12 @@ import math
 import re
 from typing import Any
 
-import docker.errors
 import zc.buildout
 
 from ..model import options as opt
 from ..mechanisms import resources, snapshots
 from ..model.decisions import Change, Decision, ImageChanges, Promise, state
+from ..engine.errors import NotFound
 from ..engine.driver import identity_hash
 from ..run import identities
 from .base import ImageRecipe, references_of, remove_image, uninstaller
@@ -216,7 +216,7 @@ class TemporaryRecipe(ImageRecipe):
         """Throwaway containers of this part that a killed run left behind."""
         for container in leftovers:
             assert container.id is not None
-            with contextlib.suppress(docker.errors.NotFound):
+            with contextlib.suppress(NotFound):
                 self.engine.api.remove_container(container.id, force=True, v=True)
                 self.log.info('removed the leftover container %s', container.object)
         self.engine.forget('containers')

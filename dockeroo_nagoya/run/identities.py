@@ -47,9 +47,8 @@ import dataclasses
 import os
 from typing import Any, Callable, Mapping, Protocol
 
-import docker.errors
-
 from ..model.options import split_reference, with_tag as normalised
+from ..engine.errors import APIError
 from ..engine.driver import LABEL_BUILDOUT, LABEL_IDENTITY, Engine, EngineConfig, labels_of
 
 
@@ -226,7 +225,7 @@ def remote_digest(engine: Engine, reference: str, auth: Mapping[str, str] | None
     """The registry's digest of a reference (a read), or ``None`` when it cannot say."""
     try:
         answer = engine.api.inspect_distribution(normalised(reference), auth_config=auth)
-    except docker.errors.APIError:
+    except APIError:
         return None
     return (answer.get('Descriptor') or {}).get('digest')
 

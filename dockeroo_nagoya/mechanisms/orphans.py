@@ -37,12 +37,11 @@ import logging
 import os
 from typing import Any, Iterable, Mapping
 
-import docker.errors
-
-from ..mechanisms import atomicfile, readfiles
-from . import removals, runlock
+from . import atomicfile, readfiles
+from ..run import removals, runlock
+from ..engine.errors import APIError, NotFound
 from ..engine.driver import LABEL_BUILDOUT, LABEL_HELPER, LABEL_PART, Engine, explain, labels_of
-from ..mechanisms.throwaway import PREFIX as THROWAWAY_PREFIX
+from .throwaway import PREFIX as THROWAWAY_PREFIX
 
 #: Ids (volume names) of the objects parts kept when they were removed, per kind.
 KEPT_NAME = '.dockeroo-nagoya.kept.json'
@@ -198,9 +197,9 @@ class Sweep:
             self.api.remove_container(container, force=True, v=False)
             self.changed = True
             log.info('removed container %s: %s', name, why)
-        except docker.errors.NotFound:
+        except NotFound:
             pass
-        except docker.errors.APIError as exc:
+        except APIError as exc:
             log.warning('container %s (%s) not removed: %s', name, why, explain(exc))
 
     def images(self) -> None:
@@ -220,9 +219,9 @@ class Sweep:
                     self.api.remove_image(reference)
                     self.changed = True
                     log.info('removed image %s: %s', _short(reference), why)
-                except docker.errors.NotFound:
+                except NotFound:
                     pass
-                except docker.errors.APIError as exc:
+                except APIError as exc:
                     # An old image a container still runs on is in use, not orphaned.
                     (log.debug if exc.status_code == 409 else log.warning)(
                         'image %s (%s) not removed: %s', _short(reference), why, explain(exc))
@@ -243,9 +242,9 @@ class Sweep:
                 self.api.remove_network(network['Id'])
                 self.changed = True
                 log.info('removed network %s: %s', network['Name'], why)
-            except docker.errors.NotFound:
+            except NotFound:
                 pass
-            except docker.errors.APIError as exc:
+            except APIError as exc:
                 log.warning('network %s (%s) not removed: %s', network['Name'], why, explain(exc))
 
     def volumes(self) -> None:

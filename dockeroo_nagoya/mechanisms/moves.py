@@ -27,13 +27,14 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
 import zc.buildout
 
-from . import orphans, removals
+from . import orphans
+from ..run import removals
 from ..model.decisions import Change, moving_removal
 from ..engine.driver import Engine, EngineConfig, engine_errors
 from ..model.engine_options import engine_config, reach
 
 if TYPE_CHECKING:
-    from .runstate import Run
+    from ..run.runstate import Run
 
 #: The parts whose objects on an engine they left are still to be removed: part ->
 #: {'options': its recorded options then, 'to': the engine it went to, in words}.
