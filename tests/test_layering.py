@@ -103,8 +103,6 @@ DOCKER_PY = ('docker', 'requests')
 #: What the tests below find today and other work of issue 23 removes (each is an
 #: expected failure, strict: the mark must go once the module is clean).
 KNOWN_UPWARD = {
-    'engine': 'issue 23: the driver imports options (with_tag), ownership (labels, '
-              'Owner) and atomicfile: labels and reference parsing belong in the engine layer',
     'orphans': 'issue 23: orphans (run) imports atomicfile, readfiles and throwaway '
                '(mechanisms)',
     'runner': 'issue 23: the Runner imports recipe (Recipe: the part it runs for) where '

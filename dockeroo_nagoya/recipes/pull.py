@@ -27,7 +27,7 @@ import zc.buildout
 
 from ..run import identities
 from ..model import options as opt
-from ..model.options import split_reference
+from ..engine.references import split_reference
 from ..model.decisions import Change, Decision, ImageChanges, Promise, Reason
 from ..engine.driver import Engine, engine_errors, explain
 from ..mechanisms.progress import follow_layers

@@ -25,6 +25,7 @@ from ..model import options as opt
 from ..mechanisms import resources, snapshots
 from ..model.decisions import Change, Decision, ImageChanges, Promise, state
 from ..engine.driver import identity_hash
+from ..engine.references import with_tag
 from ..run import identities
 from .base import ImageRecipe, references_of, remove_image, uninstaller
 from ..mechanisms.throwaway import (ImageConfig, Throwaway, command_line, image_config, ports,
@@ -54,7 +55,7 @@ def tagged(reference: str) -> str:
     reference = opt.image_reference(reference)
     if '@' in reference:
         raise opt.Invalid('image names to tag, not digests')
-    return opt.with_tag(reference)
+    return with_tag(reference)
 
 
 def members(linked: bool) -> opt.Parser:

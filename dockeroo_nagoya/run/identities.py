@@ -49,7 +49,7 @@ from typing import Any, Callable, Mapping, Protocol
 
 import docker.errors
 
-from ..model.options import split_reference, with_tag as normalised
+from ..engine.references import split_reference, with_tag as normalised
 from ..engine.driver import LABEL_BUILDOUT, LABEL_IDENTITY, Engine, EngineConfig, labels_of
 
 
