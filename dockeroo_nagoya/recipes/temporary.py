@@ -151,13 +151,8 @@ class TemporaryRecipe(ImageRecipe):
                                                 for i, m in enumerate(self.members)}}
         ids = {}
         for what, reference in used.items():
-            found = self.engine.image_id(reference)
-            if found is None:
-                option = 'from' if what == 'from' else 'links or volumes-from'
-                raise zc.buildout.UserError(
-                    f'{self.name}: option {option}: image {reference} does not exist (make it with '
-                    f'a docker.pull, docker.build or docker.image part)')
-            ids[what] = found
+            ids[what] = self.local_image_id(
+                'from' if what == 'from' else 'links or volumes-from', reference)
         identity, labels = self.image_identity(resources=self.resource_digests, images=ids)
         current = {ref: self.engine.inspect('images', ref) for ref in self.outputs}
         for reference, image in current.items():
