@@ -100,6 +100,14 @@ CASES: list[tuple[str, str, str, str]] = [
      'bad: option source: expected an existing directory'),
     ('build-part-name-no-image', 'docker.build', 'source = ctx', 'CASE Bad: option name: expected'),
     ('build-reference', 'docker.build', 'source = ${nope:location}', 'REF bad:source'),
+    # a source's login is read as a registry's (secrets.login)
+    ('build-source-username-alone', 'docker.build',
+     'source = http://127.0.0.1:9/ctx.tar\nsource-username = u',
+     'bad: option source-username: expected source-password-env or source-password-file to go '
+     'with it'),
+    ('build-source-netrc-and-username', 'docker.build',
+     'source = http://127.0.0.1:9/ctx.tar\nsource-username = u\nsource-netrc = netrc',
+     'bad: options source-netrc and source-username: expected one of them, not both'),
     # docker.push
     ('push-no-image', 'docker.push', 'tags = x/y:1',
      'bad: option image: expected the local image to push'),

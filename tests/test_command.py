@@ -37,3 +37,32 @@ def test_bin_script_runs_in_the_container_and_keeps_its_exit_code(buildout, busy
     b.write('[buildout]\nparts =\n')
     b.run('-N')
     assert not script.exists()
+
+
+def test_a_no_op_rerun_leaves_the_bin_script_as_it_was(buildout):
+    """bin scripts are written by one writer (mechanisms.scripts), whole and only when their
+    text changed: a no-op rerun does not replace the file (one read, no sync to disk), a
+    changed command does; quotes in the command reach the script as a literal."""
+    import ast
+    b = buildout
+    config = f'''
+        [buildout]
+        parts = tool
+
+        [tool]
+        recipe = dockeroo_nagoya:docker.command
+        container = {b.prefix}-none
+        command = sh -c 'echo "it'"'"'s"; exit 0' x
+        '''
+    b.write(config)
+    b.run('-N')
+    script = b.directory / 'bin' / 'tool'
+    before = script.stat()
+    ast.parse(script.read_text())   # valid Python whatever the quotes
+    b.run('-N')
+    after = script.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    b.write(config.replace('exit 0', 'exit 4'))
+    b.run('-N')
+    assert script.stat().st_mtime_ns != before.st_mtime_ns and 'exit 4' in script.read_text()
+    assert (script.stat().st_mode & 0o777) == 0o755

@@ -102,10 +102,7 @@ DOCKER_PY = ('docker', 'requests')
 
 #: What the tests below find today and other work of issue 23 removes (each is an
 #: expected failure, strict: the mark must go once the module is clean).
-KNOWN_UPWARD = {
-    'engine': 'issue 23: the driver imports options (with_tag), ownership (labels, '
-              'Owner) and atomicfile: labels and reference parsing belong in the engine layer',
-}
+KNOWN_UPWARD: dict[str, str] = {}
 KNOWN_DOCKER_PY: dict[str, str] = {}
 KNOWN_PRIVATE: dict[str, str] = {}
 

@@ -21,11 +21,12 @@ import docker.utils
 import requests.exceptions
 import zc.buildout
 
-from ..mechanisms import atomicfile
-from ..model.options import with_tag
-from ..run.ownership import LABEL, LABEL_BUILDOUT, LABEL_PART, Owner
+# The labels are the engine's vocabulary (engine.labels); the layers above import them from
+# here too, as they always have.
+from .labels import (LABEL, LABEL_BUILDOUT, LABEL_HELPER, LABEL_IDENTITY, LABEL_INPUTS,
+                     LABEL_PART, LABEL_RECIPE, Owner, labels_of, owner_labels, owner_of)
+from .references import with_tag
 from .tls import client as tls_client, handshake_failed
-
 
 
 class EngineRun(Protocol):
@@ -44,12 +45,6 @@ class EngineRun(Protocol):
 
 #: The run an engine belongs to (code above the driver reaches it as ``engine.run``).
 RunT = TypeVar('RunT', bound=EngineRun)
-
-LABEL_IDENTITY = f'{LABEL}.identity'
-LABEL_RECIPE = f'{LABEL}.recipe'
-LABEL_HELPER = f'{LABEL}.helper'
-#: A short hash per input of a made image or container, so a remake can say what changed.
-LABEL_INPUTS = f'{LABEL}.inputs'
 
 KINDS = ('containers', 'images', 'volumes', 'networks')
 
@@ -157,17 +152,6 @@ def _address_key(address: str) -> str:
     return parsed
 
 
-def owner_labels(owner: Owner, part: str, identity: str, recipe: str) -> dict[str, str]:
-    """The labels that make an object ours: the configuration that made it (buildout
-    directory, record of installed parts, machine: :mod:`.ownership`), part, identity hash."""
-    return {
-        **owner.labels(),
-        LABEL_PART: part,
-        LABEL_IDENTITY: identity,
-        LABEL_RECIPE: recipe,
-    }
-
-
 def identity_hash(value: Any) -> str:
     """A stable short hash of any JSON-able value (sorted keys)."""
     blob = json.dumps(value, sort_keys=True, default=str).encode()
@@ -176,6 +160,18 @@ def identity_hash(value: Any) -> str:
 
 class EngineError(zc.buildout.UserError):
     """An engine failure, already phrased for the user."""
+
+
+class HostRefused(PermissionError):
+    """A host path that a mechanism refuses to write through, its ``strerror`` already
+    phrased for the user (:class:`.atomicfile.UntrustedLink` is one).
+
+    Host writes happen inside :func:`engine_errors` (an image streamed from the
+    engine into an archive, a container's files copied out), which every
+    install, update and removal runs in: it turns this into one line naming the
+    part. The refusing mechanism is in a layer above the driver, so it is the one
+    that subclasses this, and the driver imports nothing from above.
+    """
 
 
 class NoEngine(EngineError):
@@ -207,7 +203,7 @@ def engine_errors(part: str, config: EngineConfig | None = None,
         yield
     except zc.buildout.UserError:
         raise
-    except atomicfile.UntrustedLink as exc:   # a host write of any recipe, refused
+    except HostRefused as exc:   # a host write of any recipe, refused
         raise zc.buildout.UserError(f'{part}: {exc.strerror}') from None
     except requests.exceptions.SSLError as exc:
         raise EngineError(handshake_failed(part, _address(config), exc, where)) from exc
@@ -267,7 +263,7 @@ class Engine(Generic[RunT]):
     # -- owned objects, one labelled list per kind and buildout --------------
     def owned(self, kind: str, directory: str) -> list[dict[str, Any]]:
         """Every object of ``kind`` that this run's configuration of ``directory`` claims
-        (:meth:`.ownership.Owner.claims`), listed once per run."""
+        (:meth:`.labels.Owner.claims`), listed once per run."""
         owner = self.run.owner_of(directory)
         key = (kind, owner)
         if key not in self._owned:
@@ -391,20 +387,6 @@ class Engine(Generic[RunT]):
                     self._image_ids[reference_of] = image['Id']
         found = self._image_ids.get(with_tag(reference))
         return self._images.get(found) if found is not None else None
-
-
-def labels_of(obj: dict[str, Any]) -> dict[str, str]:
-    """Labels of a listed or inspected object, whatever its kind."""
-    labels = obj.get('Labels')
-    if labels is None:
-        labels = (obj.get('Config') or {}).get('Labels')
-    return labels or {}
-
-
-def owner_of(obj: dict[str, Any]) -> tuple[str | None, str | None]:
-    """(buildout directory, part) an object is labelled with."""
-    labels = labels_of(obj)
-    return labels.get(LABEL_BUILDOUT), labels.get(LABEL_PART)
 
 
 def new_client(config: EngineConfig, part: str, version: str | None = None,

@@ -20,6 +20,8 @@ import secrets
 import stat
 from typing import IO, Iterator
 
+from ..engine.driver import HostRefused
+
 #: How a temporary file is opened: only ever a new file of ours, never through a link.
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
 
@@ -27,8 +29,9 @@ _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, '
 DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
 
 
-class UntrustedLink(PermissionError):
-    """A link on the way to a host path that another user made (the message says which)."""
+class UntrustedLink(HostRefused):
+    """A link on the way to a host path that another user made (the message says which);
+    the one engine-error mapping (:func:`.driver.engine_errors`) makes it the part's one line."""
 
 
 #: How many links :func:`open_trusted_directory` follows (the kernel's own limit).

@@ -4,36 +4,18 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from typing import Any, Iterable, Mapping
 
 from . import atomicfile, containerspec
 from ..model import dependencies
 from ..run import ownership
-from .scripts import importable_paths
+from .scripts import write_script
 from ..engine.driver import EngineConfig
 from ..model.engine_options import record
 
 
 #: The description of the members, in ``parts/<part>/``.
 DESCRIPTION = 'control.json'
-
-
-# -- the script -----------------------------------------------------------------------------
-def script_text(python: str, description: str, part: str, recipe: str = 'docker.system',
-                script: str | None = None) -> str:
-    """``bin/<script>``: the buildout's Python, the package's directories, then :func:`main`."""
-    script = script or part
-    paths = ''.join(f'    {path!r},\n' for path in importable_paths())
-    # Every name reaches the script as a Python literal (repr), never spliced into one.
-    doc = f'Control script of the {recipe} part {part} (made by buildout: bin/{script} --help).'
-    return (f'#!{python}\n'
-            f'{doc!r}\n'
-            f'import sys\n'
-            f'sys.path[0:0] = [\n{paths}]\n\n'
-            f'from dockeroo_nagoya.cli import control\n\n'
-            f"if __name__ == '__main__':\n"
-            f'    sys.exit(control.main({description!r}, sys.argv[1:], prog={script!r}))\n')
 
 
 def write_control(bin_directory: str, parts_directory: str, part: str, recipe: str,
@@ -43,13 +25,14 @@ def write_control(bin_directory: str, parts_directory: str, part: str, recipe: s
     be running): what a docker.system part and a docker.control part both install."""
     parts = os.path.join(parts_directory, part)
     os.makedirs(parts, exist_ok=True)
-    os.makedirs(bin_directory, exist_ok=True)
     path = os.path.join(parts, file_name)
     atomicfile.write_text_if_changed(
         path, json.dumps(description, indent=2, sort_keys=True) + '\n', 0o644)
-    target = os.path.join(bin_directory, script or part)
-    atomicfile.write_text_if_changed(
-        target, script_text(sys.executable, path, part, recipe, script), 0o755)
+    script = script or part
+    target = write_script(
+        os.path.join(bin_directory, script), 'dockeroo_nagoya.cli.control:main', [path],
+        f'Control script of the {recipe} part {part} (made by buildout: bin/{script} --help).',
+        {'prog': script})
     return [target, parts]
 
 
@@ -94,4 +77,4 @@ def describe_member(section: str, spec: containerspec.ContainerSpec, after: Iter
     }
 
 
-__all__ = ['script_text', 'describe', 'describe_member', 'write_control']
+__all__ = ['describe', 'describe_member', 'write_control']

@@ -84,17 +84,26 @@ def registry_auth(part: str, options: Mapping[str, str]) -> dict[str, str] | Non
 
     ``None`` lets the SDK use the user's own docker config.
     """
-    username = (options.get('username') or '').strip()
-    password = secret(part, options, 'password')
+    found = login(part, options)
+    if found is None:
+        return None
+    return {'username': found[0], 'password': found[1]}
+
+
+def login(part: str, options: Mapping[str, str], prefix: str = '') -> tuple[str, str] | None:
+    """(user, password) from ``PREFIXusername`` and ``PREFIXpassword-env`` or
+    ``-file`` (:func:`secret`); ``None`` when neither is given, one line when only one is:
+    a registry's login and an http(s) source's are read the same way."""
+    username = (options.get(f'{prefix}username') or '').strip()
+    password = secret(part, options, f'{prefix}password')
     if username and password is None:
         raise zc.buildout.UserError(
-            f'{part}: option username: expected password-env or password-file to go with it')
+            f'{part}: option {prefix}username: expected {prefix}password-env or '
+            f'{prefix}password-file to go with it')
     if password is not None and not username:
         raise zc.buildout.UserError(
-            f'{part}: option username: required when a password is given')
-    if not username:
-        return None
-    return {'username': username, 'password': password or ''}
+            f'{part}: option {prefix}username: required when a password is given')
+    return (username, password) if password is not None else None
 
 
 def write_private(path: str, data: bytes) -> None:

@@ -148,21 +148,14 @@ def credentials(part: str, source: str, options: Mapping[str, str]) -> Credentia
         raise zc.buildout.UserError(
             f'{part}: option {given[0]}: expected an http(s) source for credentials (git over '
             f'ssh uses the user\'s ssh keys), got source {source!r}')
-    username = (options.get('source-username') or '').strip()
-    secret = secrets.secret(part, options, 'source-password')
     netrc_file = (options.get('source-netrc') or '').strip()
     if netrc_file:
-        if username or secret is not None:
+        if given[0] != 'source-netrc':
             raise zc.buildout.UserError(f'{part}: options source-netrc and {given[0]}: expected '
                                         f'one of them, not both')
         return _from_netrc(part, netrc_file, parts.hostname or '')
-    if not username:
-        raise zc.buildout.UserError(f'{part}: option source-username: required when a '
-                                    f'source password is given')
-    if secret is None:
-        raise zc.buildout.UserError(f'{part}: option source-username: expected '
-                                    f'source-password-env or source-password-file to go with it')
-    return Credentials(username, secret)
+    found = secrets.login(part, options, 'source-')
+    return Credentials(*found) if found else None
 
 
 def _from_netrc(part: str, path: str, host: str) -> Credentials:

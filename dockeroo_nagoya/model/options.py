@@ -146,22 +146,6 @@ def short(raw: str, limit: int = 80) -> str:
     return raw if len(raw) <= limit else raw[:limit] + '...'
 
 
-# -- image references ---------------------------------------------------------
-def with_tag(reference: str) -> str:
-    """``NAME`` -> ``NAME:latest``; tags and digests as given (how the engine lists them)."""
-    last = reference.rsplit('/', 1)[-1]
-    return reference if (':' in last or '@' in reference) else f'{reference}:latest'
-
-
-def split_reference(reference: str) -> tuple[str, str]:
-    """(repository, tag or digest) of a reference; a missing tag is ``latest``."""
-    if '@' in reference:
-        repository, digest = reference.split('@', 1)
-        return repository, digest
-    repository, _, tag = with_tag(reference).rpartition(':')
-    return repository, tag
-
-
 # -- scalar parsers ---------------------------------------------------------
 def text(raw: str) -> str:
     return raw.strip()

@@ -177,8 +177,9 @@ class AssembleRecipe(ImageRecipe):
     def made_identity(self) -> tuple[str, dict[str, str]]:
         """The identity of the image from the ids of its build and base images, read now."""
         values = self.values
-        build_id = self.image_id('build-image')
-        base_id = 'scratch' if values['base-image'] == 'scratch' else self.image_id('base-image')
+        build_id = self.local_image_id('build-image')
+        base_id = 'scratch' if values['base-image'] == 'scratch' else \
+            self.local_image_id('base-image')
         return self.image_identity(**{
             'build-image-id': build_id, 'base-image-id': base_id, 'layout': self.layout_digest,
             'build-layout': self.build_layout_digest})
@@ -189,15 +190,6 @@ class AssembleRecipe(ImageRecipe):
     def act(self, decision: Decision) -> list[str]:
         self.make_image(decision, self.build)
         return []
-
-    def image_id(self, option: str) -> str:
-        reference = self.values[option]
-        found = self.engine.image_id(reference)
-        if found is None:
-            raise zc.buildout.UserError(
-                f'{self.name}: option {option}: image {reference} does not exist (make it with a '
-                f'docker.bootstrap or docker.build part, or load it)')
-        return found
 
     def build(self, labels: dict[str, str]) -> str:
         values = self.values

@@ -430,6 +430,26 @@ class Recipe:
                 self.check_ours(current, what, name)
         return current
 
+    def local_image_id(self, option: str, reference: str | None = None) -> str:
+        """The id of the local image that ``option`` names (``reference``: one of its
+        values), or one line saying it is missing (:meth:`missing_image`).
+
+        While planning, an image an earlier part is planned to make counts
+        (:meth:`.driver.Engine.image_id`)."""
+        reference = self.values[option] if reference is None else reference
+        found = self.engine.image_id(reference)
+        if found is None:
+            raise self.missing_image(option, reference)
+        return found
+
+    def missing_image(self, option: str, reference: str | None = None) -> zc.buildout.UserError:
+        """The line for an image an option names that is not on the engine: an image a part
+        builds on is never pulled behind the user's back, another part makes it."""
+        reference = self.values[option] if reference is None else reference
+        return zc.buildout.UserError(
+            f'{self.name}: option {option}: image {reference} does not exist (make it with a '
+            f'docker.pull, docker.build, docker.image or docker.bootstrap part, or load it)')
+
     @staticmethod
     def identity_of(obj: Mapping[str, Any]) -> str | None:
         return labels_of(dict(obj)).get(LABEL_IDENTITY)

@@ -52,10 +52,12 @@ class CommandRecipe(Recipe):
 
     def act(self, decision: Decision) -> list[str]:
         config = self.engine_config
-        write_script(self.script, 'dockeroo_nagoya.recipes.command:run', {
+        write_script(self.script, 'dockeroo_nagoya.recipes.command:run', [{
             'part': self.name, 'container': self.values['container'], 'command': self.command,
             'user': self.values['user'], 'working-dir': self.values['working-dir'],
-            'engine': record(config)})
+            'engine': record(config)}],
+            f'Runs its arguments in {self.values["container"]} (the docker.command part '
+            f'{self.name}, made by buildout).')
         return [self.script]
 
     @classmethod

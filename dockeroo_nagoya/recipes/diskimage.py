@@ -72,8 +72,8 @@ class DiskImageRecipe(Recipe):
     def decide(self, fresh: bool) -> Decision:
         """Make the file again when the identity of its inputs (the options and the two
         images' ids) is not the one recorded beside it, or it is gone."""
-        inputs = {'build-image': self.image_id('build-image'),
-                  'base-image': self.image_id('base-image')}
+        inputs = {'build-image': self.local_image_id('build-image'),
+                  'base-image': self.local_image_id('base-image')}
         identity = self.identity(**inputs)
         found = {'identity': identity, 'inputs': inputs}
         before = _read_record(os.path.join(self.location, '.dockeroo-nagoya.json'))
@@ -106,13 +106,6 @@ class DiskImageRecipe(Recipe):
             k: _digest(v) for k, v in {**self.identity_values(), **inputs}.items()}}))
         self.log.info('made %s (%d bytes)', self.path, size)
         return [self.location]
-
-    def image_id(self, option: str) -> str:
-        found = self.engine.image_id(self.values[option])
-        if found is None:
-            raise zc.buildout.UserError(
-                f'{self.name}: option {option}: image {self.values[option]} does not exist')
-        return found
 
     def build(self, labels: dict[str, str]) -> int:
         values = self.values

@@ -106,9 +106,7 @@ class ImageFromOptionsRecipe(ImageRecipe):
         """The image ``from`` names, inspected as the build starts."""
         base = self.engine.inspect('images', self.values['from'])
         if base is None:
-            raise zc.buildout.UserError(
-                f'{self.name}: option from: image {self.values["from"]} does not exist (make it '
-                f'with a docker.pull, docker.build or docker.image part)')
+            raise self.missing_image('from')
         return base
 
     def dockerfile(self, base: dict[str, Any]) -> str:

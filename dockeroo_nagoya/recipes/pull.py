@@ -26,7 +26,7 @@ import zc.buildout
 
 from ..run import identities
 from ..model import options as opt
-from ..model.options import split_reference
+from ..engine.references import split_reference
 from ..model.decisions import Change, Decision, ImageChanges, Promise, Reason
 from ..engine.errors import APIError
 from ..engine.driver import Engine, engine_errors, explain

@@ -32,7 +32,7 @@ from ..engine.driver import Engine, engine_errors
 from ..mechanisms.progress import follow_layers
 from .base import Recipe, kept, uninstaller
 from ..mechanisms.secrets import CREDENTIAL_OPTIONS, registry_auth
-from ..model.options import split_reference
+from ..engine.references import split_reference
 
 
 def target_lines(raw: str) -> list[str]:

@@ -25,6 +25,7 @@ from ..mechanisms import resources, snapshots
 from ..model.decisions import Change, Decision, ImageChanges, Promise, state
 from ..engine.errors import NotFound
 from ..engine.driver import identity_hash
+from ..engine.references import with_tag
 from ..run import identities
 from .base import ImageRecipe, references_of, remove_image, uninstaller
 from ..mechanisms.throwaway import (ImageConfig, Throwaway, command_line, image_config, ports,
@@ -54,7 +55,7 @@ def tagged(reference: str) -> str:
     reference = opt.image_reference(reference)
     if '@' in reference:
         raise opt.Invalid('image names to tag, not digests')
-    return opt.with_tag(reference)
+    return with_tag(reference)
 
 
 def members(linked: bool) -> opt.Parser:
@@ -150,13 +151,8 @@ class TemporaryRecipe(ImageRecipe):
                                                 for i, m in enumerate(self.members)}}
         ids = {}
         for what, reference in used.items():
-            found = self.engine.image_id(reference)
-            if found is None:
-                option = 'from' if what == 'from' else 'links or volumes-from'
-                raise zc.buildout.UserError(
-                    f'{self.name}: option {option}: image {reference} does not exist (make it with '
-                    f'a docker.pull, docker.build or docker.image part)')
-            ids[what] = found
+            ids[what] = self.local_image_id(
+                'from' if what == 'from' else 'links or volumes-from', reference)
         identity, labels = self.image_identity(resources=self.resource_digests, images=ids)
         current = {ref: self.engine.inspect('images', ref) for ref in self.outputs}
         for reference, image in current.items():

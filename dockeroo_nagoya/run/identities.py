@@ -47,8 +47,8 @@ import dataclasses
 import os
 from typing import Any, Callable, Mapping, Protocol
 
-from ..model.options import split_reference, with_tag as normalised
 from ..engine.errors import APIError
+from ..engine.references import split_reference, with_tag as normalised
 from ..engine.driver import LABEL_BUILDOUT, LABEL_IDENTITY, Engine, EngineConfig, labels_of
 
 

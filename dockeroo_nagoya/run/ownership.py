@@ -1,114 +1,16 @@
-"""Which configuration made an engine object: the one test every path that owns asks.
+"""The configuration one buildout run works for, as its ``[buildout]`` options say.
 
-A buildout directory can hold more than one configuration (``[buildout]
-installed = .installed-a.cfg`` and ``.installed-b.cfg``), and two machines
-can run buildouts at the same path against one engine (two CI runners).
-The directory alone does not tell them apart, so an object this package
-makes is labelled with the directory, the configuration's record of
-installed parts (``installed``, relative to the directory when it is in it)
-and the machine (its host name). One configuration's run adopts, removes
-and sweeps only what it made: :meth:`Owner.claims` is that test, and
-:meth:`Owner.sweeps` the orphan sweep's.
-
-Objects made before the configuration was labelled carry the directory
-alone. Their part adopts them by name, as before (no recreate just because a
-label was added: labels are not part of any identity), and their part's
-removal removes them. Whose orphans they are cannot be told from them: the
-default configuration's (``.installed.cfg``), on whichever machine runs it,
-which is what nearly every buildout has; any other configuration leaves
-them alone. They get the new labels when they are next made anew.
-
-A run works for one configuration: its :class:`~.runstate.Run` holds the
-:class:`Owner` its ``[buildout]`` options say (:func:`owner_in`), and gives
-it to whatever asks by directory (:meth:`~.runstate.Run.owner_of`).
+What an owner is and the labels it is told by are the engine's vocabulary
+(:mod:`.labels`, where the driver lists what a run owns); this module
+reads a run's own configuration into one (:func:`owner_in`), and names the
+labels for the layers above as they always imported them.
 """
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import os
-import re
-import socket
-from typing import Mapping
 
-LABEL = 'io.dockeroo-nagoya'
-LABEL_BUILDOUT = f'{LABEL}.buildout'
-LABEL_INSTALLED = f'{LABEL}.installed'
-LABEL_HOST = f'{LABEL}.host'
-LABEL_PART = f'{LABEL}.part'
-
-#: buildout's own default record of installed parts.
-DEFAULT_INSTALLED = '.installed.cfg'
-
-
-def this_host() -> str:
-    """The machine's name, as two machines running the same path are told apart."""
-    return socket.gethostname()
-
-
-@dataclasses.dataclass(frozen=True)
-class Owner:
-    """One configuration of a buildout directory on one machine."""
-
-    directory: str
-    installed: str = DEFAULT_INSTALLED
-    host: str = dataclasses.field(default_factory=this_host)
-
-    @property
-    def default(self) -> bool:
-        """Whether this is buildout's default record (the owner of unlabelled objects)."""
-        return self.installed == DEFAULT_INSTALLED
-
-    @property
-    def record(self) -> str:
-        """The path of the configuration's record of installed parts."""
-        return os.path.join(self.directory, self.installed)
-
-    def labels(self) -> dict[str, str]:
-        """The labels that say an object is this configuration's."""
-        return {LABEL_BUILDOUT: self.directory, LABEL_INSTALLED: self.installed,
-                LABEL_HOST: self.host}
-
-    def claims(self, labels: Mapping[str, str]) -> bool:
-        """Whether an object with these labels is this configuration's to adopt, change and
-        remove: made by it, or made in its directory before configurations were labelled."""
-        if labels.get(LABEL_BUILDOUT) != self.directory:
-            return False
-        if unlabelled(labels):
-            return True
-        return labels.get(LABEL_INSTALLED) == self.installed and \
-            labels.get(LABEL_HOST) == self.host
-
-    def sweeps(self, labels: Mapping[str, str]) -> bool:
-        """Whether the orphan sweep may take such an object when no part accounts for it:
-        one this configuration claims, and of the unlabelled ones only the default
-        configuration's (see the module)."""
-        return self.claims(labels) and (self.default or not unlabelled(labels))
-
-    def describe(self) -> str:
-        """The configuration in a user's words, for messages."""
-        return f'the buildout in {self.directory} ({self.installed}, host {self.host})'
-
-    def filters(self, part: str) -> str:
-        """``--filter`` options of the docker CLI that list one part's objects."""
-        return ' '.join(f'--filter label={key}={value}'
-                        for key, value in {**self.labels(), LABEL_PART: part}.items())
-
-    def record_name(self, name: str) -> str:
-        """The name of a file the directory keeps for this configuration (``name`` for the
-        default one, as before configurations were told apart)."""
-        if self.default:
-            return name
-        stem, dot, suffix = name.rpartition('.')
-        plain = re.sub(r'[^A-Za-z0-9._-]', '_', self.installed).lstrip('.')
-        if plain != self.installed.lstrip('.') or not plain:
-            plain = hashlib.sha256(self.installed.encode()).hexdigest()[:12]
-        return f'{stem}.{plain}{dot}{suffix}' if dot else f'{name}.{plain}'
-
-
-def unlabelled(labels: Mapping[str, str]) -> bool:
-    """Whether an object's labels predate configurations (the directory only)."""
-    return LABEL_INSTALLED not in labels
+from ..engine.labels import (DEFAULT_INSTALLED, LABEL, LABEL_BUILDOUT, LABEL_HOST, LABEL_INSTALLED,
+                             LABEL_PART, Owner, this_host, unlabelled)
 
 
 def owner_in(directory: str, installed: str | None) -> Owner:
