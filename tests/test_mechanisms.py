@@ -40,7 +40,8 @@ def test_every_empty_image_comes_from_one_maker(client, buildout):
     import os
 
     from dockeroo_nagoya.mechanisms import throwaway, volumedata
-    from dockeroo_nagoya.engine.driver import LABEL_HELPER, EngineConfig
+    from dockeroo_nagoya.engine.driver import EngineConfig
+    from dockeroo_nagoya.engine.labels import LABEL_HELPER
     from dockeroo_nagoya.run.ownership import Owner
     from dockeroo_nagoya.run.runstate import Run
     engine = Run(Owner(os.getcwd())).engine(EngineConfig(), 'test')

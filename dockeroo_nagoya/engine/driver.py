@@ -21,10 +21,7 @@ import docker.utils
 import requests.exceptions
 import zc.buildout
 
-# The labels are the engine's vocabulary (engine.labels); the layers above import them from
-# here too, as they always have.
-from .labels import (LABEL, LABEL_BUILDOUT, LABEL_HELPER, LABEL_IDENTITY, LABEL_INPUTS,
-                     LABEL_PART, LABEL_RECIPE, Owner, labels_of, owner_labels, owner_of)
+from .labels import LABEL_BUILDOUT, LABEL_PART, Owner, labels_of
 from .references import with_tag
 from .tls import client as tls_client, handshake_failed
 

@@ -7,7 +7,8 @@ import json
 import re
 from typing import TYPE_CHECKING, Any, Mapping
 
-from ..engine.driver import LABEL_IDENTITY, LABEL_INPUTS, identity_hash, labels_of
+from ..engine.driver import identity_hash
+from ..engine.labels import LABEL_IDENTITY, LABEL_INPUTS, labels_of
 
 if TYPE_CHECKING:
     from .containerspec import ContainerSpec

@@ -40,7 +40,8 @@ from typing import Any, Iterable, Mapping
 from . import atomicfile, readfiles
 from ..run import removals, runlock
 from ..engine.errors import APIError, NotFound
-from ..engine.driver import LABEL_BUILDOUT, LABEL_HELPER, LABEL_PART, Engine, explain, labels_of
+from ..engine.driver import Engine, explain
+from ..engine.labels import LABEL_BUILDOUT, LABEL_HELPER, LABEL_PART, labels_of
 from .throwaway import PREFIX as THROWAWAY_PREFIX
 
 #: Ids (volume names) of the objects parts kept when they were removed, per kind.

@@ -50,8 +50,8 @@ from . import probes
 from .secrets import masked, secret_env_label, write_private
 from ..engine.callbackobjects import container_object, planned_container
 from ..engine.containerconfig import host_config, networking_config
-from ..engine.driver import (LABEL_IDENTITY, LABEL_INPUTS, Engine, explain, identity_hash,
-                             labels_of, owner_of)
+from ..engine.driver import Engine, explain, identity_hash
+from ..engine.labels import LABEL_IDENTITY, LABEL_INPUTS, labels_of, owner_of
 from ..engine.errors import (APIError, ConnectionFailed, Container, DockerException, NotFound,
                              TransportError)
 from .containerplan import changed_inputs, encode_hashes, option_hashes, plan

@@ -20,7 +20,8 @@ import zc.buildout
 from . import atomicfile
 from ..model import options as opt
 from . import readfiles
-from ..engine.driver import LABEL, LABEL_INPUTS, Engine
+from ..engine.driver import Engine
+from ..engine.labels import LABEL, LABEL_INPUTS
 
 #: The names (never the values) of a container's environment variables that came from
 #: a secret reference (``env-file``), as a JSON list.

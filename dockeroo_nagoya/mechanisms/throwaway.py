@@ -46,7 +46,8 @@ import zc.buildout
 
 from ..model import options as opt
 from ..engine.errors import APIError, ImageNotFound, NotFound
-from ..engine.driver import LABEL, Engine, explain
+from ..engine.driver import Engine, explain
+from ..engine.labels import LABEL
 from .probes import bounded
 
 PREFIX = 'dockeroo-nagoya-tmp-'

@@ -23,7 +23,8 @@ from . import atomicfile
 from .archives import ChunkReader
 from .context import file_sha256
 from ..engine.errors import NotFound
-from ..engine.driver import LABEL_HELPER, Engine
+from ..engine.driver import Engine
+from ..engine.labels import LABEL_HELPER
 from .members import KEPT, Placement
 from .throwaway import empty_image
 

@@ -41,8 +41,9 @@ from ..mechanisms import moves, orphans, secrets
 from ..model.engine_options import (DOCKEROO_ALIASES, ENGINE_OPTIONS, engine_config, engine_move,
                                     reach, record)
 from ..engine.errors import APIError, NotFound
-from ..engine.driver import (Engine, EngineConfig, engine_errors, explain, identity_hash, labels_of,
-                             owner_labels, LABEL_BUILDOUT, LABEL_IDENTITY, LABEL_INPUTS, LABEL_PART)
+from ..engine.driver import Engine, EngineConfig, engine_errors, explain, identity_hash
+from ..engine.labels import (labels_of, owner_labels, LABEL_BUILDOUT, LABEL_IDENTITY,
+                             LABEL_INPUTS, LABEL_PART)
 from ..model.decisions import BY_BUILDOUT
 from ..mechanisms.throwaway import ScriptFailed, Throwaway
 

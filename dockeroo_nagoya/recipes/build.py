@@ -26,7 +26,8 @@ from ..model import options as opt
 from ..mechanisms import readfiles, sources
 from ..mechanisms.context import base_images, context_digests
 from ..model.decisions import Decision, Reason
-from ..engine.driver import LABEL, engine_errors, labels_of
+from ..engine.driver import engine_errors
+from ..engine.labels import LABEL, labels_of
 from ..run.identities import normalised
 from ..mechanisms.progress import follow_build
 from .base import CANDIDATE_OPTIONS, ImageRecipe, uninstaller

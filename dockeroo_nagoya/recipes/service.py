@@ -34,7 +34,8 @@ from ..model import options as opt
 from ..model.decisions import Change, Decision, Reason, state
 from ..engine.errors import APIError, NotFound
 from ..engine import specs
-from ..engine.driver import Engine, LABEL_PART
+from ..engine.driver import Engine
+from ..engine.labels import LABEL_PART
 from .base import Recipe, uninstaller
 
 SPEC_LABEL = 'io.dockeroo-nagoya.spec'

@@ -40,7 +40,8 @@ from ..mechanisms.containerplan import Plan
 from ..mechanisms.runner import Runner
 from ..model import options as opt
 from ..model.decisions import Change, Decision, state
-from ..engine.driver import LABEL, Engine, engine_errors, identity_hash
+from ..engine.driver import Engine, engine_errors, identity_hash
+from ..engine.labels import LABEL
 from .base import PLAIN_SECRETS, Defer, Recipe, kept, uninstaller
 
 #: Threads that create new members ahead of their turn (creating is quick; starting is not).

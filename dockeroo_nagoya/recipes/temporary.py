@@ -18,8 +18,6 @@ import math
 import re
 from typing import Any
 
-import zc.buildout
-
 from ..model import options as opt
 from ..mechanisms import resources, snapshots
 from ..model.decisions import Change, Decision, ImageChanges, Promise, state

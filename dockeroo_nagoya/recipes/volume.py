@@ -30,7 +30,8 @@ from ..mechanisms.callbacks import Callbacks
 from ..model import options as opt
 from ..mechanisms import volumedata
 from ..model.decisions import Change, ContainerRemoved, Decision, Promise, state
-from ..engine.driver import Engine, labels_of
+from ..engine.driver import Engine
+from ..engine.labels import labels_of
 from .base import Recipe, uninstaller
 
 

@@ -49,7 +49,8 @@ from typing import Any, Callable, Mapping, Protocol
 
 from ..engine.errors import APIError
 from ..engine.references import split_reference, with_tag as normalised
-from ..engine.driver import LABEL_BUILDOUT, LABEL_IDENTITY, Engine, EngineConfig, labels_of
+from ..engine.driver import Engine, EngineConfig
+from ..engine.labels import LABEL_BUILDOUT, LABEL_IDENTITY, labels_of
 
 
 
