@@ -29,9 +29,9 @@ STEPS = [
     ('- of which hashing site-packages', r'buildout\.py:\d+\(_dir_hash\)'),
     ('- loading the recipes (imports)', r'buildout\.py:\d+\(_install_and_load\)'),
     ('- of which importing docker', r'/docker/__init__\.py:1\(<module>\)'),
-    ('- the recipes\' constructors', r'dockeroo_nagoya/recipe\.py:\d+\(__init__\)'),
-    ('- the recipes\' update', r'dockeroo_nagoya/recipe\.py:\d+\(update\)'),
-    ('- of which the orphan sweep', r'dockeroo_nagoya/orphans\.py:\d+\(sweep_once\)'),
+    ('- the recipes\' constructors', r'dockeroo_nagoya/recipes/base\.py:\d+\(__init__\)'),
+    ('- the recipes\' update', r'dockeroo_nagoya/recipes/base\.py:\d+\(update\)'),
+    ('- of which the orphan sweep', r'dockeroo_nagoya/run/orphans\.py:\d+\(sweep_once\)'),
     ('engine requests (in the SDK)', r'requests/sessions\.py:\d+\(send\)'),
 ]
 
