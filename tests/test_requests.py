@@ -120,3 +120,22 @@ def test_system_restart_policy_follows_its_option_when_other_members_change(
     after = container_ids_by_name(client, b)
     assert {k: v for k, v in after.items() if k != 'c2'} == \
         {k: v for k, v in first.items() if k != 'c2'}
+
+
+def test_an_interrupted_replacement_found_in_the_listing_is_removed_first(
+        buildout, busybox, client):
+    """A replacement an interrupted run left (ours: the part's labels) is read from the
+    run's listing, not inspected, and still removed before the new one takes its name."""
+    b = buildout
+    config = n_containers_config(b, busybox, 2, 'system')
+    b.write(config)
+    b.run('-N')
+    labels = client.api.inspect_container(f'{b.prefix}-c1')['Config']['Labels']
+    left = client.api.create_container(busybox, 'sleep 3600', name=f'{b.prefix}-c1.replacement',
+                                       labels=labels)['Id']
+    b.write(_changed_env(config, 'c1'))
+    out = output(b.run('-N'))
+    assert f'recreating {b.prefix}-c1: env changed' in out, out
+    assert not client.api.containers(all=True, filters={'id': left})
+    assert not client.api.containers(all=True, filters={'name': f'{b.prefix}-c1.replacement'})
+    assert client.api.inspect_container(f'{b.prefix}-c1')['State']['Running']
