@@ -267,6 +267,11 @@ class Engine(Generic[RunT]):
             flt = {'label': f'{LABEL_BUILDOUT}={directory}'}
             if kind == 'containers':
                 found = self.api.containers(all=True, filters=flt)
+            elif kind == 'images' and self._image_ids is not None:
+                # The run's listing of every image (a part's image lookups made it) holds
+                # ours too, with their labels: a no-op rerun does not ask again.
+                found = [image for image in self._images.values()
+                         if labels_of(image).get(LABEL_BUILDOUT) == directory]
             elif kind == 'images':
                 found = self.api.images(filters=flt)
             elif kind == 'volumes':

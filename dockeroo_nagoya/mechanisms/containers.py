@@ -88,14 +88,18 @@ def _kill(engine: Engine, container: str, signal_name: str) -> None:
             raise
 
 
-def remove(engine: Engine, container: str, timeout: int, callbacks: Callbacks) -> None:
+def remove(engine: Engine, container: str, timeout: int, callbacks: Callbacks,
+           stopped: bool = False) -> None:
     """Stop and remove a container; its volumes stay (named ones, anonymous ones too).
 
     After :func:`end_processes` the stop only waits for the engine to finish its clean-up
     after the exit: a forced removal racing that clean-up may be what leaves the engine
     counting endpoints of removed containers (moby/moby#17217), so it is not skipped.
+    ``stopped``: the caller's own :func:`stop` returned just now (a replaced container),
+    so it is not asked again whether it runs.
     """
-    stop(engine, container, timeout, callbacks)
+    if not stopped:
+        stop(engine, container, timeout, callbacks)
     model: list[Container] = []
 
     def fetched() -> Container:

@@ -222,7 +222,7 @@ class Runner:
             self.log.info('recreating %s: %s', name, step.reason or ', '.join(
                 r.text() for r in change.reasons))
             if self.spec.job:  # a job's old container is only the record of its last run
-                inherited = self._anonymous_volumes(current['Id'])
+                inherited = self._anonymous_volumes(current)
                 self.remove(current['Id'])
                 container = self._create(self.labels(identity, hashes), inherited)
                 self._bring_up(container, new=True)
@@ -236,11 +236,16 @@ class Runner:
         return container
 
     def decide(self, fresh: bool, expected: bool | None = None,
-               extra_identity: Mapping[str, Any] | None = None) -> Plan:
+               extra_identity: Mapping[str, Any] | None = None,
+               restart_unchanged: bool = False) -> Plan:
         """What :meth:`act` will do, and why: the one decision for a run and a plan.
 
         Reads only: the shared listing, the image's id, the env-file, and for a
-        kept container of an install its restart policy."""
+        kept container of an install its restart policy, unless ``restart_unchanged``:
+        the last successful install left the container with the ``restart`` it has
+        now (an install updates it in place when it differs, so its record says what
+        the engine has), and a system's install, which every member's change makes,
+        need not ask the engine about each member it keeps."""
         current = self.find()
         if current is not None and identities.planned_removal(self.engine.run,
                                                               self.engine.config, self.spec.name):
@@ -250,7 +255,7 @@ class Runner:
             expected = self.part.installed_before(fresh)
         step = plan(self.spec, current, identity, hashes, expected=expected)
         restart = None
-        if step.action == 'keep' and fresh and current is not None:
+        if step.action == 'keep' and fresh and current is not None and not restart_unchanged:
             restart = self._restart_change(current['Id'])
         return dataclasses.replace(step, identity=identity, hashes=hashes, restart=restart,
                                    env=dict(self.env), secret_names=frozenset(self.secret_names))
@@ -304,10 +309,13 @@ class Runner:
         spec, old = self.spec, current['Id']
         was_running = current.get('State') in ('running', 'restarting', 'paused')
         temporary = next_name(spec.name)
-        leftover = self.engine.inspect('containers', temporary)
-        if leftover is not None and self.part.is_ours(leftover):  # an interrupted replacement
+        # An interrupted replacement is ours, so in the listing; anyone else's under that
+        # name makes the create below fail, and is said.
+        leftover = next((c for c in self.engine.owned('containers', self.part.directory)
+                         if f'/{temporary}' in (c.get('Names') or [])), None)
+        if leftover is not None:
             self._discard(leftover['Id'], quiet=True)
-        inherited = self._anonymous_volumes(old)
+        inherited = self._anonymous_volumes(current)
         try:
             container = self._create(labels, inherited, name=temporary)
         except APIError as exc:
@@ -334,7 +342,7 @@ class Runner:
                         else 'the previous container is kept')
                 raise type(exc)(f'{exc}\n({kept}; the new one was removed)') from None
             raise
-        self.remove(old)
+        self.remove(old, stopped=True)
         self.engine.api.rename(container, spec.name)
         self.engine.forget('containers')
         return container
@@ -498,12 +506,12 @@ class Runner:
         # types-docker's restart policy names leave out 'no' and 'unless-stopped'.
         self.engine.api.update_container(container, restart_policy=wanted)  # type: ignore[arg-type]
 
-    def _anonymous_volumes(self, container: str) -> list[str]:
-        """The old container's anonymous volumes, to mount at the same paths in the new one."""
-        details = self.engine.inspect('containers', container) or {}
+    def _anonymous_volumes(self, current: Mapping[str, Any]) -> list[str]:
+        """The old container's anonymous volumes, to mount at the same paths in the new one
+        (its mounts as listed: a mount never changes, so no request)."""
         taken = {bind['target'] for bind in self.spec.binds()}
         return [f'{mount["Name"]}:{mount["Destination"]}'
-                for mount in details.get('Mounts') or []
+                for mount in current.get('Mounts') or []
                 if mount.get('Type') == 'volume' and HEX64_RE.match(mount.get('Name') or '')
                 and mount['Destination'] not in taken]
 
@@ -511,8 +519,8 @@ class Runner:
     def stop(self, container: str) -> None:
         stop(self.engine, container, self.spec.stop_timeout, self.callbacks)
 
-    def remove(self, container: str) -> None:
-        remove(self.engine, container, self.spec.stop_timeout, self.callbacks)
+    def remove(self, container: str, stopped: bool = False) -> None:
+        remove(self.engine, container, self.spec.stop_timeout, self.callbacks, stopped)
 
     def _discard(self, container: str, quiet: bool = False) -> None:
         """Remove a container whose setup failed, without callbacks (its setup never finished)."""

@@ -98,7 +98,8 @@ class RunRecipe(Recipe):
         """Each container's decision (:meth:`.runner.Runner.decide`), then the containers
         of the part no spec names any more."""
         runners = [Runner(self, spec) for spec in self.specs]
-        steps = [runner.decide(fresh, self.was_installed(runner.spec, fresh))
+        steps = [runner.decide(fresh, self.was_installed(runner.spec, fresh),
+                               restart_unchanged=self.restart_unchanged(fresh))
                  for runner in runners]
         found = [runner.change(step) for runner, step in zip(runners, steps)]
         for stale, why in self.stale(fresh):
@@ -113,6 +114,13 @@ class RunRecipe(Recipe):
         if fresh and names is not None:
             return spec.name in names.split()
         return self.installed_before(fresh)
+
+    def restart_unchanged(self, fresh: bool) -> bool:
+        """Whether the part is installed again with the ``restart`` the last successful
+        install left its containers with (see :meth:`.Runner.decide`)."""
+        previous = self.run.previous.get(self.name)
+        return fresh and previous is not None and \
+            previous.get('restart') == self.options.get('restart')
 
     def stale(self, fresh: bool) -> list[tuple[dict[str, Any], str]]:
         """Containers of this part no spec names any more (an install removes them), and why."""

@@ -75,11 +75,13 @@ class Member:
         return self.spec.name
 
     def summary(self) -> dict[str, Any]:
-        """What removing it needs later, when only the part's recorded options are left."""
+        """What removing it needs later, when only the part's recorded options are left,
+        and the restart policy an install leaves it with (see :meth:`SystemRecipe.settled`)."""
         values = self.spec.values
         return {'section': self.section, 'container': self.name, 'after': sorted(self.after),
                 'stop-timeout': self.spec.stop_timeout, 'keep': values['keep'],
-                'callbacks': [list(line) for line in values['callbacks']]}
+                'callbacks': [list(line) for line in values['callbacks']],
+                'restart': values['restart']}
 
 
 class SystemRecipe(Recipe):
@@ -213,6 +215,20 @@ class SystemRecipe(Recipe):
             return set()
         return {m.name for m in self.members.values()}
 
+    def settled(self, fresh: bool, previous: Mapping[str, str] | None) -> set[str]:
+        """The member containers whose restart policy is the one wanted now, by the record
+        of the last successful install (which left each with its recorded ``restart``).
+
+        Any member's change reinstalls the whole system: the members whose ``restart``
+        did not change are then not inspected one by one (:meth:`.Runner.decide`). A
+        record from before members recorded their ``restart`` settles none."""
+        if not fresh or previous is None:
+            return set()
+        recorded = {m['container']: m for m in _recorded_members(previous, self.log)}
+        return {member.name for member in self.members.values()
+                if 'restart' in recorded.get(member.name, {})
+                and recorded[member.name]['restart'] == member.spec.values['restart']}
+
     def _departed(self) -> list[dict[str, Any]]:
         """Containers of members no longer in ``containers``."""
         names = {m.name for m in self.members.values()}
@@ -223,7 +239,9 @@ class SystemRecipe(Recipe):
         """Each member as docker.run decides it, in dependency order: a member linked to
         one that is made anew is made anew after it. Containers of members no longer in
         ``containers`` are removed first."""
-        installed = self._installed(fresh, self.run.previous.get(self.name))
+        previous = self.run.previous.get(self.name)
+        installed = self._installed(fresh, previous)
+        settled = self.settled(fresh, previous)
         departed = self._departed()
         found = [Change('container', _name(c), 'remove', [state('it is no longer in containers')],
                         c['Id']) for c in departed]
@@ -232,23 +250,25 @@ class SystemRecipe(Recipe):
         for section in self.order:
             runner = Runner(self, self.members[section].spec,
                                        labels={LABEL_MEMBER: section})
-            step, change = self.decide_member(runner, section, ids, fresh, installed)
+            step, change = self.decide_member(runner, section, ids, fresh, installed, settled)
             ids[section] = change.id if change.action in ('none', 'start', 'update') and \
                 change.id else f'planned:{self.members[section].name}'
             steps[section] = (step, change)
             found.append(change)
         return Decision(found, found={'installed': installed, 'departed': departed,
-                                      'steps': steps}, fresh=fresh)
+                                      'steps': steps, 'settled': settled}, fresh=fresh)
 
     def decide_member(self, runner: Runner, section: str, ids: Mapping[str, str],
-                      fresh: bool, installed: set[str]) -> tuple[Plan, Change]:
+                      fresh: bool, installed: set[str],
+                      settled: set[str]) -> tuple[Plan, Change]:
         """One member's decision (its step and change), given the ids of the members it
         links to or takes volumes from (``ids``: planned ones when deciding, the ones
-        acting made when it decides again)."""
+        acting made when it decides again); ``settled``: see :meth:`settled`."""
         member = self.members[section]
         linked = {self.members[s].name: ids[s] for s in sorted(member.linked)}
         step = runner.decide(fresh, expected=member.name in installed,
-                             extra_identity={LINKED: linked})
+                             extra_identity={LINKED: linked},
+                             restart_unchanged=member.name in settled)
         return step, runner.change(step)
 
     def act(self, decision: Decision) -> list[str]:
@@ -280,6 +300,7 @@ class SystemRecipe(Recipe):
         to one that acting made anew is decided again with the id that one got (through
         :meth:`decide_member`, as the decision was). New ones are created ahead."""
         fresh, installed = decision.fresh, decision.found['installed']
+        settled = decision.found['settled']
         steps = decision.found['steps']
         ids: dict[str, str] = {}
         remade: set[str] = set()
@@ -304,7 +325,7 @@ class SystemRecipe(Recipe):
                 change = by_member.get(member.name, change)
                 if member.linked & remade:
                     step, change = self.decide_member(runners[section], section, ids, fresh,
-                                                      installed)
+                                                      installed, settled)
                 found = runners[section].act(step, change, fresh)
                 if found is not None and found != change.id:
                     remade.add(section)
