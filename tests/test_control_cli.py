@@ -1,7 +1,9 @@
 """The control script as a compose user types it: options anywhere, logs by time, ports."""
 from __future__ import annotations
 
+import queue
 import subprocess
+import threading
 import time
 
 import pytest
@@ -25,12 +27,17 @@ def cli_cfg(b, busybox: str, port: int) -> str:
 
 
 @pytest.fixture
-def system(buildout, busybox):
+def system(buildout, busybox, client):
     b = buildout
     port = free_port()
     b.write(cli_cfg(b, busybox, port))
     b.run('-N')
-    time.sleep(1.8)   # every line written
+    # Every line written (a's last after 1.2 s, b's after 0.9 s): waited for, not slept.
+    deadline = time.monotonic() + 60
+    while not (b'a3' in client.containers.get(f'{b.prefix}-a').logs()
+               and b'b2' in client.containers.get(f'{b.prefix}-b').logs()):
+        assert time.monotonic() < deadline, 'the members did not write their lines'
+        time.sleep(0.1)
     b.port = port
     return b
 
@@ -49,15 +56,25 @@ def test_options_after_the_command_logs_by_time_and_status_ports(system, client)
     assert usage.returncode == 2 and 'a duration such as 10m' in usage.stderr
 
     # --follow with no NAME: every member, by time, until interrupted.
+    # Its lines are read as they come: the late line is written once the first two are out
+    # (the follow is on), and the follow is ended once a third line came.
     follow = subprocess.Popen([str(b.directory / 'bin' / 'sys'), 'logs', '--follow', '-n', '1'],
                               stdout=subprocess.PIPE, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line.rstrip('\n'))
+                                              for line in follow.stdout or ()], daemon=True)
+    reader.start()
+    followed = []
     try:
-        time.sleep(1.5)
+        followed += [lines.get(timeout=60) for _ in range(2)]
         client.containers.get(f'{p}-b').exec_run('sh -c "echo late > /proc/1/fd/1"')
-        time.sleep(1.0)
+        followed.append(lines.get(timeout=60))
     finally:
         follow.terminate()
-        followed = follow.communicate(timeout=10)[0].splitlines()
+        follow.wait(10)
+        reader.join(10)
+    while not lines.empty():
+        followed.append(lines.get())
     assert followed == [f'{p}-b | b2', f'{p}-a | a3', f'{p}-b | late'], followed
 
     status = control(b, 'status')
