@@ -26,7 +26,6 @@ import json
 import logging
 import math
 import os
-import threading
 import time
 from typing import Any, Mapping
 
@@ -37,14 +36,17 @@ from ..model import dependencies, scheduling
 from ..run import identities
 from ..mechanisms.callbacks import Callbacks
 from ..mechanisms.containerplan import Plan
-from ..mechanisms.runner import Runner
+from ..mechanisms.runner import Runner, absent_names
 from ..model import options as opt
 from ..model.decisions import Change, Decision, state
 from ..engine.driver import LABEL, Engine, engine_errors, identity_hash
 from .base import PLAIN_SECRETS, Defer, Recipe, kept, uninstaller
 
-#: Threads that create new members ahead of their turn (creating is quick; starting is not).
-AHEAD_WORKERS = 4
+#: Members created ahead of their turn, or brought up, at the same time at most. Every
+#: member whose turn came starts at once (compose v2 has no bound at all): a bound below
+#: the width of the graph (a fan-out's dependents) makes the last ones wait for a whole
+#: start of the others. The bound only keeps threads and connections finite.
+WORKERS = 64
 
 #: Which member of its system a container is (the part label says which system).
 LABEL_MEMBER = f'{LABEL}.member'
@@ -228,9 +230,12 @@ class SystemRecipe(Recipe):
                         c['Id']) for c in departed]
         ids: dict[str, str] = {}
         steps: dict[str, tuple[Plan, Change]] = {}
+        absent = absent_names(self.engine, self.directory,
+                              [member.name for member in self.members.values()])
         for section in self.order:
             runner = Runner(self, self.members[section].spec,
                                        labels={LABEL_MEMBER: section})
+            runner.absent = self.members[section].name in absent
             step, change = self.decide_member(runner, section, ids, fresh, installed)
             ids[section] = change.id if change.action in ('none', 'start', 'update') and \
                 change.id else f'planned:{self.members[section].name}'
@@ -290,9 +295,8 @@ class SystemRecipe(Recipe):
                 labels={LABEL_MEMBER: section})
 
         def create_ahead(section: str) -> None:
-            member = self.members[section]
-            with engine_errors(member.spec.part, self.engine_config):
-                runners[section].create_ahead(expected=member.name in installed)
+            with engine_errors(self.members[section].spec.part, self.engine_config):
+                runners[section].create_ahead(steps[section][0])
 
         def converge(section: str) -> str | None:
             member = self.members[section]
@@ -311,16 +315,20 @@ class SystemRecipe(Recipe):
             return found
 
         graph = self.graph()
-        # Members that link to no other member (their identity is known now), that wait for
-        # one, and that are to be created: the first ones start at once anyway.
+        # Members to be created that wait for another one and link to none (their identity
+        # is known now) are all created at once, while the first ones start (those start
+        # at once anyway); each one's turn is then only its start.
         early = [s for s, m in self.members.items() if graph[s] and not m.linked
+                 and steps[s][0].current is None
                  and by_member.get(m.name, steps[s][1]).action == 'create']
+        workers = min(WORKERS, len(graph))
         try:
             with concurrent.futures.ThreadPoolExecutor(
-                    max_workers=AHEAD_WORKERS, thread_name_prefix='dockeroo-nagoya-ahead') as pool:
+                    max_workers=min(WORKERS, max(1, len(early))),
+                    thread_name_prefix='dockeroo-nagoya-ahead') as pool:
                 ahead = {section: pool.submit(create_ahead, section) for section in early}
                 try:
-                    scheduling.run_or_raise(graph, converge, self.log)
+                    scheduling.run_or_raise(graph, converge, self.log, workers)
                 except BaseException:
                     concurrent.futures.wait(list(ahead.values()))
                     for runner in runners.values():
@@ -398,7 +406,6 @@ def remove_in_order(engine: Engine, directory: str, part: str, found: list[dict[
         container = by_name[name]['Id']
         timeout = int(math.ceil(member.get('stop-timeout', 10)))
         forked = engine.fork(part)
-        in_flight.acquire()
 
         def finish() -> None:
             try:
@@ -406,7 +413,6 @@ def remove_in_order(engine: Engine, directory: str, part: str, found: list[dict[
                     containers.remove(forked, container, timeout, callbacks)
             finally:
                 forked.close()
-                in_flight.release()
             log.info('removed container %s: %s', name, why)
 
         try:
@@ -414,7 +420,6 @@ def remove_in_order(engine: Engine, directory: str, part: str, found: list[dict[
                 ended = containers.end_processes(forked, container, timeout, callbacks)
         except BaseException:
             forked.close()
-            in_flight.release()
             raise
         if ended:
             cleaning.append(cleanup.submit(finish))
@@ -422,14 +427,16 @@ def remove_in_order(engine: Engine, directory: str, part: str, found: list[dict[
             finish()
 
     cleaning: list[concurrent.futures.Future[None]] = []
-    # Containers stopped and not yet removed, at most: the engine cleans up after an exit
-    # one container at a time on a network, and a burst of exits only slows it down.
-    in_flight = threading.BoundedSemaphore(scheduling.MAX_WORKERS)
+    # Every container whose dependents' processes ended gets its signal at once (what it
+    # runs for may be waiting for that); the engine's clean-up after the exits, which it
+    # does one container at a time on a network, is waited for at most
+    # scheduling.MAX_WORKERS at a time, alongside, off the path to the next signal.
     with concurrent.futures.ThreadPoolExecutor(
             max_workers=scheduling.MAX_WORKERS, thread_name_prefix='dockeroo-nagoya-cleanup') \
             as cleanup:
         try:
-            scheduling.run_or_raise(dependencies.reverse(graph), remove, log)
+            scheduling.run_or_raise(dependencies.reverse(graph), remove, log,
+                                    min(WORKERS, len(graph)) or None)
         finally:
             concurrent.futures.wait(cleaning)
             engine.forget('containers')
