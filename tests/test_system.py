@@ -342,7 +342,7 @@ def test_members_created_ahead_are_removed_when_an_earlier_member_fails(buildout
 def test_cold_bring_up_asks_for_no_member_by_name_and_creates_the_waiting_ones_at_once(
         make_buildout, busybox, client, tmp_path):
     """A cold system looks its members' names up in one listing (no inspect per member, once
-    to decide and again to create), and creates every member that waits for the first one
+    to decide and again to create), the volume parts list volumes once, and it creates every member that waits for the first one
     before the first one's start ended (create ahead, all at once); the teardown removes them
     all."""
     b = make_buildout('coldreq')
@@ -355,6 +355,9 @@ def test_cold_bring_up_asks_for_no_member_by_name_and_creates_the_waiting_ones_a
     by_name = [path for _, method, path in trace
                if method == 'GET' and re.search(rf'/containers/{b.prefix}-c\d+/json$', path)]
     assert by_name == [], by_name
+    # The volume parts before it: each one's new volume joins the run's listing.
+    listings = [path for _, method, path in trace if method == 'GET' and path.endswith('/volumes')]
+    assert len(listings) <= 2, listings
     creates = [when for when, method, path in trace if path.endswith('/containers/create')]
     starts = [when for when, method, path in trace if re.search(r'/containers/\w+/start$', path)]
     assert len(creates) == len(starts) == n
