@@ -42,10 +42,15 @@ from ..model.decisions import Change, Decision, state
 from ..engine.driver import LABEL, Engine, engine_errors, identity_hash
 from .base import PLAIN_SECRETS, Defer, Recipe, kept, uninstaller
 
-#: Members created ahead of their turn, or brought up, at the same time at most. Every
-#: member whose turn came starts at once (compose v2 has no bound at all): a bound below
-#: the width of the graph (a fan-out's dependents) makes the last ones wait for a whole
-#: start of the others. The bound only keeps threads and connections finite.
+#: Threads that create new members ahead of their turn: creating is quick and off the
+#: critical path (a member's turn comes after a start); more at once only take the engine
+#: from the starts the others wait for (20 at once made a fan-out's first start slower).
+AHEAD_WORKERS = 4
+
+#: Members brought up (or signalled in a teardown) at the same time at most. Every member
+#: whose turn came starts at once (compose v2 has no bound at all): a bound below the
+#: width of the graph (a fan-out's dependents) makes the last ones wait for a whole start
+#: of the others. The bound only keeps threads and connections finite.
 WORKERS = 64
 
 #: Which member of its system a container is (the part label says which system).
@@ -316,15 +321,15 @@ class SystemRecipe(Recipe):
 
         graph = self.graph()
         # Members to be created that wait for another one and link to none (their identity
-        # is known now) are all created at once, while the first ones start (those start
-        # at once anyway); each one's turn is then only its start.
+        # is known now) are created ahead, while the first ones start (those start at once
+        # anyway); each one's turn is then only its start.
         early = [s for s, m in self.members.items() if graph[s] and not m.linked
                  and steps[s][0].current is None
                  and by_member.get(m.name, steps[s][1]).action == 'create']
         workers = min(WORKERS, len(graph))
         try:
             with concurrent.futures.ThreadPoolExecutor(
-                    max_workers=min(WORKERS, max(1, len(early))),
+                    max_workers=AHEAD_WORKERS,
                     thread_name_prefix='dockeroo-nagoya-ahead') as pool:
                 ahead = {section: pool.submit(create_ahead, section) for section in early}
                 try:
