@@ -26,6 +26,7 @@ import json
 import logging
 import math
 import os
+import threading
 import time
 from typing import Any, Mapping
 
@@ -47,7 +48,7 @@ from .base import PLAIN_SECRETS, Defer, Recipe, kept, uninstaller
 #: from the starts the others wait for (20 at once made a fan-out's first start slower).
 AHEAD_WORKERS = 4
 
-#: Members brought up (or signalled in a teardown) at the same time at most. Every member
+#: Members brought up at the same time at most. Every member
 #: whose turn came starts at once (compose v2 has no bound at all): a bound below the
 #: width of the graph (a fan-out's dependents) makes the last ones wait for a whole start
 #: of the others. The bound only keeps threads and connections finite.
@@ -411,6 +412,7 @@ def remove_in_order(engine: Engine, directory: str, part: str, found: list[dict[
         container = by_name[name]['Id']
         timeout = int(math.ceil(member.get('stop-timeout', 10)))
         forked = engine.fork(part)
+        in_flight.acquire()
 
         def finish() -> None:
             try:
@@ -418,6 +420,7 @@ def remove_in_order(engine: Engine, directory: str, part: str, found: list[dict[
                     containers.remove(forked, container, timeout, callbacks)
             finally:
                 forked.close()
+                in_flight.release()
             log.info('removed container %s: %s', name, why)
 
         try:
@@ -425,6 +428,7 @@ def remove_in_order(engine: Engine, directory: str, part: str, found: list[dict[
                 ended = containers.end_processes(forked, container, timeout, callbacks)
         except BaseException:
             forked.close()
+            in_flight.release()
             raise
         if ended:
             cleaning.append(cleanup.submit(finish))
@@ -432,16 +436,14 @@ def remove_in_order(engine: Engine, directory: str, part: str, found: list[dict[
             finish()
 
     cleaning: list[concurrent.futures.Future[None]] = []
-    # Every container whose dependents' processes ended gets its signal at once (what it
-    # runs for may be waiting for that); the engine's clean-up after the exits, which it
-    # does one container at a time on a network, is waited for at most
-    # scheduling.MAX_WORKERS at a time, alongside, off the path to the next signal.
+    # Containers stopped and not yet removed, at most: the engine cleans up after an exit
+    # one container at a time on a network, and a burst of exits only slows it down.
+    in_flight = threading.BoundedSemaphore(scheduling.MAX_WORKERS)
     with concurrent.futures.ThreadPoolExecutor(
             max_workers=scheduling.MAX_WORKERS, thread_name_prefix='dockeroo-nagoya-cleanup') \
             as cleanup:
         try:
-            scheduling.run_or_raise(dependencies.reverse(graph), remove, log,
-                                    min(WORKERS, len(graph)) or None)
+            scheduling.run_or_raise(dependencies.reverse(graph), remove, log)
         finally:
             concurrent.futures.wait(cleaning)
             engine.forget('containers')
