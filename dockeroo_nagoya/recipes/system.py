@@ -48,12 +48,6 @@ from .base import PLAIN_SECRETS, Defer, Recipe, kept, uninstaller
 #: from the starts the others wait for (20 at once made a fan-out's first start slower).
 AHEAD_WORKERS = 4
 
-#: Members brought up at the same time at most. Every member
-#: whose turn came starts at once (compose v2 has no bound at all): a bound below the
-#: width of the graph (a fan-out's dependents) makes the last ones wait for a whole start
-#: of the others. The bound only keeps threads and connections finite.
-WORKERS = 64
-
 #: Which member of its system a container is (the part label says which system).
 LABEL_MEMBER = f'{LABEL}.member'
 
@@ -327,14 +321,12 @@ class SystemRecipe(Recipe):
         early = [s for s, m in self.members.items() if graph[s] and not m.linked
                  and steps[s][0].current is None
                  and by_member.get(m.name, steps[s][1]).action == 'create']
-        workers = min(WORKERS, len(graph))
         try:
             with concurrent.futures.ThreadPoolExecutor(
-                    max_workers=AHEAD_WORKERS,
-                    thread_name_prefix='dockeroo-nagoya-ahead') as pool:
+                    max_workers=AHEAD_WORKERS, thread_name_prefix='dockeroo-nagoya-ahead') as pool:
                 ahead = {section: pool.submit(create_ahead, section) for section in early}
                 try:
-                    scheduling.run_or_raise(graph, converge, self.log, workers)
+                    scheduling.run_or_raise(graph, converge, self.log)
                 except BaseException:
                     concurrent.futures.wait(list(ahead.values()))
                     for runner in runners.values():
