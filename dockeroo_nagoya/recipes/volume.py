@@ -123,11 +123,12 @@ class VolumeRecipe(Recipe):
             return []  # the everyday rerun: the run's one listing of volumes stays valid
         if action in ('create', 'recreate'):
             self._check_driver()
+        made: dict[str, Any] | None = None
         if action == 'create':
             if pending is None and self.values['restore-from']:
                 self._check_archive(self.values['restore-from'])
             self.log.info('creating volume %s', name)
-            self._create(identity)
+            made = self._create(identity)
             if pending is not None:
                 self._finish_restore(pending, created=True)
             elif self.values['restore-from']:
@@ -142,7 +143,10 @@ class VolumeRecipe(Recipe):
             if action == 'recreate':
                 self._recreate(current, identity, found.get('users'))
         self._settle_old_names(name, old, decision.fresh)
-        self.engine.forget('volumes')
+        if made is not None and pending is None and not self.values['restore-from'] and not old:
+            self.engine.created('volumes', self.directory, made)   # the next part's look
+        else:                                                       # asks nothing again
+            self.engine.forget('volumes')
         return []
 
     def _check_archive(self, path: str) -> None:
@@ -153,8 +157,8 @@ class VolumeRecipe(Recipe):
             raise opt.invalid(self.name, 'restore-from', f'an archive of a volume ({exc})',
                               path) from None
 
-    def _create(self, identity: str) -> None:
-        self.engine.api.create_volume(
+    def _create(self, identity: str) -> dict[str, Any]:
+        return self.engine.api.create_volume(
             name=self.values['name'], driver=self.values['driver'],
             driver_opts=self.values['driver-opts'] or None,
             labels=self.labels(identity, self.values['labels']))
