@@ -241,8 +241,11 @@ def clean_up(containers: dict[str, str], network: str, volumes: str) -> None:
     left with a line, and later rounds use other names (their ``tag``).
     """
     client = docker.from_env()
-    for container in client.containers.list(all=True, filters=containers):
-        container.remove(force=True)
+    for container in client.api.containers(all=True, filters=containers):
+        try:   # listed, then gone: compose may still be removing it
+            client.api.remove_container(container['Id'], force=True)
+        except docker.errors.NotFound:
+            pass
     for found in client.networks.list(names=[network]):
         try:
             found.remove()

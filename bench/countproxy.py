@@ -36,7 +36,7 @@ class CountingProxy:
             os.unlink(self.listen)
         self._server = socket.socket(socket.AF_UNIX)
         self._server.bind(self.listen)
-        self._server.listen(64)
+        self._server.listen(1024)   # compose opens a connection per container at once
         threading.Thread(target=self._accept, daemon=True).start()
         return self
 
