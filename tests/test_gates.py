@@ -1,6 +1,8 @@
 """wait-for gates in the forms docs/recipes/run.rst gives, and a failing gate that says why as it waits."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from helpers import buildout_config, container_part
@@ -51,6 +53,7 @@ def test_a_failing_gate_says_every_10s_what_it_tried_and_got(buildout, busybox):
     out = b.fail('-N')
     still = [line for line in out.splitlines() if 'still waiting for http://localhost:5432/' in line]
     assert len(still) == 1, out
-    assert 'after 10s: http://localhost:5432/:' in still[0]
+    # the time it says is the time that went by: 10 s, or a little more on a loaded machine
+    assert re.search(r'after 1[0-1]s: http://localhost:5432/:', still[0]), still[0]
     assert "localhost is the buildout's host, not the container" in still[0]
     assert 'did not pass within 11s' in out
