@@ -465,18 +465,19 @@ class Recipe:
 
     # -- buildout's entry points ------------------------------------------------
     def install(self) -> list[str]:
-        removals.finish(self.run, raising=False)
-        moves.resume(self.run, recipe_class)
-        with engine_errors(self.name, self.engine_config):
-            orphans.sweep_once(self.engine, self.directory)
-            return self.converge(fresh=True)
+        return self._install_or_update(fresh=True)
 
     def update(self) -> list[str]:
+        return self._install_or_update(fresh=False)
+
+    def _install_or_update(self, fresh: bool) -> list[str]:
+        """What install and update both do first (finish the run's pending removals and
+        moves, sweep orphans once), then :meth:`converge`."""
         removals.finish(self.run, raising=False)
         moves.resume(self.run, recipe_class)
         with engine_errors(self.name, self.engine_config):
             orphans.sweep_once(self.engine, self.directory)
-            return self.converge(fresh=False)
+            return self.converge(fresh=fresh)
 
     @classmethod
     def uninstall(cls, name: str, options: Mapping[str, str]) -> None:
