@@ -32,20 +32,25 @@ quick-test: bin/test
 	bin/test -m "not slow" $(TEST_ARGS)
 
 # The documentation site (docs/): HTML in docs/_build/html, a warning is an error.
-docs: $(VENV)/.installed
+docs: $(VENV)/.tools
 	$(VENV)/bin/sphinx-build -W --keep-going -q -b html docs docs/_build/html
 
-# The test and documentation tools (setup.py's extras: pytest, mypy, Sphinx, ...) go to
-# $(TOOLS), on the venv's path through a .pth file, their commands linked into
+# What `make koji` needs, and only that: buildout, its egg recipe and this package.
+$(VENV)/.installed: setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q 'zc.buildout==6.0.1' 'zc.recipe.egg==6.0.0' -e .
+	touch $@
+
+# The test and documentation tools (setup.py's extras: pytest, mypy, Sphinx, ...), for
+# `make test` and `make docs` only (a bring-up does not pay for installing them). They go
+# to $(TOOLS), on the venv's path through a .pth file, their commands linked into
 # $(VENV)/bin; not into its site-packages: on every run with a part, buildout hashes
 # each file of the site-packages its recipe's eggs come from (for the part's signature),
 # and 190 MB of tools there cost every bin/buildout run of the tests (and every rerun of
 # `make koji`) 0.4 s of CPU.
 TOOLS := $(VENV)/tools
-$(VENV)/.installed: setup.py
-	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
-	$(PIP) install -q 'zc.buildout==6.0.1' 'zc.recipe.egg==6.0.0' -e .
+$(VENV)/.tools: $(VENV)/.installed
 	$(VENV)/bin/python -c "import importlib.metadata as m; print('\n'.join(r.split(';')[0] \
 	    for r in m.requires('dockeroo_nagoya') if 'extra ==' in r and 'zc.recipe.egg' not in r))" \
 	    > $(VENV)/tools.txt
@@ -60,7 +65,7 @@ bin/buildout: $(VENV)/.installed
 	$(VENV)/bin/buildout -q bootstrap
 	touch $@
 
-bin/test: bin/buildout buildout.cfg setup.py
+bin/test: bin/buildout buildout.cfg setup.py $(VENV)/.tools
 	bin/buildout -q
 	touch $@
 
