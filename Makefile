@@ -22,9 +22,11 @@ up: bin/buildout
 plan: bin/buildout
 	$(VENV)/bin/dockeroo-plan -c $(PROFILE) $(BUILDOUT_ARGS)
 
-# The whole suite against the real engine, two test processes at a time (a file stays in
-# one process); `make quick-test` skips the slow end-to-end runs.
-TEST_ARGS ?= -n 2 --dist loadfile
+# The whole suite against the real engine, three test processes at a time (a file stays in
+# one process); `make quick-test` skips the slow end-to-end runs. Three on two cores: much
+# of a test is waiting for the engine, a download or a second engine (16 min with two
+# processes, 13 with three, on the 2-core machine).
+TEST_ARGS ?= -n 3 --dist loadfile
 test: bin/test
 	bin/test $(TEST_ARGS)
 

@@ -946,17 +946,18 @@ def certs(pki, tmp_path) -> Path:
 #: The files that take longest, longest first: ``--durations`` and CPU of each file run on
 #: its own (December 2026, on a loaded machine, so the order is rough), the files not
 #: measured then by their number of bin/buildout runs. ``make test`` hands whole files to
-#: its two processes (``--dist loadfile``) in collection order (pytest.ini:
+#: its processes (``--dist loadfile``) in collection order (pytest.ini:
 #: ``--no-loadscope-reorder``; xdist's own order, most tests first, left the files of one
 #: or two long tests, such as test_persist, test_noop_cost or test_typing's cold mypy, for
-#: the end, where one process ran them alone while the other had finished). Long files
-#: first, short ones last: the two end within a short file of each other. A file not
-#: named here keeps its place after these.
+#: the end, where one process ran them alone while the others had finished). Long files
+#: first, short ones last: the processes end within a short file of each other. The first
+#: two hold one long test each (debootstrap's download, a Swarm of three engines: 100 and
+#: 120 s in the December 2026 runs). A file not named here keeps its place after these.
 LONGEST_FIRST = (
-    'test_plan.py', 'test_control.py', 'test_copy.py', 'test_volume.py',
+    'test_diskimage.py', 'test_swarm_nodes.py', 'test_plan.py', 'test_control.py', 'test_copy.py', 'test_volume.py',
     'test_copy_engines.py', 'test_docs.py', 'test_faults.py', 'test_run.py',
     'test_decide_act.py', 'test_control_engines.py', 'test_network.py',
-    'test_engine_moves.py', 'test_swarm_nodes.py', 'test_registry_transfer.py',
+    'test_engine_moves.py', 'test_registry_transfer.py',
     'test_push.py', 'test_control_parts.py', 'test_config_errors.py', 'test_bootstrap.py',
     'test_reruns.py', 'test_system.py', 'test_dockeroo.py', 'test_typing.py',
     'test_control_cli.py', 'test_persist.py', 'test_cross_engine.py', 'test_noop_cost.py',
