@@ -18,6 +18,9 @@ import time
 #: body of the request before it on the same connection (a JSON body ends without CRLF).
 REQUEST_LINE = re.compile(rb'(?<![A-Z])(GET|POST|PUT|DELETE|HEAD) (/[^ ?\r\n]*)[^ \r\n]* HTTP/1\.[01]\r\n')
 
+#: A response's status line (the engine's answer to a request).
+STATUS_LINE = re.compile(rb'HTTP/1\.[01] [1-5][0-9][0-9] ')
+
 
 class CountingProxy:
     """Forward ``listen`` to ``target`` (both unix sockets), counting requests."""
@@ -28,6 +31,8 @@ class CountingProxy:
         self.counts: collections.Counter[str] = collections.Counter()
         #: (monotonic time, method, path) of every request, for timelines.
         self.trace: list[tuple[float, str, str]] = []
+        #: Monotonic time of every response's status line: when the engine answered.
+        self.answers: list[float] = []
         self._lock = threading.Lock()
         self._server: socket.socket | None = None
 
@@ -50,6 +55,7 @@ class CountingProxy:
         with self._lock:
             self.counts.clear()
             self.trace.clear()
+            self.answers.clear()
 
     def total(self) -> int:
         with self._lock:
@@ -86,6 +92,9 @@ class CountingProxy:
                                 self.counts[f'{method} {_kind(path)}'] += 1
                                 self.trace.append((now, method, path))
                     tail = window[-256:]
+                elif STATUS_LINE.search(data):   # a status line split across reads is missed;
+                    with self._lock:             # timelines only need most of them
+                        self.answers.append(time.monotonic())
                 sink.sendall(data)
         except OSError:
             pass

@@ -13,8 +13,10 @@ phases = pytest.importorskip('phases')
 def test_a_cold_trace_is_cut_where_each_phase_sends_its_first_request():
     trace = [(10.5, 'GET', '/v1.41/version'), (10.6, 'GET', '/v1.41/containers/json'),
              (10.7, 'POST', '/v1.41/networks/create'), (10.8, 'POST', '/v1.41/volumes/create'),
-             (11.0, 'POST', '/v1.41/containers/create'), (11.1, 'POST', '/v1.41/containers/c0/start'),
-             (11.2, 'POST', '/v1.41/containers/create'), (13.0, 'POST', '/v1.41/containers/c1/start')]
+             (11.0, 'POST', '/v1.41/containers/create'),
+             (11.1, 'POST', '/v1.41/containers/c0/start'),
+             (11.2, 'POST', '/v1.41/containers/create'),
+             (13.0, 'POST', '/v1.41/containers/c1/start')]
     cut = phases.phases(trace, 10.0, 13.5, 'cold')
     assert [name for name, _ in cut] == ['start', 'looks', 'network, volumes', 'creates',
                                          'starts', 'end']
@@ -28,3 +30,10 @@ def test_a_phase_a_run_does_not_have_is_left_out():
     cut = phases.phases(trace, 1.0, 2.0, 'teardown')
     assert [name for name, _ in cut] == ['start', 'looks', 'containers', 'end']
     assert [round(seconds, 2) for _, seconds in cut] == [0.1, 0.1, 0.7, 0.1]
+
+
+def test_the_last_phase_ends_with_the_engines_last_answer():
+    trace = [(1.1, 'GET', '/containers/json'), (1.2, 'POST', '/containers/x/stop')]
+    cut = phases.phases(trace, 1.0, 3.0, 'change', answers=[1.15, 2.5])
+    assert [(name, round(seconds, 2)) for name, seconds in cut] == [
+        ('start', 0.1), ('looks', 0.1), ('change', 1.3), ('end', 0.5)]
