@@ -121,7 +121,7 @@ def main() -> None:
     with CountingProxy(bench.PROXY) as proxy:
         for n in args.sizes:
             for shape in args.shapes:
-                for tool, label in (('compose2', 'compose v2'), ('system', '``docker.system``')):
+                for tool, label in (('compose2', 'compose v2'), ('system', 'docker.system')):
                     for run, cut in measure(n, shape, tool, proxy, binary, buildout).items():
                         total = sum(seconds for _, seconds in cut)
                         rows.append([f'{n} {shape}', label, run, f'{total:.2f}',
