@@ -16,6 +16,10 @@ CASES = [
      'bad: option name: expected an image reference'),
     ('build-bad-build-args', 'docker.build', 'source = /tmp\nbuild-args = JUST_A_WORD',
      'bad: option build-args: expected KEY=VALUE lines'),
+    ('build-image-not-what-name-makes', 'docker.build',
+     'source = /tmp\nname = dn/app:1\nimage = dn/app:2',
+     "bad: option image: expected dn/app:1 (written by the part from name and tag) or no image "
+     "line, got 'dn/app:2'"),
     ('volume-unknown-boolean', 'docker.volume', 'keep = maybe',
      "bad: option keep: expected a boolean (true/false, yes/no, on/off, 1/0), got 'maybe'"),
     ('volume-bad-name', 'docker.volume', 'name = -x',

@@ -25,7 +25,7 @@ import pytest
 
 from conftest import PROJECT
 from helpers import (container_ids, koji_buildout, koji_secrets, koji_secrets_exposed,
-                     koji_service_credentials, koji_services_hold_only_their_own, timed)
+                     koji_service_credentials, koji_services_hold_only_their_own, plan, timed)
 
 KOJI_IMAGE = os.environ.get('DN_KOJI_IMAGE', '')
 #: A newer Koji image to upgrade to in the whole-system test (e.g. 1.34.3 -> 1.35.3).
@@ -37,6 +37,21 @@ pytestmark = pytest.mark.slow
 def in_volume(client, image: str, volume: str, command: str) -> str:
     return client.containers.run(image, ['sh', '-c', command], remove=True,
                                  volumes={volume: {'bind': '/etc/pki/koji', 'mode': 'ro'}}).decode()
+
+
+def test_each_image_part_goes_alone(buildout, debian):
+    """``bin/buildout install koji-support`` (an image part alone): [koji] names the part's
+    image and the part reads [koji]; buildout must not stop on that loop. The plan makes
+    each part as the install would, so nothing is built here."""
+    b = buildout
+    for part, extra, image in (('koji-support', f'image = {debian}', 'support:latest'),
+                               ('koji-image', '', 'server:fedora'),
+                               ('koji-base', 'base-image = ${koji-base:image}', 'debian:bookworm')):
+        koji_buildout(b, part, extra=extra)
+        said = plan(b)
+        assert said.returncode == 2, said.stdout + said.stderr
+        assert f'build image {b.prefix}/{image}: there is no such image yet' in said.stdout, \
+            said.stdout
 
 
 def test_credentials_and_database_need_no_koji_code(buildout, client, koji_support, debian):

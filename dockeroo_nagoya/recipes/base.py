@@ -770,6 +770,13 @@ class ImageRecipe(Recipe):
             raise opt.invalid(self.name, 'tag', 'a tag in name or in tag, not in both', tag)
         if not tagged:
             reference += f':{tag or "latest"}'
+        # A configuration may say ${part:image} itself (image = ${:name}), so that a section
+        # the part reads can name the image before the part has written it (a profile's
+        # settings section does: see profiles/koji.cfg); it must be what the part writes.
+        said = self.options.get('image')
+        if said is not None and said.strip() != reference:
+            raise opt.invalid(self.name, 'image', f'{reference} (written by the part from name '
+                              f'and tag) or no image line', said.strip())
         self.image = self.options['image'] = reference
         return reference
 
