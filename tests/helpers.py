@@ -24,6 +24,7 @@ import urllib.request
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import docker
 
@@ -411,12 +412,11 @@ def koji_secrets(client: docker.DockerClient, support_image: str, volume: str) -
     """Each private key (``NAME.key``: one line of its body) and secret (``db-password``,
     ``web-secret``: its text) of the installation's credentials volume ``volume``, by name:
     what a file holding it would contain, wherever it was copied to."""
-    text = client.containers.run(
+    text = run_output(client,
         support_image, ['sh', '-c', 'cd /etc/pki/koji && for k in *.key; do '
                         'printf "%s\\t%s\\n" "$k" "$(sed -n 2p "$k")"; done; '
                         'for s in secrets/*; do printf "%s\\t%s\\n" "${s#secrets/}" "$(cat "$s")"; '
-                        'done'],
-        remove=True, volumes={volume: {'bind': '/etc/pki/koji', 'mode': 'ro'}}).decode()
+                        'done'], volumes={volume: {'bind': '/etc/pki/koji', 'mode': 'ro'}}).decode()
     found = dict(line.split('\t') for line in text.splitlines())
     assert {'ca.key', 'kojiadmin.key', 'db-password'} <= set(found), found
     assert all(len(value) >= 32 for value in found.values()), found
@@ -703,6 +703,26 @@ def file_tar(name: str, data: bytes, uid: int = 1234, mode: int = 0o600) -> byte
         info.size, info.uid, info.gid, info.mode = len(data), uid, uid, mode
         tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
+
+
+def run_output(client: docker.DockerClient, image: str, command: Any = None,
+               stdout: bool = True, stderr: bool = False, **kwargs: Any) -> bytes:
+    """A throwaway container's output, as ``client.containers.run(..., remove=True)``
+    returns it, without that call's race: docker-py opens a following log stream, removes
+    the container after it exited and only then reads the stream, which on a loaded engine
+    can end, with the container, before it passed the output on (a read of a file in a
+    volume came back ``b''``). Here the logs are read once the engine says it exited (it
+    has copied the output to the log by then), and the container removed after."""
+    container = client.containers.create(image, command, **kwargs)
+    try:
+        container.start()
+        status = container.wait()['StatusCode']
+        if status != 0:
+            raise docker.errors.ContainerError(container, status, command, image,
+                                               container.logs(stdout=False, stderr=True))
+        return container.logs(stdout=stdout, stderr=stderr)
+    finally:
+        container.remove(force=True)
 
 
 def put_in_volume(client: docker.DockerClient, volume: str, tar: bytes) -> None:

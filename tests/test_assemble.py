@@ -7,7 +7,7 @@ import tarfile
 import docker.errors
 import pytest
 
-from helpers import assert_one_error_at_end, buildout_config, image_id, image_part, leftovers
+from helpers import run_output, assert_one_error_at_end, buildout_config, image_id, image_part, leftovers
 
 
 def files_in(client, image: str, path: str) -> dict[str, str]:
@@ -57,8 +57,8 @@ def test_apt_packages_make_a_small_image_that_runs(buildout, client, debian):
     builder = client.images.get(debian)
     # The image holds busybox and its libraries, not the builder's 200 MB.
     assert image.attrs['Size'] < builder.attrs['Size'] / 8, (image.attrs['Size'], builder.attrs['Size'])
-    assert client.containers.run(image.id, remove=True) == b'assembled\nbuilt\n4321\n'
-    assert client.containers.run(image.id, ['cat', '/etc/debian_version'], remove=True).startswith(b'12')
+    assert run_output(client, image.id) == b'assembled\nbuilt\n4321\n'
+    assert run_output(client, image.id, ['cat', '/etc/debian_version']).startswith(b'12')
     config = image.attrs['Config']
     assert 'LANG=C.UTF-8' in config['Env']
     assert config['ExposedPorts'] == {'8080/tcp': {}}
@@ -76,7 +76,7 @@ def test_apt_packages_make_a_small_image_that_runs(buildout, client, debian):
                                                                'packages = busybox netbase'))
     result = b.run('-N')
     assert 'packages changed' in result.stdout + result.stderr
-    assert client.containers.run(f'{b.prefix}/small', ['cat', '/etc/protocols'], remove=True)
+    assert run_output(client, f'{b.prefix}/small', ['cat', '/etc/protocols'])
     assert leftovers(client, b) == []
 
 

@@ -18,7 +18,7 @@ import docker.errors
 import pytest
 
 from dockeroo_nagoya.mechanisms import archives
-from helpers import (BUSYBOX_BINARY, _add_dir, _add_file, assert_one_error_at_end,
+from helpers import (run_output, BUSYBOX_BINARY, _add_dir, _add_file, assert_one_error_at_end,
                      busybox_tarball, image_id, leftovers)
 
 
@@ -173,10 +173,9 @@ def test_tarballs_layout_and_script_make_an_image_rebuilt_exactly_when_they_chan
         command='sh -c "cat /etc/release /opt/tools/notes.txt /etc/more /etc/plain /made"'))
     b.run('-N')
     first = image_id(client, f'{b.prefix}/base')
-    out = client.containers.run(f'{b.prefix}/base', remove=True).decode()
+    out = run_output(client, f'{b.prefix}/base').decode()
     assert out == 'one\nbz2\nxz\nplain\nhello from the script\n'
-    owner = client.containers.run(f'{b.prefix}/base', ['stat', '-c', '%u:%g %a', '/srv/secret'],
-                                  remove=True)
+    owner = run_output(client, f'{b.prefix}/base', ['stat', '-c', '%u:%g %a', '/srv/secret'])
     assert owner == b'1234:1235 640\n'
     config_of = client.images.get(f'{b.prefix}/base').attrs['Config']
     assert 'GREETING=hello' in config_of['Env']
@@ -195,7 +194,7 @@ def test_tarballs_layout_and_script_make_an_image_rebuilt_exactly_when_they_chan
     busybox_tarball(b.directory / 'busybox.tar.gz', {'etc/release': 'two\n'})
     result = b.run('-N')
     assert 'archives changed' in result.stderr + result.stdout
-    assert client.containers.run(f'{b.prefix}/base', ['cat', '/etc/release'], remove=True) == b'two\n'
+    assert run_output(client, f'{b.prefix}/base', ['cat', '/etc/release']) == b'two\n'
     assert not client.images.list(filters={'label': b.label, 'dangling': True})
     assert leftovers(client, b) == []
 
@@ -219,7 +218,7 @@ def test_later_sources_replace_what_earlier_ones_have_at_the_same_path(buildout,
                    command='/bin/sh -c "read a < /etc/release; read b < /etc/x; read c < /etc/kept; '
                            'read d < /etc/from-layout; echo $a $b $c $d"'))
     b.run('-N')
-    assert client.containers.run(f'{b.prefix}/base', remove=True) == b'overlay new kept layout\n'
+    assert run_output(client, f'{b.prefix}/base') == b'overlay new kept layout\n'
 
 
 def test_dockeroo_names_are_accepted(buildout, client):
@@ -239,7 +238,7 @@ def test_dockeroo_names_are_accepted(buildout, client):
         command = /bin/busybox cat /made
         ''')
     b.run('-N')
-    assert client.containers.run(f'{b.prefix}/old:v1', remove=True) == b'dockeroo\n'
+    assert run_output(client, f'{b.prefix}/old:v1') == b'dockeroo\n'
 
 
 def test_a_url_is_downloaded_once_into_the_download_cache(buildout, client, served):
@@ -253,7 +252,7 @@ def test_a_url_is_downloaded_once_into_the_download_cache(buildout, client, serv
                    command='/bin/busybox cat /etc/release /etc/extra'))
     b.run('-N')
     assert served.requests == {'/root.tar.gz': 1, '/extra.tar': 1}
-    assert client.containers.run(f'{b.prefix}/base', remove=True) == b'served\nunpinned\n'
+    assert run_output(client, f'{b.prefix}/base') == b'served\nunpinned\n'
     cached = sorted(p.name for p in (b.directory / 'cache' / 'dockeroo-nagoya').iterdir())
     assert sorted(name.split('-', 1)[1] for name in cached) == ['extra.tar', 'root.tar.gz']
     first = image_id(client, f'{b.prefix}/base')
@@ -264,7 +263,7 @@ def test_a_url_is_downloaded_once_into_the_download_cache(buildout, client, serv
     client.images.remove(f'{b.prefix}/base')
     b.run('-N')
     assert served.requests == {'/root.tar.gz': 1, '/extra.tar': 1}
-    assert client.containers.run(f'{b.prefix}/base', remove=True) == b'served\nunpinned\n'
+    assert run_output(client, f'{b.prefix}/base') == b'served\nunpinned\n'
 
 
 def test_without_a_download_cache_downloads_are_kept_under_the_buildout(buildout, client, served):
@@ -296,8 +295,7 @@ def test_the_script_sees_volumes_and_commit_false_keeps_only_the_import(buildout
     b.run('-N')
     assert (b.directory / 'shared' / 'out').read_text() == 'from the script\n'
     with pytest.raises(docker.errors.ContainerError):
-        client.containers.run(f'{b.prefix}/base', ['/bin/busybox', 'ls', '/not-committed'],
-                              remove=True)
+        run_output(client, f'{b.prefix}/base', ['/bin/busybox', 'ls', '/not-committed'])
     assert leftovers(client, b) == []
 
 
@@ -342,7 +340,7 @@ def test_a_rootfs_command_fills_the_root(buildout, client):
                                      '&& echo filled > {rootfs}/filled',
                    command='/bin/sh -c "cat /filled"'))
     b.run('-N')
-    assert client.containers.run(f'{b.prefix}/base', remove=True) == b'filled\n'
+    assert run_output(client, f'{b.prefix}/base') == b'filled\n'
 
 
 def test_a_failing_script_is_an_error_and_leaves_no_image_or_container(buildout, client):

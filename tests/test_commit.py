@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import buildout_config, ids, image_part, sleeping_part
+from helpers import run_output, buildout_config, ids, image_part, sleeping_part
 
 pytestmark = pytest.mark.slow
 
@@ -22,7 +22,7 @@ def test_commit_round_trips_a_container_and_redoes_only_what_changed(buildout, b
     image = f'{b.prefix}/saved:latest'
     b.write(config(b, busybox))
     out = b.run('-N')
-    assert client.containers.run(image, remove=True) == b'made in one\n'
+    assert run_output(client, image) == b'made in one\n'
     attrs = client.api.inspect_image(image)
     assert 'SAVED=yes' in attrs['Config']['Env'] and 'MODE=one' in attrs['Config']['Env']
     assert attrs['Config']['Labels']['purpose'] == 'demo'
@@ -49,7 +49,7 @@ def test_commit_round_trips_a_container_and_redoes_only_what_changed(buildout, b
     out = b.run('-N')
     third = ids(client, b)
     assert third[f'container:{b.prefix}-app'] != second[f'container:{b.prefix}-app']
-    assert client.containers.run(image, remove=True) == b'made in two\n'
+    assert run_output(client, image) == b'made in two\n'
     assert 'container changed' in out.stdout + out.stderr
     assert len([i for i in b.owned('images')]) == 1, 'the previous image is gone'
 

@@ -15,7 +15,7 @@ import subprocess
 
 import pytest
 
-from helpers import control, container_state, status_table, volume_digest, write_volume_file
+from helpers import run_output, control, container_state, status_table, volume_digest, write_volume_file
 
 
 def config(b, busybox: str) -> str:
@@ -181,8 +181,8 @@ def test_backup_wipe_restore_gives_the_same_data_and_services_back(system, clien
     one_error(control(b, 'restore', str(target)), 1, f'volume {data}, {logs} is not empty',
               '--force')
 
-    client.containers.run(busybox, ['find', '/d', '/l', '-mindepth', '1', '-maxdepth', '1',
-                                    '-exec', 'rm', '-rf', '{}', '+'], remove=True,
+    run_output(client, busybox, ['find', '/d', '/l', '-mindepth', '1', '-maxdepth', '1',
+                                    '-exec', 'rm', '-rf', '{}', '+'],
                           volumes={data: {'bind': '/d', 'mode': 'rw'},
                                    logs: {'bind': '/l', 'mode': 'rw'}})
     assert volume_digest(client, data) != before[data]

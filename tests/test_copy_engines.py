@@ -13,7 +13,7 @@ import contextlib
 import docker
 import pytest
 
-from helpers import (actions, archive, buildout_config, error_lines, file_tar, ids, keys_job,
+from helpers import (run_output, actions, archive, buildout_config, error_lines, file_tar, ids, keys_job,
                      output, plan, section)
 
 CERTS = '/etc/pki/koji'
@@ -45,8 +45,8 @@ def between_engines(b, busybox: str, host: str, content: str = 'one') -> str:
 
 def in_volume(client: docker.DockerClient, busybox: str, volume: str, path: str) -> str:
     """``ls -n`` and content of a file in a volume, as a container mounting it sees them."""
-    out = client.containers.run(busybox, ['sh', '-c', f'ls -n /v/{path} && cat /v/{path}'],
-                                volumes={volume: {'bind': '/v', 'mode': 'ro'}}, remove=True)
+    out = run_output(client, busybox, ['sh', '-c', f'ls -n /v/{path} && cat /v/{path}'],
+                                volumes={volume: {'bind': '/v', 'mode': 'ro'}})
     return out.decode()
 
 
@@ -196,8 +196,8 @@ def synced(b, busybox: str, host: str, keys: str, sync: str = 'true') -> str:
 
 def volume_files(client: docker.DockerClient, busybox: str, volume: str) -> list[str]:
     """Every path in a volume, as a container mounting it lists them."""
-    out = client.containers.run(busybox, ['sh', '-c', 'cd /v && find . | sort'],
-                                volumes={volume: {'bind': '/v', 'mode': 'ro'}}, remove=True)
+    out = run_output(client, busybox, ['sh', '-c', 'cd /v && find . | sort'],
+                                volumes={volume: {'bind': '/v', 'mode': 'ro'}})
     return [line for line in out.decode().split() if line != '.']
 
 

@@ -19,7 +19,7 @@ from typing import Callable
 import docker.errors
 import pytest
 
-from helpers import (buildout_config, busybox_tarball, output, publish, section, sleeper,
+from helpers import (run_output, buildout_config, busybox_tarball, output, publish, section, sleeper,
                      unpublish)
 
 from dockeroo_nagoya.recipes.base import Recipe
@@ -372,12 +372,12 @@ def test_a_decision_to_recreate_a_volume_carries_its_content_over(buildout, clie
     b.write(_volume(b, busybox))
     b.run('-N')
     name = f'{b.prefix}-data'
-    client.containers.run(busybox, ['sh', '-c', 'echo kept > /v/file'], remove=True,
+    run_output(client, busybox, ['sh', '-c', 'echo kept > /v/file'],
                           volumes={name: {'bind': '/v', 'mode': 'rw'}})
     result, decided = patched(b, 'volume:VolumeRecipe:recreate')
     assert decided == ['data']
     assert f'recreating volume {name}' in output(result)
-    assert client.containers.run(busybox, ['cat', '/v/file'], remove=True, volumes={
+    assert run_output(client, busybox, ['cat', '/v/file'], volumes={
         name: {'bind': '/v', 'mode': 'rw'}}) == b'kept\n'
 
 

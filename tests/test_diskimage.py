@@ -12,7 +12,7 @@ from pathlib import Path
 import docker.errors
 import pytest
 
-from helpers import (MKE2FS, assert_one_error_at_end, buildout_config, busybox_tarball, disk_part,
+from helpers import (run_output, MKE2FS, assert_one_error_at_end, buildout_config, busybox_tarball, disk_part,
                      image_id, image_part, leftovers)
 
 pytestmark = pytest.mark.skipif(not shutil.which('debugfs'), reason='needs debugfs (e2fsprogs)')
@@ -153,8 +153,8 @@ def test_from_debootstrap_to_an_assembled_image_to_an_ext4_disk(buildout, client
     b.run('-N')
     debian, small = f'{b.prefix}/debian:bookworm', f'{b.prefix}/small'
     disk = b.directory / 'parts' / 'disk' / 'disk.ext4'
-    assert client.containers.run(debian, ['cat', '/etc/debian_version'], remove=True).startswith(b'12')
-    assert client.containers.run(small, remove=True) == b'debian-1\nsmall-1\n'
+    assert run_output(client, debian, ['cat', '/etc/debian_version']).startswith(b'12')
+    assert run_output(client, small) == b'debian-1\nsmall-1\n'
     assert client.images.get(small).attrs['Size'] < client.images.get(debian).attrs['Size'] / 8
     assert debugfs(disk, 'cat /etc/dn-release') == 'small-1\n'
     assert 'busybox' in debugfs(disk, 'ls /usr/bin')  # /bin -> usr/bin, merged as in the builder
@@ -188,6 +188,6 @@ def test_from_debootstrap_to_an_assembled_image_to_an_ext4_disk(buildout, client
     b.run('-N')
     fourth = state()
     assert all(now != then for now, then in zip(fourth, third))
-    assert client.containers.run(small, remove=True) == b'debian-2\nsmall-2\n'
+    assert run_output(client, small) == b'debian-2\nsmall-2\n'
     assert debugfs(disk, 'cat /etc/dn-stage') == 'debian-2\n'
     assert leftovers(client, b) == []

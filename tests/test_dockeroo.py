@@ -20,7 +20,7 @@ import docker.errors
 import pytest
 
 from conftest import REGISTRY_PASSWORD, REGISTRY_USER
-from helpers import git, ids
+from helpers import run_output, git, ids
 
 pytestmark = pytest.mark.slow
 
@@ -129,7 +129,7 @@ def test_build_example_source_is_a_git_repository(buildout, client, busybox, tmp
     b.write(config.format(prefix=b.prefix, source=f'git+file://{repo}#main:docker'))
     out = b.run().stdout
     image = f'{b.prefix}/ubuntu:latest'
-    assert client.containers.run(image, 'cat /version', remove=True) == b'one\n'
+    assert run_output(client, image, 'cat /version') == b'one\n'
     commit = git('rev-parse', 'HEAD', cwd=repo).strip()
     assert f'source-revision = git:{commit}' in (b.directory / '.installed.cfg').read_text()
     first = client.images.get(image).id
@@ -144,7 +144,7 @@ def test_build_example_source_is_a_git_repository(buildout, client, busybox, tmp
     assert 'building' not in b.run('-N').stdout, '-N keeps the fetched commit'
     assert client.images.get(image).id == first, '-N does not ask the repository'
     b.run()
-    assert client.containers.run(image, 'cat /version', remove=True) == b'two\n'
+    assert run_output(client, image, 'cat /version') == b'two\n'
     second = client.images.get(image).id
     out = b.run().stdout
     assert 'building' not in out and client.images.get(image).id == second
@@ -187,7 +187,7 @@ def test_build_source_is_a_tarball_url(buildout, client, busybox, tmp_path):
             ''')
         b.run()
         image = f'{b.prefix}/app:latest'
-        assert client.containers.run(image, 'cat /version', remove=True) == b'one\n'
+        assert run_output(client, image, 'cat /version') == b'one\n'
         first = client.images.get(image).id
         for args in ((), ('-N',)):
             out = b.run(*args).stdout
@@ -195,7 +195,7 @@ def test_build_source_is_a_tarball_url(buildout, client, busybox, tmp_path):
         assert client.images.get(image).id == first
         publish('two')
         b.run()
-        assert client.containers.run(image, 'cat /version', remove=True) == b'two\n'
+        assert run_output(client, image, 'cat /version') == b'two\n'
         assert 'building' not in b.run().stdout
     finally:
         server.shutdown()
@@ -246,12 +246,12 @@ def test_gentoo_bootstrap_example_image_names_the_image_it_makes(buildout, clien
     b.write(config.replace('{version}', 'one'))
     b.run('-N')
     image = f'{b.prefix}/builder_x86_64:latest'
-    assert client.containers.run(image, 'cat /built /etc/locale.gen', remove=True) == b'one\nC.UTF-8\n'
+    assert run_output(client, image, 'cat /built /etc/locale.gen') == b'one\nC.UTF-8\n'
     assert not client.images.list(name='crossdev_builder.img')
     quiet_reruns(b)
     b.write(config.replace('{version}', 'two'))
     b.run('-N')
-    assert client.containers.run(image, 'cat /built', remove=True) == b'two\n'
+    assert run_output(client, image, 'cat /built') == b'two\n'
     quiet_reruns(b)
 
 
@@ -349,7 +349,7 @@ def test_push_and_pull_examples(buildout, client, busybox, auth_registry, tmp_pa
         client.images.remove(f'{remote}:latest')
         b.write(config.format(parts='my_image_push ubuntu'))
         b.run(env=env)
-        assert client.containers.run(f'{remote}:latest', 'cat /what', remove=True) == b'pushed\n'
+        assert run_output(client, f'{remote}:latest', 'cat /what') == b'pushed\n'
         for _ in range(2):
             out = b.run(env=env).stdout
             assert 'pushing' not in out and 'pulling' not in out and 'Installing' not in out, out

@@ -27,7 +27,7 @@ import docker.errors
 import pytest
 
 from faults.harness import assert_clean, fault_env, inject, installed_parts, tally
-from helpers import (assert_one_error, buildout_config, busybox_tarball, container_part,
+from helpers import (run_output, assert_one_error, buildout_config, busybox_tarball, container_part,
                      context_build_part, disk_part, member_part, system_part,
                      force_reinstall, image_part, network_part, put_in_volume, section,
                      volume_digest, volume_part, write_volume_file)
@@ -325,7 +325,7 @@ def test_job_killed_while_it_runs_runs_once(buildout, client, busybox, counter):
         command="sh -c 'sleep 1; echo once >> /data/runs'")))
     cycle(b, client, counter, 'POST /containers/[^/]+/wait:kill',
           {f'volume:{b.prefix}-data', f'container:{b.prefix}-job'})
-    runs = client.containers.run(busybox, ['cat', '/data/runs'], remove=True,
+    runs = run_output(client, busybox, ['cat', '/data/runs'],
                                  volumes={f'{b.prefix}-data': {'bind': '/data', 'mode': 'ro'}})
     assert runs == b'once\n'
 
@@ -379,7 +379,7 @@ def test_build(buildout, client, busybox, counter, rule):
     b = buildout
     b.write(build_cfg(b, busybox))
     cycle(b, client, counter, rule, {f'image:{b.prefix}/app:latest'})
-    assert client.containers.run(f'{b.prefix}/app', ['cat', '/copy'], remove=True) == b'one\n'
+    assert run_output(client, f'{b.prefix}/app', ['cat', '/copy']) == b'one\n'
 
 
 def test_rebuild_whose_old_image_cannot_be_removed_leaves_no_orphan(buildout, client, busybox,
@@ -412,8 +412,7 @@ def test_bootstrap(buildout, client, counter, rule):
     b = buildout
     b.write(bootstrap_cfg(b))
     cycle(b, client, counter, rule, {f'image:{b.prefix}/base:latest'})
-    assert client.containers.run(f'{b.prefix}/base', ['busybox', 'cat', '/scripted', '/etc/release'],
-                                 remove=True) == b'scripted\none\n'
+    assert run_output(client, f'{b.prefix}/base', ['busybox', 'cat', '/scripted', '/etc/release']) == b'scripted\none\n'
 
 
 def assemble_cfg(b, busybox: str) -> str:
@@ -432,7 +431,7 @@ def test_assemble(buildout, client, busybox, counter, rule):
     b = buildout
     b.write(assemble_cfg(b, busybox))
     cycle(b, client, counter, rule, {f'image:{b.prefix}/small:latest'})
-    assert client.containers.run(f'{b.prefix}/small', ['cat', '/mark'], remove=True) == \
+    assert run_output(client, f'{b.prefix}/small', ['cat', '/mark']) == \
         b'assembled\n'
 
 
@@ -442,7 +441,7 @@ def test_image_from_options_killed_mid_build(buildout, client, busybox, counter)
     b.write(buildout_config(['img'], image_part(b, 'img', 'docker.image', **{'from': busybox},
                                                 runs='setup.sh in /opt/setup')))
     cycle(b, client, counter, 'POST /build:kill@2', {f'image:{b.prefix}/img:latest'})
-    assert client.containers.run(f'{b.prefix}/img', ['cat', '/made'], remove=True) == b'moromi\n'
+    assert run_output(client, f'{b.prefix}/img', ['cat', '/made']) == b'moromi\n'
 
 
 def test_temporary_killed_after_its_commit(buildout, client, busybox, counter):
@@ -451,7 +450,7 @@ def test_temporary_killed_after_its_commit(buildout, client, busybox, counter):
                                              name=f'{b.prefix}/root', commit='true',
                                              script='echo done > /root-done.txt')))
     cycle(b, client, counter, 'POST /commit:killafter', {f'image:{b.prefix}/root:latest'})
-    assert client.containers.run(f'{b.prefix}/root', ['cat', '/root-done.txt'], remove=True) == \
+    assert run_output(client, f'{b.prefix}/root', ['cat', '/root-done.txt']) == \
         b'done\n'
 
 
@@ -512,7 +511,7 @@ def test_commit_and_persist(buildout, client, busybox, counter, recipe, rule):
                                      f'image:{b.prefix}/saved:latest'})
     wanted = b'state\n' + (b'volume\n' if recipe == 'docker.persist' else b'')
     command = ['cat', '/state.txt'] + (['/data/v.txt'] if recipe == 'docker.persist' else [])
-    assert client.containers.run(f'{b.prefix}/saved', command, remove=True) == wanted
+    assert run_output(client, f'{b.prefix}/saved', command) == wanted
 
 
 # -- docker.pull and docker.push through a registry --------------------------------------------

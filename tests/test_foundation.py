@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from helpers import force_reinstall, ids, volume_digest, write_volume_file
+from helpers import run_output, force_reinstall, ids, volume_digest, write_volume_file
 
 pytestmark = pytest.mark.slow
 
@@ -67,7 +67,7 @@ def test_install_rerun_rebuild_reinstall_and_remove(buildout, busybox, client):
     after = ids(client, b)
     assert after[f'image:{b.prefix}/app:latest'] != first[f'image:{b.prefix}/app:latest']
     assert after[f'volume:{b.prefix}-data'] == first[f'volume:{b.prefix}-data']
-    assert client.containers.run(f'{b.prefix}/app', remove=True) == b'two\n'
+    assert run_output(client, f'{b.prefix}/app') == b'two\n'
     assert re.search(r'rebuilding .*inputs changed', result.stdout + result.stderr)
 
     # A forced reinstall of every part (as after a package upgrade) adopts everything.

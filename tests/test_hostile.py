@@ -13,7 +13,7 @@ import time
 import pytest
 
 from faults.harness import helpers_on, inventory
-from helpers import (assert_one_error, buildout_config, busybox_tarball, container_part,
+from helpers import (run_output, assert_one_error, buildout_config, busybox_tarball, container_part,
                      copy_to_host_config, image_part, tar_of, volume_part)
 
 HOST_SECRET = 'host-only-3f9a1c'
@@ -111,9 +111,8 @@ def test_bootstrap_layout_links_out_of_the_layout_read_nothing_of_the_host(build
                                                  layout='${buildout:directory}/layout')))
     b.run('-N')
     image = f'{b.prefix}/base'
-    seen = client.containers.run(image, ['/bin/busybox', 'sh', '-c',
-                                         'busybox cat /etc/app/* /etc/app/dir-link/* 2>&1; true'],
-                                 remove=True)
+    seen = run_output(client, image, ['/bin/busybox', 'sh', '-c',
+                                         'busybox cat /etc/app/* /etc/app/dir-link/* 2>&1; true'])
     assert b'colour = blue' in seen
     assert HOST_SECRET.encode() not in seen
     saved = b''.join(client.images.get(image).save())

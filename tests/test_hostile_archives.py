@@ -17,7 +17,7 @@ import tarfile
 import pytest
 
 from dockeroo_nagoya.mechanisms import archives
-from helpers import (DOCKERFILE, as_nobody, assert_one_error, build_config, buildout_config, cfg,
+from helpers import (run_output, DOCKERFILE, as_nobody, assert_one_error, build_config, buildout_config, cfg,
                      container_part, control, copy_to_host_config, image_part, member_part,
                      section, sleeping_part, system_part, tar_of, volume_part, volume_tar,
                      write_volume_file)
@@ -200,7 +200,7 @@ def test_long_and_non_ascii_names_survive_a_control_backup_and_restore(buildout,
     assert result.returncode == 0, result.stderr
     with tarfile.open(target / f'{volume}.tar') as tar:
         assert {CAFE, LONG} <= set(tar.getnames()), tar.getnames()
-    client.containers.run(busybox, ['sh', '-c', 'rm -rf /v/*'], remove=True,
+    run_output(client, busybox, ['sh', '-c', 'rm -rf /v/*'],
                           volumes={volume: {'bind': '/v', 'mode': 'rw'}})
     result = control(b, 'restore', str(target))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -239,7 +239,7 @@ def test_long_and_non_ascii_names_survive_persist(buildout, busybox, client):
     b.write(buildout_config(['app', 'persisted'], app, image_part(
         b, 'persisted', 'docker.persist', container='${app:name}')))
     b.run('-N')
-    found = client.containers.run(f'{b.prefix}/persisted', ['sh', '-c', FIND], remove=True)
+    found = run_output(client, f'{b.prefix}/persisted', ['sh', '-c', FIND])
     assert sorted(found.decode().split()) == sorted([f'/srv/data/{CAFE}', f'/srv/data/{LONG}']), found
 
 

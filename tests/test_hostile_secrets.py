@@ -24,7 +24,7 @@ from typing import Iterator
 import pytest
 
 from conftest import free_port
-from helpers import (assert_one_error, buildout_config, container_part, git, git_repository,
+from helpers import (run_output, assert_one_error, buildout_config, container_part, git, git_repository,
                      image_part, output, plan, sleeping_part)
 
 pytestmark = pytest.mark.slow
@@ -63,9 +63,8 @@ def test_commit_and_persist_leave_the_env_file_values_out_of_the_image(buildout,
         assert 'DB_PASSWORD=' in env and 'DB_USER=' in env and 'MODE=one' in env, env
         assert PASSWORD not in json.dumps(attrs), image
         assert PASSWORD not in docker_history(image), image
-        assert client.containers.run(image, 'cat /state.txt', remove=True) == b'made in one\n'
-    assert client.containers.run(f'{b.prefix}/persisted:latest', 'cat /data/f',
-                                 remove=True) == b'kept\n'
+        assert run_output(client, image, 'cat /state.txt') == b'made in one\n'
+    assert run_output(client, f'{b.prefix}/persisted:latest', 'cat /data/f') == b'kept\n'
     # A rerun commits nothing again.
     out = b.run('-N')
     assert 'committing' not in out.stdout + out.stderr
@@ -168,7 +167,7 @@ def test_sources_behind_basic_auth_take_credentials_by_reference_and_keep_them_n
     said = output(b.run('-N', env={'DN_SOURCE_PASSWORD': PASSWORD}))
     assert PASSWORD not in said
     for name, made in (('tarball', b'tarball\n'), ('git', b'git\n'), ('netrc', b'git\n')):
-        assert client.containers.run(f'{b.prefix}/{name}', 'cat /made', remove=True) == made
+        assert run_output(client, f'{b.prefix}/{name}', 'cat /made') == made
     assert PASSWORD not in (b.directory / '.installed.cfg').read_text()
     sources = b.directory / 'var' / 'sources'
     records = list(sources.glob('*.json'))  # one per git source

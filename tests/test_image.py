@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from helpers import ids
+from helpers import run_output, ids
 
 
 def files(b) -> None:
@@ -57,7 +57,7 @@ def test_moromi_image_with_in_and_at_resources_builds_runs_and_rebuilds_on_chang
     files(b)
     b.write(config(b, busybox))
     b.run('-N')
-    out = client.containers.run(image, ['x'], remove=True).decode()
+    out = run_output(client, image, ['x']).decode()
     assert out == ('hello from helper\n/opt/steps\ncolour = blue\nseeded\n/usr/local/bin\n'
                    'args: x\n'), out
     attrs = client.api.inspect_image(image)['Config']
@@ -65,8 +65,8 @@ def test_moromi_image_with_in_and_at_resources_builds_runs_and_rebuilds_on_chang
     assert '8080/tcp' in attrs['ExposedPorts'] and '/var/lib/app' in attrs['Volumes']
     assert 'GREETING=hello' in attrs['Env']
     assert attrs['Labels']['maintainer'] == 'Koji Team <koji@example.org>'
-    modes = client.containers.run(image, entrypoint=['stat', '-c', '%a %u', '/usr/local/bin/start',
-                                                     '/etc/app/app.conf'], remove=True)
+    modes = run_output(client, image, entrypoint=['stat', '-c', '%a %u', '/usr/local/bin/start',
+                                                     '/etc/app/app.conf'])
     assert modes.split(b'\n')[0].startswith(b'755 0')
     first = ids(client, b)
 
@@ -81,7 +81,7 @@ def test_moromi_image_with_in_and_at_resources_builds_runs_and_rebuilds_on_chang
     out = b.run('-N')
     assert ids(client, b)[f'image:{image}'] != first[f'image:{image}']
     assert 'rebuilding' in out.stdout + out.stderr
-    assert b'colour = green' in client.containers.run(image, remove=True)
+    assert b'colour = green' in run_output(client, image)
 
 
 @pytest.mark.parametrize('option, line, expected', [

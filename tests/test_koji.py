@@ -24,7 +24,7 @@ import docker.errors
 import pytest
 
 from conftest import PROJECT
-from helpers import (container_ids, koji_buildout, koji_secrets, koji_secrets_exposed,
+from helpers import (run_output, container_ids, koji_buildout, koji_secrets, koji_secrets_exposed,
                      koji_service_credentials, koji_services_hold_only_their_own, plan, timed)
 
 KOJI_IMAGE = os.environ.get('DN_KOJI_IMAGE', '')
@@ -35,7 +35,7 @@ pytestmark = pytest.mark.slow
 
 
 def in_volume(client, image: str, volume: str, command: str) -> str:
-    return client.containers.run(image, ['sh', '-c', command], remove=True,
+    return run_output(client, image, ['sh', '-c', command],
                                  volumes={volume: {'bind': '/etc/pki/koji', 'mode': 'ro'}}).decode()
 
 
@@ -326,8 +326,8 @@ def test_whole_koji_system(buildout, client, koji_support, debian, tmp_path):
     b.run('-N')
     assert not b.owned('containers')
     assert not (b.directory / 'parts' / 'koji-client' / 'kojiadmin.pem').exists()
-    listing = client.containers.run(
-        koji_support, ['sh', '-c', 'ls /db/PG_VERSION && ls /top/repos'], remove=True,
+    listing = run_output(client,
+        koji_support, ['sh', '-c', 'ls /db/PG_VERSION && ls /top/repos'],
         volumes={f'{b.prefix}-dbdata': {'bind': '/db', 'mode': 'ro'},
                  f'{b.prefix}-topdir': {'bind': '/top', 'mode': 'ro'}}).decode()
     assert 'PG_VERSION' in listing and 'dn-smoke-build' in listing

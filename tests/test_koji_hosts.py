@@ -18,7 +18,7 @@ import docker.errors
 import pytest
 
 from conftest import PLAN
-from helpers import (actions, builder_reads, container_ids, host_koji, koji_buildout,
+from helpers import (run_output, actions, builder_reads, container_ids, host_koji, koji_buildout,
                      koji_services_hold_only_their_own, repository_packages,
                      repository_with_build, timed, unpublish)
 
@@ -101,8 +101,8 @@ def test_builders_on_a_second_engine(buildout, client, koji_support, debian, sec
         assert set(remote) == {f'{b.prefix}-builder-box2-1', f'{b.prefix}-builder-credentials-box2'}
         assert f'{b.prefix}-builder-box2-1' not in local
         # Only that builder's certificate and the CA reached the machine, never kojiadmin's.
-        listing = engine2.client.containers.run(
-            KOJI_IMAGE, ['ls', '/etc/pki/koji'], remove=True,
+        listing = run_output(engine2.client,
+            KOJI_IMAGE, ['ls', '/etc/pki/koji'],
             volumes={f'{b.prefix}-builder-credentials-box2': {'bind': '/etc/pki/koji', 'mode': 'ro'}})
         assert listing.decode().split() == ['ca.crt', 'kojibuilder-box2-1.pem']
         # Each service, here and there, holds only what it uses: no CA key, no kojiadmin key.
@@ -169,8 +169,8 @@ def test_builders_on_a_second_engine(buildout, client, koji_support, debian, sec
         fewer = remote_ids(engine2, b)
         assert set(remote) - set(fewer) == {f'{b.prefix}-builder-box2-2'}
         assert {n: fewer[n] for n in fewer} == {n: remote[n] for n in fewer}
-        listing = engine2.client.containers.run(
-            KOJI_IMAGE, ['ls', '/etc/pki/koji'], remove=True, volumes={
+        listing = run_output(engine2.client,
+            KOJI_IMAGE, ['ls', '/etc/pki/koji'], volumes={
                 f'{b.prefix}-builder-credentials-box2': {'bind': '/etc/pki/koji', 'mode': 'ro'}})
         assert listing.decode().split() == ['ca.crt', 'kojibuilder-box2-1.pem']
         enabled = {host: state[0] for host, state in koji_hosts(b).items()}
@@ -201,8 +201,7 @@ def test_builders_on_a_second_engine(buildout, client, koji_support, debian, sec
         assert remote_ids(engine2, b) == {}
         assert not engine2.client.volumes.list(filters={'label': b.label})
         # ... and the machine's keys left the credentials volume here too.
-        left = client.containers.run(koji_support, ['sh', '-c', 'ls /pki; ls /pki/hosts'],
-                                     remove=True, volumes={f'{b.prefix}-credentials': {
+        left = run_output(client, koji_support, ['sh', '-c', 'ls /pki; ls /pki/hosts'], volumes={f'{b.prefix}-credentials': {
                                          'bind': '/pki', 'mode': 'ro'}}).decode().split()
         assert not [name for name in left if 'box2' in name], left
         assert {n: v for n, v in container_ids(b).items() if not n.endswith('-job')} == \

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import buildout_config, ids, image_part, sleeping_part, write_volume_file
+from helpers import run_output, buildout_config, ids, image_part, sleeping_part, write_volume_file
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +30,7 @@ def test_persist_puts_volume_content_into_the_image_and_a_new_container_sees_it(
     persisted = f'{b.prefix}/persisted:latest'
     b.write(config(b, busybox))
     b.run('-N')
-    out = client.containers.run(persisted, ['sh', '-c', SHOW], remove=True).decode()
+    out = run_output(client, persisted, ['sh', '-c', SHOW]).decode()
     lines = out.splitlines()
     assert lines[:2] == ['999:999 755 /data/sub', '999:999 640 /data/sub/f'], out
     assert lines[2:5] == ['secret', 'warm', 'layer'], out
@@ -38,8 +38,7 @@ def test_persist_puts_volume_content_into_the_image_and_a_new_container_sees_it(
     assert lines[-1] == '1', out
     assert set(client.api.inspect_image(persisted)['Config']['Volumes']) == {'/data', '/cache'}
     # What docker commit leaves out.
-    committed = client.containers.run(f'{b.prefix}/committed', ['sh', '-c', 'ls -A /data; cat /layer.txt'],
-                                      remove=True)
+    committed = run_output(client, f'{b.prefix}/committed', ['sh', '-c', 'ls -A /data; cat /layer.txt'])
     assert committed == b'layer\n'
     first = ids(client, b)
 
@@ -54,5 +53,5 @@ def test_persist_puts_volume_content_into_the_image_and_a_new_container_sees_it(
     assert after[f'image:{persisted}'] != first[f'image:{persisted}']
     assert after[f'image:{b.prefix}/committed:latest'] == first[f'image:{b.prefix}/committed:latest']
     assert 'volumes changed' in out.stdout + out.stderr
-    shown = client.containers.run(persisted, ['stat', '-c', '%u %a %s', '/data/added.txt'], remove=True)
+    shown = run_output(client, persisted, ['stat', '-c', '%u %a %s', '/data/added.txt'])
     assert shown == b'999 600 5\n'

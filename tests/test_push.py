@@ -11,7 +11,7 @@ import docker.errors
 import pytest
 
 from conftest import REGISTRY_PASSWORD, REGISTRY_USER
-from helpers import actions, buildout_config, context_build_part, ids, section
+from helpers import run_output, actions, buildout_config, context_build_part, ids, section
 
 pytestmark = pytest.mark.slow
 
@@ -56,8 +56,7 @@ def test_push_and_pull_with_a_password_that_is_never_written(buildout, client, b
         out = b.run('-vvv', env=env)
         log += out.stdout + out.stderr
         assert f'pulling {auth_registry}/{b.prefix}/app:one' in out.stdout
-        assert client.containers.run(f'{auth_registry}/{b.prefix}/app:one', 'cat /version',
-                                     remove=True) == b'one\n'
+        assert run_output(client, f'{auth_registry}/{b.prefix}/app:one', 'cat /version') == b'one\n'
 
         # A changed image is pushed again.
         b.write(push_config(b, auth_registry, 'app publish', version='two'))

@@ -22,7 +22,7 @@ import docker
 import docker.errors
 import pytest
 
-from helpers import actions, buildout_config, ids, plan_json, section, sleeper, unpublish
+from helpers import run_output, actions, buildout_config, ids, plan_json, section, sleeper, unpublish
 
 pytestmark = pytest.mark.slow
 
@@ -137,7 +137,7 @@ def test_an_image_pushed_here_is_pulled_there_in_the_same_run_and_again_only_whe
         assert running.id != before and running.image.id == rebuilt, out
         with pytest.raises(docker.errors.ImageNotFound):  # the replaced image is not left there
             remote.client.images.get(built)
-        assert remote.client.containers.run(target, 'cat /what', remove=True) == \
+        assert run_output(remote.client, target, 'cat /what') == \
             f'{text}\n'.encode()
         changed_id = pull_image_id(b)
         assert changed_id != first_id

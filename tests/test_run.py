@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from helpers import (actions, assert_one_error, buildout_config, container_ids_by_name,
+from helpers import (run_output, actions, assert_one_error, buildout_config, container_ids_by_name,
                      container_part, container_state, force_reinstall, ids, output, volume_part)
 
 
@@ -72,7 +72,7 @@ def system(b, busybox: str, *, app_env: str = 'MODE=one', app_image: str | None 
 
 
 def volume_file(client, busybox: str, volume: str, path: str) -> str:
-    return client.containers.run(busybox, ['cat', f'/v/{path}'], remove=True,
+    return run_output(client, busybox, ['cat', f'/v/{path}'],
                                  volumes={volume: {'bind': '/v', 'mode': 'ro'}}).decode()
 
 

@@ -7,12 +7,13 @@ import subprocess
 
 import docker.errors
 import pytest
+from helpers import run_output
 
 
 def test_second_engine(client, busybox, second_engine):
     second_engine.load(client, busybox)
     assert second_engine.client.images.get(busybox)
-    out = second_engine.client.containers.run(busybox, ['sh', '-c', 'echo hi'], remove=True)
+    out = run_output(second_engine.client, busybox, ['sh', '-c', 'echo hi'])
     assert out.strip() == b'hi'
     second_engine.stop()
     second_engine.start()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import (assert_one_error, buildout_config, container_ids_by_name, member_part,
+from helpers import (run_output, assert_one_error, buildout_config, container_ids_by_name, member_part,
                      n_containers_config, output, system_part)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'bench'))
@@ -182,7 +182,7 @@ def test_member_taken_out_is_removed_and_removing_the_part_keeps_the_volumes(
     order = [kills.index(f'{b.prefix}-{name}') for name in ('web', 'api', 'store')]
     assert order == sorted(order), kills
     assert not (b.directory / 'bin' / 'sys').exists()
-    data = client.containers.run(busybox, ['cat', '/v/created'], remove=True,
+    data = run_output(client, busybox, ['cat', '/v/created'],
                                  volumes={f'{b.prefix}-data': {'bind': '/v', 'mode': 'ro'}})
     assert data == b'first-start\n'
     assert client.volumes.get(f'{b.prefix}-logs')

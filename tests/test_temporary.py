@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import ids
+from helpers import run_output, ids
 
 DB = '''#!/bin/sh
 # A toy database: stores the line each connection sends in a file in its volume, and
@@ -71,12 +71,11 @@ def test_linked_system_is_saved_to_images_and_leaves_no_container_also_when_it_f
     b.write(config(b, busybox))
     b.run('-N')
     assert b.owned('containers') == []
-    assert client.containers.run(f'{b.prefix}/root', remove=True) == b'done\n'
-    rows = client.containers.run(f'{b.prefix}/db-loaded', entrypoint=['cat', '/var/lib/db/rows'],
-                                 remove=True)
+    assert run_output(client, f'{b.prefix}/root') == b'done\n'
+    rows = run_output(client, f'{b.prefix}/db-loaded', entrypoint=['cat', '/var/lib/db/rows'])
     assert rows == b'row-one\n'
-    report = client.containers.run(f'{b.prefix}/files-filled', [
-        'sh', '-c', 'stat -c "%u %a" /files/report.txt; cat /files/report.txt'], remove=True)
+    report = run_output(client, f'{b.prefix}/files-filled', [
+        'sh', '-c', 'stat -c "%u %a" /files/report.txt; cat /files/report.txt'])
     assert report == b'999 640\nreport of load\n'
     first = made(client, b)
     assert set(first) == {f'image:{b.prefix}/{name}:latest' for name in

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import ids
+from helpers import run_output, ids
 
 pytestmark = pytest.mark.slow
 
@@ -76,8 +76,7 @@ def test_toji_run_once_and_detach_no_rerun_after_rerun(buildout, client, busybox
     b.write(toji_cfg(b, busybox, setup_says='reconfigured'))
     b.run('-N')
     # (the service links to the stopped data container: the engine refuses an exec into it)
-    assert client.containers.run(busybox, 'cat /srv/data/setup', volumes_from=[data],
-                                 remove=True) == b'configured\nreconfigured\n'
+    assert run_output(client, busybox, 'cat /srv/data/setup', volumes_from=[data]) == b'configured\nreconfigured\n'
     assert client.containers.get(data).status == 'exited'
     assert client.containers.get(service).id == before[f'container:{service}']
     before = ids(client, b)

@@ -1,7 +1,7 @@
 """docker.volume: adoption, carried-over content, archives before removal."""
 from __future__ import annotations
 
-from helpers import buildout_config, ids, section, volume_digest, volume_part, write_volume_file
+from helpers import run_output, buildout_config, ids, section, volume_digest, volume_part, write_volume_file
 
 
 def volume_cfg(b, extra: str = '', parts: str = 'data') -> str:
@@ -89,7 +89,7 @@ def test_volume_renamed_with_its_container_goes_at_the_end_of_the_run(buildout, 
             init='true', volumes='${data:name}:/data')
 
     def read(volume: str, path: str) -> bytes:
-        return client.containers.run(busybox, f'cat /v/{path}', remove=True,
+        return run_output(client, busybox, f'cat /v/{path}',
                                      volumes={volume: {'bind': '/v', 'mode': 'ro'}})
 
     b.write(config('one'))
