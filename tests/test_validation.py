@@ -193,3 +193,36 @@ def test_a_callback_that_cannot_be_imported_is_one_line_before_anything_acts(
     (b.directory / 'hooks.py').write_text(HOOKS)
     assert actions(b.run('-N').stdout) == []
     assert ids(client, b) == before
+
+
+def test_a_name_that_is_another_objects_short_id_is_free(buildout, client, busybox):
+    """Asked for a name no container has, the engine answers with the container whose id
+    starts with it (a network likewise), and names such as ``db`` or ``cafe`` are short ids
+    too: a part named like another object's short id makes its own, as with any free name
+    (it refused: "already exists and was not made by this buildout")."""
+    b = buildout
+    made, nets = [], []
+    try:
+        while not made or made[-1].id[0] not in 'abcdef':   # names start with a letter here
+            made.append(client.containers.create(busybox, 'true', name=f'{b.prefix}-x{len(made)}'))
+        while not nets or nets[-1].id[0] not in 'abcdef':
+            nets.append(client.networks.create(f'{b.prefix}-n{len(nets)}'))
+        box, net = made[-1].id[:12], nets[-1].id[:12]
+        config = buildout_config(['net', 'box'], section('net', 'docker.network', name=net),
+                                 sleeper('box', busybox, name=box, init='true',
+                                         networks='${net:name}'))
+        b.write(config)
+        b.run('-N')
+        mine = client.api.inspect_container(box)
+        assert mine['Name'] == f'/{box}' and mine['Id'] != made[-1].id
+        assert client.api.inspect_network(net)['Name'] == net
+        before = ids(client, b)
+        assert actions(b.run('-N').stdout) == [] and ids(client, b) == before
+        b.write('[buildout]\nparts =\n')
+        b.run('-N')
+        assert client.containers.get(made[-1].id).name == f'{b.prefix}-x{len(made) - 1}'
+    finally:
+        for container in made:
+            container.remove(force=True)
+        for network in nets:
+            network.remove()

@@ -370,6 +370,20 @@ class Engine(Generic[RunT]):
         except docker.errors.NotFound:
             return None
 
+    def named(self, kind: str, name: str) -> dict[str, Any] | None:
+        """The container, network or volume called ``name``, or ``None``.
+
+        Not :meth:`inspect`: when no container (or network) has the name, the engine
+        answers with the one whose id starts with it, and a name such as ``db`` or
+        ``cafe`` is a short id too: 1 in 256 containers' ids start with ``db``. A part
+        asking whether ``db`` exists would then refuse to make it, as if another part or
+        buildout had it."""
+        found = self.inspect(kind, name)
+        if found is None:
+            return None
+        own = str(found.get('Name') or '')
+        return found if own.lstrip('/') == name else None
+
     def image_id(self, reference: str) -> str | None:
         """The id of a local image, or ``None``.
 

@@ -144,7 +144,7 @@ class Runner:
                 return listed
         if self.absent:
             return None
-        found = self.engine.inspect('containers', name)
+        found = self.engine.named('containers', name)
         if found is not None:
             self.part.check_ours(found, 'container', name)
         return None

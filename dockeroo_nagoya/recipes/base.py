@@ -426,7 +426,7 @@ class Recipe:
         current = next((o for o in self.engine.owned(kind, self.directory)
                         if o.get('Name') == name), None)
         if current is None:
-            current = self.engine.inspect(kind, name)
+            current = self.engine.named(kind, name)
             if current is not None:
                 self.check_ours(current, what, name)
         return current
