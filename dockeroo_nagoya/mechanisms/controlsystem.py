@@ -237,7 +237,7 @@ class System:
                            f'{", ".join(m.container for m in self.members.values())})', USAGE)
 
     def inspect(self, member: Member, engine: Engine | None = None) -> dict[str, Any] | None:
-        return (engine or self.engine_of(member)).inspect('containers', member.container)
+        return (engine or self.engine_of(member)).named('containers', member.container)
 
     def display(self, member: Member) -> str:
         return f'{self.part}: member {member.section}'
