@@ -33,34 +33,35 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Sequence
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import bench  # noqa: E402
 from countproxy import CountingProxy  # noqa: E402
 
-#: Per run: (phase, pattern of "METHOD /path" whose first match starts the phase after it).
+#: Per run, after the program's start: (phase, pattern of "METHOD /path" whose first match
+#: begins it).
 PHASES = {
-    'cold': [('start', None), ('looks', r''),
+    'cold': [('looks', r''),
              ('network, volumes', r'POST /(networks|volumes)/create'),
              ('creates', r'POST /containers/create'), ('starts', r'POST /containers/[^/]+/start')],
-    'change': [('start', None), ('looks', r''), ('change', r'POST|DELETE')],
-    'teardown': [('start', None), ('looks', r''),
+    'change': [('looks', r''), ('change', r'POST|DELETE')],
+    'teardown': [('looks', r''),
                  ('containers', r'POST /containers/[^/]+/(stop|kill)'),
                  ('network', r'DELETE /networks/')],
 }
 
 
 def phases(trace: list[tuple[float, str, str]], started: float, ended: float,
-           run: str, answers: list[float] = ()) -> list[tuple[str, float]]:
+           run: str, answers: Sequence[float] = ()) -> list[tuple[str, float]]:
     """The seconds of each phase of ``run`` in ``trace``; the engine's last answer
     (``answers``: when each response began) to the exit is the phase "end"."""
     lines = [(t - started, f'{method} {re.sub(r"^/v[0-9.]+", "", path)}')
              for t, method, path in trace]
     bounds: list[tuple[str, float]] = [('start', 0.0)]
     position = 0
-    for name, pattern in PHASES[run][1:]:
-        assert pattern is not None
+    for name, pattern in PHASES[run]:
         at = next((i for i in range(position, len(lines)) if re.match(pattern, lines[i][1])),
                   None)
         if at is None:
